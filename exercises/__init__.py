@@ -1,0 +1,1 @@
+"""Graded exercises, one folder per chapter: `python -m exercises grade 01`."""

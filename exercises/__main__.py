@@ -1,0 +1,79 @@
+"""python -m exercises grade NN [options]
+
+    grade 01                      grade your copy in exercises/01_processes/
+    grade 01 --path FILE|DIR      grade another copy (a file, or a folder that contains it)
+    grade 01 --reference          grade the reference implementation (should be full marks)
+    grade 01 --gradescope PATH    also write Gradescope's results.json to PATH
+    grade 01 --submissions DIR --csv OUT
+                                  instructors: grade every learner copy in DIR (one folder or
+                                  one .py file per learner), one CSV row each
+    --seed N                      repeat a run exactly (inputs are random otherwise)
+    --only 1.1,1.3                run some checks only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from exercises import grading
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exercises", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="grade a chapter's exercise")
+    g.add_argument("chapter", help="chapter number, e.g. 01")
+    g.add_argument("--path", type=Path, help="the learner's file or folder to grade")
+    g.add_argument("--reference", action="store_true", help="grade the reference implementation")
+    g.add_argument("--gradescope", type=Path, metavar="PATH", help="write Gradescope results.json")
+    g.add_argument("--submissions", type=Path, metavar="DIR", help="grade every submission in DIR")
+    g.add_argument("--csv", type=Path, metavar="OUT", help="with --submissions: the CSV to write")
+    g.add_argument("--seed", type=int, help="random seed, to repeat a run exactly")
+    g.add_argument("--only", help="comma-separated check numbers")
+    args = parser.parse_args(argv)
+
+    chapter = grading.find_chapter(args.chapter)
+    only = args.only.split(",") if args.only else None
+
+    if args.submissions:
+        if not args.csv:
+            parser.error("--submissions needs --csv OUT")
+        rows: list[tuple[str, list[grading.Result] | str]] = []
+        for entry in sorted(args.submissions.iterdir()):
+            if entry.name.startswith(".") or not (entry.is_dir() or entry.suffix == ".py"):
+                continue
+            try:
+                path = grading.resolve_learner_file(chapter, entry, False)
+            except FileNotFoundError as e:
+                rows.append((entry.name, str(e)))
+                print(f"{entry.name}: {e}")
+                continue
+            results = grading.grade(chapter, path, args.seed, only)
+            got, most = grading.total(results)
+            print(f"{entry.name}: {got:g} / {most:g}")
+            rows.append((entry.name, results))
+        grading.write_csv(chapter, rows, args.csv)
+        print(f"wrote {args.csv} ({len(rows)} submissions)")
+        return 0
+
+    try:
+        path = grading.resolve_learner_file(chapter, args.path, args.reference)
+    except FileNotFoundError as e:
+        print(f"grade: {e}", file=sys.stderr)
+        return 2
+    results = grading.grade(chapter, path, args.seed, only)
+    title = "reference implementation" if args.reference else str(path)
+    sys.stdout.write(grading.score_table(chapter, results, title))
+    if args.gradescope:
+        args.gradescope.parent.mkdir(parents=True, exist_ok=True)
+        args.gradescope.write_text(json.dumps(grading.gradescope_json(chapter, results), indent=2))
+        print(f"wrote {args.gradescope}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

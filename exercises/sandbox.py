@@ -1,0 +1,60 @@
+"""Runs one check, isolated: `python -m exercises.sandbox JOB_JSON` (started by the grader).
+
+It is the session leader of its own session (the grader kills the whole group on timeout),
+and it moves into its own mount namespace with all mounts private, so nothing a learner's code
+mounts can reach the machine. The image cache is made read-only in here too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import traceback
+from pathlib import Path
+
+from exercises.grading import CheckFailed, Context, find_chapter, load_module
+
+
+def isolate() -> None:
+    if os.geteuid() != 0:
+        return  # unprivileged graders (some hosted autograders) run without this layer
+    from mini_runtime import paths, syscalls
+
+    syscalls.unshare(syscalls.CLONE_NEWNS)
+    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    cache = paths.state_root() / "rootfs"
+    if cache.is_dir():
+        syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)
+        syscalls.mount(None, str(cache), None,
+                       syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    verdict = Path(job["verdict"])
+    passed, message = False, "no verdict"
+    try:
+        isolate()
+        chapter = find_chapter(job["chapter"])
+        check = next(c for c in chapter.checks if c.number == job["check"])
+        try:
+            learner = load_module(Path(job["learner"]), "learner_module")
+        except Exception as e:  # noqa: BLE001 - a syntax error is feedback, not a crash
+            raise CheckFailed(f"your file does not import: {type(e).__name__}: {e}") from None
+        ctx = Context(chapter, Path(job["learner"]), learner, random.Random(job["seed"]), check.plug)
+        check.function(ctx)
+        passed, message = True, "passed"
+    except CheckFailed as e:
+        message = str(e)
+    except NotImplementedError as e:
+        message = f"not implemented yet: {e}" if str(e) else "not implemented yet (a TODO is left)"
+    except Exception as e:  # noqa: BLE001 - any learner exception is a failed check
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        message = f"{type(e).__name__}: {e} (at {Path(frame.filename).name}:{frame.lineno})"
+    verdict.write_text(json.dumps({"passed": passed, "message": message}))
+
+
+if __name__ == "__main__":
+    main()

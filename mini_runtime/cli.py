@@ -1,0 +1,122 @@
+"""The `mini` command: docker's shape, thin on purpose.
+
+It parses docker-style flags into a `ContainerConfig` and calls the runtime; it knows nothing
+about kernels. Errors the user can cause print one line `mini: ...` and exit with docker's code.
+Imports of the heavier modules happen inside the commands, so `mini run` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn, Sequence
+
+from mini_runtime import __version__
+from mini_runtime.errors import MiniError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="mini", description="A small container runtime, built chapter by chapter.")
+    parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a command in a new container",
+                         usage="mini run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+                         description="Run a command in a new container.")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                     help="set an environment variable (K alone: take it from this shell)")
+    run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep stdin attached (always so until chapter 07)")
+    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 07)")
+    run.add_argument("image", metavar="IMAGE")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+    sub.add_parser("images", help="list images", description="List images.",
+                   usage="mini images")
+    sub.add_parser("doctor", help="check this machine for what containers need",
+                   description="Check this machine for everything the course needs.",
+                   usage="mini doctor")
+    sub.add_parser("version", help="show the version", usage="mini version")
+    return parser
+
+
+def _env_flags(values: list[str]) -> list[str]:
+    """-e K=V as given; -e K takes K from our own environment (and is dropped if unset)."""
+    result = []
+    for item in values:
+        if "=" in item:
+            result.append(item)
+        elif item in os.environ:
+            result.append(f"{item}={os.environ[item]}")
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mini_runtime import runtime
+    from mini_runtime.config import ContainerConfig
+
+    if args.tty:
+        raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 07 (lifecycle); "
+                         "until then stdin, stdout and stderr are passed straight through")
+    command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    config = ContainerConfig(image=args.image, command=command, env=_env_flags(args.env),
+                             workdir=args.workdir, remove=args.rm)
+    return runtime.run(config)
+
+
+def cmd_images(_args: argparse.Namespace) -> int:
+    import calendar
+    import time
+
+    from mini_runtime.formatting import human_duration, human_size, table
+    from mini_runtime.image.store import Store
+
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    for image in Store().list():
+        repository, _, tag = image.name.rpartition(":")
+        created = calendar.timegm(time.strptime(image.config["created"][:19], "%Y-%m-%dT%H:%M:%S"))
+        rows.append([repository, tag, image.id.removeprefix("sha256:")[:12],
+                     human_duration(time.time() - created) + " ago", human_size(image.size)])
+    sys.stdout.write(table(rows))
+    return 0
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    from mini_runtime import doctor
+
+    return doctor.main()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version or args.command == "version":
+            print(f"mini version {__version__}")
+            return 0
+        if args.command is None:
+            parser.print_help()
+            return 0
+        return {"run": cmd_run, "images": cmd_images, "doctor": cmd_doctor}[args.command](args)
+    except MiniError as e:
+        print(f"mini: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:  # e.g. no permission on the state root: still one line, docker's 125
+        print(f"mini: {e}", file=sys.stderr)
+        return 125
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

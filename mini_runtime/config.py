@@ -1,0 +1,45 @@
+"""What the user asked for, as one value: the CLI fills it in, a backend runs it.
+
+Each chapter adds the fields for its flags (chapter 02 `read_only`, 04 `memory`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ContainerConfig:
+    image: str
+    command: list[str] = field(default_factory=list)   # empty: the image's Cmd
+    env: list[str] = field(default_factory=list)       # "K=V" from -e
+    workdir: str | None = None                         # -w; else the image's WorkingDir
+    remove: bool = False                               # --rm
+
+
+@dataclass
+class ProcessSpec:
+    """The process to start inside the container, after the image's defaults are applied."""
+    args: list[str]
+    env: dict[str, str]
+    cwd: str
+
+
+def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> ProcessSpec:
+    """Merge the image's defaults with the user's flags, as docker does (specs §1.7).
+
+    Entrypoint + Cmd; a command given on the CLI replaces Cmd. Env from the image, then -e
+    (a later value wins). WorkingDir from -w, else the image's, else `/`.
+    """
+    defaults = image_config.get("config") or {}
+    args = list(defaults.get("Entrypoint") or []) + (config.command or list(defaults.get("Cmd") or []))
+    if not args:
+        raise ValueError("no command specified (the image has no Cmd either)")
+    env: dict[str, str] = {}
+    for item in list(defaults.get("Env") or []) + config.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    cwd = config.workdir or defaults.get("WorkingDir") or "/"
+    return ProcessSpec(args, env, cwd)

@@ -1,0 +1,99 @@
+"""An OCI image layout on disk: `oci-layout`, `index.json` and content-addressed `blobs/`.
+
+It is the format `skopeo copy ... oci:DIR:NAME` reads and writes, so mini's store can be checked
+by other tools. Image names are the `org.opencontainers.image.ref.name` annotation on the
+descriptors in `index.json`. Spec: github.com/opencontainers/image-spec/blob/main/image-layout.md
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mini_runtime.paths import atomic_write
+
+REF_NAME = "org.opencontainers.image.ref.name"
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TAR_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """One stable byte form, so the same object always gets the same digest."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Layout:
+    """One OCI image layout directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def exists(self) -> bool:
+        """True once `init` has finished (index.json is written last, atomically)."""
+        return (self.root / "index.json").is_file()
+
+    def init(self) -> None:
+        (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        if not (self.root / "oci-layout").exists():
+            atomic_write(self.root / "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
+        if not (self.root / "index.json").exists():
+            self._write_index({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []})
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        if algorithm != "sha256" or len(encoded) != 64 or not all(c in "0123456789abcdef" for c in encoded):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.root / "blobs" / "sha256" / encoded
+
+    def put_blob(self, data: bytes, expected: str | None = None) -> str:
+        """Store bytes under their digest; refuse them if they do not match `expected`."""
+        digest = sha256_digest(data)
+        if expected is not None and expected != digest:
+            raise ValueError(f"digest mismatch: expected {expected}, content is {digest}")
+        path = self.blob_path(digest)
+        if not path.exists():
+            atomic_write(path, data, mode=0o444)
+        return digest
+
+    def read_blob(self, digest: str) -> bytes:
+        """Read a blob and check it still hashes to its name."""
+        data = self.blob_path(digest).read_bytes()
+        if sha256_digest(data) != digest:
+            raise ValueError(f"blob {digest} is corrupt (content hashes to {sha256_digest(data)})")
+        return data
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        return json.loads(self.read_blob(digest))
+
+    def index(self) -> dict[str, Any]:
+        return json.loads((self.root / "index.json").read_bytes())
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        atomic_write(self.root / "index.json", json.dumps(index, indent=2).encode() + b"\n")
+
+    def refs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, manifest descriptor) for every named image, in index order."""
+        return [(d["annotations"][REF_NAME], d) for d in self.index().get("manifests", [])
+                if REF_NAME in d.get("annotations", {})]
+
+    def find_ref(self, name: str) -> dict[str, Any] | None:
+        return next((d for n, d in self.refs() if n == name), None)
+
+    def set_ref(self, name: str, descriptor: dict[str, Any]) -> None:
+        """Point `name` at a manifest descriptor (moving the name if it pointed elsewhere)."""
+        index = self.index()
+        manifests = [d for d in index.get("manifests", [])
+                     if d.get("annotations", {}).get(REF_NAME) != name]
+        annotations = dict(descriptor.get("annotations", {}), **{REF_NAME: name})
+        manifests.append(dict(descriptor, annotations=annotations))
+        index["manifests"] = manifests
+        self._write_index(index)

@@ -1,0 +1,72 @@
+"""Image references (`busybox`, `name:tag`, `host:port/a/b:tag`, `name@sha256:...`), as docker
+parses them (github.com/distribution/reference)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mini_runtime.errors import InvalidReference
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+
+DEFAULT_DOMAIN = "docker.io"
+DEFAULT_TAG = "latest"
+
+
+@dataclass(frozen=True)
+class Reference:
+    domain: str
+    path: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def familiar_name(self) -> str:
+        """The short repository name docker shows: `busybox`, `me/app`, `host:5000/app`."""
+        if self.domain == DEFAULT_DOMAIN:
+            return self.path.removeprefix("library/")
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        """The familiar form with its tag (or digest): `busybox:latest`."""
+        if self.digest:
+            return f"{self.familiar_name}@{self.digest}"
+        return f"{self.familiar_name}:{self.tag or DEFAULT_TAG}"
+
+    @property
+    def full(self) -> str:
+        """The fully qualified form: `docker.io/library/busybox:latest`."""
+        suffix = f"@{self.digest}" if self.digest else f":{self.tag or DEFAULT_TAG}"
+        return f"{self.domain}/{self.path}{suffix}"
+
+
+def parse(text: str) -> Reference:
+    """Parse and normalise an image reference; `latest` is the default tag."""
+    if len(text) > 255 + 128 + 80:
+        raise InvalidReference(f"invalid reference format: repository name must not be longer than 255 characters")
+    m = _REFERENCE.match(text)
+    if not m:
+        if text != text.lower() and _REFERENCE.match(text.lower()):
+            raise InvalidReference(f"invalid reference format: repository name ({text}) must be lowercase")
+        raise InvalidReference(f"invalid reference format: {text!r} is not a valid image name "
+                               "(lowercase letters, digits and . _ - separators, optional :tag)")
+    domain, path = m["domain"], m["path"]
+    # The first component is a registry host only if it looks like one (docker's rule).
+    if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
+        path, domain = f"{domain}/{path}", None
+    if domain is None:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = f"library/{path}"
+    tag = m["tag"] or (None if m["digest"] else DEFAULT_TAG)
+    return Reference(domain, path, tag, m["digest"])

@@ -1,0 +1,192 @@
+"""Chapter 01: a container is a process.
+
+Everything a container runtime does ends with the same three system calls a shell uses:
+fork(2) a copy of ourselves, execve(2) the command in the copy, waitpid(2) for it to end.
+The rest of the course adds what happens *between* fork and execve (namespaces, a new root,
+cgroups, privileges) — which is why the child waits on a pipe until the parent says "go".
+
+    parent (mini)                          child
+    ─────────────                          ─────
+    spawn():  pipe, pipe, fork  ─────────▶ wait for "go"
+    (later chapters: cgroup, network)         │
+    release(): write "go"  ────────────────▶ setup (later chapters), chdir, execve
+               read the error pipe  ◀──────── exec failed? write why, _exit(126/127)
+    forward_signals(), wait_for()            ... the command runs, exits ...
+    exit_code(status) → 0..255
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+from dataclasses import dataclass
+from typing import Callable, Iterator, NoReturn
+
+from mini_runtime import syscalls
+from mini_runtime.config import ProcessSpec
+from mini_runtime.errors import ExecError
+
+#: The signals `mini` passes on to the container (docker's --sig-proxy passes these and more).
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+@dataclass
+class Child:
+    pid: int
+    go: int       # write end of the "go" pipe: the child blocks until we write to it
+    errors: int   # read end of the error pipe: empty at EOF means execve succeeded
+
+
+# >>> exit-code
+def exit_code(status: int) -> int:
+    """Turn a wait status into the number a shell (and docker) reports.
+
+    A process that called exit(N) gives N; one killed by signal S gives 128 + S
+    (SIGKILL is 9, so 137: the number you see when the OOM killer strikes).
+    """
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    raise ValueError(f"wait status {status:#x} is neither an exit nor a death by signal")
+# <<< exit-code
+
+
+# >>> exec-error-code
+def exec_error_code(err: int) -> int:
+    """Docker's convention for a command that could not start: 127 if it does not exist,
+    126 if it exists but cannot be executed (permission denied, not a program, a directory)."""
+    return 127 if err in (errno.ENOENT, errno.ENOTDIR) else 126
+# <<< exec-error-code
+
+
+# >>> find-executable
+def find_executable(name: str, path: str, root: str) -> str:
+    """Where `name` is, searching the container's $PATH inside the directory `root`.
+
+    A name with a slash is used as it is (an absolute one is taken inside `root`).
+    A bare name is looked up in each directory of `path`, like execvp(3) does; the first
+    executable regular file wins. Raises FileNotFoundError if there is none.
+    """
+    if "/" in name:
+        return os.path.join(root, name.lstrip("/")) if name.startswith("/") else name
+    for directory in path.split(":"):
+        if not directory:
+            continue
+        candidate = os.path.join(root, directory.lstrip("/"), name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", name)
+# <<< find-executable
+
+
+# >>> exec-command
+def exec_command(spec: ProcessSpec, root: str) -> NoReturn:
+    """In the child: enter the working directory and replace this process by the command.
+
+    `root` is where the container's files are as seen by this process: the unpacked image in
+    chapter 01, and "/" once chapter 02 has made the image our root. execve(2) only returns
+    on failure, and then it raises OSError.
+    """
+    os.chdir(os.path.join(root, spec.cwd.lstrip("/")))
+    program = find_executable(spec.args[0], spec.env.get("PATH", ""), root)
+    os.execve(program, spec.args, spec.env)
+# <<< exec-command
+
+
+# >>> spawn
+def spawn(spec: ProcessSpec, root: str, setup: Callable[[], None] | None = None) -> Child:
+    """fork(2) the container process. It waits for `release()` before it runs anything."""
+    go_read, go_write = os.pipe()
+    err_read, err_write = os.pipe()   # close-on-exec: a successful execve closes it
+    pid = os.fork()
+    if pid == 0:
+        _child(spec, root, setup, go_read, err_write)
+    os.close(go_read)
+    os.close(err_write)
+    return Child(pid, go_write, err_read)
+
+
+def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
+           go_read: int, err_write: int) -> NoReturn:
+    code, message = 125, "container setup failed"
+    try:
+        # Nothing of the runtime's may leak into the container: close every other fd.
+        syscalls.close_other_fds(keep=(0, 1, 2, go_read, err_write))
+        # If mini dies, so does its container (chapter 07 gives containers a monitor instead).
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # A session of our own: the terminal's ctrl-C goes to mini, which forwards it once.
+        os.setsid()
+        if os.read(go_read, 1) != b"1":
+            os._exit(125)                     # the parent went away without releasing us
+        os.close(go_read)
+        if setup is not None:
+            setup()
+        # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across execve.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        exec_command(spec, root)
+    except OSError as e:
+        code = exec_error_code(e.errno or 0)
+        reason = (e.strerror or str(e))
+        message = f'exec: "{spec.args[0]}": {reason[:1].lower()}{reason[1:]}'
+    except BaseException as e:  # noqa: BLE001 - anything at all must reach the parent
+        message = f"container setup failed: {type(e).__name__}: {e}"
+    try:
+        os.write(err_write, f"{code}\n{message}".encode())
+    finally:
+        os._exit(code)
+# <<< spawn
+
+
+# >>> release
+def release(child: Child) -> None:
+    """Tell the child to go, then learn whether its execve worked (EOF) or why not."""
+    os.write(child.go, b"1")
+    os.close(child.go)
+    report = b""
+    while chunk := os.read(child.errors, 4096):
+        report += chunk
+    os.close(child.errors)
+    if report:
+        code, _, message = report.decode(errors="replace").partition("\n")
+        raise ExecError(message, int(code))   # the caller reaps the child
+# <<< release
+
+
+# >>> wait-for
+def wait_for(pid: int) -> int:
+    """Block until the child `pid` ends and return its raw wait status.
+
+    waitpid(2) also reaps it: until then the dead child stays a zombie in the process table.
+    Python retries the call itself when a signal handler interrupts it (PEP 475).
+    """
+    _, status = os.waitpid(pid, 0)
+    return status
+# <<< wait-for
+
+
+# >>> forward-signals
+@contextlib.contextmanager
+def forward_signals(pid: int) -> Iterator[None]:
+    """While inside the `with`, signals sent to mini are passed to the container.
+
+    Without this, ctrl-C or `kill` would end mini and leave the container running
+    (or, with PR_SET_PDEATHSIG, killed without a chance to clean up).
+    """
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass  # it has just exited; wait_for() will tell us how
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+# <<< forward-signals

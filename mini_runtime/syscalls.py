@@ -1,0 +1,123 @@
+"""The one place where mini_runtime talks to libc directly.
+
+Python's `os` module covers fork, exec, wait, kill and pipes, and the runtime uses it for them.
+The container syscalls (mount, unshare, pivot_root, setns, ...) are not all in `os` for the
+Python versions we support, so they are here, through ctypes. Every wrapper raises `OSError`
+with the real errno and the path it was given, so an error reads like the man page:
+
+    OSError: [Errno 22] Invalid argument: 'pivot_root' ('/new', '/new/old')
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# mount(2) flags, from <sys/mount.h>.
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_STRICTATIME = 1 << 24
+
+# umount2(2) flags.
+MNT_DETACH = 0x2
+
+# clone(2)/unshare(2) namespace flags, from <sched.h>.
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# prctl(2) options.
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+# System call numbers that glibc 2.36 has no wrapper for.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}
+
+
+def _check(result: int, what: str, *args: object) -> int:
+    """Turn libc's `-1 and errno` into OSError(errno, strerror, what-and-args)."""
+    if result == -1:
+        err = ctypes.get_errno()
+        detail = f"{what} {args!r}" if args else what
+        raise OSError(err, os.strerror(err), detail)
+    return result
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2): attach a filesystem (or change the propagation/flags of a mount)."""
+    _check(_libc.mount(_bytes(source), _bytes(target), _bytes(fstype),
+                       ctypes.c_ulong(flags), _bytes(data)),
+           "mount", source, target, fstype)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2): detach a mount; MNT_DETACH makes it lazy (gone once unused)."""
+    _check(_libc.umount2(_bytes(target), ctypes.c_int(flags)), "umount2", target)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2): move this process into new namespaces (the caller must be single-threaded)."""
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2): join the namespace that `fd` (an open /proc/PID/ns/* file) refers to."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", fd)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): make `new_root` the root of this mount namespace, old root at `put_old`."""
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(38, os.strerror(38), f"pivot_root: unknown syscall number on {platform.machine()}")
+    _check(_libc.syscall(ctypes.c_long(number), _bytes(new_root), _bytes(put_old)),
+           "pivot_root", new_root, put_old)
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2): set the hostname of the current UTS namespace."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+
+
+def prctl(option: int, arg2: int = 0) -> int:
+    """prctl(2) with one argument, e.g. PR_SET_PDEATHSIG."""
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
+                              ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl", option)
+
+
+def close_other_fds(keep: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Close every fd not in `keep`: nothing of the runtime's may leak into a container."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        names = [str(fd) for fd in range(3, 1024)]
+    for name in names:
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

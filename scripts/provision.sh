@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One setup for the learner VM, CI and any fresh Debian 12 / Ubuntu 24.04 machine. Run as root.
+# Idempotent: a second run checks and returns in about a second.
+#
+#   scripts/provision.sh           runtime + tests: apt packages, a virtualenv, the package in it
+#   scripts/provision.sh --test    also the tools only the project's own tests use (vagrant)
+#   scripts/provision.sh --lab     also JupyterLab and a `mini` command on PATH
+#   scripts/provision.sh --lab --service
+#                                  also an always-on JupyterLab service (what the Vagrant VM runs)
+#
+# Environment: MINI_VENV (default: .venv in the checkout) moves the virtualenv, e.g. off a
+# synced folder in the VM.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${MINI_VENV:-$here/.venv}
+want_test=0 want_lab=0 want_service=0
+for arg in "$@"; do
+  case $arg in
+    --test) want_test=1 ;;
+    --lab) want_lab=1 ;;
+    --service) want_service=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "provision.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "provision.sh: run me as root (containers need root: sudo $0 $*)" >&2
+  exit 1
+fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- apt packages -------------------------------------------------------------------------
+# Chapter by chapter: 01 busybox-static (the base image), python3-venv; 02-03 util-linux and
+# procps (unshare, nsenter, ps for the experiments); make and git for the course tooling.
+pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git)
+[ $want_test = 1 ] && pkgs+=(vagrant)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends keeps vagrant lean (without it, 260 packages come along).
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- the virtualenv -----------------------------------------------------------------------
+# From the distribution's interpreter (fast start-up; apt's python3-nftables importable).
+extras=test
+[ $want_lab = 1 ] && extras=test,lab
+stamp="$venv/.mini-provisioned"
+fingerprint=$(cat "$here/pyproject.toml" "$0" | sha256sum | cut -c1-16)-$extras
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$fingerprint" ]; then
+  say "virtualenv: $venv (extras: $extras)"
+  [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -e "$here[$extras]"
+  echo "$fingerprint" > "$stamp"
+fi
+
+if [ $want_lab = 1 ]; then
+  ln -sf "$venv/bin/mini" /usr/local/bin/mini
+fi
+if [ $want_service = 1 ]; then
+  MINI_VENV=$venv bash "$here/scripts/lab.sh" --install-service
+fi
+say "ready: $venv/bin/mini ($("$venv/bin/mini" --version))"

@@ -1,0 +1,159 @@
+"""Shared test setup: private state roots, markers, and the leak check.
+
+Every test runs with MINI_ROOT and MINI_RUN pointing at a private temporary directory (shared by
+the session, so the built-in image is made once). The autouse `host_unchanged` fixture takes a
+snapshot of the host before each test and fails the test if anything is left behind: a mount,
+a cgroup or network link or netns or nftables table named mini*, a child process (pytest is a
+child subreaper, so even orphans of orphans come back to it), or a stray state file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_STATE = Path(tempfile.mkdtemp(prefix="mini-test-"))
+os.environ["MINI_ROOT"] = str(_STATE / "lib")
+os.environ["MINI_RUN"] = str(_STATE / "run")
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_STATE, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root (containers use namespaces, mounts and cgroups)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+# --- the leak check ----------------------------------------------------------------------------
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {" ".join(line.split()[3:5]) for line in f}
+
+
+def _named_mini(base: str, depth: int) -> set[str]:
+    found = set()
+    for root, dirs, _ in os.walk(base):
+        if root.count("/") - base.count("/") >= depth:
+            dirs[:] = []
+            continue
+        for d in dirs:
+            if d.startswith("mini"):
+                found.add(os.path.join(root, d))
+    return found
+
+
+def _nft_tables() -> set[str]:
+    if not shutil.which("nft"):
+        return set()
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line for line in out.splitlines() if "mini" in line}
+
+
+def _children() -> set[tuple[int, str]]:
+    """Our living children. Dead ones (zombies, e.g. orphans that came to us as the subreaper)
+    are reaped here: being dead, they hold nothing."""
+    me, found = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm_end = stat.rindex(")")
+        fields = stat[comm_end + 2:].split()
+        if int(fields[1]) == me and fields[0] == "Z":
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
+        elif int(fields[1]) == me:
+            found.add((int(entry), stat[stat.index("(") + 1:comm_end] + f" [{fields[0]}]"))
+    return found
+
+
+def _stray_state() -> set[str]:
+    found = set()
+    for base in (os.environ["MINI_ROOT"], os.environ["MINI_RUN"]):
+        for root, dirs, files in os.walk(base):
+            for name in dirs + files:
+                if ".tmp-" in name or name.startswith(".unpack-"):
+                    found.add(os.path.join(root, name))
+    if os.path.isdir(os.environ["MINI_RUN"]) and os.listdir(os.environ["MINI_RUN"]):
+        found.add(os.environ["MINI_RUN"] + "/*")
+    return found
+
+
+def snapshot() -> dict[str, set]:
+    return {
+        "mounts": _mounts(),
+        "cgroups": _named_mini("/sys/fs/cgroup", 3),
+        "links": {n for n in os.listdir("/sys/class/net") if n.startswith(("mini", "mv", "mr"))},
+        "netns": set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set(),
+        "nftables": _nft_tables(),
+        "children": _children(),
+        "state files": _stray_state(),
+    }
+
+
+def leaks(before: dict[str, set], after: dict[str, set]) -> dict[str, set]:
+    return {k: after[k] - before[k] for k in after if after[k] - before[k]}
+
+
+@pytest.fixture(autouse=True)
+def host_unchanged(request: pytest.FixtureRequest):
+    if "no_leak_check" in request.keywords:
+        yield
+        return
+    before = snapshot()
+    yield
+    # Give exiting processes a moment to be reaped by whoever waits for them.
+    deadline = time.monotonic() + 2
+    while True:
+        left = leaks(before, snapshot())
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid, _ in left.get("children", ()):  # don't let one leak poison the next test
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    assert not left, f"the test left this behind on the host: {left}"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+MINI = [str(Path(sys.executable).parent / "mini")]
+
+
+def mini(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run the installed `mini` command, capturing text output."""
+    return subprocess.run(MINI + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def state_root() -> Path:
+    return Path(os.environ["MINI_ROOT"])

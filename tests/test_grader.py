@@ -1,0 +1,142 @@
+"""The grader is honest: the reference gets full marks, the untouched skeleton zero on every
+check, and its reports (table, Gradescope results.json, instructors' CSV) are well-formed."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from exercises import grading
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+# Gradescope's results.json, as its autograder specification describes it.
+GRADESCOPE_SCHEMA = {
+    "type": "object",
+    "required": ["tests"],
+    "properties": {
+        "score": {"type": "number"},
+        "execution_time": {"type": "number"},
+        "output": {"type": "string"},
+        "stdout_visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+        "tests": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["name", "score", "max_score", "output"],
+            "properties": {
+                "name": {"type": "string"}, "number": {"type": "string"},
+                "score": {"type": "number"}, "max_score": {"type": "number"},
+                "output": {"type": "string"}, "status": {"enum": ["passed", "failed"]},
+                "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+            }}},
+    },
+}
+
+CHAPTERS = sorted(p.parent.name[:2] for p in (REPO / "exercises").glob("*_*/checks.py"))
+
+
+def pristine_skeleton(chapter: grading.Chapter, tmp_path: Path) -> Path:
+    """The skeleton as committed (a learner may have edited the working copy)."""
+    rel = (chapter.folder / chapter.learner_file).relative_to(REPO)
+    shown = subprocess.run(["git", "-C", str(REPO), "show", f"HEAD:{rel}"], capture_output=True)
+    target = tmp_path / chapter.learner_file
+    if shown.returncode == 0:
+        target.write_bytes(shown.stdout)
+    else:
+        target.write_bytes((REPO / rel).read_bytes())
+    return target
+
+
+def grade_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exercises", "grade", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_reference_gets_full_marks(number, tmp_path):
+    chapter = grading.find_chapter(number)
+    for seed in (1, 2):
+        results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), seed)
+        failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
+        assert not failed, failed
+        assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_untouched_skeleton_scores_zero_on_every_check(number, tmp_path):
+    chapter = grading.find_chapter(number)
+    results = grading.grade(chapter, pristine_skeleton(chapter, tmp_path), seed=3)
+    passed = [r.check.number for r in results if r.passed]
+    assert not passed, f"the skeleton passes {passed}: those checks test nothing of the learner's"
+    assert all(r.message for r in results)
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_skeleton_matches_the_reference_signatures(number, tmp_path):
+    """The skeleton cannot drift: same functions, same signatures as the reference module."""
+    chapter = grading.find_chapter(number)
+    skeleton = grading.load_module(pristine_skeleton(chapter, tmp_path), f"skeleton_{number}")
+    reference = __import__(chapter.module, fromlist=["x"])
+    plugged = {name for check in chapter.checks for name in check.plug}
+    for name in plugged:
+        want = inspect.signature(getattr(reference, name))
+        got = inspect.signature(getattr(skeleton, name))
+        assert str(got) == str(want), f"{name}: skeleton {got} vs reference {want}"
+    assert "TODO" in inspect.getsource(skeleton)
+
+
+def test_a_wrong_answer_gets_a_one_line_expected_actual(tmp_path):
+    chapter = grading.find_chapter("01")
+    source = (REPO / "mini_runtime" / "process.py").read_text()
+    broken = source.replace("return 128 + os.WTERMSIG(status)", "return -os.WTERMSIG(status)")
+    assert broken != source
+    (tmp_path / "process.py").write_text(broken)
+    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / "process.py", seed=4)}
+    assert not results["1.1"].passed and results["1.1"].message.startswith("expected 1")
+    assert "\n" not in results["1.1"].message
+    assert results["1.3"].passed  # the other functions are still right: partial credit
+
+
+def test_a_runaway_learner_function_times_out(tmp_path, monkeypatch):
+    chapter = grading.find_chapter("01")
+    source = (REPO / "mini_runtime" / "process.py").read_text()
+    (tmp_path / "process.py").write_text(source.replace(
+        '    _, status = os.waitpid(pid, 0)\n    return status', '    while True:\n        pass'))
+    check = next(c for c in chapter.checks if c.number == "1.5")
+    monkeypatch.setattr(check, "timeout", 3)
+    result = grading.run_check(chapter, check, tmp_path / "process.py", seed=5)
+    assert not result.passed and "timed out" in result.message
+
+
+def test_cli_reference_table_and_gradescope_json(tmp_path):
+    out = tmp_path / "results.json"
+    result = grade_cli("01", "--reference", "--gradescope", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "TOTAL 12 / 12" in result.stdout
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, GRADESCOPE_SCHEMA)
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 12
+    assert all(t["status"] == "passed" for t in data["tests"])
+
+
+def test_cli_batch_mode_for_instructors(tmp_path):
+    chapter = grading.find_chapter("01")
+    subs = tmp_path / "submissions"
+    (subs / "alice").mkdir(parents=True)
+    (subs / "alice" / "process.py").write_text((REPO / "mini_runtime" / "process.py").read_text())
+    pristine_skeleton(chapter, tmp_path).rename(subs / "bob.py")
+    (subs / "carol").mkdir()  # submitted nothing
+    out = tmp_path / "grades.csv"
+    result = grade_cli("01", "--submissions", str(subs), "--csv", str(out), "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    rows = {row["submission"]: row for row in csv.DictReader(out.open())}
+    assert rows["alice"]["score"] == "12" and rows["bob.py"]["score"] == "0"
+    assert rows["carol"]["score"] == "0" and "no process.py" in rows["carol"]["error"]
+    assert len(rows["alice"]) == 4 + len(chapter.checks)

@@ -1,0 +1,207 @@
+"""`mini run` end to end, as root, against the real kernel (chapter 01 acceptance)."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import MINI, mini
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+
+def test_echo_hi():
+    result = mini("run", "busybox", "echo", "hi")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hi\n", "")
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 42, 255])
+def test_exit_code_is_the_commands_own(code):
+    assert mini("run", "busybox", "sh", "-c", f"exit {code}").returncode == code
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
+def test_killed_by_signal_n_gives_128_plus_n(sig):
+    result = mini("run", "busybox", "sh", "-c", f"kill -{int(sig)} $$")
+    assert result.returncode == 128 + sig
+
+
+def test_unknown_image_is_125_with_one_line():
+    result = mini("run", "nosuchimage")
+    assert result.returncode == 125
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "nosuchimage:latest" in result.stderr
+
+
+def test_invalid_image_name_is_125_with_one_line():
+    result = mini("run", "Not/Valid!")
+    assert result.returncode == 125 and len(result.stderr.splitlines()) == 1
+    assert "invalid reference format" in result.stderr
+
+
+def test_missing_command_is_127():
+    result = mini("run", "busybox", "nosuchcmd")
+    assert result.returncode == 127
+    assert result.stderr == 'mini: exec: "nosuchcmd": executable file not found in $PATH\n'
+
+
+def test_not_executable_is_126():
+    result = mini("run", "busybox", "/etc/passwd")
+    assert result.returncode == 126
+    assert result.stderr == 'mini: exec: "/etc/passwd": permission denied\n'
+
+
+def test_directory_is_126():
+    assert mini("run", "busybox", "/etc").returncode == 126
+
+
+def test_bad_flag_is_125_with_one_line():
+    result = mini("run", "--no-such-flag", "busybox")
+    assert result.returncode == 125 and len(result.stderr.splitlines()) == 1
+    assert "--no-such-flag" in result.stderr
+
+
+def test_tty_flag_explains_it_comes_later():
+    result = mini("run", "-t", "busybox", "sh")
+    assert result.returncode == 125 and "chapter 07" in result.stderr
+
+
+def test_missing_workdir_is_125():
+    result = mini("run", "-w", "/does/not/exist", "busybox", "pwd")
+    assert result.returncode == 125 and "/does/not/exist" in result.stderr
+
+
+def test_env_workdir_and_arguments_reach_the_command(state_root):
+    result = mini("run", "--rm", "-e", "GREETING=hello world", "-w", "/tmp", "busybox",
+                  "sh", "-c", 'echo "$GREETING"; pwd; echo "$#" "$@"', "sh", "a b", "-l")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert lines[0] == "hello world"
+    assert lines[1].startswith(str(state_root / "rootfs")) and lines[1].endswith("/tmp")
+    assert lines[2] == "2 a b -l"
+
+
+def test_env_without_value_is_taken_from_the_caller():
+    result = mini("run", "-e", "FROM_HOST", "busybox", "sh", "-c", 'echo "$FROM_HOST"',
+                  env={**__import__("os").environ, "FROM_HOST": "yes"})
+    assert result.stdout == "yes\n"
+
+
+def test_the_image_env_sets_path_and_nothing_leaks_from_the_host():
+    result = mini("run", "busybox", "env", env={**__import__("os").environ, "SECRET": "x"})
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in result.stdout
+    assert "SECRET" not in result.stdout
+
+
+def test_default_command_is_the_images_cmd():
+    result = mini("run", "busybox", input="echo from-sh; exit 3\n")
+    assert (result.returncode, result.stdout) == (3, "from-sh\n")
+
+
+def test_stdin_passes_through():
+    assert mini("run", "busybox", "cat", input="piped\n").stdout == "piped\n"
+
+
+def test_sigpipe_is_default_inside():
+    """Python ignores SIGPIPE; the container must not inherit that (yes | head must end)."""
+    result = mini("run", "busybox", "sh", "-c", "yes | head -n 2; echo done", timeout=10)
+    assert result.stdout == "y\ny\ndone\n"
+
+
+def test_only_std_fds_reach_the_container():
+    result = mini("run", "busybox", "ls", "/proc/self/fd")
+    assert sorted(result.stdout.split()) == ["0", "1", "2", "3"]  # 3 is ls's own directory fd
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_to_mini_are_forwarded(sig):
+    name = signal.Signals(sig).name[3:]
+    script = f'trap "echo got-{name}; kill \\$!; exit 3" {name}; echo ready; sleep 30 & wait'
+    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", script],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert select.select([proc.stdout], [], [], 10)[0]
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out) == (3, f"got-{name}\n")
+
+
+def test_killing_mini_kills_the_container():
+    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 07's monitor."""
+    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo $$; exec sleep 30"],
+                            stdout=subprocess.PIPE, text=True)
+    assert select.select([proc.stdout], [], [], 10)[0]
+    pid = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(")")[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"container pid {pid} still running after mini was killed")
+
+
+def test_concurrent_first_runs_build_the_image_once(tmp_path):
+    env = {**__import__("os").environ, "MINI_ROOT": str(tmp_path / "root")}
+    procs = [subprocess.Popen(MINI + ["run", "busybox", "true"], env=env) for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    assert len(list((tmp_path / "root" / "rootfs").iterdir())) == 1
+
+
+def test_no_isolation_yet_ls_shows_the_host_root():
+    """Chapter 01's honest limit: the container sees the host's / (chapter 02 fixes it)."""
+    import os
+
+    result = mini("run", "busybox", "ls", "/")
+    assert set(result.stdout.split()) == {n for n in os.listdir("/") if not n.startswith(".")}
+
+
+def test_help_everywhere():
+    for args in (["--help"], ["run", "--help"], ["images", "--help"], ["doctor", "--help"]):
+        result = mini(*args)
+        assert result.returncode == 0 and "usage" in result.stdout.lower(), args
+
+
+def test_version():
+    result = mini("--version")
+    assert result.returncode == 0 and result.stdout.startswith("mini version ")
+
+
+def test_python_dash_m_is_the_same_command():
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mini_runtime", "run", "busybox", "echo", "hi"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout == "hi\n"
+
+
+def test_images_lists_the_builtin_busybox():
+    result = mini("images")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert lines[1].split()[:2] == ["busybox", "latest"]
+    assert len(lines[1].split()[2]) == 12
+
+
+def test_doctor_prints_one_line_per_requirement():
+    result = mini("doctor")
+    names = ["root", "kernel", "not in a container", "cgroups", "overlayfs", "user namespaces",
+             "network namespaces", "nftables", "busybox-static", "python"]
+    assert len(result.stdout.splitlines()) == len(names)
+    for line, name in zip(result.stdout.splitlines(), names):
+        assert line[0] in "✓✗!" and name in line

@@ -1,0 +1,121 @@
+"""Unit tests: no root, no kernel features; pure logic of the runtime."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+import pytest
+
+from mini_runtime import formatting, process
+from mini_runtime.config import ContainerConfig, process_spec
+from mini_runtime.errors import InvalidReference
+from mini_runtime.image import reference
+
+
+@pytest.mark.parametrize("rows, want", [
+    ([["REPOSITORY", "TAG", "IMAGE ID"], ["busybox", "latest", "055aabe24769"]],
+     "REPOSITORY   TAG       IMAGE ID\nbusybox      latest    055aabe24769\n"),
+])
+def test_table_is_aligned_like_docker(rows, want):
+    assert formatting.table(rows) == want
+
+
+@pytest.mark.parametrize("seconds, want", [
+    (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (3600, "About an hour"),
+    (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"), (14 * 86400, "2 weeks"),
+    (60 * 86400, "2 months"), (800 * 86400, "2 years"),
+])
+def test_human_duration_matches_go_units(seconds, want):
+    assert formatting.human_duration(seconds) == want
+
+
+@pytest.mark.parametrize("size, want", [(0, "0B"), (999, "999B"), (2140000, "2.14MB"),
+                                        (4261234, "4.26MB"), (1e9, "1GB")])
+def test_human_size_matches_go_units(size, want):
+    assert formatting.human_size(size) == want
+
+
+@pytest.mark.parametrize("text, full", [
+    ("busybox", "docker.io/library/busybox:latest"),
+    ("busybox:1.36", "docker.io/library/busybox:1.36"),
+    ("me/app", "docker.io/me/app:latest"),
+    ("localhost:5000/a/b:v1", "localhost:5000/a/b:v1"),
+    ("registry.example/x", "registry.example/x:latest"),
+    ("busybox@sha256:" + "a" * 64, "docker.io/library/busybox@sha256:" + "a" * 64),
+])
+def test_reference_parse_normalises_like_docker(text, full):
+    assert reference.parse(text).full == full
+
+
+def test_reference_familiar_name():
+    assert str(reference.parse("docker.io/library/busybox")) == "busybox:latest"
+    assert str(reference.parse("localhost:5000/app")) == "localhost:5000/app:latest"
+
+
+@pytest.mark.parametrize("bad", ["", "UPPER", "a//b", "-lead", "name:", "name:-bad", "a b"])
+def test_reference_rejects_invalid(bad):
+    with pytest.raises(InvalidReference, match="invalid reference format"):
+        reference.parse(bad)
+
+
+def test_process_spec_merges_image_defaults_and_flags():
+    image = {"config": {"Entrypoint": ["/bin/tini"], "Cmd": ["sh"], "Env": ["PATH=/bin", "A=1"],
+                        "WorkingDir": "/srv"}}
+    spec = process_spec(ContainerConfig("x", command=["echo", "hi"], env=["A=2", "B=3"]), image)
+    assert spec.args == ["/bin/tini", "echo", "hi"]
+    assert spec.env == {"PATH": "/bin", "A": "2", "B": "3"}
+    assert spec.cwd == "/srv"
+    spec = process_spec(ContainerConfig("x", workdir="/tmp"), {"config": {"Cmd": ["sh"]}})
+    assert spec.args == ["sh"] and spec.cwd == "/tmp" and "PATH" in spec.env
+    with pytest.raises(ValueError, match="no command"):
+        process_spec(ContainerConfig("x"), {"config": {}})
+
+
+def _status(action: str, value: int) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if action == "kill":
+                if value != signal.SIGKILL:
+                    signal.signal(value, signal.SIG_DFL)
+                os.kill(os.getpid(), value)
+        finally:
+            os._exit(value)
+    return os.waitpid(pid, 0)[1]
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 255])
+def test_exit_code_of_an_exit(code):
+    assert process.exit_code(_status("exit", code)) == code
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_exit_code_of_a_signal_is_128_plus_n(sig):
+    assert process.exit_code(_status("kill", sig)) == 128 + sig
+
+
+def test_exec_error_codes():
+    assert process.exec_error_code(errno.ENOENT) == 127
+    assert process.exec_error_code(errno.EACCES) == 126
+
+
+def test_find_executable_searches_path_inside_root(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "tool").write_text("not executable")
+    (tmp_path / "b" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "b" / "tool").chmod(0o755)
+    assert process.find_executable("tool", "/a:/b", str(tmp_path)) == str(tmp_path / "b" / "tool")
+    assert process.find_executable("/b/tool", "", str(tmp_path)) == str(tmp_path / "b" / "tool")
+    with pytest.raises(FileNotFoundError):
+        process.find_executable("nope", "/a:/b", str(tmp_path))
+
+
+def test_forward_signals_restores_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    with process.forward_signals(os.getpid() + 10**6):
+        assert signal.getsignal(signal.SIGTERM) != before
+    assert signal.getsignal(signal.SIGTERM) == before
