@@ -52,6 +52,7 @@ class Result:
     passed: bool
     message: str
     seconds: float
+    seed: int | None = None   # the run's seed: `--seed` repeats it
 
     @property
     def score(self) -> float:
@@ -148,7 +149,8 @@ class Context:
             raise CheckFailed(f"expected {expected}, got {actual}")
 
 
-def run_check(chapter: Chapter, check: Check, learner_path: Path, seed: int) -> Result:
+def run_check(chapter: Chapter, check: Check, learner_path: Path, seed: int,
+              run_seed: int | None = None) -> Result:
     """Run one check in a sandbox process and read its verdict."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mini-grade-") as tmp:
@@ -163,7 +165,7 @@ def run_check(chapter: Chapter, check: Check, learner_path: Path, seed: int) -> 
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             return Result(check, False, f"timed out after {check.timeout:.0f}s (an endless loop, or a "
-                          "wait that never ends?)", time.monotonic() - start)
+                          "wait that never ends?)", time.monotonic() - start, run_seed)
         _kill_group(proc)
         try:
             data = json.loads(verdict.read_text())
@@ -171,7 +173,7 @@ def run_check(chapter: Chapter, check: Check, learner_path: Path, seed: int) -> 
         except (OSError, ValueError, KeyError):
             tail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             passed, message = False, f"the check crashed before giving a verdict: {tail[0]}"
-    return Result(check, passed, message, time.monotonic() - start)
+    return Result(check, passed, message, time.monotonic() - start, run_seed)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -185,9 +187,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def grade(chapter: Chapter, learner_path: Path, seed: int | None = None,
           only: list[str] | None = None) -> list[Result]:
-    seed = random.SystemRandom().randrange(2**32) if seed is None else seed
+    """Run the checks. Check i gets seed + i, so `--seed S --only N` repeats one check exactly."""
+    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     _prepare()
-    return [run_check(chapter, check, learner_path, seed + i)
+    return [run_check(chapter, check, learner_path, seed + i, seed)
             for i, check in enumerate(chapter.checks) if not only or check.number in only]
 
 
@@ -221,6 +224,8 @@ def score_table(chapter: Chapter, results: list[Result], title: str) -> str:
             out.write(f"    {r.message}\n    reread: {chapter.chapter_text} {r.check.section}\n")
     got, most = total(results)
     out.write(f"{'-' * (width + 12)}\nTOTAL {_fmt(got)} / {_fmt(most)}\n")
+    if results and results[0].seed is not None:
+        out.write(f"(random inputs from --seed {results[0].seed}: pass it to repeat this run)\n")
     return out.getvalue()
 
 

@@ -5,21 +5,21 @@ Each chapter adds the fields for its flags (chapter 02 `read_only`, 04 `memory`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+# NamedTuple rather than dataclasses: same readability, and `mini run` skips importing
+# dataclasses (and inspect) at every start.
 
 
-@dataclass
-class ContainerConfig:
+class ContainerConfig(NamedTuple):
     image: str
-    command: list[str] = field(default_factory=list)   # empty: the image's Cmd
-    env: list[str] = field(default_factory=list)       # "K=V" from -e
-    workdir: str | None = None                         # -w; else the image's WorkingDir
-    remove: bool = False                               # --rm
+    command: tuple[str, ...] | list[str] = ()   # empty: the image's Cmd
+    env: tuple[str, ...] | list[str] = ()       # "K=V" from -e
+    workdir: str | None = None                  # -w; else the image's WorkingDir
+    remove: bool = False                        # --rm
 
 
-@dataclass
-class ProcessSpec:
+class ProcessSpec(NamedTuple):
     """The process to start inside the container, after the image's defaults are applied."""
     args: list[str]
     env: dict[str, str]
@@ -33,11 +33,11 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
     (a later value wins). WorkingDir from -w, else the image's, else `/`.
     """
     defaults = image_config.get("config") or {}
-    args = list(defaults.get("Entrypoint") or []) + (config.command or list(defaults.get("Cmd") or []))
+    args = list(defaults.get("Entrypoint") or []) + list(config.command or defaults.get("Cmd") or [])
     if not args:
         raise ValueError("no command specified (the image has no Cmd either)")
     env: dict[str, str] = {}
-    for item in list(defaults.get("Env") or []) + config.env:
+    for item in list(defaults.get("Env") or []) + list(config.env):
         key, _, value = item.partition("=")
         env[key] = value
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")

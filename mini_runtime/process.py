@@ -21,20 +21,18 @@ import contextlib
 import errno
 import os
 import signal
-from dataclasses import dataclass
-from typing import Callable, Iterator, NoReturn
+from typing import Callable, Iterator, NamedTuple, NoReturn
 
 from mini_runtime import syscalls
 from mini_runtime.config import ProcessSpec
-from mini_runtime.errors import ExecError
+from mini_runtime.errors import ExecError, MiniError
 
 #: The signals `mini` passes on to the container (docker's --sig-proxy passes these and more).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 
 
-@dataclass
-class Child:
+class Child(NamedTuple):
     pid: int
     go: int       # write end of the "go" pipe: the child blocks until we write to it
     errors: int   # read end of the error pipe: empty at EOF means execve succeeded
@@ -114,6 +112,8 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
            go_read: int, err_write: int) -> NoReturn:
     code, message = 125, "container setup failed"
     try:
+        # Python's ctrl-C handler would turn a forwarded SIGINT into an exception here.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         # Nothing of the runtime's may leak into the container: close every other fd.
         syscalls.close_other_fds(keep=(0, 1, 2, go_read, err_write))
         # If mini dies, so does its container (chapter 07 gives containers a monitor instead).
@@ -128,13 +128,17 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across execve.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        exec_command(spec, root)
-    except OSError as e:
-        code = exec_error_code(e.errno or 0)
-        reason = (e.strerror or str(e))
-        message = f'exec: "{spec.args[0]}": {reason[:1].lower()}{reason[1:]}'
     except BaseException as e:  # noqa: BLE001 - anything at all must reach the parent
-        message = f"container setup failed: {type(e).__name__}: {e}"
+        message = f"container setup failed: {e}"
+    else:
+        try:
+            exec_command(spec, root)
+        except OSError as e:
+            code = exec_error_code(e.errno or 0)
+            reason = e.strerror or str(e)
+            message = f'exec: "{spec.args[0]}": {reason[:1].lower()}{reason[1:]}'
+        except BaseException as e:  # noqa: BLE001
+            message = f"container setup failed: {type(e).__name__}: {e}"
     try:
         os.write(err_write, f"{code}\n{message}".encode())
     finally:
@@ -145,8 +149,12 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
 # >>> release
 def release(child: Child) -> None:
     """Tell the child to go, then learn whether its execve worked (EOF) or why not."""
-    os.write(child.go, b"1")
-    os.close(child.go)
+    try:
+        os.write(child.go, b"1")
+    except BrokenPipeError:
+        raise MiniError("the container process died before it could start") from None
+    finally:
+        os.close(child.go)
     report = b""
     while chunk := os.read(child.errors, 4096):
         report += chunk

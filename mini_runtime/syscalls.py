@@ -11,11 +11,18 @@ with the real errno and the path it was given, so an error reads like the man pa
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def _load_libc() -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)     # glibc: no search needed
+    except OSError:
+        from ctypes import util                              # musl and others (runs ldconfig)
+        return ctypes.CDLL(util.find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 # mount(2) flags, from <sys/mount.h>.
 MS_RDONLY = 0x1

@@ -116,23 +116,25 @@ def exec_command(ctx: Context) -> None:
        section="§ Waiting and zombies", plug=("wait_for",))
 def wait_for(ctx: Context) -> None:
     slow_code, fast_code = ctx.rng.sample(range(1, 120), 2)
-    slow = os.fork()
-    if slow == 0:
-        time.sleep(0.5)
-        os._exit(slow_code)
     fast = os.fork()
     if fast == 0:
         os._exit(fast_code)
+    slow = os.fork()
+    if slow == 0:
+        time.sleep(0.3)
+        os._exit(slow_code)
     try:
-        status = ctx.learner.wait_for(fast)
-        ctx.expect(isinstance(status, int) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == fast_code,
-                   f"the raw status of pid {fast} (exit {fast_code})", repr(status))
+        # The fast child is already dead: a wait for "any child" would return it instead.
+        status = ctx.learner.wait_for(slow)
+        ctx.expect(isinstance(status, int) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == slow_code,
+                   f"the raw status of pid {slow} (exit {slow_code}), not of another child",
+                   repr(status) + (f" (exit {os.WEXITSTATUS(status)})" if isinstance(status, int) else ""))
         try:
-            os.waitpid(fast, os.WNOHANG)
+            os.waitpid(slow, os.WNOHANG)
         except ChildProcessError:
             pass
         else:
-            raise CheckFailed(f"pid {fast} reaped by wait_for, but it was still waitable (a zombie)")
+            raise CheckFailed(f"pid {slow} reaped by wait_for, but it was still waitable (a zombie)")
     finally:
         for pid in (slow, fast):
             try:

@@ -4,7 +4,7 @@ parses them (github.com/distribution/reference)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mini_runtime.errors import InvalidReference
 
@@ -23,8 +23,7 @@ DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     domain: str
     path: str
     tag: str | None

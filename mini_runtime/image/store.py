@@ -10,25 +10,19 @@ copy-on-write overlay on top of it.
 from __future__ import annotations
 
 import hashlib
-import io
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mini_runtime import paths
 from mini_runtime.errors import ImageNotFound
-from mini_runtime.image import busybox, reference
+from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
                                        MANIFEST_MEDIA_TYPE, Layout, canonical_json)
-from mini_runtime.image.unpack import unpack
 
 BUILTIN = "busybox:latest"
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     name: str                 # familiar name with tag, e.g. "busybox:latest"
     manifest_digest: str
     config_digest: str        # the image ID
@@ -88,6 +82,8 @@ class Store:
         """Build `busybox:latest` from the local busybox-static binary, once."""
         if self.layout.exists() and self.layout.find_ref(BUILTIN):
             return
+        from mini_runtime.image import busybox  # only the first time: keeps `mini run` fast
+
         with paths.locked(self._lock):
             self.layout.init()
             if self.layout.find_ref(BUILTIN):
@@ -113,6 +109,12 @@ class Store:
         target = self.root / "rootfs" / chain_id(image.diff_ids).removeprefix("sha256:")
         if target.is_dir():
             return target
+        import io
+        import shutil
+        import tempfile
+
+        from mini_runtime.image.unpack import unpack
+
         with paths.locked(self.root / "rootfs.lock"):
             if target.is_dir():
                 return target

@@ -1,0 +1,151 @@
+"""Chapter 02: the image's files become the container's whole world.
+
+Three ideas, in the order the child uses them:
+1. A mount table of its own (a mount namespace), made *private* before anything is mounted,
+   so no mount made for the container ever shows up on the host.
+2. A new root: pivot_root(2) swaps the root of that mount table for the image's directory and
+   the old root is detached, so no path leads back to the host. chroot(2) only changes how
+   "/" is resolved for one process; the host is still there, and a root process can walk
+   back out of it (`--no-pivot` keeps it, to show exactly that).
+3. The kernel's own filesystems, made fresh for the container: /proc, /dev, /sys.
+
+Everything is mounted *after* the new root is in place. A path like "/proc" is then resolved
+inside the container, so an image whose `proc` is a symlink to `/` can only mount over its
+own files, never over the host's.
+
+Until chapter 05 brings copy-on-write, each container gets its own copy of the image's files
+(`copy_image`), so what it writes cannot change the image or another container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+from mini_runtime import syscalls
+from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
+                                   MS_REC, MS_REMOUNT, MS_STRICTATIME)
+
+#: The devices every container gets (OCI runtime spec, "Default Devices"): name, major, minor.
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))
+
+#: /dev links every container gets: /dev/fd and the three standard streams.
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
+
+
+def copy_image(image_rootfs: Path, target: Path) -> Path:
+    """A private copy of the image's files for one container (hard links kept, as `cp -a`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", "--", str(image_rootfs), str(target)], check=True)
+    return target
+
+
+def remove_copy(target: Path) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+
+
+# >>> make-mounts-private
+def make_mounts_private() -> None:
+    """A mount namespace of our own, sharing nothing with the host's.
+
+    unshare(CLONE_NEWNS) copies the mount table; but mounts marked *shared* (systemd makes /
+    shared) would still propagate both ways. MS_PRIVATE|MS_REC cuts every such link.
+    """
+    syscalls.unshare(syscalls.CLONE_NEWNS)
+    syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)
+# <<< make-mounts-private
+
+
+# >>> pivot-into
+def pivot_into(rootfs: str) -> None:
+    """Make `rootfs` the root of this mount namespace and detach the host's root.
+
+    pivot_root(2) wants the new root to be a mount point, so we bind-mount the directory onto
+    itself first. With new_root = put_old = ".", the old root ends up stacked on top of the
+    new one; umount2(".", MNT_DETACH) takes it away, and with it every path to the host.
+    """
+    syscalls.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    os.chdir(rootfs)
+    syscalls.pivot_root(".", ".")
+    syscalls.umount2(".", syscalls.MNT_DETACH)
+    os.chdir("/")
+# <<< pivot-into
+
+
+# >>> chroot-into
+def chroot_into(rootfs: str) -> None:
+    """The teaching mode (`--no-pivot`): only path lookup changes; the host root stays mounted."""
+    syscalls.mount(rootfs, rootfs, None, MS_BIND | MS_REC)   # so --read-only can remount it
+    os.chroot(rootfs)
+    os.chdir("/")
+# <<< chroot-into
+
+
+def _mountpoint(path: str) -> str:
+    """Make sure a mount target exists. We are inside the new root: it cannot lead out."""
+    if not os.path.lexists(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+    return path
+
+
+# >>> mount-proc
+def mount_proc() -> None:
+    """A fresh procfs. Without a PID namespace (chapter 03) it still shows the host's processes."""
+    syscalls.mount("proc", _mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
+# <<< mount-proc
+
+
+# >>> mount-dev
+def mount_dev() -> None:
+    """/dev as a small tmpfs with only the devices a container may use; the image's own /dev
+    (and the host's, with its disks) stays hidden underneath."""
+    syscalls.mount("tmpfs", _mountpoint("/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME,
+                   "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        path = f"/dev/{name}"
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
+    os.mkdir("/dev/pts")
+    syscalls.mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                   "newinstance,ptmxmode=0666,mode=0620")
+    os.mkdir("/dev/shm", 0o1777)
+    syscalls.mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                   "mode=1777,size=65536k")
+    for name, target in DEV_LINKS:
+        os.symlink(target, f"/dev/{name}")
+# <<< mount-dev
+
+
+# >>> mount-sys
+def mount_sys() -> None:
+    """sysfs, read-only: a container may look at the kernel's devices but not reconfigure them."""
+    syscalls.mount("sysfs", _mountpoint("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
+# <<< mount-sys
+
+
+# >>> remount-readonly
+def remount_readonly() -> None:
+    """`--read-only`: the root (a bind mount) becomes read-only; /dev, /proc stay as they are."""
+    syscalls.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+# <<< remount-readonly
+
+
+# >>> enter
+def enter(rootfs: str, *, pivot: bool = True, read_only: bool = False) -> None:
+    """In the child: make `rootfs` this process's whole world."""
+    make_mounts_private()
+    if pivot:
+        pivot_into(rootfs)
+    else:
+        chroot_into(rootfs)
+    mount_proc()
+    mount_dev()
+    mount_sys()
+    if read_only:
+        remount_readonly()
+# <<< enter

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""`make demo`: a narrated tour of what mini can do so far, on the built-in busybox image.
+
+Each chapter adds a stop to the tour. Every command is really run; the tour fails (exit 1) if
+something does not behave as narrated.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+MINI = [str(Path(sys.executable).parent / "mini")]
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def say(text: str) -> None:
+    print(f"\n{BOLD}{text}{RESET}")
+
+
+def show(args: list[str], expect_code: int = 0, stdin: str | None = None) -> str:
+    print(f"{DIM}${RESET} mini {shlex.join(args)}")
+    result = subprocess.run(MINI + args, input=stdin, capture_output=True, text=True, timeout=60)
+    for line in (result.stdout + result.stderr).splitlines()[:12]:
+        print(f"  {line}")
+    print(f"  {DIM}(exit {result.returncode}){RESET}")
+    if result.returncode != expect_code:
+        raise SystemExit(f"demo: expected exit {expect_code}, got {result.returncode}")
+    return result.stdout
+
+
+def chapter_01() -> None:
+    say("Chapter 01 — a container is a process: fork, execve, waitpid.")
+    say("The built-in image is made locally from Debian's busybox-static, as an OCI image:")
+    show(["images"])
+    say("Run a command from the image's files:")
+    show(["run", "busybox", "echo", "hi"])
+    say("The container's exit code is mini's exit code...")
+    show(["run", "busybox", "sh", "-c", "exit 7"], expect_code=7)
+    say("...and a death by signal N is 128 + N (SIGKILL = 9, so 137, the OOM killer's number):")
+    show(["run", "busybox", "sh", "-c", "kill -9 $$"], expect_code=137)
+    say("Docker's codes when the runtime or the command fails: 125, 127, 126:")
+    show(["run", "nosuchimage"], expect_code=125)
+    show(["run", "busybox", "nosuchcmd"], expect_code=127)
+    show(["run", "busybox", "/etc/passwd"], expect_code=126)
+    say("Flags like docker's: -e sets the environment, -w the working directory; stdin passes through:")
+    show(["run", "-e", "WHO=world", "-w", "/tmp", "busybox", "sh", "-c", 'echo "hello $WHO from $(pwd)"'])
+    show(["run", "busybox", "wc", "-l"], stdin="one\ntwo\n")
+    say("But there is no isolation yet: the container sees the host's root. Chapter 02 fixes that.")
+    show(["run", "busybox", "ls", "/"])
+
+
+def main() -> int:
+    print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
+    chapter_01()
+    say("End of the tour so far. Next: chapters/02-rootfs.md (coming).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

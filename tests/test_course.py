@@ -1,0 +1,92 @@
+"""Checks on the course itself: notebooks run and are stored clean, listings match the source,
+the demo tour runs, the setup script is sound."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(REPO / "scripts"))
+import listings  # noqa: E402
+
+
+def test_every_chapter_with_code_has_a_notebook_and_a_chapter_text():
+    from mini_runtime import CHAPTERS_DONE
+
+    for chapter in CHAPTERS_DONE:
+        assert (REPO / "chapters" / f"{chapter}.md").is_file(), chapter
+        assert (REPO / "notebooks" / f"{chapter}.ipynb").is_file(), chapter
+        number, slug = chapter.split("-", 1)
+        assert (REPO / "exercises" / f"{number}_{slug}" / "checks.py").is_file(), chapter
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, \
+                f"{path.name}: clear the outputs before committing (Kernel > Restart & Clear)"
+
+
+@pytest.mark.root
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path, tmp_path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+def test_listings_match_the_source():
+    found = [p for chapter in sorted((REPO / "chapters").glob("*.md")) for p in listings.problems(chapter)]
+    assert not found, found
+
+
+def test_chapters_use_listings():
+    for chapter in sorted((REPO / "chapters").glob("[0-9][0-9]-*.md")):
+        assert listings.listings(chapter.read_text()), f"{chapter.name} shows no code from mini_runtime"
+
+
+def test_listings_check_catches_drift(tmp_path, monkeypatch):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "src.py").write_text("x = 1\n# >>> part\ny = 2\n# <<< part\n")
+    chapter = tmp_path / "chapters" / "99-x.md"
+    chapter.write_text("<!-- listing: src.py part -->\n```python\ny = 3\n```\n")
+    monkeypatch.setattr(listings, "REPO", tmp_path)
+    assert listings.problems(chapter) and "differs" in listings.problems(chapter)[0]
+    listings.update(chapter)
+    assert "y = 2" in chapter.read_text() and not listings.problems(chapter)
+
+
+@pytest.mark.root
+@pytest.mark.integration
+def test_demo_tour_runs():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "mini run busybox echo hi" in result.stdout
+
+
+def test_provision_script_is_valid_bash():
+    subprocess.run(["bash", "-n", str(REPO / "scripts" / "provision.sh")], check=True)
+    result = subprocess.run(["bash", str(REPO / "scripts" / "provision.sh"), "--bogus"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown option" in result.stderr
+
+
+def test_ci_runs_make_test():
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert "make test" in (REPO / "README.md").read_text()
