@@ -2,7 +2,10 @@
 
 It is the session leader of its own session (the grader kills the whole group on timeout),
 and it moves into its own mount namespace with all mounts private, so nothing a learner's code
-mounts can reach the machine. The image cache is made read-only in here too.
+mounts can reach the machine. In there, the image cache is made read-only, and containers get
+their files on a tmpfs of their own: some mistakes act on a whole filesystem rather than on one
+mount (a remount without MS_BIND changes the superblock, shared by every namespace), and then
+they hit that tmpfs, not the machine's disk.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ def isolate() -> None:
 
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    containers = paths.state_root() / "containers"
+    containers.mkdir(parents=True, exist_ok=True)
+    syscalls.mount("tmpfs", str(containers), "tmpfs", syscalls.MS_NOSUID, "mode=700")
     cache = paths.state_root() / "rootfs"
     if cache.is_dir():
         syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)

@@ -1,9 +1,9 @@
 """mini_runtime: a small, readable container runtime, built one kernel concept per chapter.
 
-Chapter 01 (processes) is in: a container is a process started from an image's files.
+Chapters in: 01 processes (a container is a process), 02 rootfs (the image is its whole world).
 """
 
 __version__ = "0.1.0"
 
 #: The chapters whose code is in this tree; `mini doctor` and the demo read it.
-CHAPTERS_DONE = ("01-processes",)
+CHAPTERS_DONE = ("01-processes", "02-rootfs")

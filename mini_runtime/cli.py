@@ -35,6 +35,10 @@ def _build_parser() -> _Parser:
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
     run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    run.add_argument("--read-only", action="store_true",
+                     help="mount the container's root filesystem read-only")
+    run.add_argument("--no-pivot", action="store_true",
+                     help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep stdin attached (always so until chapter 07)")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 07)")
@@ -70,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                          "until then stdin, stdout and stderr are passed straight through")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     config = ContainerConfig(image=args.image, command=command, env=_env_flags(args.env),
-                             workdir=args.workdir, remove=args.rm)
+                             workdir=args.workdir, remove=args.rm, read_only=args.read_only,
+                             pivot=not args.no_pivot)
     return runtime.run(config)
 
 

@@ -17,6 +17,8 @@ class ContainerConfig(NamedTuple):
     env: tuple[str, ...] | list[str] = ()       # "K=V" from -e
     workdir: str | None = None                  # -w; else the image's WorkingDir
     remove: bool = False                        # --rm
+    read_only: bool = False                     # --read-only (chapter 02)
+    pivot: bool = True                          # False with --no-pivot: chroot(2) instead (02)
 
 
 class ProcessSpec(NamedTuple):

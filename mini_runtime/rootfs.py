@@ -20,12 +20,12 @@ Until chapter 05 brings copy-on-write, each container gets its own copy of the i
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 from mini_runtime import syscalls
+from mini_runtime.errors import MiniError
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -40,13 +40,11 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
 
 def copy_image(image_rootfs: Path, target: Path) -> Path:
     """A private copy of the image's files for one container (hard links kept, as `cp -a`)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", "--", str(image_rootfs), str(target)], check=True)
+    result = subprocess.run(["cp", "-a", "--", str(image_rootfs), str(target)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise MiniError(f"cannot copy the image's files for the container: {result.stderr.strip()}")
     return target
-
-
-def remove_copy(target: Path) -> None:
-    shutil.rmtree(target, ignore_errors=True)
 
 
 # >>> make-mounts-private
@@ -86,10 +84,24 @@ def chroot_into(rootfs: str) -> None:
 # <<< chroot-into
 
 
+class UnsafeMountTarget(OSError):
+    """An image's /proc, /dev or /sys that is not a plain directory."""
+
+
 def _mountpoint(path: str) -> str:
-    """Make sure a mount target exists. We are inside the new root: it cannot lead out."""
+    """Make sure a mount target is a real directory (created if missing).
+
+    We are inside the new root already, so even a symlink `proc -> /` could only lead to the
+    container's own files. But mounting there would hide them: an image that ships such a
+    link is broken or hostile, and we refuse it with a clear message.
+    """
+    if os.path.islink(path):
+        raise UnsafeMountTarget(f"the image's {path} is a symlink (to {os.readlink(path)!r}): "
+                                "refusing to mount over what it points to")
     if not os.path.lexists(path):
         os.makedirs(path, 0o755, exist_ok=True)
+    elif not os.path.isdir(path):
+        raise UnsafeMountTarget(f"the image's {path} is not a directory: cannot mount on it")
     return path
 
 
@@ -136,7 +148,7 @@ def remount_readonly() -> None:
 
 
 # >>> enter
-def enter(rootfs: str, *, pivot: bool = True, read_only: bool = False) -> None:
+def enter(rootfs: str, *, pivot: bool = True) -> None:
     """In the child: make `rootfs` this process's whole world."""
     make_mounts_private()
     if pivot:
@@ -146,6 +158,4 @@ def enter(rootfs: str, *, pivot: bool = True, read_only: bool = False) -> None:
     mount_proc()
     mount_dev()
     mount_sys()
-    if read_only:
-        remount_readonly()
 # <<< enter

@@ -23,7 +23,7 @@ def say(text: str) -> None:
 def show(args: list[str], expect_code: int = 0, stdin: str | None = None) -> str:
     print(f"{DIM}${RESET} mini {shlex.join(args)}")
     result = subprocess.run(MINI + args, input=stdin, capture_output=True, text=True, timeout=60)
-    for line in (result.stdout + result.stderr).splitlines()[:12]:
+    for line in (result.stdout + result.stderr).splitlines()[:20]:
         print(f"  {line}")
     print(f"  {DIM}(exit {result.returncode}){RESET}")
     if result.returncode != expect_code:
@@ -48,14 +48,32 @@ def chapter_01() -> None:
     say("Flags like docker's: -e sets the environment, -w the working directory; stdin passes through:")
     show(["run", "-e", "WHO=world", "-w", "/tmp", "busybox", "sh", "-c", 'echo "hello $WHO from $(pwd)"'])
     show(["run", "busybox", "wc", "-l"], stdin="one\ntwo\n")
-    say("But there is no isolation yet: the container sees the host's root. Chapter 02 fixes that.")
+
+
+def chapter_02() -> None:
+    say("Chapter 02 — the image's files become the container's whole world (pivot_root).")
+    say("`ls /` lists the image, not the host; the host's files are out of reach:")
     show(["run", "busybox", "ls", "/"])
+    show(["run", "busybox", "ls", "/work", "/boot"], expect_code=1)
+    say("The mount table starts from scratch: the image, a fresh /proc, a tmpfs /dev, a read-only /sys:")
+    out = show(["run", "busybox", "sh", "-c", "cut -d' ' -f5,6 /proc/self/mountinfo"])
+    assert {line.split()[0] for line in out.splitlines()} == {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+    say("Only the devices a container may use, made by mknod on that tmpfs:")
+    show(["run", "busybox", "ls", "/dev"])
+    say("--read-only makes the root read-only (like docker):")
+    show(["run", "--read-only", "busybox", "touch", "/x"], expect_code=1)
+    say("Each container writes to its own copy of the image (chapter 05 makes that copy-on-write):")
+    show(["run", "busybox", "sh", "-c", "rm /bin/ls && echo removed"])
+    show(["run", "busybox", "ls", "/bin/ls"])
+    say("Still shared with the host: processes (chapter 03 gives the container its own PID 1):")
+    show(["run", "busybox", "sh", "-c", "ps | wc -l"])
 
 
 def main() -> int:
     print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
     chapter_01()
-    say("End of the tour so far. Next: chapters/02-rootfs.md (coming).")
+    chapter_02()
+    say("End of the tour so far. Next: chapters/03-namespaces.md (coming).")
     return 0
 
 

@@ -34,8 +34,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # --- apt packages -------------------------------------------------------------------------
 # Chapter by chapter: 01 busybox-static (the base image), python3-venv; 02-03 util-linux and
-# procps (unshare, nsenter, ps for the experiments); make and git for the course tooling.
-pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git)
+# procps (unshare, nsenter, ps for the experiments); 02 gcc and libc6-dev (a static chroot-
+# breakout program, examples/chroot-escape.c); make and git for the course tooling.
+pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev)
 [ $want_test = 1 ] && pkgs+=(vagrant)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -102,6 +102,9 @@ def _stray_state() -> set[str]:
                     found.add(os.path.join(root, name))
     if os.path.isdir(os.environ["MINI_RUN"]) and os.listdir(os.environ["MINI_RUN"]):
         found.add(os.environ["MINI_RUN"] + "/*")
+    containers = os.path.join(os.environ["MINI_ROOT"], "containers")
+    if os.path.isdir(containers):  # until chapter 05 keeps containers, every run cleans up
+        found.update(os.path.join(containers, name) for name in os.listdir(containers))
     return found
 
 
@@ -145,6 +148,40 @@ def host_unchanged(request: pytest.FixtureRequest):
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+def image_variant(name: str, drop: tuple[str, ...] = (), add: tuple = ()) -> str:
+    """Store a variant of the built-in busybox image: entries named in `drop` left out,
+    `add` = (name, kind, target-or-data) entries appended. Returns the image name."""
+    import io
+    import tarfile
+
+    from mini_runtime.image import busybox
+    from mini_runtime.image.layout import sha256_digest
+    from mini_runtime.image.store import Store
+
+    source = tarfile.open(fileobj=io.BytesIO(busybox.build_layer()))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for member in source:
+            if member.name.rstrip("/") not in drop:
+                tar.addfile(member, source.extractfile(member) if member.isreg() else None)
+        for entry_name, kind, value in add:
+            info = tarfile.TarInfo(entry_name)
+            info.type = kind
+            if kind == tarfile.SYMTYPE:
+                info.linkname = value
+                tar.addfile(info)
+            elif kind == tarfile.DIRTYPE:
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(value), 0o644
+                tar.addfile(info, io.BytesIO(value))
+    layer = out.getvalue()
+    config = busybox.image_config(sha256_digest(layer), 0)
+    Store().add_image(name, [layer], config)
+    return name
+
 
 MINI = [str(Path(sys.executable).parent / "mini")]
 

@@ -140,3 +140,30 @@ def test_cli_batch_mode_for_instructors(tmp_path):
     assert rows["alice"]["score"] == "12" and rows["bob.py"]["score"] == "0"
     assert rows["carol"]["score"] == "0" and "no process.py" in rows["carol"]["error"]
     assert len(rows["alice"]) == 4 + len(chapter.checks)
+
+
+ROOTFS_MUTANTS = {
+    # name: (the text to replace, its replacement, the check that must catch it)
+    "chroot-not-pivot": ('    os.chdir(rootfs)\n    syscalls.pivot_root(".", ".")\n'
+                         '    syscalls.umount2(".", syscalls.MNT_DETACH)\n',
+                         '    os.chroot(rootfs)\n', "2.2"),
+    "propagation-left-shared": ('    syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)\n', "", "2.1"),
+    "remount-the-superblock": ("MS_REMOUNT | MS_BIND | MS_RDONLY", "MS_REMOUNT | MS_RDONLY", "2.6"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROOTFS_MUTANTS))
+def test_rootfs_checks_catch_classic_mistakes(name, tmp_path):
+    """A plausible mistake fails the check that targets it, and no check that leaves the
+    broken function out (partial credit stays fair)."""
+    old, new, failing = ROOTFS_MUTANTS[name]
+    source = (REPO / "mini_runtime" / "rootfs.py").read_text()
+    assert old in source
+    (tmp_path / "rootfs.py").write_text(source.replace(old, new))
+    chapter = grading.find_chapter("02")
+    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / "rootfs.py", seed=11)}
+    assert not results[failing].passed, f"{name} was not caught by {failing}"
+    broken = set(next(c for c in chapter.checks if c.number == failing).plug)
+    for check in chapter.checks:
+        if not set(check.plug) & broken:
+            assert results[check.number].passed, f"{check.number}: {results[check.number].message}"

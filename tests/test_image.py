@@ -91,17 +91,21 @@ def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
     return info
 
 
+TOKEN = os.urandom(6).hex()   # names no other program on the machine uses
+
+
 @pytest.mark.parametrize("entries", [
-    [_entry("../escape")],
-    [_entry("/abs")],
-    [_entry("a/../../escape")],
-    [_entry("link", tarfile.SYMTYPE, "/tmp"), _entry("link/escape")],
+    [_entry(f"../escape-{TOKEN}")],
+    [_entry(f"/abs-{TOKEN}")],
+    [_entry(f"a/../../escape-{TOKEN}")],
+    [_entry("link", tarfile.SYMTYPE, "/tmp"), _entry(f"link/escape-{TOKEN}")],
     [_entry("hard", tarfile.LNKTYPE, "../outside")],
     [_entry("dev", tarfile.CHRTYPE)],
 ], ids=["dotdot", "absolute", "nested-dotdot", "through-symlink", "hardlink-out", "device"])
 def test_unpack_refuses_to_write_outside(tmp_path, entries):
-    target, sentinel = tmp_path / "root", tmp_path / "escape"
+    target = tmp_path / "root"
     target.mkdir()
     with pytest.raises(UnsafeLayer):
         unpack(_tar(*entries), target)
-    assert not sentinel.exists() and not Path("/tmp/escape").exists() and not Path("/abs").exists()
+    for outside in (tmp_path / f"escape-{TOKEN}", Path(f"/tmp/escape-{TOKEN}"), Path(f"/abs-{TOKEN}")):
+        assert not outside.exists()

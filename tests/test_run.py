@@ -70,18 +70,13 @@ def test_tty_flag_explains_it_comes_later():
     assert result.returncode == 125 and "chapter 07" in result.stderr
 
 
-def test_missing_workdir_is_125():
-    result = mini("run", "-w", "/does/not/exist", "busybox", "pwd")
-    assert result.returncode == 125 and "/does/not/exist" in result.stderr
-
-
 def test_env_workdir_and_arguments_reach_the_command(state_root):
     result = mini("run", "--rm", "-e", "GREETING=hello world", "-w", "/tmp", "busybox",
                   "sh", "-c", 'echo "$GREETING"; pwd; echo "$#" "$@"', "sh", "a b", "-l")
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
     assert lines[0] == "hello world"
-    assert lines[1].startswith(str(state_root / "rootfs")) and lines[1].endswith("/tmp")
+    assert lines[1] == "/tmp"
     assert lines[2] == "2 a b -l"
 
 
@@ -154,6 +149,8 @@ def test_killing_mini_kills_the_container():
         time.sleep(0.05)
     else:
         pytest.fail(f"container pid {pid} still running after mini was killed")
+    # The killed mini could not remove the container's files; the next run does.
+    assert mini("run", "busybox", "true").returncode == 0
 
 
 def test_concurrent_first_runs_build_the_image_once(tmp_path):
@@ -161,14 +158,6 @@ def test_concurrent_first_runs_build_the_image_once(tmp_path):
     procs = [subprocess.Popen(MINI + ["run", "busybox", "true"], env=env) for _ in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 4
     assert len(list((tmp_path / "root" / "rootfs").iterdir())) == 1
-
-
-def test_no_isolation_yet_ls_shows_the_host_root():
-    """Chapter 01's honest limit: the container sees the host's / (chapter 02 fixes it)."""
-    import os
-
-    result = mini("run", "busybox", "ls", "/")
-    assert set(result.stdout.split()) == {n for n in os.listdir("/") if not n.startswith(".")}
 
 
 def test_help_everywhere():

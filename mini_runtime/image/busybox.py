@@ -44,7 +44,7 @@ def applets(busybox: Path = BUSYBOX) -> list[str]:
     """Every applet path the binary offers, e.g. `bin/ls`, `usr/bin/awk` (relative)."""
     out = subprocess.run([str(busybox), "--list-full"], check=True, capture_output=True, text=True)
     return sorted({line.strip().lstrip("/") for line in out.stdout.splitlines()
-                   if line.strip() and line.strip().lstrip("/") != "bin/busybox"})
+                   if line.strip() and line.strip().lstrip("/") not in ("bin/busybox", "linuxrc")})
 
 
 def build_layer(busybox: Path = BUSYBOX) -> bytes:

@@ -17,7 +17,8 @@ from mini_runtime import paths
 from mini_runtime.errors import ImageNotFound
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
-                                       MANIFEST_MEDIA_TYPE, Layout, canonical_json)
+                                       MANIFEST_MEDIA_TYPE, Layout, canonical_json,
+                                       sha256_digest)
 
 BUILTIN = "busybox:latest"
 
@@ -89,20 +90,34 @@ class Store:
             if self.layout.find_ref(BUILTIN):
                 return
             layer = busybox.build_layer()
-            layer_digest = self.layout.put_blob(layer)
-            config = canonical_json(busybox.image_config(layer_digest, busybox.BUSYBOX.stat().st_mtime))
-            config_digest = self.layout.put_blob(config)
-            manifest = canonical_json({
-                "schemaVersion": 2,
-                "mediaType": MANIFEST_MEDIA_TYPE,
-                "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(config)},
-                "layers": [{"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": layer_digest, "size": len(layer)}],
-            })
-            manifest_digest = self.layout.put_blob(manifest)
-            self.layout.set_ref(BUILTIN, {
-                "mediaType": MANIFEST_MEDIA_TYPE, "digest": manifest_digest, "size": len(manifest),
-                "annotations": {"io.containerd.image.name": reference.parse(BUILTIN).full},
-            })
+            config = busybox.image_config(sha256_digest(layer), busybox.BUSYBOX.stat().st_mtime)
+            self._add(BUILTIN, [layer], config)
+
+    def add_image(self, name: str, layers: list[bytes], config: dict[str, Any]) -> Image:
+        """Store an image made of uncompressed layer tars under `name` (tests build fixtures
+        with it; chapter 05's `mini import` and `commit` grow from here)."""
+        key = str(reference.parse(name))
+        with paths.locked(self._lock):
+            self.layout.init()
+            self._add(key, layers, config)
+        return self.get(key)
+
+    def _add(self, name: str, layers: list[bytes], config: dict[str, Any]) -> None:
+        layer_descriptors = [{"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": self.layout.put_blob(layer),
+                              "size": len(layer)} for layer in layers]
+        config_bytes = canonical_json(config)
+        manifest = canonical_json({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": self.layout.put_blob(config_bytes),
+                       "size": len(config_bytes)},
+            "layers": layer_descriptors,
+        })
+        self.layout.set_ref(name, {
+            "mediaType": MANIFEST_MEDIA_TYPE, "digest": self.layout.put_blob(manifest),
+            "size": len(manifest),
+            "annotations": {"io.containerd.image.name": reference.parse(name).full},
+        })
 
     def rootfs(self, image: Image) -> Path:
         """The image's files, unpacked once and shared (read them, don't write them)."""

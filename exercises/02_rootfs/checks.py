@@ -1,0 +1,186 @@
+"""The graded checks of chapter 02. Each plugs some of your functions into the real runtime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+
+from exercises.grading import Chapter, CheckFailed, Context
+
+CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", learner_file="rootfs.py")
+check = CHAPTER.check
+
+RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+
+
+def _image_top_level() -> set[str]:
+    from mini_runtime.image.store import Store
+
+    store = Store()
+    return set(os.listdir(store.rootfs(store.get("busybox"))))
+
+
+def _mountinfo(text: str) -> dict[str, list[str]]:
+    """mount point -> the mountinfo fields of that line."""
+    return {fields[4]: fields for fields in (line.split() for line in text.splitlines()) if len(fields) > 9}
+
+
+def _sh(ctx: Context, script: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return ctx.mini("run", *flags, "busybox", "sh", "-c", script)
+
+
+@check("2.1", "make_mounts_private: a mount made inside never reaches the outside", points=2,
+       section="§ Mount namespaces and propagation", plug=("make_mounts_private",))
+def private_mounts(ctx: Context) -> None:
+    from mini_runtime import syscalls
+
+    # The grader's own mount namespace stands in for the host; make it shared, like systemd does.
+    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SHARED)
+    marker = f"minimark{ctx.rng.randrange(10**6)}"
+    proc = subprocess.Popen(ctx.mini_command("run", "busybox", "sh", "-c",
+                            f"mkdir -p /mnt/{marker} && mount -t tmpfs {marker} /mnt/{marker} "
+                            "&& echo mounted && sleep 2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if line != "mounted\n":
+            proc.kill()
+            raise CheckFailed(f"expected the container to start and mount a tmpfs, got "
+                              f"{line!r} {proc.communicate()[1].strip()[:150]!r}")
+        with open("/proc/self/mountinfo") as f:
+            leaked = marker in f.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    ctx.expect(not leaked, "the container's tmpfs to stay invisible outside (the outside '/' is shared)",
+               "it appeared in the outside mount table")
+
+
+@check("2.2", "pivot_into: the image is the root and the host's root is gone", points=2,
+       section="§ pivot_root", plug=("pivot_into",))
+def pivot(ctx: Context) -> None:
+    with tempfile.NamedTemporaryFile("w", prefix="mini-secret-", dir="/tmp") as secret:
+        word = f"secret{ctx.rng.randrange(10**9)}"
+        secret.write(word)
+        secret.flush()
+        result = _sh(ctx, f"cat /proc/self/mountinfo; echo ---; ls -a /; echo ---; cat {secret.name}")
+    parts = result.stdout.split("---\n")
+    ctx.expect(len(parts) == 3, "the container to run `cat /proc/self/mountinfo; ls /`",
+               f"exit {result.returncode}, stderr {result.stderr.strip()[:150]!r}")
+    mounts = _mountinfo(parts[0])
+    extra = sorted(set(mounts) - RUNTIME_MOUNTS)
+    ctx.expect(not extra, "no mount inside but / /proc /dev /dev/pts /dev/shm /sys (the old root "
+               "detached)", f"also {extra[:4]}")
+    ctx.expect(mounts.get("/", ["", "", "", ""])[3].endswith("/rootfs"),
+               "/ to be the container's copy of the image", repr(mounts.get("/", [])[3:5]))
+    listing = set(parts[1].split()) - {".", ".."}
+    ctx.expect(listing == _image_top_level(), f"`ls /` to list the image's top level {sorted(_image_top_level())}",
+               repr(sorted(listing)))
+    ctx.expect(word not in parts[2], "a file only the host has to be unreachable", "the container read it")
+    # chroot(2) would pass all of the above. The difference: after pivot_root and the detach,
+    # ".." at the container's root leads nowhere, even for someone outside walking in through
+    # /proc/PID/root; under chroot it leads to the directory that holds the image's files.
+    proc = subprocess.Popen(ctx.mini_command("run", "busybox", "sh", "-c", "echo ready; sleep 1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = proc.stdout.readline() == "ready\n"  # type: ignore[union-attr]
+        children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split() if ready else []
+        ctx.expect(bool(children), "the container to start (for the /proc/PID/root probe)", "no process")
+        root, up = (os.stat(f"/proc/{children[0]}/root{suffix}") for suffix in ("", "/.."))
+    finally:
+        proc.wait()
+    ctx.expect((root.st_dev, root.st_ino) == (up.st_dev, up.st_ino),
+               "'..' of the container's root to be the root itself (the old root detached, "
+               "not just chroot)", "a way up out of the image's directory")
+
+
+@check("2.3", "mount_proc: a fresh procfs, nosuid,nodev,noexec", points=1,
+       section="§ /proc, /dev and /sys", plug=("mount_proc",))
+def proc(ctx: Context) -> None:
+    result = _sh(ctx, "cat /proc/self/mountinfo; echo ---; cat /proc/self/comm")
+    mounts = _mountinfo(result.stdout.split("---")[0])
+    entry = mounts.get("/proc")
+    ctx.expect(entry is not None and entry[-3] == "proc", "a proc filesystem on /proc",
+               f"{entry and entry[-3]!r} {result.stderr.strip()[:150]!r}")
+    assert entry is not None
+    options = set(entry[5].split(","))
+    ctx.expect({"nosuid", "nodev", "noexec"} <= options, "/proc mounted nosuid,nodev,noexec", entry[5])
+    ctx.expect(result.stdout.rstrip().endswith("cat"), "/proc/self/comm to read 'cat'",
+               repr(result.stdout[-20:]))
+
+
+@check("2.4", "mount_dev: a tmpfs /dev with the standard devices, pts, shm and links", points=2,
+       section="§ /proc, /dev and /sys", plug=("mount_dev",))
+def dev(ctx: Context) -> None:
+    devices = ctx.rng.sample([("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                              ("urandom", 1, 9), ("tty", 5, 0)], 3)
+    names = " ".join(f"/dev/{d[0]}" for d in devices)
+    nbytes = ctx.rng.randrange(1, 64)
+    result = _sh(ctx, f"stat -c '%n %F %t:%T %a' {names}; echo ---; "
+                      "for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo ---; "
+                      f"stat -c %a /dev/shm; head -c {nbytes} /dev/urandom | wc -c; "
+                      "echo x > /dev/null && echo null-ok; echo ---; cat /proc/self/mountinfo")
+    parts = result.stdout.split("---\n")
+    ctx.expect(len(parts) == 4, "the container to start and run the /dev probes",
+               f"exit {result.returncode}, stderr {result.stderr.strip()[:150]!r}")
+    seen = {line.split()[0]: line.split()[1:] for line in parts[0].splitlines()}
+    for name, major, minor in devices:
+        want = ["character", "special", "file", f"{major:x}:{minor:x}", "666"]
+        ctx.expect(seen.get(f"/dev/{name}") == want, f"/dev/{name} a char device {major}:{minor} mode 666",
+                   repr(seen.get(f"/dev/{name}")))
+    links = parts[1].split()
+    ctx.expect(links == ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2",
+                         "pts/ptmx"], "the links fd, stdin, stdout, stderr, ptmx", repr(links))
+    ctx.expect(parts[2].split() == ["1777", str(nbytes), "null-ok"],
+               f"/dev/shm mode 1777, {nbytes} bytes from /dev/urandom, /dev/null writable",
+               repr(parts[2].split()))
+    mounts = _mountinfo(parts[3])
+    kinds = {m: (mounts[m][-3] if m in mounts else None) for m in ("/dev", "/dev/pts", "/dev/shm")}
+    ctx.expect(kinds == {"/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs"},
+               "tmpfs on /dev, devpts on /dev/pts, tmpfs on /dev/shm", repr(kinds))
+
+
+@check("2.5", "mount_sys: sysfs, read-only", points=1, section="§ /proc, /dev and /sys",
+       plug=("mount_sys",))
+def sys_ro(ctx: Context) -> None:
+    name = f"x{ctx.rng.randrange(10**6)}"
+    result = _sh(ctx, f"ls /sys/class | wc -l; touch /sys/{name}; cat /proc/self/mountinfo")
+    mounts = _mountinfo(result.stdout)
+    entry = mounts.get("/sys")
+    ctx.expect(entry is not None and entry[-3] == "sysfs" and entry[5].split(",")[0] == "ro",
+               "a read-only sysfs on /sys", f"{entry and entry[5]!r} {result.stderr.strip()[:120]!r}")
+    ctx.expect("Read-only file system" in result.stderr, f"`touch /sys/{name}` to fail with EROFS",
+               repr(result.stderr.strip()[:120]))
+
+
+@check("2.6", "remount_readonly: --read-only makes / read-only, and only /", points=1,
+       section="§ A read-only root", plug=("remount_readonly",))
+def read_only(ctx: Context) -> None:
+    name = f"f{ctx.rng.randrange(10**6)}"
+    result = _sh(ctx, f"touch /{name}; touch /dev/shm/{name} && echo shm-ok", "--read-only")
+    ctx.expect("Read-only file system" in result.stderr and "shm-ok" in result.stdout,
+               f"`touch /{name}` to fail with EROFS while /dev/shm stays writable",
+               f"stdout {result.stdout.strip()!r}, stderr {result.stderr.strip()[:150]!r}")
+    result = _sh(ctx, f"touch /{name} && echo rw-ok")
+    ctx.expect("rw-ok" in result.stdout, "a writable / without --read-only", repr(result.stderr.strip()[:150]))
+
+
+@check("2.7", "all together: your six functions build the container's world", points=2,
+       section="§ The whole pipeline",
+       plug=("make_mounts_private", "pivot_into", "mount_proc", "mount_dev", "mount_sys",
+             "remount_readonly"))
+def everything(ctx: Context) -> None:
+    code = ctx.rng.randrange(1, 120)
+    result = _sh(ctx, f"ls /; touch /x; cat /dev/null; exit {code}", "--read-only")
+    ctx.expect(result.returncode == code and set(result.stdout.split()) == _image_top_level(),
+               f"`ls /` to show the image and exit {code}",
+               f"exit {result.returncode}, {result.stdout.split()[:5]} {result.stderr.strip()[:120]!r}")
+    ctx.expect("Read-only file system" in result.stderr, "EROFS for `touch /x` with --read-only",
+               repr(result.stderr.strip()[:120]))
+    start = time.monotonic()
+    result = ctx.mini("run", "busybox", "nosuchcmd")
+    ctx.expect(result.returncode == 127, "127 for a missing command inside the new root",
+               f"{result.returncode} after {time.monotonic() - start:.1f}s")
