@@ -25,7 +25,9 @@ def isolate() -> None:
         return  # unprivileged graders (some hosted autograders) run without this layer
     from mini_runtime import paths, syscalls
 
-    syscalls.unshare(syscalls.CLONE_NEWNS)
+    # Own mount table, hostname and IPC objects: a learner's sethostname() that runs before
+    # the container's UTS namespace exists renames this sandbox, not the machine.
+    syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     containers = paths.state_root() / "containers"
     containers.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,14 @@ def _build_parser() -> _Parser:
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run a command in a new container",
+    run = sub.add_parser("run", help="run a command in a new container", add_help=False,
                          usage="mini run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a command in a new container.")
+    run.add_argument("--help", action="help", help="show this help message and exit")
+    run.add_argument("-h", "--hostname", metavar="NAME",
+                     help="container host name (default: the short container id)")
+    run.add_argument("--init", action="store_true",
+                     help="run an init inside the container that forwards signals and reaps processes")
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
@@ -72,10 +77,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.tty:
         raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 07 (lifecycle); "
                          "until then stdin, stdout and stderr are passed straight through")
+    if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
+        raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     config = ContainerConfig(image=args.image, command=command, env=_env_flags(args.env),
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
-                             pivot=not args.no_pivot)
+                             pivot=not args.no_pivot, hostname=args.hostname, init=args.init)
     return runtime.run(config)
 
 

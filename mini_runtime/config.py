@@ -19,6 +19,8 @@ class ContainerConfig(NamedTuple):
     remove: bool = False                        # --rm
     read_only: bool = False                     # --read-only (chapter 02)
     pivot: bool = True                          # False with --no-pivot: chroot(2) instead (02)
+    hostname: str | None = None                 # -h/--hostname; else the short id (03)
+    init: bool = False                          # --init: a tiny init as PID 1 (03)
 
 
 class ProcessSpec(NamedTuple):

@@ -107,7 +107,7 @@ def _mountpoint(path: str) -> str:
 
 # >>> mount-proc
 def mount_proc() -> None:
-    """A fresh procfs. Without a PID namespace (chapter 03) it still shows the host's processes."""
+    """A fresh procfs: it shows the processes of the PID namespace we are in (chapter 03)."""
     syscalls.mount("proc", _mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
 # <<< mount-proc
 

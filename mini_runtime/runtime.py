@@ -4,22 +4,27 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
 
     parent side (host)                        child side (inside)
     01 find the image, unpack it once         01 wait for "go"
-    01 merge image defaults and flags         02 a private mount table, pivot_root into
-    02 a private copy of the image's files       the image, fresh /proc /dev /sys
-    01 fork the child (it waits)              02 create the working directory
-    01 forward signals, release, wait         01 chdir, find the command, execve
+    01 merge image defaults and flags         03 new UTS, IPC and network namespaces
+    02 a private copy of the image's files    02 a private mount table, pivot_root into
+    03 the next child is PID 1 of a new          the image, fresh /proc /dev /sys
+       PID namespace                          03 hostname, loopback up
+    01 fork the child (it waits)              02 create the working directory, --read-only
+    01 forward signals, release, wait         03 --init: stay PID 1, run the command as a child
+    03 record the namespaces                  01 chdir, find the command, execve
     02 remove the copy
 
 Chapters to come slot in as: 04 make a cgroup, 05 mount an overlay (instead of the copy),
-06 make the network (parent); 03 unshare namespaces, 08 drop privileges (child).
+06 make the network (parent); 08 drop privileges (child).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 
-from mini_runtime import container, process, rootfs
+from mini_runtime import container, namespaces, paths, process, rootfs
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import MiniError
 from mini_runtime.image.store import Store
@@ -35,14 +40,18 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
     except ValueError as e:
         raise MiniError(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
-    directory = container.create(container.new_id())  # 02: $MINI_ROOT/containers/<id>
+    container_id = container.new_id()
+    directory = container.create(container_id)      # 02: $MINI_ROOT/containers/<id>
+    hostname = config.hostname or container_id[:12] # 03: docker's default host name
     try:
         files = rootfs.copy_image(store.rootfs(image), directory / "rootfs")  # 02: a private copy
-        child = process.spawn(spec, root="/",       # 01: fork; the child waits for "go"
-                              setup=lambda: inside(config, spec, str(files)))
+        with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
+            child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
+                                  setup=lambda: inside(config, spec, str(files), hostname))
         try:
             with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
                 process.release(child)                  # 01: go! (126/127 if execve failed)
+                record(directory, child.pid)            # 03: its pid and namespaces, for later
                 status = process.wait_for(child.pid)    # 01: until it ends; reaps the zombie
         except BaseException:
             _kill_and_reap(child.pid)
@@ -54,13 +63,32 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
 
 
 # >>> inside
-def inside(config: ContainerConfig, spec: ProcessSpec, files: str) -> None:
-    """The child's steps between "go" and execve."""
+def inside(config: ContainerConfig, spec: ProcessSpec, files: str, hostname: str) -> None:
+    """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
+    namespaces.enter_namespaces()                   # 03: its own UTS, IPC and network
     rootfs.enter(files, pivot=config.pivot)         # 02: private mounts, new root, /proc /dev /sys
+    namespaces.set_hostname(hostname)               # 03
+    namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     os.makedirs(spec.cwd, exist_ok=True)            # 02: like docker, -w creates the directory
     if config.read_only:
         rootfs.remount_readonly()                   # 02: --read-only
+    if config.init:                                 # 03: --init: we stay PID 1 ...
+        signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
+        command = os.fork()
+        if command:
+            namespaces.init_loop(command)           # ... and the command runs as PID 2
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, namespaces.INIT_SIGNALS)
 # <<< inside
+
+
+def record(directory: Path, pid: int) -> None:
+    """What `exec` and `inspect` (chapter 07) need to find a running container again.
+    A command that has already ended leaves nothing to record."""
+    try:
+        state = {"pid": pid, "namespaces": namespaces.namespace_ids(pid)}
+    except OSError:
+        return
+    paths.atomic_write(directory / "state.json", json.dumps(state).encode())
 
 
 def _kill_and_reap(pid: int) -> None:

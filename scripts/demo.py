@@ -39,8 +39,8 @@ def chapter_01() -> None:
     show(["run", "busybox", "echo", "hi"])
     say("The container's exit code is mini's exit code...")
     show(["run", "busybox", "sh", "-c", "exit 7"], expect_code=7)
-    say("...and a death by signal N is 128 + N (SIGKILL = 9, so 137, the OOM killer's number):")
-    show(["run", "busybox", "sh", "-c", "kill -9 $$"], expect_code=137)
+    say("...and a death by signal N is reported as 128 + N (SIGKILL = 9: 137, the OOM killer's number):")
+    show(["run", "busybox", "sh", "-c", 'sleep 30 & kill -9 $!; wait $!; echo "sleep ended with $?"'])
     say("Docker's codes when the runtime or the command fails: 125, 127, 126:")
     show(["run", "nosuchimage"], expect_code=125)
     show(["run", "busybox", "nosuchcmd"], expect_code=127)
@@ -65,15 +65,31 @@ def chapter_02() -> None:
     say("Each container writes to its own copy of the image (chapter 05 makes that copy-on-write):")
     show(["run", "busybox", "sh", "-c", "rm /bin/ls && echo removed"])
     show(["run", "busybox", "ls", "/bin/ls"])
-    say("Still shared with the host: processes (chapter 03 gives the container its own PID 1):")
-    show(["run", "busybox", "sh", "-c", "ps | wc -l"])
+
+
+def chapter_03() -> None:
+    say("Chapter 03 — namespaces: the container's own PID 1, hostname, IPC and network.")
+    say("The command is PID 1, and ps sees only the container:")
+    show(["run", "busybox", "sh", "-c", "echo \"I am PID $$\"; sleep 1 & ps; kill $!"])
+    say("Its own hostname (the short container id by default, or -h NAME); the host's is untouched:")
+    show(["run", "busybox", "hostname"])
+    show(["run", "-h", "demo-box", "busybox", "hostname"])
+    say("An empty network namespace: only lo, and it is up:")
+    show(["run", "busybox", "ip", "-o", "link"])
+    say("pid, uts, ipc, net and mnt differ from the host's (cgroup, time, user: later chapters):")
+    show(["run", "busybox", "ls", "-l", "/proc/self/ns/"])
+    say("The PID-1 surprise: the kernel drops signals PID 1 has no handler for, even SIGKILL from inside:")
+    show(["run", "busybox", "sh", "-c", "kill -9 $$; echo still here"])
+    say("--init puts a tiny init at PID 1 that reaps orphans and passes signals on; the command is PID 2:")
+    show(["run", "--init", "busybox", "sh", "-c", "echo \"I am PID $$\"; kill -9 $$"], expect_code=137)
 
 
 def main() -> int:
     print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
     chapter_01()
     chapter_02()
-    say("End of the tour so far. Next: chapters/03-namespaces.md (coming).")
+    chapter_03()
+    say("End of the tour so far. Next: chapters/04-cgroups.md (coming).")
     return 0
 
 

@@ -142,26 +142,32 @@ def test_cli_batch_mode_for_instructors(tmp_path):
     assert len(rows["alice"]) == 4 + len(chapter.checks)
 
 
-ROOTFS_MUTANTS = {
-    # name: (the text to replace, its replacement, the check that must catch it)
-    "chroot-not-pivot": ('    os.chdir(rootfs)\n    syscalls.pivot_root(".", ".")\n'
-                         '    syscalls.umount2(".", syscalls.MNT_DETACH)\n',
-                         '    os.chroot(rootfs)\n', "2.2"),
-    "propagation-left-shared": ('    syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)\n', "", "2.1"),
-    "remount-the-superblock": ("MS_REMOUNT | MS_BIND | MS_RDONLY", "MS_REMOUNT | MS_RDONLY", "2.6"),
+MUTANTS = {
+    # (chapter, name): (the text to replace, its replacement, the check that must catch it)
+    ("02", "chroot-not-pivot"): ('    os.chdir(rootfs)\n    syscalls.pivot_root(".", ".")\n'
+                                 '    syscalls.umount2(".", syscalls.MNT_DETACH)\n',
+                                 '    os.chroot(rootfs)\n', "2.2"),
+    ("02", "propagation-left-shared"): ('    syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)\n', "",
+                                        "2.1"),
+    ("02", "remount-the-superblock"): ("MS_REMOUNT | MS_BIND | MS_RDONLY", "MS_REMOUNT | MS_RDONLY", "2.6"),
+    ("03", "init-waits-only-for-the-command"): ("os.waitpid(-1, 0)", "os.waitpid(child, 0)", "3.5"),
+    ("03", "init-forwards-nothing"): ("            os.kill(child, signum)\n", "            pass\n", "3.5"),
+    ("03", "loopback-left-down"): ("flags | _IFF_UP", "flags", "3.4"),
+    ("03", "hostname-without-uts-namespace"): ("syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC",
+                                               "syscalls.CLONE_NEWIPC", "3.2"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(ROOTFS_MUTANTS))
-def test_rootfs_checks_catch_classic_mistakes(name, tmp_path):
+@pytest.mark.parametrize("chapter_number, name", sorted(MUTANTS))
+def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     """A plausible mistake fails the check that targets it, and no check that leaves the
     broken function out (partial credit stays fair)."""
-    old, new, failing = ROOTFS_MUTANTS[name]
-    source = (REPO / "mini_runtime" / "rootfs.py").read_text()
+    old, new, failing = MUTANTS[chapter_number, name]
+    chapter = grading.find_chapter(chapter_number)
+    source = (REPO / (chapter.module.replace(".", "/") + ".py")).read_text()
     assert old in source
-    (tmp_path / "rootfs.py").write_text(source.replace(old, new))
-    chapter = grading.find_chapter("02")
-    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / "rootfs.py", seed=11)}
+    (tmp_path / chapter.learner_file).write_text(source.replace(old, new))
+    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / chapter.learner_file, seed=11)}
     assert not results[failing].passed, f"{name} was not caught by {failing}"
     broken = set(next(c for c in chapter.checks if c.number == failing).plug)
     for check in chapter.checks:

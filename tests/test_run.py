@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -26,8 +27,18 @@ def test_exit_code_is_the_commands_own(code):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
 def test_killed_by_signal_n_gives_128_plus_n(sig):
-    result = mini("run", "busybox", "sh", "-c", f"kill -{int(sig)} $$")
+    # --init: the command is not PID 1, so it can die of its own signal (chapter 03).
+    result = mini("run", "--init", "busybox", "sh", "-c", f"kill -{int(sig)} $$")
     assert result.returncode == 128 + sig
+
+
+def test_sigkill_from_outside_gives_137():
+    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo ready; exec sleep 30"],
+                            stdout=subprocess.PIPE, text=True)
+    assert select.select([proc.stdout], [], [], 10)[0] and proc.stdout.readline() == "ready\n"
+    container = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+    os.kill(container, signal.SIGKILL)
+    assert proc.wait(timeout=10) == 137
 
 
 def test_unknown_image_is_125_with_one_line():
@@ -132,10 +143,10 @@ def test_signals_to_mini_are_forwarded(sig):
 
 def test_killing_mini_kills_the_container():
     """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 07's monitor."""
-    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo $$; exec sleep 30"],
+    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo ready; exec sleep 30"],
                             stdout=subprocess.PIPE, text=True)
-    assert select.select([proc.stdout], [], [], 10)[0]
-    pid = int(proc.stdout.readline())
+    assert select.select([proc.stdout], [], [], 10)[0] and proc.stdout.readline() == "ready\n"
+    pid = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 5

@@ -19,9 +19,8 @@ from typing import Iterator, NoReturn
 
 from mini_runtime.config import ProcessSpec
 
-#: The signals `mini` passes on to the container.
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGUSR1, signal.SIGUSR2)
+# Given: the signals `mini` passes on to the container (the reference's own tuple).
+from mini_runtime.process import FORWARDED_SIGNALS  # noqa: E402,F401
 
 
 def exit_code(status: int) -> int:

@@ -23,23 +23,9 @@ from mini_runtime import syscalls
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
-#: The devices every container gets (OCI runtime spec, "Default Devices"): name, major, minor.
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-           ("urandom", 1, 9), ("tty", 5, 0))
-
-#: /dev links every container gets: /dev/fd and the three standard streams.
-DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
-
-
-def _mountpoint(path: str) -> str:
-    """Given: make sure a mount target is a real directory (created if missing); refuse a
-    symlink, which could only point at the container's own files but would hide them."""
-    if os.path.islink(path):
-        raise OSError(f"the image's {path} is a symlink: refusing to mount over what it points to")
-    if not os.path.lexists(path):
-        os.makedirs(path, 0o755, exist_ok=True)
-    return path
+# Given (the same as the reference): the device table, the /dev links, and _mountpoint(), which
+# makes sure a mount target is a real directory and refuses a symlink.
+from mini_runtime.rootfs import DEV_LINKS, DEVICES, _mountpoint  # noqa: E402,F401
 
 
 def make_mounts_private() -> None:

@@ -1,0 +1,120 @@
+"""Chapter 03: namespaces give the container its own view of the machine.
+
+A namespace wraps one kind of global resource so that the processes inside see their own
+instance of it: their own hostname (UTS), process numbers (PID), System V IPC objects (IPC),
+network stack (net) and mount table (mnt, from chapter 02). `readlink /proc/self/ns/uts`
+names the instance a process is in; two processes share a namespace when the links match.
+
+The order matters, and the PID namespace is the odd one out: unshare(CLONE_NEWPID) does not
+move the caller. It decides where the caller's *next child* will live, and that child becomes
+PID 1 there. So the parent asks for it right before it forks the container, and everything
+else is unshared by the child itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import struct
+from typing import Iterator, NoReturn
+
+from mini_runtime import syscalls
+
+#: The namespaces a container gets, as /proc/PID/ns names them.
+KINDS = ("mnt", "uts", "ipc", "pid", "net")
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
+_IFF_UP = 0x1
+_IFREQ = "16sH22x"  # struct ifreq: a 16-byte name, then a union (flags first) of 24 bytes
+
+#: The signals an init passes on to the command.
+INIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+# >>> new-pid-namespace
+def new_pid_namespace() -> None:
+    """In the parent, right before fork: the next child is PID 1 of a new PID namespace."""
+    syscalls.unshare(syscalls.CLONE_NEWPID)
+# <<< new-pid-namespace
+
+
+@contextlib.contextmanager
+def children_in_new_pid_namespace() -> Iterator[None]:
+    """The child forked inside the `with` is PID 1 of a new PID namespace; afterwards mini's
+    own children are born in mini's namespace again (setns back), so mini can still fork
+    once that PID 1 has ended (a dead namespace accepts no new processes: ENOMEM)."""
+    home = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        new_pid_namespace()
+        yield
+    finally:
+        syscalls.setns(home, syscalls.CLONE_NEWPID)
+        os.close(home)
+
+
+# >>> enter-namespaces
+def enter_namespaces() -> None:
+    """In the child: its own hostname, IPC objects and network stack (the mount namespace
+    is made by chapter 02's make_mounts_private)."""
+    syscalls.unshare(syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWNET)
+# <<< enter-namespaces
+
+
+# >>> set-hostname
+def set_hostname(name: str) -> None:
+    """Name the container's UTS namespace; the host's hostname does not change."""
+    syscalls.sethostname(name)
+# <<< set-hostname
+
+
+# >>> bring-up-loopback
+def bring_up_loopback() -> None:
+    """A new network namespace has one device, `lo`, and it is down: bring it up, so that
+    127.0.0.1 works inside (docker's `--network none` does the same)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack(_IFREQ, b"lo", 0)
+        flags = struct.unpack(_IFREQ, fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+# <<< bring-up-loopback
+
+
+def namespace_ids(pid: int) -> dict[str, int]:
+    """The inode of each of the process's namespaces: equal numbers, same namespace."""
+    return {kind: os.stat(f"/proc/{pid}/ns/{kind}").st_ino for kind in KINDS}
+
+
+# >>> init-loop
+def init_loop(child: int) -> NoReturn:
+    """`--init`: what PID 1 owes its namespace, while the command runs as its child.
+
+    PID 1 is special in two ways. Orphans are re-parented to it, and if it never waits for
+    them they stay zombies. And the kernel does not deliver a signal to PID 1 unless PID 1
+    has a handler for it: a plain `sleep` as PID 1 shrugs off SIGTERM. This loop handles
+    every signal it can and passes it on to the command, reaps every child, and exits with
+    the command's status when the command ends.
+    """
+    syscalls.close_other_fds()  # the error pipe too: its EOF must come from the command's execve
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in INIT_SIGNALS:
+        signal.signal(sig, forward)
+    # They were blocked before the fork (see runtime.inside): none was lost in between.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INIT_SIGNALS)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
+                     else 128 + os.WTERMSIG(status))
+# <<< init-loop

@@ -1,0 +1,189 @@
+"""Chapter 03 acceptance: UTS, PID, IPC and network namespaces; PID 1 and --init."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI, mini
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """Start `mini ARGS`, wait for the container to print 'ready', return it and its init's
+    pid as the host sees it."""
+    proc = subprocess.Popen(MINI + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert select.select([proc.stdout], [], [], 15)[0], "the container did not start"
+    assert proc.stdout.readline() == "ready\n"
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return proc, int(children[0])
+
+
+def _stop(proc: subprocess.Popen[str], pid: int | None = None) -> None:
+    """End the container by killing its PID 1 (SIGKILL from outside always lands), so that
+    mini itself cleans up; kill mini only if that did not work."""
+    if pid is not None and proc.poll() is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_the_command_is_pid_1():
+    assert mini("run", "busybox", "sh", "-c", "echo $$").stdout == "1\n"
+
+
+def test_ps_lists_only_the_containers_processes():
+    result = mini("run", "busybox", "sh", "-c", "sleep 1 & ps -o pid; kill $!")
+    assert [int(pid) for pid in result.stdout.split()[1:]] == [1, 2, 3]  # sh, sleep, ps
+
+
+def test_hostname_is_the_short_id_by_default_and_settable():
+    host = socket.gethostname()
+    default = mini("run", "busybox", "hostname").stdout.strip()
+    assert len(default) == 12 and all(c in "0123456789abcdef" for c in default)
+    assert mini("run", "--hostname", "mini-box", "busybox", "hostname").stdout == "mini-box\n"
+    assert mini("run", "-h", "other", "busybox", "cat", "/proc/sys/kernel/hostname").stdout == "other\n"
+    assert socket.gethostname() == host
+
+
+def test_every_namespace_differs_from_the_hosts():
+    proc, pid = _start("run", "busybox", "sh", "-c", "echo ready; sleep 5")
+    try:
+        for kind in ("uts", "pid", "ipc", "net", "mnt"):
+            assert os.stat(f"/proc/{pid}/ns/{kind}").st_ino != os.stat(f"/proc/self/ns/{kind}").st_ino, kind
+    finally:
+        _stop(proc, pid)
+
+
+def test_namespace_links_inside_differ_from_the_hosts():
+    result = mini("run", "busybox", "sh", "-c", "readlink /proc/self/ns/uts; readlink /proc/self/ns/net")
+    outside = [os.readlink(f"/proc/self/ns/{k}") for k in ("uts", "net")]
+    inside = result.stdout.split()
+    assert len(inside) == 2 and not set(inside) & set(outside)
+
+
+def test_only_lo_and_it_is_up():
+    result = mini("run", "busybox", "sh", "-c", "ip -o link; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok")
+    links = [line.split(":")[1].strip() for line in result.stdout.splitlines() if ": " in line]
+    assert links == ["lo"] and "UP" in result.stdout and "ping-ok" in result.stdout
+
+
+def test_an_ipc_object_made_inside_is_invisible_outside():
+    key = int.from_bytes(os.urandom(3), "big") + 1
+    proc, pid = _start("run", "busybox", "sh", "-c", "echo ready; sleep 5")
+    try:
+        # Make a System V shared memory segment *in the container's IPC namespace*.
+        made = subprocess.run(["nsenter", f"--ipc=/proc/{pid}/ns/ipc", "python3", "-c",
+                               f"import ctypes; l = ctypes.CDLL(None); print(l.shmget({key}, 4096, 0o1600))"],
+                              capture_output=True, text=True, check=True)
+        assert int(made.stdout) >= 0
+        inside = subprocess.run(["nsenter", f"--ipc=/proc/{pid}/ns/ipc", "cat", "/proc/sysvipc/shm"],
+                                capture_output=True, text=True).stdout
+        keys = lambda text: {int(line.split()[0]) for line in text.splitlines()[1:]}
+        assert key in keys(inside)
+        assert key not in keys(Path("/proc/sysvipc/shm").read_text())
+    finally:
+        _stop(proc, pid)  # the segment dies with the namespace
+
+
+def test_only_std_fds_reach_the_command():
+    result = mini("run", "busybox", "ls", "/proc/self/fd")
+    assert sorted(result.stdout.split()) == ["0", "1", "2", "3"]  # 3: ls's own directory
+
+
+def test_pid_1_ignores_sigterm_without_a_handler():
+    """The PID-1 surprise: SIGTERM forwarded to a `sleep` that is PID 1 does nothing."""
+    proc, pid = _start("run", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.5)
+    finally:
+        _stop(proc, pid)
+    assert proc.returncode == 137
+
+
+def test_sigkill_to_the_container_gives_137():
+    proc, pid = _start("run", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    try:
+        os.kill(pid, signal.SIGKILL)  # from the parent namespace, SIGKILL always lands
+        assert proc.wait(timeout=10) == 137
+    finally:
+        _stop(proc, pid)
+
+
+def test_init_passes_sigterm_to_the_command():
+    proc, pid = _start("run", "--init", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        _stop(proc, pid)
+
+
+def _zombies_under(pid: int) -> list[str]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            stat = Path(f"/proc/{child}/stat").read_text()
+            if stat[stat.rindex(")") + 2] == "Z":
+                found.append(child)
+    return found
+
+
+@pytest.mark.parametrize("init", [False, True], ids=["no-init", "init"])
+def test_orphaned_zombies_pile_up_without_init_and_are_reaped_with_it(init):
+    # The orphan: a background sleep whose parent shell exits at once; it is re-parented to
+    # PID 1, dies 0.2 s later, and stays a zombie unless PID 1 waits for it. PID 1 here is
+    # `sleep 30` (exec'd), which never waits - or, with --init, our init, which does.
+    script = 'sh -c "sleep 0.2 &"; echo ready; exec sleep 30'
+    proc, pid = _start("run", *(["--init"] if init else []), "busybox", "sh", "-c", script)
+    try:
+        time.sleep(1)
+        zombies = _zombies_under(pid) + [z for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                                         for z in _zombies_under(int(c))]
+        assert bool(zombies) != init
+    finally:
+        _stop(proc, pid)
+
+
+def test_exit_codes_and_signals_propagate_as_in_chapter_01():
+    assert mini("run", "busybox", "sh", "-c", "exit 9").returncode == 9
+    # PID 1 cannot kill itself (the kernel drops the signal), and neither can docker's:
+    assert mini("run", "busybox", "sh", "-c", "kill -9 $$; echo survived").stdout == "survived\n"
+    assert mini("run", "--init", "busybox", "sh", "-c", "kill -9 $$").returncode == 137
+    assert mini("run", "--init", "busybox", "sh", "-c", "kill -TERM $$").returncode == 143
+    assert mini("run", "--init", "busybox", "sh", "-c", "exit 9").returncode == 9
+    assert mini("run", "--init", "busybox", "nosuchcmd").returncode == 127
+    assert mini("run", "busybox", "nosuchcmd").returncode == 127
+
+
+def test_namespaces_are_recorded_while_running(state_root):
+    proc, pid = _start("run", "busybox", "sh", "-c", "echo ready; sleep 5")
+    try:
+        import json
+
+        deadline, mine = time.monotonic() + 5, []
+        while not mine and time.monotonic() < deadline:  # mini writes it just after "go"
+            states = [json.loads(p.read_text()) for p in (state_root / "containers").glob("*/state.json")]
+            mine = [s for s in states if s["pid"] == pid]
+            time.sleep(0.05)
+        assert mine, states
+        for kind, inode in mine[0]["namespaces"].items():
+            assert os.stat(f"/proc/{pid}/ns/{kind}").st_ino == inode
+    finally:
+        _stop(proc, pid)
