@@ -3,12 +3,14 @@ VENV ?= $(or $(MINI_VENV),$(CURDIR)/.venv)
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test test test-fast demo lab doctor bench listings clean help
+.PHONY: setup setup-test test test-v2 test-fast demo lab doctor bench listings clean help
 
 help:
 	@echo "make setup    install what the runtime and tests need (scripts/provision.sh)"
 	@echo "make demo     a narrated tour of what works so far"
-	@echo "make test     every test: unit, integration (root), notebooks, grader honesty, listings"
+	@echo "make test     every test: unit, integration (root), notebooks, grader honesty, listings,"
+	@echo "              then the kernel-facing tests again inside a cgroup-v2 guest kernel"
+	@echo "make test-v2  only the kernel-facing tests, inside the cgroup-v2 guest (user-mode-linux)"
 	@echo "make lab      JupyterLab for the notebooks (as root, token printed)"
 	@echo "make doctor   check this machine for everything the course needs"
 	@echo "make bench    start latency against peers, as ratios"
@@ -21,6 +23,10 @@ setup-test:
 
 test: setup-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/v2_guest.py
+
+test-v2: setup-test
+	$(PY) scripts/v2_guest.py $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)

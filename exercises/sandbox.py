@@ -62,6 +62,20 @@ def main() -> None:
         frame = traceback.extract_tb(e.__traceback__)[-1]
         message = f"{type(e).__name__}: {e} (at {Path(frame.filename).name}:{frame.lineno})"
     verdict.write_text(json.dumps({"passed": passed, "message": message}))
+    _tidy_cgroups()
+
+
+def _tidy_cgroups() -> None:
+    """A learner's bug may have killed mini before its cleanup: the container directories
+    (on this sandbox's tmpfs) name the cgroups that may be left; remove the empty ones."""
+    from mini_runtime import cgroups, paths
+
+    containers = paths.state_root() / "containers"
+    for directory in containers.iterdir() if containers.is_dir() else ():
+        try:
+            cgroups.Cgroup(directory.name).remove()
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ def _build_parser() -> _Parser:
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
     run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    run.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 64m, 1g)")
+    run.add_argument("--memory-swap", metavar="BYTES",
+                     help="memory plus swap limit; -1 for unlimited swap (default: twice --memory)")
+    run.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 0.5)")
+    run.add_argument("-c", "--cpu-shares", metavar="N", help="CPU shares, relative weight (default 1024)")
+    run.add_argument("--pids-limit", metavar="N", help="most processes at once (-1: unlimited)")
+    run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
     run.add_argument("--read-only", action="store_true",
                      help="mount the container's root filesystem read-only")
     run.add_argument("--no-pivot", action="store_true",
@@ -80,10 +87,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
-    config = ContainerConfig(image=args.image, command=command, env=_env_flags(args.env),
+    limits = _limits(args)
+    config = ContainerConfig(**limits, image=args.image, command=command, env=_env_flags(args.env),
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init)
     return runtime.run(config)
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    """Chapter 04's flags, in docker's units, checked before anything is created."""
+    from mini_runtime.cgroups import parse_bytes
+
+    def number(flag: str, text: str | None, kind: type) -> float | int | None:
+        if text is None:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"invalid value {text!r} for {flag}") from None
+        return value
+
+    limits = {
+        "memory": parse_bytes(args.memory) if args.memory is not None else None,
+        "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap))
+        if args.memory_swap is not None else None,
+        "cpus": number("--cpus", args.cpus, float),
+        "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
+        "pids_limit": number("--pids-limit", args.pids_limit, int),
+        "cpuset_cpus": args.cpuset_cpus,
+    }
+    if limits["memory"] is not None and limits["memory"] < 6 * 1024 * 1024:
+        raise UsageError("Minimum memory limit allowed is 6MB")  # docker's own floor and words
+    if limits["memory_swap"] not in (None, -1) and limits["memory"] is None:
+        raise UsageError("You should always set the Memory limit when using Memoryswap limit")
+    if limits["memory_swap"] not in (None, -1) and limits["memory_swap"] < limits["memory"]:
+        raise UsageError("Minimum memoryswap limit should be larger than memory limit")
+    cpus, available = limits["cpus"], os.cpu_count() or 1
+    if cpus is not None and not 0.01 <= cpus <= available:  # also catches nan
+        raise UsageError(f"range of CPUs is from 0.01 to {available}.00, as there are only "
+                         f"{available} CPUs available")  # docker's words
+    if limits["cpu_shares"] == 0:
+        limits["cpu_shares"] = None  # docker: 0 means "the default" (1024)
+    return limits
 
 
 def cmd_images(_args: argparse.Namespace) -> int:

@@ -21,6 +21,12 @@ class ContainerConfig(NamedTuple):
     pivot: bool = True                          # False with --no-pivot: chroot(2) instead (02)
     hostname: str | None = None                 # -h/--hostname; else the short id (03)
     init: bool = False                          # --init: a tiny init as PID 1 (03)
+    memory: int | None = None                   # -m/--memory, bytes (04)
+    memory_swap: int | None = None              # --memory-swap: memory + swap, bytes; -1: no limit (04)
+    cpus: float | None = None                   # --cpus (04)
+    cpu_shares: int | None = None               # -c/--cpu-shares (04)
+    pids_limit: int | None = None               # --pids-limit (04)
+    cpuset_cpus: str | None = None              # --cpuset-cpus (04)
 
 
 class ProcessSpec(NamedTuple):

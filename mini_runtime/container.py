@@ -41,6 +41,9 @@ def sweep_stale() -> None:
 
     The start time tells a live owner from a new process that got the same pid.
     """
+    from mini_runtime import cgroups  # chapter 04: the cgroups a killed mini left
+
+    cgroups.sweep_empty()
     base = containers_dir()
     if not base.is_dir():
         return
@@ -50,6 +53,7 @@ def sweep_stale() -> None:
         except (OSError, ValueError):
             continue  # being created right now, or not ours
         if start_time(int(pid)) != started:
+            cgroups.Cgroup(directory.name).remove()
             remove(directory)
 
 

@@ -6,15 +6,18 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
     01 find the image, unpack it once         01 wait for "go"
     01 merge image defaults and flags         03 new UTS, IPC and network namespaces
     02 a private copy of the image's files    02 a private mount table, pivot_root into
-    03 the next child is PID 1 of a new          the image, fresh /proc /dev /sys
-       PID namespace                          03 hostname, loopback up
-    01 fork the child (it waits)              02 create the working directory, --read-only
-    01 forward signals, release, wait         03 --init: stay PID 1, run the command as a child
-    03 record the namespaces                  01 chdir, find the command, execve
+    04 a cgroup with the limits                  the image, fresh /proc /dev /sys
+    03 the next child is PID 1 of a new       03 hostname, loopback up
+       PID namespace                          02 create the working directory, --read-only
+    01 fork the child (it waits)              03 --init: stay PID 1, run the command as a child
+    04 move it into the cgroup                01 chdir, find the command, execve
+    01 forward signals, release, wait
+    03 record the namespaces
+    04 was it OOM-killed? remove the cgroup
     02 remove the copy
 
-Chapters to come slot in as: 04 make a cgroup, 05 mount an overlay (instead of the copy),
-06 make the network (parent); 08 drop privileges (child).
+Chapters to come slot in as: 05 mount an overlay (instead of the copy), 06 make the network
+(parent); 08 drop privileges (child).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
-from mini_runtime import container, namespaces, paths, process, rootfs
+from mini_runtime import cgroups, container, namespaces, paths, process, rootfs
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import MiniError
+from mini_runtime.formatting import human_size
 from mini_runtime.image.store import Store
 
 
@@ -43,12 +48,15 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
     container_id = container.new_id()
     directory = container.create(container_id)      # 02: $MINI_ROOT/containers/<id>
     hostname = config.hostname or container_id[:12] # 03: docker's default host name
+    group = cgroups.Cgroup(container_id)            # 04
     try:
         files = rootfs.copy_image(store.rootfs(image), directory / "rootfs")  # 02: a private copy
+        limit(group, config)                        # 04: a cgroup with the limits
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
                                   setup=lambda: inside(config, spec, str(files), hostname))
         try:
+            group.add(child.pid)                    # 04: limited before it runs anything
             with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
                 process.release(child)                  # 01: go! (126/127 if execve failed)
                 record(directory, child.pid)            # 03: its pid and namespaces, for later
@@ -56,7 +64,9 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
         except BaseException:
             _kill_and_reap(child.pid)
             raise
+        report_oom(group, directory, config, status)  # 04: say so if the OOM killer struck
     finally:
+        group.remove()                              # 04: on every hierarchy
         container.remove(directory)                 # 02: nothing left behind
     return process.exit_code(status)                # 01: exit code, or 128 + signal
 # <<< run
@@ -79,6 +89,30 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: str, hostname: str
             namespaces.init_loop(command)           # ... and the command runs as PID 2
         signal.pthread_sigmask(signal.SIG_UNBLOCK, namespaces.INIT_SIGNALS)
 # <<< inside
+
+
+# >>> limit
+def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
+    """Make the container's cgroup and write docker's limits into it."""
+    group.create()
+    group.set_limits(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
+                     cpu_shares=config.cpu_shares, pids=config.pids_limit)
+    if config.cpuset_cpus is not None:
+        group.set_cpuset(config.cpuset_cpus)
+# <<< limit
+
+
+# >>> report-oom
+def report_oom(group: cgroups.Cgroup, directory: Path, config: ContainerConfig, status: int) -> None:
+    """An OOM kill looks like any SIGKILL (137); the cgroup's counter tells them apart.
+    One line on stderr, and the fact recorded (`State.OOMKilled` in chapter 07's inspect)."""
+    if config.memory is None or not group.oom_kills():
+        return
+    limit_text = human_size(config.memory) if config.memory % (1 << 20) else f"{config.memory >> 20} MiB"
+    who = "the container was" if process.exit_code(status) == 137 else "a process in the container was"
+    sys.stderr.write(f"mini: {who} killed: out of memory (its --memory limit is {limit_text})\n")
+    paths.atomic_write(directory / "oom_killed", b"true\n")
+# <<< report-oom
 
 
 def record(directory: Path, pid: int) -> None:

@@ -84,12 +84,43 @@ def chapter_03() -> None:
     show(["run", "--init", "busybox", "sh", "-c", "echo \"I am PID $$\"; kill -9 $$"], expect_code=137)
 
 
+def chapter_04() -> None:
+    say("Chapter 04 — cgroups: limits, priority, accounting and control.")
+    say("The container joins a cgroup of its own under `mini/` before it runs anything:")
+    show(["run", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
+    say("Memory cannot be taken back, so the kernel kills: 128 MiB in a 64 MiB container is 137:")
+    show(["run", "--memory", "64m", "--memory-swap", "64m", "busybox",
+          "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"], expect_code=137)
+    say("A process limit stops a fork loop (EAGAIN) and leaves the host alone:")
+    show(["run", "--pids-limit", "8", "busybox", "sh", "-c",
+          "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done 2>&1 | head -n 1; wait"])
+    say("CPU time can be withheld instead: --cpus 0.5 is 50 ms of every 100 ms period.")
+    say("Read from the host, in the container's cgroup while it runs:")
+    from mini_runtime import cgroups
+
+    print(f"{DIM}${RESET} mini run --cpus 0.5 busybox sleep 2   (in the background)")
+    proc = subprocess.Popen(MINI + ["run", "--cpus", "0.5", "busybox", "sh", "-c", "echo ready; exec sleep 2"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    pid = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0]
+    for line in open(f"/proc/{pid}/cgroup"):
+        number, controllers, path = line.strip().split(":", 2)
+        if cgroups.mode() == "v2" or "cpu" in controllers.split(","):
+            base = cgroups.ROOT / ("" if cgroups.mode() == "v2" else "cpu") / path.lstrip("/")
+            for name in ("cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us"):
+                if (base / name).exists():
+                    print(f"  {base / name}: {(base / name).read_text().strip()}")
+            break
+    proc.wait(timeout=30)
+
+
 def main() -> int:
     print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
     chapter_01()
     chapter_02()
     chapter_03()
-    say("End of the tour so far. Next: chapters/04-cgroups.md (coming).")
+    chapter_04()
+    say("End of the tour so far. Next: chapters/05-images.md (coming).")
     return 0
 
 

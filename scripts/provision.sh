@@ -37,7 +37,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # procps (unshare, nsenter, ps for the experiments); 02 gcc and libc6-dev (a static chroot-
 # breakout program, examples/chroot-escape.c); make and git for the course tooling.
 pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev)
-[ $want_test = 1 ] && pkgs+=(vagrant)
+# Tests only: vagrant (validates the Vagrantfile) and user-mode-linux (a cgroup-v2-only kernel
+# that boots as a process: `make test-v2`).
+[ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

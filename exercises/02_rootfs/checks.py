@@ -52,9 +52,11 @@ def private_mounts(ctx: Context) -> None:
         with open("/proc/self/mountinfo") as f:
             leaked = marker in f.read()
     finally:
-        if proc.poll() is None:
+        try:
+            proc.wait(timeout=15)  # let mini clean up after its container
+        except subprocess.TimeoutExpired:
             proc.kill()
-        proc.wait()
+            proc.wait()
     ctx.expect(not leaked, "the container's tmpfs to stay invisible outside (the outside '/' is shared)",
                "it appeared in the outside mount table")
 

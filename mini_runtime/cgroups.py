@@ -1,0 +1,262 @@
+"""Chapter 04: control groups — limits, priority, accounting and control.
+
+A cgroup is a directory in a special filesystem: make one, write a pid into its process list,
+and from then on the kernel counts and limits that process and its children by the numbers in
+the directory's files. Two interfaces exist:
+
+- v2 (unified): one tree at /sys/fs/cgroup; `memory.max`, `cpu.max`, `cpu.weight`, `pids.max`,
+  `cgroup.freeze`. A controller works in a child only if every ancestor lists it in its
+  `cgroup.subtree_control` (and a cgroup with processes may not hand controllers down).
+- v1: one tree per controller (/sys/fs/cgroup/memory, .../cpu, ...), each with its own files:
+  `memory.limit_in_bytes`, `cpu.cfs_quota_us`, `cpu.shares`, `pids.max`, `freezer.state`.
+  "Hybrid" hosts have both: v1 controllers, plus a v2 tree that holds none of them.
+
+This module hides the difference behind one small class. Every container gets a cgroup named
+after its id under a parent named `mini`, in every hierarchy it uses, and loses it on exit.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+from mini_runtime.errors import UsageError
+
+ROOT = Path(os.environ.get("MINI_CGROUP_ROOT", "/sys/fs/cgroup"))
+PARENT = "mini"
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+V2_CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
+CPU_PERIOD = 100_000  # microseconds: docker's default CFS period
+
+
+def mode() -> str:
+    """'v2' (unified), 'hybrid' (v1 controllers and a v2 tree beside them) or 'v1'."""
+    if (ROOT / "cgroup.controllers").exists():
+        return "v2"
+    if (ROOT / "unified" / "cgroup.controllers").exists():
+        return "hybrid"
+    return "v1"
+
+
+# --- docker's units ------------------------------------------------------------------------
+
+def parse_bytes(text: str) -> int:
+    """docker's RAMInBytes: "64m" (or "64mb") -> 67108864; units b, k, m, g, t (powers of 1024)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmgt]?)b?", text.strip().lower())
+    if not m:
+        raise UsageError(f"invalid size: {text!r} (a number with an optional unit b, k, m or g)")
+    return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " ")) if m[2] != "b" else int(float(m[1]))
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), as runc >= 1.4 does:
+    a curve through 2 -> 1, 1024 -> 100 (both defaults) and 262144 -> 10000."""
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    log = math.log2(shares)
+    return math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0))
+
+
+def _inherit_cpuset(directory: Path) -> None:
+    """v1 cpuset cgroups start with no CPUs and no memory nodes, and a process cannot join one
+    like that: copy the parent's."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not (directory / name).read_text().strip():
+            (directory / name).write_text((directory.parent / name).read_text())
+
+
+def sweep_empty(min_age: float = 60.0) -> None:
+    """Remove container cgroups under `mini/` that hold no process and are older than `min_age`
+    seconds: what a killed `mini` left. (A new cgroup is empty for a moment before its
+    process joins: the age keeps us off those.)"""
+    if mode() == "v2":
+        parents = [ROOT / PARENT]
+    else:
+        parents = list({(ROOT / c).resolve(): ROOT / c / PARENT for c in V1_CONTROLLERS}.values())
+    now = time.time()
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for directory in parent.iterdir():
+            try:
+                if (directory.is_dir() and now - directory.stat().st_mtime > min_age
+                        and not (directory / "cgroup.procs").read_text().strip()):
+                    directory.rmdir()
+            except OSError:
+                pass  # in use after all, or gone already
+
+
+# --- one container's cgroup ----------------------------------------------------------------
+
+class Cgroup:
+    """A container's cgroup in every hierarchy it uses (one on v2, several on v1)."""
+
+    def __init__(self, name: str) -> None:
+        self.mode = mode()
+        self.name = name
+        if self.mode == "v2":
+            self.dirs = {"unified": ROOT / PARENT / name}
+        else:
+            self.dirs = {c: ROOT / c / PARENT / name for c in V1_CONTROLLERS if (ROOT / c).is_dir()}
+
+    def _unique_dirs(self) -> list[tuple[str, Path]]:
+        """One entry per hierarchy: some hosts mount cpu and cpuacct together
+        (/sys/fs/cgroup/cpu -> cpu,cpuacct), and then both names are one directory."""
+        seen: dict[Path, tuple[str, Path]] = {}
+        for controller, directory in self.dirs.items():
+            seen.setdefault(directory.parent.parent.resolve(), (controller, directory))
+        return list(seen.values())
+
+    # >>> cgroup-create
+    def create(self) -> None:
+        """Make the directories; on v2, first hand the controllers down from the root."""
+        if self.mode == "v2":
+            parent = ROOT / PARENT
+            parent.mkdir(exist_ok=True)
+            available = (ROOT / "cgroup.controllers").read_text().split()
+            wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
+            for directory in (ROOT, parent):  # the root is exempt; `mini` holds no processes
+                (directory / "cgroup.subtree_control").write_text(wanted)
+        for controller, directory in self._unique_dirs():
+            for attempt in range(3):  # another run may remove an empty `mini` parent meanwhile
+                directory.parent.mkdir(exist_ok=True)
+                if controller == "cpuset":
+                    _inherit_cpuset(directory.parent)
+                try:
+                    directory.mkdir()
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
+            if controller == "cpuset":
+                _inherit_cpuset(directory)
+    # <<< cgroup-create
+
+    def _file(self, controller: str, name: str) -> Path:
+        return self.dirs["unified" if self.mode == "v2" else controller] / name
+
+    def _write(self, controller: str, name: str, value: str) -> None:
+        self._file(controller, name).write_text(value)
+
+    def _read(self, controller: str, name: str) -> str:
+        return self._file(controller, name).read_text()
+
+    # >>> cgroup-add
+    def add(self, pid: int) -> None:
+        """Move a process (and so all its future children) into this cgroup."""
+        for _, directory in self._unique_dirs():
+            (directory / "cgroup.procs").write_text(str(pid))
+    # <<< cgroup-add
+
+    # >>> cgroup-limits
+    def set_limits(self, *, memory: int | None = None, memory_swap: int | None = None,
+                   cpus: float | None = None, cpu_shares: int | None = None,
+                   pids: int | None = None) -> None:
+        """docker's --memory, --memory-swap, --cpus, --cpu-shares and --pids-limit."""
+        v2 = self.mode == "v2"
+        if memory is not None:
+            self._write("memory", "memory.max" if v2 else "memory.limit_in_bytes", str(memory))
+            if memory_swap is None:
+                memory_swap = 2 * memory  # docker: as much swap again as memory, by default
+        if memory_swap is not None and memory is not None:
+            if v2:  # v2 counts swap alone; docker's flag counts memory + swap
+                swap = "max" if memory_swap < 0 else str(max(memory_swap - memory, 0))
+                if self._file("memory", "memory.swap.max").exists():
+                    self._write("memory", "memory.swap.max", swap)
+            elif self._file("memory", "memory.memsw.limit_in_bytes").exists():
+                self._write("memory", "memory.memsw.limit_in_bytes", str(memory_swap if memory_swap >= 0 else -1))
+        if cpus is not None:
+            quota = int(cpus * CPU_PERIOD)
+            if v2:
+                self._write("cpu", "cpu.max", f"{quota} {CPU_PERIOD}")
+            else:
+                self._write("cpu", "cpu.cfs_period_us", str(CPU_PERIOD))
+                self._write("cpu", "cpu.cfs_quota_us", str(quota))
+        if cpu_shares is not None:
+            if v2:
+                self._write("cpu", "cpu.weight", str(shares_to_weight(cpu_shares)))
+            else:
+                self._write("cpu", "cpu.shares", str(cpu_shares))
+        if pids is not None:
+            self._write("pids", "pids.max", "max" if pids <= 0 else str(pids))
+    # <<< cgroup-limits
+
+    def set_cpuset(self, cpus: str) -> None:
+        """docker's --cpuset-cpus: which CPUs the container may run on ("0", "0-1", "0,2")."""
+        path = self._file("cpuset", "cpuset.cpus")
+        if not path.exists():
+            raise UsageError("--cpuset-cpus: the cpuset controller is not available on this machine")
+        try:
+            path.write_text(cpus)
+        except OSError as e:
+            raise UsageError(f"--cpuset-cpus {cpus!r}: {e.strerror} (this machine has CPUs "
+                             f"{(path.parent.parent / 'cpuset.cpus').read_text().strip()})") from None
+
+    # >>> cgroup-usage
+    def usage(self) -> dict[str, int]:
+        """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
+        if self.mode == "v2":
+            stat = dict(line.split() for line in self._read("cpu", "cpu.stat").splitlines())
+            peak = self._file("memory", "memory.peak")
+            return {"memory": int(self._read("memory", "memory.current")),
+                    "memory_peak": int(peak.read_text()) if peak.exists() else 0,
+                    "cpu_ns": int(stat["usage_usec"]) * 1000,
+                    "pids": int(self._read("pids", "pids.current"))}
+        return {"memory": int(self._read("memory", "memory.usage_in_bytes")),
+                "memory_peak": int(self._read("memory", "memory.max_usage_in_bytes")),
+                "cpu_ns": int(self._read("cpuacct", "cpuacct.usage")),
+                "pids": int(self._read("pids", "pids.current"))}
+    # <<< cgroup-usage
+
+    # >>> cgroup-freeze
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (or restart) every process in the cgroup at once: `pause` and `unpause`."""
+        if self.mode == "v2":
+            self._write("freezer", "cgroup.freeze", "1" if frozen else "0")
+            want = f"frozen {1 if frozen else 0}"
+            events = self._file("freezer", "cgroup.events")
+        else:
+            self._write("freezer", "freezer.state", "FROZEN" if frozen else "THAWED")
+            want = "FROZEN" if frozen else "THAWED"
+            events = self._file("freezer", "freezer.state")
+        deadline = time.monotonic() + 5
+        while want not in events.read_text():  # freezing takes effect asynchronously
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cgroup {self.name} did not reach {want!r}")
+            time.sleep(0.01)
+    # <<< cgroup-freeze
+
+    # >>> cgroup-oom
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer ended in this cgroup."""
+        text = self._read("memory", "memory.events" if self.mode == "v2" else "memory.oom_control")
+        fields = dict(line.split() for line in text.splitlines())
+        return int(fields.get("oom_kill", 0))
+    # <<< cgroup-oom
+
+    # >>> cgroup-remove
+    def remove(self) -> None:
+        """rmdir in every hierarchy (a cgroup can go once its last process is gone), and the
+        `mini` parent too when no other container uses it: nothing is left behind."""
+        for _, directory in self._unique_dirs():
+            for _ in range(200):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY:
+                        raise
+                    time.sleep(0.01)  # the last process is still exiting
+            try:
+                directory.parent.rmdir()
+            except OSError:
+                pass  # another container's cgroup is still in there
+    # <<< cgroup-remove

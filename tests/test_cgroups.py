@@ -1,0 +1,200 @@
+"""Chapter 04 acceptance: limits, priority, accounting and control, on the real kernel.
+
+These run on the host (cgroup v1 hybrid here) and again inside the cgroup-v2-only guest kernel
+(`make test-v2`), so both interfaces are tested for real.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI, mini
+from mini_runtime import cgroups
+
+pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.cgroup]
+V2 = cgroups.mode() == "v2"
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(MINI + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert select.select([proc.stdout], [], [], 15)[0], "the container did not start"
+    assert proc.stdout.readline() == "ready\n"
+    return proc, int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+
+
+def _stop(proc: subprocess.Popen[str], pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def _cgroup_of(pid: int, controller: str) -> Path:
+    """The cgroup directory of `pid` for a controller, from /proc/PID/cgroup."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if (V2 and names == "") or controller in names.split(","):
+            return cgroups.ROOT / ("" if V2 else controller) / path.lstrip("/")
+    raise LookupError(controller)
+
+
+@pytest.mark.parametrize("text, value", [("64m", 67108864), ("64MB", 67108864), ("1g", 1 << 30),
+                                         ("512k", 524288), ("4096", 4096), ("10b", 10)])
+def test_docker_size_units(text, value):
+    assert cgroups.parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 100), (262144, 10000), (512, 59)])
+def test_shares_to_weight_runc_formula(shares, weight):
+    assert cgroups.shares_to_weight(shares) == weight
+
+
+def test_memory_limit_file_holds_the_bytes():
+    proc, pid = _start("run", "--memory", "64m", "busybox", "sh", "-c", "echo ready; sleep 30")
+    try:
+        name = "memory.max" if V2 else "memory.limit_in_bytes"
+        assert (_cgroup_of(pid, "memory") / name).read_text().strip() == "67108864"
+        assert _cgroup_of(pid, "memory").parent.name == cgroups.PARENT
+    finally:
+        _stop(proc, pid)
+
+
+def test_allocating_past_the_limit_is_oom_killed_137():
+    # dd reads 128 MiB from /dev/zero into one buffer: every page of it gets touched. As PID 1
+    # it is the container, so the OOM killer's SIGKILL ends the container: 137.
+    result = mini("run", "--memory", "64m", "--memory-swap", "64m", "busybox",
+                  "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1", timeout=120)
+    assert result.returncode == 137
+    assert result.stderr.splitlines()[-1] == \
+        "mini: the container was killed: out of memory (its --memory limit is 64 MiB)"
+
+
+def test_an_oom_killed_child_is_reported_but_the_container_lives_on():
+    result = mini("run", "--memory", "64m", "--memory-swap", "64m", "busybox", "sh", "-c",
+                  "dd if=/dev/zero of=/dev/null bs=128M count=1; echo survived", timeout=120)
+    assert result.returncode == 0 and result.stdout == "survived\n"
+    assert result.stderr.splitlines()[-1].startswith("mini: a process in the container was killed: out of memory")
+
+
+def test_cpus_quota_files():
+    proc, pid = _start("run", "--cpus", "0.5", "busybox", "sh", "-c", "echo ready; sleep 30")
+    try:
+        cpu = _cgroup_of(pid, "cpu")
+        if V2:
+            assert (cpu / "cpu.max").read_text().split() == ["50000", "100000"]
+        else:
+            assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
+            assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    finally:
+        _stop(proc, pid)
+
+
+def _cpu_ns(pid: int) -> int:
+    directory = _cgroup_of(pid, "cpu" if V2 else "cpuacct")
+    if V2:
+        stat = dict(line.split() for line in (directory / "cpu.stat").read_text().splitlines())
+        return int(stat["usage_usec"]) * 1000
+    return int((directory / "cpuacct.usage").read_text())
+
+
+@pytest.mark.slow
+def test_a_busy_loop_under_half_a_cpu_gets_about_half():
+    proc, pid = _start("run", "--cpus", "0.5", "busybox", "sh", "-c", "echo ready; while :; do :; done")
+    try:
+        start_cpu, start = _cpu_ns(pid), time.monotonic()
+        time.sleep(3)
+        share = (_cpu_ns(pid) - start_cpu) / 1e9 / (time.monotonic() - start)
+    finally:
+        _stop(proc, pid)
+    assert 0.3 < share < 0.65, f"got {share:.2f} of a CPU"
+
+
+@pytest.mark.slow
+def test_cpu_shares_divide_one_cpu_in_proportion():
+    # Both on one CPU, so that they compete: pinned with --cpuset-cpus, or a one-CPU machine.
+    pin: list[str] = []
+    if not V2 or "cpuset" in (cgroups.ROOT / "cgroup.controllers").read_text().split():
+        pin = ["--cpuset-cpus", str(min(os.sched_getaffinity(0)))]
+    elif len(os.sched_getaffinity(0)) > 1:
+        pytest.skip("no cpuset controller to pin the two containers to one CPU")
+    loop = "echo ready; while :; do :; done"
+    big = _start("run", "--cpu-shares", "1024", *pin, "busybox", "sh", "-c", loop)
+    small = _start("run", "--cpu-shares", "512", *pin, "busybox", "sh", "-c", loop)
+    try:
+        before = _cpu_ns(big[1]), _cpu_ns(small[1])
+        time.sleep(3)
+        ratio = (_cpu_ns(big[1]) - before[0]) / max(_cpu_ns(small[1]) - before[1], 1)
+    finally:
+        _stop(*big)
+        _stop(*small)
+    assert 1.4 < ratio < 2.8, f"1024 vs 512 shares got a CPU-time ratio of {ratio:.2f}"
+
+
+def test_pids_limit_stops_a_fork_loop():
+    result = mini("run", "--pids-limit", "64", "busybox", "sh", "-c",
+                  "for i in $(seq 100); do sleep 5 & done 2>&1 | grep -m1 -o 'Resource temporarily unavailable'; "
+                  "echo done", timeout=60)
+    assert "Resource temporarily unavailable" in result.stdout + result.stderr
+    assert subprocess.run(["true"]).returncode == 0  # the host can still fork
+
+
+def test_freeze_stops_a_counter_and_thaw_resumes_it():
+    from mini_runtime.cgroups import Cgroup
+
+    proc, pid = _start("run", "busybox", "sh", "-c",
+                       "echo ready; i=0; while :; do i=$((i+1)); echo $i >> /tmp/n; done")
+    try:
+        name = _cgroup_of(pid, "freezer" if not V2 else "cpu").name
+        group = Cgroup(name)
+        counter = Path(f"/proc/{pid}/root/tmp/n")
+        time.sleep(0.3)
+        group.freeze(True)
+        try:
+            frozen = counter.stat().st_size
+            time.sleep(0.5)
+            assert counter.stat().st_size == frozen
+        finally:
+            group.freeze(False)  # a frozen process cannot even die of SIGKILL
+        time.sleep(0.5)
+        assert counter.stat().st_size > frozen
+    finally:
+        _stop(proc, pid)
+
+
+def test_the_cgroup_is_gone_after_exit_on_every_hierarchy():
+    proc, pid = _start("run", "--memory", "32m", "busybox", "sh", "-c", "echo ready; sleep 30")
+    directories = [_cgroup_of(pid, c) for c in (("cpu", "memory", "pids") if V2 else
+                                                  ("cpu", "memory", "pids", "freezer", "cpuset"))]
+    assert all(d.is_dir() for d in directories)
+    _stop(proc, pid)
+    assert not any(d.exists() for d in directories)
+
+
+def test_bad_sizes_are_125_with_one_line():
+    result = mini("run", "--memory", "lots", "busybox", "true")
+    assert result.returncode == 125 and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags", [["--cpus", "nan"], ["--cpus", "inf"], ["--cpus", "0.001"],
+                                   ["--cpus", "9999"], ["--memory", "1k"], ["--pids-limit", "x"]])
+def test_bad_limits_are_125_with_one_line(flags):
+    result = mini("run", *flags, "busybox", "true")
+    assert result.returncode == 125 and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_cgroups_a_killed_mini_left_are_swept(state_root):
+    group = cgroups.Cgroup("0" * 64)
+    group.create()
+    stale = time.time() - 3600
+    for _, directory in group._unique_dirs():
+        os.utime(directory, (stale, stale))
+    assert mini("run", "busybox", "true").returncode == 0
+    assert not any(d.exists() for d in group.dirs.values())
