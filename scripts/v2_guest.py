@@ -45,8 +45,13 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/t
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+# /tmp becomes the guest's own tmpfs; if this checkout lives under /tmp (CI clones may), keep
+# it visible at the same path through a bind mount made before the tmpfs covers it.
+repo={shlex.quote(str(REPO))}
+mkdir -p /run/repo && mount --bind "$repo" /run/repo
+mount -t tmpfs tmpfs /tmp
+mkdir -p "$repo" && mount --bind /run/repo "$repo"
 mkdir -p /run/netns
 ver=$(uname -r)
 # The package's modules, seen as <root>/lib/modules/<version> under a guest-only tmpfs root.
@@ -54,7 +59,7 @@ mkdir -p /run/modroot/lib/modules
 mount --bind /usr/lib/uml/modules /run/modroot/lib/modules
 for m in {modules}; do modprobe -d /run/modroot -q $m 2>/dev/null; done
 echo "v2 guest: Linux $ver, cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
-cd {shlex.quote(str(REPO))}
+cd "$repo"
 CI={shlex.quote(os.environ.get("CI", ""))} PYTHONDONTWRITEBYTECODE=1 {pytest}
 echo $? > {shlex.quote(str(status_file))}
 sync
