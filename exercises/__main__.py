@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     chapter = grading.find_chapter(args.chapter)
+    problem = chapter.unmet()
+    if problem:
+        print(f"grade: {problem}", file=sys.stderr)
+        return 2
     only = args.only.split(",") if args.only else None
 
     if args.submissions:

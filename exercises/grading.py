@@ -18,6 +18,8 @@ import io
 import json
 import os
 import random
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,11 @@ class Chapter:
     module: str              # the reference module the learner re-implements, e.g. "mini_runtime.process"
     learner_file: str        # the learner's file in the exercise folder, e.g. "process.py"
     checks: list[Check] = field(default_factory=list)
+    # what this machine must have to grade the chapter: returns why not, or None
+    requires: Callable[[], str | None] | None = None
+
+    def unmet(self) -> str | None:
+        return self.requires() if self.requires else None
 
     @property
     def folder(self) -> Path:
@@ -143,6 +150,33 @@ class Context:
         names = ",".join(self.plug if plug is None else plug)
         return [sys.executable, "-m", "exercises.plugged", self.chapter.module,
                 str(self.learner_path), names, "--", *args]
+
+    def start(self, *args: str, plug: tuple[str, ...] | None = None) -> tuple[subprocess.Popen[str], int]:
+        """Start `mini ARGS...` whose command prints 'ready' first; return it and the
+        container's PID 1 (mini's only child)."""
+        proc = subprocess.Popen(self.mini_command(*args, plug=plug), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        ready = select.select([proc.stdout], [], [], 20)[0]
+        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        if line != "ready\n":
+            proc.kill()
+            raise CheckFailed(f"expected the container to start and print 'ready', got {line!r} "
+                              f"{proc.communicate()[1].strip()[:150]!r}")
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        return proc, int(children[0])
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[str], pid: int) -> None:
+        """SIGKILL the container's PID 1 and wait for mini to clean up after it."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def expect(self, condition: bool, expected: str, actual: str) -> None:
         if not condition:

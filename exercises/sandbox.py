@@ -72,8 +72,13 @@ def _tidy_cgroups() -> None:
 
     containers = paths.state_root() / "containers"
     for directory in containers.iterdir() if containers.is_dir() else ():
+        group = cgroups.Cgroup(directory.name)
         try:
-            cgroups.Cgroup(directory.name).remove()
+            if group.mode == "v2" and group.unified.is_dir():
+                (group.unified / "cgroup.freeze").write_text("0")  # a learner's freeze, never thawed
+                if (group.unified / "cgroup.kill").exists():      # Linux 5.14 and later
+                    (group.unified / "cgroup.kill").write_text("1")
+            group.remove()
         except OSError:
             pass
 

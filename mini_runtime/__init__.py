@@ -7,4 +7,4 @@ Chapters in: 01 processes (a container is a process), 02 rootfs (the image is it
 __version__ = "0.1.0"
 
 #: The chapters whose code is in this tree; `mini doctor` and the demo read it.
-CHAPTERS_DONE = ("01-processes", "02-rootfs", "03-namespaces")
+CHAPTERS_DONE = ("01-processes", "02-rootfs", "03-namespaces", "04-cgroups")

@@ -92,7 +92,84 @@ def sweep_empty(min_age: float = 60.0) -> None:
                 pass  # in use after all, or gone already
 
 
-# --- one container's cgroup ----------------------------------------------------------------
+# --- the v2 interface, one function per mechanism ------------------------------------------
+
+# >>> enable-controllers
+def enable_controllers(root: Path, parent: Path) -> None:
+    """v2 delegation: a controller works in a cgroup only if its parent lists it in
+    `cgroup.subtree_control`, and so on up to the root. Hand memory, cpu, pids (and cpuset)
+    down from the root to `parent`; `parent` never holds a process, so it may."""
+    available = (root / "cgroup.controllers").read_text().split()
+    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
+    for directory in (root, parent):
+        (directory / "cgroup.subtree_control").write_text(wanted)
+# <<< enable-controllers
+
+
+# >>> join
+def join(directory: Path, pid: int) -> None:
+    """Move a process (and so all its future children) into the cgroup at `directory`."""
+    (directory / "cgroup.procs").write_text(str(pid))
+# <<< join
+
+
+# >>> limit-files
+def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
+                cpus: float | None = None, cpu_shares: int | None = None,
+                pids: int | None = None) -> dict[str, str]:
+    """docker's --memory, --memory-swap, --cpus, --cpu-shares and --pids-limit as v2 files:
+    {file name: what to write}. A limit that is None is left out."""
+    files = {}
+    if memory is not None:
+        files["memory.max"] = str(memory)
+        if memory_swap is None:
+            memory_swap = 2 * memory  # docker: as much swap again as memory, by default
+        # docker's flag counts memory + swap; v2 counts the swap alone
+        files["memory.swap.max"] = "max" if memory_swap < 0 else str(max(memory_swap - memory, 0))
+    if cpus is not None:
+        files["cpu.max"] = f"{int(cpus * CPU_PERIOD)} {CPU_PERIOD}"
+    if cpu_shares is not None:
+        files["cpu.weight"] = str(shares_to_weight(cpu_shares))
+    if pids is not None:
+        files["pids.max"] = "max" if pids <= 0 else str(pids)
+    return files
+# <<< limit-files
+
+
+# >>> read-usage
+def read_usage(directory: Path) -> dict[str, int]:
+    """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
+    cpu = dict(line.split() for line in (directory / "cpu.stat").read_text().splitlines())
+    peak = directory / "memory.peak"  # Linux 5.19 and later
+    return {"memory": int((directory / "memory.current").read_text()),
+            "memory_peak": int(peak.read_text()) if peak.exists() else 0,
+            "cpu_ns": int(cpu["usage_usec"]) * 1000,
+            "pids": int((directory / "pids.current").read_text())}
+# <<< read-usage
+
+
+# >>> set-frozen
+def set_frozen(directory: Path, frozen: bool) -> None:
+    """Stop (or restart) every process in the cgroup at once, and wait until it has."""
+    (directory / "cgroup.freeze").write_text("1" if frozen else "0")
+    want = f"frozen {1 if frozen else 0}"
+    deadline = time.monotonic() + 5
+    while want not in (directory / "cgroup.events").read_text().splitlines():
+        if time.monotonic() > deadline:  # freezing takes effect asynchronously
+            raise TimeoutError(f"{directory} did not reach {want!r}")
+        time.sleep(0.01)
+# <<< set-frozen
+
+
+# >>> oom-kill-count
+def oom_kill_count(directory: Path) -> int:
+    """How many processes the kernel's OOM killer ended in this cgroup."""
+    events = dict(line.split() for line in (directory / "memory.events").read_text().splitlines())
+    return int(events.get("oom_kill", 0))
+# <<< oom-kill-count
+
+
+# --- one container's cgroup, on either interface ------------------------------------------
 
 class Cgroup:
     """A container's cgroup in every hierarchy it uses (one on v2, several on v1)."""
@@ -104,6 +181,10 @@ class Cgroup:
             self.dirs = {"unified": ROOT / PARENT / name}
         else:
             self.dirs = {c: ROOT / c / PARENT / name for c in V1_CONTROLLERS if (ROOT / c).is_dir()}
+
+    @property
+    def unified(self) -> Path:
+        return self.dirs["unified"]
 
     def _unique_dirs(self) -> list[tuple[str, Path]]:
         """One entry per hierarchy: some hosts mount cpu and cpuacct together
@@ -117,12 +198,8 @@ class Cgroup:
     def create(self) -> None:
         """Make the directories; on v2, first hand the controllers down from the root."""
         if self.mode == "v2":
-            parent = ROOT / PARENT
-            parent.mkdir(exist_ok=True)
-            available = (ROOT / "cgroup.controllers").read_text().split()
-            wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
-            for directory in (ROOT, parent):  # the root is exempt; `mini` holds no processes
-                (directory / "cgroup.subtree_control").write_text(wanted)
+            (ROOT / PARENT).mkdir(exist_ok=True)
+            enable_controllers(ROOT, ROOT / PARENT)
         for controller, directory in self._unique_dirs():
             for attempt in range(3):  # another run may remove an empty `mini` parent meanwhile
                 directory.parent.mkdir(exist_ok=True)
@@ -147,44 +224,38 @@ class Cgroup:
     def _read(self, controller: str, name: str) -> str:
         return self._file(controller, name).read_text()
 
-    # >>> cgroup-add
     def add(self, pid: int) -> None:
-        """Move a process (and so all its future children) into this cgroup."""
+        """Move a process into this cgroup in every hierarchy."""
         for _, directory in self._unique_dirs():
-            (directory / "cgroup.procs").write_text(str(pid))
-    # <<< cgroup-add
+            join(directory, pid)
 
     # >>> cgroup-limits
     def set_limits(self, *, memory: int | None = None, memory_swap: int | None = None,
                    cpus: float | None = None, cpu_shares: int | None = None,
                    pids: int | None = None) -> None:
-        """docker's --memory, --memory-swap, --cpus, --cpu-shares and --pids-limit."""
-        v2 = self.mode == "v2"
-        if memory is not None:
-            self._write("memory", "memory.max" if v2 else "memory.limit_in_bytes", str(memory))
-            if memory_swap is None:
-                memory_swap = 2 * memory  # docker: as much swap again as memory, by default
-        if memory_swap is not None and memory is not None:
-            if v2:  # v2 counts swap alone; docker's flag counts memory + swap
-                swap = "max" if memory_swap < 0 else str(max(memory_swap - memory, 0))
-                if self._file("memory", "memory.swap.max").exists():
-                    self._write("memory", "memory.swap.max", swap)
-            elif self._file("memory", "memory.memsw.limit_in_bytes").exists():
-                self._write("memory", "memory.memsw.limit_in_bytes", str(memory_swap if memory_swap >= 0 else -1))
-        if cpus is not None:
-            quota = int(cpus * CPU_PERIOD)
-            if v2:
-                self._write("cpu", "cpu.max", f"{quota} {CPU_PERIOD}")
-            else:
-                self._write("cpu", "cpu.cfs_period_us", str(CPU_PERIOD))
-                self._write("cpu", "cpu.cfs_quota_us", str(quota))
+        """docker's limit flags, written to v2's files or translated to v1's."""
+        files = limit_files(memory=memory, memory_swap=memory_swap, cpus=cpus,
+                            cpu_shares=cpu_shares, pids=pids)
+        if self.mode == "v2":
+            for name, value in files.items():
+                if name != "memory.swap.max" or (self.unified / name).exists():  # swap accounting on?
+                    (self.unified / name).write_text(value)
+            return
+        # v1: other names and units for the same limits
+        if "memory.max" in files:
+            self._write("memory", "memory.limit_in_bytes", files["memory.max"])
+            if self._file("memory", "memory.memsw.limit_in_bytes").exists():
+                swap = files["memory.swap.max"]  # v1 counts memory + swap, like docker's flag
+                total = -1 if swap == "max" else int(files["memory.max"]) + int(swap)
+                self._write("memory", "memory.memsw.limit_in_bytes", str(total))
+        if "cpu.max" in files:
+            quota, period = files["cpu.max"].split()
+            self._write("cpu", "cpu.cfs_period_us", period)
+            self._write("cpu", "cpu.cfs_quota_us", quota)
         if cpu_shares is not None:
-            if v2:
-                self._write("cpu", "cpu.weight", str(shares_to_weight(cpu_shares)))
-            else:
-                self._write("cpu", "cpu.shares", str(cpu_shares))
-        if pids is not None:
-            self._write("pids", "pids.max", "max" if pids <= 0 else str(pids))
+            self._write("cpu", "cpu.shares", str(cpu_shares))
+        if "pids.max" in files:
+            self._write("pids", "pids.max", files["pids.max"])
     # <<< cgroup-limits
 
     def set_cpuset(self, cpus: str) -> None:
@@ -198,47 +269,36 @@ class Cgroup:
             raise UsageError(f"--cpuset-cpus {cpus!r}: {e.strerror} (this machine has CPUs "
                              f"{(path.parent.parent / 'cpuset.cpus').read_text().strip()})") from None
 
-    # >>> cgroup-usage
+    # >>> cgroup-v1
     def usage(self) -> dict[str, int]:
-        """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
+        """See read_usage(); v1 keeps the same numbers in other files."""
         if self.mode == "v2":
-            stat = dict(line.split() for line in self._read("cpu", "cpu.stat").splitlines())
-            peak = self._file("memory", "memory.peak")
-            return {"memory": int(self._read("memory", "memory.current")),
-                    "memory_peak": int(peak.read_text()) if peak.exists() else 0,
-                    "cpu_ns": int(stat["usage_usec"]) * 1000,
-                    "pids": int(self._read("pids", "pids.current"))}
+            return read_usage(self.unified)
         return {"memory": int(self._read("memory", "memory.usage_in_bytes")),
                 "memory_peak": int(self._read("memory", "memory.max_usage_in_bytes")),
                 "cpu_ns": int(self._read("cpuacct", "cpuacct.usage")),
                 "pids": int(self._read("pids", "pids.current"))}
-    # <<< cgroup-usage
 
-    # >>> cgroup-freeze
     def freeze(self, frozen: bool = True) -> None:
-        """Stop (or restart) every process in the cgroup at once: `pause` and `unpause`."""
+        """`pause` and `unpause`: v1 has a freezer controller of its own."""
         if self.mode == "v2":
-            self._write("freezer", "cgroup.freeze", "1" if frozen else "0")
-            want = f"frozen {1 if frozen else 0}"
-            events = self._file("freezer", "cgroup.events")
-        else:
-            self._write("freezer", "freezer.state", "FROZEN" if frozen else "THAWED")
-            want = "FROZEN" if frozen else "THAWED"
-            events = self._file("freezer", "freezer.state")
+            return set_frozen(self.unified, frozen)
+        state = self._file("freezer", "freezer.state")
+        want = "FROZEN" if frozen else "THAWED"
+        state.write_text(want)
         deadline = time.monotonic() + 5
-        while want not in events.read_text():  # freezing takes effect asynchronously
+        while state.read_text().strip() != want:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"cgroup {self.name} did not reach {want!r}")
             time.sleep(0.01)
-    # <<< cgroup-freeze
 
-    # >>> cgroup-oom
     def oom_kills(self) -> int:
-        """How many processes the kernel's OOM killer ended in this cgroup."""
-        text = self._read("memory", "memory.events" if self.mode == "v2" else "memory.oom_control")
-        fields = dict(line.split() for line in text.splitlines())
+        """See oom_kill_count(); v1 keeps the counter in memory.oom_control."""
+        if self.mode == "v2":
+            return oom_kill_count(self.unified)
+        fields = dict(line.split() for line in self._read("memory", "memory.oom_control").splitlines())
         return int(fields.get("oom_kill", 0))
-    # <<< cgroup-oom
+    # <<< cgroup-v1
 
     # >>> cgroup-remove
     def remove(self) -> None:

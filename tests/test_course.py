@@ -90,3 +90,14 @@ def test_provision_script_is_valid_bash():
 def test_ci_runs_make_test():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_v2_guest_runs_pytest_by_default_or_any_command_with_run():
+    import v2_guest
+
+    default = v2_guest.guest_command([])
+    assert default[:3] == [sys.executable, "-m", "pytest"] and "tests/test_cgroups.py" in default
+    assert v2_guest.guest_command(["tests/test_cgroups.py", "-k", "oom"])[-3:] == ["tests/test_cgroups.py", "-k", "oom"]
+    assert v2_guest.guest_command(["--run", "python", "-m", "exercises", "grade", "04"]) == \
+        [sys.executable, "-m", "exercises", "grade", "04"]
+    assert v2_guest.guest_command(["--run", "true"]) == ["true"]

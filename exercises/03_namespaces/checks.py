@@ -14,27 +14,6 @@ CHAPTER = Chapter(number="03", slug="namespaces", module="mini_runtime.namespace
 check = CHAPTER.check
 
 
-def _running(ctx: Context, *args: str) -> tuple[subprocess.Popen[str], int]:
-    """Start `mini run ARGS` (whose command prints 'ready'); return it and the container's PID 1."""
-    proc = subprocess.Popen(ctx.mini_command("run", *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()  # type: ignore[union-attr]
-    if line != "ready\n":
-        proc.kill()
-        raise CheckFailed(f"expected the container to start and print 'ready', got {line!r} "
-                          f"{proc.communicate()[1].strip()[:150]!r}")
-    children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-    return proc, int(children[0])
-
-
-def _end(proc: subprocess.Popen[str], pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 @check("3.1", "new_pid_namespace: the command is PID 1 and sees only its own processes", points=2,
        section="§ The PID namespace", plug=("new_pid_namespace",))
 def pid_namespace(ctx: Context) -> None:
@@ -50,7 +29,7 @@ def pid_namespace(ctx: Context) -> None:
 @check("3.2", "enter_namespaces: UTS, IPC and network differ from the outside", points=2,
        section="§ UTS, IPC and network namespaces", plug=("enter_namespaces",))
 def other_namespaces(ctx: Context) -> None:
-    proc, pid = _running(ctx, "busybox", "sh", "-c", "echo ready; ip -o link | cut -d: -f2; sleep 5")
+    proc, pid = ctx.start("run", "busybox", "sh", "-c", "echo ready; ip -o link | cut -d: -f2; sleep 5")
     try:
         links = proc.stdout.readline().split()  # type: ignore[union-attr]
         for kind in ctx.rng.sample(["uts", "ipc", "net"], 3):
@@ -58,7 +37,7 @@ def other_namespaces(ctx: Context) -> None:
             ctx.expect(inside != outside, f"the container's {kind} namespace to differ from the outside",
                        f"both {inside}")
     finally:
-        _end(proc, pid)
+        ctx.stop(proc, pid)
     ctx.expect(links == ["lo"], "only `lo` in the container's network namespace", repr(links))
 
 
@@ -97,7 +76,7 @@ def init(ctx: Context) -> None:
     ctx.expect(result.stdout.strip() == "0", "no zombie left: the orphaned sleep reaped by PID 1",
                f"{result.stdout.strip()!r} zombie(s) {result.stderr.strip()[:100]!r}")
     sig = ctx.rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
-    proc, pid = _running(ctx, "--init", "busybox", "sh", "-c", "echo ready; exec sleep 30")
+    proc, pid = ctx.start("run", "--init", "busybox", "sh", "-c", "echo ready; exec sleep 30")
     try:
         proc.send_signal(sig)  # mini forwards it to PID 1, which must pass it on to the command
         try:
@@ -106,7 +85,7 @@ def init(ctx: Context) -> None:
             raise CheckFailed(f"{signal.Signals(sig).name} to mini to end the command (PID 2): "
                               "it was still running 10 s later") from None
     finally:
-        _end(proc, pid)
+        ctx.stop(proc, pid)
     ctx.expect(got == 128 + sig, f"exit {128 + sig} after {signal.Signals(sig).name}", str(got))
 
 

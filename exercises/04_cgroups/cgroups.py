@@ -1,0 +1,118 @@
+"""Chapter 04 exercise: control groups limit, weigh, count and stop a container's processes.
+Your copy of the cgroup v2 half of `mini_runtime/cgroups.py`.
+
+Fill in the seven functions below. The grader plugs them into the reference runtime, whose
+`Cgroup` class calls them for a container's cgroup, /sys/fs/cgroup/mini/<container id>:
+
+    create:  enable_controllers(/sys/fs/cgroup, /sys/fs/cgroup/mini) → mkdir the container's cgroup
+    limits:  limit_files(memory=..., cpus=..., ...) → write each file  (uses shares_to_weight)
+    start:   join(cgroup, pid) before the container's command runs
+    exit:    oom_kill_count(cgroup): was it the OOM killer? → rmdir
+    (and for chapter 07's stats, pause and unpause: read_usage(cgroup), set_frozen(cgroup, ...))
+
+    python -m exercises grade 04          (one check: --only 4.3)
+
+It targets cgroup v2, what the course VM has. Every TODO has a hint, the documentation to read,
+and a "why?". Chapter text: chapters/04-cgroups.md. Kernel documentation for every file named
+here: https://docs.kernel.org/admin-guide/cgroup-v2.html
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+# Given (the same values as the reference): the controllers a container gets, and docker's
+# CFS period in microseconds.
+from mini_runtime.cgroups import CPU_PERIOD, V2_CONTROLLERS  # noqa: F401
+
+
+def enable_controllers(root: Path, parent: Path) -> None:
+    """v2 delegation: a controller works in a cgroup only if its parent lists it in
+    `cgroup.subtree_control`, and so on up to the root. Hand memory, cpu, pids (and cpuset)
+    down from the root to `parent`; `parent` never holds a process, so it may."""
+    # TODO: read the controllers the root offers (`root / "cgroup.controllers"`, words
+    #   separated by spaces); keep those of V2_CONTROLLERS that are offered; write them as one
+    #   line "+memory +cpu ..." to `cgroup.subtree_control` of `root`, then of `parent`.
+    #   doc: "Enabling and Disabling" and "Top-down Constraint" in cgroup-v2.html
+    #   why? Writing "+cpuset" on a machine without that controller fails with ENOENT: that is
+    #   why you filter. And why may `parent` not hold a process of its own when it hands
+    #   controllers down? (Read "No Internal Process Constraint".)
+    raise NotImplementedError("enable_controllers")
+
+
+def join(directory: Path, pid: int) -> None:
+    """Move a process (and so all its future children) into the cgroup at `directory`."""
+    # TODO: write the pid, as text, to `directory / "cgroup.procs"`.
+    #   doc: "Processes" in cgroup-v2.html
+    #   why? The runtime calls this after the fork but before the command's execve. What could
+    #   the command do in between if it joined after it had started?
+    raise NotImplementedError("join")
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), as runc >= 1.4 does:
+    a curve through 2 -> 1, 1024 -> 100 (both defaults) and 262144 -> 10000."""
+    # TODO: 1 for shares <= 2, 10000 for shares >= 262144; in between, with l = log2(shares):
+    #   math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
+    #   doc: https://github.com/opencontainers/runc/blob/main/docs/cgroup-v2.md (cpu.weight)
+    #   why? The older, linear conversion 1 + (shares - 2) * 9999 / 262142 maps docker's
+    #   default 1024 to 39, not 100. What would that do to a container with default shares
+    #   that competes with a process outside docker (weight 100)?
+    raise NotImplementedError("shares_to_weight")
+
+
+def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
+                cpus: float | None = None, cpu_shares: int | None = None,
+                pids: int | None = None) -> dict[str, str]:
+    """docker's --memory, --memory-swap, --cpus, --cpu-shares and --pids-limit as v2 files:
+    {file name: what to write}. A limit that is None is left out."""
+    # TODO: build and return a dict; each value is the text to write:
+    #   memory (bytes)  -> "memory.max": the bytes. And "memory.swap.max": docker's memory_swap
+    #                      counts memory + swap, v2 counts the swap alone, so write
+    #                      memory_swap - memory (never below 0); "max" if memory_swap is -1;
+    #                      with memory_swap None, docker allows as much swap as memory.
+    #                      (memory_swap without memory: nothing to write.)
+    #   cpus (0.5)      -> "cpu.max": "QUOTA PERIOD" in microseconds, PERIOD = CPU_PERIOD,
+    #                      QUOTA = int(cpus * CPU_PERIOD)
+    #   cpu_shares      -> "cpu.weight": shares_to_weight(cpu_shares)
+    #   pids            -> "pids.max": the number, or "max" when it is 0 or less (no limit)
+    #   doc: "Memory Interface Files", "CPU Interface Files", "PID Interface Files" in
+    #   cgroup-v2.html; https://docs.docker.com/engine/containers/resource_constraints/
+    #   why? --memory stops a container at a size; --cpus only slows it down. Why can the
+    #   kernel throttle CPU time but not memory, so that memory's only answer is a kill?
+    raise NotImplementedError("limit_files")
+
+
+def read_usage(directory: Path) -> dict[str, int]:
+    """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
+    # TODO: return {"memory": ..., "memory_peak": ..., "cpu_ns": ..., "pids": ...} from
+    #   memory.current, memory.peak (0 if the file does not exist: it came in Linux 5.19),
+    #   the `usage_usec` line of cpu.stat (lines of "key value"; in ns: times 1000), and
+    #   pids.current. Each of these files holds one number.
+    #   doc: "memory.current", "memory.peak", "cpu.stat", "pids.current" in cgroup-v2.html
+    #   why? `docker stats` shows these numbers. Why are they more accurate for a container
+    #   than adding up what `ps` shows for each of its processes?
+    raise NotImplementedError("read_usage")
+
+
+def set_frozen(directory: Path, frozen: bool) -> None:
+    """Stop (or restart) every process in the cgroup at once, and wait until it has."""
+    # TODO: write "1" (or "0") to `directory / "cgroup.freeze"`; then wait, polling every 10 ms
+    #   or so with time.sleep, until the lines of `cgroup.events` include "frozen 1" (or
+    #   "frozen 0"). Give up with a TimeoutError after 5 seconds.
+    #   doc: "cgroup.freeze" and "cgroup.events" in cgroup-v2.html
+    #   why? Why is the write not enough, and why must `docker pause` wait for cgroup.events
+    #   before it reports that the container is paused?
+    raise NotImplementedError("set_frozen")
+
+
+def oom_kill_count(directory: Path) -> int:
+    """How many processes the kernel's OOM killer ended in this cgroup."""
+    # TODO: `directory / "memory.events"` holds lines of "key value"; return the value of
+    #   "oom_kill" as an int (0 if the line is missing).
+    #   doc: "memory.events" in cgroup-v2.html
+    #   why? An OOM-killed process dies of SIGKILL, exit 137, like one killed by `kill -9`.
+    #   How else could mini tell the two apart?
+    raise NotImplementedError("oom_kill_count")
