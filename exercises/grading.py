@@ -234,6 +234,7 @@ def _prepare() -> None:
 
     store = Store()
     store.rootfs(store.get(BUILTIN))
+    store.layer_dirs(store.get(BUILTIN))
 
 
 # --- reports -------------------------------------------------------------------------------

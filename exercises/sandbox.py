@@ -32,11 +32,12 @@ def isolate() -> None:
     containers = paths.state_root() / "containers"
     containers.mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(containers), "tmpfs", syscalls.MS_NOSUID, "mode=700")
-    cache = paths.state_root() / "rootfs"
-    if cache.is_dir():
-        syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)
-        syscalls.mount(None, str(cache), None,
-                       syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    for name in ("rootfs", "layers"):  # the unpacked images: read-only for the learner's code
+        cache = paths.state_root() / name
+        if cache.is_dir():
+            syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)
+            syscalls.mount(None, str(cache), None,
+                           syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
 
 
 def main() -> None:

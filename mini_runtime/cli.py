@@ -49,6 +49,9 @@ def _build_parser() -> _Parser:
     run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
     run.add_argument("--read-only", action="store_true",
                      help="mount the container's root filesystem read-only")
+    run.add_argument("--name", help="assign a name to the container")
+    run.add_argument("--entrypoint", metavar="CMD", help="overwrite the image's ENTRYPOINT (and drop its CMD)")
+    run.add_argument("-u", "--user", metavar="USER", help="user name or uid, and optionally group: NAME|UID[:GROUP|GID]")
     run.add_argument("--no-pivot", action="store_true",
                      help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
     run.add_argument("-i", "--interactive", action="store_true",
@@ -57,8 +60,52 @@ def _build_parser() -> _Parser:
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
-    sub.add_parser("images", help="list images", description="List images.",
-                   usage="mini images")
+    images = sub.add_parser("images", help="list images", description="List images.",
+                            usage="mini images [OPTIONS]")
+    images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    images.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+
+    def simple(name: str, text: str, usage: str) -> _Parser:
+        return sub.add_parser(name, help=text, description=text, usage=f"mini {name} {usage}")
+
+    tag = simple("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
+    tag.add_argument("source")
+    tag.add_argument("target")
+    rmi = simple("rmi", "Remove one or more images.", "[OPTIONS] IMAGE [IMAGE...]")
+    rmi.add_argument("-f", "--force", action="store_true", help="force removal of the image")
+    rmi.add_argument("images", nargs="+", metavar="IMAGE")
+    history = simple("history", "Show the history of an image.", "[OPTIONS] IMAGE")
+    history.add_argument("-H", "--human", action=argparse.BooleanOptionalAction, default=True,
+                         help="print sizes and dates in human readable format (default true)")
+    history.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    history.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    history.add_argument("image", metavar="IMAGE")
+    imp = simple("import", "Import the contents from a tarball to create a filesystem image.",
+                 "[OPTIONS] file|- [REPOSITORY[:TAG]]")
+    imp.add_argument("-m", "--message", default="", help="set commit message for imported image")
+    imp.add_argument("file")
+    imp.add_argument("repository", nargs="?")
+    save = simple("save", "Save one or more images to a tar archive (streamed to STDOUT by default).",
+                  "[OPTIONS] IMAGE [IMAGE...]")
+    save.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    save.add_argument("images", nargs="+", metavar="IMAGE")
+    load = simple("load", "Load an image from a tar archive or STDIN.", "[OPTIONS]")
+    load.add_argument("-i", "--input", help="read from tar archive file, instead of STDIN")
+    load.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
+    export = simple("export", "Export a container's filesystem as a tar archive.", "[OPTIONS] CONTAINER")
+    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    export.add_argument("container", metavar="CONTAINER")
+    diff = simple("diff", "Inspect changes to files or directories on a container's filesystem.", "CONTAINER")
+    diff.add_argument("container", metavar="CONTAINER")
+    commit = simple("commit", "Create a new image from a container's changes.",
+                    "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
+    commit.add_argument("-a", "--author", default="", help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    commit.add_argument("-m", "--message", default="", help="commit message")
+    commit.add_argument("container", metavar="CONTAINER")
+    commit.add_argument("repository", nargs="?")
+    rm = simple("rm", "Remove one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    rm.add_argument("-f", "--force", action="store_true", help="(accepted; a running container cannot be removed until chapter 07)")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     sub.add_parser("doctor", help="check this machine for what containers need",
                    description="Check this machine for everything the course needs.",
                    usage="mini doctor")
@@ -90,7 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     limits = _limits(args)
     config = ContainerConfig(**limits, image=args.image, command=command, env=_env_flags(args.env),
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
-                             pivot=not args.no_pivot, hostname=args.hostname, init=args.init)
+                             pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
+                             name=args.name, entrypoint=args.entrypoint, user=args.user)
     return runtime.run(config)
 
 
@@ -131,27 +179,15 @@ def _limits(args: argparse.Namespace) -> dict:
     return limits
 
 
-def cmd_images(_args: argparse.Namespace) -> int:
-    import calendar
-    import time
-
-    from mini_runtime.formatting import human_duration, human_size, table
-    from mini_runtime.image.store import Store
-
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
-    for image in Store().list():
-        repository, _, tag = image.name.rpartition(":")
-        created = calendar.timegm(time.strptime(image.config["created"][:19], "%Y-%m-%dT%H:%M:%S"))
-        rows.append([repository, tag, image.id.removeprefix("sha256:")[:12],
-                     human_duration(time.time() - created) + " ago", human_size(image.size)])
-    sys.stdout.write(table(rows))
-    return 0
-
-
 def cmd_doctor(_args: argparse.Namespace) -> int:
     from mini_runtime import doctor
 
     return doctor.main()
+
+
+def args_command(argv: Sequence[str] | None) -> str | None:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return next((w for w in words if not w.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,10 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return {"run": cmd_run, "images": cmd_images, "doctor": cmd_doctor}[args.command](args)
+        if args.command in ("run", "doctor"):
+            return {"run": cmd_run, "doctor": cmd_doctor}[args.command](args)
+        from mini_runtime import commands
+
+        return getattr(commands, args.command.replace("import", "import_"))(args)
     except MiniError as e:
         print(f"mini: {e}", file=sys.stderr)
-        return e.exit_code
+        # docker: 125 for its own failures in `run` and for bad flags anywhere; 1 otherwise
+        return e.exit_code if args_command(argv) == "run" or isinstance(e, UsageError) else 1
     except KeyboardInterrupt:
         return 130
     except OSError as e:  # e.g. no permission on the state root: still one line, docker's 125

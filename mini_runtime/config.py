@@ -27,6 +27,9 @@ class ContainerConfig(NamedTuple):
     cpu_shares: int | None = None               # -c/--cpu-shares (04)
     pids_limit: int | None = None               # --pids-limit (04)
     cpuset_cpus: str | None = None              # --cpuset-cpus (04)
+    entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)
+    user: str | None = None                     # -u/--user NAME|UID[:GROUP|GID]; else the image's (05)
+    name: str | None = None                     # --name (05: diff/commit/export find it by name)
 
 
 class ProcessSpec(NamedTuple):
@@ -34,16 +37,22 @@ class ProcessSpec(NamedTuple):
     args: list[str]
     env: dict[str, str]
     cwd: str
+    user: str = ""     # as given (names are looked up in the container's /etc/passwd, 05)
 
 
 def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> ProcessSpec:
     """Merge the image's defaults with the user's flags, as docker does (specs §1.7).
 
-    Entrypoint + Cmd; a command given on the CLI replaces Cmd. Env from the image, then -e
-    (a later value wins). WorkingDir from -w, else the image's, else `/`.
+    Entrypoint + Cmd; a command given on the CLI replaces Cmd; --entrypoint replaces Entrypoint
+    and drops the image's Cmd. Env from the image, then -e (a later value wins). WorkingDir from
+    -w, else the image's, else `/`. User from -u, else the image's, else root.
     """
     defaults = image_config.get("config") or {}
-    args = list(defaults.get("Entrypoint") or []) + list(config.command or defaults.get("Cmd") or [])
+    if config.entrypoint is not None:
+        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else []), list(config.command)
+    else:
+        entrypoint, cmd = list(defaults.get("Entrypoint") or []), list(config.command or defaults.get("Cmd") or [])
+    args = entrypoint + cmd
     if not args:
         raise ValueError("no command specified (the image has no Cmd either)")
     env: dict[str, str] = {}
@@ -52,4 +61,4 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
         env[key] = value
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
-    return ProcessSpec(args, env, cwd)
+    return ProcessSpec(args, env, cwd, config.user or defaults.get("User") or "")

@@ -1,18 +1,33 @@
 """A container's place on disk: `$MINI_ROOT/containers/<64-hex id>/`.
 
-Chapter 02 needs just this much: a fresh id, a directory that holds the container's own copy of
-the image's files, and cleanup, even after a `mini` that was killed before it could clean up
-itself. Chapter 07 grows this into container records (`ps`, `inspect`, `start`, `rm`).
+    owner         "pid starttime" of the `mini` running it (removed when it has finished)
+    config.json   the container record: id, name, image, command, state (docker inspect's
+                  names; chapter 07 grows it into `ps`, `inspect`, `start`, `logs`)
+    upper/ work/ rootfs/   chapter 05's overlay directories
+
+A container that exits is kept, with its upper dir, for `diff`, `commit` and `export`, unless it
+ran with `--rm`; `mini rm` removes it. A `mini` that was killed leaves a container that says it
+is running: the next run finds its owner gone and tidies up after it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mini_runtime import paths
+from mini_runtime.errors import MiniError, UsageError
+
+NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+class NoSuchContainer(MiniError):
+    pass
 
 
 def new_id() -> str:
@@ -24,12 +39,70 @@ def containers_dir() -> Path:
     return paths.state_root() / "containers"
 
 
-def create(container_id: str) -> Path:
-    """Make the container's directory and record its owner as "pid starttime"."""
+def create(container_id: str, record: dict[str, Any]) -> Path:
+    """Make the container's directory, its owner file and its record; names are unique."""
+    name = record.get("Name") or ""
+    if name and not NAME.match(name):
+        raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     directory = containers_dir() / container_id
-    directory.mkdir(parents=True)
-    (directory / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+    with paths.locked(paths.state_root() / "containers.lock"):
+        for other in records() if name else []:
+            if other["Name"] == "/" + name.lstrip("/"):
+                raise MiniError(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
+                                f'container "{other["Id"]}". You have to remove (or rename) that container '
+                                "to be able to reuse that name.")
+        directory.mkdir(parents=True)
+        (directory / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+        save(directory, dict(record, Id=container_id, Name="/" + (name.lstrip("/") or container_id[:12])))
     return directory
+
+
+def save(directory: Path, record: dict[str, Any]) -> None:
+    paths.atomic_write(directory / "config.json", json.dumps(record, indent=2).encode())
+
+
+def load(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "config.json").read_text())
+
+
+def records() -> list[dict[str, Any]]:
+    base = containers_dir()
+    found = []
+    for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        try:
+            found.append(load(directory))
+        except (OSError, ValueError):
+            continue  # being created or removed right now
+    return found
+
+
+def find(text: str) -> Path:
+    """A container by full id, unique id prefix or name, as docker finds them."""
+    matches = [r for r in records() if r["Id"] == text or r["Name"] == "/" + text.lstrip("/")]
+    if not matches and len(text) >= 1 and all(c in "0123456789abcdef" for c in text):
+        matches = [r for r in records() if r["Id"].startswith(text)]
+    if len(matches) != 1:
+        if len(matches) > 1:
+            raise MiniError(f"multiple containers found with provided prefix: {text}")
+        raise NoSuchContainer(f"No such container: {text}")
+    return containers_dir() / matches[0]["Id"]
+
+
+def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = False) -> None:
+    """The container has ended: record how (kept), or remove everything (--rm, or a failed start)."""
+    if not keep or exit_code is None:
+        remove(directory)
+        return
+    from mini_runtime.image.store import now_rfc3339
+
+    record = load(directory)
+    record["State"] = dict(record.get("State", {}), Status="exited", Running=False, Pid=0,
+                           ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
+    save(directory, record)
+    shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
+    for path in directory.iterdir():                      # it no longer runs: no owner, no
+        if path.name in ("state.json", "owner") or ".tmp-" in path.name:  # state (nor a half-written one)
+            path.unlink()
 
 
 def remove(directory: Path) -> None:
@@ -37,7 +110,8 @@ def remove(directory: Path) -> None:
 
 
 def sweep_stale() -> None:
-    """Remove container directories whose `mini` is gone (killed before its cleanup).
+    """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup goes,
+    and the container is removed (`--rm`) or kept as exited, as docker would show it.
 
     The start time tells a live owner from a new process that got the same pid.
     """
@@ -51,10 +125,14 @@ def sweep_stale() -> None:
         try:
             pid, started = (directory / "owner").read_text().split()
         except (OSError, ValueError):
-            continue  # being created right now, or not ours
+            continue  # finished (no owner), being created right now, or not ours
         if start_time(int(pid)) != started:
             cgroups.Cgroup(directory.name).remove()
-            remove(directory)
+            try:
+                keep = not load(directory).get("HostConfig", {}).get("AutoRemove", False)
+            except (OSError, ValueError):
+                keep = False
+            finish(directory, 137, keep=keep)
 
 
 def start_time(pid: int) -> str | None:

@@ -13,19 +13,17 @@ Everything is mounted *after* the new root is in place. A path like "/proc" is t
 inside the container, so an image whose `proc` is a symlink to `/` can only mount over its
 own files, never over the host's.
 
-Until chapter 05 brings copy-on-write, each container gets its own copy of the image's files
-(`copy_image`), so what it writes cannot change the image or another container.
+Chapter 05 gives each container a copy-on-write view of the image (overlayfs), so what it
+writes cannot change the image or another container.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 from mini_runtime import syscalls
-from mini_runtime.errors import MiniError
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -36,15 +34,6 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 #: /dev links every container gets: /dev/fd and the three standard streams.
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
-
-
-def copy_image(image_rootfs: Path, target: Path) -> Path:
-    """A private copy of the image's files for one container (hard links kept, as `cp -a`)."""
-    result = subprocess.run(["cp", "-a", "--", str(image_rootfs), str(target)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise MiniError(f"cannot copy the image's files for the container: {result.stderr.strip()}")
-    return target
 
 
 # >>> make-mounts-private
@@ -149,8 +138,7 @@ def remount_readonly() -> None:
 
 # >>> enter
 def enter(rootfs: str, *, pivot: bool = True) -> None:
-    """In the child: make `rootfs` this process's whole world."""
-    make_mounts_private()
+    """In the child, once its mounts are private: make `rootfs` this process's whole world."""
     if pivot:
         pivot_into(rootfs)
     else:

@@ -3,10 +3,11 @@
 Each chapter adds its steps here, in order, so you can read what chapter N contributes:
 
     parent side (host)                        child side (inside)
-    01 find the image, unpack it once         01 wait for "go"
+    01 find the image                         01 wait for "go"
     01 merge image defaults and flags         03 new UTS, IPC and network namespaces
-    02 a private copy of the image's files    02 a private mount table, pivot_root into
-    04 a cgroup with the limits                  the image, fresh /proc /dev /sys
+    05 its layers, each unpacked once         02 a private mount table
+    05 the container's record and upper dir   05 mount the overlay: layers + upper dir
+    04 a cgroup with the limits               02 pivot_root into it, fresh /proc /dev /sys
     03 the next child is PID 1 of a new       03 hostname, loopback up
        PID namespace                          02 create the working directory, --read-only
     01 fork the child (it waits)              03 --init: stay PID 1, run the command as a child
@@ -14,10 +15,9 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
     01 forward signals, release, wait
     03 record the namespaces
     04 was it OOM-killed? remove the cgroup
-    02 remove the copy
+    05 keep the container (its upper dir) for diff/commit/export, or remove it (--rm)
 
-Chapters to come slot in as: 05 mount an overlay (instead of the copy), 06 make the network
-(parent); 08 drop privileges (child).
+Chapters to come slot in as: 06 make the network (parent); 08 drop privileges (child).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import signal
 import sys
 from pathlib import Path
 
-from mini_runtime import cgroups, container, namespaces, paths, process, rootfs
+from mini_runtime import cgroups, container, namespaces, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import MiniError
 from mini_runtime.formatting import human_size
-from mini_runtime.image.store import Store
+from mini_runtime.image.store import Image, Store, now_rfc3339
 
 
 # >>> run
@@ -45,16 +45,18 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
     except ValueError as e:
         raise MiniError(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
+    lower = store.layer_dirs(image)                 # 05: each layer unpacked once, shared
     container_id = container.new_id()
-    directory = container.create(container_id)      # 02: $MINI_ROOT/containers/<id>
+    directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
     hostname = config.hostname or container_id[:12] # 03: docker's default host name
     group = cgroups.Cgroup(container_id)            # 04
+    status = None
     try:
-        files = rootfs.copy_image(store.rootfs(image), directory / "rootfs")  # 02: a private copy
+        files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
-                                  setup=lambda: inside(config, spec, str(files), hostname))
+                                  setup=lambda: inside(config, spec, files, hostname))
         try:
             group.add(child.pid)                    # 04: limited before it runs anything
             with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
@@ -64,24 +66,29 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
         except BaseException:
             _kill_and_reap(child.pid)
             raise
-        report_oom(group, directory, config, status)  # 04: say so if the OOM killer struck
+        oom = report_oom(group, config, status)     # 04: say so if the OOM killer struck
     finally:
         group.remove()                              # 04: on every hierarchy
-        container.remove(directory)                 # 02: nothing left behind
+        container.finish(directory, status and process.exit_code(status),  # 05: kept unless
+                         keep=not config.remove, oom=status is not None and oom)  # --rm
     return process.exit_code(status)                # 01: exit code, or 128 + signal
 # <<< run
 
 
 # >>> inside
-def inside(config: ContainerConfig, spec: ProcessSpec, files: str, hostname: str) -> None:
+def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay, hostname: str) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
     namespaces.enter_namespaces()                   # 03: its own UTS, IPC and network
-    rootfs.enter(files, pivot=config.pivot)         # 02: private mounts, new root, /proc /dev /sys
+    rootfs.make_mounts_private()                    # 02: nothing we mount reaches the host
+    overlay.mount(files)                            # 05: the image's layers + our upper dir
+    rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
     namespaces.set_hostname(hostname)               # 03
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     os.makedirs(spec.cwd, exist_ok=True)            # 02: like docker, -w creates the directory
     if config.read_only:
         rootfs.remount_readonly()                   # 02: --read-only
+    if spec.user:
+        users.become(spec.user)                     # 05: the image's User, or -u
     if config.init:                                 # 03: --init: we stay PID 1 ...
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
         command = os.fork()
@@ -103,16 +110,26 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 
 
 # >>> report-oom
-def report_oom(group: cgroups.Cgroup, directory: Path, config: ContainerConfig, status: int) -> None:
+def report_oom(group: cgroups.Cgroup, config: ContainerConfig, status: int) -> bool:
     """An OOM kill looks like any SIGKILL (137); the cgroup's counter tells them apart.
-    One line on stderr, and the fact recorded (`State.OOMKilled` in chapter 07's inspect)."""
+    One line on stderr; the caller records the fact (`State.OOMKilled`, as docker inspect shows)."""
     if config.memory is None or not group.oom_kills():
-        return
+        return False
     limit_text = human_size(config.memory) if config.memory % (1 << 20) else f"{config.memory >> 20} MiB"
     who = "the container was" if process.exit_code(status) == 137 else "a process in the container was"
     sys.stderr.write(f"mini: {who} killed: out of memory (its --memory limit is {limit_text})\n")
-    paths.atomic_write(directory / "oom_killed", b"true\n")
+    return True
 # <<< report-oom
+
+
+def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
+    """The container's record, in docker inspect's names (chapter 07 adds to it)."""
+    return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
+            "Path": spec.args[0], "Args": spec.args[1:],
+            "Config": {"Image": config.image, "Cmd": list(config.command) or None, "Hostname": config.hostname},
+            "State": {"Status": "running", "Running": True, "StartedAt": now_rfc3339()},
+            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only},
+            "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 
 def record(directory: Path, pid: int) -> None:

@@ -36,10 +36,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # Chapter by chapter: 01 busybox-static (the base image), python3-venv; 02-03 util-linux and
 # procps (unshare, nsenter, ps for the experiments); 02 gcc and libc6-dev (a static chroot-
 # breakout program, examples/chroot-escape.c); make and git for the course tooling.
-pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev)
+pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev python3-zstandard)
 # Tests only: vagrant (validates the Vagrantfile) and user-mode-linux (a cgroup-v2-only kernel
-# that boots as a process: `make test-v2`).
-[ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux)
+# that boots as a process: `make test-v2`); docker.io and skopeo, the real peers of chapter 05's
+# image tests (tests/test_peers.py starts its own private dockerd; it needs no system one).
+[ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux docker.io skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -49,7 +50,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # --no-install-recommends keeps vagrant lean (without it, 260 packages come along).
+  # docker.io must not start (or later boot) a system dockerd: it would add a bridge and
+  # firewall rules to the machine. The tests run their own, privately. policy-rc.d stops the
+  # package from starting it now; disabling the units keeps it off after a reboot.
+  guard=""
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable -q --now docker.socket docker.service containerd.service 2>/dev/null || true
+  fi
 fi
 
 # --- the virtualenv -----------------------------------------------------------------------

@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TESTS = ["tests/test_cgroups.py", "tests/test_namespaces.py", "tests/test_rootfs.py",
+DEFAULT_TESTS = ["tests/test_cgroups.py", "tests/test_namespaces.py", "tests/test_rootfs.py", "tests/test_images.py",
                  "tests/test_grader.py", "-m", "not grader or v2guest"]  # chapter 04's grader tests
 MODULES = ("overlay", "veth", "bridge", "nf_tables")
 UML = shutil.which("linux.uml") or shutil.which("linux")

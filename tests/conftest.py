@@ -10,6 +10,7 @@ child subreaper, so even orphans of orphans come back to it), or a stray state f
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import subprocess
@@ -103,8 +104,18 @@ def _stray_state() -> set[str]:
     if os.path.isdir(os.environ["MINI_RUN"]) and os.listdir(os.environ["MINI_RUN"]):
         found.add(os.environ["MINI_RUN"] + "/*")
     containers = os.path.join(os.environ["MINI_ROOT"], "containers")
-    if os.path.isdir(containers):  # until chapter 05 keeps containers, every run cleans up
-        found.update(os.path.join(containers, name) for name in os.listdir(containers))
+    for name in os.listdir(containers) if os.path.isdir(containers) else []:
+        # A container that has exited is kept (chapter 05) with its record and files; one that
+        # still has an owner, a work dir or no record was not finished properly.
+        directory = os.path.join(containers, name)
+        try:
+            with open(os.path.join(directory, "config.json")) as f:
+                exited = json.load(f)["State"]["Status"] == "exited"
+        except (OSError, ValueError, KeyError):
+            exited = False
+        leftovers = {"owner", "work", "state.json"} & set(os.listdir(directory))
+        if not exited or leftovers:
+            found.add(directory + (f" ({', '.join(sorted(leftovers))})" if leftovers else ""))
     return found
 
 

@@ -66,8 +66,9 @@ def test_mountinfo_has_no_entry_for_the_old_root(state_root):
     mounts = [line.split() for line in result.stdout.splitlines()]
     assert {m[4] for m in mounts} == RUNTIME_MOUNTS
     root = next(m for m in mounts if m[4] == "/")
-    # mountinfo's root field is relative to the filesystem that holds it: check the tail only.
-    assert root[3].endswith("/rootfs") and "/containers/" in root[3], "the root is the container's copy"
+    fstype, options = root[root.index("-") + 1], root[-1]
+    # chapter 05: the root is an overlay whose upper dir is the container's own
+    assert fstype == "overlay" and f"{state_root}/containers/" in options and "/upper" in options
 
 
 def test_a_mount_inside_never_reaches_the_host_even_when_shared(tmp_path):

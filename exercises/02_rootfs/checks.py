@@ -76,8 +76,10 @@ def pivot(ctx: Context) -> None:
     extra = sorted(set(mounts) - RUNTIME_MOUNTS)
     ctx.expect(not extra, "no mount inside but / /proc /dev /dev/pts /dev/shm /sys (the old root "
                "detached)", f"also {extra[:4]}")
-    ctx.expect(mounts.get("/", ["", "", "", ""])[3].endswith("/rootfs"),
-               "/ to be the container's copy of the image", repr(mounts.get("/", [])[3:5]))
+    root = mounts.get("/", [])
+    fstype = root[root.index("-") + 1] if "-" in root else "?"
+    ctx.expect(fstype == "overlay", "/ to be the container's view of the image (an overlay mount)",
+               f"a {fstype} mount: {' '.join(root[3:5])}")
     listing = set(parts[1].split()) - {".", ".."}
     ctx.expect(listing == _image_top_level(), f"`ls /` to list the image's top level {sorted(_image_top_level())}",
                repr(sorted(listing)))
@@ -162,10 +164,18 @@ def sys_ro(ctx: Context) -> None:
        section="§ A read-only root", plug=("remount_readonly",))
 def read_only(ctx: Context) -> None:
     name = f"f{ctx.rng.randrange(10**6)}"
-    result = _sh(ctx, f"touch /{name}; touch /dev/shm/{name} && echo shm-ok", "--read-only")
+    result = _sh(ctx, f"touch /{name}; touch /dev/shm/{name} && echo shm-ok; echo ---; "
+                 "cat /proc/self/mountinfo", "--read-only")
     ctx.expect("Read-only file system" in result.stderr and "shm-ok" in result.stdout,
                f"`touch /{name}` to fail with EROFS while /dev/shm stays writable",
-               f"stdout {result.stdout.strip()!r}, stderr {result.stderr.strip()[:150]!r}")
+               f"stdout {result.stdout.strip()[:80]!r}, stderr {result.stderr.strip()[:150]!r}")
+    # Read-only must be a property of this mount, not of the filesystem under it (which other
+    # mounts may share): mountinfo's per-mount options say ro, the superblock's options rw.
+    root = _mountinfo(result.stdout.partition("---\n")[2]).get("/", [])
+    per_mount, per_filesystem = root[5].split(","), root[-1].split(",")
+    ctx.expect("ro" in per_mount and "rw" in per_filesystem,
+               "/ read-only as a mount (MS_BIND with MS_REMOUNT), its filesystem still read-write",
+               f"mount options {root[5]}, filesystem options {root[-1][:60]}")
     result = _sh(ctx, f"touch /{name} && echo rw-ok")
     ctx.expect("rw-ok" in result.stdout, "a writable / without --read-only", repr(result.stderr.strip()[:150]))
 

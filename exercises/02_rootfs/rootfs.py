@@ -1,11 +1,11 @@
 """Chapter 02 exercise: the image's files become the container's whole world.
 Your copy of `mini_runtime/rootfs.py`.
 
-Fill in the six functions below. The grader plugs them into the reference runtime, whose
-`enter()` calls them in this order inside the container's child process:
+Fill in the six functions below. The grader plugs them into the reference runtime, which calls
+them in this order inside the container's child process (`runtime.inside()` and `enter()`):
 
-    make_mounts_private() → pivot_into(rootfs) → mount_proc() → mount_dev() → mount_sys()
-    → remount_readonly() (only with --read-only)
+    make_mounts_private() → (chapter 05: mount the overlay) → pivot_into(rootfs) → mount_proc()
+    → mount_dev() → mount_sys() → remount_readonly() (only with --read-only)
 
     python -m exercises grade 02          (one check: --only 2.2)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import platform
 import subprocess
 import tarfile
 import time
@@ -31,13 +30,11 @@ _FILES = {
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
 }
 
-_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
-
 def go_arch() -> str:
     """The machine's architecture as OCI names it (Go's GOARCH)."""
-    return _GO_ARCH.get(platform.machine(), platform.machine())
+    from mini_runtime.image.manifest import host_platform
+
+    return host_platform()["architecture"]
 
 
 def applets(busybox: Path = BUSYBOX) -> list[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mini_runtime.paths import atomic_write
 
@@ -63,6 +64,43 @@ class Layout:
         if not path.exists():
             atomic_write(path, data, mode=0o444)
         return digest
+
+    def put_blob_stream(self, source: BinaryIO, expected: str, size: int | None = None) -> str:
+        """Store a blob of any size, hashing while it streams to a temporary file; it gets its
+        name only if it hashes to `expected` (and has `size` bytes): nothing unverified is kept."""
+        path = self.blob_path(expected)
+        if path.exists():
+            return expected
+        digest, written = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    written += len(chunk)
+                    out.write(chunk)
+            actual = "sha256:" + digest.hexdigest()
+            if actual != expected or (size is not None and written != size):
+                raise ValueError(f"digest mismatch: expected {expected} ({size} bytes), "
+                                 f"content is {actual} ({written} bytes)")
+            os.chmod(tmp, 0o444)
+            os.rename(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return expected
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        return open(self.blob_path(digest), "rb")
+
+    def blobs(self) -> set[str]:
+        return {"sha256:" + p.name for p in (self.root / "blobs" / "sha256").iterdir() if not p.name.startswith(".")}
+
+    def remove_ref(self, name: str) -> None:
+        index = self.index()
+        index["manifests"] = [d for d in index.get("manifests", [])
+                              if d.get("annotations", {}).get(REF_NAME) != name]
+        self._write_index(index)
 
     def read_blob(self, digest: str) -> bytes:
         """Read a blob and check it still hashes to its name."""

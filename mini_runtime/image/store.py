@@ -1,30 +1,40 @@
-"""The local image store: an OCI image layout plus a cache of unpacked layers.
+"""The local image store: an OCI image layout, plus each layer unpacked once.
 
-    $MINI_ROOT/images/    an OCI image layout (oci-layout, index.json, blobs/sha256/...)
-    $MINI_ROOT/rootfs/    one unpacked directory per layer stack, named by its ChainID
+    $MINI_ROOT/images/                 an OCI image layout (oci-layout, index.json, blobs/sha256/...)
+    $MINI_ROOT/layers/<chain id>/diff  one layer's files, as an overlayfs lower directory
+    $MINI_ROOT/layers/l/<short>        a short symlink to it (many layers fit in one mount call)
+    $MINI_ROOT/rootfs/<chain id>/      all of an image's layers flattened into one tree: only for
+                                       teaching and benchmarks (containers use overlay, chapter 05)
 
-Chapters 01-04 run containers straight from the unpacked directory; chapter 05 puts a
-copy-on-write overlay on top of it.
+Names are the `org.opencontainers.image.ref.name` annotation of a manifest's descriptor in
+`index.json` ("busybox:latest"); a manifest that has lost its last name stays as a "dangling"
+image (`<none>`) until `rmi` removes it, as in docker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import tempfile
+import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 from mini_runtime import paths
-from mini_runtime.errors import ImageNotFound
+from mini_runtime.errors import ImageNotFound, MiniError
+from mini_runtime.image import manifest as mf
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
-                                       MANIFEST_MEDIA_TYPE, Layout, canonical_json,
+                                       MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
                                        sha256_digest)
 
 BUILTIN = "busybox:latest"
+NONE = "<none>:<none>"
 
 
 class Image(NamedTuple):
-    name: str                 # familiar name with tag, e.g. "busybox:latest"
+    name: str                 # familiar name with tag, e.g. "busybox:latest", or NONE
     manifest_digest: str
     config_digest: str        # the image ID
     config: dict[str, Any]
@@ -35,6 +45,10 @@ class Image(NamedTuple):
         return self.config_digest
 
     @property
+    def short_id(self) -> str:
+        return self.config_digest.removeprefix("sha256:")[:12]
+
+    @property
     def size(self) -> int:
         return sum(layer["size"] for layer in self.layers)
 
@@ -42,25 +56,41 @@ class Image(NamedTuple):
     def diff_ids(self) -> list[str]:
         return list(self.config["rootfs"]["diff_ids"])
 
+    @property
+    def chain_ids(self) -> list[str]:
+        """The chain id of each layer with all those beneath it: the key of its unpacked dir."""
+        return [chain_id(self.diff_ids[:i + 1]) for i in range(len(self.diff_ids))]
 
+
+# >>> chain-id
 def chain_id(diff_ids: list[str]) -> str:
     """ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
     chain = diff_ids[0]
     for diff_id in diff_ids[1:]:
         chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
     return chain
+# <<< chain-id
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Store:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or paths.state_root()
         self.layout = Layout(self.root / "images")
+        self.layers_root = self.root / "layers"
         self._lock = self.root / "images.lock"
 
+    # --- finding images ------------------------------------------------------------------
+
     def get(self, name: str) -> Image:
-        """Find an image by name; the built-in busybox is made the first time it is asked for."""
-        ref = reference.parse(name)
-        key = str(ref)
+        """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", or 12+ hex digits)."""
+        by_id = self._find_by_id(name)
+        if by_id is not None:
+            return by_id
+        key = str(reference.parse(name))
         if key == BUILTIN:
             self.ensure_builtin()
         descriptor = self.layout.find_ref(key) if self.layout.exists() else None
@@ -69,15 +99,31 @@ class Store:
                                 "(until chapter 10 adds pull, 'mini images' lists what you can run)")
         return self._load(key, descriptor)
 
+    def _find_by_id(self, text: str) -> Image | None:
+        hexpart = text.removeprefix("sha256:")
+        if not (12 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
+            return None
+        matches = {i.id: i for i in self.list() if i.id.removeprefix("sha256:").startswith(hexpart)}
+        if len(matches) > 1:
+            raise MiniError(f"ambiguous image id {text!r}: it starts {len(matches)} image ids")
+        return next(iter(matches.values()), None)
+
     def list(self) -> list[Image]:
+        """Every name, and every dangling image, in index order."""
         self.ensure_builtin()
-        return [self._load(name, d) for name, d in self.layout.refs()]
+        return [self._load(d.get("annotations", {}).get(REF_NAME, NONE), d)
+                for d in self.layout.index().get("manifests", []) if d.get("mediaType") in mf.MANIFEST_TYPES]
 
     def _load(self, name: str, descriptor: dict[str, Any]) -> Image:
         manifest = self.layout.read_json(descriptor["digest"])
         config_digest = manifest["config"]["digest"]
         return Image(name, descriptor["digest"], config_digest,
                      self.layout.read_json(config_digest), manifest["layers"])
+
+    def names(self, image: Image) -> list[str]:
+        return [n for n, d in self.layout.refs() if d["digest"] == image.manifest_digest]
+
+    # --- adding images -------------------------------------------------------------------
 
     def ensure_builtin(self) -> None:
         """Build `busybox:latest` from the local busybox-static binary, once."""
@@ -93,18 +139,20 @@ class Store:
             config = busybox.image_config(sha256_digest(layer), busybox.BUSYBOX.stat().st_mtime)
             self._add(BUILTIN, [layer], config)
 
-    def add_image(self, name: str, layers: list[bytes], config: dict[str, Any]) -> Image:
-        """Store an image made of uncompressed layer tars under `name` (tests build fixtures
-        with it; chapter 05's `mini import` and `commit` grow from here)."""
-        key = str(reference.parse(name))
+    def add_image(self, name: str | None, layers: list[bytes], config: dict[str, Any],
+                  base: Image | None = None) -> Image:
+        """Store an image made of uncompressed layer tars (`import`, `commit`, test fixtures),
+        on top of `base`'s layers if given; without a name it is dangling, found by its id."""
+        key = str(reference.parse(name)) if name else None
         with paths.locked(self._lock):
             self.layout.init()
-            self._add(key, layers, config)
-        return self.get(key)
+            digest = self._add(key, layers, config, base.layers if base else [])
+        return self._load(key or NONE, {"digest": digest})
 
-    def _add(self, name: str, layers: list[bytes], config: dict[str, Any]) -> None:
-        layer_descriptors = [{"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": self.layout.put_blob(layer),
-                              "size": len(layer)} for layer in layers]
+    def _add(self, name: str | None, layers: list[bytes], config: dict[str, Any],
+             below: list[dict[str, Any]] | tuple = ()) -> str:
+        layer_descriptors = [*below, *({"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": self.layout.put_blob(layer),
+                                        "size": len(layer)} for layer in layers)]
         config_bytes = canonical_json(config)
         manifest = canonical_json({
             "schemaVersion": 2,
@@ -113,36 +161,183 @@ class Store:
                        "size": len(config_bytes)},
             "layers": layer_descriptors,
         })
-        self.layout.set_ref(name, {
-            "mediaType": MANIFEST_MEDIA_TYPE, "digest": self.layout.put_blob(manifest),
-            "size": len(manifest),
-            "annotations": {"io.containerd.image.name": reference.parse(name).full},
-        })
+        descriptor = {"mediaType": MANIFEST_MEDIA_TYPE, "digest": self.layout.put_blob(manifest),
+                      "size": len(manifest)}
+        self._name(name, descriptor)
+        return descriptor["digest"]
+
+    def ingest(self, name: str | None, manifest_bytes: bytes, media_type: str | None,
+               open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
+        """Store an image from elsewhere (`load`): the manifest as given, so digests stay the
+        same, and every blob verified against its descriptor before it is kept."""
+        manifest = json.loads(manifest_bytes)
+        if mf.kind(manifest, media_type) != "manifest":
+            raise MiniError("expected an image manifest, found an index")
+        with paths.locked(self._lock):
+            self.layout.init()
+            for descriptor in [manifest["config"], *manifest["layers"]]:
+                with open_blob(descriptor) as source:
+                    self.layout.put_blob_stream(source, descriptor["digest"], descriptor.get("size"))
+            config = self.layout.read_json(manifest["config"]["digest"])
+            if config.get("rootfs", {}).get("type") != "layers" or \
+                    len(config["rootfs"].get("diff_ids", [])) != len(manifest["layers"]):
+                raise MiniError("image config: rootfs.diff_ids must list one DiffID per layer")
+            descriptor = {"mediaType": manifest.get("mediaType") or media_type or MANIFEST_MEDIA_TYPE,
+                          "digest": self.layout.put_blob(manifest_bytes), "size": len(manifest_bytes)}
+            self._name(str(reference.parse(name)) if name else None, descriptor)
+        return self._load(name and str(reference.parse(name)) or NONE, descriptor)
+
+    def _name(self, name: str | None, descriptor: dict[str, Any]) -> None:
+        """Give a manifest a name (or none); the image that had the name keeps existing, dangling
+        if that was its last name."""
+        index = self.layout.index()
+        manifests = index.setdefault("manifests", [])
+        for d in manifests:
+            if name and d.get("annotations", {}).get(REF_NAME) == name:
+                d.get("annotations", {}).pop(REF_NAME)
+        if name:
+            annotations = {REF_NAME: name, "io.containerd.image.name": reference.parse(name).full}
+            manifests.append(dict(descriptor, annotations=annotations))
+        elif not any(d["digest"] == descriptor["digest"] for d in manifests):
+            manifests.append(dict(descriptor))
+        index["manifests"] = _without_duplicate_danglings(manifests)
+        self.layout._write_index(index)
+
+    def tag(self, source: str, target: str) -> None:
+        """Another name for an image (the name moves if another image had it)."""
+        image = self.get(source)
+        manifest = self.layout.read_json(image.manifest_digest)
+        descriptor = {"mediaType": manifest.get("mediaType", MANIFEST_MEDIA_TYPE),
+                      "digest": image.manifest_digest,
+                      "size": self.layout.blob_path(image.manifest_digest).stat().st_size}
+        with paths.locked(self._lock):
+            self._name(str(reference.parse(target)), descriptor)
+
+    # --- removing images -----------------------------------------------------------------
+
+    def remove(self, text: str, in_use: set[str], force: bool = False) -> list[str]:
+        """`rmi`: untag a name, and delete the image once no name is left. `in_use` holds the ids
+        of images that kept containers use: those stay (dangling, with -f). Returns docker's
+        lines (Untagged: / Deleted:)."""
+        by_id = self._find_by_id(text)
+        image = by_id or self.get(text)
+        with paths.locked(self._lock):
+            names = self.names(image)
+            if by_id and len(names) > 1 and not force:
+                raise MiniError(f"conflict: unable to delete {image.short_id} (must be forced) - "
+                                "image is referenced in multiple repositories")
+            if image.id in in_use and not force and (by_id or len(names) == 1):
+                raise MiniError(f"conflict: unable to remove repository reference \"{text}\" (must force) "
+                                f"- a stopped container is using its referenced image {image.short_id} "
+                                "(mini rm it first)")
+            untag = names if by_id else [image.name]
+            lines = [f"Untagged: {name}" for name in untag]
+            index = self.layout.index()
+            for d in index["manifests"]:
+                if d.get("annotations", {}).get(REF_NAME) in untag:
+                    d["annotations"].pop(REF_NAME)
+            if not set(names) - set(untag) and image.id not in in_use:
+                index["manifests"] = [d for d in index["manifests"] if d["digest"] != image.manifest_digest]
+                lines.append(f"Deleted: {image.id}")
+            index["manifests"] = _without_duplicate_danglings(index["manifests"])
+            self.layout._write_index(index)
+            self._collect()
+        return lines
+
+    def _collect(self) -> None:
+        """Delete the blobs no manifest refers to, and the unpacked layers no image uses."""
+        keep: set[str] = set()
+        chains: set[str] = set()
+        for image in self.list():
+            keep.update([image.manifest_digest, image.id, *(x["digest"] for x in image.layers)])
+            chains.update(c.removeprefix("sha256:") for c in image.chain_ids)
+        for digest in self.layout.blobs() - keep:
+            self.layout.blob_path(digest).unlink(missing_ok=True)
+        for directory in list(self.layers_root.iterdir()) if self.layers_root.is_dir() else []:
+            if len(directory.name) == 64 and directory.name not in chains:
+                shutil.rmtree(directory, ignore_errors=True)
+        links = self.layers_root / "l"
+        for link in list(links.iterdir()) if links.is_dir() else []:
+            if not link.exists():
+                link.unlink()
+
+    # --- unpacked layers ------------------------------------------------------------------
+
+    # >>> layer-dirs
+    def layer_dirs(self, image: Image) -> list[str]:
+        """The image's layers as overlayfs lower directories, top layer first, each unpacked
+        once and shared by every image and container that has it. The names are short links
+        relative to `layers_root` (overlay's options must fit in one page of memory)."""
+        names = []
+        for descriptor, diff_id, chain in zip(image.layers, image.diff_ids, image.chain_ids):
+            directory = self.layers_root / chain.removeprefix("sha256:")
+            link = self.layers_root / "l" / chain.removeprefix("sha256:")[:20]
+            if not link.is_symlink():
+                with paths.locked(self.root / "layers.lock"):
+                    if not directory.is_dir():
+                        self._unpack(descriptor, diff_id, directory, overlay=True)
+                    if not link.is_symlink():
+                        link.parent.mkdir(exist_ok=True)
+                        link.symlink_to(f"../{directory.name}/diff")
+            names.append(f"l/{link.name}")
+        return names[::-1]
+    # <<< layer-dirs
+
+    def _unpack(self, descriptor: dict[str, Any], diff_id: str, directory: Path, *, overlay: bool,
+                into: Path | None = None) -> None:
+        """Apply one layer blob into a new directory (or, flattening, onto `into`); the DiffID
+        of what was applied must be the config's, or nothing is kept."""
+        from mini_runtime.image.layers import apply_layer, open_layer
+
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=directory.parent)) if into is None else into
+        target = tmp / "diff" if into is None else into
+        target.mkdir(mode=0o755, exist_ok=True)
+        try:
+            with self.layout.open_blob(descriptor["digest"]) as blob:
+                got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay)
+            if got != diff_id:
+                raise MiniError(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
+                                f"config says {diff_id}: the image is corrupt or was tampered with")
+            if into is None:
+                tmp.rename(directory)
+        except BaseException:
+            if into is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def rootfs(self, image: Image) -> Path:
-        """The image's files, unpacked once and shared (read them, don't write them)."""
+        """All of the image's layers flattened into one directory, once (read it, don't write
+        it): what `cp -a` copied for each container before chapter 05."""
         target = self.root / "rootfs" / chain_id(image.diff_ids).removeprefix("sha256:")
         if target.is_dir():
             return target
-        import io
-        import shutil
-        import tempfile
-
-        from mini_runtime.image.unpack import unpack
-
         with paths.locked(self.root / "rootfs.lock"):
             if target.is_dir():
                 return target
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
             try:
-                for layer in image.layers:
-                    if layer["mediaType"] != LAYER_TAR_MEDIA_TYPE:
-                        raise ValueError(f"layer type {layer['mediaType']} arrives in chapter 05")
-                    unpack(io.BytesIO(self.layout.read_blob(layer["digest"])), tmp)
+                for descriptor, diff_id in zip(image.layers, image.diff_ids):
+                    self._unpack(descriptor, diff_id, target, overlay=False, into=tmp)
                 tmp.chmod(0o755)
                 tmp.rename(target)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return target
+
+
+def _without_duplicate_danglings(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per unnamed manifest, and none for a manifest that still has a name."""
+    named = {d["digest"] for d in manifests if REF_NAME in d.get("annotations", {})}
+    seen: set[str] = set()
+    result = []
+    for d in manifests:
+        if REF_NAME not in d.get("annotations", {}):
+            if d["digest"] in named or d["digest"] in seen:
+                continue
+            seen.add(d["digest"])
+            d = {k: v for k, v in d.items() if k != "annotations"}
+        result.append(d)
+    return result

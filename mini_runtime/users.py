@@ -1,0 +1,48 @@
+"""Chapter 05: the image's `User` (or `-u`), looked up where it means something: inside.
+
+"nobody" is a name in the *container's* /etc/passwd, which may differ from the host's, so the
+lookup runs in the child after pivot_root, right before the command starts. docker's forms:
+NAME, UID, NAME:GROUP, UID:GID. The supplementary groups come from the container's /etc/group.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _entries(path: str) -> list[list[str]]:
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+# >>> resolve-user
+def resolve(spec: str) -> tuple[int, int, list[int]]:
+    """(uid, gid, supplementary gids) for docker's -u value, from /etc/passwd and /etc/group."""
+    user, _, group = spec.partition(":")
+    passwd = [e for e in _entries("/etc/passwd") if len(e) >= 4]
+    match = next((e for e in passwd if e[0] == user or (user.isdigit() and e[2] == user)), None)
+    if match is None and not user.isdigit():
+        raise LookupError(f"unable to find user {user}: no matching entries in passwd file")
+    uid = int(user) if match is None else int(match[2])
+    gid = int(match[3]) if match else 0
+    groups = [e for e in _entries("/etc/group") if len(e) >= 3]
+    if group:
+        found = next((e for e in groups if e[0] == group or (group.isdigit() and e[2] == group)), None)
+        if found is None and not group.isdigit():
+            raise LookupError(f"unable to find group {group}: no matching entries in group file")
+        return uid, int(group) if found is None else int(found[2]), []
+    name = match[0] if match else None
+    extra = sorted({int(e[2]) for e in groups if name and len(e) > 3 and name in e[3].split(",")} - {gid})
+    return uid, gid, extra
+# <<< resolve-user
+
+
+def become(spec: str) -> None:
+    """Take on that identity for good: groups first, the uid last (after it, no way back)."""
+    uid, gid, extra = resolve(spec)
+    os.setgroups(extra)
+    os.setgid(gid)
+    os.setuid(uid)

@@ -1,0 +1,231 @@
+"""Chapter 05 acceptance: images as layers, overlayfs copy-on-write, kept containers, and the
+image commands (images, tag, rmi, history, import, save, load, export, diff, commit)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import mini
+from mini_runtime.image import busybox, manifest
+from mini_runtime.image.layout import sha256_digest
+from mini_runtime.image.store import Store
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+
+def _record(name: str) -> dict:
+    from mini_runtime import container
+
+    return container.load(container.find(name))
+
+
+def _tree_digest(root: Path) -> str:
+    """Names, modes and contents of a directory tree: did anything change?"""
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(root)):
+        for name in sorted(dirs + files):
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            digest.update(f"{os.path.relpath(path, root)} {st.st_mode} {st.st_size}".encode())
+            if os.path.isfile(path) and not os.path.islink(path):
+                digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _image(name: str, config: dict, extra: dict[str, bytes] | None = None) -> str:
+    """busybox plus an optional layer of extra files, with `config` merged into the image config."""
+    layer = busybox.build_layer()
+    layers = [layer]
+    if extra:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            for path, data in extra.items():
+                info = tarfile.TarInfo(path)
+                info.size, info.mode = len(data), 0o755
+                tar.addfile(info, io.BytesIO(data))
+        layers.append(out.getvalue())
+    base = busybox.image_config(sha256_digest(layer), 0)
+    base["config"].update(config)
+    base["rootfs"]["diff_ids"] = [sha256_digest(x) for x in layers]
+    Store().add_image(name, layers, base)
+    return name
+
+
+def test_a_container_is_kept_after_it_exits_unless_rm():
+    result = mini("run", "--name", "kept1", "busybox", "sh", "-c", "exit 3")
+    assert result.returncode == 3
+    record = _record("kept1")
+    assert record["State"]["Status"] == "exited" and record["State"]["ExitCode"] == 3
+    assert record["Name"] == "/kept1" and record["Image"] == Store().get("busybox").id
+    again = mini("run", "--name", "kept1", "busybox", "true")
+    assert again.returncode == 125 and 'The container name "/kept1" is already in use' in again.stderr
+    assert mini("rm", "kept1").stdout == "kept1\n"
+    assert mini("run", "--rm", "--name", "gone", "busybox", "true").returncode == 0
+    assert mini("diff", "gone").returncode == 1
+
+
+def test_copy_on_write_leaves_the_image_and_other_containers_alone(state_root):
+    image = Store().get("busybox")
+    lower = Store().layers_root / Store().layer_dirs(image)[0]
+    before = _tree_digest(lower)
+    writer = mini("run", "--name", "writer", "busybox", "sh", "-c",
+                  "echo mine > /etc/motd; echo extra >> /etc/passwd; rm /bin/ls; ls / > /dev/null")
+    assert writer.returncode == 0, writer.stderr
+    other = mini("run", "--rm", "busybox", "sh", "-c", "cat /etc/motd; grep -c extra /etc/passwd; ls /bin/ls")
+    assert other.stdout.split() == ["0", "/bin/ls"] and "motd" in other.stderr
+    assert _tree_digest(lower) == before
+    upper = state_root / "containers" / _record("writer")["Id"] / "upper"
+    whiteout = os.lstat(upper / "bin" / "ls")
+    assert (whiteout.st_mode & 0o170000, whiteout.st_rdev) == (0o020000, 0)  # char device 0/0
+    assert (upper / "etc" / "motd").read_text() == "mine\n"
+
+
+def test_diff_commit_and_run_the_committed_image():
+    assert mini("run", "--name", "box", "busybox", "sh", "-c",
+                "echo hi > /new; echo x >> /etc/passwd; rm /bin/ls").returncode == 0
+    lines = mini("diff", "box").stdout.splitlines()
+    for line in ("A /new", "C /etc", "C /etc/passwd", "C /bin", "D /bin/ls"):
+        assert line in lines, lines
+    committed = mini("commit", "-m", "a file, a change, a deletion", "box", "snap:1")
+    assert committed.returncode == 0 and committed.stdout.startswith("sha256:")
+    image = Store().get("snap:1")
+    assert image.id == committed.stdout.strip()
+    layer = Store().layout.read_blob(image.layers[-1]["digest"])
+    assert image.diff_ids[-1] == sha256_digest(layer)  # the DiffID of the new layer, in the config
+    names = tarfile.open(fileobj=io.BytesIO(layer)).getnames()
+    assert "bin/.wh.ls" in names and "new" in names
+    run = mini("run", "--rm", "snap:1", "sh", "-c", "cat /new; tail -1 /etc/passwd; ls /bin/ls")
+    assert run.stdout.split() == ["hi", "x"] and "/bin/ls" in run.stderr
+    history = mini("history", "snap:1").stdout.splitlines()
+    assert history[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert history[1].startswith(image.short_id) and "a file, a change, a deletion" in history[1]
+
+
+def test_export_is_the_containers_whole_filesystem(tmp_path):
+    assert mini("run", "--name", "exp", "busybox", "sh", "-c", "echo data > /root/f; rm /bin/ls").returncode == 0
+    target = tmp_path / "exp.tar"
+    assert mini("export", "-o", str(target), "exp").returncode == 0
+    with tarfile.open(target) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("root/f").read() == b"data\n"
+    assert "bin/busybox" in names and "bin/ls" not in names and not any(".wh." in n for n in names)
+
+
+def test_images_tag_rmi_like_docker():
+    image = Store().get("busybox")
+    assert mini("tag", "busybox", "me/app:v1").returncode == 0
+    listed = mini("images").stdout.splitlines()
+    assert listed[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert any(line.split()[:3] == ["me/app", "v1", image.short_id] for line in listed)
+    assert mini("rmi", "me/app:v1").stdout == "Untagged: me/app:v1\n"
+    mini("tag", "busybox", "other:x")
+    assert mini("run", "--name", "user-of-other", "other:x", "true").returncode == 0
+    refused = mini("rmi", image.short_id)
+    assert refused.returncode == 1 and "conflict" in refused.stderr
+    assert mini("rmi", "nosuch:tag").returncode == 1
+    mini("rm", "user-of-other")
+    assert mini("rmi", "other:x").stdout == "Untagged: other:x\n"  # busybox:latest still names it
+    assert image.short_id in mini("images", "-q").stdout.split()
+    assert not any(line.startswith(("other ", "me/app ")) for line in mini("images").stdout.splitlines())
+
+
+def test_rmi_deletes_blobs_and_unpacked_layers_of_the_last_name():
+    _image("solo:1", {"Cmd": ["cat", "/only-here"]}, {"only-here": b"solo\n"})
+    store = Store()
+    image = store.get("solo:1")
+    assert mini("run", "--rm", "solo:1").stdout == "solo\n"
+    top = store.layers_root / image.chain_ids[-1].removeprefix("sha256:")
+    assert top.is_dir()
+    removed = mini("rmi", "solo:1")
+    assert removed.stdout.splitlines() == ["Untagged: solo:1", f"Deleted: {image.id}"]
+    assert not top.exists() and not store.layout.blob_path(image.id).exists()
+    assert store.layout.blob_path(image.layers[0]["digest"]).exists()  # busybox's layer stays
+
+
+def test_save_and_load_round_trip_keeps_ids(tmp_path, monkeypatch):
+    _image("saved:1", {"Cmd": ["cat", "/hello"]}, {"hello": b"hello from a saved image\n"})
+    ids = {name: Store().get(name).id for name in ("busybox:latest", "saved:1")}
+    archive = tmp_path / "images.tar"
+    assert mini("save", "-o", str(archive), "busybox", "saved:1").returncode == 0
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        docker_manifest = json.load(tar.extractfile("manifest.json"))
+    assert {"oci-layout", "index.json", "manifest.json"} <= names
+    assert sorted(tag for entry in docker_manifest for tag in entry["RepoTags"]) == ["busybox:latest", "saved:1"]
+    monkeypatch.setenv("MINI_ROOT", str(tmp_path / "elsewhere"))
+    loaded = mini("load", "-i", str(archive))
+    assert loaded.stdout.splitlines() == ["Loaded image: busybox:latest", "Loaded image: saved:1"]
+    assert {name: Store().get(name).id for name in ids} == ids
+    assert mini("run", "--rm", "saved:1").stdout == "hello from a saved image\n"
+
+
+def test_import_a_filesystem_tarball(tmp_path):
+    assert mini("run", "--name", "src", "busybox", "sh", "-c", "echo imported > /marker").returncode == 0
+    exported = tmp_path / "fs.tar"
+    mini("export", "-o", str(exported), "src")
+    result = mini("import", "-m", "from a tarball", str(exported), "flat:1")
+    assert result.returncode == 0 and result.stdout.startswith("sha256:")
+    assert mini("run", "--rm", "flat:1", "cat", "/marker").stdout == "imported\n"
+    nocmd = mini("run", "--rm", "flat:1")
+    assert nocmd.returncode == 125 and "no command" in nocmd.stderr
+
+
+def test_image_config_becomes_the_process_A9():
+    _image("cfg:1", {"Entrypoint": ["sh", "-c"], "Cmd": ["echo $A $(pwd) $(id -u)"],
+                     "Env": ["A=from-image", busybox.DEFAULT_PATH], "WorkingDir": "/var", "User": "nobody"})
+    assert mini("run", "--rm", "cfg:1").stdout == "from-image /var 65534\n"
+    assert mini("run", "--rm", "-e", "A=flag", "-u", "root", "cfg:1", "echo $A $(id -u)").stdout == "flag 0\n"
+    assert mini("run", "--rm", "--entrypoint", "id", "cfg:1", "-g").stdout == "65534\n"  # Cmd dropped
+    assert mini("run", "--rm", "-u", "1234:5", "busybox", "id").stdout.startswith("uid=1234 gid=5")
+    unknown = mini("run", "--rm", "-u", "ghost", "busybox", "true")
+    assert unknown.returncode == 125
+    assert "unable to find user ghost: no matching entries in passwd file" in unknown.stderr
+
+
+def test_many_layers_fit_in_one_overlay_mount():
+    layers, diff_ids = [busybox.build_layer()], []
+    for i in range(150):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo(f"layers/{i}")
+            info.size = len(str(i))
+            tar.addfile(info, io.BytesIO(str(i).encode()))
+        layers.append(out.getvalue())
+    config = busybox.image_config(sha256_digest(layers[0]), 0)
+    config["rootfs"]["diff_ids"] = [sha256_digest(x) for x in layers]
+    Store().add_image("tall:1", layers, config)
+    result = mini("run", "--rm", "tall:1", "sh", "-c", "ls /layers | wc -l; cat /layers/149", timeout=120)
+    assert result.stdout.split() == ["150", "149"], result.stderr
+
+
+def test_platform_selection_A10():
+    amd64 = {"mediaType": manifest.OCI_MANIFEST, "digest": "sha256:" + "a" * 64,
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    arm64 = {"mediaType": manifest.OCI_MANIFEST, "digest": "sha256:" + "b" * 64,
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}
+    attestation = {"mediaType": manifest.OCI_MANIFEST, "digest": "sha256:" + "c" * 64,
+                   "platform": {"os": "unknown", "architecture": "unknown"},
+                   "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+    index = {"manifests": [attestation, arm64, amd64]}
+    x86 = {"os": "linux", "architecture": "amd64", "variant": ""}
+    assert manifest.select(index, lambda d: {}, x86) == amd64
+    assert manifest.select(index, lambda d: {}, {"os": "linux", "architecture": "arm64", "variant": ""}) == arm64
+    nested = {"manifests": [{"mediaType": manifest.OCI_INDEX, "digest": "sha256:" + "d" * 64}]}
+    assert manifest.select(nested, lambda d: index, x86) == amd64
+    with pytest.raises(manifest.NoMatchingPlatform, match="linux/s390x"):
+        manifest.select(index, lambda d: {}, {"os": "linux", "architecture": "s390x"})
+
+
+def test_a_failed_start_leaves_no_container(state_root):
+    containers = state_root / "containers"
+    before = set(os.listdir(containers)) if containers.exists() else set()
+    assert mini("run", "busybox", "/no/such/command").returncode == 127
+    assert mini("run", "-u", "ghost", "busybox", "true").returncode == 125
+    assert set(os.listdir(containers)) == before
