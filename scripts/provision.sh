@@ -38,9 +38,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # breakout program, examples/chroot-escape.c); make and git for the course tooling.
 pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev python3-zstandard)
 # Tests only: vagrant (validates the Vagrantfile) and user-mode-linux (a cgroup-v2-only kernel
-# that boots as a process: `make test-v2`); docker.io and skopeo, the real peers of chapter 05's
+# that boots as a process: `make test-v2`) with kmod (modprobe loads its overlay module); docker.io and skopeo, the real peers of chapter 05's
 # image tests (tests/test_peers.py starts its own private dockerd; it needs no system one).
-[ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux docker.io skopeo)
+[ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux kmod docker.io skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -61,7 +61,7 @@ ver=$(uname -r)
 # The package's modules, seen as <root>/lib/modules/<version> under a guest-only tmpfs root.
 mkdir -p /run/modroot/lib/modules
 mount --bind /usr/lib/uml/modules /run/modroot/lib/modules
-for m in {modules}; do modprobe -d /run/modroot -q $m 2>/dev/null; done
+for m in {modules}; do modprobe -d /run/modroot -q $m 2>/dev/null || echo "v2 guest: could not load module $m (is kmod installed on the host?)"; done
 echo "v2 guest: Linux $ver, cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 cd "$repo"
 CI={shlex.quote(os.environ.get("CI", ""))} PYTHONDONTWRITEBYTECODE=1 {shlex.join(command)}

@@ -229,3 +229,57 @@ def test_a_failed_start_leaves_no_container(state_root):
     assert mini("run", "busybox", "/no/such/command").returncode == 127
     assert mini("run", "-u", "ghost", "busybox", "true").returncode == 125
     assert set(os.listdir(containers)) == before
+
+
+def test_load_an_oci_archive_with_a_multi_platform_index_of_docker_media_types(tmp_path):
+    """An index (an attestation, arm64, this machine's platform) of Docker schema 2 manifests
+    with gzip layers: load picks this platform's manifest and keeps its digest."""
+    import gzip
+
+    blobs: dict[str, bytes] = {}
+
+    def put(data: bytes) -> str:
+        digest = sha256_digest(data)
+        blobs[digest] = data
+        return digest
+
+    def image(marker: str, arch: str) -> dict:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo("platform")
+            info.size = len(marker)
+            tar.addfile(info, io.BytesIO(marker.encode()))
+        layers = [busybox.build_layer(), out.getvalue()]
+        config = busybox.image_config(sha256_digest(layers[0]), 0)
+        config["architecture"], config["config"]["Cmd"] = arch, ["cat", "/platform"]
+        config["rootfs"]["diff_ids"] = [sha256_digest(x) for x in layers]
+        config_bytes = json.dumps(config).encode()
+        zipped = [gzip.compress(x, mtime=0) for x in layers]
+        body = json.dumps({"schemaVersion": 2, "mediaType": manifest.DOCKER_MANIFEST,
+                           "config": {"mediaType": manifest.DOCKER_CONFIG, "digest": put(config_bytes),
+                                      "size": len(config_bytes)},
+                           "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                       "digest": put(z), "size": len(z)} for z in zipped]}).encode()
+        return {"mediaType": manifest.DOCKER_MANIFEST, "digest": put(body), "size": len(body)}
+
+    here = manifest.host_platform()["architecture"]
+    other = "arm64" if here != "arm64" else "amd64"
+    chosen = image("mine", here)
+    entries = [dict(image("attestation", "unknown"), platform={"os": "unknown", "architecture": "unknown"}),
+               dict(image("other", other), platform={"os": "linux", "architecture": other}),
+               dict(chosen, platform={"os": "linux", "architecture": here})]
+    index = json.dumps({"schemaVersion": 2, "mediaType": manifest.DOCKER_LIST, "manifests": entries}).encode()
+    top = {"mediaType": manifest.DOCKER_LIST, "digest": put(index), "size": len(index),
+           "annotations": {"org.opencontainers.image.ref.name": "multi:1"}}
+    archive = tmp_path / "multi.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                           ("index.json", json.dumps({"schemaVersion": 2, "manifests": [top]}).encode()),
+                           *((f"blobs/sha256/{d[7:]}", b) for d, b in blobs.items())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert mini("load", "-i", str(archive)).stdout == "Loaded image: multi:1\n"
+    assert Store().get("multi:1").manifest_digest == chosen["digest"]
+    assert mini("run", "--rm", "multi:1").stdout == "mine"
+    mini("rmi", "multi:1")

@@ -103,7 +103,7 @@ class Store:
         hexpart = text.removeprefix("sha256:")
         if not (12 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
             return None
-        matches = {i.id: i for i in self.list() if i.id.removeprefix("sha256:").startswith(hexpart)}
+        matches = {i.id: i for i in (self._images() if self.layout.exists() else []) if i.id.removeprefix("sha256:").startswith(hexpart)}
         if len(matches) > 1:
             raise MiniError(f"ambiguous image id {text!r}: it starts {len(matches)} image ids")
         return next(iter(matches.values()), None)
@@ -111,6 +111,9 @@ class Store:
     def list(self) -> list[Image]:
         """Every name, and every dangling image, in index order."""
         self.ensure_builtin()
+        return self._images()
+
+    def _images(self) -> list[Image]:
         return [self._load(d.get("annotations", {}).get(REF_NAME, NONE), d)
                 for d in self.layout.index().get("manifests", []) if d.get("mediaType") in mf.MANIFEST_TYPES]
 
@@ -248,7 +251,7 @@ class Store:
         """Delete the blobs no manifest refers to, and the unpacked layers no image uses."""
         keep: set[str] = set()
         chains: set[str] = set()
-        for image in self.list():
+        for image in self._images():  # (we hold the lock: list() could want it again)
             keep.update([image.manifest_digest, image.id, *(x["digest"] for x in image.layers)])
             chains.update(c.removeprefix("sha256:") for c in image.chain_ids)
         for digest in self.layout.blobs() - keep:
