@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -106,10 +105,13 @@ def mount(layout: Overlay) -> None:
 # <<< overlay-mount
 
 
+# >>> overlay-view
 @contextlib.contextmanager
 def view(layout: Overlay) -> Iterator[Path]:
     """The union, mounted read-only for this process alone (`export`): in a mount namespace of
     its own, with the upper dir as the top lower layer (its whiteouts still hide)."""
+    import tempfile
+
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     here = os.getcwd()
@@ -124,3 +126,4 @@ def view(layout: Overlay) -> Iterator[Path]:
             yield Path(target)
         finally:
             syscalls.umount2(target, syscalls.MNT_DETACH)
+# <<< overlay-view

@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 from mini_runtime import paths
 from mini_runtime.errors import ImageNotFound, MiniError
-from mini_runtime.image import manifest as mf
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
                                        MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
@@ -114,6 +112,8 @@ class Store:
         return self._images()
 
     def _images(self) -> list[Image]:
+        from mini_runtime.image import manifest as mf
+
         return [self._load(d.get("annotations", {}).get(REF_NAME, NONE), d)
                 for d in self.layout.index().get("manifests", []) if d.get("mediaType") in mf.MANIFEST_TYPES]
 
@@ -173,6 +173,8 @@ class Store:
                open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
         """Store an image from elsewhere (`load`): the manifest as given, so digests stay the
         same, and every blob verified against its descriptor before it is kept."""
+        from mini_runtime.image import manifest as mf
+
         manifest = json.loads(manifest_bytes)
         if mf.kind(manifest, media_type) != "manifest":
             raise MiniError("expected an image manifest, found an index")
@@ -290,6 +292,8 @@ class Store:
                 into: Path | None = None) -> None:
         """Apply one layer blob into a new directory (or, flattening, onto `into`); the DiffID
         of what was applied must be the config's, or nothing is kept."""
+        import tempfile
+
         from mini_runtime.image.layers import apply_layer, open_layer
 
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -315,6 +319,8 @@ class Store:
         target = self.root / "rootfs" / chain_id(image.diff_ids).removeprefix("sha256:")
         if target.is_dir():
             return target
+        import tempfile
+
         with paths.locked(self.root / "rootfs.lock"):
             if target.is_dir():
                 return target
