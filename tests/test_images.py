@@ -283,3 +283,35 @@ def test_load_an_oci_archive_with_a_multi_platform_index_of_docker_media_types(t
     assert Store().get("multi:1").manifest_digest == chosen["digest"]
     assert mini("run", "--rm", "multi:1").stdout == "mine"
     mini("rmi", "multi:1")
+
+
+def test_loading_an_image_with_a_malicious_layer_keeps_nothing_of_it(tmp_path):
+    """H1 through `load`: the layer is refused at load time, as docker refuses it, and no blob,
+    unpacked layer or name of the image stays; the file it aimed at is untouched."""
+    sentinel = tmp_path / "sentinel"
+    sentinel.write_text("untouched\n")
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as tar:
+        info = tarfile.TarInfo("../" * 12 + str(sentinel).lstrip("/"))
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"evil\n"))
+    layers = [busybox.build_layer(), evil.getvalue()]
+    config = busybox.image_config(sha256_digest(layers[0]), 0)
+    config["rootfs"]["diff_ids"] = [sha256_digest(x) for x in layers]
+    config_bytes = json.dumps(config).encode()
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in [("config.json", config_bytes), ("base/layer.tar", layers[0]), ("evil/layer.tar", layers[1]),
+                           ("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["evil:1"],
+                                                          "Layers": ["base/layer.tar", "evil/layer.tar"]}]).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    store = Store()
+    store.layer_dirs(store.get("busybox"))
+    blobs, layer_dirs = store.layout.blobs(), set(os.listdir(store.layers_root))
+    result = mini("load", "-i", str(archive))
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1 and "climb out of the image root" in result.stderr
+    assert sentinel.read_text() == "untouched\n"
+    assert store.layout.blobs() == blobs and set(os.listdir(store.layers_root)) == layer_dirs
+    assert mini("images").stdout.count("evil") == 0

@@ -172,7 +172,9 @@ class Store:
     def ingest(self, name: str | None, manifest_bytes: bytes, media_type: str | None,
                open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
         """Store an image from elsewhere (`load`): the manifest as given, so digests stay the
-        same, and every blob verified against its descriptor before it is kept."""
+        same, every blob verified against its descriptor before it is kept, and every layer
+        unpacked before the image gets its name (as docker load does): a bad layer refuses the
+        whole image, and nothing of it stays behind."""
         from mini_runtime.image import manifest as mf
 
         manifest = json.loads(manifest_bytes)
@@ -184,13 +186,22 @@ class Store:
                 with open_blob(descriptor) as source:
                     self.layout.put_blob_stream(source, descriptor["digest"], descriptor.get("size"))
             config = self.layout.read_json(manifest["config"]["digest"])
+            descriptor = {"mediaType": manifest.get("mediaType") or media_type or MANIFEST_MEDIA_TYPE,
+                          "digest": self.layout.put_blob(manifest_bytes), "size": len(manifest_bytes)}
+        image = Image(NONE, descriptor["digest"], manifest["config"]["digest"], config, manifest["layers"])
+        try:
             if config.get("rootfs", {}).get("type") != "layers" or \
                     len(config["rootfs"].get("diff_ids", [])) != len(manifest["layers"]):
                 raise MiniError("image config: rootfs.diff_ids must list one DiffID per layer")
-            descriptor = {"mediaType": manifest.get("mediaType") or media_type or MANIFEST_MEDIA_TYPE,
-                          "digest": self.layout.put_blob(manifest_bytes), "size": len(manifest_bytes)}
-            self._name(str(reference.parse(name)) if name else None, descriptor)
-        return self._load(name and str(reference.parse(name)) or NONE, descriptor)
+            self.layer_dirs(image)
+        except BaseException:
+            with paths.locked(self._lock):
+                self._collect()
+            raise
+        key = str(reference.parse(name)) if name else None
+        with paths.locked(self._lock):
+            self._name(key, descriptor)
+        return image._replace(name=key or NONE)
 
     def _name(self, name: str | None, descriptor: dict[str, Any]) -> None:
         """Give a manifest a name (or none); the image that had the name keeps existing, dangling
