@@ -134,40 +134,33 @@ class Store:
             return
         from mini_runtime.image import busybox  # only the first time: keeps `mini run` fast
 
-        with paths.locked(self._lock):
-            self.layout.init()
-            if self.layout.find_ref(BUILTIN):
-                return
-            layer = busybox.build_layer()
-            config = busybox.image_config(sha256_digest(layer), busybox.BUSYBOX.stat().st_mtime)
-            self._add(BUILTIN, [layer], config)
+        layer = busybox.build_layer()
+        self.add_image(BUILTIN, [layer], busybox.image_config(sha256_digest(layer), busybox.BUSYBOX.stat().st_mtime))
 
     def add_image(self, name: str | None, layers: list[bytes], config: dict[str, Any],
                   base: Image | None = None) -> Image:
-        """Store an image made of uncompressed layer tars (`import`, `commit`, test fixtures),
-        on top of `base`'s layers if given; without a name it is dangling, found by its id."""
-        key = str(reference.parse(name)) if name else None
-        with paths.locked(self._lock):
-            self.layout.init()
-            digest = self._add(key, layers, config, base.layers if base else [])
-        return self._load(key or NONE, {"digest": digest})
+        """Store an image made of uncompressed layer tars (`import`, `commit`, the built-in
+        image, test fixtures), on top of `base`'s layers if given; without a name it is
+        dangling, found by its id."""
+        import io
 
-    def _add(self, name: str | None, layers: list[bytes], config: dict[str, Any],
-             below: list[dict[str, Any]] | tuple = ()) -> str:
-        layer_descriptors = [*below, *({"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": self.layout.put_blob(layer),
-                                        "size": len(layer)} for layer in layers)]
         config_bytes = canonical_json(config)
+        blobs = {sha256_digest(data): data for data in [*layers, config_bytes]}
         manifest = canonical_json({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
-            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": self.layout.put_blob(config_bytes),
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": sha256_digest(config_bytes),
                        "size": len(config_bytes)},
-            "layers": layer_descriptors,
+            "layers": [*(base.layers if base else []),
+                       *({"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": sha256_digest(layer), "size": len(layer)}
+                         for layer in layers)],
         })
-        descriptor = {"mediaType": MANIFEST_MEDIA_TYPE, "digest": self.layout.put_blob(manifest),
-                      "size": len(manifest)}
-        self._name(name, descriptor)
-        return descriptor["digest"]
+
+        def open_blob(descriptor: dict[str, Any]) -> BinaryIO:
+            data = blobs.get(descriptor["digest"])
+            return io.BytesIO(data) if data is not None else self.layout.open_blob(descriptor["digest"])
+
+        return self.ingest(name, manifest, MANIFEST_MEDIA_TYPE, open_blob)
 
     def ingest(self, name: str | None, manifest_bytes: bytes, media_type: str | None,
                open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
