@@ -139,6 +139,8 @@ class Context:
     learner: ModuleType
     rng: random.Random
     plug: tuple[str, ...]
+    scratch: Path | None = None    # a directory of this check's own, removed after it
+    isolated: bool = False         # running in the sandbox's own mount namespace
 
     def mini(self, *args: str, plug: tuple[str, ...] | None = None, timeout: float = 20.0,
              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -177,6 +179,25 @@ class Context:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def private_state_root(self) -> Path:
+        """A MINI_ROOT of this check's own, for checks that add images or unpack layers: the
+        machine's image cache is read-only in the sandbox, and a check's images must not land
+        in the machine's store. In the sandbox it is a fresh tmpfs (gone with the sandbox's
+        mount namespace). From now on `mini` (and `Store()` here) use it, and it is also the
+        working directory, so that a stray relative path in the learner's code lands there."""
+        base = self.scratch or Path(tempfile.mkdtemp(prefix="mini-grade-"))
+        root = base / "state"
+        root.mkdir(mode=0o755, exist_ok=True)
+        if self.isolated:
+            from mini_runtime import syscalls
+
+            syscalls.mount("tmpfs", str(root), "tmpfs", syscalls.MS_NOSUID, "mode=755,size=512m")
+        self.learner_path = self.learner_path.resolve()
+        os.environ["MINI_ROOT"] = str(root)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        os.chdir(root)
+        return root
 
     def expect(self, condition: bool, expected: str, actual: str) -> None:
         if not condition:

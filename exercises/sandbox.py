@@ -20,9 +20,10 @@ from pathlib import Path
 from exercises.grading import CheckFailed, Context, find_chapter, load_module
 
 
-def isolate() -> None:
+def isolate() -> bool:
+    """Isolate this process (as root); say whether it was."""
     if os.geteuid() != 0:
-        return  # unprivileged graders (some hosted autograders) run without this layer
+        return False  # unprivileged graders (some hosted autograders) run without this layer
     from mini_runtime import paths, syscalls
 
     # Own mount table, hostname and IPC objects: a learner's sethostname() that runs before
@@ -38,6 +39,7 @@ def isolate() -> None:
             syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)
             syscalls.mount(None, str(cache), None,
                            syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    return True
 
 
 def main() -> None:
@@ -45,14 +47,15 @@ def main() -> None:
     verdict = Path(job["verdict"])
     passed, message = False, "no verdict"
     try:
-        isolate()
+        isolated = isolate()
         chapter = find_chapter(job["chapter"])
         check = next(c for c in chapter.checks if c.number == job["check"])
         try:
             learner = load_module(Path(job["learner"]), "learner_module")
         except Exception as e:  # noqa: BLE001 - a syntax error is feedback, not a crash
             raise CheckFailed(f"your file does not import: {type(e).__name__}: {e}") from None
-        ctx = Context(chapter, Path(job["learner"]), learner, random.Random(job["seed"]), check.plug)
+        ctx = Context(chapter, Path(job["learner"]), learner, random.Random(job["seed"]), check.plug,
+                      scratch=verdict.parent, isolated=isolated)
         check.function(ctx)
         passed, message = True, "passed"
     except CheckFailed as e:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import gzip
 import io
 import sys
 import time
@@ -115,9 +114,8 @@ def import_(args: argparse.Namespace) -> int:
 
     with _input(args.file) as source:
         data = source.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    layer = open_layer(io.BytesIO(data), LAYER_TAR_MEDIA_TYPE).read()
+    gzipped = data[:2] == b"\x1f\x8b"  # decompressed by open_layer: within its size limit
+    layer = open_layer(io.BytesIO(data), LAYER_TAR_MEDIA_TYPE + ("+gzip" if gzipped else "")).read()
     stamp = now_rfc3339()
     config = {"architecture": busybox.go_arch(), "os": "linux", "created": stamp, "config": {},
               "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
@@ -199,6 +197,7 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+# >>> commit
 def commit(args: argparse.Namespace) -> int:
     """The upper dir becomes one more layer on top of the image's: deletions as whiteouts."""
     from mini_runtime.image.layers import write_tar
@@ -220,6 +219,7 @@ def commit(args: argparse.Namespace) -> int:
     image = store.add_image(args.repository, [layer], config, base=base)
     print(image.id)
     return 0
+# <<< commit
 
 
 def rm(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ class ProcessSpec(NamedTuple):
     user: str = ""     # as given (names are looked up in the container's /etc/passwd, 05)
 
 
+# >>> process-spec
 def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> ProcessSpec:
     """Merge the image's defaults with the user's flags, as docker does (specs §1.7).
 
@@ -62,3 +63,4 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
     return ProcessSpec(args, env, cwd, config.user or defaults.get("User") or "")
+# <<< process-spec

@@ -2,27 +2,35 @@
 """`make demo`: a narrated tour of what mini can do so far, on the built-in busybox image.
 
 Each chapter adds a stop to the tour. Every command is really run; the tour fails (exit 1) if
-something does not behave as narrated.
+something does not behave as narrated. It leaves nothing behind: its containers run with --rm,
+but for the first one and chapter 05's, which chapter 05 removes with `mini rm`, and its image is
+removed with `mini rmi`.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 MINI = [str(Path(sys.executable).parent / "mini")]
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+KEPT: list[str] = []   # ids of the containers the tour keeps (no --rm), removed in chapter 05
 
 
 def say(text: str) -> None:
     print(f"\n{BOLD}{text}{RESET}")
 
 
-def show(args: list[str], expect_code: int = 0, stdin: str | None = None) -> str:
-    print(f"{DIM}${RESET} mini {shlex.join(args)}")
-    result = subprocess.run(MINI + args, input=stdin, capture_output=True, text=True, timeout=60)
+def show(args: list[str], expect_code: int = 0, stdin: str | None = None, root: str | None = None) -> str:
+    """Run `mini ARGS`, print it and its output; `root`: another state root (MINI_ROOT) for it."""
+    env = None if root is None else dict(os.environ, MINI_ROOT=f"{root}/lib", MINI_RUN=f"{root}/run")
+    print(f"{DIM}${RESET} {'' if root is None else f'MINI_ROOT={root}/lib '}mini {shlex.join(args)}")
+    result = subprocess.run(MINI + args, input=stdin, capture_output=True, text=True, timeout=60, env=env)
     for line in (result.stdout + result.stderr).splitlines()[:20]:
         print(f"  {line}")
     print(f"  {DIM}(exit {result.returncode}){RESET}")
@@ -36,70 +44,75 @@ def chapter_01() -> None:
     say("The built-in image is made locally from Debian's busybox-static, as an OCI image:")
     show(["images"])
     say("Run a command from the image's files:")
+    from mini_runtime import container
+
+    before = set(container.containers_dir().glob("*"))
     show(["run", "busybox", "echo", "hi"])
+    KEPT.extend(d.name for d in set(container.containers_dir().glob("*")) - before
+                if (d / "config.json").is_file() and container.load(d)["Args"] == ["hi"])
     say("The container's exit code is mini's exit code...")
-    show(["run", "busybox", "sh", "-c", "exit 7"], expect_code=7)
+    show(["run", "--rm", "busybox", "sh", "-c", "exit 7"], expect_code=7)
     say("...and a death by signal N is reported as 128 + N (SIGKILL = 9: 137, the OOM killer's number):")
-    show(["run", "busybox", "sh", "-c", 'sleep 30 & kill -9 $!; wait $!; echo "sleep ended with $?"'])
+    show(["run", "--rm", "busybox", "sh", "-c", 'sleep 30 & kill -9 $!; wait $!; echo "sleep ended with $?"'])
     say("Docker's codes when the runtime or the command fails: 125, 127, 126:")
-    show(["run", "nosuchimage"], expect_code=125)
-    show(["run", "busybox", "nosuchcmd"], expect_code=127)
-    show(["run", "busybox", "/etc/passwd"], expect_code=126)
+    show(["run", "--rm", "nosuchimage"], expect_code=125)
+    show(["run", "--rm", "busybox", "nosuchcmd"], expect_code=127)
+    show(["run", "--rm", "busybox", "/etc/passwd"], expect_code=126)
     say("Flags like docker's: -e sets the environment, -w the working directory; stdin passes through:")
-    show(["run", "-e", "WHO=world", "-w", "/tmp", "busybox", "sh", "-c", 'echo "hello $WHO from $(pwd)"'])
-    show(["run", "busybox", "wc", "-l"], stdin="one\ntwo\n")
+    show(["run", "--rm", "-e", "WHO=world", "-w", "/tmp", "busybox", "sh", "-c", 'echo "hello $WHO from $(pwd)"'])
+    show(["run", "--rm", "busybox", "wc", "-l"], stdin="one\ntwo\n")
 
 
 def chapter_02() -> None:
     say("Chapter 02 — the image's files become the container's whole world (pivot_root).")
     say("`ls /` lists the image, not the host; the host's files are out of reach:")
-    show(["run", "busybox", "ls", "/"])
-    show(["run", "busybox", "ls", "/work", "/boot"], expect_code=1)
+    show(["run", "--rm", "busybox", "ls", "/"])
+    show(["run", "--rm", "busybox", "ls", "/work", "/boot"], expect_code=1)
     say("The mount table starts from scratch: the image, a fresh /proc, a tmpfs /dev, a read-only /sys:")
-    out = show(["run", "busybox", "sh", "-c", "cut -d' ' -f5,6 /proc/self/mountinfo"])
+    out = show(["run", "--rm", "busybox", "sh", "-c", "cut -d' ' -f5,6 /proc/self/mountinfo"])
     assert {line.split()[0] for line in out.splitlines()} == {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
     say("Only the devices a container may use, made by mknod on that tmpfs:")
-    show(["run", "busybox", "ls", "/dev"])
+    show(["run", "--rm", "busybox", "ls", "/dev"])
     say("--read-only makes the root read-only (like docker):")
-    show(["run", "--read-only", "busybox", "touch", "/x"], expect_code=1)
-    say("Each container writes to its own copy of the image (chapter 05 makes that copy-on-write):")
-    show(["run", "busybox", "sh", "-c", "rm /bin/ls && echo removed"])
-    show(["run", "busybox", "ls", "/bin/ls"])
+    show(["run", "--rm", "--read-only", "busybox", "touch", "/x"], expect_code=1)
+    say("Each container's writes are its own (a copy of the image here; chapter 05's overlay since):")
+    show(["run", "--rm", "busybox", "sh", "-c", "rm /bin/ls && echo removed"])
+    show(["run", "--rm", "busybox", "ls", "/bin/ls"])
 
 
 def chapter_03() -> None:
     say("Chapter 03 — namespaces: the container's own PID 1, hostname, IPC and network.")
     say("The command is PID 1, and ps sees only the container:")
-    show(["run", "busybox", "sh", "-c", "echo \"I am PID $$\"; sleep 1 & ps; kill $!"])
+    show(["run", "--rm", "busybox", "sh", "-c", "echo \"I am PID $$\"; sleep 1 & ps; kill $!"])
     say("Its own hostname (the short container id by default, or -h NAME); the host's is untouched:")
-    show(["run", "busybox", "hostname"])
-    show(["run", "-h", "demo-box", "busybox", "hostname"])
+    show(["run", "--rm", "busybox", "hostname"])
+    show(["run", "--rm", "-h", "demo-box", "busybox", "hostname"])
     say("An empty network namespace: only lo, and it is up:")
-    show(["run", "busybox", "ip", "-o", "link"])
+    show(["run", "--rm", "busybox", "ip", "-o", "link"])
     say("pid, uts, ipc, net and mnt differ from the host's (cgroup, time, user: later chapters):")
-    show(["run", "busybox", "ls", "-l", "/proc/self/ns/"])
+    show(["run", "--rm", "busybox", "ls", "-l", "/proc/self/ns/"])
     say("The PID-1 surprise: the kernel drops signals PID 1 has no handler for, even SIGKILL from inside:")
-    show(["run", "busybox", "sh", "-c", "kill -9 $$; echo still here"])
+    show(["run", "--rm", "busybox", "sh", "-c", "kill -9 $$; echo still here"])
     say("--init puts a tiny init at PID 1 that reaps orphans and passes signals on; the command is PID 2:")
-    show(["run", "--init", "busybox", "sh", "-c", "echo \"I am PID $$\"; kill -9 $$"], expect_code=137)
+    show(["run", "--rm", "--init", "busybox", "sh", "-c", "echo \"I am PID $$\"; kill -9 $$"], expect_code=137)
 
 
 def chapter_04() -> None:
     say("Chapter 04 — cgroups: limits, priority, accounting and control.")
     say("The container joins a cgroup of its own under `mini/` before it runs anything:")
-    show(["run", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
+    show(["run", "--rm", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
     say("Memory cannot be taken back, so the kernel kills: 128 MiB in a 64 MiB container is 137:")
-    show(["run", "--memory", "64m", "--memory-swap", "64m", "busybox",
+    show(["run", "--rm", "--memory", "64m", "--memory-swap", "64m", "busybox",
           "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"], expect_code=137)
     say("A process limit stops a fork loop (EAGAIN) and leaves the host alone:")
-    show(["run", "--pids-limit", "8", "busybox", "sh", "-c",
-          "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done 2>&1 | head -n 1; wait"])
+    show(["run", "--rm", "--pids-limit", "8", "busybox", "sh", "-c",
+          '(for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done) 2>/tmp/err; read -r line </tmp/err; echo "$line"'])
     say("CPU time can be withheld instead: --cpus 0.5 is 50 ms of every 100 ms period.")
     say("Read from the host, in the container's cgroup while it runs:")
     from mini_runtime import cgroups
 
-    print(f"{DIM}${RESET} mini run --cpus 0.5 busybox sleep 2   (in the background)")
-    proc = subprocess.Popen(MINI + ["run", "--cpus", "0.5", "busybox", "sh", "-c", "echo ready; exec sleep 2"],
+    print(f"{DIM}${RESET} mini run --rm --cpus 0.5 busybox sleep 2   (in the background)")
+    proc = subprocess.Popen(MINI + ["run", "--rm", "--cpus", "0.5", "busybox", "sh", "-c", "echo ready; exec sleep 2"],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     pid = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0]
@@ -114,13 +127,56 @@ def chapter_04() -> None:
     proc.wait(timeout=30)
 
 
+def chapter_05() -> None:
+    say("Chapter 05 — images: layers unpacked once and shared; each container writes to its own upper dir.")
+    name, image = f"tour-{secrets.token_hex(3)}", f"tour-{secrets.token_hex(3)}:v1"
+    try:
+        say("Two containers from one image: the first one's writes are not the second one's:")
+        show(["run", "--name", name, "busybox", "sh", "-c", "echo hello > /greeting && rm /bin/ls && echo changed"])
+        out = show(["run", "--rm", "busybox", "sh", "-c", "cat /greeting; ls /bin/ls"])
+        assert out == "/bin/ls\n", out
+        say("Without --rm a container is kept after it exits, as docker keeps it; `mini diff` lists what it "
+            "changed, read from its upper dir (A added, C changed, D deleted):")
+        out = show(["diff", name])
+        assert {"A /greeting", "D /bin/ls"} <= set(out.splitlines()), out
+        say("`mini commit` makes those changes a layer on top of busybox's: a new image, which runs:")
+        show(["commit", "-m", "a greeting", name, image])
+        show(["run", "--rm", image, "sh", "-c", "cat /greeting; ls /bin/ls"], expect_code=1)
+        say("`mini history`: one line per layer, newest first:")
+        show(["history", image])
+        with tempfile.TemporaryDirectory(prefix="mini-tour-") as tmp:
+            say("`mini save` writes the image as one tar (docker's and OCI's layout: `docker load` reads it too); "
+                "`mini load` reads it into another store, here a temporary one, where it runs:")
+            show(["save", "-o", f"{tmp}/image.tar", image])
+            show(["load", "-i", f"{tmp}/image.tar"], root=tmp)
+            out = show(["run", "--rm", image, "cat", "/greeting"], root=tmp)
+            assert out == "hello\n", out
+        say("`mini rm` removes a kept container, `mini rmi` an image (and the layers no other image has):")
+        show(["rm", name])
+        show(["rmi", image])
+        if KEPT:
+            say("The tour's first container, `mini run busybox echo hi`, ran without --rm: it is still here, "
+                "exited, until `mini rm` removes it:")
+            for kept in KEPT:
+                show(["rm", kept[:12]])
+            KEPT.clear()
+    finally:  # if the tour failed half-way: nothing left behind all the same
+        for args in (["rm", name], ["rmi", image]):
+            subprocess.run(MINI + args, capture_output=True, timeout=60)
+
+
 def main() -> int:
     print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
-    chapter_01()
-    chapter_02()
-    chapter_03()
-    chapter_04()
-    say("End of the tour so far. Next: chapters/05-images.md (coming).")
+    try:
+        chapter_01()
+        chapter_02()
+        chapter_03()
+        chapter_04()
+        chapter_05()
+    finally:  # a tour that failed half-way leaves nothing behind either
+        for kept in KEPT:
+            subprocess.run(MINI + ["rm", kept], capture_output=True, timeout=60)
+    say("End of the tour so far. Next: chapter 06, the network (coming).")
     return 0
 
 

@@ -189,6 +189,20 @@ MUTANTS = {
                                          "return 1 + (shares - 2) * 9999 // 262142", "4.1"),
     ("04", "swap-limit-counts-memory-too"): ("str(max(memory_swap - memory, 0))", "str(memory_swap)", "4.4"),
     ("04", "pids-limit-0-taken-literally"): ('"max" if pids <= 0 else str(pids)', "str(pids)", "4.5"),
+    ("05", "lowerdir-bottom-first"): ("f\"lowerdir={':'.join(layout.lower)},upperdir=",
+                                      "f\"lowerdir={':'.join(reversed(layout.lower))},upperdir=", "5.2"),
+    ("05", "upper-and-work-swapped"): ("upperdir={layout.upper},\"\n            f\"workdir={layout.work},",
+                                       "upperdir={layout.work},\"\n            f\"workdir={layout.upper},", "5.4"),
+    ("05", "chdir-back-only-when-the-mount-works"): (
+        '    try:\n        syscalls.mount("overlay", str(layout.merged), "overlay", 0, options)\n'
+        '    finally:\n        os.chdir(here)\n',
+        '    syscalls.mount("overlay", str(layout.merged), "overlay", 0, options)\n    os.chdir(here)\n', "5.3"),
+    ("05", "whiteout-as-an-empty-file"): ("os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=dir_fd)",
+                                          "os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, "
+                                          "dir_fd=dir_fd))", "5.5"),
+    ("05", "view-in-the-callers-mount-namespace"): (
+        '    syscalls.unshare(syscalls.CLONE_NEWNS)\n'
+        '    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)\n', "", "5.7"),
 }
 
 

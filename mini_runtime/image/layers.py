@@ -113,8 +113,8 @@ def _at_most(limit: int) -> Callable[[bytes], None]:
 def open_layer(blob: BinaryIO, media_type: str, *, limit: int = DEFAULT_LIMIT) -> BinaryIO:
     """The uncompressed tar inside a layer blob, decompressed here, in Python.
 
-    Never by a `gzip` or `zstd` found on some PATH (CVE-2014-9357: Docker ran xz inside the
-    image), and never more than `limit` bytes (CVE-2017-14992: a gzip bomb).
+    Never by an external `gzip` or `zstd` (CVE-2014-9357: Docker ran `xz` as root, outside any
+    chroot, on crafted input), and never more than `limit` bytes (CVE-2017-14992: a gzip bomb).
     """
     if media_type not in MEDIA_TYPES:
         raise UnsafeLayer(f"unknown layer media type {media_type!r} (mini reads: "

@@ -1,0 +1,128 @@
+"""Chapter 05 exercise: copy-on-write root filesystems with overlayfs.
+Your copy of `mini_runtime/overlay.py`.
+
+An image is a stack of read-only layers; a container must see them as one tree it can write to,
+without changing the image or any other container. overlayfs does that in the kernel:
+
+    merged/  = what the container sees: the union of everything below
+    upper/   = this container's own changes (new files, copies of changed ones, whiteouts)
+    lower/   = the image's layers, top first, shared by every container of the image, never written
+
+Fill in the six functions below. The grader plugs them into the reference runtime:
+
+    mini run:     parent: prepare(containers/<id>, layers root, lower) → upper/ work/ rootfs/
+                  child:  (its own mount namespace) mount(layout) → uses mount_options(layout)
+    unpacking a layer:    a `.wh.<name>` entry → make_whiteout(directory fd, name)
+    mini diff, commit:    is_whiteout(lstat of each file in upper/) → "D /path", `.wh.<name>`
+    mini export:          with view(layout) as merged: tar up merged/
+
+    python -m exercises grade 05          (one check: --only 5.3)
+
+Every TODO has a hint, the documentation to read, and a "why?". Chapter text:
+chapters/05-images.md. Kernel documentation for overlayfs:
+https://docs.kernel.org/filesystems/overlayfs.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from mini_runtime import syscalls
+from mini_runtime.errors import MiniError
+
+# Given (the same as the reference): the layout tuple, the options that keep upper/ a plain
+# diff, the size of one page, and the opaque-directory marker with its two functions.
+from mini_runtime.overlay import (OPAQUE_XATTR, PAGE, PLAIN_UPPER, Overlay,  # noqa: F401
+                                  is_opaque, make_opaque)
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """How overlayfs marks a deleted name, in an upper dir or a lower layer: a character
+    device with device number 0/0 (no real device has it)."""
+    # TODO: True when `st` (from os.lstat, or os.stat(..., follow_symlinks=False)) is a
+    #   character device (stat.S_ISCHR of st.st_mode) whose device number st.st_rdev is 0.
+    #   doc: "whiteouts and opaque directories" in overlayfs.html; inode(7) for st_mode/st_rdev
+    #   https://man7.org/linux/man-pages/man7/inode.7.html
+    #   why? /dev/null is a character device too (1/3). What would `mini diff` say about a
+    #   container that made its own /dev/null in its upper dir if you tested S_ISCHR alone?
+    raise NotImplementedError("is_whiteout")
+
+
+def make_whiteout(dir_fd: int, name: str) -> None:
+    """Hide `name` of the layers below: the marker that an OCI `.wh.<name>` becomes on disk."""
+    # TODO: os.mknod() a character device (stat.S_IFCHR, permissions 0o600) with device
+    #   number os.makedev(0, 0), called `name`, in the directory open at `dir_fd` (pass
+    #   dir_fd=dir_fd: the name is relative to that directory, never to the working directory).
+    #   man: https://man7.org/linux/man-pages/man2/mknod.2.html
+    #   doc: "whiteouts and opaque directories" in overlayfs.html
+    #   why? A layer tar says "deleted" with an empty *file* `.wh.<name>`. Why can't the
+    #   unpacked layer keep that file as it is, and what would a container see if it did?
+    raise NotImplementedError("make_whiteout")
+
+
+def prepare(directory: Path, layers_root: Path, lower: list[str]) -> Overlay:
+    """The container's own directories beside the shared layers: upper/ for its changes,
+    work/ (overlayfs's scratch space, on the same filesystem as upper/) and rootfs/ to mount on."""
+    # TODO: make three directories in `directory` (which exists): upper, work and rootfs,
+    #   each with mode 0o755; return Overlay(layers_root, lower, upper, work, merged) where
+    #   merged is the rootfs directory. (Path.mkdir(mode=...))
+    #   doc: "Upper and Lower" in overlayfs.html (and what it says about workdir)
+    #   why? The container's files live in containers/<id>/upper, not in the image. What does
+    #   that let `mini` do after the container has exited that `cp -a` of chapter 02 could
+    #   only do by comparing two whole trees?
+    raise NotImplementedError("prepare")
+
+
+def mount_options(layout: Overlay) -> str:
+    """lowerdir (top layer first, colon-separated), upperdir, workdir, and the options that keep
+    the upper dir plain. Lower paths stay relative: mount() resolves them from layers_root."""
+    # TODO: return "lowerdir=A:B:C,upperdir=UPPER,workdir=WORK," + PLAIN_UPPER, where A:B:C
+    #   are the names of layout.lower as they are (relative to layout.layers_root, top layer
+    #   first: the order the list already has) joined with ":".
+    #   doc: "Multiple lower layers" in overlayfs.html
+    #   why? Which layer wins when two layers have the same file? And why keep the lower paths
+    #   relative ("l/0a1b...") rather than absolute, when the kernel reads all the options
+    #   from one page of memory (PAGE bytes)? Count what 150 layers would take.
+    raise NotImplementedError("mount_options")
+
+
+def mount(layout: Overlay) -> None:
+    """Mount the union at layout.merged. The kernel resolves relative lower paths from our
+    working directory, so we stand in layers_root while we mount."""
+    # TODO: 1. options = mount_options(layout); if len(options) >= PAGE, raise MiniError with
+    #   a clear message that names the number of layers (len(layout.lower)) and says they are
+    #   too many for one overlay mount: the kernel would read only the first PAGE bytes.
+    #   2. remember os.getcwd(); os.chdir(layout.layers_root); then
+    #   syscalls.mount("overlay", str(layout.merged), "overlay", 0, options); and go back to
+    #   the directory you were in *whether or not the mount worked* (try/finally).
+    #   man: https://man7.org/linux/man-pages/man2/mount.2.html
+    #   doc: "Multiple lower layers" in overlayfs.html
+    #   why? A mount that fails (a missing layer directory, say) raises OSError. What would be
+    #   wrong with the process, which goes on to pivot_root and execve, if it stayed in
+    #   layers_root?
+    raise NotImplementedError("mount")
+
+
+@contextlib.contextmanager
+def view(layout: Overlay) -> Iterator[Path]:
+    """The union, mounted read-only for this process alone (`export`): in a mount namespace of
+    its own, with the upper dir as the top lower layer (its whiteouts still hide)."""
+    # TODO: 1. syscalls.unshare(syscalls.CLONE_NEWNS), then make every mount private:
+    #   syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE) (chapter 02).
+    #   2. in a tempfile.TemporaryDirectory(), mount "overlay" read-only (syscalls.MS_RDONLY)
+    #   with the one option "lowerdir=UPPER:A:B:C": the container's upper dir (absolute) on
+    #   top of its lower layers (relative: stand in layout.layers_root while you mount, and
+    #   come back, as in mount()). No upperdir, no workdir.
+    #   3. yield Path(the directory); afterwards, in a finally, unmount it with
+    #   syscalls.umount2(directory, syscalls.MNT_DETACH).
+    #   man: https://man7.org/linux/man-pages/man2/umount.2.html,
+    #   https://man7.org/linux/man-pages/man7/mount_namespaces.7.html
+    #   doc: "Multiple lower layers" in overlayfs.html (a mount with lower layers only)
+    #   why? Why not mount the container's upper dir as an upperdir again, with its workdir?
+    #   And who else on the machine could see the mount, and for how long, without step 1?
+    raise NotImplementedError("view")
