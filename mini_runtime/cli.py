@@ -47,6 +47,8 @@ def _build_parser() -> _Parser:
     run.add_argument("-c", "--cpu-shares", metavar="N", help="CPU shares, relative weight (default 1024)")
     run.add_argument("--pids-limit", metavar="N", help="most processes at once (-1: unlimited)")
     run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
+    run.add_argument("--cgroupns", choices=("host", "private"), metavar="MODE",
+                     help="cgroup namespace: 'private' (the default on cgroup v2) or 'host' (on v1)")
     run.add_argument("--read-only", action="store_true",
                      help="mount the container's root filesystem read-only")
     run.add_argument("--name", help="assign a name to the container")
@@ -138,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = ContainerConfig(**limits, image=args.image, command=command, env=_env_flags(args.env),
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
-                             name=args.name, entrypoint=args.entrypoint, user=args.user)
+                             name=args.name, entrypoint=args.entrypoint, user=args.user,
+                             cgroupns=args.cgroupns)
     return runtime.run(config)
 
 

@@ -27,6 +27,8 @@ class ContainerConfig(NamedTuple):
     cpu_shares: int | None = None               # -c/--cpu-shares (04)
     pids_limit: int | None = None               # --pids-limit (04)
     cpuset_cpus: str | None = None              # --cpuset-cpus (04)
+    cgroupns: str | None = None                 # --cgroupns host|private; docker's default:
+                                                # private on cgroup v2, host on v1 (04)
     entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)
     user: str | None = None                     # -u/--user NAME|UID[:GROUP|GID]; else the image's (05)
     name: str | None = None                     # --name (05: diff/commit/export find it by name)

@@ -64,6 +64,14 @@ def enter_namespaces() -> None:
 # <<< enter-namespaces
 
 
+# >>> enter-cgroup-namespace
+def enter_cgroup_namespace() -> None:
+    """Chapter 04: the cgroup the child is in (it joined before "go") becomes the root of what it
+    sees: /proc/self/cgroup says `0::/`, and a cgroup2 mounted inside shows its own subtree."""
+    syscalls.unshare(syscalls.CLONE_NEWCGROUP)
+# <<< enter-cgroup-namespace
+
+
 # >>> set-hostname
 def set_hostname(name: str) -> None:
     """Name the container's UTS namespace; the host's hostname does not change."""

@@ -129,6 +129,14 @@ def mount_sys() -> None:
 # <<< mount-sys
 
 
+# >>> mount-cgroup
+def mount_cgroup() -> None:
+    """With a cgroup namespace on v2 (chapter 04): the container's own cgroup, read-only, where
+    programs look for their limits. (The namespace makes its cgroup this mount's root.)"""
+    syscalls.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
+# <<< mount-cgroup
+
+
 # >>> remount-readonly
 def remount_readonly() -> None:
     """`--read-only`: the root (a bind mount) becomes read-only; /dev, /proc stay as they are."""

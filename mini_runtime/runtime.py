@@ -54,9 +54,10 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
+        cgroupns = config.cgroupns or ("private" if group.mode == "v2" else "host")  # 04: docker's default
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
-                                  setup=lambda: inside(config, spec, files, hostname))
+                                  setup=lambda: inside(config._replace(cgroupns=cgroupns), spec, files, hostname))
         try:
             group.add(child.pid)                    # 04: limited before it runs anything
             with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
@@ -79,9 +80,14 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
 def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay, hostname: str) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
     namespaces.enter_namespaces()                   # 03: its own UTS, IPC and network
+    if config.cgroupns == "private":
+        namespaces.enter_cgroup_namespace()         # 04: its cgroup is its "/" (joined already)
+    v2 = cgroups.mode() == "v2"                     # 04: (asked while the host's /sys is ours)
     rootfs.make_mounts_private()                    # 02: nothing we mount reaches the host
     overlay.mount(files)                            # 05: the image's layers + our upper dir
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
+    if config.cgroupns == "private" and v2:
+        rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
     namespaces.set_hostname(hostname)               # 03
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     os.makedirs(spec.cwd, exist_ok=True)            # 02: like docker, -w creates the directory

@@ -198,3 +198,21 @@ def test_cgroups_a_killed_mini_left_are_swept(state_root):
         os.utime(directory, (stale, stale))
     assert mini("run", "busybox", "true").returncode == 0
     assert not any(d.exists() for d in group.dirs.values())
+
+
+def test_cgroup_namespace_E8():
+    """Docker's default: a private cgroup namespace on v2 (the container's cgroup is its `/`,
+    mounted read-only at /sys/fs/cgroup), the host's on v1; --cgroupns picks either."""
+    private = mini("run", "--rm", "--memory", "32m", "busybox", "sh", "-c",
+                   "cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x")
+    host = mini("run", "--rm", "--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup")
+    assert f"/{cgroups.PARENT}/" in host.stdout and host.returncode == 0
+    if V2:
+        assert private.stdout.splitlines()[:2] == ["0::/", "33554432"]
+        assert "Read-only file system" in private.stderr
+    else:
+        assert f"/{cgroups.PARENT}/" in private.stdout  # v1: the host's namespace by default
+        forced = mini("run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup")
+        assert forced.returncode == 0 and f"/{cgroups.PARENT}/" not in forced.stdout
+    bad = mini("run", "--rm", "--cgroupns", "shared", "busybox", "true")
+    assert bad.returncode == 125 and len(bad.stderr.splitlines()) == 1

@@ -87,7 +87,7 @@ def delegation(ctx: Context) -> None:
        section="§ Joining a cgroup", plug=("join",))
 def joining(ctx: Context) -> None:
     n = ctx.rng.randrange(1, 4)
-    result = ctx.mini("run", "busybox", "sh", "-c",
+    result = ctx.mini("run", "--cgroupns", "host", "busybox", "sh", "-c",  # the host's view of paths
                       "hostname; cat /proc/self/cgroup; " + "sleep 1 & " * n + "cat /proc/$!/cgroup; wait")
     lines = result.stdout.split()
     ctx.expect(result.returncode == 0 and len(lines) >= 2,
