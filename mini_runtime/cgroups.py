@@ -45,11 +45,12 @@ def mode() -> str:
 # --- docker's units ------------------------------------------------------------------------
 
 def parse_bytes(text: str) -> int:
-    """docker's RAMInBytes: "64m" (or "64mb") -> 67108864; units b, k, m, g, t (powers of 1024)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmgt]?)b?", text.strip().lower())
+    """docker's RAMInBytes (go-units): "64m", "64MB", "64MiB", "64 m" -> 67108864; the units
+    k, m, g, t, p are powers of 1024 whichever way they are spelled."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", text.strip().lower())
     if not m:
-        raise UsageError(f"invalid size: {text!r} (a number with an optional unit b, k, m or g)")
-    return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " ")) if m[2] != "b" else int(float(m[1]))
+        raise UsageError(f"invalid size: {text!r} (a number with an optional unit b, k, m, g, t or p)")
+    return int(float(m[1]) * 1024 ** " kmgtp".index(m[2] or " "))
 
 
 def shares_to_weight(shares: int) -> int:

@@ -160,8 +160,8 @@ def _limits(args: argparse.Namespace) -> dict:
 
     limits = {
         "memory": parse_bytes(args.memory) if args.memory is not None else None,
-        "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap))
-        if args.memory_swap is not None else None,
+        "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap) or None)
+        if args.memory_swap is not None else None,  # docker: 0 means "not set"
         "cpus": number("--cpus", args.cpus, float),
         "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
         "pids_limit": number("--pids-limit", args.pids_limit, int),

@@ -47,7 +47,9 @@ def _cgroup_of(pid: int, controller: str) -> Path:
 
 
 @pytest.mark.parametrize("text, value", [("64m", 67108864), ("64MB", 67108864), ("1g", 1 << 30),
-                                         ("512k", 524288), ("4096", 4096), ("10b", 10)])
+                                         ("512k", 524288), ("4096", 4096), ("10b", 10),
+                                         ("64MiB", 67108864), ("64 m", 67108864), ("1p", 1 << 50),
+                                         ("1.5g", 3 << 29)])
 def test_docker_size_units(text, value):
     assert cgroups.parse_bytes(text) == value
 
