@@ -188,6 +188,20 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
     return doctor.main()
 
 
+def _go_booleans(argv: list[str]) -> list[str]:
+    """docker's boolean flags also take `--human=false` (Go's flag syntax): argparse's form is
+    `--no-human`."""
+    if args_command(argv) != "history":
+        return argv  # (never touch a container's command line)
+    out = []
+    for word in argv:
+        name, eq, value = word.partition("=")
+        if eq and name in ("-H", "--human") and value.lower() in ("0", "f", "false", "1", "t", "true"):
+            word = "--human" if value.lower() in ("1", "t", "true") else "--no-human"
+        out.append(word)
+    return out
+
+
 def args_command(argv: Sequence[str] | None) -> str | None:
     words = list(sys.argv[1:] if argv is None else argv)
     return next((w for w in words if not w.startswith("-")), None)
@@ -196,7 +210,7 @@ def args_command(argv: Sequence[str] | None) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_go_booleans(list(sys.argv[1:] if argv is None else argv)))
         if args.version or args.command == "version":
             print(f"mini version {__version__}")
             return 0

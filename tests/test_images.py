@@ -315,3 +315,9 @@ def test_loading_an_image_with_a_malicious_layer_keeps_nothing_of_it(tmp_path):
     assert sentinel.read_text() == "untouched\n"
     assert store.layout.blobs() == blobs and set(os.listdir(store.layers_root)) == layer_dirs
     assert mini("images").stdout.count("evil") == 0
+
+
+def test_history_takes_docker_boolean_syntax():
+    raw = mini("history", "--human=false", "busybox").stdout.splitlines()[1]
+    assert raw.split()[1].startswith("20") and raw.split()[-1].isdigit()
+    assert mini("run", "--rm", "busybox", "echo", "--human=false").stdout == "--human=false\n"

@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from mini_runtime import cgroups
+
 from conftest import MINI, REPO, image_variant, mini
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
 RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+if cgroups.mode() == "v2":
+    RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
 
 
 @pytest.fixture(scope="module")

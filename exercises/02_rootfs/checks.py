@@ -13,6 +13,8 @@ CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", lear
 check = CHAPTER.check
 
 RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+if __import__("mini_runtime.cgroups").cgroups.mode() == "v2":
+    RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
 
 
 def _image_top_level() -> set[str]:

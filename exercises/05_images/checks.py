@@ -311,7 +311,7 @@ def copy_on_write(ctx: Context) -> None:
 
 
 @check("5.5", "make_whiteout: a layer's .wh. entries hide the files of the layers below", points=2,
-       section="§ Whiteouts: deleting in a layer", plug=("make_whiteout",))
+       section="§ Whiteouts: deleting in a layer", plug=("make_whiteout",), timeout=90)
 def whiteouts(ctx: Context) -> None:
     root = ctx.private_state_root()
     conf, gone, kept, applet = f"{_token(ctx, 6)}.conf", f"g{_token(ctx, 6)}", f"k{_token(ctx, 6)}", _applet(ctx)
@@ -338,7 +338,7 @@ def whiteouts(ctx: Context) -> None:
 
 
 @check("5.6", "is_whiteout: mini diff says D, mini commit writes .wh. entries", points=1,
-       section="§ diff, commit and export", plug=("is_whiteout",))
+       section="§ diff, commit and export", plug=("is_whiteout",), timeout=90)
 def diff_and_commit(ctx: Context) -> None:
     root = ctx.private_state_root()
     samples = root / "samples"
@@ -438,7 +438,7 @@ def _view_in_a_child(ctx: Context, layout: overlay.Overlay, probe: str, deleted:
 
 
 @check("5.7", "view: mini export tars the container's union, read-only, in a namespace of its own",
-       points=2, section="§ diff, commit and export", plug=("view",))
+       points=2, section="§ diff, commit and export", plug=("view",), timeout=90)
 def export(ctx: Context) -> None:
     root = ctx.private_state_root()
     name, applet, file, content = f"c{_token(ctx)}", _applet(ctx), f"f{_token(ctx, 6)}", _token(ctx)
@@ -478,7 +478,7 @@ def export(ctx: Context) -> None:
 
 @check("5.8", "all together: layers, a container's changes, diff, commit and export", points=1,
        section="§ overlayfs: one tree from many",
-       plug=("prepare", "mount_options", "mount", "is_whiteout", "make_whiteout", "view"))
+       plug=("prepare", "mount_options", "mount", "is_whiteout", "make_whiteout", "view"), timeout=90)
 def everything(ctx: Context) -> None:
     root = ctx.private_state_root()
     conf, old, top, extra = f"{_token(ctx, 6)}.conf", _token(ctx), _token(ctx), _token(ctx)
