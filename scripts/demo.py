@@ -90,7 +90,7 @@ def chapter_03() -> None:
     show(["run", "--rm", "-h", "demo-box", "busybox", "hostname"])
     say("An empty network namespace: only lo, and it is up:")
     show(["run", "--rm", "busybox", "ip", "-o", "link"])
-    say("pid, uts, ipc, net and mnt differ from the host's (cgroup, time, user: later chapters):")
+    say("pid, uts, ipc, net and mnt differ from the host's (cgroup too on cgroup v2, chapter 04; time, user: not yet):")
     show(["run", "--rm", "busybox", "ls", "-l", "/proc/self/ns/"])
     say("The PID-1 surprise: the kernel drops signals PID 1 has no handler for, even SIGKILL from inside:")
     show(["run", "--rm", "busybox", "sh", "-c", "kill -9 $$; echo still here"])
@@ -100,8 +100,9 @@ def chapter_03() -> None:
 
 def chapter_04() -> None:
     say("Chapter 04 — cgroups: limits, priority, accounting and control.")
-    say("The container joins a cgroup of its own under `mini/` before it runs anything:")
-    show(["run", "--rm", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
+    say("The container joins a cgroup of its own under `mini/` before it runs anything (--cgroupns host")
+    say("shows the host's path; by default on cgroup v2 the container sees its own cgroup as `/`):")
+    show(["run", "--rm", "--cgroupns", "host", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
     say("Memory cannot be taken back, so the kernel kills: 128 MiB in a 64 MiB container is 137:")
     show(["run", "--rm", "--memory", "64m", "--memory-swap", "64m", "busybox",
           "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"], expect_code=137)
