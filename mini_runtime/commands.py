@@ -166,9 +166,7 @@ def _kept(text: str) -> tuple[Path, dict]:
 def _layout(directory: Path, record: dict) -> "overlay.Overlay":
     from mini_runtime import overlay
 
-    store = Store()
-    return overlay.Overlay(store.layers_root, record["GraphDriver"]["Data"]["LowerDir"],
-                           directory / "upper", directory / "work", directory / "rootfs")
+    return overlay.of(directory, Store().layers_root, record["GraphDriver"]["Data"]["LowerDir"])
 
 
 def diff(args: argparse.Namespace) -> int:

@@ -70,11 +70,16 @@ def is_opaque(fd: int) -> bool:
 # <<< whiteouts
 
 
+def of(directory: Path, layers_root: Path, lower: list[str]) -> Overlay:
+    """Where a container's overlay directories are (made by prepare(), read by diff/export)."""
+    return Overlay(layers_root, lower, directory / "upper", directory / "work", directory / "rootfs")
+
+
 # >>> overlay-prepare
 def prepare(directory: Path, layers_root: Path, lower: list[str]) -> Overlay:
     """The container's own directories beside the shared layers: upper/ for its changes,
     work/ (overlayfs's scratch space, on the same filesystem as upper/) and rootfs/ to mount on."""
-    layout = Overlay(layers_root, lower, directory / "upper", directory / "work", directory / "rootfs")
+    layout = of(directory, layers_root, lower)
     for path in (layout.upper, layout.work, layout.merged):
         path.mkdir(mode=0o755)
     return layout

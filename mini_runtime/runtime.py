@@ -50,14 +50,15 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
     directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
     hostname = config.hostname or container_id[:12] # 03: docker's default host name
     group = cgroups.Cgroup(container_id)            # 04
-    status = None
+    if config.cgroupns is None:                     # 04: docker's default cgroup namespace
+        config = config._replace(cgroupns="private" if group.mode == "v2" else "host")
+    status, oom = None, False
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
-        cgroupns = config.cgroupns or ("private" if group.mode == "v2" else "host")  # 04: docker's default
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
-                                  setup=lambda: inside(config._replace(cgroupns=cgroupns), spec, files, hostname))
+                                  setup=lambda: inside(config, spec, files, hostname))
         try:
             group.add(child.pid)                    # 04: limited before it runs anything
             with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
@@ -70,8 +71,8 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
         oom = report_oom(group, config, status)     # 04: say so if the OOM killer struck
     finally:
         group.remove()                              # 04: on every hierarchy
-        container.finish(directory, status and process.exit_code(status),  # 05: kept unless
-                         keep=not config.remove, oom=status is not None and oom)  # --rm
+        code = None if status is None else process.exit_code(status)  # None: it never ran
+        container.finish(directory, code, keep=not config.remove, oom=oom)  # 05: kept unless --rm
     return process.exit_code(status)                # 01: exit code, or 128 + signal
 # <<< run
 

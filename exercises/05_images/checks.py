@@ -115,8 +115,7 @@ def _layout(root: Path, name: str) -> overlay.Overlay:
     """A kept container's overlay, from its record (as `mini diff` and `export` find it)."""
     directory = _directory(name)
     record = json.loads((directory / "config.json").read_text())
-    return overlay.Overlay(Store(root).layers_root, record["GraphDriver"]["Data"]["LowerDir"],
-                           directory / "upper", directory / "work", directory / "rootfs")
+    return overlay.of(directory, Store(root).layers_root, record["GraphDriver"]["Data"]["LowerDir"])
 
 
 def _mounts() -> list[tuple[str, str, str]]:
