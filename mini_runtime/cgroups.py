@@ -27,7 +27,8 @@ from pathlib import Path
 from mini_runtime.errors import UsageError
 
 ROOT = Path(os.environ.get("MINI_CGROUP_ROOT", "/sys/fs/cgroup"))
-PARENT = "mini"
+# The parent of every container cgroup. Tests give each run its own (runs may overlap).
+PARENT = os.environ.get("MINI_CGROUP_PARENT", "mini")
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
 V2_CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
 CPU_PERIOD = 100_000  # microseconds: docker's default CFS period

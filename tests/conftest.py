@@ -25,6 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 _STATE = Path(tempfile.mkdtemp(prefix="mini-test-"))
 os.environ["MINI_ROOT"] = str(_STATE / "lib")
 os.environ["MINI_RUN"] = str(_STATE / "run")
+# Container cgroups of this run live under a parent of its own, so that two test runs on one
+# machine (a developer's and a helper's) never see each other's cgroups as leaks.
+os.environ.setdefault("MINI_CGROUP_PARENT", f"mini-test-{os.getpid()}")
+_OTHER_RUNS = "mini-test-"
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -59,7 +63,8 @@ def _named_mini(base: str, depth: int) -> set[str]:
             dirs[:] = []
             continue
         for d in dirs:
-            if d.startswith("mini"):
+            if d.startswith("mini") and (not d.startswith(_OTHER_RUNS)
+                                         or d == os.environ["MINI_CGROUP_PARENT"]):
                 found.add(os.path.join(root, d))
     return found
 
