@@ -67,3 +67,15 @@ def test_ipython_syntax_is_skipped_and_nothing_else():
     assert not _IPYTHON_LINE.match("x = a % b") and not _IPYTHON_LINE.match("y != 3")
     with pytest.raises(SyntaxError):  # (the warning, made an error)
         _compile("s = '\\$'", "an invalid escape")
+
+
+def test_each_demo_narration_is_whole_sentences():
+    """`say()` starts a new paragraph: a sentence split over two calls is cut by a blank line."""
+    import ast
+
+    tree = ast.parse((REPO / "scripts" / "demo.py").read_text())
+    cut = [call.lineno for call in ast.walk(tree)
+           if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "say"
+           and isinstance(call.args[0], ast.Constant) and not call.args[0].value.rstrip().endswith(
+               (".", ":", "!", "?", ")", "..."))]
+    assert not cut, f"scripts/demo.py: say() ends mid-sentence on line(s) {cut}"
