@@ -79,3 +79,16 @@ def test_each_demo_narration_is_whole_sentences():
            and isinstance(call.args[0], ast.Constant) and not call.args[0].value.rstrip().endswith(
                (".", ":", "!", "?", ")", "..."))]
     assert not cut, f"scripts/demo.py: say() ends mid-sentence on line(s) {cut}"
+
+
+def test_the_newcomer_path_needs_neither_make_nor_a_future_setuptools():
+    """provision.sh is the first step (bash only: make may be missing), and the deprecated
+    "compat" editable mode it uses is only asked of setuptools versions tested with it."""
+    import tomllib
+
+    readme = (REPO / "README.md").read_text()
+    assert readme.index("bash scripts/provision.sh") < readme.index("make demo")
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    setuptools = next(r for r in requires if r.startswith("setuptools"))
+    if "editable_mode=compat" in (REPO / "scripts" / "provision.sh").read_text():
+        assert "<" in setuptools, f"{setuptools!r}: compat mode needs an upper bound"
