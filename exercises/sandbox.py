@@ -83,7 +83,7 @@ def _tidy_cgroups() -> None:
                 if (group.unified / "cgroup.kill").exists():      # Linux 5.14 and later
                     (group.unified / "cgroup.kill").write_text("1")
             group.remove()
-        except OSError:
+        except (OSError, cgroups.CgroupBusy):
             pass
 
 

@@ -24,7 +24,7 @@ import re
 import time
 from pathlib import Path
 
-from mini_runtime.errors import UsageError
+from mini_runtime.errors import MiniError, UsageError
 
 ROOT = Path(os.environ.get("MINI_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The parent of every container cgroup. Tests give each run its own (runs may overlap).
@@ -32,6 +32,16 @@ PARENT = os.environ.get("MINI_CGROUP_PARENT", "mini")
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
 V2_CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
 CPU_PERIOD = 100_000  # microseconds: docker's default CFS period
+
+
+class CgroupBusy(MiniError):
+    """A cgroup that could not be removed: something is still in it. Said, never swallowed:
+    the caller must not believe it gone (a later run's sweep_empty removes it once empty)."""
+
+    def __init__(self, busy: list[Path], timeout: float) -> None:
+        more = f" (and {len(busy) - 1} more hierarchies)" if len(busy) > 1 else ""
+        super().__init__(f"cgroup {busy[0]}{more} left behind: still in use after {timeout:g} s")
+        self.paths = busy
 
 
 def mode() -> str:
@@ -196,6 +206,17 @@ class Cgroup:
             seen.setdefault(directory.parent.parent.resolve(), (controller, directory))
         return list(seen.values())
 
+    def processes(self) -> set[int]:
+        """The pids in this cgroup, in any hierarchy. While there is one, the container runs:
+        unlike a recorded pid, which the kernel may give to another process, this cannot lie."""
+        found: set[int] = set()
+        for _, directory in self._unique_dirs():
+            try:
+                found.update(int(pid) for pid in (directory / "cgroup.procs").read_text().split())
+            except FileNotFoundError:
+                pass
+        return found
+
     # >>> cgroup-create
     def create(self) -> None:
         """Make the directories; on v2, first hand the controllers down from the root."""
@@ -303,11 +324,13 @@ class Cgroup:
     # <<< cgroup-v1
 
     # >>> cgroup-remove
-    def remove(self) -> None:
+    def remove(self, timeout: float = 2.0) -> None:
         """rmdir in every hierarchy (a cgroup can go once its last process is gone), and the
-        `mini` parent too when no other container uses it: nothing is left behind."""
+        `mini` parent too when no other container uses it: nothing is left behind. A cgroup
+        still busy after `timeout` seconds is not forgotten: CgroupBusy names it."""
+        deadline, busy = time.monotonic() + timeout, []
         for _, directory in self._unique_dirs():
-            for _ in range(200):
+            while True:
                 try:
                     directory.rmdir()
                     break
@@ -316,9 +339,14 @@ class Cgroup:
                 except OSError as e:
                     if e.errno != errno.EBUSY:
                         raise
+                    if time.monotonic() > deadline:
+                        busy.append(directory)
+                        break
                     time.sleep(0.01)  # the last process is still exiting
             try:
                 directory.parent.rmdir()
             except OSError:
                 pass  # another container's cgroup is still in there
+        if busy:
+            raise CgroupBusy(busy, timeout)
     # <<< cgroup-remove

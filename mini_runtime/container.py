@@ -114,7 +114,9 @@ def sweep_stale() -> None:
     """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup goes,
     and the container is removed (`--rm`) or kept as exited, as docker would show it.
 
-    The start time tells a live owner from a new process that got the same pid.
+    The start time tells a live owner from a new process that got the same pid. A container
+    whose owner is gone but whose cgroup still holds a process is still running (its processes
+    are dying right now, or outlived their mini): it is left for a later sweep.
     """
     from mini_runtime import cgroups  # chapter 04: the cgroups a killed mini left
 
@@ -128,7 +130,13 @@ def sweep_stale() -> None:
         except (OSError, ValueError):
             continue  # finished (no owner), being created right now, or not ours
         if start_time(int(pid)) != started:
-            cgroups.Cgroup(directory.name).remove()
+            group = cgroups.Cgroup(directory.name)
+            if group.processes():
+                continue
+            try:
+                group.remove()
+            except cgroups.CgroupBusy:
+                continue  # a process in it after all: next time
             try:
                 keep = not load(directory).get("HostConfig", {}).get("AutoRemove", False)
             except (OSError, ValueError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import signal
 from typing import Callable, Iterator, NamedTuple, NoReturn
 
@@ -125,6 +126,7 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         os.close(go_read)
         if setup is not None:
             setup()
+            stay_tied_to_parent(err_write)    # setup may have changed who we are (-u)
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across execve.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -144,6 +146,25 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
     finally:
         os._exit(code)
 # <<< spawn
+
+
+# >>> stay-tied
+def stay_tied_to_parent(pipe: int) -> None:
+    """In the child, after setup: die with mini still, or leave now if mini is already gone.
+
+    The kernel clears the parent-death signal when a process's credentials change (setuid and
+    setgid for `-u`; capabilities in chapter 08), so it is armed again here. If mini died before
+    that, no signal will ever come, so (as runc does) the child then checks that its parent is
+    still there. getppid() cannot say: as PID 1 of its own PID namespace the child sees its
+    parent as 0. The error pipe can: mini holds the read end until our execve, and the write
+    end of a pipe whose readers are all gone polls as POLLERR.
+    """
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+    poller = select.poll()
+    poller.register(pipe, select.POLLOUT)
+    if any(events & select.POLLERR for _, events in poller.poll(0)):
+        os._exit(125)                         # mini is gone: nobody would supervise us
+# <<< stay-tied
 
 
 # >>> release

@@ -70,7 +70,10 @@ def run(config: ContainerConfig, store: Store | None = None) -> int:
             raise
         oom = report_oom(group, config, status)     # 04: say so if the OOM killer struck
     finally:
-        group.remove()                              # 04: on every hierarchy
+        try:
+            group.remove()                          # 04: on every hierarchy
+        except cgroups.CgroupBusy as e:             # 04: left behind: say so (sweep_empty retries)
+            sys.stderr.write(f"mini: warning: {e}\n")
         code = None if status is None else process.exit_code(status)  # None: it never ran
         container.finish(directory, code, keep=not config.remove, oom=oom)  # 05: kept unless --rm
     return process.exit_code(status)                # 01: exit code, or 128 + signal

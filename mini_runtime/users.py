@@ -8,6 +8,9 @@ NAME, UID, NAME:GROUP, UID:GID. The supplementary groups come from the container
 from __future__ import annotations
 
 import os
+import signal
+
+from mini_runtime import syscalls
 
 
 def _entries(path: str) -> list[list[str]]:
@@ -41,8 +44,13 @@ def resolve(spec: str) -> tuple[int, int, list[int]]:
 
 
 def become(spec: str) -> None:
-    """Take on that identity for good: groups first, the uid last (after it, no way back)."""
+    """Take on that identity for good: groups first, the uid last (after it, no way back).
+
+    Changing credentials clears the parent-death signal (prctl(2)): arm it again, or with
+    `--init` (whose PID 1 never returns to process.py) the container would outlive a killed mini.
+    """
     uid, gid, extra = resolve(spec)
     os.setgroups(extra)
     os.setgid(gid)
     os.setuid(uid)
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)

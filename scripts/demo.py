@@ -100,8 +100,8 @@ def chapter_03() -> None:
 
 def chapter_04() -> None:
     say("Chapter 04 — cgroups: limits, priority, accounting and control.")
-    say("The container joins a cgroup of its own under `mini/` before it runs anything (--cgroupns host")
-    say("shows the host's path; by default on cgroup v2 the container sees its own cgroup as `/`):")
+    say("The container joins a cgroup of its own under `mini/` before it runs anything (--cgroupns host "
+        "shows the host's path; by default on cgroup v2 the container sees its own cgroup as `/`):")
     show(["run", "--rm", "--cgroupns", "host", "--memory", "64m", "busybox", "cat", "/proc/self/cgroup"])
     say("Memory cannot be taken back, so the kernel kills: 128 MiB in a 64 MiB container is 137:")
     show(["run", "--rm", "--memory", "64m", "--memory-swap", "64m", "busybox",

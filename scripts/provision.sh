@@ -75,6 +75,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$fingerpri
   [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   # compat: a plain path entry; the default editable finder costs ~20 ms at every start.
+  # setuptools deprecates compat, so pyproject.toml caps setuptools at a tested version (see
+  # there). "strict" is fast too, but links the files that exist at install time: a module added
+  # later (by a git pull) would stay invisible until the next provisioning.
   "$venv/bin/python" -m pip install -q -e "$here[$extras]" --config-settings editable_mode=compat
   echo "$fingerprint" > "$stamp"
 fi

@@ -218,3 +218,82 @@ def test_cgroup_namespace_E8():
         assert forced.returncode == 0 and f"/{cgroups.PARENT}/" not in forced.stdout
     bad = mini("run", "--rm", "--cgroupns", "shared", "busybox", "true")
     assert bad.returncode == 125 and len(bad.stderr.splitlines()) == 1
+
+
+def test_a_cgroup_that_cannot_be_removed_is_reported_not_forgotten():
+    """Issue 10: after its EBUSY retries, remove() used to return as if the cgroup were gone."""
+    group = cgroups.Cgroup("f" * 64)
+    group.create()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        group.add(sleeper.pid)
+        with pytest.raises(cgroups.CgroupBusy) as caught:
+            group.remove(timeout=0.2)
+        assert len(str(caught.value).splitlines()) == 1
+        assert str(group._unique_dirs()[0][1]) in str(caught.value)
+        assert all(directory.is_dir() for _, directory in group._unique_dirs())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        group.remove()
+    assert not any(d.exists() for d in group.dirs.values())
+
+
+def test_a_leaked_cgroup_is_one_warning_line_and_the_container_is_still_recorded(state_root):
+    """The container exits with its own code and is recorded as exited; one line names the
+    cgroup that stays behind (a process from outside is kept in it)."""
+    from mini_runtime import container
+
+    proc = subprocess.Popen(MINI + ["run", "--name", "leaky", "busybox", "sh", "-c", "echo ready; read x; exit 3"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    group = None
+    try:
+        assert select.select([proc.stdout], [], [], 15)[0] and proc.stdout.readline() == "ready\n"
+        pid = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+        group = cgroups.Cgroup(_cgroup_of(pid, "pids").name)
+        group.add(sleeper.pid)
+        _, err = proc.communicate("go\n", timeout=30)
+        assert proc.returncode == 3
+        assert len(err.splitlines()) == 1 and "warning" in err, err
+        assert str(group._unique_dirs()[0][1]) in err
+        directory = container.find("leaky")
+        assert container.load(directory)["State"]["Status"] == "exited"
+        assert container.load(directory)["State"]["ExitCode"] == 3
+        assert not (directory / "owner").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+        sleeper.kill()
+        sleeper.wait()
+        if group is not None:
+            group.remove()
+        mini("rm", "leaky")
+
+
+def test_the_sweep_leaves_a_container_whose_processes_still_run(state_root):
+    """A container whose mini is gone is marked "exited 137" only once its processes are gone:
+    the cgroup tells (pids get reused, cgroup membership does not)."""
+    from mini_runtime import container
+
+    cid = container.new_id()
+    directory = container.create(cid, {"State": {"Status": "running", "Running": True}, "HostConfig": {}})
+    (directory / "owner").write_text("999999999 1\n")   # a mini that was killed
+    group = cgroups.Cgroup(cid)
+    group.create()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        group.add(sleeper.pid)
+        container.sweep_stale()
+        assert container.load(directory)["State"]["Running"] is True
+        assert (directory / "owner").exists()
+        assert all(d.is_dir() for _, d in group._unique_dirs())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    container.sweep_stale()                                 # now it has really ended
+    state = container.load(directory)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+    assert not (directory / "owner").exists()
+    assert not any(d.exists() for d in group.dirs.values())
+    container.remove(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -141,27 +142,80 @@ def test_signals_to_mini_are_forwarded(sig):
     assert (proc.returncode, out) == (3, f"got-{name}\n")
 
 
-def test_killing_mini_kills_the_container():
-    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 07's monitor."""
-    proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo ready; exec sleep 30"],
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (its children, theirs, ...)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        for child in open(f"/proc/{pid}/task/{task}/children").read().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("flags", [[], ["-u", "65534"], ["--init"], ["--init", "-u", "65534"]],
+                         ids=["root", "user", "init", "init-user"])
+def test_killing_mini_kills_the_container(flags):
+    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 07's monitor.
+    setuid/setgid (-u, or the image's User) clear the parent-death signal: it is armed again."""
+    proc = subprocess.Popen(MINI + ["run", "--rm", *flags, "busybox", "sh", "-c", "echo ready; exec sleep 77"],
                             stdout=subprocess.PIPE, text=True)
     assert select.select([proc.stdout], [], [], 10)[0] and proc.stdout.readline() == "ready\n"
-    pid = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+    inside = _descendants(proc.pid)
+    assert len(inside) == (2 if "--init" in flags else 1)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().split(")")[1].split()[0] == "Z":
-                    break
-        except FileNotFoundError:
-            break
+    while any(_alive(pid) for pid in inside) and time.monotonic() < deadline:
         time.sleep(0.05)
-    else:
-        pytest.fail(f"container pid {pid} still running after mini was killed")
+    left = [pid for pid in inside if _alive(pid)]
+    for pid in left:                      # (so that a failure leaves nothing behind either)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)            # (an orphan: it came to pytest, the subreaper)
     # The killed mini could not remove the container's files; the next run does.
     assert mini("run", "busybox", "true").returncode == 0
+    assert not left, f"container processes {left} still running after mini was killed"
+
+
+def test_a_child_whose_mini_died_during_setup_never_runs_its_command():
+    """The window the parent-death signal cannot cover: mini dies after "go", while setup
+    changes the child's identity (which clears the signal). The child must notice and leave."""
+    from mini_runtime import process
+    from mini_runtime.config import ProcessSpec
+
+    def setup() -> None:
+        os.setgid(65534)
+        os.setuid(65534)   # clears PR_SET_PDEATHSIG
+        time.sleep(0.5)    # meanwhile, mini dies
+
+    report_read, report_write = os.pipe()
+    fake_mini = os.fork()
+    if fake_mini == 0:
+        try:
+            child = process.spawn(ProcessSpec(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, "/"), "/", setup)
+            os.write(report_write, str(child.pid).encode())
+            os.write(child.go, b"1")   # go, and die at once, before the child's execve
+        finally:
+            os._exit(0)
+    os.close(report_write)
+    pid = int(os.read(report_read, 32))
+    os.close(report_read)
+    os.waitpid(fake_mini, 0)
+    deadline = time.monotonic() + 5   # the orphan comes to pytest, a child subreaper
+    while (reaped := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if reaped[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child ran its command although its mini was gone")
+    assert os.waitstatus_to_exitcode(reaped[1]) == 125
 
 
 def test_concurrent_first_runs_build_the_image_once(tmp_path):
@@ -200,8 +254,9 @@ def test_images_lists_the_builtin_busybox():
 
 def test_doctor_prints_one_line_per_requirement():
     result = mini("doctor")
-    names = ["root", "kernel", "not in a container", "cgroups", "overlayfs", "user namespaces",
-             "network namespaces", "nftables", "busybox-static", "python"]
+    names = ["root", "kernel", "not in a container", "cgroups", "overlayfs", "namespaces",
+             "user namespaces", "nftables", "busybox-static", "python"]
+    assert result.returncode == 0, result.stdout   # this machine runs containers (the tests do)
     assert len(result.stdout.splitlines()) == len(names)
     for line, name in zip(result.stdout.splitlines(), names):
         assert line[0] in "✓✗!" and name in line

@@ -119,3 +119,55 @@ def test_forward_signals_restores_handlers():
     with process.forward_signals(os.getpid() + 10**6):
         assert signal.getsignal(signal.SIGTERM) != before
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+# --- mini doctor: what chapters 01-05 need is required now, not "later" (issue 10) ----------
+
+def test_doctor_requires_now_what_chapters_01_to_05_use():
+    from mini_runtime import doctor
+
+    later = {check.name: check.later for check in doctor.checks() if check.later}
+    assert later == {"user namespaces": "chapter 08", "nftables": "chapter 07"}
+
+
+def test_doctor_fails_a_machine_without_overlayfs(tmp_path, capsys):
+    from mini_runtime import doctor
+
+    (tmp_path / "filesystems").write_text("nodev\tsysfs\nnodev\tproc\n\text4\n")
+    check = doctor.check_overlayfs(tmp_path / "filesystems", tmp_path / "modules")
+    assert not check.ok and not check.later
+    assert doctor.main([check]) == 1
+    assert capsys.readouterr().out.startswith("✗ overlayfs")
+    (tmp_path / "filesystems").write_text("nodev\tproc\nnodev\toverlay\n")
+    assert doctor.check_overlayfs(tmp_path / "filesystems", tmp_path / "modules").ok
+
+
+def test_doctor_fails_a_machine_without_the_cgroup_controllers(tmp_path, capsys):
+    from mini_runtime import doctor
+
+    proc_cgroups = tmp_path / "cgroups"
+    proc_cgroups.write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
+                            "cpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\n")
+    (tmp_path / "v1" / "cpu").mkdir(parents=True)
+    (tmp_path / "v1" / "memory").mkdir()   # pids: enabled in the kernel, but mounted nowhere
+    check = doctor.check_cgroups(tmp_path / "v1", proc_cgroups)
+    assert not check.ok and not check.later and "pids" in check.fix
+    assert doctor.main([check]) == 1
+    assert capsys.readouterr().out.startswith("✗ cgroups")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert doctor.check_cgroups(tmp_path / "v2", proc_cgroups).ok
+    (tmp_path / "v2" / "cgroup.controllers").write_text("cpu io\n")
+    assert not doctor.check_cgroups(tmp_path / "v2", proc_cgroups).ok
+
+
+def test_doctor_fails_a_machine_without_a_namespace(tmp_path, capsys):
+    from mini_runtime import doctor
+
+    for kind in ("mnt", "uts", "ipc", "pid"):
+        (tmp_path / kind).touch()
+    check = doctor.check_namespaces(tmp_path)
+    assert not check.ok and not check.later and check.detail == "missing: net cgroup"
+    assert doctor.main([check]) == 1
+    assert capsys.readouterr().out.startswith("✗ namespaces")
+    assert doctor.check_namespaces().ok
