@@ -13,7 +13,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from mini_runtime import __version__
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import ExecError, MiniError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _limits(args: argparse.Namespace) -> dict:
     """Chapter 04's flags, in docker's units, checked before anything is created."""
-    from mini_runtime.cgroups import parse_bytes
+    from mini_runtime.units import parse_bytes
 
     def number(flag: str, text: str | None, kind: type) -> float | int | None:
         if text is None:
@@ -207,6 +207,14 @@ def args_command(argv: Sequence[str] | None) -> str | None:
     return next((w for w in words if not w.startswith("-")), None)
 
 
+def exit_code(command: str | None, error: MiniError) -> int:
+    """docker's numbers for a failure: 126/127 when the container's command cannot be executed
+    or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
+    if isinstance(error, ExecError):
+        return error.exit_code
+    return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
@@ -224,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(commands, args.command.replace("import", "import_"))(args)
     except MiniError as e:
         print(f"mini: {e}", file=sys.stderr)
-        # docker: 125 for its own failures in `run` and for bad flags anywhere; 1 otherwise
-        return e.exit_code if args_command(argv) == "run" or isinstance(e, UsageError) else 1
+        return exit_code(args_command(argv), e)
     except KeyboardInterrupt:
         return 130
     except OSError as e:  # e.g. no permission on the state root: still one line, docker's 125

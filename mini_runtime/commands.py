@@ -6,24 +6,16 @@ Each prints what docker prints, in docker's formats, so scripts and habits carry
 from __future__ import annotations
 
 import argparse
-import calendar
 import io
 import sys
-import time
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from mini_runtime import container
 from mini_runtime.errors import MiniError, UsageError
-from mini_runtime.formatting import human_duration, human_size, table
-from mini_runtime.image.store import NONE, Image, Store, now_rfc3339
-
-
-def _ago(stamp: str | None) -> str:
-    if not stamp:
-        return "N/A"
-    created = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    return human_duration(time.time() - created) + " ago"
+from mini_runtime.formatting import table
+from mini_runtime.image.store import NONE, Image, Store
+from mini_runtime.units import ago as _ago, human_size, now_rfc3339
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -170,7 +162,7 @@ def _layout(directory: Path, record: dict) -> "overlay.Overlay":
 
 
 def diff(args: argparse.Namespace) -> int:
-    from mini_runtime.image.layers import changes
+    from mini_runtime.image.pack import changes
 
     directory, record = _kept(args.container)
     layout = _layout(directory, record)
@@ -182,7 +174,7 @@ def diff(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """The container's whole filesystem, as it saw it: the union, mounted read-only for us alone."""
     from mini_runtime import overlay
-    from mini_runtime.image.layers import write_tar
+    from mini_runtime.image.pack import write_tar
 
     directory, record = _kept(args.container)
     out, close = _output(args.output)
@@ -198,7 +190,7 @@ def export(args: argparse.Namespace) -> int:
 # >>> commit
 def commit(args: argparse.Namespace) -> int:
     """The upper dir becomes one more layer on top of the image's: deletions as whiteouts."""
-    from mini_runtime.image.layers import write_tar
+    from mini_runtime.image.pack import write_tar
     from mini_runtime.image.layout import sha256_digest
 
     directory, record = _kept(args.container)

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from mini_runtime import paths
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
+from mini_runtime.units import now_rfc3339
 
 NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
-class NoSuchContainer(MiniError):
-    pass
+class NoSuchContainer(NotFound):
+    """No container has that id, id prefix or name."""
 
 
 def new_id() -> str:
@@ -47,7 +48,7 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
     with paths.locked(paths.state_root() / "containers.lock"):
         for other in records() if name else []:
             if other["Name"] == "/" + name.lstrip("/"):
-                raise MiniError(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
+                raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
                                 f'container "{other["Id"]}". You have to remove (or rename) that container '
                                 "to be able to reuse that name.")
         directory.mkdir(parents=True)
@@ -82,7 +83,7 @@ def find(text: str) -> Path:
         matches = [r for r in records() if r["Id"].startswith(text)]
     if len(matches) != 1:
         if len(matches) > 1:
-            raise MiniError(f"multiple containers found with provided prefix: {text}")
+            raise InvalidParameter(f"multiple containers found with provided prefix: {text}")
         raise NoSuchContainer(f"No such container: {text}")
     return containers_dir() / matches[0]["Id"]
 
@@ -93,8 +94,6 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
     if not keep or exit_code is None:
         remove(directory)
         return
-    from mini_runtime.image.store import now_rfc3339
-
     record = load(directory)
     record["State"] = dict(record.get("State", {}), Status="exited", Running=False, Pid=0,
                            ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())

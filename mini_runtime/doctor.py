@@ -51,11 +51,9 @@ def _in_container() -> str:
 
 def cgroup_mode() -> str:
     """'v2' (unified), 'hybrid' (v1 controllers plus a v2 mount) or 'v1'."""
-    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        return "v2"
-    if Path("/sys/fs/cgroup/unified/cgroup.controllers").exists():
-        return "hybrid"
-    return "v1"
+    from mini_runtime import cgroups
+
+    return cgroups.mode()
 
 
 def _controllers(mode: str) -> list[str]:

@@ -185,12 +185,7 @@ def forward_signals(pid: int) -> Iterator[None]:
     Without this, ctrl-C or `kill` would end mini and leave the container running
     (or, with PR_SET_PDEATHSIG, killed without a chance to clean up).
     """
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass  # it has just exited; wait_for() will tell us how
-
+    forward = syscalls.signal_forwarder(pid)  # (if it has just exited, wait_for() tells us how)
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
         yield

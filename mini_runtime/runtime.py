@@ -31,8 +31,8 @@ from pathlib import Path
 from mini_runtime import cgroups, container, namespaces, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import MiniError
-from mini_runtime.formatting import human_size
-from mini_runtime.image.store import Image, Store, now_rfc3339
+from mini_runtime.image.store import Image, Store
+from mini_runtime.units import human_size, now_rfc3339
 
 
 # >>> run
