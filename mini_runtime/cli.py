@@ -142,7 +142,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns)
-    return runtime.run(config)
+    exited = runtime.run(config)
+    if exited.oom:
+        print(oom_message(config.memory or 0, exited.code), file=sys.stderr)
+    return exited.code
+
+
+# >>> report-oom
+def oom_message(memory: int, exit_code: int) -> str:
+    """An OOM kill looks like any SIGKILL (137); the cgroup's counter told the pipeline it was one
+    (`State.OOMKilled`, as docker inspect shows). Its one line on stderr:"""
+    from mini_runtime.units import human_size
+
+    limit_text = human_size(memory) if memory % (1 << 20) else f"{memory >> 20} MiB"
+    who = "the container was" if exit_code == 137 else "a process in the container was"
+    return f"mini: {who} killed: out of memory (its --memory limit is {limit_text})"
+# <<< report-oom
 
 
 def _limits(args: argparse.Namespace) -> dict:

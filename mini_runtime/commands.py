@@ -147,7 +147,7 @@ def load(args: argparse.Namespace) -> int:
 def _kept(text: str) -> tuple[Path, dict]:
     directory = container.find(text)
     record = container.load(directory)
-    if record["State"].get("Running"):
+    if container.status(record).has_process:
         raise MiniError(f"container {text} is running: this works on a container that has exited "
                         "(chapter 07 brings detached containers and pause)")
     if not (directory / "upper").is_dir():
@@ -217,7 +217,7 @@ def rm(args: argparse.Namespace) -> int:
     for text in args.containers:
         try:
             directory = container.find(text)
-            if container.load(directory)["State"].get("Running"):
+            if not container.status(container.load(directory)).can_remove:
                 raise MiniError(f"cannot remove container {text}: it is running (stop it first)")
             container.remove(directory)
             print(text)
