@@ -53,6 +53,11 @@ def ours(name: str) -> str | None:
     """`mini_runtime.image.store` -> `image.store`; None for anything not of mini_runtime."""
     if name == "mini_runtime" or not name.startswith("mini_runtime."):
         return None
+    if name.startswith("mini_runtime.backend.") and name.count(".") == 2 \
+            and name.rsplit(".", 1)[1][:1].isupper():
+        return "backend"  # `from mini_runtime.backend import Backend`: a name, not a module
+    if name.removeprefix("mini_runtime.").startswith("__"):
+        return None  # the package's own facts (`__version__`)
     return name.removeprefix("mini_runtime.")
 
 
@@ -83,6 +88,8 @@ def violations(path: Path) -> list[str]:
             found.append(f"imports {full}: a concept module imports only {sorted(VOCABULARY)}")
         elif top == "image" and head in PIPELINE:
             found.append(f"imports {full}: image/ never imports the pipeline")
+        elif top == "cli" and not (target == "backend" or head in VOCABULARY or head == "config"):
+            found.append(f"imports {full}: the CLI imports only the backend interface, errors, units")
         elif top in VOCABULARY - {"syscalls"} and head not in VOCABULARY:
             found.append(f"imports {full}: the shared vocabulary imports only itself")
     return found
@@ -122,12 +129,14 @@ def test_the_rules_catch_a_violation(tmp_path: Path) -> None:
     assert not violations(fake)
     assert any("concept module" in v for v in
                _check_source(tmp_path, "cgroups.py", "from mini_runtime import runtime\n"))
+    assert any("the CLI imports only" in v for v in
+               _check_source(tmp_path, "cli.py", "from mini_runtime.backend import local\n"))
 
 
 def _check_source(tmp_path: Path, name: str, text: str) -> list[str]:
     global REPO
     package = tmp_path / "mini_runtime"
-    package.mkdir()
+    package.mkdir(exist_ok=True)
     (package / name).write_text(text)
     saved, REPO = REPO, tmp_path
     try:

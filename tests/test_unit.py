@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from mini_runtime import formatting, process, units
+from mini_runtime import process, units
+from mini_runtime.cli import formatting
 from mini_runtime.config import ContainerConfig, process_spec
 from mini_runtime.errors import InvalidReference
 from mini_runtime.image import reference
