@@ -33,6 +33,9 @@ def isolate() -> bool:
     containers = paths.state_root() / "containers"
     containers.mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(containers), "tmpfs", syscalls.MS_NOSUID, "mode=700")
+    # Their volatile files (pids, owners) too: they go with the sandbox, whatever the learner did.
+    paths.run_root().mkdir(parents=True, exist_ok=True)
+    syscalls.mount("tmpfs", str(paths.run_root()), "tmpfs", syscalls.MS_NOSUID, "mode=755")
     for name in ("rootfs", "layers"):  # the unpacked images: read-only for the learner's code
         cache = paths.state_root() / name
         if cache.is_dir():

@@ -20,11 +20,11 @@ from __future__ import annotations
 import errno
 import math
 import os
-import re
 import time
+from typing import Callable
 from pathlib import Path
 
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import System, Unavailable, UsageError
 
 ROOT = Path(os.environ.get("MINI_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The parent of every container cgroup. Tests give each run its own (runs may overlap).
@@ -34,7 +34,7 @@ V2_CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
 CPU_PERIOD = 100_000  # microseconds: docker's default CFS period
 
 
-class CgroupBusy(MiniError):
+class CgroupBusy(System):
     """A cgroup that could not be removed: something is still in it. Said, never swallowed:
     the caller must not believe it gone (a later run's sweep_empty removes it once empty)."""
 
@@ -44,24 +44,13 @@ class CgroupBusy(MiniError):
         self.paths = busy
 
 
-def mode() -> str:
+def mode(root: Path = ROOT) -> str:
     """'v2' (unified), 'hybrid' (v1 controllers and a v2 tree beside them) or 'v1'."""
-    if (ROOT / "cgroup.controllers").exists():
+    if (root / "cgroup.controllers").exists():
         return "v2"
-    if (ROOT / "unified" / "cgroup.controllers").exists():
+    if (root / "unified" / "cgroup.controllers").exists():
         return "hybrid"
     return "v1"
-
-
-# --- docker's units ------------------------------------------------------------------------
-
-def parse_bytes(text: str) -> int:
-    """docker's RAMInBytes (go-units): "64m", "64MB", "64MiB", "64 m" -> 67108864; the units
-    k, m, g, t, p are powers of 1024 whichever way they are spelled."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", text.strip().lower())
-    if not m:
-        raise UsageError(f"invalid size: {text!r} (a number with an optional unit b, k, m, g, t or p)")
-    return int(float(m[1]) * 1024 ** " kmgtp".index(m[2] or " "))
 
 
 def shares_to_weight(shares: int) -> int:
@@ -73,6 +62,15 @@ def shares_to_weight(shares: int) -> int:
         return 10000
     log = math.log2(shares)
     return math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0))
+
+
+def wait_until(done: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Poll the kernel's answer to a write that takes effect asynchronously (freezing)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def _inherit_cpuset(directory: Path) -> None:
@@ -164,12 +162,9 @@ def read_usage(directory: Path) -> dict[str, int]:
 def set_frozen(directory: Path, frozen: bool) -> None:
     """Stop (or restart) every process in the cgroup at once, and wait until it has."""
     (directory / "cgroup.freeze").write_text("1" if frozen else "0")
-    want = f"frozen {1 if frozen else 0}"
-    deadline = time.monotonic() + 5
-    while want not in (directory / "cgroup.events").read_text().splitlines():
-        if time.monotonic() > deadline:  # freezing takes effect asynchronously
-            raise TimeoutError(f"{directory} did not reach {want!r}")
-        time.sleep(0.01)
+    want = f"frozen {1 if frozen else 0}"  # freezing takes effect asynchronously
+    wait_until(lambda: want in (directory / "cgroup.events").read_text().splitlines(),
+               f"{directory} to reach {want!r}")
 # <<< set-frozen
 
 
@@ -198,7 +193,7 @@ class Cgroup:
     def unified(self) -> Path:
         return self.dirs["unified"]
 
-    def _unique_dirs(self) -> list[tuple[str, Path]]:
+    def hierarchies(self) -> list[tuple[str, Path]]:
         """One entry per hierarchy: some hosts mount cpu and cpuacct together
         (/sys/fs/cgroup/cpu -> cpu,cpuacct), and then both names are one directory."""
         seen: dict[Path, tuple[str, Path]] = {}
@@ -210,7 +205,7 @@ class Cgroup:
         """The pids in this cgroup, in any hierarchy. While there is one, the container runs:
         unlike a recorded pid, which the kernel may give to another process, this cannot lie."""
         found: set[int] = set()
-        for _, directory in self._unique_dirs():
+        for _, directory in self.hierarchies():
             try:
                 found.update(int(pid) for pid in (directory / "cgroup.procs").read_text().split())
             except FileNotFoundError:
@@ -223,7 +218,7 @@ class Cgroup:
         if self.mode == "v2":
             (ROOT / PARENT).mkdir(exist_ok=True)
             enable_controllers(ROOT, ROOT / PARENT)
-        for controller, directory in self._unique_dirs():
+        for controller, directory in self.hierarchies():
             for attempt in range(3):  # another run may remove an empty `mini` parent meanwhile
                 directory.parent.mkdir(exist_ok=True)
                 if controller == "cpuset":
@@ -249,7 +244,7 @@ class Cgroup:
 
     def add(self, pid: int) -> None:
         """Move a process into this cgroup in every hierarchy."""
-        for _, directory in self._unique_dirs():
+        for _, directory in self.hierarchies():
             join(directory, pid)
 
     # >>> cgroup-limits
@@ -285,7 +280,7 @@ class Cgroup:
         """docker's --cpuset-cpus: which CPUs the container may run on ("0", "0-1", "0,2")."""
         path = self._file("cpuset", "cpuset.cpus")
         if not path.exists():
-            raise UsageError("--cpuset-cpus: the cpuset controller is not available on this machine")
+            raise Unavailable("--cpuset-cpus: the cpuset controller is not available on this machine")
         try:
             path.write_text(cpus)
         except OSError as e:
@@ -309,11 +304,7 @@ class Cgroup:
         state = self._file("freezer", "freezer.state")
         want = "FROZEN" if frozen else "THAWED"
         state.write_text(want)
-        deadline = time.monotonic() + 5
-        while state.read_text().strip() != want:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cgroup {self.name} did not reach {want!r}")
-            time.sleep(0.01)
+        wait_until(lambda: state.read_text().strip() == want, f"cgroup {self.name} to reach {want!r}")
 
     def oom_kills(self) -> int:
         """See oom_kill_count(); v1 keeps the counter in memory.oom_control."""
@@ -329,7 +320,7 @@ class Cgroup:
         `mini` parent too when no other container uses it: nothing is left behind. A cgroup
         still busy after `timeout` seconds is not forgotten: CgroupBusy names it."""
         deadline, busy = time.monotonic() + timeout, []
-        for _, directory in self._unique_dirs():
+        for _, directory in self.hierarchies():
             while True:
                 try:
                     directory.rmdir()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+#: The PATH a container gets when neither the image nor -e sets one (docker's, and the images').
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 # NamedTuple rather than dataclasses: same readability, and `mini run` skips importing
 # dataclasses (and inspect) at every start.
 
@@ -62,7 +65,7 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
     for item in list(defaults.get("Env") or []) + list(config.env):
         key, _, value = item.partition("=")
         env[key] = value
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.setdefault("PATH", DEFAULT_PATH)
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
     return ProcessSpec(args, env, cwd, config.user or defaults.get("User") or "")
 # <<< process-spec

@@ -1,9 +1,12 @@
-"""A container's place on disk: `$MINI_ROOT/containers/<64-hex id>/`.
+"""A container's record and its states, on disk in two places:
 
-    owner         "pid starttime" of the `mini` running it (removed when it has finished)
-    config.json   the container record: id, name, image, command, state (docker inspect's
-                  names; chapter 07 grows it into `ps`, `inspect`, `start`, `logs`)
-    upper/ work/ rootfs/   chapter 05's overlay directories
+    $MINI_ROOT/containers/<64-hex id>/    persistent
+        container.json   the record: id, name, image, command, state (docker inspect's names;
+                         chapter 06 grows it into `ps`, `inspect`, `start`, `logs`)
+        upper/ work/ rootfs/   chapter 05's overlay directories
+    $MINI_RUN/containers/<64-hex id>/     volatile (gone at reboot, and when the container ends)
+        owner            "pid starttime" of the `mini` running it
+        state.json       its pid and namespaces while it runs
 
 A container that exits is kept, with its upper dir, for `diff`, `commit` and `export`, unless it
 ran with `--rm`; `mini rm` removes it. A `mini` that was killed leaves a container that says it
@@ -16,17 +19,61 @@ import json
 import os
 import re
 import shutil
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from mini_runtime import paths
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
+from mini_runtime.units import now_rfc3339
 
+RECORD = "container.json"
 NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
-class NoSuchContainer(MiniError):
-    pass
+class Status(str, Enum):
+    """docker's container states (State.Status), and what each allows."""
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    EXITED = "exited"
+    DEAD = "dead"
+
+    @property
+    def can_start(self) -> bool:
+        return self in (Status.CREATED, Status.EXITED)
+
+    @property
+    def can_remove(self) -> bool:
+        """Without --force: a container that runs (or is paused) must be stopped first."""
+        return self not in (Status.RUNNING, Status.PAUSED)
+
+    @property
+    def can_pause(self) -> bool:
+        return self is Status.RUNNING
+
+    @property
+    def can_unpause(self) -> bool:
+        return self is Status.PAUSED
+
+    @property
+    def has_process(self) -> bool:
+        return self in (Status.RUNNING, Status.PAUSED)
+
+
+def status(record: dict[str, Any]) -> Status:
+    return Status(record.get("State", {}).get("Status", "dead"))
+
+
+def initial_state() -> dict[str, Any]:
+    """State of a container just created: its process waits for "go"."""
+    return {"Status": Status.CREATED.value, "Running": False, "Paused": False, "OOMKilled": False,
+            "Dead": False, "Pid": 0, "ExitCode": 0, "StartedAt": "0001-01-01T00:00:00Z",
+            "FinishedAt": "0001-01-01T00:00:00Z"}
+
+
+class NoSuchContainer(NotFound):
+    """No container has that id, id prefix or name."""
 
 
 def new_id() -> str:
@@ -38,6 +85,11 @@ def containers_dir() -> Path:
     return paths.state_root() / "containers"
 
 
+def run_dir(container_id: str) -> Path:
+    """The container's volatile files: under the run root, gone with a reboot."""
+    return paths.run_root() / "containers" / container_id
+
+
 def create(container_id: str, record: dict[str, Any]) -> Path:
     """Make the container's directory, its owner file and its record; names are unique."""
     name = record.get("Name") or ""
@@ -47,21 +99,33 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
     with paths.locked(paths.state_root() / "containers.lock"):
         for other in records() if name else []:
             if other["Name"] == "/" + name.lstrip("/"):
-                raise MiniError(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
+                raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
                                 f'container "{other["Id"]}". You have to remove (or rename) that container '
                                 "to be able to reuse that name.")
         directory.mkdir(parents=True)
-        (directory / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+        run_dir(container_id).mkdir(parents=True)
+        (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
         save(directory, dict(record, Id=container_id, Name="/" + (name.lstrip("/") or container_id[:12])))
     return directory
 
 
 def save(directory: Path, record: dict[str, Any]) -> None:
-    paths.atomic_write(directory / "config.json", json.dumps(record, indent=2).encode())
+    paths.atomic_write(directory / RECORD, json.dumps(record, indent=2).encode())
 
 
 def load(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / "config.json").read_text())
+    return json.loads((directory / RECORD).read_text())
+
+
+def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
+    """Its command runs: the record says so, and the run root has what `exec` will need."""
+    record = load(directory)
+    record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
+                           StartedAt=now_rfc3339())
+    save(directory, record)
+    if namespaces:  # (a command that has already ended leaves nothing to record)
+        paths.atomic_write(run_dir(directory.name) / "state.json",
+                           json.dumps({"pid": pid, "namespaces": namespaces}).encode())
 
 
 def records() -> list[dict[str, Any]]:
@@ -82,7 +146,7 @@ def find(text: str) -> Path:
         matches = [r for r in records() if r["Id"].startswith(text)]
     if len(matches) != 1:
         if len(matches) > 1:
-            raise MiniError(f"multiple containers found with provided prefix: {text}")
+            raise InvalidParameter(f"multiple containers found with provided prefix: {text}")
         raise NoSuchContainer(f"No such container: {text}")
     return containers_dir() / matches[0]["Id"]
 
@@ -93,21 +157,31 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
     if not keep or exit_code is None:
         remove(directory)
         return
-    from mini_runtime.image.store import now_rfc3339
-
     record = load(directory)
-    record["State"] = dict(record.get("State", {}), Status="exited", Running=False, Pid=0,
+    record["State"] = dict(record.get("State", {}), Status=Status.EXITED.value, Running=False, Pid=0,
                            ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
     save(directory, record)
     shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
-    for path in directory.iterdir():                      # it no longer runs: no owner, no
-        if path.name in ("state.json", "owner") or ".tmp-" in path.name:  # state (nor a half-written one)
+    remove_run_dir(directory.name)                        # no owner, no pid: it has ended
+    for path in directory.iterdir():
+        if ".tmp-" in path.name:                           # (a half-written record)
             path.unlink()
 # <<< finish
 
 
 def remove(directory: Path) -> None:
+    remove_run_dir(directory.name)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_run_dir(container_id: str) -> None:
+    """Its volatile files, and their parent once no container has any: a run root with no
+    container running is empty."""
+    shutil.rmtree(run_dir(container_id), ignore_errors=True)
+    try:
+        run_dir(container_id).parent.rmdir()
+    except OSError:
+        pass  # another container's files are there (or it is gone already)
 
 
 def sweep_stale() -> None:
@@ -126,7 +200,7 @@ def sweep_stale() -> None:
         return
     for directory in base.iterdir():
         try:
-            pid, started = (directory / "owner").read_text().split()
+            pid, started = (run_dir(directory.name) / "owner").read_text().split()
         except (OSError, ValueError):
             continue  # finished (no owner), being created right now, or not ours
         if start_time(int(pid)) != started:

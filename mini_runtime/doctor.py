@@ -55,11 +55,9 @@ def _in_container() -> str:
 
 def cgroup_mode(root: Path = CGROUP_ROOT) -> str:
     """'v2' (unified), 'hybrid' (v1 controllers plus a v2 mount) or 'v1'."""
-    if (root / "cgroup.controllers").exists():
-        return "v2"
-    if (root / "unified" / "cgroup.controllers").exists():
-        return "hybrid"
-    return "v1"
+    from mini_runtime import cgroups
+
+    return cgroups.mode(root)
 
 
 def _controllers(mode: str, root: Path, proc_cgroups: Path) -> list[str]:

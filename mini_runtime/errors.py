@@ -1,33 +1,65 @@
-"""Errors a user can cause, each with the exit code docker gives for it.
+"""Errors a user can cause, each of a *kind* that fixes how every face reports it.
 
-The CLI prints `mini: <message>` on one line and exits with `exit_code`:
-125 when the runtime itself failed (bad flag, unknown image), 126 when the command cannot be
-executed, 127 when it does not exist. Anything else is the container's own exit code.
+The kinds are the Engine API's (moby's errdefs): a kind carries the HTTP status the daemon
+(chapter 09) answers with. The exit code of the CLI depends on the command as well as the error
+(docker: 125 when `run`/`create` or a flag failed, 126/127 when the command cannot be executed or
+found, 1 for any other failed command): `mini_runtime.cli.exit_code()` decides it, in one place.
+The pipeline never prints: it raises these, and the CLI prints `mini: <message>` on one line.
 """
 
 from __future__ import annotations
 
 
 class MiniError(Exception):
-    """A failure of the runtime that the user can act on (docker's exit 125)."""
+    """A failure of the runtime that the user can act on. Unless a subclass says otherwise, it is
+    the runtime's own fault or the system's (HTTP 500)."""
 
-    exit_code = 125
+    http_status = 500
 
 
-class UsageError(MiniError):
+class System(MiniError):
+    """Something on this machine failed (a mount, a cgroup write): errdefs.System."""
+
+
+class NotFound(MiniError):
+    """No such container, image, or file (errdefs.NotFound)."""
+
+    http_status = 404
+
+
+class Conflict(MiniError):
+    """The request clashes with the state: a name in use, an image in use (errdefs.Conflict)."""
+
+    http_status = 409
+
+
+class InvalidParameter(MiniError):
+    """A value the request should not have had (errdefs.InvalidParameter)."""
+
+    http_status = 400
+
+
+class Unavailable(MiniError):
+    """The machine lacks what the request needs: a controller, a kernel feature (errdefs.Unavailable)."""
+
+    http_status = 503
+
+
+class UsageError(InvalidParameter):
     """Bad flags or arguments."""
 
 
-class ImageNotFound(MiniError):
+class ImageNotFound(NotFound):
     """The image is not in the local store."""
 
 
-class InvalidReference(MiniError):
+class InvalidReference(InvalidParameter):
     """An image name that docker would reject too."""
 
 
-class ExecError(MiniError):
-    """The container process could not execute its command (126 or 127)."""
+class ExecError(InvalidParameter):
+    """The container process could not execute its command: 127 when it does not exist, 126 when
+    it cannot be executed (docker's own numbers for the CLI)."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)

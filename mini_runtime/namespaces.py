@@ -26,9 +26,9 @@ from mini_runtime import syscalls
 #: The namespaces a container gets, as /proc/PID/ns names them.
 KINDS = ("mnt", "uts", "ipc", "pid", "net")
 
-_SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
-_IFF_UP = 0x1
-_IFREQ = "16sH22x"  # struct ifreq: a 16-byte name, then a union (flags first) of 24 bytes
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
+IFF_UP = 0x1
+IFREQ = "16sH22x"  # struct ifreq: a 16-byte name, then a union (flags first) of 24 bytes
 
 #: The signals an init passes on to the command.
 INIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
@@ -84,9 +84,9 @@ def bring_up_loopback() -> None:
     """A new network namespace has one device, `lo`, and it is down: bring it up, so that
     127.0.0.1 works inside (docker's `--network none` does the same)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack(_IFREQ, b"lo", 0)
-        flags = struct.unpack(_IFREQ, fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+        request = struct.pack(IFREQ, b"lo", 0)
+        flags = struct.unpack(IFREQ, fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack(IFREQ, b"lo", flags | IFF_UP))
 # <<< bring-up-loopback
 
 
@@ -107,12 +107,7 @@ def init_loop(child: int) -> NoReturn:
     """
     syscalls.close_other_fds()  # the error pipe too: its EOF must come from the command's execve
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
+    forward = syscalls.signal_forwarder(child)
     for sig in INIT_SIGNALS:
         signal.signal(sig, forward)
     # They were blocked before the fork (see runtime.inside): none was lost in between.
@@ -123,6 +118,6 @@ def init_loop(child: int) -> NoReturn:
         except ChildProcessError:
             os._exit(0)
         if pid == child:
-            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
-                     else 128 + os.WTERMSIG(status))
+            code = os.waitstatus_to_exitcode(status)  # -S when killed by signal S
+            os._exit(code if code >= 0 else 128 - code)
 # <<< init-loop

@@ -7,7 +7,8 @@ cgroups, privileges) — which is why the child waits on a pipe until the parent
 
     parent (mini)                          child
     ─────────────                          ─────
-    spawn():  pipe, pipe, fork  ─────────▶ wait for "go"
+    spawn():  pipe, pipe, fork  ─────────▶ own session, dies with mini
+              read "ready"  ◀───────────── write "ready", wait for "go"
     (later chapters: cgroup, network)         │
     release(): write "go"  ────────────────▶ setup (later chapters), chdir, execve
                read the error pipe  ◀──────── exec failed? write why, _exit(126/127)
@@ -26,11 +27,19 @@ from typing import Callable, Iterator, NamedTuple, NoReturn
 
 from mini_runtime import syscalls
 from mini_runtime.config import ProcessSpec
-from mini_runtime.errors import ExecError, MiniError
+from mini_runtime.errors import ExecError, MiniError, System
 
 #: The signals `mini` passes on to the container (docker's --sig-proxy passes these and more).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
+
+
+#: The named steps on the channel between parent and child, in order. The child says READY once
+#: it is set up to be managed (its own session, killed with its parent) and then blocks until the
+#: parent says GO; an error report, or EOF from a successful execve, answers GO. (Chapter 08 adds
+#: a step between them: the parent writes the user-namespace maps.)
+READY = b"ready\n"
+GO = b"go\n"
 
 
 class Child(NamedTuple):
@@ -106,6 +115,15 @@ def spawn(spec: ProcessSpec, root: str, setup: Callable[[], None] | None = None)
         _child(spec, root, setup, go_read, err_write)
     os.close(go_read)
     os.close(err_write)
+    report = os.read(err_read, len(READY))
+    if report != READY:                                 # it failed on the way: reap it
+        while chunk := os.read(err_read, 4096):
+            report += chunk
+        os.close(go_write)
+        os.close(err_read)
+        os.waitpid(pid, 0)
+        why = report.decode(errors="replace").partition("\n")[2]
+        raise System(why or "the container process died before it was ready")
     return Child(pid, go_write, err_read)
 
 
@@ -121,7 +139,8 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         # A session of our own: the terminal's ctrl-C goes to mini, which forwards it once.
         os.setsid()
-        if os.read(go_read, 1) != b"1":
+        os.write(err_write, READY)
+        if os.read(go_read, len(GO)) != GO:
             os._exit(125)                     # the parent went away without releasing us
         os.close(go_read)
         if setup is not None:
@@ -171,7 +190,7 @@ def stay_tied_to_parent(pipe: int) -> None:
 def release(child: Child) -> None:
     """Tell the child to go, then learn whether its execve worked (EOF) or why not."""
     try:
-        os.write(child.go, b"1")
+        os.write(child.go, GO)
     except BrokenPipeError:
         raise MiniError("the container process died before it could start") from None
     finally:
@@ -206,12 +225,7 @@ def forward_signals(pid: int) -> Iterator[None]:
     Without this, ctrl-C or `kill` would end mini and leave the container running
     (or, with PR_SET_PDEATHSIG, killed without a chance to clean up).
     """
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass  # it has just exited; wait_for() will tell us how
-
+    forward = syscalls.signal_forwarder(pid)  # (if it has just exited, wait_for() tells us how)
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
         yield

@@ -77,7 +77,7 @@ class UnsafeMountTarget(OSError):
     """An image's /proc, /dev or /sys that is not a plain directory."""
 
 
-def _mountpoint(path: str) -> str:
+def mountpoint(path: str) -> str:
     """Make sure a mount target is a real directory (created if missing).
 
     We are inside the new root already, so even a symlink `proc -> /` could only lead to the
@@ -97,7 +97,7 @@ def _mountpoint(path: str) -> str:
 # >>> mount-proc
 def mount_proc() -> None:
     """A fresh procfs: it shows the processes of the PID namespace we are in (chapter 03)."""
-    syscalls.mount("proc", _mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
+    syscalls.mount("proc", mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
 # <<< mount-proc
 
 
@@ -105,7 +105,7 @@ def mount_proc() -> None:
 def mount_dev() -> None:
     """/dev as a small tmpfs with only the devices a container may use; the image's own /dev
     (and the host's, with its disks) stays hidden underneath."""
-    syscalls.mount("tmpfs", _mountpoint("/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME,
+    syscalls.mount("tmpfs", mountpoint("/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME,
                    "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = f"/dev/{name}"
@@ -125,7 +125,7 @@ def mount_dev() -> None:
 # >>> mount-sys
 def mount_sys() -> None:
     """sysfs, read-only: a container may look at the kernel's devices but not reconfigure them."""
-    syscalls.mount("sysfs", _mountpoint("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
+    syscalls.mount("sysfs", mountpoint("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
 # <<< mount-sys
 
 

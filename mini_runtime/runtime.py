@@ -1,87 +1,150 @@
-"""The container-creation pipeline, in one place.
+"""The container pipeline, in one place: create, start, wait, cleanup (and `run`, all four).
 
 Each chapter adds its steps here, in order, so you can read what chapter N contributes:
 
-    parent side (host)                        child side (inside)
-    01 find the image                         01 wait for "go"
-    01 merge image defaults and flags         03 new UTS, IPC and network namespaces
-    05 its layers, each unpacked once         02 a private mount table
-    05 the container's record and upper dir   05 mount the overlay: layers + upper dir
-    04 a cgroup with the limits               02 pivot_root into it, fresh /proc /dev /sys
-    03 the next child is PID 1 of a new       03 hostname, loopback up
-       PID namespace                          02 create the working directory, --read-only
-    01 fork the child (it waits)              03 --init: stay PID 1, run the command as a child
-    04 move it into the cgroup                01 chdir, find the command, execve
-    01 forward signals, release, wait
-    03 record the namespaces
-    04 was it OOM-killed? remove the cgroup
-    05 keep the container (its upper dir) for diff/commit/export, or remove it (--rm)
+    create (parent, host side)                inside (the child, after "go")
+    01 find the image                         03 new UTS, IPC and network namespaces
+    01 merge image defaults and flags         02 a private mount table
+    05 its layers, each unpacked once         05 mount the overlay: layers + upper dir
+    03 04 defaults resolved and recorded      02 pivot_root into it, fresh /proc /dev /sys
+    05 the container's record and upper dir   03 hostname, loopback up
+    04 a cgroup with the limits               02 create the working directory, --read-only
+    03 the next child is PID 1 of a new       05 the image's user, or -u
+       PID namespace                          03 --init: stay PID 1, run the command as a child
+    01 fork the child: it reports "ready"     01 chdir, find the command, execve
+       and waits for "go"
+    start: 04 move it into the cgroup, 01 "go" (126/127 if execve failed), 03 record the pid
+    wait: 01 its exit status, 04 was it OOM-killed?
+    cleanup: 04 remove the cgroup, 05 keep the container (its upper dir) or remove it (--rm)
 
-Chapters to come slot in as: 06 make the network (parent); 08 drop privileges (child).
+The phases are separate so that they can run in different processes (chapter 06's monitor runs
+start/wait/cleanup). The pipeline never prints and never parses argv: it returns or raises.
+Chapters to come slot in as: 07 the network (create, cleanup); 08 privileges (inside).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from mini_runtime import cgroups, container, namespaces, overlay, paths, process, rootfs, users
+from mini_runtime import cgroups, container, namespaces, overlay, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
-from mini_runtime.errors import MiniError
-from mini_runtime.formatting import human_size
-from mini_runtime.image.store import Image, Store, now_rfc3339
+from mini_runtime.errors import InvalidParameter
+from mini_runtime.image.store import Image, Store
+from mini_runtime.units import now_rfc3339
+
+
+class Created(NamedTuple):
+    """A created container, its child waiting for "go": what start, wait and cleanup need."""
+    id: str
+    directory: Path
+    config: ContainerConfig     # with its defaults resolved (hostname, cgroupns)
+    group: cgroups.Cgroup
+    child: process.Child
+
+
+class Exited(NamedTuple):
+    """How the container ended: docker's exit code, whether the OOM killer struck, and what
+    cleanup could not undo (a cgroup still busy), said as a warning."""
+    code: int
+    oom: bool
+    warning: str | None = None
 
 
 # >>> run
-def run(config: ContainerConfig, store: Store | None = None) -> int:
-    """Run one container in the foreground and return its exit code (docker's numbers)."""
+def create(config: ContainerConfig, store: Store | None = None) -> Created:
+    """Everything up to the child waiting for "go". Nothing is left behind if a step fails."""
     store = store or Store()
     image = store.get(config.image)                 # 01: unknown image -> exit 125
     try:
         spec = process_spec(config, image.config)   # 01: Entrypoint + Cmd, Env, WorkingDir
     except ValueError as e:
-        raise MiniError(str(e)) from None
+        raise InvalidParameter(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
     lower = store.layer_dirs(image)                 # 05: each layer unpacked once, shared
     container_id = container.new_id()
-    directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
-    hostname = config.hostname or container_id[:12] # 03: docker's default host name
     group = cgroups.Cgroup(container_id)            # 04
-    if config.cgroupns is None:                     # 04: docker's default cgroup namespace
-        config = config._replace(cgroupns="private" if group.mode == "v2" else "host")
-    status, oom = None, False
+    config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
+    directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
-            child = process.spawn(spec, root="/",   # 01: fork; the child waits for "go"
-                                  setup=lambda: inside(config, spec, files, hostname))
-        try:
-            group.add(child.pid)                    # 04: limited before it runs anything
-            with process.forward_signals(child.pid):    # 01: ctrl-C and kill reach the container
-                process.release(child)                  # 01: go! (126/127 if execve failed)
-                record(directory, child.pid)            # 03: its pid and namespaces, for later
-                status = process.wait_for(child.pid)    # 01: until it ends; reaps the zombie
-        except BaseException:
-            _kill_and_reap(child.pid)
-            raise
-        oom = report_oom(group, config, status)     # 04: say so if the OOM killer struck
+            child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
+                                  setup=lambda: inside(config, spec, files))
+    except BaseException:
+        group.remove()
+        container.finish(directory, None, keep=False)   # it never ran: nothing to keep
+        raise
+    return Created(container_id, directory, config, group, child)
+
+
+def start(created: Created) -> None:
+    """Let the child run its command, inside its cgroup. If that fails, the child is gone."""
+    pid = created.child.pid
+    try:
+        created.group.add(pid)                      # 04: limited before it runs anything
+        process.release(created.child)              # 01: go! (126/127 if execve failed)
+        container.mark_running(created.directory, pid, namespace_ids(pid))  # 03: running, its pid
+    except BaseException:
+        kill_and_reap(pid)
+        raise
+
+
+def wait(created: Created) -> Exited:
+    """Until the container's PID 1 ends (it is reaped here): its code, and OOM or not."""
+    status = process.wait_for(created.child.pid)    # 01: until it ends; reaps the zombie
+    oom = created.config.memory is not None and created.group.oom_kills() > 0  # 04
+    return Exited(process.exit_code(status), oom)   # 01: exit code, or 128 + signal
+
+
+def cleanup(created: Created, exited: Exited | None) -> str | None:
+    """What the container used: its cgroup; its files unless --rm (or it never ran). Returns a
+    warning if the cgroup could not go (a process is still in it): the container is finished
+    anyway, and a later run's sweep removes the cgroup once it is empty."""
+    try:
+        created.group.remove()                      # 04: on every hierarchy
+        warning = None
+    except cgroups.CgroupBusy as e:
+        warning = str(e)
+    code = None if exited is None else exited.code  # None: it never ran
+    container.finish(created.directory, code, keep=not created.config.remove,
+                     oom=exited is not None and exited.oom)  # 05: kept unless --rm
+    return warning
+
+
+def run(config: ContainerConfig, store: Store | None = None) -> Exited:
+    """A container in the foreground: create, start, wait, cleanup; signals sent to mini
+    meanwhile (ctrl-C, kill) go to the container."""
+    created = create(config, store)
+    exited = None
+    try:
+        with process.forward_signals(created.child.pid):  # 01
+            start(created)
+            exited = wait(created)
+    except BaseException:
+        kill_and_reap(created.child.pid)
+        raise
     finally:
-        try:
-            group.remove()                          # 04: on every hierarchy
-        except cgroups.CgroupBusy as e:             # 04: left behind: say so (sweep_empty retries)
-            sys.stderr.write(f"mini: warning: {e}\n")
-        code = None if status is None else process.exit_code(status)  # None: it never ran
-        container.finish(directory, code, keep=not config.remove, oom=oom)  # 05: kept unless --rm
-    return process.exit_code(status)                # 01: exit code, or 128 + signal
+        warning = cleanup(created, exited)
+    return exited._replace(warning=warning)
 # <<< run
 
 
+# >>> resolve-defaults
+def resolve_defaults(config: ContainerConfig, container_id: str, cgroup_mode: str) -> ContainerConfig:
+    """docker's defaults, decided once at create and kept in the record: the host name is the
+    short id (03); the cgroup namespace is private on cgroup v2, the host's on v1 (04)."""
+    return config._replace(
+        hostname=config.hostname or container_id[:12],
+        cgroupns=config.cgroupns or ("private" if cgroup_mode == "v2" else "host"))
+# <<< resolve-defaults
+
+
 # >>> inside
-def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay, hostname: str) -> None:
+def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
     namespaces.enter_namespaces()                   # 03: its own UTS, IPC and network
     if config.cgroupns == "private":
@@ -92,7 +155,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay, h
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
     if config.cgroupns == "private" and v2:
         rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
-    namespaces.set_hostname(hostname)               # 03
+    namespaces.set_hostname(config.hostname or "")  # 03: resolved at create
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     os.makedirs(spec.cwd, exist_ok=True)            # 02: like docker, -w creates the directory
     if config.read_only:
@@ -119,40 +182,26 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 # <<< limit
 
 
-# >>> report-oom
-def report_oom(group: cgroups.Cgroup, config: ContainerConfig, status: int) -> bool:
-    """An OOM kill looks like any SIGKILL (137); the cgroup's counter tells them apart.
-    One line on stderr; the caller records the fact (`State.OOMKilled`, as docker inspect shows)."""
-    if config.memory is None or not group.oom_kills():
-        return False
-    limit_text = human_size(config.memory) if config.memory % (1 << 20) else f"{config.memory >> 20} MiB"
-    who = "the container was" if process.exit_code(status) == 137 else "a process in the container was"
-    sys.stderr.write(f"mini: {who} killed: out of memory (its --memory limit is {limit_text})\n")
-    return True
-# <<< report-oom
-
-
 def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
-    """The container's record, in docker inspect's names (chapter 07 adds to it)."""
+    """The container's record, in docker inspect's names (chapter 06 adds to it)."""
     return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
             "Path": spec.args[0], "Args": spec.args[1:],
             "Config": {"Image": config.image, "Cmd": list(config.command) or None, "Hostname": config.hostname},
-            "State": {"Status": "running", "Running": True, "StartedAt": now_rfc3339()},
-            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only},
+            "State": container.initial_state(),
+            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
+                           "CgroupnsMode": config.cgroupns},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 
-def record(directory: Path, pid: int) -> None:
-    """What `exec` and `inspect` (chapter 07) need to find a running container again.
-    A command that has already ended leaves nothing to record."""
+def namespace_ids(pid: int) -> dict[str, int]:
+    """Its namespaces, for `exec` and `inspect` (chapter 06); none for a command already gone."""
     try:
-        state = {"pid": pid, "namespaces": namespaces.namespace_ids(pid)}
+        return namespaces.namespace_ids(pid)
     except OSError:
-        return
-    paths.atomic_write(directory / "state.json", json.dumps(state).encode())
+        return {}
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     """Leave nothing behind when the pipeline fails half-way."""
     try:
         os.kill(pid, signal.SIGKILL)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from typing import Callable
 
 def _load_libc() -> ctypes.CDLL:
     try:
@@ -128,3 +129,15 @@ def close_other_fds(keep: tuple[int, ...] = (0, 1, 2)) -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def signal_forwarder(pid: int) -> Callable[[int, object], None]:
+    """A signal handler that passes each signal on to `pid` with kill(2). A process that has just
+    ended is no error: whoever waits for it learns how it ended."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    return forward

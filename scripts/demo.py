@@ -49,7 +49,7 @@ def chapter_01() -> None:
     before = set(container.containers_dir().glob("*"))
     show(["run", "busybox", "echo", "hi"])
     KEPT.extend(d.name for d in set(container.containers_dir().glob("*")) - before
-                if (d / "config.json").is_file() and container.load(d)["Args"] == ["hi"])
+                if (d / "container.json").is_file() and container.load(d)["Args"] == ["hi"])
     say("The container's exit code is mini's exit code...")
     show(["run", "--rm", "busybox", "sh", "-c", "exit 7"], expect_code=7)
     say("...and a death by signal N is reported as 128 + N (SIGKILL = 9: 137, the OOM killer's number):")

@@ -106,19 +106,24 @@ def _stray_state() -> set[str]:
             for name in dirs + files:
                 if ".tmp-" in name or name.startswith(".unpack-"):
                     found.add(os.path.join(root, name))
-    if os.path.isdir(os.environ["MINI_RUN"]) and os.listdir(os.environ["MINI_RUN"]):
-        found.add(os.environ["MINI_RUN"] + "/*")
+    run = os.environ["MINI_RUN"]
+    for name in os.listdir(run) if os.path.isdir(run) else []:  # (an empty containers/ may stay)
+        inner = os.path.join(run, name)
+        if name != "containers" or not os.path.isdir(inner):
+            found.add(inner)
+        else:
+            found |= {os.path.join(inner, entry) for entry in os.listdir(inner)}
     containers = os.path.join(os.environ["MINI_ROOT"], "containers")
     for name in os.listdir(containers) if os.path.isdir(containers) else []:
         # A container that has exited is kept (chapter 05) with its record and files; one that
-        # still has an owner, a work dir or no record was not finished properly.
+        # still has a work dir, volatile files under MINI_RUN, or no record was not finished properly.
         directory = os.path.join(containers, name)
         try:
-            with open(os.path.join(directory, "config.json")) as f:
+            with open(os.path.join(directory, "container.json")) as f:
                 exited = json.load(f)["State"]["Status"] == "exited"
         except (OSError, ValueError, KeyError):
             exited = False
-        leftovers = {"owner", "work", "state.json"} & set(os.listdir(directory))
+        leftovers = {"work"} & set(os.listdir(directory))
         if not exited or leftovers:
             found.add(directory + (f" ({', '.join(sorted(leftovers))})" if leftovers else ""))
     return found

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MINI, mini
-from mini_runtime import cgroups
+from mini_runtime import cgroups, units
 
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.cgroup]
 V2 = cgroups.mode() == "v2"
@@ -51,7 +51,7 @@ def _cgroup_of(pid: int, controller: str) -> Path:
                                          ("64MiB", 67108864), ("64 m", 67108864), ("1p", 1 << 50),
                                          ("1.5g", 3 << 29)])
 def test_docker_size_units(text, value):
-    assert cgroups.parse_bytes(text) == value
+    assert units.parse_bytes(text) == value
 
 
 @pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 100), (262144, 10000), (512, 59)])
@@ -196,7 +196,7 @@ def test_cgroups_a_killed_mini_left_are_swept(state_root):
     group = cgroups.Cgroup("0" * 64)
     group.create()
     stale = time.time() - 3600
-    for _, directory in group._unique_dirs():
+    for _, directory in group.hierarchies():
         os.utime(directory, (stale, stale))
     assert mini("run", "busybox", "true").returncode == 0
     assert not any(d.exists() for d in group.dirs.values())

@@ -179,7 +179,7 @@ def test_import_a_filesystem_tarball(tmp_path):
 
 def test_image_config_becomes_the_process_A9():
     _image("cfg:1", {"Entrypoint": ["sh", "-c"], "Cmd": ["echo $A $(pwd) $(id -u)"],
-                     "Env": ["A=from-image", busybox.DEFAULT_PATH], "WorkingDir": "/var", "User": "nobody"})
+                     "Env": ["A=from-image", f"PATH={busybox.DEFAULT_PATH}"], "WorkingDir": "/var", "User": "nobody"})
     assert mini("run", "--rm", "cfg:1").stdout == "from-image /var 65534\n"
     assert mini("run", "--rm", "-e", "A=flag", "-u", "root", "cfg:1", "echo $A $(id -u)").stdout == "flag 0\n"
     assert mini("run", "--rm", "--entrypoint", "id", "cfg:1", "-g").stdout == "65534\n"  # Cmd dropped

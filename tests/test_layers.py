@@ -25,8 +25,8 @@ from typing import Callable
 import pytest
 
 from mini_runtime.errors import MiniError
-from mini_runtime.image.layers import (MEDIA_TYPES, OPAQUE_XATTR, UnsafeLayer, apply_layer, changes,
-                                       open_layer, write_tar)
+from mini_runtime.image.layers import MEDIA_TYPES, OPAQUE_XATTR, UnsafeLayer, apply_layer, open_layer
+from mini_runtime.image.pack import changes, write_tar
 from mini_runtime.image.store import chain_id
 
 pytestmark = [pytest.mark.root]

@@ -179,7 +179,8 @@ def test_namespaces_are_recorded_while_running(state_root):
 
         deadline, mine = time.monotonic() + 5, []
         while not mine and time.monotonic() < deadline:  # mini writes it just after "go"
-            states = [json.loads(p.read_text()) for p in (state_root / "containers").glob("*/state.json")]
+            run_root = Path(os.environ["MINI_RUN"])
+            states = [json.loads(p.read_text()) for p in (run_root / "containers").glob("*/state.json")]
             mine = [s for s in states if s["pid"] == pid]
             time.sleep(0.05)
         assert mine, states

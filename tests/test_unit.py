@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from mini_runtime import formatting, process
+from mini_runtime import process, units
+from mini_runtime.cli import formatting
 from mini_runtime.config import ContainerConfig, process_spec
 from mini_runtime.errors import InvalidReference
 from mini_runtime.image import reference
@@ -29,13 +30,13 @@ def test_table_is_aligned_like_docker(rows, want):
     (60 * 86400, "2 months"), (800 * 86400, "2 years"),
 ])
 def test_human_duration_matches_go_units(seconds, want):
-    assert formatting.human_duration(seconds) == want
+    assert units.human_duration(seconds) == want
 
 
 @pytest.mark.parametrize("size, want", [(0, "0B"), (999, "999B"), (2140000, "2.14MB"),
                                         (4261234, "4.26MB"), (1e9, "1GB")])
 def test_human_size_matches_go_units(size, want):
-    assert formatting.human_size(size) == want
+    assert units.human_size(size) == want
 
 
 @pytest.mark.parametrize("text, full", [

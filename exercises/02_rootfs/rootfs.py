@@ -23,9 +23,9 @@ from mini_runtime import syscalls
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
-# Given (the same as the reference): the device table, the /dev links, and _mountpoint(), which
+# Given (the same as the reference): the device table, the /dev links, and mountpoint(), which
 # makes sure a mount target is a real directory and refuses a symlink.
-from mini_runtime.rootfs import DEV_LINKS, DEVICES, _mountpoint  # noqa: E402,F401
+from mini_runtime.rootfs import DEV_LINKS, DEVICES, mountpoint  # noqa: E402,F401
 
 
 def make_mounts_private() -> None:
@@ -53,7 +53,7 @@ def pivot_into(rootfs: str) -> None:
 
 def mount_proc() -> None:
     """A fresh procfs at /proc, mounted nosuid, noexec, nodev."""
-    # TODO: syscalls.mount("proc", _mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
+    # TODO: syscalls.mount("proc", mountpoint("/proc"), "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
     #   man: https://man7.org/linux/man-pages/man5/proc.5.html
     #   why? The image's /proc is an empty directory. Who fills in /proc/self, and why must
     #   this mount happen after pivot_into (and, in chapter 03, after the new PID namespace)?
@@ -62,7 +62,7 @@ def mount_proc() -> None:
 
 def mount_dev() -> None:
     """/dev as a small tmpfs with only the devices a container may use."""
-    # TODO: 1. mount a tmpfs on _mountpoint("/dev") (flags MS_NOSUID | MS_STRICTATIME, data
+    # TODO: 1. mount a tmpfs on mountpoint("/dev") (flags MS_NOSUID | MS_STRICTATIME, data
     #   "mode=755,size=65536k"); 2. for each of DEVICES: os.mknod(path, stat.S_IFCHR | 0o666,
     #   os.makedev(major, minor)) then os.chmod(path, 0o666) (mknod's mode goes through the
     #   umask); 3. mkdir /dev/pts and mount "devpts" there (MS_NOSUID | MS_NOEXEC, data
@@ -77,7 +77,7 @@ def mount_dev() -> None:
 
 def mount_sys() -> None:
     """sysfs at /sys, read-only."""
-    # TODO: syscalls.mount("sysfs", _mountpoint("/sys"), "sysfs",
+    # TODO: syscalls.mount("sysfs", mountpoint("/sys"), "sysfs",
     #   MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV)
     #   man: https://man7.org/linux/man-pages/man5/sysfs.5.html
     #   why? What could a container change on the host through a writable /sys?

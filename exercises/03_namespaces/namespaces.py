@@ -25,7 +25,7 @@ from mini_runtime import syscalls
 
 # Given (the same values as the reference): ioctl numbers, struct ifreq's layout, the signals
 # an init passes on.
-from mini_runtime.namespaces import _IFF_UP, _IFREQ, _SIOCGIFFLAGS, _SIOCSIFFLAGS, INIT_SIGNALS  # noqa: E402,F401
+from mini_runtime.namespaces import IFF_UP, IFREQ, SIOCGIFFLAGS, SIOCSIFFLAGS, INIT_SIGNALS  # noqa: E402,F401
 
 
 def new_pid_namespace() -> None:
@@ -57,9 +57,9 @@ def set_hostname(name: str) -> None:
 def bring_up_loopback() -> None:
     """Bring `lo` up in the container's new, empty network namespace."""
     # TODO: with an AF_INET/SOCK_DGRAM socket s: build a struct ifreq for "lo" with
-    #   struct.pack(_IFREQ, b"lo", 0); read the flags with fcntl.ioctl(s, _SIOCGIFFLAGS, req)
-    #   (unpack the same format, the flags are field 1); write them back with _IFF_UP set,
-    #   using _SIOCSIFFLAGS. (`ip link set lo up` does the same through netlink.)
+    #   struct.pack(IFREQ, b"lo", 0); read the flags with fcntl.ioctl(s, SIOCGIFFLAGS, req)
+    #   (unpack the same format, the flags are field 1); write them back with IFF_UP set,
+    #   using SIOCSIFFLAGS. (`ip link set lo up` does the same through netlink.)
     #   man: https://man7.org/linux/man-pages/man7/netdevice.7.html (SIOCGIFFLAGS)
     #   why? A new network namespace has a loopback device, but it is down. What breaks in a
     #   container whose lo is down, even one that never talks to the network?

@@ -107,14 +107,14 @@ def _run(ctx: Context, *args: str, timeout: float = 20.0, what: str = "the conta
 
 
 def _directory(name: str) -> Path:
-    """The kept container's directory, containers/<id>/ (its record: config.json)."""
+    """The kept container's directory, containers/<id>/ (its record: container.json)."""
     return container.find(name)
 
 
 def _layout(root: Path, name: str) -> overlay.Overlay:
     """A kept container's overlay, from its record (as `mini diff` and `export` find it)."""
     directory = _directory(name)
-    record = json.loads((directory / "config.json").read_text())
+    record = json.loads((directory / "container.json").read_text())
     return overlay.of(directory, Store(root).layers_root, record["GraphDriver"]["Data"]["LowerDir"])
 
 

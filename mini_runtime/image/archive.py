@@ -35,7 +35,7 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
     for text in wanted:
         image = store.get(text)
         names = images.setdefault(image.manifest_digest, (image, []))[1]
-        if image.name != NONE and not store._find_by_id(text):
+        if image.name != NONE and not store.find_by_id(text):
             names.append(image.name)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         def add(name: str, data: bytes) -> None:

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mini_runtime.config import DEFAULT_PATH
+
 BUSYBOX = Path(os.environ.get("MINI_BUSYBOX", "/bin/busybox"))
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _DIRS = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "home": 0o755, "proc": 0o555, "root": 0o700,
          "sbin": 0o755, "sys": 0o555, "tmp": 0o1777, "usr": 0o755, "usr/bin": 0o755,
@@ -76,7 +77,7 @@ def image_config(diff_id: str, created: float) -> dict[str, Any]:
         "architecture": go_arch(),
         "os": "linux",
         "created": stamp,
-        "config": {"Env": [DEFAULT_PATH], "Cmd": ["sh"]},
+        "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": stamp,
                      "created_by": f"mini: busybox-static ({BUSYBOX}) with hard-linked applets"}],

@@ -47,7 +47,7 @@ class Layout:
         if not (self.root / "oci-layout").exists():
             atomic_write(self.root / "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
         if not (self.root / "index.json").exists():
-            self._write_index({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []})
+            self.write_index({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []})
 
     def blob_path(self, digest: str) -> Path:
         algorithm, _, encoded = digest.partition(":")
@@ -100,7 +100,7 @@ class Layout:
         index = self.index()
         index["manifests"] = [d for d in index.get("manifests", [])
                               if d.get("annotations", {}).get(REF_NAME) != name]
-        self._write_index(index)
+        self.write_index(index)
 
     def read_blob(self, digest: str) -> bytes:
         """Read a blob and check it still hashes to its name."""
@@ -115,7 +115,7 @@ class Layout:
     def index(self) -> dict[str, Any]:
         return json.loads((self.root / "index.json").read_bytes())
 
-    def _write_index(self, index: dict[str, Any]) -> None:
+    def write_index(self, index: dict[str, Any]) -> None:
         atomic_write(self.root / "index.json", json.dumps(index, indent=2).encode() + b"\n")
 
     def refs(self) -> list[tuple[str, dict[str, Any]]]:
@@ -134,4 +134,4 @@ class Layout:
         annotations = dict(descriptor.get("annotations", {}), **{REF_NAME: name})
         manifests.append(dict(descriptor, annotations=annotations))
         index["manifests"] = manifests
-        self._write_index(index)
+        self.write_index(index)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, NamedTuple
 
@@ -70,10 +69,6 @@ def chain_id(diff_ids: list[str]) -> str:
 # <<< chain-id
 
 
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 class Store:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or paths.state_root()
@@ -85,7 +80,7 @@ class Store:
 
     def get(self, name: str) -> Image:
         """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", or 12+ hex digits)."""
-        by_id = self._find_by_id(name)
+        by_id = self.find_by_id(name)
         if by_id is not None:
             return by_id
         key = str(reference.parse(name))
@@ -97,7 +92,7 @@ class Store:
                                 "(until chapter 10 adds pull, 'mini images' lists what you can run)")
         return self._load(key, descriptor)
 
-    def _find_by_id(self, text: str) -> Image | None:
+    def find_by_id(self, text: str) -> Image | None:
         hexpart = text.removeprefix("sha256:")
         if not (12 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
             return None
@@ -210,7 +205,7 @@ class Store:
         elif not any(d["digest"] == descriptor["digest"] for d in manifests):
             manifests.append(dict(descriptor))
         index["manifests"] = _without_duplicate_danglings(manifests)
-        self.layout._write_index(index)
+        self.layout.write_index(index)
 
     def tag(self, source: str, target: str) -> None:
         """Another name for an image (the name moves if another image had it)."""
@@ -228,7 +223,7 @@ class Store:
         """`rmi`: untag a name, and delete the image once no name is left. `in_use` holds the ids
         of images that kept containers use: those stay (dangling, with -f). Returns docker's
         lines (Untagged: / Deleted:)."""
-        by_id = self._find_by_id(text)
+        by_id = self.find_by_id(text)
         image = by_id or self.get(text)
         with paths.locked(self._lock):
             names = self.names(image)
@@ -249,7 +244,7 @@ class Store:
                 index["manifests"] = [d for d in index["manifests"] if d["digest"] != image.manifest_digest]
                 lines.append(f"Deleted: {image.id}")
             index["manifests"] = _without_duplicate_danglings(index["manifests"])
-            self.layout._write_index(index)
+            self.layout.write_index(index)
             self._collect()
         return lines
 

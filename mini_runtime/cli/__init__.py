@@ -1,0 +1,99 @@
+"""The `mini` command: docker's shape, thin on purpose.
+
+A file per command group (run, containers, images, system), each with its parsers beside its
+handlers. Handlers talk only to the `Backend` interface (backend/__init__.py): they turn flags into
+its calls and its Engine-API-shaped answers into docker's output. Only the parser of the command
+being run is built, and heavier modules are imported inside the commands, so `mini run` starts
+fast. Errors are printed here, in one place, with docker's exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from mini_runtime.errors import ExecError, MiniError, UsageError
+
+#: Each command, and the module of this package that defines its parser and handler.
+GROUPS = {"run": "run", "rm": "containers", "diff": "containers", "export": "containers",
+          "commit": "containers", "images": "images", "tag": "images", "rmi": "images",
+          "history": "images", "import": "images", "save": "images", "load": "images",
+          "doctor": "system", "version": "system"}
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser(only: str | None = None) -> Parser:
+    """The parser of the command `only` (all of them without it: for `mini --help`)."""
+    parser = Parser(prog="mini", description="A small container runtime, built chapter by chapter.")
+    parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in [only] if only in GROUPS else list(GROUPS):
+        group_of(name).PARSERS[name](sub)
+    return parser
+
+
+def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
+    return importlib.import_module(f"mini_runtime.cli.{GROUPS[command]}")
+
+
+def exit_code(command: str | None, error: MiniError) -> int:
+    """docker's numbers for a failure: 126/127 when the container's command cannot be executed
+    or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
+    if isinstance(error, ExecError):
+        return error.exit_code
+    return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1
+
+
+def go_booleans(argv: list[str]) -> list[str]:
+    """docker's boolean flags also take `--human=false` (Go's flag syntax): argparse's form is
+    `--no-human`."""
+    if args_command(argv) != "history":
+        return argv  # (never touch a container's command line)
+    out = []
+    for word in argv:
+        name, eq, value = word.partition("=")
+        if eq and name in ("-H", "--human") and value.lower() in ("0", "f", "false", "1", "t", "true"):
+            word = "--human" if value.lower() in ("1", "t", "true") else "--no-human"
+        out.append(word)
+    return out
+
+
+def args_command(argv: Sequence[str] | None) -> str | None:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return next((w for w in words if not w.startswith("-")), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = args_command(words)
+    try:
+        parser = build_parser(command)
+        args = parser.parse_args(go_booleans(words))
+        if args.version:
+            args.command = "version"
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        return group_of(args.command).HANDLERS[args.command](args)
+    except MiniError as e:
+        print(f"mini: {e}", file=sys.stderr)
+        return exit_code(command, e)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:  # e.g. no permission on the state root: still one line, docker's 125
+        print(f"mini: {e}", file=sys.stderr)
+        return 125
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The containers that `run` keeps: `rm`, `diff`, `export`, `commit`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mini_runtime import backend
+from mini_runtime.cli.streams import open_output
+from mini_runtime.errors import MiniError
+
+#: The Engine API's change kinds, as docker diff prints them.
+KIND_LETTERS = {0: "C", 1: "A", 2: "D"}
+
+
+def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, usage=f"mini {name} {usage}")
+
+
+def add_rm(sub: argparse._SubParsersAction) -> None:
+    rm = simple(sub, "rm", "Remove one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    rm.add_argument("-f", "--force", action="store_true",
+                    help="(accepted; a running container cannot be removed until chapter 07)")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_diff(sub: argparse._SubParsersAction) -> None:
+    diff = simple(sub, "diff", "Inspect changes to files or directories on a container's filesystem.",
+                  "CONTAINER")
+    diff.add_argument("container", metavar="CONTAINER")
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    export = simple(sub, "export", "Export a container's filesystem as a tar archive.", "[OPTIONS] CONTAINER")
+    export.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    export.add_argument("container", metavar="CONTAINER")
+
+
+def add_commit(sub: argparse._SubParsersAction) -> None:
+    commit = simple(sub, "commit", "Create a new image from a container's changes.",
+                    "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
+    commit.add_argument("-a", "--author", default="",
+                        help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    commit.add_argument("-m", "--message", default="", help="commit message")
+    commit.add_argument("container", metavar="CONTAINER")
+    commit.add_argument("repository", nargs="?")
+
+
+def rm(args: argparse.Namespace) -> int:
+    engine, failed = backend.connect(), False
+    for text in args.containers:
+        try:
+            engine.container_delete(text, force=args.force)
+            print(text)
+        except MiniError as e:
+            print(f"Error response from daemon: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    for change in backend.connect().container_changes(args.container):
+        print(f"{KIND_LETTERS[change['Kind']]} {change['Path']}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    out, close = open_output(args.output)
+    try:
+        engine.container_export(args.container, out)
+    finally:
+        if close:
+            out.close()
+    return 0
+
+
+def commit(args: argparse.Namespace) -> int:
+    made = backend.connect().image_commit(args.container, args.repository, author=args.author,
+                                          comment=args.message)
+    print(made["Id"])
+    return 0
+
+
+PARSERS = {"rm": add_rm, "diff": add_diff, "export": add_export, "commit": add_commit}
+HANDLERS = {"rm": rm, "diff": diff, "export": export, "commit": commit}

@@ -1,0 +1,156 @@
+"""The image commands (chapter 05): `images`, `tag`, `rmi`, `history`, `import`, `save`, `load`.
+
+Each prints what docker prints, in docker's formats, from the backend's Engine-API-shaped answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from mini_runtime import backend
+from mini_runtime.cli.formatting import short_id, table
+from mini_runtime.cli.streams import open_input, open_output
+from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.units import human_duration, human_size
+
+
+def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, usage=f"mini {name} {usage}")
+
+
+def add_images(sub: argparse._SubParsersAction) -> None:
+    images = sub.add_parser("images", help="list images", description="List images.",
+                            usage="mini images [OPTIONS]")
+    images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    images.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+
+
+def add_tag(sub: argparse._SubParsersAction) -> None:
+    tag = simple(sub, "tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.",
+                 "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
+    tag.add_argument("source")
+    tag.add_argument("target")
+
+
+def add_rmi(sub: argparse._SubParsersAction) -> None:
+    rmi = simple(sub, "rmi", "Remove one or more images.", "[OPTIONS] IMAGE [IMAGE...]")
+    rmi.add_argument("-f", "--force", action="store_true", help="force removal of the image")
+    rmi.add_argument("images", nargs="+", metavar="IMAGE")
+
+
+def add_history(sub: argparse._SubParsersAction) -> None:
+    history = simple(sub, "history", "Show the history of an image.", "[OPTIONS] IMAGE")
+    history.add_argument("-H", "--human", action=argparse.BooleanOptionalAction, default=True,
+                         help="print sizes and dates in human readable format (default true)")
+    history.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    history.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    history.add_argument("image", metavar="IMAGE")
+
+
+def add_import(sub: argparse._SubParsersAction) -> None:
+    imp = simple(sub, "import", "Import the contents from a tarball to create a filesystem image.",
+                 "[OPTIONS] file|- [REPOSITORY[:TAG]]")
+    imp.add_argument("-m", "--message", default="", help="set commit message for imported image")
+    imp.add_argument("file")
+    imp.add_argument("repository", nargs="?")
+
+
+def add_save(sub: argparse._SubParsersAction) -> None:
+    save = simple(sub, "save", "Save one or more images to a tar archive (streamed to STDOUT by default).",
+                  "[OPTIONS] IMAGE [IMAGE...]")
+    save.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    save.add_argument("images", nargs="+", metavar="IMAGE")
+
+
+def add_load(sub: argparse._SubParsersAction) -> None:
+    load = simple(sub, "load", "Load an image from a tar archive or STDIN.", "[OPTIONS]")
+    load.add_argument("-i", "--input", help="read from tar archive file, instead of STDIN")
+    load.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
+
+
+def ago(created: int) -> str:
+    return human_duration(time.time() - created) + " ago" if created else "N/A"
+
+
+def images(args: argparse.Namespace) -> int:
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    ids = []
+    for summary in backend.connect().image_list():
+        image_id = summary["Id"] if args.no_trunc else short_id(summary["Id"])
+        ids.append(image_id)
+        for name in summary["RepoTags"] or ["<none>:<none>"]:
+            repository, _, tag = name.rpartition(":")
+            rows.append([repository, tag, image_id, ago(summary["Created"]), human_size(summary["Size"])])
+    sys.stdout.write("".join(f"{i}\n" for i in ids) if args.quiet else table(rows))
+    return 0
+
+
+def tag(args: argparse.Namespace) -> int:
+    backend.connect().image_tag(args.source, args.target)
+    return 0
+
+
+def rmi(args: argparse.Namespace) -> int:
+    engine, failed = backend.connect(), False
+    for name in args.images:
+        try:
+            for item in engine.image_delete(name, force=args.force):
+                print("".join(f"{kind}: {value}" for kind, value in item.items()))
+        except MiniError as e:
+            print(f"Error response from daemon: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def history(args: argparse.Namespace) -> int:
+    rows, ids = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]], []
+    for item in backend.connect().image_history(args.image):
+        image_id = item["Id"] if args.no_trunc or item["Id"] == "<missing>" else short_id(item["Id"])
+        ids.append(image_id)
+        if args.human:
+            created = ago(item["Created"])
+        else:
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item["Created"])) if item["Created"] else ""
+        by = " ".join(item["CreatedBy"].split())
+        by = by if args.no_trunc or len(by) <= 45 else by[:44] + "…"
+        size = human_size(item["Size"]) if args.human else str(item["Size"])
+        rows.append([image_id, created, by, size, item["Comment"]])
+    sys.stdout.write("".join(f"{i}\n" for i in ids if i != "<missing>") if args.quiet else table(rows))
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    with open_input(args.file) as source:
+        made = backend.connect().image_import(source, args.repository, message=args.message,
+                                              origin=args.file)
+    print(made["Id"])
+    return 0
+
+
+def save(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    out, close = open_output(args.output)
+    try:
+        engine.image_save(args.images, out)
+    finally:
+        if close:
+            out.close()
+    return 0
+
+
+def load(args: argparse.Namespace) -> int:
+    with open_input(args.input or "-") as source:
+        if source is sys.stdin.buffer and sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is empty (give -i FILE or redirect)")
+        progress = backend.connect().image_load(source)
+    if not args.quiet:
+        print("".join(item["stream"] for item in progress), end="")
+    return 0
+
+
+PARSERS = {"images": add_images, "tag": add_tag, "rmi": add_rmi, "history": add_history,
+           "import": add_import, "save": add_save, "load": add_load}
+HANDLERS = {"images": images, "tag": tag, "rmi": rmi, "history": history, "import": import_,
+            "save": save, "load": load}

@@ -1,0 +1,133 @@
+"""`mini run`: docker's flags for a container, checked here, before anything is created."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mini_runtime.errors import UsageError
+from mini_runtime.units import human_size, parse_bytes
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a command in a new container", add_help=False,
+                         usage="mini run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+                         description="Run a command in a new container.")
+    run.add_argument("--help", action="help", help="show this help message and exit")
+    run.add_argument("-h", "--hostname", metavar="NAME",
+                     help="container host name (default: the short container id)")
+    run.add_argument("--init", action="store_true",
+                     help="run an init inside the container that forwards signals and reaps processes")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                     help="set an environment variable (K alone: take it from this shell)")
+    run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    run.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 64m, 1g)")
+    run.add_argument("--memory-swap", metavar="BYTES",
+                     help="memory plus swap limit; -1 for unlimited swap (default: twice --memory)")
+    run.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 0.5)")
+    run.add_argument("-c", "--cpu-shares", metavar="N", help="CPU shares, relative weight (default 1024)")
+    run.add_argument("--pids-limit", metavar="N", help="most processes at once (-1: unlimited)")
+    run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
+    run.add_argument("--cgroupns", choices=("host", "private"), metavar="MODE",
+                     help="cgroup namespace: 'private' (the default on cgroup v2) or 'host' (on v1)")
+    run.add_argument("--read-only", action="store_true",
+                     help="mount the container's root filesystem read-only")
+    run.add_argument("--name", help="assign a name to the container")
+    run.add_argument("--entrypoint", metavar="CMD", help="overwrite the image's ENTRYPOINT (and drop its CMD)")
+    run.add_argument("-u", "--user", metavar="USER", help="user name or uid, and optionally group: NAME|UID[:GROUP|GID]")
+    run.add_argument("--no-pivot", action="store_true",
+                     help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep stdin attached (always so until chapter 07)")
+    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 07)")
+    run.add_argument("image", metavar="IMAGE")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _env_flags(values: list[str]) -> list[str]:
+    """-e K=V as given; -e K takes K from our own environment (and is dropped if unset)."""
+    result = []
+    for item in values:
+        if "=" in item:
+            result.append(item)
+        elif item in os.environ:
+            result.append(f"{item}={os.environ[item]}")
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """docker run in the foreground: create, start, wait (the backend cleans up, --rm too)."""
+    from mini_runtime import backend
+
+    if args.tty:
+        raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 07 (lifecycle); "
+                         "until then stdin, stdout and stderr are passed straight through")
+    if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
+        raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
+    command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    limits = _limits(args)
+    config = backend.ContainerConfig(**limits, image=args.image, command=command, env=_env_flags(args.env),
+                             workdir=args.workdir, remove=args.rm, read_only=args.read_only,
+                             pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
+                             name=args.name, entrypoint=args.entrypoint, user=args.user,
+                             cgroupns=args.cgroupns)
+    engine = backend.connect()
+    container_id = engine.container_create(config)["Id"]
+    engine.container_start(container_id)
+    result = engine.container_wait(container_id)
+    if result.get("OOMKilled"):
+        print(oom_message(config.memory or 0, result["StatusCode"]), file=sys.stderr)
+    if result.get("Error"):
+        print(f"mini: warning: {result['Error']['Message']}", file=sys.stderr)
+    return result["StatusCode"]
+
+
+# >>> report-oom
+def oom_message(memory: int, exit_code: int) -> str:
+    """An OOM kill looks like any SIGKILL (137); the cgroup's counter told the pipeline it was one
+    (`State.OOMKilled`, as docker inspect shows). Its one line on stderr:"""
+    limit_text = human_size(memory) if memory % (1 << 20) else f"{memory >> 20} MiB"
+    who = "the container was" if exit_code == 137 else "a process in the container was"
+    return f"mini: {who} killed: out of memory (its --memory limit is {limit_text})"
+# <<< report-oom
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    """Chapter 04's flags, in docker's units, checked before anything is created."""
+    def number(flag: str, text: str | None, kind: type) -> float | int | None:
+        if text is None:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"invalid value {text!r} for {flag}") from None
+        return value
+
+    limits = {
+        "memory": parse_bytes(args.memory) if args.memory is not None else None,
+        "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap) or None)
+        if args.memory_swap is not None else None,  # docker: 0 means "not set"
+        "cpus": number("--cpus", args.cpus, float),
+        "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
+        "pids_limit": number("--pids-limit", args.pids_limit, int),
+        "cpuset_cpus": args.cpuset_cpus,
+    }
+    if limits["memory"] is not None and limits["memory"] < 6 * 1024 * 1024:
+        raise UsageError("Minimum memory limit allowed is 6MB")  # docker's own floor and words
+    if limits["memory_swap"] not in (None, -1) and limits["memory"] is None:
+        raise UsageError("You should always set the Memory limit when using Memoryswap limit")
+    if limits["memory_swap"] not in (None, -1) and limits["memory_swap"] < limits["memory"]:
+        raise UsageError("Minimum memoryswap limit should be larger than memory limit")
+    cpus, available = limits["cpus"], os.cpu_count() or 1
+    if cpus is not None and not 0.01 <= cpus <= available:  # also catches nan
+        raise UsageError(f"range of CPUs is from 0.01 to {available}.00, as there are only "
+                         f"{available} CPUs available")  # docker's words
+    if limits["cpu_shares"] == 0:
+        limits["cpu_shares"] = None  # docker: 0 means "the default" (1024)
+    return limits
+
+
+PARSERS = {"run": add_run}
+HANDLERS = {"run": run}

@@ -1,0 +1,32 @@
+"""`mini doctor` and `mini version`."""
+
+from __future__ import annotations
+
+import argparse
+
+from mini_runtime import __version__
+
+
+def add_doctor(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("doctor", help="check this machine for what containers need",
+                   description="Check this machine for everything the course needs.",
+                   usage="mini doctor")
+
+
+def add_version(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("version", help="show the version", usage="mini version")
+
+
+def doctor(_args: argparse.Namespace) -> int:
+    from mini_runtime import backend
+
+    return backend.connect().system_check()
+
+
+def version(_args: argparse.Namespace) -> int:
+    print(f"mini version {__version__}")
+    return 0
+
+
+PARSERS = {"doctor": add_doctor, "version": add_version}
+HANDLERS = {"doctor": doctor, "version": version}
