@@ -33,6 +33,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from mini_runtime import overlay
 from mini_runtime.errors import MiniError
+from mini_runtime.image.checked import decode_errors, describe
 from mini_runtime.overlay import OPAQUE_XATTR  # noqa: F401 (part of this module's vocabulary)
 
 #: A layer may expand to at most this many bytes (a gzip bomb is a few KB that expand to TBs).
@@ -90,7 +91,10 @@ class _Tap(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        chunk = self.raw.read(len(buffer))
+        try:
+            chunk = self.raw.read(len(buffer))
+        except decode_errors() as e:   # a truncated or corrupt compressed layer: one line
+            raise UnsafeLayer(f"layer: {describe(e)}") from None
         self.seen(chunk)
         buffer[:len(chunk)] = chunk
         return len(chunk)
