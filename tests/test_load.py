@@ -4,11 +4,13 @@ it was. Regression tests for each case the fuzzing pass found, and a property-ba
 
 from __future__ import annotations
 
+import bz2
 import copy
 import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import tarfile
@@ -185,6 +187,11 @@ def test_the_pristine_archive_loads_also_with_dot_slash_names(store, fmt, prefix
     assert (top / "etc/world").read_bytes() == b"world\n"
 
 
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_a_compressed_archive_loads(store, compress):
+    assert check_load(store, compress(write(members(model())))) == ["Loaded image: fuzz:1"]
+
+
 # --- regression tests: each case of the issue, in-process ------------------------------------
 
 def _set(path: tuple, value: Any) -> Mutator:
@@ -269,6 +276,8 @@ CASES: dict[str, Callable[[], bytes]] = {
         model(), fmt="docker", target="docker", mutate=_set((0, "Layers", 1), "../../etc/passwd"))),
     "a symlink loop": lambda: _symlink_loop(),
     "a file that is not a tar": lambda: b"this is not a tar file\n" * 100,
+    "a corrupt bzip2 archive": lambda: bz2.compress(write(members(model())))[:40] + b"x" * 100,
+    "a truncated xz archive": lambda: lzma.compress(write(members(model())))[:-100],
     "an empty file": lambda: b"",
     "a tar without index.json or manifest.json": lambda: write({"hello": b"hi"}),
 }

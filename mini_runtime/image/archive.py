@@ -10,9 +10,13 @@ tools and a `manifest.json` for older docker. `load` reads either.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
 import json
+import lzma
+import os
 import posixpath
 import shutil
 import tarfile
@@ -28,6 +32,7 @@ from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, M
 from mini_runtime.image.store import NONE, Image, Store
 
 _MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
+_COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
 MAX_NESTED = 64  # indexes read to choose one image of a multi-platform index
 
 
@@ -72,10 +77,15 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
     """Store every image of a docker-archive or OCI archive, or none of them (a bad blob, name
     or layer refuses the archive, and the store stays as it was); docker's `Loaded image:`
     lines. Whatever is wrong with the archive is one `invalid archive: ...` line."""
-    with tempfile.TemporaryFile() as spool:  # a tar on a pipe cannot seek: keep a copy
-        shutil.copyfileobj(source, spool)
-        spool.seek(0)
-        with checked.reading("invalid archive"), tarfile.open(fileobj=spool, mode="r:*") as tar:
+    with tempfile.TemporaryFile() as raw, checked.reading("invalid archive"):
+        shutil.copyfileobj(source, raw, 1 << 20)  # a tar on a pipe cannot seek: keep a copy
+        raw.seek(0)
+        with _plain(raw) as spool:
+            try:
+                tar = tarfile.open(fileobj=spool, mode="r:")
+            except tarfile.ReadError:
+                raise checked.Invalid(f"not a tar file (nor a {', '.join(_COMPRESSED)} compressed "
+                                      "one)") from None
             members = _Members(tar)
             if "index.json" in members.by_name:
                 pending = _oci(members)
@@ -87,6 +97,36 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
             images = ingest_all(store, pending)
     return [f"Loaded image: {image.name}" if image.name != NONE else f"Loaded image ID: {image.id}"
             for image in images]
+
+
+def _plain(spool: IO[bytes]) -> IO[bytes]:
+    """The archive decompressed into a new temporary file if it is compressed (`docker save |
+    gzip`, which docker load reads too): a compressed tar read out of order would be
+    decompressed again for every member. An uncompressed archive: `spool`, reopened."""
+    head = spool.read(6)
+    spool.seek(0)
+    compression = next((c for c, magic in _COMPRESSED.items() if head.startswith(magic)), None)
+    if compression is None:
+        same = open(os.dup(spool.fileno()), "rb")
+        same.seek(0)  # (the two share the offset, which spool's buffer hides)
+        return same
+    if compression == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise checked.Invalid("a zstd compressed archive needs python3-zstandard") from None
+        stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(spool, read_across_frames=True)
+    else:
+        stream = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else \
+            bz2.BZ2File(spool) if compression == "bzip2" else lzma.LZMAFile(spool)
+    plain = tempfile.TemporaryFile()
+    try:
+        shutil.copyfileobj(stream, plain, 1 << 20)
+    except BaseException:
+        plain.close()
+        raise
+    plain.seek(0)
+    return plain
 
 
 class _Members:
@@ -113,8 +153,8 @@ class _Members:
         for _ in range(self.MAX_LINKS):
             if member.isreg():
                 stream = self.tar.extractfile(member)
-                assert stream is not None
-                return stream
+                if stream is not None:  # (always, for a regular file)
+                    return stream
             if member.issym():
                 target = _normal(posixpath.join(posixpath.dirname(member.name), member.linkname))
             elif member.islnk():
