@@ -410,6 +410,33 @@ def test_any_mutated_archive_loads_a_working_image_or_fails_in_one_line(data):
         shutil.rmtree(root)
 
 
+@settings(max_examples=8, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_archives_through_the_cli(data):
+    """The same property through `mini load`: exit 0 and `Loaded image:` lines, or exit 1 and
+    one line on stderr, never a traceback; the store unchanged after a failure."""
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        base_store(root)
+        before = tree(root)
+        path = root.parent / f"{root.name}.tar"
+        path.write_bytes(_mutated(data))
+        try:
+            result = mini("load", "-i", str(path), env=dict(os.environ, MINI_ROOT=str(root)))
+        finally:
+            path.unlink()
+        assert "Traceback" not in result.stderr
+        if result.returncode == 0:
+            assert result.stdout.startswith("Loaded image") and result.stderr == ""
+        else:
+            assert result.returncode == 1 and result.stdout == "", result
+            assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mini: ")
+            assert tree(root) == before
+    finally:
+        shutil.rmtree(root)
+
+
 # --- through the CLI: one line on stderr, exit 1, no traceback ----------------------------------
 
 def _cli_load(tmp_path: Path, data: bytes, *args: str):
@@ -483,3 +510,38 @@ def test_mini_import_with_an_invalid_name_stores_nothing(tmp_path, state_root):
         assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
         assert "invalid reference format" in result.stderr
     assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_tarballs_through_mini_import(data):
+    """`mini import` of a tarball, plain or gzip, with a byte flipped or cut short: an image
+    whose layer unpacked, or one line and exit 1 with the store unchanged."""
+    raw = tar_of([("etc/", None), ("etc/hello", b"hello\n" * 50), ("bin/", None), ("bin/x", b"x" * 700)])
+    if data.draw(st.booleans(), label="gzip"):
+        raw = gzip.compress(raw, mtime=0)
+    if data.draw(st.booleans(), label="flip, else cut"):
+        at = data.draw(st.integers(0, len(raw) - 1), label="offset")
+        raw = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255), label="xor")]) + raw[at + 1:]
+    else:
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        base_store(root)
+        before = tree(root)
+        path = root.parent / f"{root.name}.tar"
+        path.write_bytes(raw)
+        try:
+            result = mini("import", str(path), "imported:1", env=dict(os.environ, MINI_ROOT=str(root)))
+        finally:
+            path.unlink()
+        assert "Traceback" not in result.stderr
+        if result.returncode == 0:
+            assert result.stdout.startswith("sha256:") and Store(root).get("imported:1")
+        else:
+            assert result.returncode == 1 and result.stdout == "", result
+            assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mini: ")
+            assert tree(root) == before
+    finally:
+        shutil.rmtree(root)
