@@ -13,6 +13,7 @@ import json
 import lzma
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -133,12 +134,13 @@ def tree(root: Path) -> dict[str, str]:
     for directory, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(directory, name)
-            if path.is_symlink():
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
                 found[str(path.relative_to(root))] = "-> " + os.readlink(path)
-            elif path.is_dir():
-                found[str(path.relative_to(root))] = "dir"
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:  # a directory, or a device (an overlay whiteout), a fifo...
+                found[str(path.relative_to(root))] = f"{st.st_mode:o} {st.st_rdev}"
     return found
 
 
