@@ -51,12 +51,18 @@ def test_reference_parse_normalises_like_docker(text, full):
     assert reference.parse(text).full == full
 
 
+def test_reference_repository_name_may_have_255_characters_as_in_docker():
+    assert reference.parse("a" * 255 + ":" + "t" * 128).tag == "t" * 128
+    assert reference.parse("example.com/" + "a" * 243).domain == "example.com"
+
+
 def test_reference_familiar_name():
     assert str(reference.parse("docker.io/library/busybox")) == "busybox:latest"
     assert str(reference.parse("localhost:5000/app")) == "localhost:5000/app:latest"
 
 
-@pytest.mark.parametrize("bad", ["", "UPPER", "a//b", "-lead", "name:", "name:-bad", "a b"])
+@pytest.mark.parametrize("bad", ["", "UPPER", "a//b", "-lead", "name:", "name:-bad", "a b", "busybox\n",
+                                 "a" * 256, "example.com/" + "a" * 244 + ":tag", "a" * 2000])
 def test_reference_rejects_invalid(bad):
     with pytest.raises(InvalidReference, match="invalid reference format"):
         reference.parse(bad)

@@ -10,22 +10,30 @@ tools and a `manifest.json` for older docker. `load` reads either.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
 import json
+import lzma
+import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Callable
 
-from mini_runtime.errors import MiniError
+from mini_runtime.image import checked
 from mini_runtime.image import manifest as mf
 from mini_runtime.image import reference
+from mini_runtime.image.ingest import Opener, Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
 
 _MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
+_COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
+MAX_NESTED = 64  # indexes read to choose one image of a multi-platform index
 
 
 # >>> save
@@ -66,85 +74,176 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
 
 
 def load(store: Store, source: IO[bytes]) -> list[str]:
-    """Store every image of a docker-archive or OCI archive; docker's `Loaded image:` lines."""
-    with tempfile.TemporaryFile() as spool:  # a tar on a pipe cannot seek: keep a copy
-        shutil.copyfileobj(source, spool)
-        spool.seek(0)
-        try:
-            tar = tarfile.open(fileobj=spool, mode="r:*")
-        except tarfile.TarError as e:
-            raise MiniError(f"not an image archive (a tar from save): {e}") from None
-        with tar:
-            names = set(tar.getnames())
-            if "index.json" in names:
-                return _load_oci(store, tar)
-            if "manifest.json" in names:
-                return _load_docker(store, tar)
-        raise MiniError("not an image archive: it has neither index.json (OCI) nor manifest.json (docker)")
-
-
-def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
-    try:
-        member = tar.getmember(name.lstrip("./") if name.startswith("./") else name)
-    except KeyError:
-        raise MiniError(f"the archive lacks {name}") from None
-    if not (member.isreg() or member.issym() or member.islnk()):
-        raise MiniError(f"{name} in the archive is not a file")
-    try:  # docker save stores a layer that two images share once, and a link to it
-        stream = tar.extractfile(member)  # (links are resolved to members of the archive only)
-    except KeyError:
-        stream = None
-    if stream is None:
-        raise MiniError(f"{name} in the archive links to {member.linkname!r}, which the archive lacks")
-    return stream
-
-
-def _blob(tar: tarfile.TarFile, digest: str) -> IO[bytes]:
-    algorithm, _, encoded = digest.partition(":")
-    if algorithm != "sha256" or len(encoded) != 64 or not all(c in "0123456789abcdef" for c in encoded):
-        raise MiniError(f"not a sha256 digest: {digest!r}")  # never a path from the archive unchecked
-    return _member(tar, f"blobs/sha256/{encoded}")
-
-
-def _name(descriptor: dict[str, Any]) -> str | None:
-    """An image's name in an index: our full "name:tag" ref name, or containerd's annotation
-    (docker and skopeo put only the tag in the ref name)."""
-    annotations = descriptor.get("annotations", {})
-    for candidate in (annotations.get(REF_NAME), annotations.get("io.containerd.image.name")):
-        if candidate and (":" in candidate or "/" in candidate):
+    """Store every image of a docker-archive or OCI archive, or none of them (a bad blob, name
+    or layer refuses the archive, and the store stays as it was); docker's `Loaded image:`
+    lines. Whatever is wrong with the archive is one `invalid archive: ...` line."""
+    with tempfile.TemporaryFile() as raw, checked.reading("invalid archive"):
+        shutil.copyfileobj(source, raw, 1 << 20)  # a tar on a pipe cannot seek: keep a copy
+        raw.seek(0)
+        with _plain(raw) as spool:
             try:
-                return str(reference.parse(candidate))
-            except MiniError:
-                continue
+                tar = tarfile.open(fileobj=spool, mode="r:")
+            except tarfile.ReadError:
+                raise checked.Invalid(f"not a tar file (nor a {', '.join(_COMPRESSED)} compressed "
+                                      "one)") from None
+            members = _Members(tar)
+            if "index.json" in members.by_name:
+                pending = _oci(members)
+            elif "manifest.json" in members.by_name:
+                pending = _docker(members)
+            else:
+                raise checked.Invalid("it has neither index.json (OCI) nor manifest.json (docker): "
+                                      "not an image archive (a tar from save)")
+            images = ingest_all(store, pending)
+    return [f"Loaded image: {image.name}" if image.name != NONE else f"Loaded image ID: {image.id}"
+            for image in images]
+
+
+def _plain(spool: IO[bytes]) -> IO[bytes]:
+    """The archive decompressed into a new temporary file if it is compressed (`docker save |
+    gzip`, which docker load reads too): a compressed tar read out of order would be
+    decompressed again for every member. An uncompressed archive: `spool`, reopened."""
+    head = spool.read(6)
+    spool.seek(0)
+    compression = next((c for c, magic in _COMPRESSED.items() if head.startswith(magic)), None)
+    if compression is None:
+        same = open(os.dup(spool.fileno()), "rb")
+        same.seek(0)  # (the two share the offset, which spool's buffer hides)
+        return same
+    if compression == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise checked.Invalid("a zstd compressed archive needs python3-zstandard") from None
+        stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(spool, read_across_frames=True)
+    else:
+        stream = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else \
+            bz2.BZ2File(spool) if compression == "bzip2" else lzma.LZMAFile(spool)
+    plain = tempfile.TemporaryFile()
+    try:
+        shutil.copyfileobj(stream, plain, 1 << 20)
+    except BaseException:
+        plain.close()
+        raise
+    plain.seek(0)
+    return plain
+
+
+class _Members:
+    """The archive's members by name (`./a` is `a`, as docker reads it), and their contents,
+    following symlinks and hard links to other members of the archive only."""
+
+    MAX_MEMBERS = 100_000
+    MAX_LINKS = 8
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar, self.by_name = tar, {}
+        for member in tar:
+            if len(self.by_name) >= self.MAX_MEMBERS:
+                raise checked.Invalid(f"more than {self.MAX_MEMBERS} members")
+            self.by_name[_normal(member.name)] = member  # a later member of the same name wins
+        tar.members = []  # (the index above is all we need: don't keep the TarInfos twice)
+
+    def open(self, name: str) -> IO[bytes]:
+        """A member's contents (docker save stores a layer that two images share once, and a
+        link to it)."""
+        member = self.by_name.get(_normal(name))
+        if member is None:
+            raise checked.Invalid(f"it lacks {name!r:.120}")
+        for _ in range(self.MAX_LINKS):
+            if member.isreg():
+                stream = self.tar.extractfile(member)
+                if stream is not None:  # (always, for a regular file)
+                    return stream
+            if member.issym():
+                target = _normal(posixpath.join(posixpath.dirname(member.name), member.linkname))
+            elif member.islnk():
+                target = _normal(member.linkname)
+            else:
+                raise checked.Invalid(f"{member.name!r:.120} is not a file")
+            found = self.by_name.get(target)
+            if found is None:
+                raise checked.Invalid(f"{member.name!r:.120} links to {member.linkname!r:.120}, "
+                                      "which the archive lacks")
+            member = found
+        raise checked.Invalid(f"{name!r:.120}: more than {self.MAX_LINKS} links in a row (a loop?)")
+
+    def document(self, name: str) -> bytes:
+        """A small member (JSON), read into memory: at most MAX_DOCUMENT bytes."""
+        with self.open(name) as stream:
+            data = stream.read(checked.MAX_DOCUMENT + 1)
+        if len(data) > checked.MAX_DOCUMENT:
+            raise checked.Invalid(f"{name!r:.120} is larger than {checked.MAX_DOCUMENT} bytes")
+        return data
+
+    def blob(self, digest: str) -> IO[bytes]:
+        """A blob of an OCI archive by its digest (checked: never a path from the archive)."""
+        return self.open("blobs/sha256/" + checked.digest(digest, "digest").removeprefix("sha256:"))
+
+
+def _normal(name: str) -> str:
+    return posixpath.normpath(name) if name else name
+
+
+def _name(descriptor: checked.Descriptor, what: str) -> str | None:
+    """An image's name in an index: our full "name:tag" ref name, or containerd's annotation
+    (docker and skopeo put only the tag in the ref name, which names no image)."""
+    for key in (REF_NAME, "io.containerd.image.name"):
+        candidate = descriptor.annotations.get(key)
+        if candidate and (":" in candidate or "/" in candidate):
+            return checked.name(candidate, f"{what}: annotation {key}")
     return None
 
 
-def _load_oci(store: Store, tar: tarfile.TarFile) -> list[str]:
-    index = json.load(_member(tar, "index.json"))
-    fetch = lambda digest: json.load(_blob(tar, digest))  # noqa: E731
-    lines = []
-    for descriptor in index.get("manifests", []):
-        chosen = descriptor
-        if mf.kind({}, descriptor.get("mediaType")) == "index":
-            chosen = mf.select(fetch(descriptor["digest"]), fetch)
-        manifest_bytes = _blob(tar, chosen["digest"]).read()
-        if "sha256:" + hashlib.sha256(manifest_bytes).hexdigest() != chosen["digest"]:
-            raise MiniError(f"manifest {chosen['digest']} does not match its digest")
-        name = _name(descriptor)
-        image = store.ingest(name, manifest_bytes, chosen.get("mediaType"), lambda d: _blob(tar, d["digest"]))
-        lines.append(f"Loaded image: {name}" if name else f"Loaded image ID: {image.id}")
-    return lines
+def _oci(members: _Members) -> list[Pending]:
+    """One image per descriptor of index.json; a multi-platform index becomes this machine's."""
+    index = checked.index(members.document("index.json"), "index.json")
+    if not index.manifests:
+        raise checked.Invalid("index.json lists no images")
+    pending = []
+    for i, top in enumerate(index.manifests):
+        what, chosen = f"index.json.manifests[{i}]", top
+        if top.media_type in mf.INDEX_TYPES:
+            fetch = _fetch_index(members, what)
+            chosen = checked.descriptor(mf.select(fetch(top.digest), fetch), what)
+        manifest_bytes = read_document(members.blob(chosen.digest), chosen, f"manifest {chosen.digest[:19]}…")
+        name = _name(top, what)
+        pending.append(Pending([name] if name else [], manifest_bytes, chosen.media_type,
+                               lambda d: members.blob(d["digest"]), f"manifest {chosen.digest[:19]}…"))
+    return pending
 
 
-def _load_docker(store: Store, tar: tarfile.TarFile) -> list[str]:
+def _fetch_index(members: _Members, what: str) -> Callable[[str], dict[str, Any]]:
+    """Reads nested indexes for platform selection, at most MAX_NESTED of them: an index that
+    lists itself (or a chain of thousands) ends here, not in a RecursionError."""
+    count = 0
+
+    def fetch(digest: str) -> dict[str, Any]:
+        nonlocal count
+        count += 1
+        if count > MAX_NESTED:
+            raise checked.Invalid(f"{what}: more than {MAX_NESTED} nested indexes "
+                                  "(an index that lists itself?)")
+        with members.blob(digest) as stream:
+            data = stream.read(checked.MAX_DOCUMENT + 1)
+        if hashlib.sha256(data).hexdigest() != digest.removeprefix("sha256:"):
+            raise checked.Invalid(f"index {digest[:19]}… does not match its digest")
+        return checked.index(data, f"index {digest[:19]}…").raw
+    return fetch
+
+
+def _docker(members: _Members) -> list[Pending]:
     """A docker-archive has no manifest: make an OCI one from the config and the layer files."""
-    lines = []
-    for entry in json.load(_member(tar, "manifest.json")):
-        config_bytes = _member(tar, entry["Config"]).read()
+    entries = checked.docker_manifest(members.document("manifest.json"))
+    if not entries:
+        raise checked.Invalid("manifest.json lists no images")
+    pending = []
+    for entry in entries:
+        config_bytes = members.document(entry.config)
         config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         layers, paths = [], {}
-        for path in entry["Layers"]:
-            stream, digest, size = _member(tar, path), hashlib.sha256(), 0
+        for path in entry.layers:
+            stream, digest, size = members.open(path), hashlib.sha256(), 0
             head = stream.read(4)
             digest.update(head)
             size += len(head)
@@ -159,10 +258,16 @@ def _load_docker(store: Store, tar: tarfile.TarFile) -> list[str]:
                                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
                                               "size": len(config_bytes)},
                                    "layers": layers})
-        def open_blob(d: dict[str, Any]) -> IO[bytes]:
-            return io.BytesIO(config_bytes) if d["digest"] == config_digest else _member(tar, paths[d["digest"]])
-        tags = entry.get("RepoTags") or [None]
-        for tag in tags:
-            image = store.ingest(tag, manifest, MANIFEST_MEDIA_TYPE, open_blob)
-            lines.append(f"Loaded image: {image.name}" if tag else f"Loaded image ID: {image.id}")
-    return lines
+
+        pending.append(Pending(entry.names, manifest, MANIFEST_MEDIA_TYPE,
+                               _opener(members, config_digest, config_bytes, paths),
+                               f"manifest.json ({entry.config!r:.80})"))
+    return pending
+
+
+def _opener(members: _Members, config_digest: str, config_bytes: bytes, paths: dict[str, str]) -> Opener:
+    def open_blob(descriptor: dict[str, Any]) -> IO[bytes]:
+        if descriptor["digest"] == config_digest:
+            return io.BytesIO(config_bytes)
+        return members.open(paths[descriptor["digest"]])
+    return open_blob

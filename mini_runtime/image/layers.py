@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from mini_runtime import overlay
+from mini_runtime.image.checked import decode_errors, describe
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
                                      UnsafeLayer, closing, is_at, lstat_at, make_opaque_at,
                                      open_dir, remove_at, set_metadata)
@@ -68,7 +69,10 @@ class _Tap(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        chunk = self.raw.read(len(buffer))
+        try:
+            chunk = self.raw.read(len(buffer))
+        except decode_errors() as e:   # a truncated or corrupt compressed layer: one line
+            raise UnsafeLayer(f"layer: {describe(e)}") from None
         self.seen(chunk)
         buffer[:len(chunk)] = chunk
         return len(chunk)

@@ -32,6 +32,13 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _mismatch(message: str) -> Exception:
+    """Content that is not what its descriptor says: bad input (an Invalid error), one line."""
+    from mini_runtime.image.checked import Invalid  # (checked imports this module)
+
+    return Invalid(message)
+
+
 class Layout:
     """One OCI image layout directory."""
 
@@ -59,7 +66,7 @@ class Layout:
         """Store bytes under their digest; refuse them if they do not match `expected`."""
         digest = sha256_digest(data)
         if expected is not None and expected != digest:
-            raise ValueError(f"digest mismatch: expected {expected}, content is {digest}")
+            raise _mismatch(f"blob {expected} does not match its digest: its content is {digest}")
         path = self.blob_path(digest)
         if not path.exists():
             atomic_write(path, data, mode=0o444)
@@ -81,8 +88,8 @@ class Layout:
                     out.write(chunk)
             actual = "sha256:" + digest.hexdigest()
             if actual != expected or (size is not None and written != size):
-                raise ValueError(f"digest mismatch: expected {expected} ({size} bytes), "
-                                 f"content is {actual} ({written} bytes)")
+                raise _mismatch(f"blob {expected} ({size} bytes) does not match its descriptor: "
+                                f"its content is {actual} ({written} bytes)")
             os.chmod(tmp, 0o444)
             os.rename(tmp, path)
         except BaseException:

@@ -17,8 +17,9 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?\Z")  # \Z: "$" would allow a trailing newline
 
+NAME_TOTAL_LENGTH_MAX = 255  # the repository name as written, without tag or digest (docker's limit)
 DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"
 
@@ -51,8 +52,9 @@ class Reference(NamedTuple):
 
 def parse(text: str) -> Reference:
     """Parse and normalise an image reference; `latest` is the default tag."""
-    if len(text) > 255 + 128 + 80:
-        raise InvalidReference(f"invalid reference format: repository name must not be longer than 255 characters")
+    if len(text) > 1024:  # name, tag and digest together are far shorter: spare the regex
+        raise InvalidReference("invalid reference format: repository name must not be longer than "
+                               f"{NAME_TOTAL_LENGTH_MAX} characters")
     m = _REFERENCE.match(text)
     if not m:
         if text != text.lower() and _REFERENCE.match(text.lower()):
@@ -60,6 +62,9 @@ def parse(text: str) -> Reference:
         raise InvalidReference(f"invalid reference format: {text!r} is not a valid image name "
                                "(lowercase letters, digits and . _ - separators, optional :tag)")
     domain, path = m["domain"], m["path"]
+    if len(path) + (len(domain) + 1 if domain else 0) > NAME_TOTAL_LENGTH_MAX:
+        raise InvalidReference("invalid reference format: repository name must not be longer than "
+                               f"{NAME_TOTAL_LENGTH_MAX} characters")
     # The first component is a registry host only if it looks like one (docker's rule).
     if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
         path, domain = f"{domain}/{path}", None

@@ -14,13 +14,12 @@ image (`<none>`) until `rmi` removes it, as in docker.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 from mini_runtime import paths
-from mini_runtime.errors import ImageNotFound, MiniError
+from mini_runtime.errors import Conflict, ImageNotFound, MiniError
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
                                        MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
@@ -74,7 +73,7 @@ class Store:
         self.root = root or paths.state_root()
         self.layout = Layout(self.root / "images")
         self.layers_root = self.root / "layers"
-        self._lock = self.root / "images.lock"
+        self.lock_path = self.root / "images.lock"
 
     # --- finding images ------------------------------------------------------------------
 
@@ -159,39 +158,15 @@ class Store:
 
     def ingest(self, name: str | None, manifest_bytes: bytes, media_type: str | None,
                open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
-        """Store an image from elsewhere (`load`): the manifest as given, so digests stay the
-        same, every blob verified against its descriptor before it is kept, and every layer
-        unpacked before the image gets its name (as docker load does): a bad layer refuses the
-        whole image, and nothing of it stays behind."""
-        from mini_runtime.image import manifest as mf
+        """Store an image from elsewhere: the manifest as given, so digests stay the same, every
+        blob verified, every layer unpacked before the image gets its name (as docker load
+        does): a bad name, document or layer refuses the whole image, and nothing of it stays
+        (image/ingest.py)."""
+        from mini_runtime.image.ingest import Pending, ingest_all
 
-        manifest = json.loads(manifest_bytes)
-        if mf.kind(manifest, media_type) != "manifest":
-            raise MiniError("expected an image manifest, found an index")
-        with paths.locked(self._lock):
-            self.layout.init()
-            for descriptor in [manifest["config"], *manifest["layers"]]:
-                with open_blob(descriptor) as source:
-                    self.layout.put_blob_stream(source, descriptor["digest"], descriptor.get("size"))
-            config = self.layout.read_json(manifest["config"]["digest"])
-            descriptor = {"mediaType": manifest.get("mediaType") or media_type or MANIFEST_MEDIA_TYPE,
-                          "digest": self.layout.put_blob(manifest_bytes), "size": len(manifest_bytes)}
-        image = Image(NONE, descriptor["digest"], manifest["config"]["digest"], config, manifest["layers"])
-        try:
-            if config.get("rootfs", {}).get("type") != "layers" or \
-                    len(config["rootfs"].get("diff_ids", [])) != len(manifest["layers"]):
-                raise MiniError("image config: rootfs.diff_ids must list one DiffID per layer")
-            self.layer_dirs(image)
-        except BaseException:
-            with paths.locked(self._lock):
-                self._collect()
-            raise
-        key = str(reference.parse(name)) if name else None
-        with paths.locked(self._lock):
-            self._name(key, descriptor)
-        return image._replace(name=key or NONE)
+        return ingest_all(self, [Pending([name] if name else [], manifest_bytes, media_type, open_blob)])[0]
 
-    def _name(self, name: str | None, descriptor: dict[str, Any]) -> None:
+    def set_name(self, name: str | None, descriptor: dict[str, Any]) -> None:
         """Give a manifest a name (or none); the image that had the name keeps existing, dangling
         if that was its last name."""
         index = self.layout.index()
@@ -214,8 +189,8 @@ class Store:
         descriptor = {"mediaType": manifest.get("mediaType", MANIFEST_MEDIA_TYPE),
                       "digest": image.manifest_digest,
                       "size": self.layout.blob_path(image.manifest_digest).stat().st_size}
-        with paths.locked(self._lock):
-            self._name(str(reference.parse(target)), descriptor)
+        with paths.locked(self.lock_path):
+            self.set_name(str(reference.parse(target)), descriptor)
 
     # --- removing images -----------------------------------------------------------------
 
@@ -225,13 +200,13 @@ class Store:
         lines (Untagged: / Deleted:)."""
         by_id = self.find_by_id(text)
         image = by_id or self.get(text)
-        with paths.locked(self._lock):
+        with paths.locked(self.lock_path):
             names = self.names(image)
             if by_id and len(names) > 1 and not force:
-                raise MiniError(f"conflict: unable to delete {image.short_id} (must be forced) - "
+                raise Conflict(f"conflict: unable to delete {image.short_id} (must be forced) - "
                                 "image is referenced in multiple repositories")
             if image.id in in_use and not force and (by_id or len(names) == 1):
-                raise MiniError(f"conflict: unable to remove repository reference \"{text}\" (must force) "
+                raise Conflict(f"conflict: unable to remove repository reference \"{text}\" (must force) "
                                 f"- a stopped container is using its referenced image {image.short_id} "
                                 "(mini rm it first)")
             untag = names if by_id else [image.name]
@@ -293,6 +268,7 @@ class Store:
         of what was applied must be the config's, or nothing is kept."""
         import tempfile
 
+        from mini_runtime.image.checked import Invalid
         from mini_runtime.image.layers import apply_layer, open_layer
 
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -303,8 +279,8 @@ class Store:
             with self.layout.open_blob(descriptor["digest"]) as blob:
                 got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay)
             if got != diff_id:
-                raise MiniError(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
-                                f"config says {diff_id}: the image is corrupt or was tampered with")
+                raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
+                              f"config says {diff_id}: the image is corrupt or was tampered with")
             if into is None:
                 tmp.rename(directory)
         except BaseException:

@@ -1,0 +1,161 @@
+"""Images entering the store (`load`, `import`, `commit`, the built-in image; `pull` in chapter
+10): all of them or none.
+
+The order is what makes "none" possible:
+
+1. check everything that can be checked without storing anything: every name, every manifest,
+   every config (read from the source, verified against its digest);
+2. store the blobs, each verified against its descriptor while it streams in;
+3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here);
+4. name the images.
+
+A failure at any step removes exactly what this ingest added (blobs, unpacked layer directories
+and their short links, index entries) and nothing that was there before: a blob shared with an
+image already in the store stays. The store's lock is held from step 2 to the end, so no other
+`mini` sees a half-stored image, or stores one that this ingest would take away again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NamedTuple
+
+from mini_runtime import paths
+from mini_runtime.errors import InvalidReference
+from mini_runtime.image import checked, reference
+from mini_runtime.image.layout import MANIFEST_MEDIA_TYPE, sha256_digest
+from mini_runtime.paths import atomic_write
+
+if TYPE_CHECKING:
+    from mini_runtime.image.store import Image, Store
+
+#: Opens a blob of the source by its descriptor (a dict with at least "digest").
+Opener = Callable[[dict[str, Any]], BinaryIO]
+
+
+class Pending(NamedTuple):
+    """An image to store: its manifest's bytes (kept as given: its digest is the image's
+    manifest digest), the names it gets (none: dangling) and where its blobs come from."""
+
+    names: list[str]
+    manifest_bytes: bytes
+    media_type: str | None
+    open_blob: Opener
+    what: str = "manifest"   # how error messages call this manifest
+
+
+class _Checked(NamedTuple):
+    pending: Pending
+    names: list[str]
+    manifest: checked.Manifest
+    config_bytes: bytes
+    config: dict[str, Any]
+
+
+def read_document(source: BinaryIO, descriptor: checked.Descriptor, what: str) -> bytes:
+    """A small blob (config, manifest, index) read into memory, bounded, and verified."""
+    with source:
+        data = source.read(checked.MAX_DOCUMENT + 1)
+    if len(data) > checked.MAX_DOCUMENT:
+        raise checked.Invalid(f"{what}: larger than {checked.MAX_DOCUMENT} bytes")
+    if sha256_digest(data) != descriptor.digest or len(data) != descriptor.size:
+        raise checked.Invalid(f"{what}: blob {descriptor.digest} ({descriptor.size} bytes) does not "
+                              f"match its content ({sha256_digest(data)}, {len(data)} bytes)")
+    return data
+
+
+def _check(pending: Pending) -> _Checked:
+    names = [_name(n) for n in pending.names]
+    manifest = checked.manifest(pending.manifest_bytes, pending.media_type, pending.what)
+    what = f"config {manifest.config.digest[:19]}…"
+    config_bytes = read_document(pending.open_blob(manifest.config.raw), manifest.config, what)
+    config = checked.config(config_bytes, len(manifest.layers), what)
+    return _Checked(pending, names, manifest, config_bytes, config)
+
+
+def _name(text: str) -> str:
+    """A name to give an image: "name:tag" (docker's message for a digest reference)."""
+    ref = reference.parse(text)
+    if ref.digest:
+        raise InvalidReference("refusing to create a tag with a digest reference")
+    return str(ref)
+
+
+class _Added:
+    """What this ingest created, so that a failure can take exactly that away again."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.blobs: list[Path] = []
+        self.index = (store.layout.root / "index.json").read_bytes()
+        self.layers = self._layer_entries()
+
+    def _layer_entries(self) -> set[Path]:
+        root = self.store.layers_root
+        found = set(root.iterdir()) if root.is_dir() else set()
+        return found | (set((root / "l").iterdir()) if (root / "l").is_dir() else set())
+
+    def put(self, digest: str, store_it: Callable[[], object]) -> None:
+        path = self.store.layout.blob_path(digest)
+        if not path.exists():
+            store_it()
+            self.blobs.append(path)
+
+    def undo(self, chains: set[str]) -> None:
+        """Remove what this ingest added: its blobs, the index as it was, and the layer
+        directories and links (named by the first 20 hex digits of `chains`) of its own layers
+        that were not there before."""
+        atomic_write(self.store.layout.root / "index.json", self.index)
+        for path in self.blobs:
+            path.unlink(missing_ok=True)
+        for entry in self._layer_entries() - self.layers:
+            if entry.name[:20] in chains:
+                if entry.is_symlink():
+                    entry.unlink()
+                else:
+                    shutil.rmtree(entry, ignore_errors=True)
+
+
+def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
+    """Store every image of `images`, or none of them (see the module's docstring)."""
+    from mini_runtime.image.store import NONE, Image
+
+    if not images:
+        raise checked.Invalid("no images to store")
+    ready = [_check(pending) for pending in images]                                   # 1
+    with paths.locked(store.lock_path):
+        store.layout.init()
+        added = _Added(store)
+        stored: list[Image] = []
+        try:
+            for item in ready:                                                        # 2
+                manifest = item.manifest
+                added.put(manifest.config.digest,
+                          lambda: store.layout.put_blob(item.config_bytes, manifest.config.digest))
+                for layer in manifest.layers:
+                    added.put(layer.digest, lambda: _stream(store, item.pending.open_blob, layer))
+                manifest_digest = sha256_digest(item.pending.manifest_bytes)
+                added.put(manifest_digest, lambda: store.layout.put_blob(item.pending.manifest_bytes))
+                stored.append(Image(NONE, manifest_digest, manifest.config.digest, item.config,
+                                    [layer.raw for layer in manifest.layers]))
+            for image in stored:                                                      # 3
+                store.layer_dirs(image)
+            result = []
+            for item, image in zip(ready, stored):                                    # 4
+                descriptor = {"mediaType": item.manifest.media_type or item.pending.media_type
+                              or MANIFEST_MEDIA_TYPE,
+                              "digest": image.manifest_digest, "size": len(item.pending.manifest_bytes)}
+                for name in item.names or [None]:
+                    store.set_name(name, descriptor)
+                    result.append(image._replace(name=name or NONE))
+        except BaseException:
+            added.undo({c.removeprefix("sha256:")[:20] for image in stored for c in image.chain_ids})
+            raise
+    return result
+
+
+def _stream(store: Store, open_blob: Opener, layer: checked.Descriptor) -> None:
+    with open_blob(layer.raw) as source:
+        store.layout.put_blob_stream(source, layer.digest, layer.size)
+

@@ -1,0 +1,549 @@
+"""`load` and `import` of bad input (issue 10): a result, or one line and exit 1, and the store as
+it was. Regression tests for each case the fuzzing pass found, and a property-based test
+(hypothesis) that feeds mutated archives and manifests of a two-layer image to the loader."""
+
+from __future__ import annotations
+
+import bz2
+import copy
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import mini
+from mini_runtime.errors import MiniError
+from mini_runtime.image import archive, manifest
+from mini_runtime.image.layout import REF_NAME
+from mini_runtime.image.store import Store
+
+pytestmark = [pytest.mark.root]
+
+TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def tar_of(entries: list[tuple[str, bytes | None]], *, prefix: str = "") -> bytes:
+    """A tar of (name, data) entries; data None makes a directory."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(prefix + name)
+            info.mtime = 1_700_000_000
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+# --- a two-layer image, as a model that can be mutated and written out -----------------------
+
+LAYER1 = tar_of([("etc/", None), ("etc/hello", b"hello\n"), ("etc/gone", b"x")])
+LAYER2_TAR = tar_of([("etc/world", b"world\n"), ("etc/.wh.gone", b"")])
+LAYER2 = gzip.compress(LAYER2_TAR, mtime=0)
+
+
+def _config(diff_ids: list[str]) -> dict[str, Any]:
+    return {"architecture": manifest.host_platform()["architecture"], "os": "linux",
+            "created": "2024-01-01T00:00:00Z", "config": {"Cmd": ["sh"], "Env": ["A=1"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "layer 1"},
+                        {"created": "2024-01-01T00:00:00Z", "created_by": "layer 2"}]}
+
+
+def model(name: str = "fuzz:1") -> dict[str, Any]:
+    """The documents of the image, before they are written out (and mutated)."""
+    config = _config([sha(LAYER1), sha(LAYER2_TAR)])
+    return {
+        "config": config,
+        "manifest": {"schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
+                     "config": {"mediaType": manifest.OCI_CONFIG, "digest": "", "size": 0},
+                     "layers": [{"mediaType": TAR, "digest": sha(LAYER1), "size": len(LAYER1)},
+                                {"mediaType": TAR + "+gzip", "digest": sha(LAYER2), "size": len(LAYER2)}]},
+        "index": {"schemaVersion": 2, "mediaType": manifest.OCI_INDEX,
+                  "manifests": [{"mediaType": manifest.OCI_MANIFEST, "digest": "", "size": 0,
+                                 "annotations": {REF_NAME: name}}]},
+        "docker": [{"Config": "", "RepoTags": [name],
+                    "Layers": [f"blobs/sha256/{sha(LAYER1)[7:]}", f"blobs/sha256/{sha(LAYER2)[7:]}"]}],
+    }
+
+
+Mutator = Callable[[Any], Any]
+
+
+def members(m: dict[str, Any], *, fmt: str = "both", target: str | None = None,
+            mutate: Mutator = lambda doc: doc, rehash: bool = True) -> dict[str, bytes]:
+    """The archive's members. `mutate` changes the document `target`; with `rehash` the
+    documents that refer to it get its new digest (so the mutation gets past digest checks)."""
+    m = copy.deepcopy(m)
+    config = m["config"] if target != "config" else mutate(m["config"])
+    config_bytes = dumps(config)
+    pristine_config = dumps(m["config"])
+    m["manifest"]["config"].update(digest=sha(pristine_config), size=len(pristine_config))
+    if target == "config" and rehash:
+        m["manifest"]["config"].update(digest=sha(config_bytes), size=len(config_bytes))
+    manifest_bytes = dumps(m["manifest"] if target != "manifest" else mutate(m["manifest"]))
+    pristine_manifest = dumps(m["manifest"])
+    manifest_digest = sha(manifest_bytes) if rehash else sha(pristine_manifest)
+    m["index"]["manifests"][0].update(digest=manifest_digest, size=len(manifest_bytes) if rehash
+                                      else len(pristine_manifest))
+    config_digest = sha(config_bytes) if rehash else sha(pristine_config)
+    m["docker"][0]["Config"] = f"blobs/sha256/{config_digest[7:]}"
+    out = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+           "index.json": dumps(m["index"] if target != "index" else mutate(m["index"])),
+           "manifest.json": dumps(m["docker"] if target != "docker" else mutate(m["docker"])),
+           f"blobs/sha256/{config_digest[7:]}": config_bytes,
+           f"blobs/sha256/{manifest_digest[7:]}": manifest_bytes,
+           f"blobs/sha256/{sha(LAYER1)[7:]}": LAYER1, f"blobs/sha256/{sha(LAYER2)[7:]}": LAYER2}
+    if fmt == "docker":
+        del out["index.json"], out["oci-layout"], out[f"blobs/sha256/{manifest_digest[7:]}"]
+    elif fmt == "oci":
+        del out["manifest.json"]
+    return out
+
+
+def write(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
+    return tar_of(list(entries.items()), prefix=prefix)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every path of a store with its kind and contents: did anything change?"""
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory, name)
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                found[str(path.relative_to(root))] = "-> " + os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:  # a directory, or a device (an overlay whiteout), a fifo...
+                found[str(path.relative_to(root))] = f"{st.st_mode:o} {st.st_rdev}"
+    return found
+
+
+def base_store(root: Path) -> Store:
+    """A store that has an image sharing the first layer (its blob and unpacked directory)."""
+    store = Store(root)
+    store.add_image("base:1", [LAYER1], _config([sha(LAYER1)]))
+    return store
+
+
+def check_load(store: Store, data: bytes) -> list[str] | MiniError:
+    """Load; a success must be a working image, a failure one line and the store unchanged."""
+    before = tree(store.root)
+    try:
+        lines = archive.load(store, io.BytesIO(data))
+    except MiniError as e:
+        assert str(e) and "\n" not in str(e), repr(str(e))
+        assert tree(store.root) == before, f"a failed load ({e}) changed the store"
+        return e
+    assert lines
+    for line in lines:
+        image = store.get(line.split(": ", 1)[1])
+        assert all((store.layers_root / d).is_dir() for d in store.layer_dirs(image))
+    return lines
+
+
+@pytest.fixture
+def store():
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        yield base_store(root)
+    finally:
+        shutil.rmtree(root)
+
+
+# --- the pristine archive loads, in every form ---------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["both", "oci", "docker"])
+@pytest.mark.parametrize("prefix", ["", "./"])
+def test_the_pristine_archive_loads_also_with_dot_slash_names(store, fmt, prefix):
+    lines = check_load(store, write(members(model(), fmt=fmt), prefix=prefix))
+    assert lines == ["Loaded image: fuzz:1"]
+    image = store.get("fuzz:1")
+    top, bottom = (store.layers_root / d for d in store.layer_dirs(image))
+    assert (bottom / "etc/hello").read_bytes() == b"hello\n"
+    assert (top / "etc/world").read_bytes() == b"world\n"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_a_compressed_archive_loads(store, compress):
+    assert check_load(store, compress(write(members(model())))) == ["Loaded image: fuzz:1"]
+
+
+# --- regression tests: each case of the issue, in-process ------------------------------------
+
+def _set(path: tuple, value: Any) -> Mutator:
+    def mutate(doc: Any) -> Any:
+        doc = copy.deepcopy(doc)
+        if not path:
+            return value
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+        return doc
+    return mutate
+
+
+def _nested_indexes(depth: int) -> dict[str, bytes]:
+    """index.json -> an index -> an index ... `depth` levels deep, each a genuine blob."""
+    out = members(model(), fmt="oci")
+    body = dumps({"schemaVersion": 2, "mediaType": manifest.OCI_INDEX, "manifests": []})
+    for _ in range(depth):
+        out[f"blobs/sha256/{sha(body)[7:]}"] = body
+        body = dumps({"schemaVersion": 2, "mediaType": manifest.OCI_INDEX, "manifests": [
+            {"mediaType": manifest.OCI_INDEX, "digest": sha(body), "size": len(body)}]})
+    out["index.json"] = body
+    return out
+
+
+def _index_listing_itself() -> dict[str, bytes]:
+    """A blob stored under a name X whose content lists X: no sha256 can make this true, so
+    only a loader that does not check a nested index's digest would follow it round and round."""
+    out = members(model(), fmt="oci")
+    name = "sha256:" + "ab" * 32
+    body = dumps({"schemaVersion": 2, "mediaType": manifest.OCI_INDEX, "manifests": [
+        {"mediaType": manifest.OCI_INDEX, "digest": name, "size": 200}]})
+    out[f"blobs/sha256/{name[7:]}"] = body
+    out["index.json"] = dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": manifest.OCI_INDEX, "digest": name, "size": len(body)}]})
+    return out
+
+
+CASES: dict[str, Callable[[], bytes]] = {
+    "config blob with one byte changed": lambda: write({
+        k: (v.replace(b'"os": "linux"', b'"os": "linuX"') if b'"rootfs"' in v else v)
+        for k, v in members(model()).items()}),
+    "tar cut inside a member": lambda: write(members(model()))[:3000],
+    "truncated gzip stream": lambda: gzip.compress(write(members(model())))[:-600],
+    "invalid JSON": lambda: write(dict(members(model(), fmt="oci"), **{"index.json": b'{"schemaVersion": 2,'})),
+    "JSON that is not UTF-8": lambda: write(dict(members(model(), fmt="oci"),
+                                                  **{"index.json": '{"a": "é"}'.encode("latin-1")})),
+    "a list where an object belongs": lambda: write(members(model(), fmt="oci", target="index",
+                                                            mutate=_set(("manifests", 0), []))),
+    "a string where a list belongs": lambda: write(members(model(), target="manifest",
+                                                           mutate=_set(("layers",), "layers"))),
+    "a number where a digest belongs": lambda: write(members(model(), target="config",
+                                                             mutate=_set(("rootfs", "diff_ids", 0), 7))),
+    "a float where a size belongs": lambda: write(members(model(), target="manifest",
+                                                          mutate=_set(("layers", 0, "size"), 1.5))),
+    "deeply nested JSON": lambda: write(dict(members(model(), fmt="oci"),
+                                             **{"index.json": b"[" * 100_000 + b"]" * 100_000})),
+    "an index that points to itself": lambda: write(_index_listing_itself()),
+    "indexes nested 100 deep": lambda: write(_nested_indexes(100)),
+    "a zstd media type over gzip data": lambda: write(members(
+        model(), target="manifest", mutate=_set(("layers", 1, "mediaType"), TAR + "+zstd"))),
+    "a config with an invalid created time": lambda: write(members(
+        model(), target="config", mutate=_set(("created",), "yesterday"))),
+    "a Cmd that is a string": lambda: write(members(model(), target="config",
+                                                    mutate=_set(("config", "Cmd"), "sh"))),
+    "more DiffIDs than layers": lambda: write(members(
+        model(), target="config", mutate=_set(("rootfs", "diff_ids"), [sha(LAYER1)] * 3))),
+    "a DiffID that is not the layer's": lambda: write(members(
+        model(), target="config", mutate=_set(("rootfs", "diff_ids", 1), sha(b"other")))),
+    "an index with no manifests": lambda: write(members(model(), fmt="oci", target="index",
+                                                        mutate=_set(("manifests",), []))),
+    "an empty docker manifest list": lambda: write(members(model(), fmt="docker", target="docker",
+                                                           mutate=lambda doc: [])),
+    "RepoTags as a string": lambda: write(members(model(), fmt="docker", target="docker",
+                                                  mutate=_set((0, "RepoTags"), "fuzz:1"))),
+    "a 300-character name": lambda: write(members(model("a" * 300 + ":1"))),
+    "a name with a newline": lambda: write(members(model("fuzz:1\n"), fmt="docker")),
+    "a digest reference as a name": lambda: write(members(model("fuzz@sha256:" + "a" * 64), fmt="docker")),
+    "a layer path that the archive lacks": lambda: write(members(
+        model(), fmt="docker", target="docker", mutate=_set((0, "Layers", 1), "../../etc/passwd"))),
+    "a symlink loop": lambda: _symlink_loop(),
+    "a file that is not a tar": lambda: b"this is not a tar file\n" * 100,
+    "a corrupt bzip2 archive": lambda: bz2.compress(write(members(model())))[:40] + b"x" * 100,
+    "a truncated xz archive": lambda: lzma.compress(write(members(model())))[:-100],
+    "an empty file": lambda: b"",
+    "a tar without index.json or manifest.json": lambda: write({"hello": b"hi"}),
+}
+
+
+def _symlink_loop() -> bytes:
+    out = io.BytesIO()
+    entries = members(model(), fmt="docker")
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in entries.items():
+            if name.endswith(sha(LAYER2)[7:]):
+                for a, b in (("x/layer.tar", "../y/layer.tar"), ("y/layer.tar", "../x/layer.tar")):
+                    info = tarfile.TarInfo(a)
+                    info.type, info.linkname = tarfile.SYMTYPE, b
+                    tar.addfile(info)
+                continue
+            if name == "manifest.json":
+                doc = json.loads(data)
+                doc[0]["Layers"][1] = "x/layer.tar"
+                data = dumps(doc)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_archive_is_one_line_and_leaves_the_store_as_it_was(store, case):
+    result = check_load(store, CASES[case]())
+    assert isinstance(result, MiniError), f"{case}: loaded {result}"
+    assert str(result).startswith(("invalid archive: ", "invalid reference format")) or \
+        "no matching manifest" in str(result), str(result)
+
+
+def test_a_later_bad_image_takes_the_earlier_ones_with_it(store):
+    """Two images in one archive, the second with a corrupt layer: neither is loaded, and the
+    blobs and layer directories of the first (new ones, and the one shared with base:1) are as
+    they were."""
+    good = members(model("first:1"), fmt="docker")
+    other_layer = tar_of([("other", b"other\n")])
+    config_bytes = dumps(_config([sha(LAYER1), sha(b"not what the layer unpacks to")]))
+    entries = json.loads(good["manifest.json"]) + [
+        {"Config": "second/config.json", "RepoTags": ["second:1"],
+         "Layers": [f"blobs/sha256/{sha(LAYER1)[7:]}", "second/layer.tar"]}]
+    archive_bytes = write(dict(good, **{"manifest.json": dumps(entries), "second/config.json": config_bytes,
+                                        "second/layer.tar": other_layer}))
+    blobs = store.layout.blobs()
+    result = check_load(store, archive_bytes)
+    assert isinstance(result, MiniError) and "DiffID" in str(result)
+    assert store.layout.blobs() == blobs and sha(LAYER1) in blobs
+    assert [name for name, _ in store.layout.refs()] == ["base:1"]
+
+
+def test_a_failed_load_keeps_what_was_there_before(store):
+    """The failing archive's first layer is base:1's: the blob and its unpacked directory stay,
+    and base:1 still runs (its layers are all there)."""
+    result = check_load(store, CASES["a DiffID that is not the layer's"]())
+    assert isinstance(result, MiniError)
+    image = store.get("base:1")
+    assert (store.layers_root / store.layer_dirs(image)[0] / "etc/hello").read_bytes() == b"hello\n"
+
+
+# --- the property: any mutation loads a working image, or is one line and changes nothing ------
+
+_DIGESTS = [sha(LAYER1), sha(LAYER2), sha(LAYER2_TAR), "sha256:" + "0" * 64, "sha256:" + "A" * 64]
+_STRINGS = st.sampled_from(["", "a" * 300, "../../etc/passwd", "fuzz:2", "UPPER:1", "x\ny",
+                            TAR, TAR + "+zstd", TAR + "+gzip", manifest.OCI_INDEX, manifest.DOCKER_LIST,
+                            manifest.OCI_MANIFEST, manifest.DOCKER_MANIFEST, "layers", *_DIGESTS])
+_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70)
+            | st.floats() | st.text(max_size=12) | _STRINGS)
+JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=8) | _STRINGS, inner, max_size=3), max_leaves=6)
+
+
+def _paths(doc: Any, path: tuple = ()) -> list[tuple]:
+    found = [path]
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    for key, value in items:
+        found += _paths(value, path + (key,))
+    return found
+
+
+def _json_mutation(data: st.DataObject, doc: Any) -> Any:
+    path = data.draw(st.sampled_from(_paths(doc)))
+    action = data.draw(st.sampled_from(["replace", "delete", "wrap", "stringify"]))
+    doc = copy.deepcopy(doc)
+    if not path:
+        return data.draw(JSON) if action == "replace" else [doc] if action == "wrap" else json.dumps(doc)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    old = parent[path[-1]]
+    if action == "delete":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = {"replace": lambda: data.draw(JSON), "wrap": lambda: [old],
+                            "stringify": lambda: json.dumps(old)}[action]()
+    return doc
+
+
+def _mutated(data: st.DataObject) -> bytes:
+    fmt = data.draw(st.sampled_from(["both", "oci", "docker"]), label="format")
+    kind = data.draw(st.sampled_from(["json", "flip", "truncate", "delete", "none"]), label="mutation")
+    target = data.draw(st.sampled_from(["config", "manifest", "index", "docker"]), label="document")
+    entries = members(model(), fmt=fmt)
+    if kind == "json":
+        entries = members(model(), fmt=fmt, target=target, mutate=lambda doc: _json_mutation(data, doc),
+                          rehash=data.draw(st.booleans(), label="rehash"))
+    elif kind == "delete":
+        del entries[data.draw(st.sampled_from(sorted(entries)), label="deleted")]
+    raw = write(entries, prefix=data.draw(st.sampled_from(["", "./"]), label="prefix"))
+    if data.draw(st.booleans(), label="gzip the archive"):
+        raw = gzip.compress(raw, mtime=0)
+    if kind == "flip":
+        at = data.draw(st.integers(0, len(raw) - 1), label="offset")
+        raw = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255), label="xor")]) + raw[at + 1:]
+    elif kind == "truncate":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    return raw
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutated_archive_loads_a_working_image_or_fails_in_one_line(data):
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        check_load(base_store(root), _mutated(data))
+    finally:
+        shutil.rmtree(root)
+
+
+@settings(max_examples=8, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_archives_through_the_cli(data):
+    """The same property through `mini load`: exit 0 and `Loaded image:` lines, or exit 1 and
+    one line on stderr, never a traceback; the store unchanged after a failure."""
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        base_store(root)
+        before = tree(root)
+        path = root.parent / f"{root.name}.tar"
+        path.write_bytes(_mutated(data))
+        try:
+            result = mini("load", "-i", str(path), env=dict(os.environ, MINI_ROOT=str(root)))
+        finally:
+            path.unlink()
+        assert "Traceback" not in result.stderr
+        if result.returncode == 0:
+            assert result.stdout.startswith("Loaded image") and result.stderr == ""
+        else:
+            assert result.returncode == 1 and result.stdout == "", result
+            assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mini: ")
+            assert tree(root) == before
+    finally:
+        shutil.rmtree(root)
+
+
+# --- through the CLI: one line on stderr, exit 1, no traceback ----------------------------------
+
+def _cli_load(tmp_path: Path, data: bytes, *args: str):
+    path = tmp_path / "archive.tar"
+    path.write_bytes(data)
+    return mini("load", "-i", str(path), *args)
+
+
+@pytest.mark.parametrize("case", ["config blob with one byte changed", "truncated gzip stream",
+                                  "deeply nested JSON", "RepoTags as a string", "a 300-character name",
+                                  "a file that is not a tar", "an index with no manifests"])
+def test_mini_load_of_a_bad_archive_is_one_line_and_exit_1(tmp_path, state_root, case):
+    Store().ensure_builtin()
+    before = tree(state_root / "images"), tree(state_root / "layers")
+    result = _cli_load(tmp_path, CASES[case]())
+    assert result.returncode == 1 and result.stdout == "", (result.stdout, result.stderr)
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mini: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+
+
+def test_mini_save_then_one_byte_of_the_config_changed(tmp_path, state_root):
+    """The issue's own steps: `mini save -o x.tar busybox`, change one byte of the config blob,
+    repack, `mini load -i`."""
+    saved = tmp_path / "x.tar"
+    assert mini("save", "-o", str(saved), "busybox").returncode == 0
+    config_id = Store().get("busybox").id
+    with tarfile.open(saved) as tar:
+        entries = {m.name: tar.extractfile(m).read() for m in tar if m.isreg()}
+    name = f"blobs/sha256/{config_id[7:]}"
+    entries[name] = entries[name].replace(b'"linux"', b'"linuy"')
+    before = tree(state_root / "images"), tree(state_root / "layers")
+    result = _cli_load(tmp_path, write(entries))
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "does not match" in result.stderr and "Traceback" not in result.stderr
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+
+
+def test_mini_load_of_a_good_archive_with_dot_slash_names(tmp_path):
+    result = _cli_load(tmp_path, write(members(model("dotslash:1")), prefix="./"))
+    assert result.returncode == 0 and result.stdout == "Loaded image: dotslash:1\n", result.stderr
+    assert mini("rmi", "dotslash:1").returncode == 0
+
+
+# --- import --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, message", [
+    (gzip.compress(LAYER1)[:-30], "ends early"),
+    (gzip.compress(LAYER1)[:-8] + b"\0" * 8, "gzip"),
+    (b"\x1f\x8bnot gzip at all", "gzip"),
+    (b"this is not a tar file\n" * 100, "tar"),
+])
+def test_mini_import_of_bad_input_is_one_line_and_exit_1(tmp_path, state_root, data, message):
+    Store().ensure_builtin()
+    before = tree(state_root / "images"), tree(state_root / "layers")
+    path = tmp_path / "fs.tar"
+    path.write_bytes(data)
+    result = mini("import", str(path), "imported:bad")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+
+
+def test_mini_import_with_an_invalid_name_stores_nothing(tmp_path, state_root):
+    Store().ensure_builtin()
+    before = tree(state_root / "images"), tree(state_root / "layers")
+    path = tmp_path / "fs.tar"
+    path.write_bytes(tar_of([("unique-to-this-test", b"x")]))
+    for name in ("a" * 300, "UPPER:1", "bad name"):
+        result = mini("import", str(path), name)
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "invalid reference format" in result.stderr
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_tarballs_through_mini_import(data):
+    """`mini import` of a tarball, plain or gzip, with a byte flipped or cut short: an image
+    whose layer unpacked, or one line and exit 1 with the store unchanged."""
+    raw = tar_of([("etc/", None), ("etc/hello", b"hello\n" * 50), ("bin/", None), ("bin/x", b"x" * 700)])
+    if data.draw(st.booleans(), label="gzip"):
+        raw = gzip.compress(raw, mtime=0)
+    if data.draw(st.booleans(), label="flip, else cut"):
+        at = data.draw(st.integers(0, len(raw) - 1), label="offset")
+        raw = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255), label="xor")]) + raw[at + 1:]
+    else:
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        base_store(root)
+        before = tree(root)
+        path = root.parent / f"{root.name}.tar"
+        path.write_bytes(raw)
+        try:
+            result = mini("import", str(path), "imported:1", env=dict(os.environ, MINI_ROOT=str(root)))
+        finally:
+            path.unlink()
+        assert "Traceback" not in result.stderr
+        if result.returncode == 0:
+            assert result.stdout.startswith("sha256:") and Store(root).get("imported:1")
+        else:
+            assert result.returncode == 1 and result.stdout == "", result
+            assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("mini: ")
+            assert tree(root) == before
+    finally:
+        shutil.rmtree(root)
