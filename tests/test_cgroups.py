@@ -230,8 +230,8 @@ def test_a_cgroup_that_cannot_be_removed_is_reported_not_forgotten():
         with pytest.raises(cgroups.CgroupBusy) as caught:
             group.remove(timeout=0.2)
         assert len(str(caught.value).splitlines()) == 1
-        assert str(group._unique_dirs()[0][1]) in str(caught.value)
-        assert all(directory.is_dir() for _, directory in group._unique_dirs())
+        assert str(group.hierarchies()[0][1]) in str(caught.value)
+        assert all(directory.is_dir() for _, directory in group.hierarchies())
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -256,11 +256,11 @@ def test_a_leaked_cgroup_is_one_warning_line_and_the_container_is_still_recorded
         _, err = proc.communicate("go\n", timeout=30)
         assert proc.returncode == 3
         assert len(err.splitlines()) == 1 and "warning" in err, err
-        assert str(group._unique_dirs()[0][1]) in err
+        assert str(group.hierarchies()[0][1]) in err
         directory = container.find("leaky")
         assert container.load(directory)["State"]["Status"] == "exited"
         assert container.load(directory)["State"]["ExitCode"] == 3
-        assert not (directory / "owner").exists()
+        assert not (container.run_dir(directory.name) / "owner").exists()
     finally:
         proc.kill()
         proc.wait()
@@ -278,7 +278,7 @@ def test_the_sweep_leaves_a_container_whose_processes_still_run(state_root):
 
     cid = container.new_id()
     directory = container.create(cid, {"State": {"Status": "running", "Running": True}, "HostConfig": {}})
-    (directory / "owner").write_text("999999999 1\n")   # a mini that was killed
+    (container.run_dir(cid) / "owner").write_text("999999999 1\n")   # a mini that was killed
     group = cgroups.Cgroup(cid)
     group.create()
     sleeper = subprocess.Popen(["sleep", "30"])
@@ -286,14 +286,14 @@ def test_the_sweep_leaves_a_container_whose_processes_still_run(state_root):
         group.add(sleeper.pid)
         container.sweep_stale()
         assert container.load(directory)["State"]["Running"] is True
-        assert (directory / "owner").exists()
-        assert all(d.is_dir() for _, d in group._unique_dirs())
+        assert (container.run_dir(cid) / "owner").exists()
+        assert all(d.is_dir() for _, d in group.hierarchies())
     finally:
         sleeper.kill()
         sleeper.wait()
     container.sweep_stale()                                 # now it has really ended
     state = container.load(directory)["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 137)
-    assert not (directory / "owner").exists()
+    assert not (container.run_dir(cid) / "owner").exists()
     assert not any(d.exists() for d in group.dirs.values())
     container.remove(directory)
