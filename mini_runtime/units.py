@@ -1,17 +1,17 @@
 """Docker's units, both ways: byte sizes ("64m", "4.26MB"), durations ("2 minutes ago",
-"Up 3 seconds") and timestamps (RFC 3339 with nanoseconds, as the Engine API writes them).
+"Up 3 seconds"), a container's STATUS and COMMAND as the daemon writes them for `ps`, and
+timestamps (RFC 3339 with nanoseconds, as the Engine API writes them; `--since 10m`).
 
-They come from Go libraries docker uses (github.com/docker/go-units, time.RFC3339Nano): matching
-them lets scripts written for docker's output read ours.
+They come from Go libraries docker uses (github.com/docker/go-units, time.Parse, moby's
+api/types/time): matching them lets scripts written for docker's output read ours.
 """
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 
-from mini_runtime.errors import UsageError
+from mini_runtime.errors import InvalidParameter, UsageError
 
 
 # --- sizes -------------------------------------------------------------------------------------
@@ -65,29 +65,226 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-def ago(stamp: str | None) -> str:
-    """docker's CREATED column: "2 minutes ago" ("N/A" when the time is unknown)."""
-    seconds = parse_rfc3339(stamp) if stamp else None
-    return "N/A" if seconds is None else human_duration(time.time() - seconds) + " ago"
+def ago(when: str | float | None, now: float | None = None) -> str:
+    """docker's CREATED column: "2 minutes ago"; `when` is an RFC 3339 time or Unix seconds (the
+    Engine API's container list gives seconds). "N/A" when the time is unknown."""
+    seconds = parse_rfc3339(when) if isinstance(when, str) else when
+    if not seconds:
+        return "N/A"
+    return human_duration((time.time() if now is None else now) - seconds) + " ago"
 
 
-def up_for(started: str) -> str:
+def up_for(started: str, now: float | None = None) -> str:
     """docker ps's STATUS of a running container: "Up 3 seconds"."""
-    seconds = parse_rfc3339(started)
-    return "Up " + human_duration(0 if seconds is None else time.time() - seconds)
+    return status({"Running": True, "StartedAt": started}, now)
+
+
+def status(state: dict, now: float | None = None) -> str:
+    """The STATUS the daemon writes for `docker ps` (moby container/state.go, State.String):
+    "Up 3 seconds", "Up 2 hours (Paused)", "Restarting (1) 5 seconds ago", "Removal In Progress",
+    "Dead", "Created", "Exited (0) 2 minutes ago"; `state` is inspect's State."""
+    now = time.time() if now is None else now
+
+    def since(key: str) -> str:
+        stamp = parse_rfc3339(state.get(key) or "")
+        return human_duration(0 if stamp is None else now - stamp)
+
+    if state.get("Running"):
+        if state.get("Paused"):
+            return f"Up {since('StartedAt')} (Paused)"
+        if state.get("Restarting"):
+            return f"Restarting ({state.get('ExitCode', 0)}) {since('FinishedAt')} ago"
+        health = (state.get("Health") or {}).get("Status")
+        if health:
+            return f"Up {since('StartedAt')} ({'health: starting' if health == 'starting' else health})"
+        return f"Up {since('StartedAt')}"
+    if state.get("RemovalInProgress") or state.get("Status") == "removing":
+        return "Removal In Progress"
+    if state.get("Dead") or state.get("Status") == "dead":
+        return "Dead"
+    if parse_rfc3339(state.get("StartedAt") or "") is None:
+        return "Created"
+    if parse_rfc3339(state.get("FinishedAt") or "") is None:
+        return ""
+    return f"Exited ({state.get('ExitCode', 0)}) {since('FinishedAt')} ago"
+
+
+def command_line(path: str, args: list[str]) -> str:
+    """The Engine API's `Command` of a listed container (moby daemon/list.go): the path and its
+    arguments, each argument with a space in single quotes: "sh -c 'while true; do ...'"."""
+    return " ".join([path] + [f"'{a}'" if " " in a else a for a in args])
 
 
 # --- timestamps --------------------------------------------------------------------------------
 
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time: "never" in inspect's State
+
+
 def now_rfc3339() -> str:
-    """Now, as Go's time.RFC3339Nano in UTC: "2024-05-01T12:00:00.123456789Z"."""
+    """Now, as the Engine API writes times: RFC 3339 in UTC with nine fraction digits."""
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def parse_rfc3339(stamp: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time in UTC (fractions dropped); None if unreadable."""
+    """Seconds since the epoch of an RFC 3339 time (fraction and offset kept); None if it is
+    unreadable or Go's zero time ("never")."""
+    ns = rfc3339_ns(stamp)
+    return None if ns is None else ns / 1e9
+
+
+def rfc3339_ns(stamp: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC 3339 time; None if unreadable or the zero time."""
     try:
-        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+        ns = go_parse(stamp, RFC3339, None)
     except ValueError:
         return None
+    return None if ns == ZERO_NS else ns
+
+
+def civil_seconds(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+                  second: int = 0) -> int:
+    """Seconds since the epoch of a UTC date and time, for any year (Go's zero time is year 1,
+    where time.mktime and calendar.timegm give up)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
+
+
+# --- Go's time.Parse, for the layouts docker uses ----------------------------------------------
+
+RFC3339 = "2006-01-02T15:04:05Z07:00"
+RFC3339_NANO = "2006-01-02T15:04:05.999999999Z07:00"
+LAYOUT_ELEMENT = re.compile(r"2006|01|02|15|04|05|\.999999999|Z07:00|[^0-9Z.]+")
+RANGES = {"01": ("month", 1, 12), "15": ("hour", 0, 23), "04": ("minute", 0, 59),
+          "05": ("second", 0, 59)}
+
+
+def go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def go_parse(value: str, layout: str, local_offset: int | None) -> int:
+    """Go's time.Parse of `value` in `layout` -> nanoseconds since the epoch; a layout without a
+    zone reads local time at `local_offset` seconds east of UTC. ValueError carries Go's message:
+    'parsing time "2013-13-01" as "2006-01-02": month out of range' (cannot parse ... as ...)."""
+    fields = {"2006": 0, "01": 1, "02": 1, "15": 0, "04": 0, "05": 0}
+    nanos, offset, rest = 0, local_offset or 0, value
+
+    def fail(element: str, at: str, message: str = "") -> ValueError:
+        if message:
+            return ValueError(f"parsing time {go_quote(value)}{message}")
+        return ValueError(f"parsing time {go_quote(value)} as {go_quote(layout)}: cannot parse "
+                          f"{go_quote(at)} as {go_quote(element)}")
+
+    def fraction(text: str) -> tuple[int, str]:
+        n = 1
+        while n < len(text) and text[n].isdigit():
+            n += 1
+        return int(text[1:min(n, 10)].ljust(9, "0")), text[n:]
+
+    for element in LAYOUT_ELEMENT.findall(layout):
+        if element in fields:
+            width = 4 if element == "2006" else 2
+            digits = rest[:width] if element != "15" else re.match(r"\d{0,2}", rest)[0]
+            if not digits or len(digits) < (1 if element == "15" else width) or not digits.isdigit():
+                raise fail(element, rest)
+            fields[element], rest = int(digits), rest[len(digits):]
+            name, low, high = RANGES.get(element, ("", 0, 0))
+            if name and not low <= fields[element] <= high:
+                raise fail(element, rest, f": {name} out of range")
+            if element == "05" and re.match(r"[.,]\d", rest) and ".999999999" not in layout:
+                nanos, rest = fraction(rest)
+        elif element == ".999999999":
+            if re.match(r"[.,]\d", rest):
+                nanos, rest = fraction(rest)
+        elif element == "Z07:00":
+            if rest.startswith("Z"):
+                offset, rest = 0, rest[1:]
+                continue
+            m = re.match(r"([+-])(\d\d):(\d\d)", rest)
+            if not m:
+                raise fail(element, rest)
+            offset = (1 if m[1] == "+" else -1) * (int(m[2]) * 3600 + int(m[3]) * 60)
+            rest = rest[6:]
+        elif rest.startswith(element):
+            rest = rest[len(element):]
+        else:
+            raise fail(element, rest)
+    if rest:
+        raise fail("", rest, f": extra text: {go_quote(rest)}")
+    year, month, day = fields["2006"], fields["01"], fields["02"]
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]:
+        raise fail("", rest, ": day out of range")
+    seconds = civil_seconds(year, month, day, fields["15"], fields["04"], fields["05"]) - offset
+    return seconds * 10**9 + nanos
+
+
+ZERO_NS = go_parse(ZERO_TIME, RFC3339, None)
+
+
+# --- docker's --since and --until (api/types/time/timestamp.go) ---------------------------------
+
+DURATION = re.compile(r"([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+|0)")
+DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
+                  "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def go_duration_ns(text: str) -> int | None:
+    """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-2s", "0") in nanoseconds; None if
+    `text` is not a duration."""
+    m = DURATION.fullmatch(text)
+    if not m:
+        return None
+    total = sum(round(float(number) * DURATION_UNITS[unit])
+                for number, unit in DURATION_PART.findall(m[2]))
+    return -total if m[1] == "-" else total
+
+
+def api_timestamp(value: str, flag: str = "since", now: float | None = None) -> str:
+    """What the docker client sends for `--since`/`--until` (GetTimestamp): a duration counts back
+    from now ("10m" -> Unix seconds); an RFC 3339 time or a date without a zone is local time;
+    a Unix timestamp passes unchanged. Returns "seconds[.nanoseconds]" for `timestamp_ns`."""
+    now = time.time() if now is None else now
+    duration = go_duration_ns(value)
+    if value != "0" and duration is not None:
+        return str((int(now * 10**9) - duration) // 10**9)
+    local = not any(c in value for c in "zZ+") and value.count("-") != 3
+    if "." in value:
+        layout = "2006-01-02T15:04:05.999999999" if local else RFC3339_NANO
+    elif "T" in value:
+        colons = value.count(":")
+        if not local and "z" not in value.lower() and colons:
+            colons -= 1  # the zone's own colon
+        layouts = (["2006-01-02T15", "2006-01-02T15:04", "2006-01-02T15:04:05"] if local else
+                   ["2006-01-02T15Z07:00", "2006-01-02T15:04Z07:00", RFC3339])
+        layout = layouts[min(colons, 2)]
+    else:
+        layout = "2006-01-02" if local else "2006-01-02Z07:00"
+    try:
+        ns = go_parse(value, layout, time.localtime(now).tm_gmtoff if local else None)
+    except ValueError as e:
+        if "-" in value:
+            raise InvalidParameter(f'invalid value for "{flag}": {e}') from None
+        try:
+            timestamp_ns(value)
+        except InvalidParameter:
+            raise InvalidParameter(f'invalid value for "{flag}": failed to parse value as time '
+                                   f'or duration: "{value}"') from None
+        return value
+    return f"{ns // 10**9}.{ns % 10**9:09d}"
+
+
+def timestamp_ns(value: str) -> int:
+    """The daemon's side (ParseTimestamps): "seconds[.fraction]" -> nanoseconds since the epoch."""
+    seconds, dot, fraction = value.partition(".")
+    for number in [seconds] + ([fraction] if dot else []):
+        if not re.fullmatch(r"[+-]?\d+", number):
+            raise InvalidParameter(f'strconv.ParseInt: parsing "{number}": invalid syntax')
+    nanos = int(float(int(fraction)) * 10.0 ** (9 - len(fraction))) if dot else 0
+    return int(seconds) * 10**9 + nanos  # Go's time.Unix(sec, nsec): "-5.5" is -4.5 s

@@ -1,21 +1,99 @@
-"""Docker's table layout and short ids, for the CLI (sizes, durations and times are in `units`).
+"""Docker's table layout, short ids and ps's COMMAND column, for the CLI (sizes, durations,
+times and STATUS strings are in `units`: the daemon writes some of them).
 
-It comes from the Go library the docker CLI uses (text/tabwriter): matching it lets scripts
-written for docker's output read ours.
+They come from the Go code the docker CLI uses (text/tabwriter, strconv.Quote, the CLI's
+formatter.Ellipsis): matching them lets scripts written for docker's output read ours.
 """
 
 from __future__ import annotations
 
+import unicodedata
 
-def table(rows: list[list[str]]) -> str:
-    """Columns as docker aligns them: tabwriter(minwidth=10, padding=3); last column unpadded."""
+#: strconv.Quote's short escapes.
+GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+              "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
+def tabwriter(text: str, minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter (tabwidth 1, padchar ' ', no flags) over `text`: each cell ends with a
+    tab, and a column is as wide as its widest cell plus `padding` (at least `minwidth`) over
+    each run of consecutive lines that have that column; text after a line's last tab is not a
+    cell. docker uses (10, 3) for tables such as ps, and (20, 3) for top."""
+    lines = [line.split("\t") for line in text.split("\n")]
+    out: list[str] = []
+
+    def block(first: int, end: int, widths: list[int]) -> None:
+        column, line = len(widths), first
+        while line < end:
+            if column >= len(lines[line]) - 1:
+                out.append(render(lines[line], widths))
+                line += 1
+                continue
+            start, width = line, minwidth
+            while line < end and column < len(lines[line]) - 1:
+                width = max(width, len(lines[line][column]) + padding)
+                line += 1
+            block(start, line, widths + [width])
+
+    def render(cells: list[str], widths: list[int]) -> str:
+        return "".join(cell.ljust(widths[i]) if i < len(widths) else cell
+                       for i, cell in enumerate(cells))
+
+    block(0, len(lines), [])
+    return "\n".join(out)
+
+
+def table(rows: list[list[str]], minwidth: int = 10) -> str:
+    """Rows of cells as docker prints a table: tabwriter(minwidth, padding=3), one line per row;
+    the last column is not padded."""
     if not rows:
         return ""
-    widths = [max(10, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
-    lines = ["".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1] for row in rows]
-    return "\n".join(lines) + "\n"
+    return tabwriter("".join("\t".join(row) + "\n" for row in rows), minwidth)
 
 
 def short_id(image_id: str) -> str:
     """docker's 12-digit form of an id."""
     return image_id.removeprefix("sha256:")[:12]
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote: a double-quoted string, non-printable characters escaped."""
+    out = []
+    for ch in text:
+        if ch in GO_ESCAPES:
+            out.append(GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def display_width(ch: str) -> int:
+    """Columns a character takes on a terminal, as the CLI counts them (wide East Asian: 2)."""
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def ellipsis(text: str, width: int) -> str:
+    """The CLI's formatter.Ellipsis: at most `width` display columns, the last one "…" when the
+    text is cut ("sh -c 'while true; …" for width 20)."""
+    if width <= 0:
+        return ""
+    if width == 1:
+        return text[:1]
+    if sum(display_width(ch) for ch in text) <= width:
+        return text
+    used = 0
+    for i, ch in enumerate(text):
+        used += display_width(ch)
+        if used > width - 1:
+            return text[:i] + "…"
+    return text
+
+
+def command_column(command: str, truncate: bool = True) -> str:
+    """ps's COMMAND column from the Engine API's `Command` (units.command_line): cut to 20
+    columns unless --no-trunc, then Go-quoted: "sh -c 'while true; …"."""
+    return go_quote(ellipsis(command, 20) if truncate else command)
