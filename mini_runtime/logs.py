@@ -2,9 +2,9 @@
 
     {"log":"hello world\n","stream":"stdout","time":"2026-11-27T17:39:53.640547432Z"}
 
-The writer runs in the long-lived monitor (chapter 06), so this module imports only os, time,
-codecs and collections at the top: every page a monitor maps is paid once per running container. The reader runs
-in the CLI or the daemon: `read` (with `--tail`, `--since`, `--until`) and `follow` (`logs -f`).
+The writer runs in the long-lived monitor (chapter 06), so this module imports only os, time
+and collections at the top: every page a monitor maps is paid once per running container. The
+reader runs in the CLI or the daemon: `read` (`--tail`, `--since`, `--until`) and `follow` (`-f`).
 
 What docker does, and so we do (moby daemon/logger/copier.go and jsonfilelog/jsonlog):
 - output is cut into lines; each line's entry keeps its "\n";
@@ -12,13 +12,13 @@ What docker does, and so we do (moby daemon/logger/copier.go and jsonfilelog/jso
   time of the first piece); the last piece carries the "\n";
 - when the stream ends, an unfinished line is written as it is, without "\n";
 - `time` is Go's time.RFC3339Nano in UTC: trailing zeros of the fraction are dropped;
-- the text is escaped as Go's encoding/json would (HTML-safe: <, >, & as \\u003c ...; tab as
-  \\u0009), and each byte that is not valid UTF-8 becomes U+FFFD, as Go's utf8.DecodeRune decides.
+- the text is escaped as jsonlog's writer does (HTML-safe: <, >, & as \\u003c ...; tab as
+  \\u0009), and each byte that starts no valid UTF-8 sequence (Go's utf8.DecodeRune) is written
+  as the escape \\ufffd, while a real U+FFFD passes as it is.
 """
 
 from __future__ import annotations
 
-import codecs
 import os
 import time
 from collections import namedtuple
@@ -31,22 +31,14 @@ STREAMS = ("stdout", "stderr")
 ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)} | {
     ord("\n"): "\\n", ord("\r"): "\\r", ord('"'): '\\"', ord("\\"): "\\\\",
     ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
-    0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def one_fffd_per_byte(error: UnicodeError) -> tuple[str, int]:
-    """Go replaces every byte that does not start a valid sequence with U+FFFD; Python's "replace"
-    would write one U+FFFD for a truncated multi-byte sequence."""
-    assert isinstance(error, UnicodeDecodeError)
-    return "\ufffd" * (error.end - error.start), error.end
-
-
-codecs.register_error("mini-go-utf8", one_fffd_per_byte)
+    0x2028: "\\u2028", 0x2029: "\\u2029"} | {
+    # a byte that starts no valid UTF-8 sequence: "surrogateescape" made it U+DC80..U+DCFF
+    0xDC80 + byte: "\\ufffd" for byte in range(128)}
 
 
 def go_string(data: bytes) -> str:
     """`data` as a JSON string literal, byte for byte as docker's json-file writer makes it."""
-    return '"' + data.decode("utf-8", "mini-go-utf8").translate(ESCAPES) + '"'
+    return '"' + data.decode("utf-8", "surrogateescape").translate(ESCAPES) + '"'
 
 
 def rfc3339_nano(ns: int) -> str:
