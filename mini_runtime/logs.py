@@ -156,12 +156,14 @@ def complete_lines(path: str, tail: int | None) -> tuple[list[bytes], int]:
             f.seek(0)
             data, start = f.read(), 0
         else:
-            data, start = b"", size
-            while start > 0 and data.count(b"\n") <= tail:
+            blocks, newlines, start = [], 0, size
+            while start > 0 and newlines <= tail:  # tail+1 newlines: the tail lines are whole
                 step = min(64 * 1024, start)
                 start -= step
                 f.seek(start)
-                data = f.read(step) + data
+                blocks.append(f.read(step))
+                newlines += blocks[-1].count(b"\n")
+            data = b"".join(reversed(blocks))
     end = data.rfind(b"\n") + 1
     lines = data[:end].split(b"\n")[:-1]
     if tail is not None and tail >= 0:

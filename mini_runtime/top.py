@@ -41,9 +41,9 @@ def proc_row(pid: int) -> list[str] | None:
             stat = f.read().decode(errors="replace")
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read()
-        uid = int(next(line.split()[2] for line in open(f"/proc/{pid}/status")
-                       if line.startswith("Uid:")))
-    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        with open(f"/proc/{pid}/status") as f:
+            uid = int(next(line.split()[2] for line in f if line.startswith("Uid:")))  # effective
+    except (OSError, StopIteration):  # gone meanwhile
         return None
     comm = stat[stat.index("(") + 1:stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2:].split()
@@ -142,9 +142,12 @@ def ps_table(pids: Sequence[int], ps_args: str) -> tuple[list[str], list[list[st
             raise InvalidParameter(f'specifying "{key}={column}" is not allowed')
     args = ps_args.split(" ")
     quick = "-q" + ",".join(str(p) for p in pids)
-    result = subprocess.run(["ps", *args, quick], capture_output=True)
-    if result.returncode != 0:
-        result = subprocess.run(["ps", *args], capture_output=True)
+    try:
+        result = subprocess.run(["ps", *args, quick], capture_output=True)
+        if result.returncode != 0:
+            result = subprocess.run(["ps", *args], capture_output=True)
+    except FileNotFoundError:
+        raise System('ps: exec: "ps": executable file not found in $PATH') from None
         if result.returncode != 0:
             reason = result.stderr.decode(errors="replace").split("\n", 1)[0]
             raise System(reason or f"ps: exit status {result.returncode}")

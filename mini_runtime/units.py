@@ -134,11 +134,15 @@ def parse_rfc3339(stamp: str) -> float | None:
 
 
 def rfc3339_ns(stamp: str) -> int | None:
-    """Nanoseconds since the epoch of an RFC 3339 time; None if unreadable or the zero time."""
+    """Nanoseconds since the epoch of an RFC 3339 time (one without a zone read as UTC); None if
+    unreadable or the zero time."""
     try:
         ns = go_parse(stamp, RFC3339, None)
     except ValueError:
-        return None
+        try:
+            ns = go_parse(stamp, "2006-01-02T15:04:05", 0)
+        except ValueError:
+            return None
     return None if ns == ZERO_NS else ns
 
 

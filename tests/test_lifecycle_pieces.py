@@ -113,6 +113,12 @@ def test_read_gives_entries_and_tail_the_last_ones(tmp_path):
     assert len(list(logs.read(path, tail=-1))) == 50 and len(list(logs.read(path, tail=500))) == 50
 
 
+def test_tail_across_many_blocks_gives_exactly_the_last_lines(tmp_path):
+    path = log_file(tmp_path, [f"2026-11-27T17:39:{s % 60:02d}Z" for s in range(6000)])
+    assert os.path.getsize(path) > 4 * 64 * 1024
+    assert list(logs.read(path, tail=4321)) == list(logs.read(path))[-4321:]
+
+
 def test_tail_reads_from_the_end_without_parsing_the_rest(tmp_path):
     path = tmp_path / "big-json.log"
     with open(path, "w") as f:
@@ -261,6 +267,34 @@ def test_created_column_counts_from_unix_seconds_or_rfc3339():
 ])
 def test_command_column_is_quoted_and_cut_as_docker(path, args, trunc, want):
     assert formatting.command_column(units.command_line(path, args), trunc) == want
+
+
+def test_default_ps_table_is_dockers():
+    """Trace 23 (docker ps, CLI 28.2.2), from the rows' fields as the CLI computes them."""
+    rows = [{"ID": "eb6e0cc1e1dd", "Image": "busybox", "Command": '"httpd -f -p 80"',
+             "RunningFor": "29 seconds ago", "Status": "Up 28 seconds",
+             "Ports": "0.0.0.0:32768->80/tcp, [::]:32768->80/tcp", "Names": "hungry_mahavira"},
+            {"ID": "c8a2e152be3b", "Image": "busybox", "Command": '"httpd -f -p 80"',
+             "RunningFor": "32 seconds ago", "Status": "Up 32 seconds",
+             "Ports": "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp", "Names": "web"},
+            {"ID": "5da91b989347", "Image": "busybox", "Command": '"sh"',
+             "RunningFor": "About a minute ago", "Status": "Up About a minute", "Ports": "",
+             "Names": "vigilant_golick"}]
+    assert template.render_table(formatting.PS_FORMAT, rows, formatting.PS_HEADERS) == (
+        "CONTAINER ID   IMAGE     COMMAND            CREATED              STATUS              PORTS                                       NAMES\n"
+        "eb6e0cc1e1dd   busybox   \"httpd -f -p 80\"   29 seconds ago       Up 28 seconds       0.0.0.0:32768->80/tcp, [::]:32768->80/tcp   hungry_mahavira\n"
+        "c8a2e152be3b   busybox   \"httpd -f -p 80\"   32 seconds ago       Up 32 seconds       0.0.0.0:8080->80/tcp, [::]:8080->80/tcp     web\n"
+        "5da91b989347   busybox   \"sh\"               About a minute ago   Up About a minute                                               vigilant_golick\n")
+    assert template.render_table(formatting.PS_FORMAT, [], formatting.PS_HEADERS) == (
+        "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n")
+
+
+def test_top_table_is_dockers():
+    """Trace 28 (docker top web): tabwriter with minwidth 20."""
+    row = ["root", "4046", "4026", "0", "17:38", "?", "00:00:00", "httpd -f -p 80"]
+    assert formatting.table([top.TITLES, row], minwidth=20) == (
+        "UID                 PID                 PPID                C                   STIME               TTY                 TIME                CMD\n"
+        "root                4046                4026                0                   17:38               ?                   00:00:00            httpd -f -p 80\n")
 
 
 def test_tabwriter_aligns_blocks_like_go():
