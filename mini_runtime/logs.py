@@ -239,18 +239,12 @@ def entry_ns(entry: Entry) -> int:
 
 
 def epoch_seconds(stamp: str) -> int:
-    """Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" in UTC (days from civil, no calendar
-    module: the reader stays light too)."""
+    """Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS" in UTC."""
+    from mini_runtime.units import civil_seconds  # the reader's side only: the monitor never asks
     if len(stamp) != 19 or stamp[4] != "-" or stamp[7] != "-" or stamp[10] not in "Tt":
         raise ValueError(stamp)
-    y, m, d = int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10])
-    hh, mm, ss = int(stamp[11:13]), int(stamp[14:16]), int(stamp[17:19])
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    return civil_seconds(int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]),
+                         int(stamp[14:16]), int(stamp[17:19]))
 
 
 def split_stamp(stamp: str) -> tuple[str, str, str]:
