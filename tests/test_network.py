@@ -103,7 +103,7 @@ def test_a_new_netns_has_only_lo_and_it_is_down(test_host):
 def test_a_new_netns_cannot_be_made_twice(test_host):
     namespace.create("mini-twice")
     try:
-        with pytest.raises(FileExistsError):
+        with pytest.raises(Conflict, match="exists already"):
             namespace.create("mini-twice")
     finally:
         namespace.remove("mini-twice")
@@ -184,16 +184,16 @@ def test_without_the_nat_table_the_outside_gets_the_container_address_and_cannot
 
 def test_dnat_a_published_port_reaches_the_container_from_outside(container, test_host):
     web, held = container("web", bindings=ports.parse("18080:80"))
+    assert [h.binding for h in held] == [ports.PortBinding("", 18080, 80, "tcp")]
+    listener = server(web.netns, 80, "hello from web", count=3)
     try:
-        assert [h.binding for h in held] == [ports.PortBinding("", 18080, 80, "tcp")]
-        listener = server(web.netns, 80, "hello from web", count=3)
         outside = run_in(test_host.outside_path, ["python3", "-c", CLIENT.format(ip=test_host.host_ip, port=18080)])
         assert outside.stdout.startswith("hello from web "), outside.stderr
         # the host to its own addresses: the output chain
-        assert fetch(test_host.host_ip, 18080).startswith("hello from web")
-        assert fetch(web.gateway, 18080).startswith("hello from web")
-        finish(listener)
+        assert fetch(test_host.host_ip, 18080, timeout=1).startswith("hello from web")
+        assert fetch(web.gateway, 18080, timeout=1).startswith("hello from web")
     finally:
+        finish(listener)
         ports.release(held)
 
 
@@ -202,7 +202,7 @@ def test_localhost_needs_the_userland_proxy(container):
     tcp, udp = held
     low, high = ports.local_port_range()
     assert low <= tcp.binding.host_port <= high and low <= udp.binding.host_port <= high
-    listener = server(web.netns, 80, "hello from web", count=2)  # (the queued one comes first)
+    listener = server(web.netns, 80, "hello from web", count=3)  # (the queued one comes first)
     echo = python_in(web.netns, UDP_ECHO.format(port=5353))
     wait_ready(echo)
     try:
@@ -211,6 +211,10 @@ def test_localhost_needs_the_userland_proxy(container):
         proxy = ports.Proxy(held, web.ip).start()
         try:
             assert fetch("127.0.0.1", tcp.binding.host_port).startswith("hello from web ")
+            # hairpin: the container through the host's published port (not DNATed: iifname
+            # mini0 is left out), served by the proxy, as docker's userland proxy does
+            hairpin = run_in(web.netns, ["python3", "-c", CLIENT.format(ip=web.gateway, port=tcp.binding.host_port)])
+            assert hairpin.stdout.startswith(f"hello from web {web.gateway}"), hairpin.stderr
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(3)
                 s.sendto(b"ping", ("127.0.0.1", udp.binding.host_port))
@@ -236,6 +240,12 @@ def test_a_port_in_use_fails_with_dockers_message_and_leaves_nothing(container, 
         socket.socket().bind(("0.0.0.0", 18083))   # the port held before the failure is free again
     finally:
         taken.close()
+
+
+def test_a_host_address_that_is_not_ours_is_refused(container, test_host):
+    with pytest.raises(InvalidParameter, match="Bind for 192.0.2.77:18086/tcp failed: Cannot assign requested address"):
+        container("web", bindings=ports.parse("192.0.2.77:18086:80"))
+    assert namespace.names() == [] and nat.table() is None
 
 
 def test_a_subnet_overlapping_a_route_is_refused(container, test_host):
@@ -317,6 +327,7 @@ def test_a_user_defined_network_resolves_names_the_default_bridge_does_not(conta
         assert [n["Name"] for n in networks.ls()] == ["bridge", "host", "none", "minitestnet"]
         assert networks.inspect(record["Id"][:8])["Name"] == "minitestnet"
     finally:
+        network.sweep(lambda _id: False)     # (after a failure: the network must be empty to go)
         networks.remove("minitestnet")
     with pytest.raises(NotFound):
         networks.inspect("minitestnet")
@@ -407,3 +418,29 @@ def test_the_nft_command_is_a_fallback_for_the_python_binding(test_host, monkeyp
         assert nat.drop_table_if_unused()
     monkeypatch.undo()
     assert nat.table() is None
+
+
+def test_etc_files_are_bind_mounted_over_the_init_layer_and_never_copied_up(tmp_path):
+    """What the pipeline will do in the child: the init layer as the topmost lower dir gives
+    the mount points (even over an image's symlink), the bind mounts put our files there, and
+    the container's upper dir stays empty: nothing for diff or commit."""
+    image, upper, work, merged = (tmp_path / d for d in ("image", "upper", "work", "merged"))
+    for d in (image / "etc", upper, work, merged):
+        d.mkdir(parents=True)
+    (image / "etc" / "hosts").symlink_to("/etc/passwd")          # a hostile image
+    files = etcfiles.write(tmp_path / "ct", "box", "172.29.0.2", tmp_path / "none")
+    init = etcfiles.init_layer(tmp_path / "ct")
+    syscalls.mount("overlay", str(merged), "overlay", 0,
+                   f"lowerdir={init}:{image},upperdir={upper},workdir={work}")
+    try:
+        etcfiles.bind(files, merged)
+        try:
+            assert (merged / "etc" / "hosts").read_text().endswith("172.29.0.2\tbox\n")
+            assert (merged / "etc" / "hostname").read_text() == "box\n"
+            assert "nameserver 8.8.8.8" in (merged / "etc" / "resolv.conf").read_text()
+        finally:
+            for name in etcfiles.NAMES:
+                syscalls.umount2(str(merged / "etc" / name))
+    finally:
+        syscalls.umount2(str(merged))
+    assert list(upper.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 
@@ -277,3 +278,16 @@ def test_subnet_overlap_rules():
     assert str(ipam.pick_subnet([ipam.parse_subnet("172.30.0.0/24")], [("172.30.1.0/24", "x")])) == "172.30.2.0/24"
     with pytest.raises(InvalidParameter):
         ipam.parse_subnet("172.29.0.1/16")
+
+
+def test_an_endpoint_survives_the_container_record():
+    from pathlib import Path
+
+    from mini_runtime import network
+    endpoint = network.Endpoint("c" * 64, "bridge", "/run/mini/netns/x", "mini0", "172.29.0.2", 16,
+                                "172.29.0.1", "02:42:ac:1d:00:02", (B("", 8080, 80, "tcp"),),
+                                etcfiles.EtcFiles(Path("/h"), Path("/n"), Path("/r")), "id")
+    assert network.Endpoint.from_record(json.loads(json.dumps(endpoint.record()))) == endpoint
+    shown = network.settings(endpoint, ["443/tcp"])
+    assert shown["Networks"]["bridge"]["IPAddress"] == shown["IPAddress"] == "172.29.0.2"
+    assert shown["Ports"] == {"443/tcp": None, "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}

@@ -55,6 +55,7 @@ class Endpoint(NamedTuple):
     mac: str = ""
     ports: tuple[PortBinding, ...] = ()  # with the host ports really held
     files: EtcFiles | None = None
+    network_id: str = ""
 
     def record(self) -> dict:
         """As JSON for the container's record; `from_record` reads it back."""
@@ -86,11 +87,11 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
         try:
             if network == "host":
                 files = etcfiles.write(directory, hostname, None, source, own_network=False, **dns_args)
-                endpoint = Endpoint(container_id, network, files=files)
+                endpoint = Endpoint(container_id, network, files=files, network_id=record["Id"])
             elif network == "none":
                 netns = str(namespace.create(container_id))
                 files = etcfiles.write(directory, hostname, None, source, **dns_args)
-                endpoint = Endpoint(container_id, network, netns, files=files)
+                endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
             else:
                 endpoint = wire(record, container_id, directory, hostname, held, source, dns_args)
             networks.join(network, container_id, member(endpoint, name, aliases, hostname))
@@ -120,7 +121,7 @@ def wire(record: dict, container_id: str, directory: Path, hostname: str, held: 
     files = etcfiles.write(directory, hostname, str(ip), resolv_source,
                            extra=networks.peers(record, container_id), **dns_args)
     return Endpoint(container_id, record["Name"], netns, bridge_name, str(ip), subnet.prefixlen,
-                    str(pool.gateway), mac, tuple(h.binding for h in held), files)
+                    str(pool.gateway), mac, tuple(h.binding for h in held), files, record["Id"])
 # <<< wire
 
 
@@ -195,7 +196,7 @@ def sweep(alive: Callable[[str], bool]) -> list[str]:
 def settings(endpoint: Endpoint, exposed: Iterable[str] = ()) -> dict:
     """NetworkSettings for inspect, with the legacy top-level fields (API <= 1.51)."""
     on_bridge = bool(endpoint.ip)
-    one = {"NetworkID": "", "EndpointID": endpoint.container_id if on_bridge else "",
+    one = {"NetworkID": endpoint.network_id, "EndpointID": endpoint.container_id if on_bridge else "",
            "Gateway": endpoint.gateway, "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen,
            "MacAddress": endpoint.mac, "Aliases": None, "DNSNames": None}
     return {"Bridge": endpoint.bridge, "SandboxID": endpoint.container_id if endpoint.netns else "",

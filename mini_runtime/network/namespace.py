@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mini_runtime import syscalls
-from mini_runtime.errors import System
+from mini_runtime.errors import Conflict, System
 from mini_runtime.paths import run_root
 
 
@@ -40,7 +40,10 @@ def create(name: str) -> Path:
     """A new, empty network namespace kept alive by a bind mount at `$MINI_RUN/netns/<name>`."""
     target = path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    try:
+        os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    except FileExistsError:
+        raise Conflict(f"network namespace {name} exists already") from None
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:                                     # the helper: one job, then _exit

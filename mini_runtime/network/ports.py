@@ -16,6 +16,7 @@ direction) keep the copying easy to read; UDP has one upstream socket per client
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 import threading
@@ -132,11 +133,13 @@ def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Hel
     try:
         for b in bindings:
             if b.host_port:
+                where = f"{b.host_ip or '0.0.0.0'}:{b.host_port}"
                 try:
                     held.append(Held(b, open_socket(b, b.host_port)))
-                except OSError:
-                    raise Conflict(f"Bind for {b.host_ip or '0.0.0.0'}:{b.host_port} failed: "
-                                   f"port is already allocated") from None
+                except OSError as e:
+                    if e.errno == errno.EADDRINUSE:
+                        raise Conflict(f"Bind for {where} failed: port is already allocated") from None
+                    raise InvalidParameter(f"Bind for {where}/{b.proto} failed: {e.strerror}") from None
             else:
                 held.append(any_free(b, source))
     except BaseException:
@@ -209,7 +212,8 @@ class Proxy:
 
     def spawn(self, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
     def accept_loop(self, h: Held) -> None:
@@ -218,17 +222,18 @@ class Proxy:
                 client, _ = h.sock.accept()
             except OSError:
                 return                               # close() shut the listening socket
-            try:
-                upstream = socket.create_connection((self.container_ip, h.binding.container_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()                       # nothing listens in the container
-                continue
-            self.spawn(self.relay, client, upstream)
+            self.spawn(self.relay, client, h.binding.container_port)
 
-    def relay(self, client: socket.socket, upstream: socket.socket) -> None:
+    def relay(self, client: socket.socket, port: int) -> None:
         """One connection: a thread for each direction; closed once both have ended."""
-        self.track(client, upstream)
+        self.track(client)
+        try:
+            upstream = socket.create_connection((self.container_ip, port), timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            self.untrack(client)                     # nothing listens in the container
+            return
+        self.track(upstream)
         back = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
         back.start()
         self.pump(client, upstream)
@@ -305,7 +310,9 @@ class Proxy:
         with self.lock:
             for s in self.open:
                 self.shut(s)
-        for thread in self.threads:
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
             thread.join(timeout=2)
         with self.lock:
             for s in self.open:
