@@ -147,6 +147,10 @@ def test_two_containers_on_the_bridge_reach_each_other(container):
                                                    bridge.host_end(two.container_id)])
     ping = run_in(one.netns, [BUSYBOX, "ping", "-c", "1", "-W", "3", two.ip])
     assert ping.returncode == 0, ping.stdout + ping.stderr
+    # what the container's child does before exec: network.join(endpoint)
+    seen = subprocess.run([BUSYBOX, "ip", "-o", "-4", "addr", "show", "eth0"], capture_output=True, text=True,
+                          preexec_fn=lambda: network.join(two), timeout=10)
+    assert f"inet {two.ip}/{subnet.prefixlen}" in seen.stdout, seen.stderr
 
 
 def test_network_none_has_only_lo(container):
@@ -208,7 +212,10 @@ def test_localhost_needs_the_userland_proxy(container):
     try:
         with pytest.raises(socket.timeout):   # DNAT skips 127.0.0.1: the held port only queues it
             fetch("127.0.0.1", tcp.binding.host_port, timeout=1)
-        proxy = ports.Proxy(held, web.ip).start()
+        # the monitor gets the held sockets as file descriptors and serves them
+        handed = [ports.adopt(h.binding, os.dup(h.sock.fileno())) for h in held]
+        ports.release(held)
+        proxy = ports.Proxy(handed, web.ip).start()
         try:
             assert fetch("127.0.0.1", tcp.binding.host_port).startswith("hello from web ")
             # hairpin: the container through the host's published port (not DNATed: iifname
