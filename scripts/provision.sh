@@ -35,8 +35,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # --- apt packages -------------------------------------------------------------------------
 # Chapter by chapter: 01 busybox-static (the base image), python3-venv; 02-03 util-linux and
 # procps (unshare, nsenter, ps for the experiments); 02 gcc and libc6-dev (a static chroot-
-# breakout program, examples/chroot-escape.c); make and git for the course tooling.
-pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev python3-zstandard)
+# breakout program, examples/chroot-escape.c); make and git for the course tooling; 07 nftables
+# and python3-nftables (NAT rules as JSON through libnftables; the venv sees the binding because
+# it is made with --system-site-packages; `nft -j` is the fallback).
+pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make git gcc libc6-dev python3-zstandard
+      nftables python3-nftables)
 # Tests only: vagrant (validates the Vagrantfile) and user-mode-linux (a cgroup-v2-only kernel
 # that boots as a process: `make test-v2`) with kmod (modprobe loads its overlay module); docker.io and skopeo, the real peers of chapter 05's
 # image tests (tests/test_peers.py starts its own private dockerd; it needs no system one).

@@ -2,9 +2,10 @@
 
 Every test runs with MINI_ROOT and MINI_RUN pointing at a private temporary directory (shared by
 the session, so the built-in image is made once). The autouse `host_unchanged` fixture takes a
-snapshot of the host before each test and fails the test if anything is left behind: a mount,
-a cgroup or network link or netns or nftables table named mini*, a child process (pytest is a
-child subreaper, so even orphans of orphans come back to it), or a stray state file.
+snapshot of the host before each test and fails the test if anything is left behind: a mount
+(netns bind mounts included), a cgroup, a network link named like ours, a named netns (/run/netns,
+$MINI_RUN/netns), an nftables table named mini* (of the machine's namespace), a child process
+(pytest is a child subreaper, so even orphans of orphans come back to it), or a stray state file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ os.environ["MINI_RUN"] = str(_STATE / "run")
 # Container cgroups of this run live under a parent of its own, so that two test runs on one
 # machine (a developer's and a helper's) never see each other's cgroups as leaks.
 os.environ.setdefault("MINI_CGROUP_PARENT", f"mini-test-{os.getpid()}")
-_OTHER_RUNS = "mini-test-"
+_OTHER_RUNS = ("mini-test-", "mini-bench-")  # other test runs' and benchmarks' (scripts of bench/)
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -69,11 +70,39 @@ def _named_mini(base: str, depth: int) -> set[str]:
     return found
 
 
+#: The machine's network namespace, kept open: the checks below look there even while a network
+#: test's thread is in its private "test host" namespace (tests/netharness.py).
+_HOME_NET = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+CLONE_NEWNET = 0x40000000
+
+
+def _at_home() -> None:
+    if ctypes.CDLL(None, use_errno=True).setns(_HOME_NET, CLONE_NEWNET) != 0:
+        os._exit(127)
+
+
 def _nft_tables() -> set[str]:
+    """The machine's nftables tables whose name says mini (ours, and other runs')."""
     if not shutil.which("nft"):
         return set()
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, preexec_fn=_at_home).stdout
     return {line for line in out.splitlines() if "mini" in line}
+
+
+def _netns() -> set[str]:
+    """Named network namespaces: `ip netns list` (/run/netns) and mini's ($MINI_RUN/netns)."""
+    found = set()
+    mine = f"-{os.getpid()}"
+    for base in ("/run/netns", os.path.join(os.environ["MINI_RUN"], "netns")):
+        if os.path.isdir(base):
+            found |= {os.path.join(base, name) for name in os.listdir(base)
+                      if not name.startswith(_OTHER_RUNS) or name.endswith(mine)}  # (another run's harness)
+    return found
+
+
+def _links() -> set[str]:
+    """The machine's links named like ours: bridges mini*, veth ends mv*/mp* (and mr* of the notes)."""
+    return {n for n in os.listdir("/sys/class/net") if n.startswith(("mini", "mv", "mp", "mr"))}
 
 
 def _children() -> set[tuple[int, str]]:
@@ -109,6 +138,8 @@ def _stray_state() -> set[str]:
     run = os.environ["MINI_RUN"]
     for name in os.listdir(run) if os.path.isdir(run) else []:  # (an empty containers/ may stay)
         inner = os.path.join(run, name)
+        if name == "netns":
+            continue                                               # counted under "netns"
         if name != "containers" or not os.path.isdir(inner):
             found.add(inner)
         else:
@@ -133,8 +164,8 @@ def snapshot() -> dict[str, set]:
     return {
         "mounts": _mounts(),
         "cgroups": _named_mini("/sys/fs/cgroup", 3),
-        "links": {n for n in os.listdir("/sys/class/net") if n.startswith(("mini", "mv", "mr"))},
-        "netns": set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set(),
+        "links": _links(),
+        "netns": _netns(),
         "nftables": _nft_tables(),
         "children": _children(),
         "state files": _stray_state(),

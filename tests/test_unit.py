@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 
@@ -178,3 +179,115 @@ def test_doctor_fails_a_machine_without_a_namespace(tmp_path, capsys):
     assert doctor.main([check]) == 1
     assert capsys.readouterr().out.startswith("✗ namespaces")
     assert doctor.check_namespaces().ok
+
+
+# --- chapter 07: -p, /etc files, subnets (no kernel needed) --------------------------------------
+
+from mini_runtime.network import etcfiles, ipam, ports  # noqa: E402
+from mini_runtime.errors import Conflict, InvalidParameter  # noqa: E402
+
+B = ports.PortBinding
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("80", [B("", 0, 80, "tcp")]),
+    ("8080:80", [B("", 8080, 80, "tcp")]),
+    ("127.0.0.1:8080:80", [B("127.0.0.1", 8080, 80, "tcp")]),
+    ("127.0.0.1::80", [B("127.0.0.1", 0, 80, "tcp")]),
+    ("53:53/udp", [B("", 53, 53, "udp")]),
+    ("80/TCP", [B("", 0, 80, "tcp")]),
+    ("8000-8001:80-81", [B("", 8000, 80, "tcp"), B("", 8001, 81, "tcp")]),
+    ("80-81/udp", [B("", 0, 80, "udp"), B("", 0, 81, "udp")]),
+])
+def test_port_specs_parse_like_docker(spec, want):
+    assert ports.parse(spec) == want
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("abc", "invalid containerPort: abc"), ("70000:80", "invalid hostPort: 70000"),
+    ("80/sctpx", "invalid proto: sctpx"), ("8080:", "no port specified"),
+    ("1.2.3:80:80", "invalid IP address: 1.2.3"), ("8000-8002:80-81", "invalid ranges"),
+    ("1:2:3:4", "invalid port format"), ("0:80", "invalid hostPort: 0"),
+])
+def test_bad_port_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(InvalidParameter, match=message):
+        ports.parse(spec)
+
+
+def test_publish_all_adds_the_exposed_ports_not_published_yet():
+    got = ports.parse_all(["8080:80"], publish_all=True, exposed={"443/tcp": {}, "80/tcp": {}, "53/udp": {}})
+    assert got == [B("", 8080, 80, "tcp"), B("", 0, 53, "udp"), B("", 0, 443, "tcp")]
+
+
+def test_port_views_have_the_engine_api_shape():
+    bound = [B("", 32768, 80, "tcp")]
+    assert ports.settings(bound, ["443/tcp"]) == {"443/tcp": None,
+                                                  "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}]}
+    assert ports.port_bindings([B("", 0, 80, "tcp")]) == {"80/tcp": [{"HostIp": "", "HostPort": ""}]}
+
+
+def test_local_port_range_is_read_from_the_file(tmp_path):
+    source = tmp_path / "range"
+    source.write_text("40000\t40010\n")
+    assert ports.local_port_range(source) == (40000, 40010)
+
+
+def test_hosts_file_is_dockers():
+    assert etcfiles.hosts("abc", "172.29.0.2", [("172.29.0.3", "web www")]) == (
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        "172.29.0.2\tabc\n172.29.0.3\tweb www\n")
+
+
+@pytest.mark.parametrize("host, kept, gone", [
+    ("nameserver 127.0.0.53\noptions edns0\n", ["nameserver 8.8.8.8", "nameserver 8.8.4.4", "options edns0"],
+     ["127.0.0.53"]),
+    ("nameserver 10.0.0.2\nnameserver ::1\nnameserver fd00::1\nsearch lan\n", ["nameserver 10.0.0.2", "search lan"],
+     ["::1", "fd00::1", "8.8.8.8"]),
+    ("", ["nameserver 8.8.8.8"], []),
+])
+def test_resolv_conf_drops_loopback_nameservers(host, kept, gone):
+    text = etcfiles.resolv_conf(host, "/etc/resolv.conf")
+    lines = text.splitlines()
+    assert all(k in lines for k in kept) and not any(g in text for g in gone)
+
+
+def test_resolv_conf_overrides_and_host_network():
+    text = etcfiles.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", "x", dns=["192.0.2.53"], search=["corp"])
+    assert "nameserver 192.0.2.53" in text and "search corp" in text and "search lan" not in text
+    assert "nameserver 127.0.0.53" in etcfiles.resolv_conf("nameserver 127.0.0.53\n", "x", own_network=False)
+
+
+def test_resolved_stub_hosts_use_the_upstream_list(tmp_path):
+    stub, upstream = tmp_path / "resolv.conf", tmp_path / "upstream.conf"
+    stub.write_text("nameserver 127.0.0.53\n")
+    assert etcfiles.host_resolv_source(stub, upstream) == stub          # no upstream file
+    upstream.write_text("nameserver 192.0.2.1\n")
+    assert etcfiles.host_resolv_source(stub, upstream) == upstream
+    stub.write_text("nameserver 192.0.2.9\n")
+    assert etcfiles.host_resolv_source(stub, upstream) == stub
+
+
+def test_subnet_overlap_rules():
+    subnet = ipam.parse_subnet("172.29.0.0/16")
+    ipam.check_no_overlap(subnet, [("0.0.0.0/0", "eth0"), ("192.0.2.0/24", "eth0"), ("172.29.0.0/16", "mini0")],
+                          own_device="mini0")
+    for route in ("172.29.4.0/24", "172.16.0.0/12", "172.29.9.9/32"):
+        with pytest.raises(Conflict, match=f"overlaps the route {route}"):
+            ipam.check_no_overlap(subnet, [(route, "eth1")])
+    assert str(ipam.pick_subnet([ipam.parse_subnet("172.30.0.0/24")], [("172.30.1.0/24", "x")])) == "172.30.2.0/24"
+    with pytest.raises(InvalidParameter):
+        ipam.parse_subnet("172.29.0.1/16")
+
+
+def test_an_endpoint_survives_the_container_record():
+    from pathlib import Path
+
+    from mini_runtime import network
+    endpoint = network.Endpoint("c" * 64, "bridge", "/run/mini/netns/x", "mini0", "172.29.0.2", 16,
+                                "172.29.0.1", "02:42:ac:1d:00:02", (B("", 8080, 80, "tcp"),),
+                                etcfiles.EtcFiles(Path("/h"), Path("/n"), Path("/r")), "id")
+    assert network.Endpoint.from_record(json.loads(json.dumps(endpoint.record()))) == endpoint
+    shown = network.settings(endpoint, ["443/tcp"])
+    assert shown["Networks"]["bridge"]["IPAddress"] == shown["IPAddress"] == "172.29.0.2"
+    assert shown["Ports"] == {"443/tcp": None, "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}

@@ -1,0 +1,205 @@
+"""Chapter 07: the network. A namespace per container, wired to a bridge, NATed to the world.
+
+    namespace.py  a named network namespace (bind mount under $MINI_RUN/netns), join with setns
+    bridge.py     the bridge and each container's veth pair, through netlink (pyroute2)
+    ipam.py       who has which address, persisted under the state root, with a file lock
+    nat.py        MASQUERADE, DNAT of published ports, forwarding rules: nftables JSON, table `ip mini`
+    ports.py      -p / -P, holding host ports, the userland proxy for 127.0.0.1
+    etcfiles.py   /etc/hosts, /etc/hostname, /etc/resolv.conf per container
+    networks.py   bridge/host/none and user-defined networks; names by /etc/hosts kept current
+
+The pipeline calls four functions of this module (the others are for `mini network`, tests and
+inspect). All of them act on the network namespace the calling thread is in.
+
+- **create** (parent, before forking the child):
+  `endpoint, held = network.attach(id, directory, hostname, network="bridge"|"none"|"host"|NAME,
+  name=..., aliases=..., ports=ports.parse_all(-p..., -P, image ExposedPorts))`. Holds the host
+  ports first (a port in use: Conflict "Bind for 0.0.0.0:8080 failed: port is already allocated",
+  nothing made), then makes the netns `$MINI_RUN/netns/<id>`, an address, the bridge and rules,
+  the veth pair, the DNAT rules, the three /etc files in `directory`. On any error everything
+  is undone and the error raised. Keep `held` open and hand it to the monitor: its
+  `ports.Proxy(held, endpoint.ip).start()` serves 127.0.0.1 (close() it when the container ends).
+  Record `settings(endpoint, exposed)` as NetworkSettings and `endpoint` itself (`endpoint.record()`).
+- **in the child, before exec**: `network.join(endpoint)` instead of unshare(CLONE_NEWNET)
+  (nothing for `host`); after the overlay is mounted and before pivot_root,
+  `etcfiles.bind(endpoint.files, merged)`, with `etcfiles.init_layer(directory)` as the topmost
+  lower dir of the overlay so that the mount points exist and nothing lands in the upper dir.
+- **exec**: `namespace.join(endpoint.netns)` (or /proc/PID/ns/net while the container runs).
+- **cleanup** (container ended or removed): `network.detach(id)`: rules, veth, netns, address,
+  membership; the default bridge when its last container is gone, our nftables table when its
+  last rule is. Idempotent and keyed by the id only. `network.sweep(alive)` does it for every id
+  that `alive(id)` says is gone (a SIGKILLed monitor's leftovers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+from mini_runtime.errors import MiniError, NotFound, System
+from mini_runtime.network import etcfiles, namespace, ports
+from mini_runtime.network.etcfiles import EtcFiles
+from mini_runtime.network.ports import Held, PortBinding
+
+
+class Endpoint(NamedTuple):
+    """A container's place on the network: what inspect shows and what the child joins."""
+    container_id: str
+    network: str                       # "bridge", "none", "host", or a user-defined network
+    netns: str = ""                    # the namespace to join ("" = the host's own)
+    bridge: str = ""
+    ip: str = ""
+    prefixlen: int = 0
+    gateway: str = ""
+    mac: str = ""
+    ports: tuple[PortBinding, ...] = ()  # with the host ports really held
+    files: EtcFiles | None = None
+    network_id: str = ""
+
+    def record(self) -> dict:
+        """As JSON for the container's record; `from_record` reads it back."""
+        return self._replace(ports=[list(p) for p in self.ports],
+                             files=[str(f) for f in self.files] if self.files else None)._asdict()
+
+    @classmethod
+    def from_record(cls, data: dict) -> "Endpoint":
+        files = data.get("files")
+        return cls(**{**data, "ports": tuple(PortBinding(*p) for p in data.get("ports") or ()),
+                      "files": EtcFiles(*map(Path, files)) if files else None})
+
+
+# >>> attach
+def attach(container_id: str, directory: Path, hostname: str, network: str = "bridge",
+           name: str = "", aliases: Iterable[str] = (), bindings: Iterable[PortBinding] = (),
+           resolv_source: Path | None = None, dns: Iterable[str] = (),
+           dns_search: Iterable[str] = (), dns_options: Iterable[str] = ()) -> tuple[Endpoint, list[Held]]:
+    """Everything a container needs on the network, made before its child starts."""
+    from mini_runtime.network import networks    # (pyroute2 comes with it: not on the child's path)
+    record = networks.load(network)
+    if record is None:
+        raise NotFound(f"network {network} not found")
+    source = resolv_source or etcfiles.host_resolv_source()
+    dns_args = dict(dns=dns, search=dns_search, options=dns_options)
+    on_bridge = network not in ("host", "none")
+    held: list[Held] = ports.hold(bindings) if on_bridge else []   # first: nothing to undo yet
+    with networks.lock():
+        try:
+            if network == "host":
+                files = etcfiles.write(directory, hostname, None, source, own_network=False, **dns_args)
+                endpoint = Endpoint(container_id, network, files=files, network_id=record["Id"])
+            elif network == "none":
+                netns = str(namespace.create(container_id))
+                files = etcfiles.write(directory, hostname, None, source, **dns_args)
+                endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
+            else:
+                endpoint = wire(record, container_id, directory, hostname, held, source, dns_args)
+            networks.join(network, container_id, member(endpoint, name, aliases, hostname))
+        except BaseException:
+            ports.release(held)
+            with contextlib.suppress(Exception):    # the first error is the one to report
+                undo(container_id)
+            raise
+    return endpoint, held
+# <<< attach
+
+
+# >>> wire
+def wire(record: dict, container_id: str, directory: Path, hostname: str, held: list[Held],
+         resolv_source: Path, dns_args: dict) -> Endpoint:
+    """A container on a bridge network (the lock is held): address, bridge, veth, DNAT, files."""
+    from mini_runtime.network import bridge, ipam, nat, networks
+    subnet, bridge_name = networks.subnet_of(record), networks.bridge_of(record)
+    ipam.check_no_overlap(subnet, bridge.routes(), own_device=bridge_name)  # routes may have changed
+    pool = ipam.Pool(record["Name"], subnet)
+    ip = pool.allocate(container_id)
+    netns = str(namespace.create(container_id))
+    networks.wire(record)                      # the bridge, its address, its rules (idempotent)
+    address = ipam.Interface(f"{ip}/{subnet.prefixlen}")
+    mac = bridge.connect(container_id, bridge_name, netns, address, pool.gateway)
+    nat.publish(container_id, bridge_name, str(ip), [h.binding for h in held])
+    files = etcfiles.write(directory, hostname, str(ip), resolv_source,
+                           extra=networks.peers(record, container_id), **dns_args)
+    return Endpoint(container_id, record["Name"], netns, bridge_name, str(ip), subnet.prefixlen,
+                    str(pool.gateway), mac, tuple(h.binding for h in held), files, record["Id"])
+# <<< wire
+
+
+def member(endpoint: Endpoint, name: str, aliases: Iterable[str], hostname: str) -> dict:
+    """The container as a network's record lists it (docker network inspect's Containers)."""
+    return {"Name": name, "EndpointID": endpoint.container_id, "MacAddress": endpoint.mac,
+            "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}" if endpoint.ip else "",
+            "IPv6Address": "", "Aliases": list(aliases), "Hostname": hostname,
+            "HostsPath": str(endpoint.files.hosts) if endpoint.files else ""}
+
+
+# >>> join
+def join(endpoint: Endpoint) -> None:
+    """In the container's child before exec: enter its network namespace (none for `host`)."""
+    if endpoint.netns:
+        namespace.join(endpoint.netns)
+# <<< join
+
+
+# >>> detach
+def detach(container_id: str) -> None:
+    """Undo attach, from the id alone (also for a container whose record is gone)."""
+    from mini_runtime.network import networks
+    with networks.lock():
+        undo(container_id)
+
+
+def undo(container_id: str) -> None:
+    """Each step runs even if one before failed (lock held); the first failure is raised."""
+    from mini_runtime.network import bridge, ipam, nat, networks
+    failures: list[str] = []
+
+    def step(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except (MiniError, OSError) as e:
+            failures.append(str(e))
+
+    step(lambda: nat.unpublish(container_id))            # its DNAT and forward rules
+    step(lambda: bridge.disconnect(container_id))        # the veth pair, both ends
+    step(lambda: namespace.remove(container_id))         # the netns mount
+    step(lambda: networks.leave(container_id))           # membership; the others' /etc/hosts
+    step(lambda: ipam.release_everywhere(container_id))  # its address
+    step(lambda: drop_default_bridge_if_unused())
+    step(nat.drop_table_if_unused)                       # the table goes with the last rule
+    if failures:
+        raise System(f"cleaning up the network of {container_id[:12]}: {failures[0]}")
+# <<< detach
+
+
+def drop_default_bridge_if_unused() -> None:
+    """mini0 goes when its last container has: nothing of ours stays on an idle host."""
+    from mini_runtime.network import bridge, ipam, nat, networks
+    if not ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated():
+        nat.remove_network(networks.DEFAULT_BRIDGE)
+        bridge.remove_bridge(networks.DEFAULT_BRIDGE)
+
+
+def sweep(alive: Callable[[str], bool]) -> list[str]:
+    """Detach every container that has something on the network but is no longer alive."""
+    from mini_runtime.network import ipam, nat, networks
+    with networks.lock():
+        known = set(namespace.names()) | set(ipam.owners()) | set(networks.members())
+        with contextlib.suppress(MiniError):
+            known |= nat.owners()
+        dead = sorted(i for i in known if not alive(i))
+        for container_id in dead:
+            undo(container_id)
+    return dead
+
+
+def settings(endpoint: Endpoint, exposed: Iterable[str] = ()) -> dict:
+    """NetworkSettings for inspect, with the legacy top-level fields (API <= 1.51)."""
+    on_bridge = bool(endpoint.ip)
+    one = {"NetworkID": endpoint.network_id, "EndpointID": endpoint.container_id if on_bridge else "",
+           "Gateway": endpoint.gateway, "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen,
+           "MacAddress": endpoint.mac, "Aliases": None, "DNSNames": None}
+    return {"Bridge": endpoint.bridge, "SandboxID": endpoint.container_id if endpoint.netns else "",
+            "SandboxKey": endpoint.netns, "Ports": ports.settings(endpoint.ports, exposed),
+            "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen, "Gateway": endpoint.gateway,
+            "MacAddress": endpoint.mac, "Networks": {endpoint.network: one}}

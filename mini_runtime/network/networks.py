@@ -1,0 +1,225 @@
+"""Networks: the default `bridge`, `host`, `none`, and user-defined ones (`mini network create`).
+
+A user-defined network is a bridge of its own (`mini-<id10>`) on a subnet of its own (a free /24
+of 172.30.0.0/16, or --subnet), with its own MASQUERADE and forwarding rules; nat.py keeps
+bridges apart, so containers on different networks cannot reach each other. The record is a
+JSON file under the state root in the Engine API's shape (`docker network inspect`), with the
+containers attached to it.
+
+**Names.** On a user-defined network containers reach each other by name (and alias); on the
+default bridge they do not (docker's rule: there, only the legacy `--link`). Docker answers names
+with an embedded DNS server at 127.0.0.11 in every container; we keep **/etc/hosts current**
+instead: when a container joins or leaves a network, the hosts file of every member is
+rewritten with the others' names. Why: it needs no process living beside each container (a DNS
+server would have to run inside every container's namespace, be restarted with it and forward
+other queries to the host's resolvers), it works with any libc, static busybox included, and
+the learner can `cat /etc/hosts` and see exactly why a name resolves. What it costs: a program
+that read the file once does not see later changes, and there is no resolution of names of
+other hosts through us (docker's server forwards those). The file is rewritten in place, because
+it is bind-mounted into the container (etcfiles.rewrite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from mini_runtime import paths
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound
+from mini_runtime.network import bridge, etcfiles, ipam, nat
+from mini_runtime.units import now_rfc3339
+
+DEFAULT, DEFAULT_BRIDGE = "bridge", "mini0"
+BUILTIN = ("bridge", "host", "none")
+NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def directory() -> Path:
+    return paths.state_root() / "network" / "networks"
+
+
+@contextlib.contextmanager
+def lock() -> Iterator[None]:
+    """One lock for every change to networks, bridges and rules: concurrent `mini` take turns."""
+    with paths.locked(paths.state_root() / "network" / "lock"):
+        yield
+
+
+def network_id(name: str, salt: str = "") -> str:
+    return hashlib.sha256(f"{name}\0{salt}".encode()).hexdigest()
+
+
+def builtin(name: str) -> dict:
+    """The record of a pre-defined network (its membership is kept like any other's)."""
+    record = {"Name": name, "Id": network_id(name), "Created": "0001-01-01T00:00:00Z", "Scope": "local",
+              "Driver": {"bridge": "bridge", "host": "host", "none": "null"}[name], "EnableIPv6": False,
+              "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+              "Attachable": False, "Containers": {}, "Options": {}, "Labels": {}}
+    if name == DEFAULT:
+        subnet = ipam.default_subnet()
+        record["IPAM"]["Config"] = [{"Subnet": str(subnet), "Gateway": str(next(subnet.hosts()))}]
+        record["Options"] = {"com.docker.network.bridge.name": DEFAULT_BRIDGE}
+    return record
+
+
+def load(name: str) -> dict | None:
+    try:
+        return json.loads((directory() / f"{name}.json").read_text())
+    except FileNotFoundError:
+        return builtin(name) if name in BUILTIN else None
+
+
+def save(record: dict) -> None:
+    paths.atomic_write(directory() / f"{record['Name']}.json", json.dumps(record, indent=1).encode() + b"\n")
+
+
+def user_records() -> list[dict]:
+    found = []
+    for file in sorted(directory().glob("*.json")) if directory().is_dir() else []:
+        record = json.loads(file.read_text())
+        if record["Name"] not in BUILTIN:
+            found.append(record)
+    return found
+
+
+def ls() -> list[dict]:
+    """Every network, the pre-defined ones first (`mini network ls`)."""
+    return [load(name) for name in BUILTIN] + user_records()
+
+
+def inspect(ref: str) -> dict:
+    """A network by name, full id or unique id prefix."""
+    everything = ls()
+    for record in everything:
+        if ref in (record["Name"], record["Id"]):
+            return record
+    matches = [r for r in everything if r["Id"].startswith(ref)] if len(ref) >= 1 else []
+    if len(matches) == 1:
+        return matches[0]
+    raise NotFound(f"network {ref} not found")
+
+
+def bridge_of(record: dict) -> str:
+    return record["Options"].get("com.docker.network.bridge.name", "")
+
+
+def subnet_of(record: dict) -> ipam.Network:
+    return ipam.parse_subnet(record["IPAM"]["Config"][0]["Subnet"])
+
+
+# >>> network-create
+def create(name: str, subnet: str | None = None) -> dict:
+    """A user-defined network: a record, a bridge, its rules. Nothing stays if a step fails."""
+    if not NAME.fullmatch(name):
+        raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    with lock():
+        if name in BUILTIN or load(name) is not None:
+            raise Conflict(f"network with name {name} already exists")
+        routes = bridge.routes()
+        taken = [subnet_of(r) for r in user_records()] + [ipam.default_subnet()]
+        if subnet:
+            chosen = ipam.parse_subnet(subnet)
+            ipam.check_no_overlap(chosen, routes)
+            for other in taken:
+                if other.overlaps(chosen):
+                    raise Conflict(f"invalid pool request: Pool overlaps with other one on this address space ({other})")
+        else:
+            chosen = ipam.pick_subnet(taken, routes)
+        ident = network_id(name, now_rfc3339() + os.urandom(8).hex())
+        record = builtin(DEFAULT) | {"Name": name, "Id": ident, "Created": now_rfc3339(), "Containers": {},
+                                     "IPAM": {"Driver": "default", "Options": {}, "Config": [
+                                         {"Subnet": str(chosen), "Gateway": str(next(chosen.hosts()))}]},
+                                     "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"}}
+        try:
+            wire(record)
+            save(record)
+        except BaseException:
+            with contextlib.suppress(Exception):   # the first error is the one to report
+                unwire(record)
+            raise
+    return record
+# <<< network-create
+
+
+def wire(record: dict) -> None:
+    """The network's bridge with its gateway address, and its rules (idempotent)."""
+    subnet = subnet_of(record)
+    bridge.ensure_bridge(bridge_of(record), ipam.Interface(f"{next(subnet.hosts())}/{subnet.prefixlen}"))
+    nat.ensure_table()
+    nat.add_network(bridge_of(record), str(subnet))
+
+
+def unwire(record: dict) -> None:
+    nat.remove_network(bridge_of(record))
+    bridge.remove_bridge(bridge_of(record))
+    nat.drop_table_if_unused()
+
+
+def remove(ref: str) -> str:
+    """`mini network rm`: only a network without containers. Returns its name."""
+    with lock():
+        record = inspect(ref)
+        if record["Name"] in BUILTIN:
+            raise Conflict(f"{record['Name']} is a pre-defined network and cannot be removed")
+        if record["Containers"]:
+            raise Conflict(f"error while removing network: network {record['Name']} id {record['Id']} "
+                           f"has active endpoints")
+        unwire(record)
+        ipam.forget(record["Name"])
+        (directory() / f"{record['Name']}.json").unlink(missing_ok=True)
+    return record["Name"]
+
+
+# --- membership, and the hosts files that follow it ----------------------------------------------
+
+def join(name: str, container_id: str, endpoint: dict) -> None:
+    """Record the container on the network (call with lock() held) and, on a user-defined
+    network, tell every member's /etc/hosts about it and the others."""
+    record = load(name)
+    record["Containers"][container_id] = endpoint
+    save(record)
+    refresh_hosts(record)
+
+
+def leave(container_id: str) -> list[str]:
+    """Take the container off every network it is on (lock() held). The networks it left."""
+    left = []
+    for record in [load(n) for n in BUILTIN] + user_records():
+        if record["Containers"].pop(container_id, None) is not None:
+            save(record)
+            refresh_hosts(record)
+            left.append(record["Name"])
+    return left
+
+
+def members() -> dict[str, str]:
+    """{container id: network name} over every network."""
+    return {cid: r["Name"] for r in [load(n) for n in BUILTIN] + user_records() for cid in r["Containers"]}
+
+
+def peers(record: dict, container_id: str) -> list[tuple[str, str]]:
+    """The (ip, names) lines a member's /etc/hosts gets for the other members: name, aliases,
+    short id. None on the pre-defined networks (docker resolves no names there)."""
+    if record["Name"] in BUILTIN:
+        return []
+    lines = []
+    for other, ep in sorted(record["Containers"].items()):
+        if other != container_id:
+            names = [n for n in [ep.get("Name", "")] + list(ep.get("Aliases") or []) + [other[:12]] if n]
+            lines.append((ep["IPv4Address"].split("/")[0], " ".join(dict.fromkeys(names))))
+    return lines
+
+
+def refresh_hosts(record: dict) -> None:
+    if record["Name"] in BUILTIN:
+        return
+    for cid, ep in record["Containers"].items():
+        path = Path(ep.get("HostsPath") or "")
+        if path.is_file():
+            etcfiles.rewrite(path, etcfiles.hosts(ep["Hostname"], ep["IPv4Address"].split("/")[0],
+                                                  peers(record, cid)))

@@ -1,0 +1,322 @@
+"""Published ports: docker's `-p` and `-P`, the host ports they hold, and the userland proxy.
+
+`-p` forms (docker's): `CONTAINER`, `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `IP::CONTAINER`, each
+with an optional `/tcp` (default) or `/udp`, and ranges `8000-8002:80-82` or `80-82`. An empty
+host port means "any": a free one from the kernel's ephemeral range
+(/proc/sys/net/ipv4/ip_local_port_range), reported back. `-P` publishes every `ExposedPorts`
+entry of the image that way.
+
+A host port is *held* by binding a socket to it, as docker-proxy does: the bind itself says
+whether the port is free (no race with a check first), and once held nobody else can take it.
+The same sockets then serve the **userland proxy**: a connection to 127.0.0.1:8080 never
+passes the DNAT rules (see nat.py), so it arrives at the proxy's listening socket, and the proxy
+copies bytes to and from the container's address. Two threads per TCP connection (one per
+direction) keep the copying easy to read; UDP has one upstream socket per client.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import socket
+import threading
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from mini_runtime.errors import Conflict, InvalidParameter
+
+PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+UDP_IDLE = 90.0     # seconds without a datagram before a UDP flow is forgotten (docker: 90)
+CHUNK = 65536
+
+
+class PortBinding(NamedTuple):
+    """One published port; host_port 0 = any free port, host_ip "" = every address."""
+    host_ip: str
+    host_port: int
+    container_port: int
+    proto: str = "tcp"
+
+    @property
+    def key(self) -> str:
+        """The Engine API's name of the container port: "80/tcp"."""
+        return f"{self.container_port}/{self.proto}"
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+def port_range(text: str, what: str) -> list[int]:
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise InvalidParameter(f"invalid {what}: {text}") from None
+    if not (0 < low <= high <= 65535) or (what == "hostPort" and low == 0):
+        raise InvalidParameter(f"invalid {what}: {text}")
+    return list(range(low, high + 1))
+
+
+# >>> parse-port
+def parse(spec: str) -> list[PortBinding]:
+    """One `-p` value -> its bindings (a range gives several)."""
+    rest, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp"):
+        raise InvalidParameter(f"invalid proto: {proto}")
+    parts = rest.split(":")
+    if len(parts) > 3 or rest.startswith("["):
+        raise InvalidParameter(f"invalid port format: {spec!r} (IPv6 host addresses are not supported)")
+    host_ip, host, container = ([""] * (3 - len(parts)) + parts)
+    if host_ip:
+        try:
+            socket.inet_aton(host_ip)
+            if host_ip.count(".") != 3:
+                raise OSError
+        except OSError:
+            raise InvalidParameter(f"invalid IP address: {host_ip}") from None
+    if not container:
+        raise InvalidParameter(f"no port specified: {spec}<empty>")
+    containers = port_range(container, "containerPort")
+    hosts = port_range(host, "hostPort") if host else [0] * len(containers)
+    if len(hosts) != len(containers):
+        raise InvalidParameter(f"invalid ranges specified for container and host Ports: {spec}")
+    return [PortBinding(host_ip, h, c, proto) for h, c in zip(hosts, containers)]
+# <<< parse-port
+
+
+def parse_all(specs: Iterable[str], publish_all: bool = False,
+              exposed: dict | None = None) -> list[PortBinding]:
+    """Every `-p`, plus with `-P` every exposed port not published already (on a free port)."""
+    bindings = [b for spec in specs for b in parse(spec)]
+    if publish_all:
+        done = {b.key for b in bindings}
+        for key in sorted(exposed or {}, key=lambda k: (int(k.split("/")[0]), k)):
+            if key not in done:
+                port, _, proto = key.partition("/")
+                bindings.append(PortBinding("", 0, int(port), proto or "tcp"))
+    return bindings
+
+
+def local_port_range(source: Path = PORT_RANGE) -> tuple[int, int]:
+    """The ephemeral range of the network namespace we are in (32768-60999 by default)."""
+    low, high = source.read_text().split()
+    return int(low), int(high)
+
+
+# --- holding host ports ------------------------------------------------------------------------
+
+class Held(NamedTuple):
+    """A binding with its real host port, and the bound socket that holds that port."""
+    binding: PortBinding
+    sock: socket.socket
+
+
+def open_socket(b: PortBinding, port: int) -> socket.socket:
+    kind = socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # a port in TIME_WAIT is free
+        sock.bind((b.host_ip or "0.0.0.0", port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# >>> hold-ports
+def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Held]:
+    """Bind every host port (choosing the free ones asked for). A port in use fails the whole
+    request with docker's message, and the ports held so far are let go again."""
+    held: list[Held] = []
+    try:
+        for b in bindings:
+            if b.host_port:
+                where = f"{b.host_ip or '0.0.0.0'}:{b.host_port}"
+                try:
+                    held.append(Held(b, open_socket(b, b.host_port)))
+                except OSError as e:
+                    if e.errno == errno.EADDRINUSE:
+                        raise Conflict(f"Bind for {where} failed: port is already allocated") from None
+                    raise InvalidParameter(f"Bind for {where}/{b.proto} failed: {e.strerror}") from None
+            else:
+                held.append(any_free(b, source))
+    except BaseException:
+        release(held)
+        raise
+    return held
+# <<< hold-ports
+
+
+def any_free(b: PortBinding, source: Path) -> Held:
+    low, high = local_port_range(source)
+    start = random.randint(low, high)
+    for port in list(range(start, high + 1)) + list(range(low, start)):
+        try:
+            return Held(b._replace(host_port=port), open_socket(b, port))
+        except OSError:
+            continue
+    raise Conflict(f"no free host port for {b.key} in {low}-{high}: all ports are allocated")
+
+
+def release(held: Iterable[Held]) -> None:
+    for h in held:
+        h.sock.close()
+
+
+def adopt(binding: PortBinding, fd: int) -> Held:
+    """A held port whose socket came from another process (the monitor gets them as fds)."""
+    return Held(binding, socket.socket(fileno=fd))
+
+
+# --- what inspect and ps show ------------------------------------------------------------------
+
+def port_bindings(bindings: Iterable[PortBinding]) -> dict:
+    """HostConfig.PortBindings: what was asked ("" = any)."""
+    out: dict = {}
+    for b in bindings:
+        out.setdefault(b.key, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port or "")})
+    return out
+
+
+def settings(bindings: Iterable[PortBinding], exposed: Iterable[str] = ()) -> dict:
+    """NetworkSettings.Ports: what is published where; exposed but not published -> None."""
+    out: dict = {key: None for key in exposed}
+    for b in bindings:
+        out.setdefault(b.key, None)
+        out[b.key] = (out[b.key] or []) + [{"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)}]
+    return out
+
+
+# --- the userland proxy ------------------------------------------------------------------------
+
+# >>> proxy
+class Proxy:
+    """Copies connections (TCP) and datagrams (UDP) from the held host ports to the container.
+    `start()` runs it in daemon threads; `close()` stops it and lets the ports go."""
+
+    def __init__(self, held: Iterable[Held], container_ip: str) -> None:
+        self.held = list(held)
+        self.container_ip = container_ip
+        self.closed = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+
+    def start(self) -> "Proxy":
+        for h in self.held:
+            target = self.accept_loop if h.binding.proto == "tcp" else self.udp_loop
+            self.spawn(target, h)
+        return self
+
+    def spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def accept_loop(self, h: Held) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = h.sock.accept()
+            except OSError:
+                return                               # close() shut the listening socket
+            self.spawn(self.relay, client, h.binding.container_port)
+
+    def relay(self, client: socket.socket, port: int) -> None:
+        """One connection: a thread for each direction; closed once both have ended."""
+        self.track(client)
+        try:
+            upstream = socket.create_connection((self.container_ip, port), timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            self.untrack(client)                     # nothing listens in the container
+            return
+        self.track(upstream)
+        back = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
+        back.start()
+        self.pump(client, upstream)
+        back.join()
+        self.untrack(client, upstream)
+
+    def pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """One direction of a connection; EOF is passed on as a half-close."""
+        try:
+            while data := source.recv(CHUNK):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            for s in (source, sink):
+                self.shut(s)
+
+    def udp_loop(self, h: Held) -> None:
+        flows: dict[tuple, socket.socket] = {}
+        h.sock.settimeout(0.2)
+        while not self.closed.is_set():
+            try:
+                data, client = h.sock.recvfrom(CHUNK)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            upstream = flows.get(client)
+            if upstream is None or upstream.fileno() < 0:
+                upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                upstream.connect((self.container_ip, h.binding.container_port))
+                flows[client] = upstream
+                self.track(upstream)
+                self.spawn(self.udp_replies, h.sock, upstream, client)
+            try:
+                upstream.send(data)
+            except OSError:
+                pass
+
+    def udp_replies(self, listener: socket.socket, upstream: socket.socket, client: tuple) -> None:
+        upstream.settimeout(0.2)
+        idle = 0.0
+        while not self.closed.is_set() and idle < UDP_IDLE:
+            try:
+                listener.sendto(upstream.recv(CHUNK), client)
+                idle = 0.0
+            except socket.timeout:
+                idle += 0.2
+            except OSError:
+                break
+        self.untrack(upstream)
+
+    def track(self, *sockets: socket.socket) -> None:
+        with self.lock:
+            self.open.update(sockets)
+
+    def untrack(self, *sockets: socket.socket) -> None:
+        with self.lock:
+            self.open.difference_update(sockets)
+        for s in sockets:
+            s.close()
+
+    @staticmethod
+    def shut(s: socket.socket) -> None:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop: no new connection, the open ones cut, the host ports free again."""
+        self.closed.set()
+        for h in self.held:
+            self.shut(h.sock)                        # wakes accept()
+        with self.lock:
+            for s in self.open:
+                self.shut(s)
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join(timeout=2)
+        with self.lock:
+            for s in self.open:
+                s.close()
+            self.open.clear()
+        release(self.held)
+# <<< proxy

@@ -1,0 +1,149 @@
+"""The network tests' private world: a "test host" and an "outside" host, both network namespaces.
+
+    machine (never touched)      mini-test-host-<pid>                      mini-test-out-<pid>
+                                 mth0 198.51.100.1/24  ==veth==  mto0 198.51.100.2/24
+                                 (the runtime runs here: mini0, containers, table ip mini)
+
+198.51.100.0/24 is TEST-NET-2 (RFC 5737): documentation only, routed nowhere. Neither namespace
+has a default route, so no packet can leave for a real address, and no test resolves a name.
+
+The `test_host` fixture moves the test's thread (pytest's main thread) into the test host
+namespace for the duration of the test, so that everything the test calls, the processes it
+starts and the threads it makes act there, and comes back afterwards. Before it comes back it
+checks the test host the way conftest checks the machine: the links, addresses, nftables tables
+and ip_forward of the test host, the netns mounts under $MINI_RUN/netns and the address
+allocations must be as they were. Then it deletes both namespaces (and with them anything a
+failed test left inside).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from mini_runtime import syscalls
+
+HOST_IP, OUTSIDE_IP, PREFIX = "198.51.100.1", "198.51.100.2", 24
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def make_netns(name: str) -> None:
+    """A namespace `ip netns` knows, made by util-linux's unshare: `ip netns add` would also turn
+    /run/netns into a shared mount of its own and leave that on the machine."""
+    os.makedirs("/run/netns", exist_ok=True)
+    open(f"/run/netns/{name}", "x").close()
+    subprocess.run(["unshare", f"--net=/run/netns/{name}", "true"], check=True)
+
+
+def delete_netns(name: str) -> None:
+    path = f"/run/netns/{name}"
+    try:
+        syscalls.umount2(path, syscalls.MNT_DETACH)
+    except OSError:
+        pass
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+class TestHost(NamedTuple):
+    name: str
+    outside: str
+    host_ip: str = HOST_IP
+    outside_ip: str = OUTSIDE_IP
+
+    @property
+    def outside_path(self) -> str:
+        return f"/run/netns/{self.outside}"
+
+
+def joiner(netns: str | Path):
+    """A preexec_fn: the child process joins `netns` before it execs."""
+    def enter() -> None:
+        fd = os.open(netns, os.O_RDONLY)
+        syscalls.setns(fd, syscalls.CLONE_NEWNET)
+        os.close(fd)
+    return enter
+
+
+def run_in(netns: str | Path, argv: list[str], timeout: float = 20, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, preexec_fn=joiner(netns), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def popen_in(netns: str | Path, argv: list[str], **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, preexec_fn=joiner(netns), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def python_in(netns: str | Path, script: str, **kwargs) -> subprocess.Popen[str]:
+    """A Python program in `netns`; it prints a line when it is ready."""
+    return popen_in(netns, [sys.executable, "-c", script], **kwargs)
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> None:
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", f"helper did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+
+
+def inner_state() -> dict:
+    """What the runtime may change in the test host (read from inside it)."""
+    from mini_runtime.network import ipam, namespace, nat
+    links = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True).stdout)
+    return {
+        "links": sorted(f"{l['ifname']} {[a['local'] + '/' + str(a['prefixlen']) for a in l.get('addr_info', [])]}"
+                        for l in links),
+        "nftables": sorted(line for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                                             text=True).stdout.splitlines()),
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+        "netns mounts": namespace.names(),
+        "addresses": sorted(ipam.owners()),
+        "forward memory": nat.forward_memory().exists(),
+    }
+
+
+@pytest.fixture
+def test_host():
+    pid = os.getpid()
+    host = TestHost(f"mini-test-host-{pid}", f"mini-test-out-{pid}")
+    make_netns(host.name)
+    try:
+        make_netns(host.outside)
+        ip("-n", host.name, "link", "add", "mth0", "type", "veth", "peer", "name", "mto0", "netns", host.outside)
+        for ns, link, address in ((host.name, "mth0", host.host_ip), (host.outside, "mto0", host.outside_ip)):
+            ip("-n", ns, "addr", "add", f"{address}/{PREFIX}", "dev", link)
+            ip("-n", ns, "link", "set", link, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield from inside(host, home)
+        finally:
+            os.close(home)
+    finally:
+        delete_netns(host.outside)
+        delete_netns(host.name)
+
+
+def inside(host: TestHost, home: int):
+    target = f"/run/netns/{host.name}"
+    joiner(target)()
+    try:
+        assert os.stat("/proc/thread-self/ns/net").st_ino == os.stat(target).st_ino, "not in the test host"
+        before = inner_state()
+        yield host
+        after = inner_state()
+        if after != before:
+            from mini_runtime import network
+            network.sweep(lambda _id: False)      # tidy up, so that one failure stays one
+            changed = {k: (before[k], after[k]) for k in after if after[k] != before[k]}
+            pytest.fail(f"the test left this behind in the test host: {changed}")
+    finally:
+        syscalls.setns(home, syscalls.CLONE_NEWNET)
