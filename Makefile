@@ -41,8 +41,9 @@ lab:
 doctor: setup
 	@$(VENV)/bin/mini doctor
 
-bench: setup
-	@$(PY) bench/run.py
+bench:
+	@bash scripts/provision.sh --bench
+	@$(PY) -m bench $(BENCH_ARGS)
 
 listings: setup
 	@$(PY) scripts/listings.py --update
