@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import report
-from bench.measure import Failed, interleave, run_side
+from bench.measure import Failed, Sample, Side, interleave, run_side
 from bench.rows import ROWS, Bench, RowSpec, Skip
 from bench.workspace import REPO, Workspace, report_problems
 
@@ -44,9 +44,14 @@ def measure(bench: Bench, spec: RowSpec, pairs: int) -> report.Outcome:
     outcome.a, outcome.b = a.label, b.label
     outcome.engine_cpu = {name for name, side in (("a", a), ("b", b)) if side.extra_cpu}
     stderr = str(bench.ws.dir / "stderr")
+
+    def run(side: Side) -> Sample:
+        sample = run_side(bench.launcher, side, stderr)
+        bench.ws.reap()  # orphans that came back to us (containerd's shims exit after the run)
+        return sample
+
     try:
-        outcome.result = interleave(lambda: run_side(bench.launcher, a, stderr),
-                                    lambda: run_side(bench.launcher, b, stderr), pairs, spec.warmup)
+        outcome.result = interleave(lambda: run(a), lambda: run(b), pairs, spec.warmup)
     except Exception as e:  # one row failing must not stop the others
         outcome.reason = f"{type(e).__name__}: {e}".splitlines()[0][:400]
     finally:
@@ -67,7 +72,7 @@ def say(outcome: report.Outcome, number: int, total: int) -> None:
 def write(outcomes: list[report.Outcome], bench: Bench, pairs: int, started: float) -> None:
     info = report.machine()
     document = report.document(outcomes, info, bench.versions, bench.notes, pairs, started,
-                               f"make bench` (`python -m bench --pairs {pairs}")
+                               f"`make bench` (`python -m bench --pairs {pairs}`)")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(document)
     title = (f"mini vs peers, {time.strftime('%Y-%m-%d', time.gmtime(started))}: "
@@ -95,6 +100,7 @@ def main(argv: list[str]) -> int:
         print("bench: --pairs must be at least 1", file=sys.stderr)
         return 2
     specs = [s for s in ROWS if not args.only or any(t in f"{s.group}: {s.title}" for t in args.only)]
+    signal.signal(signal.SIGINT, _interrupt)  # also where a shell started us with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     started = time.time()

@@ -110,15 +110,15 @@ def document(outcomes: list[Outcome], info: dict[str, str], versions: dict[str, 
             f"Machine: {info['os']}, kernel {info['kernel']}, {info['cpu']} ({info['cpus']} CPUs), "
             f"{info['memory']}, cgroups {info['cgroups']}. Python {info['python']}.", ""]
     head += ["Peers: " + "; ".join(f"{k}: {v}" for k, v in sorted(versions.items())) + ".", ""]
-    head += [f"Method: `{command}`. Each row runs A and B interleaved (A B A B …) after a warm-up, "
+    head += [f"Method: {command}. Each row runs A and B interleaved (A B A B …) after a warm-up, "
              f"{pairs} counted pairs. Wall: start to exit, seen from outside. CPU: user + system "
              "time of the command's whole process tree (wait4's rusage); † adds what the engine's "
              "daemon side used meanwhile (dockerd, containerd and shims; podman's conmon and runc), "
              "read from their cgroup's cpuacct.usage. Peak: the largest single process the command "
              "waited for (ru_maxrss): for docker that is the client only. A/B: the median of the "
              "pairwise ratios, the figure to quote on a shared machine.", ""]
-    tail = [""] + [f"- {n}" for n in notes] if notes else []
-    return "\n".join(head) + table(outcomes) + "\n".join(tail) + ("\n" if tail else "")
+    tail = ["", "**Notes**", ""] + [f"- {n}" for n in notes] if notes else []
+    return "\n".join(head) + "\n" + table(outcomes) + "\n".join(tail) + ("\n" if tail else "")
 
 
 def chart(outcomes: list[Outcome], path: Path, title: str) -> None:
@@ -127,6 +127,7 @@ def chart(outcomes: list[Outcome], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     measured = [o for o in outcomes if o.result is not None]
     if not measured:
@@ -135,12 +136,15 @@ def chart(outcomes: list[Outcome], path: Path, title: str) -> None:
     stats = [o.result.ratio() for o in measured if o.result is not None]
     medians = [s.median for s in stats]
     errors = [[s.median - s.low for s in stats], [s.high - s.median for s in stats]]
-    colors = ["#2a9d8f" if m <= 1.0 else "#e76f51" for m in medians]
+    # Green: mini is faster than the peer; red: slower; grey: not a peer (floors, mini vs mini).
+    colors = ["#9e9e9e" if o.group.startswith("Floors") or o.b.startswith("mini") else
+              "#2a9d8f" if m <= 1.0 else "#e76f51" for o, m in zip(measured, medians)]
     fig, ax = plt.subplots(figsize=(11, 0.42 * len(measured) + 1.6))
     y = list(range(len(measured)))[::-1]
     ax.barh(y, medians, xerr=errors, color=colors, alpha=0.85, capsize=3, ecolor="#555555")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yticks(y, labels, fontsize=8)
     for yy, m in zip(y, medians):
         ax.annotate(f"{m:.2f}×", (m, yy), xytext=(4, 3), textcoords="offset points", fontsize=8)
