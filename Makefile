@@ -13,7 +13,7 @@ help:
 	@echo "make test-v2  only the kernel-facing tests, inside the cgroup-v2 guest (user-mode-linux)"
 	@echo "make lab      JupyterLab for the notebooks (as root, token printed)"
 	@echo "make doctor   check this machine for everything the course needs"
-	@echo "make bench    start latency against peers, as ratios"
+	@echo "make bench    mini against runc, crun, podman and docker, as ratios (installs them first)"
 
 setup:
 	@bash scripts/provision.sh
@@ -41,8 +41,9 @@ lab:
 doctor: setup
 	@$(VENV)/bin/mini doctor
 
-bench: setup
-	@$(PY) bench/run.py
+bench:
+	@bash scripts/provision.sh --bench
+	@$(PY) -m bench $(BENCH_ARGS)
 
 listings: setup
 	@$(PY) scripts/listings.py --update

@@ -5,6 +5,8 @@
 #   scripts/provision.sh           runtime + tests: apt packages, a virtualenv, the package in it
 #   scripts/provision.sh --test    also the tools only the project's own tests use (vagrant)
 #   scripts/provision.sh --lab     also JupyterLab and a `mini` command on PATH
+#   scripts/provision.sh --bench   also the peers `make bench` measures against (runc, crun,
+#                                  podman, docker.io; never started as services) and matplotlib
 #   scripts/provision.sh --lab --service
 #                                  also an always-on JupyterLab service (what the Vagrant VM runs)
 #
@@ -14,13 +16,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${MINI_VENV:-$here/.venv}
-want_test=0 want_lab=0 want_service=0
+want_test=0 want_lab=0 want_service=0 want_bench=0
 for arg in "$@"; do
   case $arg in
     --test) want_test=1 ;;
     --lab) want_lab=1 ;;
     --service) want_service=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --bench) want_bench=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +47,9 @@ pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make gi
 # that boots as a process: `make test-v2`) with kmod (modprobe loads its overlay module); docker.io and skopeo, the real peers of chapter 05's
 # image tests (tests/test_peers.py starts its own private dockerd; it needs no system one).
 [ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux kmod docker.io skopeo)
+# Bench only: the peers of `make bench` (bench/README.md). The harness runs each privately:
+# its own state roots, a private dockerd, podman with private storage.
+[ $want_bench = 1 ] && pkgs+=(runc crun podman conmon docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -64,6 +70,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
   if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable -q --now docker.socket docker.service containerd.service 2>/dev/null || true
+  fi
+  # podman enables its API socket on install: nothing here uses it.
+  if [[ " ${missing[*]} " == *" podman "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable -q --now podman.socket podman.service 2>/dev/null || true
   fi
 fi
 
@@ -87,6 +97,13 @@ fi
 
 # Byte-code ahead of time: `mini run` starts faster, also where PYTHONDONTWRITEBYTECODE is set.
 "$venv/bin/python" -m compileall -q "$here/mini_runtime" "$here/exercises" >/dev/null || true
+
+# The bench's chart. From PyPI rather than apt: Debian's python3-matplotlib brings ~60
+# packages (scipy, sympy, tk) with it; the wheels are a handful. Only `make bench` imports it.
+if [ $want_bench = 1 ] && ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  say "pip: matplotlib (the chart of make bench)"
+  "$venv/bin/python" -m pip install -q 'matplotlib>=3.6'
+fi
 
 if [ $want_lab = 1 ]; then
   ln -sf "$venv/bin/mini" /usr/local/bin/mini

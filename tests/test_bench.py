@@ -1,0 +1,148 @@
+"""The benchmark harness's own logic: statistics, interleaving, the table, the README section.
+
+No peer and no timing is checked here (speed is measured by `make bench`, never asserted): these
+tests only make sure the numbers the harness prints are computed as its README says.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import measure, report, rows  # noqa: E402
+from bench.measure import Result, Sample, Stats  # noqa: E402
+
+
+def samples(*walls: float) -> list[Sample]:
+    return [Sample(w, w / 2, 1024 * (i + 1)) for i, w in enumerate(walls)]
+
+
+def test_stats_are_median_min_max():
+    assert Stats.of([3.0, 1.0, 2.0]) == Stats(2.0, 1.0, 3.0)
+    assert Stats.of([4.0, 1.0, 2.0, 3.0]).median == 2.5
+    with pytest.raises(ValueError):
+        Stats.of([])
+
+
+def test_ratio_is_the_median_of_pairwise_ratios_not_the_ratio_of_medians():
+    # Pairs (A, B): (1, 1), (2, 1), (10, 20). Ratios 1, 2, 0.5: median 1.0.
+    # The ratio of the medians would be 2 / 1 = 2.0: a pair's two sides share a moment's noise.
+    result = Result(a=samples(1.0, 2.0, 10.0), b=samples(1.0, 1.0, 20.0))
+    assert result.ratios == [1.0, 2.0, 0.5]
+    assert result.ratio() == Stats(1.0, 0.5, 2.0)
+    assert result.wall("a").median / result.wall("b").median == 2.0
+
+
+def test_interleave_alternates_and_drops_the_warmup():
+    order: list[str] = []
+    counter = iter(range(100))
+
+    def side(name: str):
+        def run() -> Sample:
+            order.append(name)
+            return Sample(float(next(counter) + 1), 0.0, 0)
+        return run
+
+    result = measure.interleave(side("a"), side("b"), pairs=3, warmup=2)
+    assert order == ["a", "b"] * 5
+    assert [s.wall for s in result.a] == [5.0, 7.0, 9.0]  # runs 1-4 were the warm-up
+    assert [s.wall for s in result.b] == [6.0, 8.0, 10.0]
+    with pytest.raises(ValueError):
+        measure.interleave(side("a"), side("b"), pairs=0)
+
+
+def test_launcher_report_is_parsed_in_seconds_and_kib():
+    sample, code = measure.parse_report("2500000 1500 500 2048 3\n")
+    assert sample == Sample(0.0025, 0.002, 2048) and code == 3
+
+
+def outcomes() -> list[report.Outcome]:
+    measured = report.Outcome("Start", "mini vs runc", "mini run --rm", "runc run + delete",
+                              Result(a=samples(0.090, 0.100, 0.110), b=samples(0.030, 0.040, 0.050)),
+                              engine_cpu={"b"})
+    skipped = report.Outcome("Later", "exec", reason="needs chapter 06", skipped=True)
+    failed = report.Outcome("Start", "mini vs crun", reason="crun: exited 1")
+    return [measured, skipped, failed]
+
+
+def test_table_has_the_measured_row_and_says_why_others_are_not():
+    text = report.table(outcomes())
+    row = next(line for line in text.splitlines() if line.startswith("| mini vs runc"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["`mini run --rm`", "`runc run + delete`"]
+    assert cells[3] == "100.0 (90.0–110.0)" and cells[4] == "40.0 (30.0–50.0)"
+    assert cells[5] == "50.0" and cells[6] == "20.0 †"  # CPU: half the wall here; † = daemon's
+    assert cells[7] == "2.0" and cells[8] == "2.0"  # KiB 1024, 2048, 3072: median 2 MiB
+    assert cells[9] == "**2.50** (2.20–3.00)"  # ratios 3.0, 2.5, 2.2
+    assert "- Later: exec: skipped: needs chapter 06" in text
+    assert "- Start: mini vs crun: failed: crun: exited 1" in text
+
+
+def test_document_names_machine_versions_and_method():
+    info = {"os": "Debian", "kernel": "6.1", "cpu": "EPYC", "cpus": "2", "memory": "24 GiB",
+            "cgroups": "v2", "python": "3.11.2"}
+    text = report.document(outcomes(), info, {"runc": "runc version 1.1.5"}, ["a note"], 20,
+                           0.0, "make bench")
+    assert text.startswith("# `make bench`, 1970-01-01 00:00 UTC")
+    for needle in ("kernel 6.1", "EPYC (2 CPUs)", "runc: runc version 1.1.5", "20 counted pairs",
+                   "| mini vs runc |", "- a note"):
+        assert needle in text
+
+
+def test_machine_reads_this_host():
+    info = report.machine()
+    assert info["kernel"] and info["cpus"].isdigit() and info["cgroups"].split()[0] in ("v1", "v2", "hybrid")
+
+
+def test_readme_section_is_replaced_between_markers_only():
+    text = f"intro\n{report.README_START}\nold table\n{report.README_END}\noutro\n"
+    new = report.replace_between_markers(text, "new table\n")
+    assert new == f"intro\n{report.README_START}\nnew table\n{report.README_END}\noutro\n"
+    with pytest.raises(ValueError):
+        report.replace_between_markers("no markers", "x")
+
+
+def test_the_readme_has_the_section_and_the_harness_is_small():
+    readme = (REPO / "README.md").read_text()
+    assert readme.index(report.README_START) < readme.index(report.README_END)
+    for module in (REPO / "bench").glob("*.py"):
+        assert len(module.read_text().splitlines()) <= 400, module.name
+
+
+def test_rows_are_unique_and_later_chapters_say_which():
+    titles = [(r.group, r.title) for r in rows.ROWS]
+    assert len(titles) == len(set(titles)) and len(titles) >= 15
+
+    class FakeBench(rows.Bench):
+        def __init__(self, help_text: str) -> None:
+            self._help = help_text
+
+        def mini_commands(self) -> str:
+            return self._help
+
+    later = [r for r in rows.ROWS if r.group == rows.LATER]
+    for spec in later:
+        with pytest.raises(rows.Skip, match=r"needs chapter (06|07|10)$"):
+            spec.make(FakeBench("    run  rm  images  --memory"))
+    exec_row = next(r for r in later if "exec" in r.title)
+    with pytest.raises(rows.Skip, match="write this row"):
+        exec_row.make(FakeBench("    run\n    exec   run a command in a running container"))
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+def test_launcher_times_a_command_and_reports_its_exit(tmp_path: Path):
+    launcher = measure.build_launcher(tmp_path)
+    stderr = str(tmp_path / "stderr")
+    sample, code = measure.run_once(launcher, ["/bin/sh", "-c", "echo oops >&2; exit 3"], {}, stderr)
+    assert code == 3 and measure.last_line(stderr) == "oops"
+    assert 0 < sample.wall < 10 and sample.maxrss > 0
+    side = measure.Side("false", [["/bin/false"]], env={})
+    with pytest.raises(measure.Failed, match="exited 1"):
+        measure.run_side(launcher, side, stderr)
