@@ -355,17 +355,19 @@ def grade(chapter: Chapter, learner_path: Path, seed: int | None = None,
     if problem:
         return everyone(problem)
     _prepare()
-    first = run_check(chapter, gate_check(), source, seed, seed)
-    if not first.passed:
-        return everyone(first.message)
-    results = []
-    for i, check in enumerate(chapter.checks):
-        if check in selected:
-            results.append(run_with_retry(chapter, check, source, seed + i, seed))
+    results: list[Result] = []
+    for i, check in [(-1, gate_check()), *enumerate(chapter.checks)]:
+        if check.number != GATE and check not in selected:
+            continue
+        result = run_with_retry(chapter, check, source, seed + max(i, 0), seed)
         changed = gate.changed(before)
         if changed:
             return everyone(f"the grader's files changed while your code ran ({', '.join(changed[:3])}): "
                             "not graded; restore them (git checkout -- exercises mini_runtime) and grade again")
+        if check.number == GATE and not result.passed:
+            return everyone(result.message)
+        if check.number != GATE:
+            results.append(result)
     return results
 
 

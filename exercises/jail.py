@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,12 +94,23 @@ class Jail:
         return Path(f"/proc/{self.pid}/mountinfo").read_text()
 
     def close(self) -> None:
-        """Kill the holder: the kernel then kills every process left in the jail."""
+        """Kill the holder: the kernel then kills every process left in the jail. The holder
+        is gone only once they are all reaped, and the checker's own children in there are
+        ours to reap: reap whatever ends until the holder does."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _reap(self.pid)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == self.pid:
+                break
+            if pid == 0:
+                time.sleep(0.005)
         os.close(self.mount_ns)
 
 

@@ -144,12 +144,17 @@ class LearnerServer:
         os.close(replies_w)
         self.requests = os.fdopen(requests_w, "wb")
         self.replies = os.fdopen(replies_r, "rb")
-        first = self._receive("your file was imported")
-        if "import_error" in first:
-            error = first["import_error"]
-            where = f" (at {error['where']})" if error.get("where") else ""
-            raise CheckFailed(f"your file does not import: {error.get('type')}: {error.get('message')}{where}"[:400])
         self.pid = self.proc.pid  # in the checker's numbering
+        try:
+            first = self._receive("your file was imported")
+            if "import_error" in first:
+                error = first["import_error"]
+                where = f" (at {error['where']})" if error.get("where") else ""
+                raise CheckFailed(f"your file does not import: {error.get('type')}: {error.get('message')}"
+                                  f"{where}"[:400])
+        except BaseException:
+            self.close()
+            raise
 
     def _receive(self, during: str) -> dict[str, Any]:
         line = self.replies.readline(MAX_REPLY)
@@ -170,11 +175,12 @@ class LearnerServer:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
-        tail = self.output().strip().splitlines()[-1:] or [""]
+        tail = self.output().strip().splitlines()[-1:]
         how = f"exit status {code}" if code is not None and code >= 0 else \
               f"killed by signal {-code}" if code is not None else "it closed the grader's pipe"
-        hint = " (an os._exit() or sys.exit() in your code?)" if code is not None and code >= 0 else ""
-        return f"the process running your code ended while {during} ({how}){hint} {tail[0][:150]}".rstrip()
+        hint = ": an os._exit() or sys.exit() in your code?" if code is not None and code >= 0 else ""
+        said = f"; its last output: {tail[0][:120]!r}" if tail else ""
+        return f"the process running your code ended while {during} ({how}){hint}{said}"
 
     def output(self) -> str:
         """What the learner's code printed so far."""
