@@ -285,6 +285,8 @@ def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
     secret of this run, so a line printed by anyone else is not taken for it)."""
     start = time.monotonic()
     source = learner if isinstance(learner, bytes) else learner.read_bytes()
+    from exercises.jail import remove_cgroups
+
     nonce = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="mini-grade-") as scratch:
         job = {"chapter": chapter.number, "check": check.number, "learner_file": chapter.learner_file,
@@ -297,9 +299,11 @@ def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
             output, errors = proc.communicate(json.dumps(job).encode() + b"\n", timeout=check.timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
+            remove_cgroups(job["cgroup_parent"])
             return Result(check, False, f"timed out after {check.timeout:g}s (an endless loop, or a "
                           "wait that never ends?)", time.monotonic() - start, run_seed, timed_out=True)
         _kill_group(proc)
+        remove_cgroups(job["cgroup_parent"])
     for line in output.decode(errors="replace").splitlines():
         if line.startswith(nonce + " "):
             data = json.loads(line[len(nonce) + 1:])

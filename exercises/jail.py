@@ -114,6 +114,25 @@ class Jail:
         os.close(self.mount_ns)
 
 
+def remove_cgroups(parent: str) -> None:
+    """The check's cgroup parent and what is left in it, once the checker is gone (a checker
+    that timed out could not tidy up; its jail, and so every process in there, is dead)."""
+    from mini_runtime import cgroups
+
+    for top in {cgroups.ROOT / parent, *(cgroups.ROOT / c / parent for c in cgroups.V1_CONTROLLERS)}:
+        if not top.is_dir():
+            continue
+        for directory, _, _ in sorted(os.walk(top), key=lambda entry: -entry[0].count("/")):
+            for _ in range(200):  # the last processes may still be exiting
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
 def _hold(ready: int, shared_root: bool) -> None:
     """The holder: make the jail's mount namespace, say so, then reap orphans until killed."""
     try:
