@@ -85,8 +85,9 @@ class Jail:
         return preexec
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
-        """Start a process in the jail, in the checker's working directory."""
-        return subprocess.Popen(argv, preexec_fn=self.enter(os.getcwd()), **kwargs)
+        """Start a process in the jail, in the checker's working directory, in a session of
+        its own (a kill(0, ...) in learner code reaches no process of the checker's)."""
+        return subprocess.Popen(argv, preexec_fn=self.enter(os.getcwd()), start_new_session=True, **kwargs)
 
     def mountinfo(self) -> str:
         """The jail's mount table (what learner code in there sees, if it made no namespace

@@ -125,6 +125,13 @@ try:  # monkeypatch the grader and the checks, as far as this process can reach 
         _check.function = lambda ctx: None
 except Exception:
     pass
+import os as _os
+for _pid in _os.listdir("/proc"):  # the grader that runs this very file: kill it
+    try:
+        if {path!r}.encode() in open(f"/proc/{{_pid}}/cmdline", "rb").read() and int(_pid) != _os.getpid():
+            _os.kill(int(_pid), 9)
+    except (OSError, ValueError):
+        pass
 for _arg in _sys.argv:  # the verdict file of a grader that passes it to the process under test
     try:
         open(_json.loads(_arg)["verdict"], "w").write('{{"passed": true, "message": "passed"}}')
@@ -138,7 +145,7 @@ def test_a_file_that_forges_a_verdict_scores_zero(tmp_path):
     chapter = grading.find_chapter("01")
     out = tmp_path / "results.json"
     forging = tmp_path / "process.py"
-    forging.write_text(skeleton(chapter) + FORGE.format(out=str(out)))
+    forging.write_text(skeleton(chapter) + FORGE.format(out=str(out), path=str(forging)))
     result = grade_cli("01", "--path", str(forging), "--gradescope", str(out), "--seed", "3")
     assert result.returncode == 0, result.stderr
     assert "TOTAL 0 / 12" in result.stdout
@@ -150,7 +157,7 @@ def test_a_file_that_forges_a_verdict_scores_zero(tmp_path):
     assert "not implemented yet: exit_code" in data["tests"][0]["output"]
 
     # The same, ending with os._exit(0) (a process that "succeeds" without a word): refused.
-    forging.write_text(skeleton(chapter) + FORGE.format(out=str(out)) + "import os\nos._exit(0)\n")
+    forging.write_text(skeleton(chapter) + FORGE.format(out=str(out), path=str(forging)) + "import os\nos._exit(0)\n")
     assert_refused(grading.grade(chapter, forging, seed=3), "ended while your file was imported",
                    "exit status 0")
 
