@@ -92,8 +92,10 @@ def encode(value: Any, depth: int = 0) -> Any:
     """A value as JSON (see the module docstring)."""
     if depth > 30:
         return {"$": "repr", "type": type(value).__name__, "v": "(nested too deep)"}
-    if value is None or isinstance(value, (bool, str)):
-        return value if not isinstance(value, str) or type(value) is str else str(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
