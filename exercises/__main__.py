@@ -4,9 +4,11 @@
     grade 01 --path FILE|DIR      grade another copy (a file, or a folder that contains it)
     grade 01 --reference          grade the reference implementation (should be full marks)
     grade 01 --gradescope PATH    also write Gradescope's results.json to PATH
-    grade 01 --submissions DIR --csv OUT
+    grade 01 --submissions DIR --csv OUT [-j N] [--json OUT] [--feedback DIR]
                                   instructors: grade every learner copy in DIR (one folder or
-                                  one .py file per learner), one CSV row each
+                                  one .py file per learner), N at a time: a CSV row each, a JSON
+                                  of every check's message, a feedback file each, and a
+                                  similarity report (see exercises/README.md)
     --seed N                      repeat a run exactly (inputs are random otherwise)
     --only 1.1,1.3                run some checks only
 """
@@ -32,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--gradescope", type=Path, metavar="PATH", help="write Gradescope results.json")
     g.add_argument("--submissions", type=Path, metavar="DIR", help="grade every submission in DIR")
     g.add_argument("--csv", type=Path, metavar="OUT", help="with --submissions: the CSV to write")
+    g.add_argument("--json", type=Path, metavar="OUT",
+                   help="with --submissions: every check's message (default: the CSV's name, .json)")
+    g.add_argument("--feedback", type=Path, metavar="DIR",
+                   help="with --submissions: one feedback file per learner (default: OUT-feedback/)")
+    g.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="with --submissions: grade N submissions at a time")
     g.add_argument("--seed", type=int, help="random seed, to repeat a run exactly")
     g.add_argument("--only", help="comma-separated check numbers")
     args = parser.parse_args(argv)
@@ -46,23 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.submissions:
         if not args.csv:
             parser.error("--submissions needs --csv OUT")
-        rows: list[tuple[str, list[grading.Result] | str]] = []
-        for entry in sorted(args.submissions.iterdir()):
-            if entry.name.startswith(".") or not (entry.is_dir() or entry.suffix == ".py"):
-                continue
-            try:
-                path = grading.resolve_learner_file(chapter, entry, False)
-            except FileNotFoundError as e:
-                rows.append((entry.name, str(e)))
-                print(f"{entry.name}: {e}")
-                continue
-            results = grading.grade(chapter, path, args.seed, only)
-            got, most = grading.total(results)
-            print(f"{entry.name}: {got:g} / {most:g}")
-            rows.append((entry.name, results))
-        grading.write_csv(chapter, rows, args.csv)
-        print(f"wrote {args.csv} ({len(rows)} submissions)")
-        return 0
+        from exercises import batch
+
+        return batch.run(chapter, args.submissions, args.csv, seed=args.seed, only=only, jobs=args.jobs,
+                         json_path=args.json, feedback=args.feedback)
+
+    from exercises import gate, reports
 
     try:
         path = grading.resolve_learner_file(chapter, args.path, args.reference)
@@ -71,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = grading.grade(chapter, path, args.seed, only)
     title = "reference implementation" if args.reference else str(path)
-    sys.stdout.write(grading.score_table(chapter, results, title))
+    sys.stdout.write(reports.score_table(chapter, results, title))
     if args.gradescope:
         args.gradescope.parent.mkdir(parents=True, exist_ok=True)
-        args.gradescope.write_text(json.dumps(grading.gradescope_json(chapter, results), indent=2))
+        data = reports.gradescope_json(chapter, results, gate.version(chapter))
+        args.gradescope.write_text(json.dumps(data, indent=2))
         print(f"wrote {args.gradescope}")
     return 0
 

@@ -1,23 +1,26 @@
 """The grader: run a chapter's checks against a learner's copy of a module, score them.
 
-How a check runs (why it is built like this):
-- Learner code runs as root and will have bugs. Each check runs in a fresh Python process
-  (`exercises.sandbox`) in its own session and its own mount namespace, with a timeout; a wrong
-  mount or a runaway loop cannot damage the machine or hang the grader.
-- The learner's functions are *plugged into the reference runtime*: a check replaces some
-  functions of e.g. `mini_runtime.process` by the learner's and runs real containers.
+Who runs what (why it is built like this; the threat model is in exercises/README.md):
+- The **grader** (this process) never runs learner code. It reads the learner's file once,
+  refuses a file that imports the graded module (`exercises.gate`), and starts one checker
+  per check.
+- A **checker** (`exercises.sandbox`) runs one check function, in its own session and mount
+  namespace, with a timeout. It decides the verdict and never imports learner code either:
+  the learner's functions run in a **jail** of that check (`exercises.jail`: its own PID and
+  mount namespaces, the checkout read-only), either plugged into the reference runtime
+  (`mini` with the learner's functions, `exercises.plugged`) or called directly through the
+  learner server (`exercises.learner`), whose answers are data that the check compares.
 - Inputs are random (exit codes, signals, strings), so a hard-coded answer cannot pass.
-- Every failed check prints one line: what was expected, what happened, what to reread.
+- Every failed check says in one line what was expected, what happened, what to reread.
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import io
 import json
 import os
 import random
+import secrets
 import select
 import signal
 import subprocess
@@ -27,10 +30,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from exercises.jail import Jail
+    from exercises.remote import LearnerFunctions, LearnerServer
 
 EXERCISES = Path(__file__).resolve().parent
 REPO = EXERCISES.parent
+GATE = "gate"  # the pseudo-check that inspects the learner's file before the checks run
 
 
 class CheckFailed(AssertionError):
@@ -46,6 +54,7 @@ class Check:
     plug: tuple[str, ...]                # learner functions this check plugs in
     function: Callable[["Context"], None]
     timeout: float = 30.0
+    retry: bool = False                  # timing-sensitive: a failure is tried once more
 
 
 @dataclass
@@ -55,6 +64,8 @@ class Result:
     message: str
     seconds: float
     seed: int | None = None   # the run's seed: `--seed` repeats it
+    timed_out: bool = False
+    refused: bool = False     # not run: the file failed the gate (the message says why)
 
     @property
     def score(self) -> float:
@@ -68,9 +79,15 @@ class Chapter:
     slug: str                # "processes"
     module: str              # the reference module the learner re-implements, e.g. "mini_runtime.process"
     learner_file: str        # the learner's file in the exercise folder, e.g. "process.py"
+    # names the skeleton may import from `module` (constants and helpers it is given)
+    given: tuple[str, ...] = ()
     checks: list[Check] = field(default_factory=list)
     # what this machine must have to grade the chapter: returns why not, or None
     requires: Callable[[], str | None] | None = None
+    # whether two submissions may be graded at once (`-j N`): each check has its own state
+    # root, container names, cgroup parent and namespaces; a chapter that needs something of
+    # the machine's for itself says False
+    parallel: bool = True
 
     def unmet(self) -> str | None:
         return self.requires() if self.requires else None
@@ -83,11 +100,16 @@ class Chapter:
     def chapter_text(self) -> str:
         return f"chapters/{self.number}-{self.slug}.md"
 
+    @property
+    def graded(self) -> list[str]:
+        """The functions the learner writes: every name a check plugs in."""
+        return list(dict.fromkeys(name for check in self.checks for name in check.plug))
+
     def check(self, number: str, title: str, *, points: float, section: str,
-              plug: tuple[str, ...] = (), timeout: float = 30.0) -> Callable:
+              plug: tuple[str, ...] = (), timeout: float = 30.0, retry: bool = False) -> Callable:
         """Decorator that registers a check function."""
         def register(fn: Callable[["Context"], None]) -> Callable[["Context"], None]:
-            self.checks.append(Check(number, title, points, section, plug, fn, timeout))
+            self.checks.append(Check(number, title, points, section, plug, fn, timeout, retry))
             return fn
         return register
 
@@ -133,31 +155,69 @@ def resolve_learner_file(chapter: Chapter, path: Path | None, reference: bool) -
 
 @dataclass
 class Context:
-    """What a check function gets: the learner's module, randomness, and helpers."""
+    """What a check function gets (in the checker): randomness, the learner's functions through
+    the learner server, `mini` with them plugged in, and the jail they all run in."""
     chapter: Chapter
-    learner_path: Path
-    learner: ModuleType
+    learner_path: Path             # the copy of the learner's file the jail's processes import
     rng: random.Random
     plug: tuple[str, ...]
     scratch: Path | None = None    # a directory of this check's own, removed after it
-    isolated: bool = False         # running in the sandbox's own mount namespace
+    isolated: bool = False         # running in the checker's own namespaces (as root)
+    shared_root: bool = False      # the jail's "/" shared, like systemd's host (chapter 02)
+    _jail: "Jail | None" = None
+    _server: "LearnerServer | None" = None
+
+    def jail(self) -> "Jail | None":
+        """The check's jail, made at the first need (None when not isolated)."""
+        if self._jail is None and self.isolated:
+            from exercises.jail import Jail
+
+            self._jail = Jail(shared_root=self.shared_root)
+        return self._jail
+
+    @property
+    def server(self) -> "LearnerServer":
+        """The learner server of this check (started at the first call)."""
+        if self._server is None:
+            from exercises.remote import LearnerServer
+
+            self._server = LearnerServer(self)
+        return self._server
+
+    @property
+    def learner(self) -> "LearnerFunctions":
+        """`ctx.learner.NAME(args)`: the learner's NAME, called in the learner server."""
+        from exercises.remote import LearnerFunctions
+
+        return LearnerFunctions(self)
+
+    def popen(self, *args: str, plug: tuple[str, ...] | None = None, **kwargs: Any) -> subprocess.Popen:
+        """Start `mini ARGS...` with the learner's functions plugged in, in the jail."""
+        names = list(self.plug if plug is None else plug)
+        config = {"module": self.chapter.module, "file": str(self.learner_path), "plug": names,
+                  "graded": self.chapter.graded}
+        argv = [sys.executable, "-m", "exercises.plugged", json.dumps(config), "--", *args]
+        jail = self.jail()
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        return jail.popen(argv, **kwargs) if jail else subprocess.Popen(argv, **kwargs)
 
     def mini(self, *args: str, plug: tuple[str, ...] | None = None, timeout: float = 20.0,
              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run `mini ARGS...` with the learner's functions plugged into the reference runtime."""
-        return subprocess.run(self.mini_command(*args, plug=plug), input=stdin, text=True,
-                              capture_output=True, timeout=timeout)
-
-    def mini_command(self, *args: str, plug: tuple[str, ...] | None = None) -> list[str]:
-        names = ",".join(self.plug if plug is None else plug)
-        return [sys.executable, "-m", "exercises.plugged", self.chapter.module,
-                str(self.learner_path), names, "--", *args]
+        """Run `mini ARGS...` (see `popen`) to the end; its output is data for the check."""
+        proc = self.popen(*args, plug=plug, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def start(self, *args: str, plug: tuple[str, ...] | None = None) -> tuple[subprocess.Popen[str], int]:
         """Start `mini ARGS...` whose command prints 'ready' first; return it and the
-        container's PID 1 (mini's only child)."""
-        proc = subprocess.Popen(self.mini_command(*args, plug=plug), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        container's PID 1 (mini's only child), in the checker's numbering."""
+        proc = self.popen(*args, plug=plug, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = select.select([proc.stdout], [], [], 20)[0]
         line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
         if line != "ready\n":
@@ -180,22 +240,22 @@ class Context:
             proc.kill()
             proc.wait()
 
+    def mountinfo(self) -> str:
+        """The mount table learner code sees (the jail's; the checker's own when not isolated)."""
+        jail = self.jail()
+        return jail.mountinfo() if jail else Path("/proc/self/mountinfo").read_text()
+
     def private_state_root(self) -> Path:
         """A MINI_ROOT of this check's own, for checks that add images or unpack layers: the
         machine's image cache is read-only in the sandbox, and a check's images must not land
-        in the machine's store. In the sandbox it is a fresh tmpfs (gone with the sandbox's
-        mount namespace). From now on `mini` (and `Store()` here) use it, and it is also the
-        working directory, so that a stray relative path in the learner's code lands there."""
+        in the machine's store. In the sandbox it is on the check's scratch tmpfs (gone with the
+        sandbox's mount namespace). From now on `mini` (and `Store()` here) use it, and it is
+        also the working directory, so that a stray relative path in the learner's code lands
+        there. Call it before the check's first `mini` or call: they inherit both."""
         base = self.scratch or Path(tempfile.mkdtemp(prefix="mini-grade-"))
         root = base / "state"
         root.mkdir(mode=0o755, exist_ok=True)
-        if self.isolated:
-            from mini_runtime import syscalls
-
-            syscalls.mount("tmpfs", str(root), "tmpfs", syscalls.MS_NOSUID, "mode=755,size=512m")
-        self.learner_path = self.learner_path.resolve()
         os.environ["MINI_ROOT"] = str(root)
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         os.chdir(root)
         return root
 
@@ -203,36 +263,58 @@ class Context:
         if not condition:
             raise CheckFailed(f"expected {expected}, got {actual}")
 
+    def close(self) -> None:
+        """End the learner server and the jail (the kernel kills what is left in it)."""
+        if self._server is not None:
+            self._server.close()
+        if self._jail is not None:
+            self._jail.close()
 
-def run_check(chapter: Chapter, check: Check, learner_path: Path, seed: int,
+
+def gate_check() -> Check:
+    """The pseudo-check run before the others: the learner's file imports, and its graded
+    functions are its own (see `exercises.gate`)."""
+    from exercises.gate import dynamic_gate
+
+    return Check(GATE, "your file imports, and its functions are its own", 0, "", (), dynamic_gate)
+
+
+def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
               run_seed: int | None = None) -> Result:
-    """Run one check in a sandbox process and read its verdict."""
+    """Run one check in a checker process and read its verdict (a line that carries a
+    secret of this run, so a line printed by anyone else is not taken for it)."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mini-grade-") as tmp:
-        verdict = Path(tmp) / "verdict.json"
-        job = {"chapter": chapter.number, "check": check.number, "learner": str(learner_path),
-               "seed": seed, "verdict": str(verdict)}
-        proc = subprocess.Popen([sys.executable, "-m", "exercises.sandbox", json.dumps(job)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+    source = learner if isinstance(learner, bytes) else learner.read_bytes()
+    from exercises.jail import remove_cgroups
+
+    nonce = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="mini-grade-") as scratch:
+        job = {"chapter": chapter.number, "check": check.number, "learner_file": chapter.learner_file,
+               "source": source.decode("utf-8", errors="surrogateescape"), "seed": seed, "nonce": nonce,
+               "scratch": scratch, "cgroup_parent": f"mini-grade-{secrets.token_hex(4)}"}
+        proc = subprocess.Popen([sys.executable, "-m", "exercises.sandbox"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                cwd=REPO)
         try:
-            output, _ = proc.communicate(timeout=check.timeout)
+            output, errors = proc.communicate(json.dumps(job).encode() + b"\n", timeout=check.timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            return Result(check, False, f"timed out after {check.timeout:.0f}s (an endless loop, or a "
-                          "wait that never ends?)", time.monotonic() - start, run_seed)
+            remove_cgroups(job["cgroup_parent"])
+            return Result(check, False, f"timed out after {check.timeout:g}s (an endless loop, or a "
+                          "wait that never ends?)", time.monotonic() - start, run_seed, timed_out=True)
         _kill_group(proc)
-        try:
-            data = json.loads(verdict.read_text())
-            passed, message = bool(data["passed"]), str(data["message"])
-        except (OSError, ValueError, KeyError):
-            tail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            passed, message = False, f"the check crashed before giving a verdict: {tail[0]}"
-    return Result(check, passed, message, time.monotonic() - start, run_seed)
+        remove_cgroups(job["cgroup_parent"])
+    for line in output.decode(errors="replace").splitlines():
+        if line.startswith(nonce + " "):
+            data = json.loads(line[len(nonce) + 1:])
+            return Result(check, bool(data["passed"]), str(data["message"]), time.monotonic() - start, run_seed)
+    tail = errors.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    return Result(check, False, f"the check crashed before giving a verdict: {tail[0][:200]}",
+                  time.monotonic() - start, run_seed)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill whatever the sandbox left running in its session, then reap it."""
+    """Kill whatever the checker left running in its session, then reap it."""
     try:
         os.killpg(proc.pid, 9)
     except (ProcessLookupError, PermissionError):
@@ -240,13 +322,57 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def run_with_retry(chapter: Chapter, check: Check, source: bytes, seed: int, run_seed: int) -> Result:
+    """A timing-sensitive check that fails (not by a timeout) is tried once more, with the
+    same inputs; the feedback says so either way."""
+    result = run_check(chapter, check, source, seed, run_seed)
+    if result.passed or not check.retry or result.timed_out or "ot implemented" in result.message \
+            or "NotImplementedError" in result.message:
+        return result
+    again = run_check(chapter, check, source, seed, run_seed)
+    again.seconds += result.seconds
+    if again.passed:
+        again.message = (f"passed on the second try (a timing-sensitive check, tried twice); the first "
+                         f"try said: {result.message}")
+    else:
+        again.message += " (a timing-sensitive check: it failed twice)"
+    return again
+
+
 def grade(chapter: Chapter, learner_path: Path, seed: int | None = None,
-          only: list[str] | None = None) -> list[Result]:
-    """Run the checks. Check i gets seed + i, so `--seed S --only N` repeats one check exactly."""
+          only: list[str] | None = None, *, source: bytes | None = None) -> list[Result]:
+    """Run the checks. Check i gets seed + i, so `--seed S --only N` repeats one check exactly.
+    A file that fails the gate (it delegates to the reference, or does not import) scores 0
+    on every check with the gate's one line."""
+    from exercises import gate
+
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    if source is None:
+        source = learner_path.read_bytes()  # once: learner code only ever sees copies
+    selected = [c for c in chapter.checks if not only or c.number in only]
+    before = gate.fingerprint()
+
+    def everyone(message: str) -> list[Result]:
+        return [Result(c, False, message, 0.0, seed, refused=True) for c in selected]
+
+    problem = gate.static_problem(chapter, source)
+    if problem:
+        return everyone(problem)
     _prepare()
-    return [run_check(chapter, check, learner_path, seed + i, seed)
-            for i, check in enumerate(chapter.checks) if not only or check.number in only]
+    results: list[Result] = []
+    for i, check in [(-1, gate_check()), *enumerate(chapter.checks)]:
+        if check.number != GATE and check not in selected:
+            continue
+        result = run_with_retry(chapter, check, source, seed + max(i, 0), seed)
+        changed = gate.changed(before)
+        if changed:
+            return everyone(f"the grader's files changed while your code ran ({', '.join(changed[:3])}): "
+                            "not graded; restore them (git checkout -- exercises mini_runtime) and grade again")
+        if check.number == GATE and not result.passed:
+            return everyone(result.message)
+        if check.number != GATE:
+            results.append(result)
+    return results
 
 
 def _prepare() -> None:
@@ -258,65 +384,5 @@ def _prepare() -> None:
     store.layer_dirs(store.get(BUILTIN))
 
 
-# --- reports -------------------------------------------------------------------------------
-
 def total(results: list[Result]) -> tuple[float, float]:
     return sum(r.score for r in results), sum(r.check.points for r in results)
-
-
-def _fmt(points: float) -> str:
-    return f"{points:g}"
-
-
-def score_table(chapter: Chapter, results: list[Result], title: str) -> str:
-    out = io.StringIO()
-    out.write(f"Chapter {chapter.number} ({chapter.slug}): {title}\n")
-    width = max([len(f"{r.check.number} {r.check.title}") for r in results] + [40])
-    for r in results:
-        mark = "✓" if r.passed else "✗"
-        name = f"{r.check.number} {r.check.title}"
-        out.write(f"{mark} {name:<{width}}  {_fmt(r.score):>4} / {_fmt(r.check.points)}\n")
-        if not r.passed:
-            out.write(f"    {r.message}\n    reread: {chapter.chapter_text} {r.check.section}\n")
-    got, most = total(results)
-    out.write(f"{'-' * (width + 12)}\nTOTAL {_fmt(got)} / {_fmt(most)}\n")
-    if results and results[0].seed is not None:
-        out.write(f"(random inputs from --seed {results[0].seed}: pass it to repeat this run)\n")
-    return out.getvalue()
-
-
-def gradescope_json(chapter: Chapter, results: list[Result]) -> dict[str, Any]:
-    """Gradescope's results.json (autograder specification)."""
-    got, _ = total(results)
-    return {
-        "score": got,
-        "execution_time": round(sum(r.seconds for r in results), 2),
-        "output": f"Chapter {chapter.number} ({chapter.slug})",
-        "stdout_visibility": "visible",
-        "tests": [{
-            "name": f"{r.check.number} {r.check.title}",
-            "number": r.check.number,
-            "score": r.score,
-            "max_score": r.check.points,
-            "status": "passed" if r.passed else "failed",
-            "output": "passed" if r.passed else
-                      f"{r.message}\nreread: {chapter.chapter_text} {r.check.section}",
-            "visibility": "visible",
-        } for r in results],
-    }
-
-
-def write_csv(chapter: Chapter, rows: list[tuple[str, list[Result] | str]], path: Path) -> None:
-    """One row per submission: name, score, max, then each check's score (or the error)."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["submission", "score", "max_score", "error"] +
-                        [f"{c.number} {c.title}" for c in chapter.checks])
-        most = sum(c.points for c in chapter.checks)
-        for name, results in rows:
-            if isinstance(results, str):
-                writer.writerow([name, 0, _fmt(most), results] + [0] * len(chapter.checks))
-                continue
-            by_number = {r.check.number: r.score for r in results}
-            writer.writerow([name, _fmt(total(results)[0]), _fmt(most), ""] +
-                            [_fmt(by_number.get(c.number, 0)) for c in chapter.checks])

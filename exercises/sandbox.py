@@ -1,11 +1,16 @@
-"""Runs one check, isolated: `python -m exercises.sandbox JOB_JSON` (started by the grader).
+"""The checker: runs one check and decides its verdict, `python -m exercises.sandbox` (started
+by the grader, which writes the job on its stdin: nothing of it shows in /proc/PID/cmdline).
+
+It never imports the learner's file: the learner's code runs in the check's jail
+(`exercises.jail`), and what comes back from there is data. The verdict is one line on stdout
+that starts with a secret of the job, so a line printed by anyone else is not a verdict.
 
 It is the session leader of its own session (the grader kills the whole group on timeout),
 and it moves into its own mount namespace with all mounts private, so nothing a learner's code
-mounts can reach the machine. In there, the image cache is made read-only, and containers get
-their files on a tmpfs of their own: some mistakes act on a whole filesystem rather than on one
-mount (a remount without MS_BIND changes the superblock, shared by every namespace), and then
-they hit that tmpfs, not the machine's disk.
+mounts can reach the machine. In there, the checkout, the Python installation and the image
+cache are read-only, and containers get their files on a tmpfs of their own: some mistakes act
+on a whole filesystem rather than on one mount (a remount without MS_BIND changes the
+superblock, shared by every namespace), and then they hit that tmpfs, not the machine's disk.
 """
 
 from __future__ import annotations
@@ -17,48 +22,60 @@ import sys
 import traceback
 from pathlib import Path
 
-from exercises.grading import CheckFailed, Context, find_chapter, load_module
+from exercises.grading import GATE, REPO, CheckFailed, Context, find_chapter, gate_check
+
+# Never written to by anyone: the system's own files, read-only in the sandbox too.
+SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
 
 
-def isolate() -> bool:
-    """Isolate this process (as root); say whether it was."""
+def isolate(scratch: Path) -> bool:
+    """Isolate this process (as root); say whether it was. The check's scratch directory
+    becomes a tmpfs of its own (learner code mounts there, checks keep a state root there)."""
     if os.geteuid() != 0:
         return False  # unprivileged graders (some hosted autograders) run without this layer
+    from exercises.jail import bind_read_only, read_only_paths
     from mini_runtime import paths, syscalls
 
     # Own mount table, hostname and IPC objects: a learner's sethostname() that runs before
     # the container's UTS namespace exists renames this sandbox, not the machine.
     syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    syscalls.mount("tmpfs", str(scratch), "tmpfs", syscalls.MS_NOSUID, "mode=755,size=1g")
     containers = paths.state_root() / "containers"
     containers.mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(containers), "tmpfs", syscalls.MS_NOSUID, "mode=700")
     # Their volatile files (pids, owners) too: they go with the sandbox, whatever the learner did.
     paths.run_root().mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(paths.run_root()), "tmpfs", syscalls.MS_NOSUID, "mode=755")
-    for name in ("rootfs", "layers"):  # the unpacked images: read-only for the learner's code
-        cache = paths.state_root() / name
-        if cache.is_dir():
-            syscalls.mount(str(cache), str(cache), None, syscalls.MS_BIND | syscalls.MS_REC)
-            syscalls.mount(None, str(cache), None,
-                           syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    # Read-only: the image store and its unpacked files, the checkout, Python, the system.
+    targets = [paths.state_root() / name for name in ("images", "rootfs", "layers")]
+    targets += read_only_paths(REPO) + [Path(p).resolve() for p in SYSTEM]
+    done: list[Path] = []
+    for target in targets:
+        if target.is_dir() and target != Path("/") and not any(target.is_relative_to(d) for d in done):
+            bind_read_only(target)
+            done.append(target)
     return True
 
 
 def main() -> None:
-    job = json.loads(sys.argv[1])
-    verdict = Path(job["verdict"])
+    job = json.loads(sys.stdin.readline())
+    # Before mini_runtime.cgroups is imported: this check's containers get a cgroup parent of
+    # their own, made and removed here, so two checks at once never share one.
+    os.environ["MINI_CGROUP_PARENT"] = job["cgroup_parent"]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     passed, message = False, "no verdict"
+    ctx: Context | None = None
     try:
-        isolated = isolate()
+        scratch = Path(job["scratch"])
+        isolated = isolate(scratch)
         chapter = find_chapter(job["chapter"])
-        check = next(c for c in chapter.checks if c.number == job["check"])
-        try:
-            learner = load_module(Path(job["learner"]), "learner_module")
-        except Exception as e:  # noqa: BLE001 - a syntax error is feedback, not a crash
-            raise CheckFailed(f"your file does not import: {type(e).__name__}: {e}") from None
-        ctx = Context(chapter, Path(job["learner"]), learner, random.Random(job["seed"]), check.plug,
-                      scratch=verdict.parent, isolated=isolated)
+        check = gate_check() if job["check"] == GATE else next(c for c in chapter.checks if c.number == job["check"])
+        learner_path = scratch / "learner" / job["learner_file"]  # the copy the jail imports
+        learner_path.parent.mkdir()
+        learner_path.write_bytes(job["source"].encode("utf-8", errors="surrogateescape"))
+        ctx = Context(chapter, learner_path.resolve(), random.Random(job["seed"]), check.plug,
+                      scratch=scratch, isolated=isolated)
         check.function(ctx)
         passed, message = True, "passed"
     except CheckFailed as e:
@@ -66,15 +83,28 @@ def main() -> None:
     except NotImplementedError as e:
         message = f"not implemented yet: {e}" if str(e) else "not implemented yet (a TODO is left)"
     except Exception as e:  # noqa: BLE001 - any learner exception is a failed check
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        message = f"{type(e).__name__}: {e} (at {Path(frame.filename).name}:{frame.lineno})"
-    verdict.write_text(json.dumps({"passed": passed, "message": message}))
+        where = getattr(e, "learner_where", None)
+        if where is None:
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            where = f"{Path(frame.filename).name}:{frame.lineno}"
+        name = "" if type(e).__name__ == "LearnerError" else f"{type(e).__name__}: "
+        message = f"{name}{e}" + (f" (at {where})" if where else "")
+    finally:
+        if ctx is not None:
+            try:
+                ctx.close()
+            except Exception as e:  # noqa: BLE001
+                passed, message = False, f"the check could not clean up: {type(e).__name__}: {e}"
+    message = " ".join(message.split())  # one line, whatever it quotes
+    sys.stdout.write(f"{job['nonce']} {json.dumps({'passed': passed, 'message': message})}\n")
+    sys.stdout.flush()
     _tidy_cgroups()
 
 
 def _tidy_cgroups() -> None:
     """A learner's bug may have killed mini before its cleanup: the container directories
-    (on this sandbox's tmpfs) name the cgroups that may be left; remove the empty ones."""
+    (on this sandbox's tmpfs) name the cgroups that may be left; remove the empty ones, and
+    this check's cgroup parent."""
     from mini_runtime import cgroups, paths
 
     containers = paths.state_root() / "containers"
@@ -87,6 +117,11 @@ def _tidy_cgroups() -> None:
                     (group.unified / "cgroup.kill").write_text("1")
             group.remove()
         except (OSError, cgroups.CgroupBusy):
+            pass
+    for parent in {cgroups.ROOT / cgroups.PARENT, *(cgroups.ROOT / c / cgroups.PARENT for c in cgroups.V1_CONTROLLERS)}:
+        try:
+            parent.rmdir()
+        except OSError:
             pass
 
 

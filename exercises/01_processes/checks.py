@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from exercises.grading import Chapter, CheckFailed, Context
+from exercises.remote import wait_gone
 
 CHAPTER = Chapter(number="01", slug="processes", module="mini_runtime.process",
-                  learner_file="process.py")
+                  learner_file="process.py", given=("FORWARDED_SIGNALS",))
 check = CHAPTER.check
 
 _SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
@@ -116,42 +117,28 @@ def exec_command(ctx: Context) -> None:
        section="§ Waiting and zombies", plug=("wait_for",))
 def wait_for(ctx: Context) -> None:
     slow_code, fast_code = ctx.rng.sample(range(1, 120), 2)
-    fast = os.fork()
-    if fast == 0:
-        os._exit(fast_code)
-    slow = os.fork()
-    if slow == 0:
-        time.sleep(0.3)
-        os._exit(slow_code)
-    try:
-        # The fast child is already dead: a wait for "any child" would return it instead.
-        status = ctx.learner.wait_for(slow)
-        ctx.expect(isinstance(status, int) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == slow_code,
-                   f"the raw status of pid {slow} (exit {slow_code}), not of another child",
-                   repr(status) + (f" (exit {os.WEXITSTATUS(status)})" if isinstance(status, int) else ""))
-        try:
-            os.waitpid(slow, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        else:
-            raise CheckFailed(f"pid {slow} reaped by wait_for, but it was still waitable (a zombie)")
-    finally:
-        for pid in (slow, fast):
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+    # Children of the process that runs your functions: the fast one is already dead when
+    # wait_for(slow) runs, so a wait for "any child" would return it instead.
+    (fast, _), (slow, slow_outside) = ctx.server.fork_children([(0, fast_code), (0.3, slow_code)])
+    time.sleep(0.05)
+    status = ctx.learner.wait_for(slow)
+    ctx.expect(isinstance(status, int) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == slow_code,
+               f"the raw status of pid {slow} (exit {slow_code}), not of another child",
+               repr(status) + (f" (exit {os.WEXITSTATUS(status)})" if isinstance(status, int) else ""))
+    # The kernel's word: a reaped child has no /proc entry left; a zombie still has one.
+    ctx.expect(wait_gone(slow_outside, 0.5), f"pid {slow} reaped by wait_for",
+               "it was still there (a zombie: waited for, but not reaped)")
 
 
 @check("1.6", "forward_signals: a signal sent to mini reaches the container", points=2,
-       section="§ Passing signals on", plug=("forward_signals",))
+       section="§ Passing signals on", plug=("forward_signals",), retry=True)
 def forward_signals(ctx: Context) -> None:
     sig = ctx.rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
     name = signal.Signals(sig).name.removeprefix("SIG")
     code = ctx.rng.randrange(3, 100)
     script = f'trap "echo got-{name}; kill \\$!; exit {code}" {name}; echo ready; sleep 30 & wait'
-    proc = subprocess.Popen(ctx.mini_command("run", "busybox", "sh", "-c", script),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = ctx.popen("run", "busybox", "sh", "-c", script, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 10)
         line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
@@ -171,11 +158,14 @@ def forward_signals(ctx: Context) -> None:
     ctx.expect(proc.returncode == code and f"got-{name}" in out,
                f"the container's trap to run (exit {code}) after `kill -{name}` to mini",
                f"exit {proc.returncode}, stdout {out.strip()!r}, stderr {err.strip()[:100]!r}")
-    before = signal.getsignal(sig)
-    with ctx.learner.forward_signals(os.getpid()):
-        pass
-    ctx.expect(signal.getsignal(sig) == before, f"the {name} handler restored after the with block",
-               repr(signal.getsignal(sig)))
+    # The handlers of the process that runs forward_signals: restored after the with block.
+    [(target, _)] = ctx.server.fork_children([(30, 0)])
+    before = ctx.server.getsignal(sig)
+    with ctx.learner.forward_signals(target):
+        inside = ctx.server.getsignal(sig)
+    after = ctx.server.getsignal(sig)
+    ctx.expect(inside != before, f"a handler for {name} installed inside the with block", f"still {before}")
+    ctx.expect(after == before, f"the {name} handler restored after the with block ({before})", after)
 
 
 @check("1.7", "all together: your six functions run a container", points=2,

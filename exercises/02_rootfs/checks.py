@@ -9,7 +9,8 @@ import time
 
 from exercises.grading import Chapter, CheckFailed, Context
 
-CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", learner_file="rootfs.py")
+CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", learner_file="rootfs.py",
+                  given=("DEV_LINKS", "DEVICES", "mountpoint"))
 check = CHAPTER.check
 
 RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
@@ -34,25 +35,21 @@ def _sh(ctx: Context, script: str, *flags: str) -> subprocess.CompletedProcess[s
 
 
 @check("2.1", "make_mounts_private: a mount made inside never reaches the outside", points=2,
-       section="§ Mount namespaces and propagation", plug=("make_mounts_private",))
+       section="§ Mount namespaces and propagation", plug=("make_mounts_private",), retry=True)
 def private_mounts(ctx: Context) -> None:
-    from mini_runtime import syscalls
-
-    # The grader's own mount namespace stands in for the host; make it shared, like systemd does.
-    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SHARED)
+    # The jail (where mini runs) stands in for the host: its "/" is shared, like systemd makes it.
+    ctx.shared_root = True
     marker = f"minimark{ctx.rng.randrange(10**6)}"
-    proc = subprocess.Popen(ctx.mini_command("run", "busybox", "sh", "-c",
-                            f"mkdir -p /mnt/{marker} && mount -t tmpfs {marker} /mnt/{marker} "
-                            "&& echo mounted && sleep 2"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = ctx.popen("run", "busybox", "sh", "-c",
+                     f"mkdir -p /mnt/{marker} && mount -t tmpfs {marker} /mnt/{marker} "
+                     "&& echo mounted && sleep 2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         if line != "mounted\n":
             proc.kill()
             raise CheckFailed(f"expected the container to start and mount a tmpfs, got "
                               f"{line!r} {proc.communicate()[1].strip()[:150]!r}")
-        with open("/proc/self/mountinfo") as f:
-            leaked = marker in f.read()
+        leaked = marker in ctx.mountinfo()
     finally:
         try:
             proc.wait(timeout=15)  # let mini clean up after its container
@@ -89,8 +86,8 @@ def pivot(ctx: Context) -> None:
     # chroot(2) would pass all of the above. The difference: after pivot_root and the detach,
     # ".." at the container's root leads nowhere, even for someone outside walking in through
     # /proc/PID/root; under chroot it leads to the directory that holds the image's files.
-    proc = subprocess.Popen(ctx.mini_command("run", "busybox", "sh", "-c", "echo ready; sleep 1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = ctx.popen("run", "busybox", "sh", "-c", "echo ready; sleep 1", stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL, text=True)
     try:
         ready = proc.stdout.readline() == "ready\n"  # type: ignore[union-attr]
         children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split() if ready else []

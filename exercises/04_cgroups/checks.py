@@ -20,7 +20,7 @@ def _needs_v2() -> str | None:
 
 
 CHAPTER = Chapter(number="04", slug="cgroups", module="mini_runtime.cgroups",
-                  learner_file="cgroups.py", requires=_needs_v2)
+                  learner_file="cgroups.py", given=("CPU_PERIOD", "V2_CONTROLLERS"), requires=_needs_v2)
 check = CHAPTER.check
 # dd reads this much from /dev/zero into one buffer, touching every page: past the limit.
 ALLOCATE = ("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
@@ -165,7 +165,7 @@ def oom(ctx: Context) -> None:
 
 
 @check("4.7", "read_usage: memory, peak, CPU time and process count of a container", points=1,
-       section="§ Accounting", plug=("read_usage",))
+       section="§ Accounting", plug=("read_usage",), retry=True)
 def usage(ctx: Context) -> None:
     n = ctx.rng.randrange(1, 5)
     megabytes = ctx.rng.randrange(4, 16)
@@ -211,7 +211,7 @@ def _advances(pid: int, seconds: float) -> bool:
 
 
 @check("4.8", "set_frozen: a counter stops while frozen and goes on after the thaw", points=2,
-       section="§ Freezing", plug=("set_frozen",))
+       section="§ Freezing", plug=("set_frozen",), retry=True)
 def freeze(ctx: Context) -> None:
     proc, pid = ctx.start("run", "busybox", "sh", "-c",
                           "i=0; echo ready; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done")

@@ -9,22 +9,21 @@ import hashlib
 import io
 import json
 import os
-import select
 import shutil
 import stat
 import tarfile
-import traceback
 from pathlib import Path
 from typing import Any
 
 from exercises.grading import Chapter, CheckFailed, Context
-from mini_runtime import container, overlay, syscalls
+from mini_runtime import container, overlay
 from mini_runtime.errors import MiniError
 from mini_runtime.image import archive, busybox
 from mini_runtime.image.layout import sha256_digest
 from mini_runtime.image.store import Image, Store
 
-CHAPTER = Chapter(number="05", slug="images", module="mini_runtime.overlay", learner_file="overlay.py")
+CHAPTER = Chapter(number="05", slug="images", module="mini_runtime.overlay", learner_file="overlay.py",
+                  given=("OPAQUE_XATTR", "PAGE", "PLAIN_UPPER", "Overlay", "is_opaque", "make_opaque"))
 check = CHAPTER.check
 # Applets the checks' shell scripts use (sh runs them; the rest are ash builtins or used below).
 USED = {"bin/sh", "bin/cat", "bin/echo", "bin/test", "bin/[", "bin/grep", "bin/ls", "bin/rm", "bin/mkdir"}
@@ -118,10 +117,11 @@ def _layout(root: Path, name: str) -> overlay.Overlay:
     return overlay.of(directory, Store(root).layers_root, record["GraphDriver"]["Data"]["LowerDir"])
 
 
-def _mounts() -> list[tuple[str, str, str]]:
-    """(mount point, filesystem type, superblock options) of this process's mount table."""
+def _mounts(mountinfo: str) -> list[tuple[str, str, str]]:
+    """(mount point, filesystem type, superblock options) of a mount table (a mountinfo text:
+    `ctx.mountinfo()` the jail's, `ctx.server.mountinfo()` the learner server's)."""
     found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in mountinfo.splitlines():
         left, _, right = line.partition(" - ")
         fstype, _, options = right.split(" ", 2)
         found.append((left.split()[4].replace("\\040", " "), fstype, options))
@@ -132,8 +132,8 @@ def _options(text: str) -> dict[str, str]:
     return dict(part.partition("=")[::2] for part in text.split(","))
 
 
-def _expect_no_overlay_at(ctx: Context, target: Path, when: str) -> None:
-    ctx.expect(not any(point == str(target) for point, _, _ in _mounts()),
+def _expect_no_overlay_at(ctx: Context, mountinfo: str, target: Path, when: str) -> None:
+    ctx.expect(not any(point == str(target) for point, _, _ in _mounts(mountinfo)),
                f"no mount at {target} {when}", "a mount is there")
 
 
@@ -214,27 +214,23 @@ def mounting(ctx: Context) -> None:
     (layers_root / names[1] / "bottom-only").write_text(content)
     (root / "c1").mkdir()
     layout = overlay.prepare(root / "c1", layers_root, names)
-    here = Path.cwd()
+    server = ctx.server  # runs your mount(): what it mounts is in its mount table, seen from here
+    here = server.cwd()
     try:
         ctx.learner.mount(layout)
     except OSError as e:
         raise CheckFailed(f"expected mount() of two existing layers to work, got {type(e).__name__}: "
-                          f"{e} (working directory {Path.cwd()})"[:300]) from None
-    try:
-        ctx.expect(Path.cwd() == here, f"mount() to return in the directory it was called in, {here}",
-                   str(Path.cwd()))
-        found = [(t, o) for point, t, o in _mounts() if point == str(layout.merged)]
-        ctx.expect(bool(found) and found[-1][0] == "overlay" and "lowerdir=" in found[-1][1],
-                   f"an overlay mount at {layout.merged} with lowerdir= in /proc/self/mountinfo",
-                   repr(found[-1:]))
-        seen = [(layout.merged / f).read_text().strip() if (layout.merged / f).exists() else "(missing)"
-                for f in ("same", "bottom-only")]
-        ctx.expect(seen == [f"0-{content}", content], f"the union: same from the top layer "
-                   f"(0-{content}), bottom-only from the bottom one", repr(seen))
-    finally:
-        if any(point == str(layout.merged) for point, _, _ in _mounts()):
-            syscalls.umount2(str(layout.merged), syscalls.MNT_DETACH)
-        os.chdir(here)
+                          f"{e} (working directory {server.cwd()})"[:300]) from None
+    ctx.expect(server.cwd() == here, f"mount() to return in the directory it was called in, {here}",
+               server.cwd())
+    found = [(t, o) for point, t, o in _mounts(server.mountinfo()) if point == str(layout.merged)]
+    ctx.expect(bool(found) and found[-1][0] == "overlay" and "lowerdir=" in found[-1][1],
+               f"an overlay mount at {layout.merged} with lowerdir= in /proc/self/mountinfo",
+               repr(found[-1:]))
+    seen = [server.path(layout.merged / f).read_text().strip() if server.path(layout.merged / f).exists()
+            else "(missing)" for f in ("same", "bottom-only")]
+    ctx.expect(seen == [f"0-{content}", content], f"the union: same from the top layer "
+               f"(0-{content}), bottom-only from the bottom one", repr(seen))
 
     (root / "c2").mkdir()
     broken = overlay.prepare(root / "c2", layers_root, [names[0], f"l/missing-{_token(ctx)}"])
@@ -245,9 +241,9 @@ def mounting(ctx: Context) -> None:
     else:
         raise CheckFailed("expected mount() of a missing layer directory to raise the kernel's "
                           "OSError, got no error")
-    ctx.expect(Path.cwd() == here, f"mount() to return to {here} even when mount(2) fails",
-               f"still in {Path.cwd()}")
-    _expect_no_overlay_at(ctx, broken.merged, "after a failed mount")
+    ctx.expect(server.cwd() == here, f"mount() to return to {here} even when mount(2) fails",
+               f"still in {server.cwd()}")
+    _expect_no_overlay_at(ctx, server.mountinfo(), broken.merged, "after a failed mount")
 
     count = ctx.rng.randrange(180, 400)
     (root / "c3").mkdir()
@@ -263,10 +259,6 @@ def mounting(ctx: Context) -> None:
     else:
         raise CheckFailed(f"expected MiniError for {count} layers (options longer than a page), "
                           "got no error")
-    finally:
-        if any(point == str(tall.merged) for point, _, _ in _mounts()):
-            syscalls.umount2(str(tall.merged), syscalls.MNT_DETACH)
-        os.chdir(here)
 
     height = ctx.rng.randrange(130, 151)
     marks = [_token(ctx, 6) for _ in range(height)]
@@ -381,58 +373,30 @@ def diff_and_commit(ctx: Context) -> None:
                "the committed image", repr(out.split()))
 
 
-def _view_in_a_child(ctx: Context, layout: overlay.Overlay, probe: str, deleted: str) -> dict[str, Any]:
-    """Call your view() in a child process (it changes the caller's mount namespace) and report
-    what the child saw inside the `with` and after it."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        report: dict[str, Any] = {}
-        try:
-            os.close(read)
-            report["ns_before"] = os.readlink("/proc/self/ns/mnt")
-            with ctx.learner.view(layout) as merged:
-                merged = Path(merged)
-                report["merged"] = str(merged)
-                report["ns_inside"] = os.readlink("/proc/self/ns/mnt")
-                report["mounted"] = [t for point, t, _ in _mounts() if point == str(merged)]
-                report["probe"] = (merged / probe).read_text() if (merged / probe).is_file() else None
-                report["deleted"] = os.path.lexists(merged / deleted)
-                try:
-                    (merged / f"written-{os.getpid()}").write_text("x")
-                    report["writable"] = True
-                except OSError:
-                    report["writable"] = False
-            report["after"] = [t for point, t, _ in _mounts() if point == report["merged"]]
-        except BaseException as e:  # noqa: BLE001
-            frame = traceback.extract_tb(e.__traceback__)[-1]
-            report["error"] = [type(e).__name__, f"{e} (at {Path(frame.filename).name}:{frame.lineno})"]
-        finally:
-            os.write(write, json.dumps(report).encode())
-            os._exit(0)
-    os.close(write)
-    data, ended = b"", False
-    while select.select([read], [], [], 20)[0]:
-        chunk = os.read(read, 65536)
-        if not chunk:
-            ended = True
-            break
-        data += chunk
-    os.close(read)
+def _view(ctx: Context, layout: overlay.Overlay, probe: str, deleted: str) -> dict[str, Any]:
+    """Call your view() in the learner server (it changes the caller's mount namespace) and
+    look, from here, at what that process has inside the `with` block and after it."""
+    server = ctx.server
+    report: dict[str, Any] = {"ns_before": server.namespace("mnt")}
     try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
-    if not ended:
-        raise CheckFailed("expected view() and its `with` block to be done in a few seconds, "
-                          "got no end after 20 s (a wait that never ends?)")
-    report = json.loads(data or b"{}")
-    if "error" in report:
-        kind, message = report["error"]
-        if kind == "NotImplementedError":
-            raise NotImplementedError(str(message).split(" (at ")[0])
-        raise CheckFailed(f"view() raised {kind}: {message}"[:300])
+        with ctx.learner.view(layout) as merged:
+            merged = Path(merged)
+            report["merged"] = str(merged)
+            report["ns_inside"] = server.namespace("mnt")
+            report["mounted"] = [t for point, t, _ in _mounts(server.mountinfo()) if point == str(merged)]
+            seen = server.path(merged)
+            report["probe"] = (seen / probe).read_text() if (seen / probe).is_file() else None
+            report["deleted"] = os.path.lexists(seen / deleted)
+            try:
+                (seen / f"written-{os.getpid()}").write_text("x")
+                report["writable"] = True
+            except OSError:
+                report["writable"] = False
+        report["after"] = [t for point, t, _ in _mounts(server.mountinfo()) if point == report["merged"]]
+    except (CheckFailed, NotImplementedError):
+        raise
+    except Exception as e:  # noqa: BLE001 - yours, or a path view() yielded that is none
+        raise CheckFailed(f"view() raised {type(e).__name__}: {e}"[:300]) from None
     return report
 
 
@@ -442,11 +406,11 @@ def export(ctx: Context) -> None:
     root = ctx.private_state_root()
     name, applet, file, content = f"c{_token(ctx)}", _applet(ctx), f"f{_token(ctx, 6)}", _token(ctx)
     _run(ctx, "run", "--name", name, "busybox", "sh", "-c", f"rm /{applet}; echo {content} > /root/{file}")
-    before = [m for m in _mounts() if m[1] == "overlay"]
+    before = [m for m in _mounts(ctx.mountinfo()) if m[1] == "overlay"]
     target = root / "export.tar"
     result = ctx.mini("export", "-o", str(target), name)
     ctx.expect(result.returncode == 0, f"`mini export -o FILE {name}` (exit 0)", _out(result))
-    after = [m for m in _mounts() if m[1] == "overlay"]
+    after = [m for m in _mounts(ctx.mountinfo()) if m[1] == "overlay"]
     ctx.expect(after == before, "no overlay mount left behind by `mini export` (outside its own process)",
                repr([m[0] for m in after if m not in before]))
     with tarfile.open(target) as tar:
@@ -460,7 +424,7 @@ def export(ctx: Context) -> None:
                f"{applet} {'present' if applet in members else 'absent'}, bin/busybox "
                f"{'present' if 'bin/busybox' in members else 'absent'}, whiteouts {markers[:3]}")
 
-    report = _view_in_a_child(ctx, _layout(root, name), f"root/{file}", applet)
+    report = _view(ctx, _layout(root, name), f"root/{file}", applet)
     ctx.expect(report.get("ns_inside") != report.get("ns_before"),
                "view() to move into a mount namespace of its own (unshare CLONE_NEWNS)",
                f"the same one, {report.get('ns_inside')}")
@@ -472,7 +436,7 @@ def export(ctx: Context) -> None:
     ctx.expect(report.get("writable") is False, "a write into the view to fail (read-only)", "it worked")
     ctx.expect(not report.get("after"), "the view unmounted when the `with` block ends",
                f"still mounted: {report.get('after')}")
-    _expect_no_overlay_at(ctx, Path(report["merged"]), "in the caller's namespace")
+    _expect_no_overlay_at(ctx, ctx.mountinfo(), Path(report["merged"]), "in the caller's namespace")
 
 
 @check("5.8", "all together: layers, a container's changes, diff, commit and export", points=1,
