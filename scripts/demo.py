@@ -178,7 +178,7 @@ def main() -> int:
     finally:  # a tour that failed half-way leaves nothing behind either
         for kept in KEPT:
             subprocess.run(MINI + ["rm", kept], capture_output=True, timeout=60)
-    say("End of the tour so far. Next: chapter 06, the network (coming).")
+    say("End of the tour so far. Next: chapter 06, lifecycle: detached containers, logs, exec (coming).")
     return 0
 
 

@@ -79,7 +79,7 @@ def test_bad_flag_is_125_with_one_line():
 
 def test_tty_flag_explains_it_comes_later():
     result = mini("run", "-t", "busybox", "sh")
-    assert result.returncode == 125 and "chapter 07" in result.stderr
+    assert result.returncode == 125 and "chapter 06" in result.stderr
 
 
 def test_env_workdir_and_arguments_reach_the_command(state_root):
@@ -162,7 +162,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("flags", [[], ["-u", "65534"], ["--init"], ["--init", "-u", "65534"]],
                          ids=["root", "user", "init", "init-user"])
 def test_killing_mini_kills_the_container(flags):
-    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 07's monitor.
+    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 06's monitor.
     setuid/setgid (-u, or the image's User) clear the parent-death signal: it is armed again."""
     proc = subprocess.Popen(MINI + ["run", "--rm", *flags, "busybox", "sh", "-c", "echo ready; exec sleep 77"],
                             stdout=subprocess.PIPE, text=True)

@@ -8,7 +8,7 @@ Fill in the seven functions below. The grader plugs them into the reference runt
     limits:  limit_files(memory=..., cpus=..., ...) → write each file  (uses shares_to_weight)
     start:   join(cgroup, pid) before the container's command runs
     exit:    oom_kill_count(cgroup): was it the OOM killer? → rmdir
-    (and for chapter 07's stats, pause and unpause: read_usage(cgroup), set_frozen(cgroup, ...))
+    (and for chapter 06's stats, pause and unpause: read_usage(cgroup), set_frozen(cgroup, ...))
 
     python -m exercises grade 04          (one check: --only 4.3)
 

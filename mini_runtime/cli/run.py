@@ -40,8 +40,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--no-pivot", action="store_true",
                      help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
     run.add_argument("-i", "--interactive", action="store_true",
-                     help="keep stdin attached (always so until chapter 07)")
-    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 07)")
+                     help="keep stdin attached (always so until chapter 06)")
+    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 06)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from mini_runtime import backend
 
     if args.tty:
-        raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 07 (lifecycle); "
+        raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 06 (lifecycle); "
                          "until then stdin, stdout and stderr are passed straight through")
     if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
