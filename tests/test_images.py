@@ -108,6 +108,15 @@ def test_diff_commit_and_run_the_committed_image():
     assert history[1].startswith(image.short_id) and "a file, a change, a deletion" in history[1]
 
 
+def test_a_failed_save_or_export_leaves_no_file(tmp_path):
+    """-o FILE appears only complete: a missing image or container leaves no FILE, no temp file."""
+    for command in (["save", "-o", str(tmp_path / "out.tar"), "no-such-image:1"],
+                    ["export", "-o", str(tmp_path / "out.tar"), "no-such-container"]):
+        result = mini(*command)
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_export_is_the_containers_whole_filesystem(tmp_path):
     assert mini("run", "--name", "exp", "busybox", "sh", "-c", "echo data > /root/f; rm /bin/ls").returncode == 0
     target = tmp_path / "exp.tar"

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mini_runtime import backend
-from mini_runtime.cli.streams import open_output
+from mini_runtime.cli.streams import output_to
 from mini_runtime.errors import MiniError
 
 #: The Engine API's change kinds, as docker diff prints them.
@@ -66,12 +66,8 @@ def diff(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     engine = backend.connect()
-    out, close = open_output(args.output)
-    try:
+    with output_to(args.output) as out:
         engine.container_export(args.container, out)
-    finally:
-        if close:
-            out.close()
     return 0
 
 

@@ -11,7 +11,7 @@ import time
 
 from mini_runtime import backend
 from mini_runtime.cli.formatting import short_id, table
-from mini_runtime.cli.streams import open_input, open_output
+from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
 
@@ -131,12 +131,8 @@ def import_(args: argparse.Namespace) -> int:
 
 def save(args: argparse.Namespace) -> int:
     engine = backend.connect()
-    out, close = open_output(args.output)
-    try:
+    with output_to(args.output) as out:
         engine.image_save(args.images, out)
-    finally:
-        if close:
-            out.close()
     return 0
 
 
