@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -184,6 +185,14 @@ def test_killing_mini_kills_the_container(flags):
     assert not left, f"container processes {left} still running after mini was killed"
 
 
+def _uid_line(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Uid:"))
+    except (OSError, StopIteration):
+        return ""
+
+
 def test_a_child_whose_mini_died_during_setup_never_runs_its_command():
     """The window the parent-death signal cannot cover: mini dies after "go", while setup
     changes the child's identity (which clears the signal). The child must notice and leave."""
@@ -201,7 +210,10 @@ def test_a_child_whose_mini_died_during_setup_never_runs_its_command():
         try:
             child = process.spawn(ProcessSpec(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, "/"), "/", setup)
             os.write(report_write, str(child.pid).encode())
-            os.write(child.go, b"1")   # go, and die at once, before the child's execve
+            os.write(child.go, process.GO)   # go; die once setup has changed the child's
+            deadline = time.monotonic() + 5     # identity (before that, PDEATHSIG kills it)
+            while time.monotonic() < deadline and "\t65534\t" not in _uid_line(child.pid):
+                time.sleep(0.005)
         finally:
             os._exit(0)
     os.close(report_write)
