@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from mini_runtime import paths
+from mini_runtime import names, paths
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
 from mini_runtime.units import now_rfc3339
 
@@ -97,7 +97,10 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
         raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     directory = containers_dir() / container_id
     with paths.locked(paths.state_root() / "containers.lock"):
-        for other in records() if name else []:
+        names_in_use = {other["Name"]: other["Id"] for other in records()}
+        if not name:  # docker's adjective_surname, drawn again while taken (06)
+            name = names.generate(lambda n: "/" + n in names_in_use, fallback=container_id[:12])
+        for other in [{"Name": n, "Id": i} for n, i in names_in_use.items()]:
             if other["Name"] == "/" + name.lstrip("/"):
                 raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
                                 f'container "{other["Id"]}". You have to remove (or rename) that container '

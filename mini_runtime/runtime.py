@@ -54,8 +54,9 @@ class Exited(NamedTuple):
 
 
 # >>> run
-def create(config: ContainerConfig, store: Store | None = None) -> Created:
-    """Everything up to the child waiting for "go". Nothing is left behind if a step fails."""
+def create(config: ContainerConfig, store: Store | None = None, container_id: str | None = None) -> Created:
+    """Everything up to the child waiting for "go". Nothing is left behind if a step fails.
+    (Chapter 06's monitor picks the id itself, so that it is in its command line.)"""
     store = store or Store()
     image = store.get(config.image)                 # 01: unknown image -> exit 125
     try:
@@ -64,7 +65,7 @@ def create(config: ContainerConfig, store: Store | None = None) -> Created:
         raise InvalidParameter(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
     lower = store.layer_dirs(image)                 # 05: each layer unpacked once, shared
-    container_id = container.new_id()
+    container_id = container_id or container.new_id()
     group = cgroups.Cgroup(container_id)            # 04
     config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
     directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
@@ -95,7 +96,11 @@ def start(created: Created) -> None:
 
 def wait(created: Created) -> Exited:
     """Until the container's PID 1 ends (it is reaped here): its code, and OOM or not."""
-    status = process.wait_for(created.child.pid)    # 01: until it ends; reaps the zombie
+    return ended(created, process.wait_for(created.child.pid))  # 01: until it ends; reaps it
+
+
+def ended(created: Created, status: int) -> Exited:
+    """What a wait status says (the monitor reaps its child itself): code, and OOM or not."""
     oom = created.config.memory is not None and created.group.oom_kills() > 0  # 04
     return Exited(process.exit_code(status), oom)   # 01: exit code, or 128 + signal
 

@@ -1,19 +1,18 @@
 """The Engine API's verbs, done in this process: the runtime's pipeline, the container records
 and the image store. No printing here: the CLI (or chapter 09's daemon) presents the results.
 
-A container created here is this process's child until it ends: `container_create`,
-`container_start` and `container_wait` must come from the same process (chapter 06 gives each
-container a monitor, so that any process, the daemon too, can start and wait for it).
+Each container has a monitor (monitor.py), started by fork+exec: it is the parent of the
+container's init, so that any process (the daemon too) can wait for it, kill it and read its logs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
+import socket
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
-from mini_runtime import container, overlay, process, runtime
+from mini_runtime import container, lifecycle, monitor, overlay, process
 from mini_runtime.backend import Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, NotFound
@@ -27,8 +26,8 @@ CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
 class LocalBackend(Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
-        self._created: dict[str, runtime.Created] = {}
-        self._signals: dict[str, contextlib.ExitStack] = {}
+        self._channels: dict[str, socket.socket] = {}   # to the monitors we started
+        self._pids: dict[str, int] = {}
 
     @property
     def store(self) -> Store:
@@ -36,52 +35,79 @@ class LocalBackend(Backend):
             self._store = Store()
         return self._store
 
-    # --- the pipeline --------------------------------------------------------------------------
+    # --- the pipeline, through each container's monitor (chapter 06) --------------------------
 
-    def container_create(self, config: ContainerConfig) -> dict[str, Any]:
-        created = runtime.create(config, self.store)
-        self._created[created.id] = created
-        return {"Id": created.id, "Warnings": []}
+    def container_create(self, config: ContainerConfig, stdio: bool = False) -> dict[str, Any]:
+        """A monitor creates it (and is its parent); `stdio`: its stdin is ours, its output is
+        relayed to our stdout and stderr too (what attach does over HTTP), for a foreground run."""
+        container_id = container.new_id()
+        channel = lifecycle.spawn_monitor(container_id, stdio)
+        monitor.send(channel, {"Config": config._asdict()})
+        lifecycle.answer(monitor.receive(channel))
+        self._channels[container_id] = channel
+        return {"Id": container_id, "Warnings": []}
 
     def container_start(self, container_id: str) -> None:
-        created = self._handle(container_id)
-        forwarding = contextlib.ExitStack()  # ctrl-C and kill reach the container until it ends
-        forwarding.enter_context(process.forward_signals(created.child.pid))
+        channel = self._channels.get(container_id)
+        if channel is None:
+            lifecycle.start_kept(container.find(container_id))
+            return
+        monitor.send(channel, {"op": "start"})
         try:
-            runtime.start(created)
+            self._pids[container_id] = lifecycle.answer(monitor.receive(channel))["Pid"]
         except BaseException:
-            forwarding.close()
-            runtime.cleanup(self._created.pop(container_id), None)
+            self._channels.pop(container_id).close()
             raise
-        self._signals[container_id] = forwarding
 
-    def container_wait(self, container_id: str) -> dict[str, Any]:
-        created = self._handle(container_id)
-        exited = None
-        try:
-            with self._signals.pop(container_id, contextlib.ExitStack()):
-                exited = runtime.wait(created)
-        except BaseException:
-            runtime.kill_and_reap(created.child.pid)
-            raise
-        finally:
-            warning = runtime.cleanup(self._created.pop(container_id), exited)
-        error = {"Message": warning} if warning else None  # the container ended; cleanup did not
-        return {"StatusCode": exited.code, "Error": error, "OOMKilled": exited.oom}
+    def container_wait(self, container_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Until it has ended; from the process that started it, ctrl-C and kill reach it."""
+        channel = self._channels.pop(container_id, None)
+        if channel is None:
+            return lifecycle.wait(container.find(container_id), timeout)
+        with channel, process.forward_signals(self._pids.pop(container_id)):
+            result = monitor.receive(channel)
+        if result is None:  # the monitor died (its container with it)
+            try:
+                result = lifecycle.wait(container.find(container_id), timeout)
+            except NotFound:  # --rm: the sweep has removed it
+                result = {"StatusCode": 137, "OOMKilled": False,
+                          "Error": {"Message": "the container's monitor was killed"}}
+        return result
 
-    def _handle(self, container_id: str) -> runtime.Created:
-        if container_id not in self._created:
-            raise NotFound(f"No such container: {container_id} (not created by this process; "
-                           "chapter 06 brings start and wait from anywhere)")
-        return self._created[container_id]
+    def container_detach(self, container_id: str) -> None:
+        """mini's own: we will not wait for it (run -d): the monitor carries on alone."""
+        channel = self._channels.pop(container_id, None)
+        if channel is not None:
+            channel.close()
+
+    def container_kill(self, container_id: str, signal: str | int = "KILL") -> None:
+        lifecycle.kill(container.find(container_id), signal)
+
+    def container_stop(self, container_id: str, timeout: int | None = None) -> None:
+        lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
+
+    def container_list(self, all: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+        container.sweep_stale()                     # a monitor that died: shown as docker would
+        return lifecycle.summaries(all, limit)
+
+    def container_inspect(self, container_id: str) -> dict[str, Any]:
+        container.sweep_stale()
+        return lifecycle.inspect(container.find(container_id))
+
+    def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
+                       since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+        """ContainerLogs: (stream, bytes as docker logs writes them) for each entry; with
+        `follow`, until the container has ended. `since`: nanoseconds since the epoch."""
+        from mini_runtime import logs
+
+        entries = lifecycle.logs_of(container.find(container_id), follow=follow, tail=tail, since=since)
+        for entry in entries:
+            yield entry.stream, logs.render(entry, timestamps)
 
     # --- kept containers -----------------------------------------------------------------------
 
     def container_delete(self, container_id: str, force: bool = False) -> None:
-        directory = container.find(container_id)
-        if not container.status(container.load(directory)).can_remove:
-            raise Conflict(f"cannot remove container {container_id}: it is running (stop it first)")
-        container.remove(directory)
+        lifecycle.remove(container.find(container_id), container_id, force)
 
     def _kept(self, text: str) -> tuple[Path, dict[str, Any], overlay.Overlay]:
         """A container that has ended, with the files diff, export and commit read."""

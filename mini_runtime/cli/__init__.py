@@ -20,7 +20,9 @@ from mini_runtime.errors import ExecError, MiniError, UsageError
 GROUPS = {"run": "run", "rm": "containers", "diff": "containers", "export": "containers",
           "commit": "containers", "images": "images", "tag": "images", "rmi": "images",
           "history": "images", "import": "images", "save": "images", "load": "images",
-          "doctor": "system", "version": "system"}
+          "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
+          "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
+          "start": "lifecycle"}
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -39,6 +39,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-u", "--user", metavar="USER", help="user name or uid, and optionally group: NAME|UID[:GROUP|GID]")
     run.add_argument("--no-pivot", action="store_true",
                      help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run the container in the background and print its ID")
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep stdin attached (always so until chapter 07)")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 07)")
@@ -74,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns)
     engine = backend.connect()
-    container_id = engine.container_create(config)["Id"]
+    container_id = engine.container_create(config, stdio=not args.detach)["Id"]
     engine.container_start(container_id)
+    if args.detach:
+        engine.container_detach(container_id)
+        print(container_id)
+        return 0
     result = engine.container_wait(container_id)
     if result.get("OOMKilled"):
         print(oom_message(config.memory or 0, result["StatusCode"]), file=sys.stderr)

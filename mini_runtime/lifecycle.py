@@ -1,0 +1,209 @@
+"""Chapter 06: a container's life after create, from any process: its monitor (monitor.py) is
+asked over its unix socket to kill and to wait; its record says the rest (ps, inspect); its
+json-file log is read here (logs).
+
+What docker shows for a container whose monitor died (SIGKILL): its init died with it (the
+kernel's parent-death signal), so `container.sweep_stale` records it as exited with 137.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from mini_runtime import container, errors, logs, monitor, syscalls
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
+from mini_runtime.units import command_line, parse_rfc3339, status
+
+
+def spawn_monitor(container_id: str, stdio: bool) -> socket.socket:
+    """fork+exec the container's monitor in a session of its own, orphaned at once (a double
+    fork) so that nobody has to reap it but init; returns our end of its channel. With `stdio`
+    it gets our stdin, stdout and stderr; else /dev/null."""
+    ours, theirs = socket.socketpair()
+    argv = [sys.executable, "-m", "mini_runtime.monitor", container_id, "--channel",
+            str(theirs.fileno())] + (["--foreground"] if stdio else [])
+    env = monitor.monitor_env()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            if not stdio:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+            syscalls.close_other_fds(keep=(0, 1, 2, theirs.fileno()))  # none of ours leaks
+            os.set_inheritable(theirs.fileno(), True)
+            os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(127)
+    theirs.close()
+    os.waitpid(pid, 0)
+    return ours
+
+
+def answer(reply: dict | None) -> dict:
+    """The monitor's reply, or its error raised again with its kind."""
+    if reply is None:
+        raise System("the container's monitor ended before it answered")
+    if "Error" in reply and isinstance(reply["Error"], dict) and "Kind" in reply["Error"]:
+        error = reply["Error"]
+        kind = getattr(errors, error["Kind"], errors.System)
+        if kind is errors.ExecError:
+            raise errors.ExecError(error["Message"], error["ExitCode"])
+        raise kind(error["Message"])
+    return reply
+
+
+def run_dir(directory: Path) -> str:
+    return str(container.run_dir(directory.name))
+
+
+def wait(directory: Path, timeout: float | None = None) -> dict[str, Any]:
+    """ContainerWait: the monitor answers when the container has ended; without a monitor, the
+    record says how it ended."""
+    result = monitor.request(run_dir(directory), {"op": "wait"}, timeout)
+    if result is not None and "StatusCode" in result:
+        return result
+    deadline = time.monotonic() + 10
+    while True:  # no monitor: if it died, its init dies with it and the sweep records that
+        container.sweep_stale()
+        try:
+            state = container.load(directory)["State"]
+        except OSError:
+            raise NotFound(f"No such container: {directory.name}") from None  # --rm: gone
+        if not state.get("Running") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return {"StatusCode": state.get("ExitCode", 0), "Error": None,
+            "OOMKilled": state.get("OOMKilled", False)}
+
+
+def parse_signal(text: str | int) -> int:
+    """docker kill -s: "KILL", "SIGKILL" or "9"."""
+    try:
+        number = int(text)
+    except ValueError:
+        name = str(text).upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if not hasattr(signals.Signals, name):
+            raise InvalidParameter(f"Invalid signal: {text}") from None
+        return int(signals.Signals[name])
+    if not 0 < number < 65:
+        raise InvalidParameter(f"Invalid signal: {text}")
+    return number
+
+
+def kill(directory: Path, signal: str | int) -> None:
+    number = parse_signal(signal)
+    reply = monitor.request(run_dir(directory), {"op": "kill", "signal": number}, timeout=5)
+    if reply is None or "Error" in reply:
+        raise Conflict(f"Cannot kill container: {directory.name}: Container {directory.name} "
+                       "is not running")
+
+
+def stop_signal(record: dict[str, Any]) -> int:
+    """The image's StopSignal, else SIGTERM."""
+    from mini_runtime.image.store import Store
+
+    try:
+        text = (Store().get(record["Image"]).config.get("config") or {}).get("StopSignal")
+    except (errors.MiniError, OSError, KeyError):
+        text = None
+    return parse_signal(text) if text else int(signals.SIGTERM)
+
+
+def stop(directory: Path, timeout: float) -> None:
+    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s.
+    (A PID 1 without handlers ignores SIGTERM: the kernel does not apply default actions to the
+    init of a PID namespace, so such a container ends by the SIGKILL.)"""
+    record = container.load(directory)
+    if not container.status(record).has_process:
+        return
+    where = run_dir(directory)
+    if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
+        return                                          # it has ended meanwhile
+    if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
+        monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
+        monitor.request(where, {"op": "wait"})
+
+
+def remove(directory: Path, text: str, force: bool) -> None:
+    record = container.load(directory)
+    if container.status(record).has_process:
+        if not force:
+            raise Conflict(f'cannot remove container "{record["Name"]}": container is running: '
+                           "stop the container before removing or force remove")
+        monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
+        monitor.request(run_dir(directory), {"op": "wait"}, 30)
+        container.sweep_stale()
+    container.remove(directory)
+
+
+def start_kept(directory: Path) -> None:
+    """ContainerStart of a container not created by this process: a running one is left as it
+    is (docker's answer too)."""
+    if container.status(container.load(directory)).has_process:
+        return
+    raise Unavailable(f"cannot start container {directory.name}: starting an exited container "
+                      "again is not built yet (chapter 06)")
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """ContainerList's ContainerSummary of a record."""
+    state = record.get("State", {})
+    return {"Id": record["Id"], "Names": [record["Name"]],
+            "Image": (record.get("Config") or {}).get("Image") or record.get("Image", ""),
+            "ImageID": record.get("Image", ""),
+            "Command": command_line(record.get("Path", ""), record.get("Args", [])),
+            "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
+            "Ports": [], "Labels": {}, "State": state.get("Status", "dead"),
+            "Status": status(state), "Mounts": []}
+
+
+def summaries(all: bool, limit: int | None) -> list[dict[str, Any]]:
+    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker)."""
+    records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
+    if limit is not None and limit > 0:
+        return [summary(r) for r in records[:limit]]
+    return [summary(r) for r in records if all or container.status(r).has_process]
+
+
+def inspect(directory: Path) -> dict[str, Any]:
+    """ContainerInspect: the record, with docker's State fields in docker's order."""
+    record = container.load(directory)
+    state = record.get("State", {})
+    keys = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode",
+            "Error", "StartedAt", "FinishedAt")
+    defaults = {"Restarting": False, "Dead": False, "Error": "", "Paused": False}
+    ordered = {key: state.get(key, defaults.get(key)) for key in keys}
+    return {"Id": record["Id"], "Created": record.get("Created"), "Path": record.get("Path"),
+            "Args": record.get("Args", []), "State": ordered, "Image": record.get("Image"),
+            "LogPath": record.get("LogPath", ""), "Name": record["Name"],
+            **{k: v for k, v in record.items() if k not in ("Id", "Created", "Path", "Args",
+                                                             "State", "Image", "LogPath", "Name")},
+            "Mounts": record.get("Mounts", []),
+            "NetworkSettings": record.get("NetworkSettings", {})}
+
+
+def logs_of(directory: Path, *, follow: bool, tail: int | None,
+            since: int | None) -> Iterator[logs.Entry]:
+    path = str(directory / f"{directory.name}-json.log")
+    if not os.path.exists(path):
+        return iter(())
+    if not follow:
+        return logs.read(path, tail, since)
+
+    def stopped() -> bool:
+        try:
+            return not container.status(container.load(directory)).has_process
+        except OSError:
+            return True
+    return logs.follow(path, stopped, tail, since)

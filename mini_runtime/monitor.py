@@ -1,0 +1,301 @@
+"""Chapter 06: a monitor per container (the job of containerd-shim and conmon).
+
+`python -m mini_runtime.monitor ID --channel FD` is started by fork+exec in a session of its
+own, so it outlives the `mini` that started it. It is the parent of the container's init, holds
+the pipes of its stdout and stderr, writes them to docker's json-file log, serves `kill` and
+`wait` on a unix socket under the run root, records how the container ended and cleans up.
+
+One process, three phases, each an execve(2) of the one before (the pid stays, so the monitor
+stays the parent of the container's init and the owner in its record):
+
+    setup   full imports: runtime.create; "start" from the channel; runtime.start
+    serve   lean (python -S, json/socket/select/signal and logs.py only): relay, log, kill,
+            wait -- the part that lives as long as the container, paid once per container
+    finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
+
+The channel is a socketpair with the `mini` that started it: the config in, the id, the pid and
+(for a foreground run) the exit status out. A `mini` killed at any point only closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+SOCKET = "monitor.sock"
+
+
+# --- shared by the CLI side and the monitor ------------------------------------------------------
+
+def send(sock: socket.socket, message: dict) -> bool:
+    """One JSON line; False if the other side is gone (a killed `mini`)."""
+    try:
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        return True
+    except OSError:
+        return False
+
+
+def receive(sock: socket.socket) -> dict | None:
+    """One JSON line, or None at EOF (the other side is gone)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk = sock.recv(4096)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data)
+
+
+def socket_path(run_dir: str) -> tuple[int, str]:
+    """A unix socket path is at most 107 bytes and the run root's may be longer: reach the
+    directory through /proc/self/fd. Returns the directory's fd (close it) and the path."""
+    fd = os.open(run_dir, os.O_PATH | os.O_CLOEXEC)
+    return fd, f"/proc/self/fd/{fd}/{SOCKET}"
+
+
+def request(run_dir: str, message: dict, timeout: float | None = None) -> dict | None:
+    """Ask a container's monitor; None if there is none (the container is not running) or it
+    ended before answering."""
+    fd, path = socket_path(run_dir) if os.path.isdir(run_dir) else (-1, "")
+    if fd < 0:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.settimeout(timeout)
+        return receive(sock) if send(sock, message) else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+        os.close(fd)
+
+
+# --- phase 2: serve (lean: this is what stays in memory while the container runs) ------------
+
+def serve(container_id: str, pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int,
+          channel: int, listener_fd: int, log_path: str) -> None:
+    """Relay and log the container's output, answer kill and wait, until it has ended."""
+    from mini_runtime.logs import LogWriter
+
+    writer = LogWriter(log_path)
+    listener = socket.socket(fileno=listener_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)                        # SIGCHLD wakes select() up
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)              # only SIGKILL ends a monitor
+    streams = {out_r: ("stdout", relay_out), err_r: ("stderr", relay_err)}
+    waiters: list[int] = [channel] if channel >= 0 else []
+    status, drain_until = None, 0.0
+    while streams or status is None:
+        if status is None:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, drain_until = wait_status, time.monotonic() + 1.0
+        elif time.monotonic() > drain_until:
+            break                                       # a grandchild holds a pipe: stop waiting
+        timeout = None if status is None else 0.1
+        ready = select.select([wake_r, listener, *streams], [], [], timeout)[0]
+        for fd in ready:
+            if fd == wake_r:
+                os.read(wake_r, 512)
+            elif fd is listener:
+                answer(listener, pid if status is None else 0, waiters)
+            else:
+                data = os.read(fd, 65536)
+                name, relay = streams[fd]
+                if not data:
+                    del streams[fd]
+                    continue
+                writer.write(name, data)
+                if relay >= 0 and not relay_all(relay, data):
+                    streams[fd] = (name, -1)            # the foreground `mini` is gone
+    writer.close()
+    for fd in waiters:
+        os.set_inheritable(fd, True)
+    os.set_inheritable(listener.fileno(), True)
+    os.execve(sys.executable, monitor_argv(container_id, "--finish", str(pid), str(status),
+                                           str(listener.fileno()), ",".join(map(str, waiters))),
+              monitor_env())
+
+
+def relay_all(fd: int, data: bytes) -> bool:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+        return True
+    except OSError:
+        return False
+
+
+def answer(listener: socket.socket, pid: int, waiters: list[int]) -> None:
+    """One request on the socket: kill (a signal to the container's init) or wait (answered
+    when it has ended, by the finish phase)."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    conn.settimeout(2)
+    try:
+        message = receive(conn) or {}
+    except ValueError:
+        message = {}
+    conn.settimeout(None)
+    if message.get("op") == "wait":
+        waiters.append(conn.detach())
+        return
+    if message.get("op") == "kill" and pid:
+        try:
+            os.kill(pid, int(message.get("signal", signal.SIGKILL)))
+            send(conn, {"ok": True})
+        except (OSError, ValueError) as e:
+            send(conn, {"Error": str(e)})
+    else:
+        send(conn, {"Error": "is not running" if pid == 0 else "unknown request"})
+    conn.close()
+
+
+def monitor_argv(container_id: str, *args: str) -> list[str]:
+    """The serve phase runs with -S: no site-packages (and its pages); the others need them."""
+    lean = ["-S"] if args[:1] == ("--serve",) else []
+    return [sys.executable, *lean, "-m", "mini_runtime.monitor", container_id, *args]
+
+
+def monitor_env() -> dict[str, str]:
+    """-S skips site-packages (and its pages): the package is found through PYTHONPATH."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH", "")
+    return dict(os.environ, PYTHONPATH=here + (":" + path if path else ""))
+
+
+# --- phase 1: setup --------------------------------------------------------------------------
+
+def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
+    """Create the container with its output on our pipes; start it when told; then serve."""
+    from mini_runtime import container, runtime
+    from mini_runtime.config import ContainerConfig
+
+    channel = socket.socket(fileno=channel_fd)
+    request_ = receive(channel)
+    if request_ is None:
+        return 0                                        # `mini` died before it asked anything
+    config = ContainerConfig(**request_["Config"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    relay_out, relay_err = (os.dup(1), os.dup(2)) if foreground else (-1, -1)
+    os.dup2(out_w, 1)                                   # what the container's init inherits
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    try:
+        created = runtime.create(config, container_id=container_id)
+    except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
+        send(channel, {"Error": error_of(e)})
+        return 0
+    finally:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 1)                                # the monitor itself prints nothing
+        os.dup2(null, 2)
+        os.close(null)
+    run_dir = str(container.run_dir(container_id))
+    log_path = str(created.directory / f"{container_id}-json.log")
+    record = container.load(created.directory)
+    container.save(created.directory, dict(record, LogPath=log_path))
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(config._asdict(), f)
+    dir_fd, path = socket_path(run_dir)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    os.close(dir_fd)
+    if not send(channel, {"Id": container_id}) or (receive(channel) or {}).get("op") != "start":
+        listener.close()
+        runtime.cleanup(created, None)                  # never started: nothing is kept
+        return 0
+    try:
+        runtime.start(created)
+    except Exception as e:  # noqa: BLE001
+        listener.close()
+        runtime.cleanup(created, None)
+        send(channel, {"Error": error_of(e)})
+        return 0
+    send(channel, {"Id": container_id, "Pid": created.child.pid})
+    fds = [out_r, err_r, relay_out, relay_err, channel.detach(), listener.detach()]
+    for fd in fds:
+        if fd >= 0:
+            os.set_inheritable(fd, True)
+    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid),
+                                           *map(str, fds), log_path), monitor_env())
+    return 0  # (not reached)
+
+
+def error_of(e: BaseException) -> dict:
+    """An error, as the channel carries it: its kind (errors.py's class), text and exit code."""
+    from mini_runtime import errors
+
+    kind = next((k.__name__ for k in type(e).__mro__
+                 if isinstance(getattr(errors, k.__name__, None), type)), "MiniError")
+    kind = kind if issubclass(getattr(errors, kind), errors.MiniError) else "System"
+    return {"Kind": kind, "Message": str(e) if str(e) else kind,
+            "ExitCode": getattr(e, "exit_code", 125)}
+
+
+# --- phase 3: finish -------------------------------------------------------------------------
+
+def finish(container_id: str, pid: int, status: int, listener_fd: int, waiters: list[int]) -> None:
+    """Record how it ended (atomically), clean up, answer whoever waits."""
+    from mini_runtime import cgroups, container, process, runtime
+    from mini_runtime.config import ContainerConfig
+
+    with open(container.run_dir(container_id) / "config.json") as f:
+        config = ContainerConfig(**json.load(f))
+    created = runtime.Created(container_id, container.containers_dir() / container_id, config,
+                              cgroups.Cgroup(container_id), process.Child(pid, -1, -1))
+    exited = runtime.ended(created, status)
+    warning = runtime.cleanup(created, exited)
+    result = {"StatusCode": exited.code, "OOMKilled": exited.oom,
+              "Error": {"Message": warning} if warning else None}
+    for fd in waiters:
+        with socket.socket(fileno=fd) as conn:
+            send(conn, result)
+    listener = socket.socket(fileno=listener_fd)
+    listener.setblocking(False)
+    while True:                                         # asked while we were cleaning up
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            break
+        with conn:
+            conn.settimeout(1)
+            asked = receive(conn) or {}
+            send(conn, result if asked.get("op") == "wait" else {"Error": "is not running"})
+    listener.close()
+
+
+def main(argv: list[str]) -> int:
+    container_id, phase, rest = argv[0], argv[1], argv[2:]
+    if phase == "--serve":
+        pid, *fds, log_path = rest
+        serve(container_id, int(pid), *map(int, fds), log_path)
+    elif phase == "--finish":
+        pid, status, listener, waiters = rest
+        finish(container_id, int(pid), int(status), int(listener),
+               [int(fd) for fd in waiters.split(",") if fd])
+    else:                                               # --channel FD [--foreground]
+        return setup(container_id, int(rest[0]), "--foreground" in rest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,202 @@
+"""Chapter 06 end to end, as root: detached containers and their monitor, `ps`, `logs`, `inspect`,
+`stop`, `kill`, `wait`, `rm`, names; a killed CLI and a killed monitor."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI, mini
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+LOOP = "while true; do echo hello world; sleep 1; done"
+HEADER = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+
+
+def run_d(*args: str) -> str:
+    result = mini("run", "-d", *args)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert re.fullmatch(r"[0-9a-f]{64}\n", result.stdout), result.stdout
+    return result.stdout.strip()
+
+
+def until(check, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def state(name: str) -> dict:
+    result = mini("inspect", "-f", "{{json .State}}", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def ps_rows(*flags: str) -> list[list[str]]:
+    result = mini("ps", *flags)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == HEADER
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: it waits for pytest, the subreaper, to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def monitor_of(container_id: str) -> int:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"mini_runtime.monitor" in argv and container_id.encode() in argv:
+                return int(entry)
+    raise LookupError(container_id)
+
+
+def test_detached_loop_ps_logs_stop_rm():
+    cid = run_d("--name", "looper", "busybox", "sh", "-c", LOOP)
+    rows = ps_rows()
+    mine = [row for row in rows if row[0] == cid[:12]]
+    assert len(mine) == 1, rows
+    row = mine[0]
+    assert row[1:3] == ["busybox", '"sh -c \'while true; …"'] and row[-1] == "looper"
+    assert row[4].startswith("Up ")
+    assert mini("ps", "-q").stdout.split() == [cid[:12]]
+    assert mini("ps", "-q", "--no-trunc").stdout.split() == [cid]
+
+    until(lambda: mini("logs", "looper").stdout.count("hello world\n") >= 2, what="two lines of log")
+    assert set(mini("logs", "looper").stdout.splitlines()) == {"hello world"}
+    last = mini("logs", "-t", "--tail", "1", cid[:5])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello world\n", last.stdout), last.stdout
+
+    running = state("looper")
+    assert running["Status"] == "running" and running["Running"] and running["Pid"] > 0
+    assert list(running) == ["Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid",
+                             "ExitCode", "Error", "StartedAt", "FinishedAt"]
+
+    # sh as PID 1 has no handler for SIGTERM: the kernel ignores it, SIGKILL ends it after 1 s.
+    stopped = mini("stop", "-t", "1", "looper")
+    assert (stopped.returncode, stopped.stdout) == (0, "looper\n")
+    ended = state("looper")
+    assert (ended["Status"], ended["ExitCode"], ended["Running"], ended["Pid"]) == ("exited", 137, False, 0)
+    assert ps_rows() == []
+    row = ps_rows("-a")[0]
+    assert row[0] == cid[:12] and re.fullmatch(r"Exited \(137\) .* ago", row[4]), row
+
+    assert mini("rm", "looper").returncode == 0
+    assert all(r[0] != cid[:12] for r in ps_rows("-a"))
+    assert mini("inspect", cid).returncode == 1
+
+
+def test_generated_names_and_duplicate_name_conflict():
+    first = run_d("--name", "web", "busybox", "sleep", "30")
+    before = state("web")
+    second = mini("run", "-d", "--name", "web", "busybox", "sleep", "30")
+    assert second.returncode == 125 and second.stdout == ""
+    assert second.stderr == (f'mini: Conflict. The container name "/web" is already in use by container '
+                             f'"{first}". You have to remove (or rename) that container to be able '
+                             "to reuse that name.\n")
+    assert state("web") == before                       # the first one is untouched
+    other = run_d("busybox", "sleep", "30")
+    name = mini("inspect", "-f", "{{.Name}}", other).stdout.strip()
+    assert re.fullmatch(r"/[a-z]+_[a-z]+\d?", name), name
+    for container in ("web", other):
+        assert mini("rm", "-f", container).returncode == 0
+
+
+def test_rm_of_a_running_container_needs_force():
+    cid = run_d("busybox", "sleep", "30")
+    refused = mini("rm", cid)
+    assert refused.returncode == 1 and "container is running" in refused.stderr
+    assert state(cid)["Running"]
+    removed = mini("rm", "-f", cid)
+    assert (removed.returncode, removed.stdout) == (0, f"{cid}\n")
+    assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
+
+
+def test_kill_with_a_signal_and_wait_for_the_code():
+    cid = run_d("busybox", "sh", "-c", 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done')
+    until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+    assert mini("kill", "-s", "TERM", cid).returncode == 0
+    waited = mini("wait", cid)
+    assert (waited.returncode, waited.stdout) == (0, "3\n")
+    again = mini("kill", cid)
+    assert again.returncode == 1 and "is not running" in again.stderr
+    assert mini("rm", cid).returncode == 0
+
+
+def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
+    cid = run_d("busybox", "sh", "-c", "echo out; echo err >&2; for i in 1 2 3; do echo $i; sleep 0.2; done")
+    followed = mini("logs", "-f", cid, timeout=20)
+    assert (followed.stdout, followed.stderr) == ("out\n1\n2\n3\n", "err\n")
+    record = json.loads(mini("inspect", cid).stdout)[0]
+    lines = Path(record["LogPath"]).read_text().splitlines()
+    entries = [json.loads(line) | {"time": 0} for line in lines]
+    assert {"log": "err\n", "stream": "stderr", "time": 0} in entries    # (pipes: order not kept)
+    assert [e["log"] for e in entries if e["stream"] == "stdout"] == ["out\n", "1\n", "2\n", "3\n"]
+    assert mini("logs", "--since", "1h", cid).stdout == "out\n1\n2\n3\n"
+    assert mini("logs", "--since", "2099-01-01T00:00:00Z", cid).stdout == ""
+    assert mini("rm", cid).returncode == 0
+
+
+def test_foreground_run_is_seen_from_another_terminal():
+    proc = subprocess.Popen(MINI + ["run", "--name", "fg", "busybox", "sh", "-c", "echo started; exec sleep 30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        assert [row[-1] for row in ps_rows()] == ["fg"]
+        assert mini("logs", "fg").stdout == "started\n"
+        assert mini("stop", "-t", "0", "fg").returncode == 0
+        assert proc.wait(timeout=10) == 137
+    finally:
+        proc.kill()
+        proc.wait()
+    assert mini("rm", "fg").returncode == 0
+
+
+def test_a_killed_cli_leaves_a_consistent_record_and_nothing_leaked():
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
+        proc = subprocess.Popen(MINI + ["run", "-d", "busybox", "sleep", "30"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+    time.sleep(1)
+    for cid in mini("ps", "-aq", "--no-trunc").stdout.split():
+        seen = state(cid)
+        assert seen["Status"] in ("running", "exited"), seen
+        if seen["Running"]:
+            assert monitor_of(cid) and alive(seen["Pid"])
+        assert mini("rm", "-f", cid).returncode == 0
+
+
+def test_a_killed_monitor_is_seen_and_swept():
+    cid = run_d("busybox", "sh", "-c", LOOP)
+    pid = state(cid)["Pid"]
+    os.kill(monitor_of(cid), signal.SIGKILL)
+    until(lambda: not alive(pid), what="the init to die with its monitor")
+    ended = until(lambda: (s := state(cid))["Status"] == "exited" and s, what="the record to say exited")
+    assert ended["ExitCode"] == 137
+    assert re.fullmatch(r"Exited \(137\) .* ago", ps_rows("-a")[0][4])
+    assert not (Path(os.environ["MINI_RUN"]) / "containers" / cid).exists()
+    assert mini("rm", cid).returncode == 0
