@@ -112,6 +112,18 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
     return directory
 
 
+def reopen(directory: Path) -> dict[str, Any]:
+    """`start` again (chapter 06): a container that has exited gets an owner and volatile files
+    again. Only one `start` wins: the others find it running (docker's answer: nothing to do)."""
+    with paths.locked(paths.state_root() / "containers.lock"):
+        record = load(directory)
+        if not status(record).can_start or run_dir(directory.name).exists():
+            raise Conflict(f"container {directory.name} is already running")
+        run_dir(directory.name).mkdir(parents=True)
+        (run_dir(directory.name) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+    return record
+
+
 def save(directory: Path, record: dict[str, Any]) -> None:
     paths.atomic_write(directory / RECORD, json.dumps(record, indent=2).encode())
 
@@ -124,7 +136,7 @@ def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
     """Its command runs: the record says so, and the run root has what `exec` will need."""
     record = load(directory)
     record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
-                           StartedAt=now_rfc3339())
+                           ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
     save(directory, record)
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mini_runtime import container, errors, logs, monitor, syscalls
-from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 from mini_runtime.units import command_line, parse_rfc3339, status
 
 
@@ -148,12 +148,16 @@ def remove(directory: Path, text: str, force: bool) -> None:
 
 
 def start_kept(directory: Path) -> None:
-    """ContainerStart of a container not created by this process: a running one is left as it
-    is (docker's answer too)."""
-    if container.status(container.load(directory)).has_process:
+    """ContainerStart of a container not created by this process: one that has exited runs
+    again under a new monitor (detached); a running one is left as it is (docker's answer)."""
+    if not container.status(container.load(directory)).can_start:
         return
-    raise Unavailable(f"cannot start container {directory.name}: starting an exited container "
-                      "again is not built yet (chapter 06)")
+    channel = spawn_monitor(directory.name, stdio=False)
+    with channel:
+        monitor.send(channel, {"Restart": True})
+        answer(monitor.receive(channel))
+        monitor.send(channel, {"op": "start"})
+        answer(monitor.receive(channel))
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

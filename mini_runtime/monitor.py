@@ -190,7 +190,7 @@ def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
     request_ = receive(channel)
     if request_ is None:
         return 0                                        # `mini` died before it asked anything
-    config = ContainerConfig(**request_["Config"])
+    config = ContainerConfig(**request_["Config"]) if "Config" in request_ else None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     relay_out, relay_err = (os.dup(1), os.dup(2)) if foreground else (-1, -1)
@@ -199,7 +199,11 @@ def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
     os.close(out_w)
     os.close(err_w)
     try:
-        created = runtime.create(config, container_id=container_id)
+        if config is None:                              # `start` of one that has exited
+            created = runtime.recreate(container_id)
+        else:
+            created = runtime.create(config, container_id=container_id)
+            runtime.keep_config(created)
     except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
         send(channel, {"Error": error_of(e)})
         return 0
@@ -212,8 +216,6 @@ def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
     log_path = str(created.directory / f"{container_id}-json.log")
     record = container.load(created.directory)
     container.save(created.directory, dict(record, LogPath=log_path))
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(config._asdict(), f)
     dir_fd, path = socket_path(run_dir)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -258,7 +260,7 @@ def finish(container_id: str, pid: int, status: int, listener_fd: int, waiters: 
     from mini_runtime import cgroups, container, process, runtime
     from mini_runtime.config import ContainerConfig
 
-    with open(container.run_dir(container_id) / "config.json") as f:
+    with open(container.containers_dir() / container_id / runtime.CONFIG) as f:
         config = ContainerConfig(**json.load(f))
     created = runtime.Created(container_id, container.containers_dir() / container_id, config,
                               cgroups.Cgroup(container_id), process.Child(pid, -1, -1))

@@ -24,16 +24,21 @@ Chapters to come slot in as: 07 the network (create, cleanup); 08 privileges (in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 from typing import NamedTuple
 
-from mini_runtime import cgroups, container, namespaces, overlay, process, rootfs, users
+from mini_runtime import cgroups, container, namespaces, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.image.store import Image, Store
 from mini_runtime.units import now_rfc3339
+
+
+#: The container's settings (ContainerConfig, defaults resolved), beside its record (06).
+CONFIG = "config.json"
 
 
 class Created(NamedTuple):
@@ -136,6 +141,34 @@ def run(config: ContainerConfig, store: Store | None = None) -> Exited:
         warning = cleanup(created, exited)
     return exited._replace(warning=warning)
 # <<< run
+
+
+def recreate(container_id: str, store: Store | None = None) -> Created:
+    """`start` of a container that has exited (06): its record, settings and upper dir as they
+    are, a new cgroup and a new process waiting for "go". On failure it stays as it was."""
+    store = store or Store()
+    directory = container.containers_dir() / container_id
+    config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
+    record = container.reopen(directory)            # 06: owned by this monitor again
+    group = cgroups.Cgroup(container_id)
+    try:
+        image = store.get(record["Image"])
+        spec = process_spec(config, image.config)
+        files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
+        files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
+        limit(group, config)
+        with namespaces.children_in_new_pid_namespace():
+            child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files))
+    except BaseException:
+        group.remove()
+        container.finish(directory, record["State"].get("ExitCode", 0), keep=True)
+        raise
+    return Created(container_id, directory, config, group, child)
+
+
+def keep_config(created: Created) -> None:
+    """The settings, defaults resolved, beside the record: what `start` runs again (06)."""
+    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode())
 
 
 # >>> resolve-defaults

@@ -200,3 +200,14 @@ def test_a_killed_monitor_is_seen_and_swept():
     assert re.fullmatch(r"Exited \(137\) .* ago", ps_rows("-a")[0][4])
     assert not (Path(os.environ["MINI_RUN"]) / "containers" / cid).exists()
     assert mini("rm", cid).returncode == 0
+
+
+def test_start_runs_an_exited_container_again_with_its_files():
+    cid = run_d("--name", "again", "busybox", "sh", "-c", "echo run >> /runs; wc -l < /runs")
+    assert mini("wait", "again").stdout == "0\n"
+    started = mini("start", "again")
+    assert (started.returncode, started.stdout) == (0, "again\n")
+    assert mini("wait", "again").stdout == "0\n"
+    assert mini("logs", "again").stdout.split() == ["1", "2"]   # the same upper dir, one log
+    assert state(cid)["Status"] == "exited"
+    assert mini("rm", "again").returncode == 0
