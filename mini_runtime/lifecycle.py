@@ -14,20 +14,20 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
-from mini_runtime import container, errors, logs, monitor, syscalls
+from mini_runtime import container, errors, logs, monitor, process, runtime, syscalls
+from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 from mini_runtime.units import command_line, parse_rfc3339, status
 
 
-def spawn_monitor(container_id: str, stdio: bool) -> socket.socket:
+def spawn_monitor(container_id: str) -> socket.socket:
     """fork+exec the container's monitor in a session of its own, orphaned at once (a double
-    fork) so that nobody has to reap it but init; returns our end of its channel. With `stdio`
-    it gets our stdin, stdout and stderr; else /dev/null."""
+    fork) so that nobody has to reap it but init, with /dev/null as its stdin, stdout and
+    stderr; returns our end of its channel."""
     ours, theirs = socket.socketpair()
-    argv = [sys.executable, "-m", "mini_runtime.monitor", container_id, "--channel",
-            str(theirs.fileno())] + (["--foreground"] if stdio else [])
+    argv = [sys.executable, "-m", "mini_runtime.monitor", container_id, "--channel", str(theirs.fileno())]
     env = monitor.monitor_env()
     pid = os.fork()
     if pid == 0:
@@ -35,10 +35,9 @@ def spawn_monitor(container_id: str, stdio: bool) -> socket.socket:
             os.setsid()
             if os.fork():
                 os._exit(0)
-            if not stdio:
-                null = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
             syscalls.close_other_fds(keep=(0, 1, 2, theirs.fileno()))  # none of ours leaks
             os.set_inheritable(theirs.fileno(), True)
             os.execve(sys.executable, argv, env)
@@ -47,6 +46,49 @@ def spawn_monitor(container_id: str, stdio: bool) -> socket.socket:
     theirs.close()
     os.waitpid(pid, 0)
     return ours
+
+
+class Here(NamedTuple):
+    """A foreground container whose monitor is this process (`mini run` without -d)."""
+    created: runtime.Created
+    out_r: int
+    err_r: int
+    listener: socket.socket
+
+
+def create_here(config: ContainerConfig, container_id: str) -> Here:
+    return Here(*monitor.create_with_pipes(config, container_id))
+
+
+def start_here(here: Here) -> None:
+    try:
+        runtime.start(here.created)
+    except BaseException:
+        close_here(here)
+        runtime.cleanup(here.created, None)
+        raise
+
+
+def wait_here(here: Here) -> dict[str, Any]:
+    """Be its monitor until it ends: its output to our stdout and stderr and to its log, our
+    signals to it, kill and wait for other `mini`s; then finish as a monitor does."""
+    created, waiters = here.created, []
+    try:
+        with process.forward_signals(created.child.pid):
+            status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
+                                   here.listener, monitor.log_path(created.directory), monitor=False)
+    except BaseException:
+        runtime.kill_and_reap(created.child.pid)
+        here.listener.close()
+        runtime.cleanup(created, runtime.Exited(137, False))
+        raise
+    return monitor.finish(created, status, here.listener, waiters)
+
+
+def close_here(here: Here) -> None:
+    here.listener.close()
+    for fd in (here.out_r, here.err_r):
+        os.close(fd)
 
 
 def answer(reply: dict | None) -> dict:
@@ -152,7 +194,7 @@ def start_kept(directory: Path) -> None:
     again under a new monitor (detached); a running one is left as it is (docker's answer)."""
     if not container.status(container.load(directory)).can_start:
         return
-    channel = spawn_monitor(directory.name, stdio=False)
+    channel = spawn_monitor(directory.name)
     with channel:
         monitor.send(channel, {"Restart": True})
         answer(monitor.receive(channel))

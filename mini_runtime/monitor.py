@@ -13,8 +13,11 @@ stays the parent of the container's init and the owner in its record):
             wait -- the part that lives as long as the container, paid once per container
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
 
-The channel is a socketpair with the `mini` that started it: the config in, the id, the pid and
-(for a foreground run) the exit status out. A `mini` killed at any point only closes it.
+The channel is a socketpair with the `mini` that started it: the config in, the id and the pid
+out. A `mini` killed at any point only closes it. A foreground `mini run` is its container's
+monitor itself (backend/local.py): the same create_with_pipes, serve and finish, in-process,
+relaying to its own stdout and stderr, so that `ps`, `logs` and `stop` see it as any other and
+it starts as fast as before; it dies with its container's init, as `mini run` always did.
 """
 
 from __future__ import annotations
@@ -82,29 +85,30 @@ def request(run_dir: str, message: dict, timeout: float | None = None) -> dict |
 
 # --- phase 2: serve (lean: this is what stays in memory while the container runs) ------------
 
-def serve(container_id: str, pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int,
-          channel: int, listener_fd: int, log_path: str) -> None:
-    """Relay and log the container's output, answer kill and wait, until it has ended."""
+def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, waiters: list[int],
+          listener: socket.socket, log_path: str, monitor: bool = True) -> int:
+    """Relay and log the container's output, answer kill and wait, until it has ended: its wait
+    status. `waiters` grows with the connections that asked to wait. A monitor ignores the
+    signals that would end it (only SIGKILL does); a foreground `mini` forwards them instead."""
     from mini_runtime.logs import LogWriter
 
     writer = LogWriter(log_path)
-    listener = socket.socket(fileno=listener_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)                        # SIGCHLD wakes select() up
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)              # only SIGKILL ends a monitor
+    previous_wakeup = signal.set_wakeup_fd(wake_w)      # SIGCHLD wakes select() up
+    previous_chld = signal.signal(signal.SIGCHLD, lambda *_: None)
+    if monitor:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
     streams = {out_r: ("stdout", relay_out), err_r: ("stderr", relay_err)}
-    waiters: list[int] = [channel] if channel >= 0 else []
     status, drain_until = None, 0.0
     while streams or status is None:
         if status is None:
             done, wait_status = os.waitpid(pid, os.WNOHANG)
             if done:
                 status, drain_until = wait_status, time.monotonic() + 1.0
-        elif time.monotonic() > drain_until:
-            break                                       # a grandchild holds a pipe: stop waiting
+        if status is not None and (not streams or time.monotonic() > drain_until):
+            break                                       # (a grandchild may hold a pipe open)
         timeout = None if status is None else 0.1
         ready = select.select([wake_r, listener, *streams], [], [], timeout)[0]
         for fd in ready:
@@ -120,8 +124,21 @@ def serve(container_id: str, pid: int, out_r: int, err_r: int, relay_out: int, r
                     continue
                 writer.write(name, data)
                 if relay >= 0 and not relay_all(relay, data):
-                    streams[fd] = (name, -1)            # the foreground `mini` is gone
+                    streams[fd] = (name, -1)            # nobody reads the relay any more
     writer.close()
+    signal.set_wakeup_fd(previous_wakeup)
+    signal.signal(signal.SIGCHLD, previous_chld)
+    for fd in (wake_r, wake_w, out_r, err_r):
+        os.close(fd)
+    return status
+
+
+def serve_then_finish(container_id: str, pid: int, out_r: int, err_r: int, channel: int,
+                      listener_fd: int, log_path: str) -> None:
+    """The monitor's phase 2; phase 3 (full imports again) replaces it when the container ends."""
+    listener = socket.socket(fileno=listener_fd)
+    waiters = [channel] if channel >= 0 else []
+    status = serve(pid, out_r, err_r, -1, -1, waiters, listener, log_path)
     for fd in waiters:
         os.set_inheritable(fd, True)
     os.set_inheritable(listener.fileno(), True)
@@ -181,46 +198,65 @@ def monitor_env() -> dict[str, str]:
 
 # --- phase 1: setup --------------------------------------------------------------------------
 
-def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
-    """Create the container with its output on our pipes; start it when told; then serve."""
+def create_with_pipes(config, container_id: str):  # -> (Created, out_r, err_r, listener)
+    """runtime.create (or recreate, for `start`; config None) with the container's stdout and
+    stderr on new pipes, its record pointing at its log, and its socket listening."""
     from mini_runtime import container, runtime
-    from mini_runtime.config import ContainerConfig
 
-    channel = socket.socket(fileno=channel_fd)
-    request_ = receive(channel)
-    if request_ is None:
-        return 0                                        # `mini` died before it asked anything
-    config = ContainerConfig(**request_["Config"]) if "Config" in request_ else None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    relay_out, relay_err = (os.dup(1), os.dup(2)) if foreground else (-1, -1)
+    saved = os.dup(1), os.dup(2)
     os.dup2(out_w, 1)                                   # what the container's init inherits
     os.dup2(err_w, 2)
-    os.close(out_w)
-    os.close(err_w)
     try:
-        if config is None:                              # `start` of one that has exited
+        if config is None:
             created = runtime.recreate(container_id)
         else:
             created = runtime.create(config, container_id=container_id)
             runtime.keep_config(created)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        for fd, saved_fd in zip((1, 2), saved):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+        os.close(out_w)
+        os.close(err_w)
+    record = container.load(created.directory)
+    container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
+    dir_fd, path = socket_path(str(container.run_dir(container_id)))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(16)
+    finally:
+        os.close(dir_fd)
+    return created, out_r, err_r, listener
+
+
+def log_path(directory) -> str:
+    return str(directory / f"{directory.name}-json.log")
+
+
+# --- phase 1: setup --------------------------------------------------------------------------
+
+def setup(container_id: str, channel_fd: int) -> int:
+    """Create the container with its output on our pipes; start it when told; then serve."""
+    from mini_runtime import runtime
+    from mini_runtime.config import ContainerConfig
+
+    channel = socket.socket(fileno=channel_fd)
+    asked = receive(channel)
+    if asked is None:
+        return 0                                        # `mini` died before it asked anything
+    config = ContainerConfig(**asked["Config"]) if "Config" in asked else None
+    try:
+        created, out_r, err_r, listener = create_with_pipes(config, container_id)
     except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
         send(channel, {"Error": error_of(e)})
         return 0
-    finally:
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 1)                                # the monitor itself prints nothing
-        os.dup2(null, 2)
-        os.close(null)
-    run_dir = str(container.run_dir(container_id))
-    log_path = str(created.directory / f"{container_id}-json.log")
-    record = container.load(created.directory)
-    container.save(created.directory, dict(record, LogPath=log_path))
-    dir_fd, path = socket_path(run_dir)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(16)
-    os.close(dir_fd)
     if not send(channel, {"Id": container_id}) or (receive(channel) or {}).get("op") != "start":
         listener.close()
         runtime.cleanup(created, None)                  # never started: nothing is kept
@@ -233,12 +269,11 @@ def setup(container_id: str, channel_fd: int, foreground: bool) -> int:
         send(channel, {"Error": error_of(e)})
         return 0
     send(channel, {"Id": container_id, "Pid": created.child.pid})
-    fds = [out_r, err_r, relay_out, relay_err, channel.detach(), listener.detach()]
+    fds = [out_r, err_r, channel.detach(), listener.detach()]
     for fd in fds:
-        if fd >= 0:
-            os.set_inheritable(fd, True)
-    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid),
-                                           *map(str, fds), log_path), monitor_env())
+        os.set_inheritable(fd, True)
+    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid), *map(str, fds),
+                                           log_path(created.directory)), monitor_env())
     return 0  # (not reached)
 
 
@@ -255,15 +290,10 @@ def error_of(e: BaseException) -> dict:
 
 # --- phase 3: finish -------------------------------------------------------------------------
 
-def finish(container_id: str, pid: int, status: int, listener_fd: int, waiters: list[int]) -> None:
-    """Record how it ended (atomically), clean up, answer whoever waits."""
-    from mini_runtime import cgroups, container, process, runtime
-    from mini_runtime.config import ContainerConfig
+def finish(created, status: int, listener: socket.socket, waiters: list[int]) -> dict:
+    """Record how it ended (atomically), clean up, answer whoever waits: ContainerWait's answer."""
+    from mini_runtime import runtime
 
-    with open(container.containers_dir() / container_id / runtime.CONFIG) as f:
-        config = ContainerConfig(**json.load(f))
-    created = runtime.Created(container_id, container.containers_dir() / container_id, config,
-                              cgroups.Cgroup(container_id), process.Child(pid, -1, -1))
     exited = runtime.ended(created, status)
     warning = runtime.cleanup(created, exited)
     result = {"StatusCode": exited.code, "OOMKilled": exited.oom,
@@ -271,7 +301,6 @@ def finish(container_id: str, pid: int, status: int, listener_fd: int, waiters: 
     for fd in waiters:
         with socket.socket(fileno=fd) as conn:
             send(conn, result)
-    listener = socket.socket(fileno=listener_fd)
     listener.setblocking(False)
     while True:                                         # asked while we were cleaning up
         try:
@@ -283,19 +312,32 @@ def finish(container_id: str, pid: int, status: int, listener_fd: int, waiters: 
             asked = receive(conn) or {}
             send(conn, result if asked.get("op") == "wait" else {"Error": "is not running"})
     listener.close()
+    return result
+
+
+def finish_main(container_id: str, pid: int, status: int, listener_fd: int, waiters: list[int]) -> None:
+    """Phase 3: the container as phase 1 made it, from its record's side files."""
+    from mini_runtime import cgroups, container, process, runtime
+    from mini_runtime.config import ContainerConfig
+
+    with open(container.containers_dir() / container_id / runtime.CONFIG) as f:
+        config = ContainerConfig(**json.load(f))
+    created = runtime.Created(container_id, container.containers_dir() / container_id, config,
+                              cgroups.Cgroup(container_id), process.Child(pid, -1, -1))
+    finish(created, status, socket.socket(fileno=listener_fd), waiters)
 
 
 def main(argv: list[str]) -> int:
     container_id, phase, rest = argv[0], argv[1], argv[2:]
     if phase == "--serve":
-        pid, *fds, log_path = rest
-        serve(container_id, int(pid), *map(int, fds), log_path)
+        pid, out_r, err_r, channel, listener, path = rest
+        serve_then_finish(container_id, int(pid), int(out_r), int(err_r), int(channel), int(listener), path)
     elif phase == "--finish":
         pid, status, listener, waiters = rest
-        finish(container_id, int(pid), int(status), int(listener),
-               [int(fd) for fd in waiters.split(",") if fd])
-    else:                                               # --channel FD [--foreground]
-        return setup(container_id, int(rest[0]), "--foreground" in rest)
+        finish_main(container_id, int(pid), int(status), int(listener),
+                    [int(fd) for fd in waiters.split(",") if fd])
+    else:                                               # --channel FD
+        return setup(container_id, int(rest[0]))
     return 0
 
 

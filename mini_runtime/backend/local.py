@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from mini_runtime import container, lifecycle, monitor, overlay, process
+from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, NotFound
@@ -27,7 +27,7 @@ class LocalBackend(Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._channels: dict[str, socket.socket] = {}   # to the monitors we started
-        self._pids: dict[str, int] = {}
+        self._here: dict[str, lifecycle.Here] = {}     # foreground: we are their monitor
 
     @property
     def store(self) -> Store:
@@ -38,41 +38,43 @@ class LocalBackend(Backend):
     # --- the pipeline, through each container's monitor (chapter 06) --------------------------
 
     def container_create(self, config: ContainerConfig, stdio: bool = False) -> dict[str, Any]:
-        """A monitor creates it (and is its parent); `stdio`: its stdin is ours, its output is
-        relayed to our stdout and stderr too (what attach does over HTTP), for a foreground run."""
+        """A monitor creates it (and is its parent). With `stdio` (a foreground run) this process
+        is its monitor: its stdin is ours, its output comes to our stdout and stderr too."""
         container_id = container.new_id()
-        channel = lifecycle.spawn_monitor(container_id, stdio)
+        if stdio:
+            self._here[container_id] = lifecycle.create_here(config, container_id)
+            return {"Id": container_id, "Warnings": []}
+        channel = lifecycle.spawn_monitor(container_id)
         monitor.send(channel, {"Config": config._asdict()})
-        lifecycle.answer(monitor.receive(channel))
+        try:
+            lifecycle.answer(monitor.receive(channel))
+        except BaseException:
+            channel.close()
+            raise
         self._channels[container_id] = channel
         return {"Id": container_id, "Warnings": []}
 
     def container_start(self, container_id: str) -> None:
+        if container_id in self._here:
+            lifecycle.start_here(self._here[container_id])
+            return
         channel = self._channels.get(container_id)
         if channel is None:
             lifecycle.start_kept(container.find(container_id))
             return
         monitor.send(channel, {"op": "start"})
         try:
-            self._pids[container_id] = lifecycle.answer(monitor.receive(channel))["Pid"]
+            lifecycle.answer(monitor.receive(channel))
         except BaseException:
             self._channels.pop(container_id).close()
             raise
 
     def container_wait(self, container_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Until it has ended; from the process that started it, ctrl-C and kill reach it."""
-        channel = self._channels.pop(container_id, None)
-        if channel is None:
-            return lifecycle.wait(container.find(container_id), timeout)
-        with channel, process.forward_signals(self._pids.pop(container_id)):
-            result = monitor.receive(channel)
-        if result is None:  # the monitor died (its container with it)
-            try:
-                result = lifecycle.wait(container.find(container_id), timeout)
-            except NotFound:  # --rm: the sweep has removed it
-                result = {"StatusCode": 137, "OOMKilled": False,
-                          "Error": {"Message": "the container's monitor was killed"}}
-        return result
+        """Until it has ended; a foreground container's monitor is this process: it runs here."""
+        if container_id in self._here:
+            return lifecycle.wait_here(self._here.pop(container_id))
+        self.container_detach(container_id)
+        return lifecycle.wait(container.find(container_id), timeout)
 
     def container_detach(self, container_id: str) -> None:
         """mini's own: we will not wait for it (run -d): the monitor carries on alone."""
