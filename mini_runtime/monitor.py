@@ -13,6 +13,11 @@ stays the parent of the container's init and the owner in its record):
             wait -- the part that lives as long as the container, paid once per container
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
 
+Measured (5 running, Debian's python3.11, bytecode cached): the serve phase holds 4.4 MiB of
+unique memory (USS) per container, against 4.0 MiB for a bare `python3 -S` importing json,
+socket, select and signal. (Without cached bytecode, PYTHONDONTWRITEBYTECODE=1, each monitor
+compiles logs.py and this file itself: 5.5 MiB.)
+
 The channel is a socketpair with the `mini` that started it: the config in, the id and the pid
 out. A `mini` killed at any point only closes it. A foreground `mini run` is its container's
 monitor itself (backend/local.py): the same create_with_pipes, serve and finish, in-process,

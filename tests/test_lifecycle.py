@@ -211,3 +211,27 @@ def test_start_runs_an_exited_container_again_with_its_files():
     assert mini("logs", "again").stdout.split() == ["1", "2"]   # the same upper dir, one log
     assert state(cid)["Status"] == "exited"
     assert mini("rm", "again").returncode == 0
+
+
+@pytest.mark.cgroup
+def test_a_detached_oom_kill_is_recorded():
+    cid = run_d("--memory", "64m", "--memory-swap", "64m", "busybox",
+                "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1")
+    assert mini("wait", cid, timeout=120).stdout == "137\n"
+    ended = state(cid)
+    assert (ended["Status"], ended["ExitCode"], ended["OOMKilled"]) == ("exited", 137, True)
+    assert mini("rm", cid).returncode == 0
+
+
+def test_stop_ends_a_logs_follow_of_another_cli():
+    cid = run_d("busybox", "sh", "-c", "echo one; exec sleep 30")
+    follower = subprocess.Popen(MINI + ["logs", "-f", cid], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "one\n"
+        assert mini("stop", "-t", "1", cid).returncode == 0
+        assert follower.wait(timeout=10) == 0 and follower.stdout.read() == ""
+    finally:
+        follower.kill()
+        follower.wait()
+    assert state(cid)["ExitCode"] == 137
+    assert mini("rm", cid).returncode == 0
