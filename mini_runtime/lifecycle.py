@@ -152,13 +152,8 @@ def kill(directory: Path, signal: str | int) -> None:
 
 
 def stop_signal(record: dict[str, Any]) -> int:
-    """The image's StopSignal, else SIGTERM."""
-    from mini_runtime.image.store import Store
-
-    try:
-        text = (Store().get(record["Image"]).config.get("config") or {}).get("StopSignal")
-    except (errors.MiniError, OSError, KeyError):
-        text = None
+    """The image's StopSignal (kept in the record's Config at create), else SIGTERM."""
+    text = (record.get("Config") or {}).get("StopSignal")
     return parse_signal(text) if text else int(signals.SIGTERM)
 
 

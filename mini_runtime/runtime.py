@@ -221,13 +221,30 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 
 
 def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
-    """The container's record, in docker inspect's names (chapter 06 adds to it)."""
+    """The container's record, in docker inspect's names: Config holds the command as it was
+    resolved against the image (Entrypoint, Cmd, Env, WorkingDir, User), HostConfig the flags."""
+    defaults = image.config.get("config") or {}
+    if config.entrypoint is not None:
+        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else None), list(config.command) or None
+    else:
+        entrypoint, cmd = defaults.get("Entrypoint"), list(config.command) or defaults.get("Cmd")
     return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
             "Path": spec.args[0], "Args": spec.args[1:],
-            "Config": {"Image": config.image, "Cmd": list(config.command) or None, "Hostname": config.hostname},
-            "State": container.initial_state(),
+            "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
+                       "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                       "Tty": False, "OpenStdin": False, "StdinOnce": False,
+                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
+                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
+                       "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},
+                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
+            "State": container.initial_state(), "RestartCount": 0, "Driver": "overlay",
+            "Platform": "linux",
             "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
-                           "CgroupnsMode": config.cgroupns},
+                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
+                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
+                           "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
+                           "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
+                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": "none"},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 

@@ -235,3 +235,22 @@ def test_stop_ends_a_logs_follow_of_another_cli():
         follower.wait()
     assert state(cid)["ExitCode"] == 137
     assert mini("rm", cid).returncode == 0
+
+
+def test_stop_sends_the_images_stop_signal():
+    from mini_runtime.image import busybox
+    from mini_runtime.image.layout import sha256_digest
+    from mini_runtime.image.store import Store
+
+    layer = busybox.build_layer()
+    config = busybox.image_config(sha256_digest(layer), 0)
+    config["config"] = dict(config.get("config") or {}, StopSignal="SIGUSR1")
+    Store().add_image("stopsig", [layer], config)
+    try:
+        cid = run_d("stopsig", "sh", "-c", 'trap "exit 5" USR1; echo ready; while true; do sleep 0.1; done')
+        until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+        assert mini("stop", "-t", "10", cid).returncode == 0
+        assert state(cid)["ExitCode"] == 5                  # SIGUSR1 came, not SIGTERM nor SIGKILL
+        assert mini("rm", cid).returncode == 0
+    finally:
+        mini("rmi", "stopsig")
