@@ -102,9 +102,7 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
             name = names.generate(lambda n: "/" + n in names_in_use, fallback=container_id[:12])
         for other in [{"Name": n, "Id": i} for n, i in names_in_use.items()]:
             if other["Name"] == "/" + name.lstrip("/"):
-                raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
-                                f'container "{other["Id"]}". You have to remove (or rename) that container '
-                                "to be able to reuse that name.")
+                raise name_in_use(name.lstrip("/"), other["Id"])
         directory.mkdir(parents=True)
         run_dir(container_id).mkdir(parents=True)
         (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
@@ -122,6 +120,22 @@ def reopen(directory: Path) -> dict[str, Any]:
         run_dir(directory.name).mkdir(parents=True)
         (run_dir(directory.name) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
     return record
+
+
+def name_in_use(name: str, other: str) -> Conflict:
+    """docker's words, for create, run and rename."""
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def rename(directory: Path, new_name: str) -> None:
+    """docker rename: the new name must be valid and free."""
+    name = names.validate(new_name)
+    with paths.locked(paths.state_root() / "containers.lock"):
+        for other in records():
+            if other["Name"] == "/" + name:
+                raise name_in_use(name, other["Id"])
+        save(directory, dict(load(directory), Name="/" + name))
 
 
 def save(directory: Path, record: dict[str, Any]) -> None:

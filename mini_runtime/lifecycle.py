@@ -9,12 +9,13 @@ kernel's parent-death signal), so `container.sweep_stale` records it as exited w
 from __future__ import annotations
 
 import os
+import re
 import signal as signals
 import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from mini_runtime import container, errors, logs, monitor, process, runtime, syscalls
 from mini_runtime.config import ContainerConfig
@@ -209,12 +210,44 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "Status": status(state), "Mounts": []}
 
 
-def summaries(all: bool, limit: int | None) -> list[dict[str, Any]]:
-    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker)."""
+def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker);
+    `filters` as the Engine API's: {"status": [...], "name": [...], "ancestor": [...]}, each
+    key a match of any of its values, all keys at once."""
     records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
+    filters = filters or {}
+    unknown = set(filters) - {"status", "name", "ancestor", "id"}
+    if unknown:
+        raise InvalidParameter(f"invalid filter '{sorted(unknown)[0]}'")
+    for value in filters.get("status", []):
+        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+            raise InvalidParameter(f"invalid filter 'status={value}'")
+    found = [summary(r) for r in records if wanted(r, filters)]
     if limit is not None and limit > 0:
-        return [summary(r) for r in records[:limit]]
-    return [summary(r) for r in records if all or container.status(r).has_process]
+        return found[:limit]
+    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused")]
+
+
+def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """docker's filters: status exactly, name a substring (or a regular expression), id a
+    prefix, ancestor the image as it was named (":latest" implied) or its id."""
+    def any_of(key: str, match: Callable[[str], bool]) -> bool:
+        return key not in filters or any(match(value) for value in filters[key])
+
+    def tagged(name: str) -> str:
+        return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+
+    name = record["Name"].lstrip("/")
+    image = (record.get("Config") or {}).get("Image", "")
+    return (any_of("status", lambda v: v == record["State"].get("Status"))
+            and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
+            and any_of("id", lambda v: record["Id"].startswith(v))
+            and any_of("ancestor", lambda v: tagged(v) == tagged(image)
+                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-")))
+
+
+def rename(directory: Path, new_name: str) -> None:
+    container.rename(directory, new_name)
 
 
 def inspect(directory: Path) -> dict[str, Any]:

@@ -254,3 +254,37 @@ def test_stop_sends_the_images_stop_signal():
         assert mini("rm", cid).returncode == 0
     finally:
         mini("rmi", "stopsig")
+
+
+def test_ps_filters_latest_and_last():
+    done = run_d("--name", "done1", "busybox", "true")
+    mini("wait", done)
+    up = run_d("--name", "up1", "busybox", "sleep", "30")
+    ids = lambda *flags: mini("ps", "-q", "--no-trunc", *flags).stdout.split()  # noqa: E731
+    assert ids() == [up]
+    assert ids("-a") == [up, done]                          # newest first
+    assert ids("-l") == [up] and ids("-n", "2") == [up, done]
+    assert ids("-f", "status=exited") == [done]
+    assert ids("-a", "-f", "name=done") == [done] and ids("-a", "-f", "name=^up") == [up]
+    assert ids("-a", "-f", "ancestor=busybox:latest", "-f", "status=running") == [up]
+    assert ids("-a", "-f", "ancestor=nosuch") == []
+    bad = mini("ps", "-f", "colour=red")
+    assert (bad.returncode, bad.stderr) == (1, "mini: invalid filter 'colour'\n")
+    for container in (up, done):
+        assert mini("rm", "-f", container).returncode == 0
+
+
+def test_rename_and_restart():
+    cid = run_d("--name", "before", "busybox", "sh", "-c", "echo run; exec sleep 30")
+    taken = run_d("--name", "taken", "busybox", "true")
+    assert mini("rename", "before", "after").returncode == 0
+    assert mini("inspect", "-f", "{{.Name}}", cid).stdout == "/after\n"
+    clash = mini("rename", "after", "taken")
+    assert clash.returncode == 1 and "is already in use by container" in clash.stderr
+    pid = state("after")["Pid"]
+    assert mini("restart", "-t", "0", "after").stdout == "after\n"
+    again = state("after")
+    assert again["Running"] and again["Pid"] != pid
+    until(lambda: mini("logs", "after").stdout == "run\nrun\n", what="the second run's line")
+    for container in (cid, taken):
+        assert mini("rm", "-f", container).returncode == 0

@@ -52,8 +52,13 @@ class Backend(abc.ABC):
         """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (10)."""
 
     @abc.abstractmethod
-    def container_list(self, all: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
-        """ContainerList: ContainerSummary dicts, newest first."""
+    def container_list(self, all: bool = False, limit: int | None = None,
+                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """ContainerList: ContainerSummary dicts, newest first; filters status, name, id, ancestor."""
+
+    @abc.abstractmethod
+    def container_rename(self, container_id: str, name: str) -> None:
+        """ContainerRename."""
 
     @abc.abstractmethod
     def container_inspect(self, container_id: str) -> dict[str, Any]:

@@ -88,9 +88,13 @@ class LocalBackend(Backend):
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
         lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
 
-    def container_list(self, all: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+    def container_list(self, all: bool = False, limit: int | None = None,
+                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         container.sweep_stale()                     # a monitor that died: shown as docker would
-        return lifecycle.summaries(all, limit)
+        return lifecycle.summaries(all, limit, filters)
+
+    def container_rename(self, container_id: str, name: str) -> None:
+        lifecycle.rename(container.find(container_id), name)
 
     def container_inspect(self, container_id: str) -> dict[str, Any]:
         container.sweep_stale()

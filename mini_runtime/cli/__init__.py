@@ -22,7 +22,7 @@ GROUPS = {"run": "run", "rm": "containers", "diff": "containers", "export": "con
           "history": "images", "import": "images", "save": "images", "load": "images",
           "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
-          "start": "lifecycle"}
+          "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle"}
 
 Handler = Callable[[argparse.Namespace], int]
 

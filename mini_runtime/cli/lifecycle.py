@@ -1,5 +1,5 @@
 """A container's life after `run` (chapter 06): `ps`, `inspect`, `logs`, `stop`, `kill`, `wait`,
-`start`; docker's flags, output and exit codes."""
+`start`, `restart`, `rename`; docker's flags, output and exit codes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def add_ps(sub: argparse._SubParsersAction) -> None:
     ps.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     ps.add_argument("--format", help="format output using a Go template")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
+                    help='filter output based on conditions provided (status=, name=, id=, ancestor=)')
 
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -69,14 +71,33 @@ def add_start(sub: argparse._SubParsersAction) -> None:
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
+def add_rename(sub: argparse._SubParsersAction) -> None:
+    rename = parser(sub, "rename", "Rename a container.", "CONTAINER NEW_NAME")
+    rename.add_argument("container", metavar="CONTAINER")
+    rename.add_argument("name", metavar="NEW_NAME")
+
+
+def add_restart(sub: argparse._SubParsersAction) -> None:
+    restart = parser(sub, "restart", "Restart one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    restart.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+                         help="seconds to wait before killing the container (default 10)")
+    restart.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column
     from mini_runtime.cli.template import render_table
     from mini_runtime.units import ago
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
+    filters: dict[str, list[str]] = {}
+    for text in args.filter:
+        key, eq, value = text.partition("=")
+        if not eq:
+            raise UsageError(f'bad format of filter (expected name=value): "{text}"')
+        filters.setdefault(key.strip().lower(), []).append(value)
     rows = []
-    for summary in backend.connect().container_list(all=args.all, limit=limit):
+    for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters):
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
                      "Image": summary["Image"],
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
@@ -162,7 +183,23 @@ def start(args: argparse.Namespace) -> int:
     return each(args.containers, engine.container_start)
 
 
+def rename(args: argparse.Namespace) -> int:
+    backend.connect().container_rename(args.container, args.name)
+    return 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    """docker restart: stop (as `stop -t`), then start again, detached."""
+    engine = backend.connect()
+
+    def again(text: str) -> None:
+        engine.container_stop(text, args.time)
+        engine.container_start(text)
+    return each(args.containers, again)
+
+
 PARSERS = {"ps": add_ps, "inspect": add_inspect, "logs": add_logs, "stop": add_stop,
-           "kill": add_kill, "wait": add_wait, "start": add_start}
+           "kill": add_kill, "wait": add_wait, "start": add_start, "rename": add_rename,
+           "restart": add_restart}
 HANDLERS = {"ps": ps, "inspect": inspect, "logs": logs, "stop": stop, "kill": kill,
-            "wait": wait, "start": start}
+            "wait": wait, "start": start, "rename": rename, "restart": restart}
