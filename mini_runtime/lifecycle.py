@@ -175,6 +175,8 @@ def stop(directory: Path, timeout: float) -> None:
 
 def remove(directory: Path, text: str, force: bool) -> None:
     record = container.load(directory)
+    if container.status(record) is container.Status.CREATED:
+        monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up
     if container.status(record).has_process:
         if not force:
             raise Conflict(f'cannot remove container "{record["Name"]}": container is running: '
@@ -186,9 +188,14 @@ def remove(directory: Path, text: str, force: bool) -> None:
 
 
 def start_kept(directory: Path) -> None:
-    """ContainerStart of a container not created by this process: one that has exited runs
-    again under a new monitor (detached); a running one is left as it is (docker's answer)."""
-    if not container.status(container.load(directory)).can_start:
+    """ContainerStart of a container not created by this process: a created one is started by
+    its monitor; one that has exited runs again under a new monitor (detached); a running one is
+    left as it is (docker's answer)."""
+    state = container.status(container.load(directory))
+    if state is container.Status.CREATED:
+        answer(monitor.request(run_dir(directory), {"op": "start"}, timeout=60))
+        return
+    if not state.can_start:
         return
     channel = spawn_monitor(directory.name)
     with channel:

@@ -8,7 +8,7 @@ the pipes of its stdout and stderr, writes them to docker's json-file log, serve
 One process, three phases, each an execve(2) of the one before (the pid stays, so the monitor
 stays the parent of the container's init and the owner in its record):
 
-    setup   full imports: runtime.create; "start" from the channel; runtime.start
+    setup   full imports: runtime.create; "start" from the channel or the socket; runtime.start
     serve   lean (python -S, json/socket/select/signal and logs.py only): relay, log, kill,
             wait -- the part that lives as long as the container, paid once per container
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
@@ -138,11 +138,10 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
     return status
 
 
-def serve_then_finish(container_id: str, pid: int, out_r: int, err_r: int, channel: int,
-                      listener_fd: int, log_path: str) -> None:
+def serve_then_finish(container_id: str, pid: int, out_r: int, err_r: int, listener_fd: int,
+                      log_path: str, waiters: list[int]) -> None:
     """The monitor's phase 2; phase 3 (full imports again) replaces it when the container ends."""
     listener = socket.socket(fileno=listener_fd)
-    waiters = [channel] if channel >= 0 else []
     status = serve(pid, out_r, err_r, -1, -1, waiters, listener, log_path)
     for fd in waiters:
         os.set_inheritable(fd, True)
@@ -262,24 +261,61 @@ def setup(container_id: str, channel_fd: int) -> int:
     except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
         send(channel, {"Error": error_of(e)})
         return 0
-    if not send(channel, {"Id": container_id}) or (receive(channel) or {}).get("op") != "start":
+    send(channel, {"Id": container_id})
+    waiters: list[int] = []
+    op, starter = wait_for_start(channel, listener, waiters)
+    if op == "remove":                                  # `rm` of a created container
         listener.close()
-        runtime.cleanup(created, None)                  # never started: nothing is kept
+        runtime.cleanup(created, None)
+        send(starter, {"ok": True})
         return 0
     try:
         runtime.start(created)
     except Exception as e:  # noqa: BLE001
         listener.close()
         runtime.cleanup(created, None)
-        send(channel, {"Error": error_of(e)})
+        send(starter, {"Error": error_of(e)})
         return 0
-    send(channel, {"Id": container_id, "Pid": created.child.pid})
-    fds = [out_r, err_r, channel.detach(), listener.detach()]
+    send(starter, {"Id": container_id, "Pid": created.child.pid})
+    waiters.append(starter.detach())                    # (the channel: a foreground wait, later)
+    fds = [out_r, err_r, listener.detach(), *waiters]
     for fd in fds:
         os.set_inheritable(fd, True)
-    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid), *map(str, fds),
-                                           log_path(created.directory)), monitor_env())
+    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid), str(out_r),
+                                           str(err_r), str(fds[2]), log_path(created.directory),
+                                           ",".join(map(str, waiters))), monitor_env())
     return 0  # (not reached)
+
+
+def wait_for_start(channel: socket.socket, listener: socket.socket,
+                   waiters: list[int]) -> tuple[str, socket.socket]:
+    """A created container waits for "start": from the `mini` that created it (its channel),
+    or from any other on the socket (`mini create`, then `mini start`), or for "remove"; a
+    `mini` that went away leaves it created, as docker's does. Returns what and who asked."""
+    watched = [listener, channel]
+    while True:
+        for sock in select.select(watched, [], [])[0]:
+            if sock is channel:
+                asked = receive(channel)
+                if asked is None:
+                    watched.remove(channel)
+                elif asked.get("op") == "start":
+                    return "start", channel
+                continue
+            try:
+                conn, _ = listener.accept()
+                conn.settimeout(2)
+                asked = receive(conn) or {}
+                conn.settimeout(None)
+            except (OSError, ValueError):
+                continue
+            if asked.get("op") in ("start", "remove"):
+                return asked["op"], conn
+            if asked.get("op") == "wait":
+                waiters.append(conn.detach())
+                continue
+            send(conn, {"Error": "is not running"})
+            conn.close()
 
 
 def error_of(e: BaseException) -> dict:
@@ -335,8 +371,9 @@ def finish_main(container_id: str, pid: int, status: int, listener_fd: int, wait
 def main(argv: list[str]) -> int:
     container_id, phase, rest = argv[0], argv[1], argv[2:]
     if phase == "--serve":
-        pid, out_r, err_r, channel, listener, path = rest
-        serve_then_finish(container_id, int(pid), int(out_r), int(err_r), int(channel), int(listener), path)
+        pid, out_r, err_r, listener, path, waiters = rest
+        serve_then_finish(container_id, int(pid), int(out_r), int(err_r), int(listener), path,
+                          [int(fd) for fd in waiters.split(",") if fd])
     elif phase == "--finish":
         pid, status, listener, waiters = rest
         finish_main(container_id, int(pid), int(status), int(listener),

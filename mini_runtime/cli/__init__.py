@@ -17,7 +17,7 @@ from typing import Callable, NoReturn, Sequence
 from mini_runtime.errors import ExecError, MiniError, UsageError
 
 #: Each command, and the module of this package that defines its parser and handler.
-GROUPS = {"run": "run", "rm": "containers", "diff": "containers", "export": "containers",
+GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",
           "commit": "containers", "images": "images", "tag": "images", "rmi": "images",
           "history": "images", "import": "images", "save": "images", "load": "images",
           "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
