@@ -122,6 +122,11 @@ def reopen(directory: Path) -> dict[str, Any]:
     return record
 
 
+def record_lock():  # -> a context manager
+    """The lock every change of a record by a CLI takes (names, pause)."""
+    return paths.locked(paths.state_root() / "containers.lock")
+
+
 def name_in_use(name: str, other: str) -> Conflict:
     """docker's words, for create, run and rename."""
     return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
@@ -188,7 +193,7 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
         return
     record = load(directory)
     record["State"] = dict(record.get("State", {}), Status=Status.EXITED.value, Running=False, Pid=0,
-                           ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
+                           Paused=False, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
     save(directory, record)
     shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
     remove_run_dir(directory.name)                        # no owner, no pid: it has ended

@@ -146,6 +146,7 @@ def parse_signal(text: str | int) -> int:
 
 def kill(directory: Path, signal: str | int) -> None:
     number = parse_signal(signal)
+    thawed(directory)
     reply = monitor.request(run_dir(directory), {"op": "kill", "signal": number}, timeout=5)
     if reply is None or "Error" in reply:
         raise Conflict(f"Cannot kill container: {directory.name}: Container {directory.name} "
@@ -166,6 +167,7 @@ def stop(directory: Path, timeout: float) -> None:
     if not container.status(record).has_process:
         return
     where = run_dir(directory)
+    thawed(directory)
     if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
         return                                          # it has ended meanwhile
     if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
@@ -181,6 +183,7 @@ def remove(directory: Path, text: str, force: bool) -> None:
         if not force:
             raise Conflict(f'cannot remove container "{record["Name"]}": container is running: '
                            "stop the container before removing or force remove")
+        thawed(directory)
         monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
         monitor.request(run_dir(directory), {"op": "wait"}, 30)
         container.sweep_stale()
@@ -203,6 +206,41 @@ def start_kept(directory: Path) -> None:
         answer(monitor.receive(channel))
         monitor.send(channel, {"op": "start"})
         answer(monitor.receive(channel))
+
+
+def pause(directory: Path, frozen: bool) -> None:
+    """docker pause / unpause: the cgroup freezer stops every process of the container where it
+    is (no signal it could see or handle); the record says Paused."""
+    from mini_runtime import cgroups
+
+    with container.record_lock():
+        record = container.load(directory)
+        state = container.status(record)
+        if frozen and not state.can_pause:
+            raise Conflict(f"Container {directory.name} is not running" if state is not container.Status.PAUSED
+                           else f"Container {directory.name} is already paused")
+        if not frozen and not state.can_unpause:
+            raise Conflict(f"Container {directory.name} is not paused")
+        cgroups.Cgroup(directory.name).freeze(frozen)
+        status_now = container.Status.PAUSED if frozen else container.Status.RUNNING
+        record["State"] = dict(record["State"], Paused=frozen, Status=status_now.value)
+        container.save(directory, record)
+
+
+def thawed(directory: Path) -> None:
+    """Before a signal: a frozen process cannot act on one (not even die), so thaw it first."""
+    if container.status(container.load(directory)) is container.Status.PAUSED:
+        pause(directory, False)
+
+
+def top(directory: Path, ps_args: str) -> dict[str, Any]:
+    """ContainerTop: {"Titles": [...], "Processes": [[...], ...]} of its cgroup's processes."""
+    from mini_runtime import cgroups, top as tops
+
+    if not container.status(container.load(directory)).has_process:
+        raise Conflict(f"Container {directory.name} is not running")
+    titles, rows = tops.top(sorted(cgroups.Cgroup(directory.name).processes()), ps_args)
+    return {"Titles": titles, "Processes": rows}
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -305,3 +305,23 @@ def test_create_then_start_or_rm():
     other = mini("create", "busybox", "true").stdout.strip()
     assert mini("rm", other).returncode == 0           # its monitor and process go with it
     assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()
+
+
+def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
+    cid = run_d("busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done")
+    until(lambda: len(mini("logs", cid).stdout.split()) >= 3, what="the counter to count")
+    lines = mini("top", cid).stdout.splitlines()
+    assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert str(state(cid)["Pid"]) in [line.split()[1] for line in lines[1:]]
+    assert mini("pause", cid).stdout == f"{cid}\n"
+    assert state(cid)["Paused"] and state(cid)["Status"] == "paused"
+    assert [r[4] for r in ps_rows() if r[0] == cid[:12]][0].endswith("(Paused)")
+    frozen = mini("logs", cid).stdout
+    time.sleep(0.5)
+    assert mini("logs", cid).stdout == frozen                  # not one more line while frozen
+    assert mini("pause", cid).returncode == 1 and mini("rm", cid).returncode == 1
+    assert mini("unpause", cid).returncode == 0
+    until(lambda: len(mini("logs", cid).stdout) > len(frozen), what="the counter to resume")
+    assert mini("pause", cid).returncode == 0
+    assert mini("rm", "-f", cid).returncode == 0              # a frozen container is thawed to die
+    assert mini("unpause", cid).returncode == 1

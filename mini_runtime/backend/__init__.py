@@ -57,6 +57,18 @@ class Backend(abc.ABC):
         """ContainerList: ContainerSummary dicts, newest first; filters status, name, id, ancestor."""
 
     @abc.abstractmethod
+    def container_pause(self, container_id: str) -> None:
+        """ContainerPause: the cgroup freezer."""
+
+    @abc.abstractmethod
+    def container_unpause(self, container_id: str) -> None:
+        """ContainerUnpause."""
+
+    @abc.abstractmethod
+    def container_top(self, container_id: str, ps_args: str = "") -> dict[str, Any]:
+        """ContainerTop: {"Titles": [...], "Processes": [[...]]}, host PIDs."""
+
+    @abc.abstractmethod
     def container_rename(self, container_id: str, name: str) -> None:
         """ContainerRename."""
 

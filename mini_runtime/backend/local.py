@@ -93,6 +93,15 @@ class LocalBackend(Backend):
         container.sweep_stale()                     # a monitor that died: shown as docker would
         return lifecycle.summaries(all, limit, filters)
 
+    def container_pause(self, container_id: str) -> None:
+        lifecycle.pause(container.find(container_id), True)
+
+    def container_unpause(self, container_id: str) -> None:
+        lifecycle.pause(container.find(container_id), False)
+
+    def container_top(self, container_id: str, ps_args: str = "") -> dict[str, Any]:
+        return lifecycle.top(container.find(container_id), ps_args)
+
     def container_rename(self, container_id: str, name: str) -> None:
         lifecycle.rename(container.find(container_id), name)
 

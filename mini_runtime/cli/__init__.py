@@ -22,7 +22,8 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "history": "images", "import": "images", "save": "images", "load": "images",
           "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
-          "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle"}
+          "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
+          "unpause": "lifecycle", "top": "lifecycle"}
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -84,6 +84,22 @@ def add_restart(sub: argparse._SubParsersAction) -> None:
     restart.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
+def add_pause(sub: argparse._SubParsersAction) -> None:
+    parser(sub, "pause", "Pause all processes within one or more containers.",
+           "CONTAINER [CONTAINER...]").add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_unpause(sub: argparse._SubParsersAction) -> None:
+    parser(sub, "unpause", "Unpause all processes within one or more containers.",
+           "CONTAINER [CONTAINER...]").add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_top(sub: argparse._SubParsersAction) -> None:
+    top = parser(sub, "top", "Display the running processes of a container.", "CONTAINER [ps OPTIONS]")
+    top.add_argument("container", metavar="CONTAINER")
+    top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="ps OPTIONS")
+
+
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column
     from mini_runtime.cli.template import render_table
@@ -198,8 +214,24 @@ def restart(args: argparse.Namespace) -> int:
     return each(args.containers, again)
 
 
+def pause(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    act = engine.container_pause if args.command == "pause" else engine.container_unpause
+    return each(args.containers, act)
+
+
+def top(args: argparse.Namespace) -> int:
+    from mini_runtime.cli.formatting import tabwriter
+
+    found = backend.connect().container_top(args.container, " ".join(args.ps_args))
+    lines = ["\t".join(found["Titles"])] + ["\t".join(row) for row in found["Processes"]]
+    sys.stdout.write(tabwriter("".join(line + "\n" for line in lines), minwidth=20, padding=3))
+    return 0
+
+
 PARSERS = {"ps": add_ps, "inspect": add_inspect, "logs": add_logs, "stop": add_stop,
            "kill": add_kill, "wait": add_wait, "start": add_start, "rename": add_rename,
-           "restart": add_restart}
+           "restart": add_restart, "pause": add_pause, "unpause": add_unpause, "top": add_top}
 HANDLERS = {"ps": ps, "inspect": inspect, "logs": logs, "stop": stop, "kill": kill,
-            "wait": wait, "start": start, "rename": rename, "restart": restart}
+            "wait": wait, "start": start, "rename": rename, "restart": restart, "pause": pause,
+            "unpause": pause, "top": top}
