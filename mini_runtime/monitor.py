@@ -124,16 +124,17 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
             else:
                 data = os.read(fd, 65536)
                 name, relay = streams[fd]
-                if not data:
+                if data:
+                    writer.write(name, data)
+                if not data or relay >= 0 and not relay_all(relay, data):
+                    # At EOF; or nobody reads our relay any more (`mini run yes | head -2`): the
+                    # container's pipe breaks too, so it gets SIGPIPE as if it wrote there itself.
                     del streams[fd]
-                    continue
-                writer.write(name, data)
-                if relay >= 0 and not relay_all(relay, data):
-                    streams[fd] = (name, -1)            # nobody reads the relay any more
+                    os.close(fd)
     writer.close()
     signal.set_wakeup_fd(previous_wakeup)
     signal.signal(signal.SIGCHLD, previous_chld)
-    for fd in (wake_r, wake_w, out_r, err_r):
+    for fd in (wake_r, wake_w, *streams):
         os.close(fd)
     return status
 

@@ -325,3 +325,11 @@ def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
     assert mini("pause", cid).returncode == 0
     assert mini("rm", "-f", cid).returncode == 0              # a frozen container is thawed to die
     assert mini("unpause", cid).returncode == 1
+
+
+def test_foreground_relay_passes_a_broken_pipe_on():
+    # The foreground mini relays the container's output; when its reader goes away, the
+    # container's own pipe breaks too: `yes` dies of SIGPIPE (141) as without a relay.
+    script = f"{' '.join(MINI)} run --rm --init busybox yes | head -2; echo mini exited ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=20)
+    assert result.stdout.splitlines() == ["y", "y", "mini exited 141"]
