@@ -73,9 +73,10 @@ def socket_path(run_dir: str) -> tuple[int, str]:
 def request(run_dir: str, message: dict, timeout: float | None = None) -> dict | None:
     """Ask a container's monitor; None if there is none (the container is not running) or it
     ended before answering."""
-    fd, path = socket_path(run_dir) if os.path.isdir(run_dir) else (-1, "")
-    if fd < 0:
-        return None
+    try:
+        fd, path = socket_path(run_dir)
+    except OSError:
+        return None                                     # no run dir: it is not running
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
