@@ -333,3 +333,17 @@ def test_foreground_relay_passes_a_broken_pipe_on():
     script = f"{' '.join(MINI)} run --rm --init busybox yes | head -2; echo mini exited ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=20)
     assert result.stdout.splitlines() == ["y", "y", "mini exited 141"]
+
+
+def test_wait_from_two_clis_and_a_removed_container():
+    cid = run_d("--rm", "busybox", "sh", "-c", "exec sleep 30")
+    waiters = [subprocess.Popen(MINI + ["wait", cid], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(0.3)                                         # (both are waiting on the socket)
+    assert mini("kill", "-s", "TERM", cid).returncode == 0  # sleep as PID 1 ignores it ...
+    assert mini("kill", cid).returncode == 0                # ... not SIGKILL
+    for waiter in waiters:
+        out, _ = waiter.communicate(timeout=10)
+        assert (waiter.returncode, out) == (0, "137\n")
+    assert cid not in mini("ps", "-aq", "--no-trunc").stdout.split()   # --rm: gone
+    gone = mini("wait", cid)
+    assert gone.returncode == 1 and "No such container" in gone.stderr
