@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from mini_runtime import paths
+from mini_runtime import names, paths
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
 from mini_runtime.units import now_rfc3339
 
@@ -97,16 +97,50 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
         raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     directory = containers_dir() / container_id
     with paths.locked(paths.state_root() / "containers.lock"):
-        for other in records() if name else []:
+        names_in_use = {other["Name"]: other["Id"] for other in records()}
+        if not name:  # docker's adjective_surname, drawn again while taken (06)
+            name = names.generate(lambda n: "/" + n in names_in_use, fallback=container_id[:12])
+        for other in [{"Name": n, "Id": i} for n, i in names_in_use.items()]:
             if other["Name"] == "/" + name.lstrip("/"):
-                raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in use by '
-                                f'container "{other["Id"]}". You have to remove (or rename) that container '
-                                "to be able to reuse that name.")
+                raise name_in_use(name.lstrip("/"), other["Id"])
         directory.mkdir(parents=True)
         run_dir(container_id).mkdir(parents=True)
         (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
         save(directory, dict(record, Id=container_id, Name="/" + (name.lstrip("/") or container_id[:12])))
     return directory
+
+
+def reopen(directory: Path) -> dict[str, Any]:
+    """`start` again (chapter 06): a container that has exited gets an owner and volatile files
+    again. Only one `start` wins: the others find it running (docker's answer: nothing to do)."""
+    with paths.locked(paths.state_root() / "containers.lock"):
+        record = load(directory)
+        if not status(record).can_start or run_dir(directory.name).exists():
+            raise Conflict(f"container {directory.name} is already running")
+        run_dir(directory.name).mkdir(parents=True)
+        (run_dir(directory.name) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+    return record
+
+
+def record_lock():  # -> a context manager
+    """The lock every change of a record by a CLI takes (names, pause)."""
+    return paths.locked(paths.state_root() / "containers.lock")
+
+
+def name_in_use(name: str, other: str) -> Conflict:
+    """docker's words, for create, run and rename."""
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def rename(directory: Path, new_name: str) -> None:
+    """docker rename: the new name must be valid and free."""
+    name = names.validate(new_name)
+    with paths.locked(paths.state_root() / "containers.lock"):
+        for other in records():
+            if other["Name"] == "/" + name:
+                raise name_in_use(name, other["Id"])
+        save(directory, dict(load(directory), Name="/" + name))
 
 
 def save(directory: Path, record: dict[str, Any]) -> None:
@@ -121,7 +155,7 @@ def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
     """Its command runs: the record says so, and the run root has what `exec` will need."""
     record = load(directory)
     record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
-                           StartedAt=now_rfc3339())
+                           ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
     save(directory, record)
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",
@@ -159,7 +193,7 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
         return
     record = load(directory)
     record["State"] = dict(record.get("State", {}), Status=Status.EXITED.value, Running=False, Pid=0,
-                           ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
+                           Paused=False, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
     save(directory, record)
     shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
     remove_run_dir(directory.name)                        # no owner, no pid: it has ended

@@ -135,7 +135,7 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         # Nothing of the runtime's may leak into the container: close every other fd.
         syscalls.close_other_fds(keep=(0, 1, 2, go_read, err_write))
-        # If mini dies, so does its container (chapter 06 gives containers a monitor instead).
+        # If its parent dies (the monitor, or a foreground `mini run`), so does the container.
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         # A session of our own: the terminal's ctrl-C goes to mini, which forwards it once.
         os.setsid()

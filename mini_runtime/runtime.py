@@ -24,16 +24,21 @@ Chapters to come slot in as: 07 the network (create, cleanup); 08 privileges (in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 from typing import NamedTuple
 
-from mini_runtime import cgroups, container, namespaces, overlay, process, rootfs, users
+from mini_runtime import cgroups, container, namespaces, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.image.store import Image, Store
 from mini_runtime.units import now_rfc3339
+
+
+#: The container's settings (ContainerConfig, defaults resolved), beside its record (06).
+CONFIG = "config.json"
 
 
 class Created(NamedTuple):
@@ -54,8 +59,9 @@ class Exited(NamedTuple):
 
 
 # >>> run
-def create(config: ContainerConfig, store: Store | None = None) -> Created:
-    """Everything up to the child waiting for "go". Nothing is left behind if a step fails."""
+def create(config: ContainerConfig, store: Store | None = None, container_id: str | None = None) -> Created:
+    """Everything up to the child waiting for "go". Nothing is left behind if a step fails.
+    (Chapter 06's monitor picks the id itself, so that it is in its command line.)"""
     store = store or Store()
     image = store.get(config.image)                 # 01: unknown image -> exit 125
     try:
@@ -64,7 +70,7 @@ def create(config: ContainerConfig, store: Store | None = None) -> Created:
         raise InvalidParameter(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
     lower = store.layer_dirs(image)                 # 05: each layer unpacked once, shared
-    container_id = container.new_id()
+    container_id = container_id or container.new_id()
     group = cgroups.Cgroup(container_id)            # 04
     config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
     directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
@@ -95,7 +101,11 @@ def start(created: Created) -> None:
 
 def wait(created: Created) -> Exited:
     """Until the container's PID 1 ends (it is reaped here): its code, and OOM or not."""
-    status = process.wait_for(created.child.pid)    # 01: until it ends; reaps the zombie
+    return ended(created, process.wait_for(created.child.pid))  # 01: until it ends; reaps it
+
+
+def ended(created: Created, status: int) -> Exited:
+    """What a wait status says (the monitor reaps its child itself): code, and OOM or not."""
     oom = created.config.memory is not None and created.group.oom_kills() > 0  # 04
     return Exited(process.exit_code(status), oom)   # 01: exit code, or 128 + signal
 
@@ -131,6 +141,34 @@ def run(config: ContainerConfig, store: Store | None = None) -> Exited:
         warning = cleanup(created, exited)
     return exited._replace(warning=warning)
 # <<< run
+
+
+def recreate(container_id: str, store: Store | None = None) -> Created:
+    """`start` of a container that has exited (06): its record, settings and upper dir as they
+    are, a new cgroup and a new process waiting for "go". On failure it stays as it was."""
+    store = store or Store()
+    directory = container.containers_dir() / container_id
+    config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
+    record = container.reopen(directory)            # 06: owned by this monitor again
+    group = cgroups.Cgroup(container_id)
+    try:
+        image = store.get(record["Image"])
+        spec = process_spec(config, image.config)
+        files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
+        files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
+        limit(group, config)
+        with namespaces.children_in_new_pid_namespace():
+            child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files))
+    except BaseException:
+        group.remove()
+        container.finish(directory, record["State"].get("ExitCode", 0), keep=True)
+        raise
+    return Created(container_id, directory, config, group, child)
+
+
+def keep_config(created: Created) -> None:
+    """The settings, defaults resolved, beside the record: what `start` runs again (06)."""
+    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode())
 
 
 # >>> resolve-defaults
@@ -183,13 +221,30 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 
 
 def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
-    """The container's record, in docker inspect's names (chapter 06 adds to it)."""
+    """The container's record, in docker inspect's names: Config holds the command as it was
+    resolved against the image (Entrypoint, Cmd, Env, WorkingDir, User), HostConfig the flags."""
+    defaults = image.config.get("config") or {}
+    if config.entrypoint is not None:
+        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else None), list(config.command) or None
+    else:
+        entrypoint, cmd = defaults.get("Entrypoint"), list(config.command) or defaults.get("Cmd")
     return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
             "Path": spec.args[0], "Args": spec.args[1:],
-            "Config": {"Image": config.image, "Cmd": list(config.command) or None, "Hostname": config.hostname},
-            "State": container.initial_state(),
+            "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
+                       "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                       "Tty": False, "OpenStdin": False, "StdinOnce": False,
+                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
+                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
+                       "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},
+                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
+            "State": container.initial_state(), "RestartCount": 0, "Driver": "overlay",
+            "Platform": "linux",
             "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
-                           "CgroupnsMode": config.cgroupns},
+                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
+                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
+                           "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
+                           "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
+                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": "none"},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 

@@ -5,7 +5,8 @@ the session, so the built-in image is made once). The autouse `host_unchanged` f
 snapshot of the host before each test and fails the test if anything is left behind: a mount
 (netns bind mounts included), a cgroup, a network link named like ours, a named netns (/run/netns,
 $MINI_RUN/netns), an nftables table named mini* (of the machine's namespace), a child process
-(pytest is a child subreaper, so even orphans of orphans come back to it), or a stray state file.
+(pytest is a child subreaper, so even orphans of orphans come back to it), a container monitor of
+this run (wherever its parent is), or a stray state file (a monitor's socket included).
 """
 
 from __future__ import annotations
@@ -137,6 +138,25 @@ def _children() -> set[tuple[int, str]]:
     return found
 
 
+def _monitors() -> set[tuple[int, str]]:
+    """Container monitors of this run (`-m mini_runtime.monitor ID`, chapter 06): they are in
+    sessions of their own and need not be our children, so they are found by their command line
+    and their MINI_RUN. (Their sockets are under MINI_RUN: "state files" covers them.)"""
+    found = set()
+    mine = ("MINI_RUN=" + os.environ["MINI_RUN"]).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            if b"mini_runtime.monitor" not in argv or mine not in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                continue
+        except OSError:
+            continue
+        found.add((int(entry), b" ".join(argv[argv.index(b"mini_runtime.monitor"):][:3]).decode()))
+    return found
+
+
 def _stray_state() -> set[str]:
     found = set()
     for base in (os.environ["MINI_ROOT"], os.environ["MINI_RUN"]):
@@ -177,6 +197,7 @@ def snapshot() -> dict[str, set]:
         "netns": _netns(),
         "nftables": _nft_tables(),
         "children": _children(),
+        "monitors": _monitors(),
         "state files": _stray_state(),
     }
 
@@ -199,7 +220,7 @@ def host_unchanged(request: pytest.FixtureRequest):
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    for pid, _ in left.get("children", ()):  # don't let one leak poison the next test
+    for pid, _ in left.get("children", set()) | left.get("monitors", set()):  # don't let one leak poison the next test
         try:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
@@ -250,6 +271,15 @@ MINI = [str(Path(sys.executable).parent / "mini")]
 def mini(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess[str]:
     """Run the installed `mini` command, capturing text output."""
     return subprocess.run(MINI + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def container_pid() -> int:
+    """The host pid of the init of the container started last that runs: since chapter 06 it is
+    the child of the container's monitor, not of `mini run`."""
+    from mini_runtime import container
+
+    running = [r for r in container.records() if r["State"]["Status"] == "running"]
+    return max(running, key=lambda r: r["Created"])["State"]["Pid"]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI, mini
+from conftest import MINI, container_pid, mini
 from mini_runtime import cgroups, units
 
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.cgroup]
@@ -26,7 +26,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(MINI + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert select.select([proc.stdout], [], [], 15)[0], "the container did not start"
     assert proc.stdout.readline() == "ready\n"
-    return proc, int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+    return proc, container_pid()
 
 
 def _stop(proc: subprocess.Popen[str], pid: int) -> None:
@@ -250,7 +250,7 @@ def test_a_leaked_cgroup_is_one_warning_line_and_the_container_is_still_recorded
     group = None
     try:
         assert select.select([proc.stdout], [], [], 15)[0] and proc.stdout.readline() == "ready\n"
-        pid = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+        pid = container_pid()
         group = cgroups.Cgroup(_cgroup_of(pid, "pids").name)
         group.add(sleeper.pid)
         _, err = proc.communicate("go\n", timeout=30)

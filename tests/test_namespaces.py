@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI, mini
+from conftest import MINI, container_pid, mini
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
@@ -24,8 +24,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(MINI + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert select.select([proc.stdout], [], [], 15)[0], "the container did not start"
     assert proc.stdout.readline() == "ready\n"
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    return proc, int(children[0])
+    return proc, container_pid()
 
 
 def _stop(proc: subprocess.Popen[str], pid: int | None = None) -> None:

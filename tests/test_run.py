@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI, mini
+from conftest import MINI, container_pid, mini
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
@@ -38,7 +38,7 @@ def test_sigkill_from_outside_gives_137():
     proc = subprocess.Popen(MINI + ["run", "busybox", "sh", "-c", "echo ready; exec sleep 30"],
                             stdout=subprocess.PIPE, text=True)
     assert select.select([proc.stdout], [], [], 10)[0] and proc.stdout.readline() == "ready\n"
-    container = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+    container = container_pid()
     os.kill(container, signal.SIGKILL)
     assert proc.wait(timeout=10) == 137
 
@@ -163,8 +163,9 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("flags", [[], ["-u", "65534"], ["--init"], ["--init", "-u", "65534"]],
                          ids=["root", "user", "init", "init-user"])
 def test_killing_mini_kills_the_container(flags):
-    """No orphans: the container dies with mini (PR_SET_PDEATHSIG) until chapter 06's monitor.
-    setuid/setgid (-u, or the image's User) clear the parent-death signal: it is armed again."""
+    """No orphans: the container dies with its parent (PR_SET_PDEATHSIG): a foreground `mini run`
+    is its container's monitor (a detached one's monitor: test_lifecycle.py). setuid/setgid (-u,
+    or the image's User) clear the parent-death signal: it is armed again."""
     proc = subprocess.Popen(MINI + ["run", "--rm", *flags, "busybox", "sh", "-c", "echo ready; exec sleep 77"],
                             stdout=subprocess.PIPE, text=True)
     assert select.select([proc.stdout], [], [], 10)[0] and proc.stdout.readline() == "ready\n"

@@ -12,7 +12,7 @@ Streams (export, save, load, import) are passed as binary files rather than HTTP
 from __future__ import annotations
 
 import abc
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from mini_runtime.config import ContainerConfig
 
@@ -20,13 +20,15 @@ __all__ = ["Backend", "ContainerConfig", "connect"]
 
 
 class Backend(abc.ABC):
-    """The Engine API's verbs that mini serves so far (chapters 01-05)."""
+    """The Engine API's verbs that mini serves so far (chapters 01-06)."""
 
     # --- containers ----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def container_create(self, config: ContainerConfig) -> dict[str, Any]:
-        """ContainerCreate: {"Id": ..., "Warnings": [...]}; its process waits for start."""
+    def container_create(self, config: ContainerConfig, stdio: bool = False) -> dict[str, Any]:
+        """ContainerCreate: {"Id": ..., "Warnings": [...]}; its process waits for start. With
+        `stdio` its stdin is ours and its output comes to our stdout and stderr as well as to its
+        log (docker's attach; a foreground `run`)."""
 
     @abc.abstractmethod
     def container_start(self, container_id: str) -> None:
@@ -36,6 +38,48 @@ class Backend(abc.ABC):
     def container_wait(self, container_id: str) -> dict[str, Any]:
         """ContainerWait: {"StatusCode": n, "Error": None, "OOMKilled": bool}. (OOMKilled is
         mini's addition, so that the CLI can say why; docker's CLI asks inspect instead.)"""
+
+    @abc.abstractmethod
+    def container_detach(self, container_id: str) -> None:
+        """mini's own: this process will not wait for it (`run -d`)."""
+
+    @abc.abstractmethod
+    def container_kill(self, container_id: str, signal: str | int = "KILL") -> None:
+        """ContainerKill: "KILL", "SIGTERM" or a number."""
+
+    @abc.abstractmethod
+    def container_stop(self, container_id: str, timeout: int | None = None) -> None:
+        """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (10)."""
+
+    @abc.abstractmethod
+    def container_list(self, all: bool = False, limit: int | None = None,
+                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """ContainerList: ContainerSummary dicts, newest first; filters status, name, id, ancestor."""
+
+    @abc.abstractmethod
+    def container_pause(self, container_id: str) -> None:
+        """ContainerPause: the cgroup freezer."""
+
+    @abc.abstractmethod
+    def container_unpause(self, container_id: str) -> None:
+        """ContainerUnpause."""
+
+    @abc.abstractmethod
+    def container_top(self, container_id: str, ps_args: str = "") -> dict[str, Any]:
+        """ContainerTop: {"Titles": [...], "Processes": [[...]]}, host PIDs."""
+
+    @abc.abstractmethod
+    def container_rename(self, container_id: str, name: str) -> None:
+        """ContainerRename."""
+
+    @abc.abstractmethod
+    def container_inspect(self, container_id: str) -> dict[str, Any]:
+        """ContainerInspect."""
+
+    @abc.abstractmethod
+    def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
+                       since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+        """ContainerLogs: (stream, bytes) per entry, as `docker logs` writes them."""
 
     @abc.abstractmethod
     def container_delete(self, container_id: str, force: bool = False) -> None:

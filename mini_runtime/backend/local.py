@@ -1,19 +1,18 @@
 """The Engine API's verbs, done in this process: the runtime's pipeline, the container records
 and the image store. No printing here: the CLI (or chapter 09's daemon) presents the results.
 
-A container created here is this process's child until it ends: `container_create`,
-`container_start` and `container_wait` must come from the same process (chapter 06 gives each
-container a monitor, so that any process, the daemon too, can start and wait for it).
+Each container has a monitor (monitor.py), started by fork+exec: it is the parent of the
+container's init, so that any process (the daemon too) can wait for it, kill it and read its logs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
+import socket
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
-from mini_runtime import container, overlay, process, runtime
+from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, NotFound
@@ -27,8 +26,8 @@ CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
 class LocalBackend(Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
-        self._created: dict[str, runtime.Created] = {}
-        self._signals: dict[str, contextlib.ExitStack] = {}
+        self._channels: dict[str, socket.socket] = {}   # to the monitors we started
+        self._here: dict[str, lifecycle.Here] = {}     # foreground: we are their monitor
 
     @property
     def store(self) -> Store:
@@ -36,52 +35,94 @@ class LocalBackend(Backend):
             self._store = Store()
         return self._store
 
-    # --- the pipeline --------------------------------------------------------------------------
+    # --- the pipeline, through each container's monitor (chapter 06) --------------------------
 
-    def container_create(self, config: ContainerConfig) -> dict[str, Any]:
-        created = runtime.create(config, self.store)
-        self._created[created.id] = created
-        return {"Id": created.id, "Warnings": []}
+    def container_create(self, config: ContainerConfig, stdio: bool = False) -> dict[str, Any]:
+        """A monitor creates it (and is its parent). With `stdio` (a foreground run) this process
+        is its monitor: its stdin is ours, its output comes to our stdout and stderr too."""
+        container_id = container.new_id()
+        if stdio:
+            self._here[container_id] = lifecycle.create_here(config, container_id)
+            return {"Id": container_id, "Warnings": []}
+        channel = lifecycle.spawn_monitor(container_id)
+        monitor.send(channel, {"Config": config._asdict()})
+        try:
+            lifecycle.answer(monitor.receive(channel))
+        except BaseException:
+            channel.close()
+            raise
+        self._channels[container_id] = channel
+        return {"Id": container_id, "Warnings": []}
 
     def container_start(self, container_id: str) -> None:
-        created = self._handle(container_id)
-        forwarding = contextlib.ExitStack()  # ctrl-C and kill reach the container until it ends
-        forwarding.enter_context(process.forward_signals(created.child.pid))
+        if container_id in self._here:
+            lifecycle.start_here(self._here[container_id])
+            return
+        channel = self._channels.get(container_id)
+        if channel is None:
+            lifecycle.start_kept(container.find(container_id))
+            return
+        monitor.send(channel, {"op": "start"})
         try:
-            runtime.start(created)
+            lifecycle.answer(monitor.receive(channel))
         except BaseException:
-            forwarding.close()
-            runtime.cleanup(self._created.pop(container_id), None)
+            self._channels.pop(container_id).close()
             raise
-        self._signals[container_id] = forwarding
 
-    def container_wait(self, container_id: str) -> dict[str, Any]:
-        created = self._handle(container_id)
-        exited = None
-        try:
-            with self._signals.pop(container_id, contextlib.ExitStack()):
-                exited = runtime.wait(created)
-        except BaseException:
-            runtime.kill_and_reap(created.child.pid)
-            raise
-        finally:
-            warning = runtime.cleanup(self._created.pop(container_id), exited)
-        error = {"Message": warning} if warning else None  # the container ended; cleanup did not
-        return {"StatusCode": exited.code, "Error": error, "OOMKilled": exited.oom}
+    def container_wait(self, container_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Until it has ended; a foreground container's monitor is this process: it runs here."""
+        if container_id in self._here:
+            return lifecycle.wait_here(self._here.pop(container_id))
+        self.container_detach(container_id)
+        return lifecycle.wait(container.find(container_id), timeout)
 
-    def _handle(self, container_id: str) -> runtime.Created:
-        if container_id not in self._created:
-            raise NotFound(f"No such container: {container_id} (not created by this process; "
-                           "chapter 06 brings start and wait from anywhere)")
-        return self._created[container_id]
+    def container_detach(self, container_id: str) -> None:
+        """mini's own: we will not wait for it (run -d): the monitor carries on alone."""
+        channel = self._channels.pop(container_id, None)
+        if channel is not None:
+            channel.close()
+
+    def container_kill(self, container_id: str, signal: str | int = "KILL") -> None:
+        lifecycle.kill(container.find(container_id), signal)
+
+    def container_stop(self, container_id: str, timeout: int | None = None) -> None:
+        lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
+
+    def container_list(self, all: bool = False, limit: int | None = None,
+                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        container.sweep_stale()                     # a monitor that died: shown as docker would
+        return lifecycle.summaries(all, limit, filters)
+
+    def container_pause(self, container_id: str) -> None:
+        lifecycle.pause(container.find(container_id), True)
+
+    def container_unpause(self, container_id: str) -> None:
+        lifecycle.pause(container.find(container_id), False)
+
+    def container_top(self, container_id: str, ps_args: str = "") -> dict[str, Any]:
+        return lifecycle.top(container.find(container_id), ps_args)
+
+    def container_rename(self, container_id: str, name: str) -> None:
+        lifecycle.rename(container.find(container_id), name)
+
+    def container_inspect(self, container_id: str) -> dict[str, Any]:
+        container.sweep_stale()
+        return lifecycle.inspect(container.find(container_id))
+
+    def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
+                       since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+        """ContainerLogs: (stream, bytes as docker logs writes them) for each entry; with
+        `follow`, until the container has ended. `since`: nanoseconds since the epoch."""
+        from mini_runtime import logs
+
+        entries = lifecycle.logs_of(container.find(container_id), follow=follow, tail=tail, since=since)
+        for entry in entries:
+            yield entry.stream, logs.render(entry, timestamps)
 
     # --- kept containers -----------------------------------------------------------------------
 
     def container_delete(self, container_id: str, force: bool = False) -> None:
-        directory = container.find(container_id)
-        if not container.status(container.load(directory)).can_remove:
-            raise Conflict(f"cannot remove container {container_id}: it is running (stop it first)")
-        container.remove(directory)
+        lifecycle.remove(container.find(container_id), container_id, force)
 
     def _kept(self, text: str) -> tuple[Path, dict[str, Any], overlay.Overlay]:
         """A container that has ended, with the files diff, export and commit read."""

@@ -20,7 +20,7 @@ def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) ->
 def add_rm(sub: argparse._SubParsersAction) -> None:
     rm = simple(sub, "rm", "Remove one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
     rm.add_argument("-f", "--force", action="store_true",
-                    help="(accepted; a running container cannot be removed until chapter 06)")
+                    help="force the removal of a running container (uses SIGKILL)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 

@@ -14,6 +14,20 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a command in a new container", add_help=False,
                          usage="mini run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a command in a new container.")
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run the container in the background and print its ID")
+    container_flags(run)
+
+
+def add_create(sub: argparse._SubParsersAction) -> None:
+    create = sub.add_parser("create", help="create a new container", add_help=False,
+                            usage="mini create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+                            description="Create a new container (`mini start` runs it).")
+    container_flags(create)
+
+
+def container_flags(run: argparse.ArgumentParser) -> None:
+    """The flags `run` and `create` share: what the container is."""
     run.add_argument("--help", action="help", help="show this help message and exit")
     run.add_argument("-h", "--hostname", metavar="NAME",
                      help="container host name (default: the short container id)")
@@ -58,7 +72,39 @@ def _env_flags(values: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """docker run in the foreground: create, start, wait (the backend cleans up, --rm too)."""
+    """docker run: create, start, and (in the foreground) wait; the container's monitor cleans
+    up, --rm too. With -d, its id at once."""
+    from mini_runtime import backend
+
+    config = config_of(args)
+    engine = backend.connect()
+    container_id = engine.container_create(config, stdio=not args.detach)["Id"]
+    engine.container_start(container_id)
+    if args.detach:
+        engine.container_detach(container_id)
+        print(container_id)
+        return 0
+    result = engine.container_wait(container_id)
+    if result.get("OOMKilled"):
+        print(oom_message(config.memory or 0, result["StatusCode"]), file=sys.stderr)
+    if result.get("Error"):
+        print(f"mini: warning: {result['Error']['Message']}", file=sys.stderr)
+    return result["StatusCode"]
+
+
+def create(args: argparse.Namespace) -> int:
+    """docker create: the container waits, with its monitor, for `mini start`."""
+    from mini_runtime import backend
+
+    engine = backend.connect()
+    container_id = engine.container_create(config_of(args))["Id"]
+    engine.container_detach(container_id)
+    print(container_id)
+    return 0
+
+
+def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
+    """The flags, checked, as the value a backend runs."""
     from mini_runtime import backend
 
     if args.tty:
@@ -73,15 +119,7 @@ def run(args: argparse.Namespace) -> int:
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns)
-    engine = backend.connect()
-    container_id = engine.container_create(config)["Id"]
-    engine.container_start(container_id)
-    result = engine.container_wait(container_id)
-    if result.get("OOMKilled"):
-        print(oom_message(config.memory or 0, result["StatusCode"]), file=sys.stderr)
-    if result.get("Error"):
-        print(f"mini: warning: {result['Error']['Message']}", file=sys.stderr)
-    return result["StatusCode"]
+    return config
 
 
 # >>> report-oom
@@ -129,5 +167,5 @@ def _limits(args: argparse.Namespace) -> dict:
     return limits
 
 
-PARSERS = {"run": add_run}
-HANDLERS = {"run": run}
+PARSERS = {"run": add_run, "create": add_create}
+HANDLERS = {"run": run, "create": create}

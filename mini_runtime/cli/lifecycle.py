@@ -1,0 +1,237 @@
+"""A container's life after `run` (chapter 06): `ps`, `inspect`, `logs`, `stop`, `kill`, `wait`,
+`start`, `restart`, `rename`; docker's flags, output and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from mini_runtime import backend
+from mini_runtime.errors import MiniError, UsageError
+
+
+def parser(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, usage=f"mini {name} {usage}")
+
+
+def add_ps(sub: argparse._SubParsersAction) -> None:
+    ps = parser(sub, "ps", "List containers.", "[OPTIONS]")
+    ps.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    ps.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
+    ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+                    help="show the N last created containers (includes all states)")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    ps.add_argument("--format", help="format output using a Go template")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
+                    help='filter output based on conditions provided (status=, name=, id=, ancestor=)')
+
+
+def add_inspect(sub: argparse._SubParsersAction) -> None:
+    inspect = parser(sub, "inspect", "Return low-level information on containers.",
+                     "[OPTIONS] CONTAINER [CONTAINER...]")
+    inspect.add_argument("-f", "--format", help="format output using a Go template")
+    inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_logs(sub: argparse._SubParsersAction) -> None:
+    logs = parser(sub, "logs", "Fetch the logs of a container.", "[OPTIONS] CONTAINER")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow log output")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    logs.add_argument("-n", "--tail", default="all",
+                      help='number of lines to show from the end of the logs (default "all")')
+    logs.add_argument("--since", help="show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) "
+                                      "or relative (e.g. 42m for 42 minutes)")
+    logs.add_argument("container", metavar="CONTAINER")
+
+
+def add_stop(sub: argparse._SubParsersAction) -> None:
+    stop = parser(sub, "stop", "Stop one or more running containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    stop.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+                      help="seconds to wait before killing the container (default 10)")
+    stop.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_kill(sub: argparse._SubParsersAction) -> None:
+    kill = parser(sub, "kill", "Kill one or more running containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    kill.add_argument("-s", "--signal", default="KILL", help='signal to send (default "KILL")')
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_wait(sub: argparse._SubParsersAction) -> None:
+    wait = parser(sub, "wait", "Block until one or more containers stop, then print their exit codes.",
+                  "CONTAINER [CONTAINER...]")
+    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_start(sub: argparse._SubParsersAction) -> None:
+    start = parser(sub, "start", "Start one or more stopped containers.", "CONTAINER [CONTAINER...]")
+    start.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_rename(sub: argparse._SubParsersAction) -> None:
+    rename = parser(sub, "rename", "Rename a container.", "CONTAINER NEW_NAME")
+    rename.add_argument("container", metavar="CONTAINER")
+    rename.add_argument("name", metavar="NEW_NAME")
+
+
+def add_restart(sub: argparse._SubParsersAction) -> None:
+    restart = parser(sub, "restart", "Restart one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    restart.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+                         help="seconds to wait before killing the container (default 10)")
+    restart.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_pause(sub: argparse._SubParsersAction) -> None:
+    parser(sub, "pause", "Pause all processes within one or more containers.",
+           "CONTAINER [CONTAINER...]").add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_unpause(sub: argparse._SubParsersAction) -> None:
+    parser(sub, "unpause", "Unpause all processes within one or more containers.",
+           "CONTAINER [CONTAINER...]").add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_top(sub: argparse._SubParsersAction) -> None:
+    top = parser(sub, "top", "Display the running processes of a container.", "CONTAINER [ps OPTIONS]")
+    top.add_argument("container", metavar="CONTAINER")
+    top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="ps OPTIONS")
+
+
+def ps(args: argparse.Namespace) -> int:
+    from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column
+    from mini_runtime.cli.template import render_table
+    from mini_runtime.units import ago
+
+    limit = 1 if args.latest else (args.last if args.last > 0 else None)
+    filters: dict[str, list[str]] = {}
+    for text in args.filter:
+        key, eq, value = text.partition("=")
+        if not eq:
+            raise UsageError(f'bad format of filter (expected name=value): "{text}"')
+        filters.setdefault(key.strip().lower(), []).append(value)
+    rows = []
+    for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters):
+        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
+                     "Image": summary["Image"],
+                     "Command": command_column(summary["Command"], truncate=not args.no_trunc),
+                     "CreatedAt": summary["Created"], "RunningFor": ago(summary["Created"]),
+                     "Status": summary["Status"], "State": summary["State"], "Ports": "",
+                     "Names": ",".join(n.lstrip("/") for n in summary["Names"]), "Labels": "",
+                     "Mounts": "", "Networks": ""})
+    format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT)
+    sys.stdout.write(render_table(format, rows, PS_HEADERS))
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from mini_runtime.cli.template import render
+
+    engine, found, failed = backend.connect(), [], False
+    for text in args.containers:
+        try:
+            found.append(engine.container_inspect(text))
+        except MiniError:
+            print(f"Error: No such object: {text}", file=sys.stderr)
+            failed = True
+    if args.format:
+        for data in found:
+            print(render(args.format, data))
+    else:
+        print(json.dumps(found, indent=4, ensure_ascii=False)
+              .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return 1 if failed else 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    from mini_runtime.units import api_timestamp, timestamp_ns
+
+    if args.tail == "all":
+        tail = None
+    else:
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise UsageError(f'invalid value "{args.tail}" for flag --tail') from None
+    since = timestamp_ns(api_timestamp(args.since)) if args.since else None
+    outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    for stream, data in backend.connect().container_logs(args.container, follow=args.follow, tail=tail,
+                                                         since=since, timestamps=args.timestamps):
+        out = outputs.get(stream, sys.stdout.buffer)
+        out.write(data)
+        out.flush()
+    return 0
+
+
+def each(containers: list[str], act: Callable[[str], object]) -> int:
+    """docker's way with several containers: each one's name (or result) printed as it is done;
+    failures said on stderr, and exit 1 if any."""
+    failed = False
+    for text in containers:
+        try:
+            result = act(text)
+            print(text if result is None else result)
+        except MiniError as e:
+            print(f"Error response from daemon: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    return each(args.containers, lambda text: engine.container_stop(text, args.time))
+
+
+def kill(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    return each(args.containers, lambda text: engine.container_kill(text, args.signal))
+
+
+def wait(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    return each(args.containers, lambda text: engine.container_wait(text)["StatusCode"])
+
+
+def start(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    return each(args.containers, engine.container_start)
+
+
+def rename(args: argparse.Namespace) -> int:
+    backend.connect().container_rename(args.container, args.name)
+    return 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    """docker restart: stop (as `stop -t`), then start again, detached."""
+    engine = backend.connect()
+
+    def again(text: str) -> None:
+        engine.container_stop(text, args.time)
+        engine.container_start(text)
+    return each(args.containers, again)
+
+
+def pause(args: argparse.Namespace) -> int:
+    engine = backend.connect()
+    act = engine.container_pause if args.command == "pause" else engine.container_unpause
+    return each(args.containers, act)
+
+
+def top(args: argparse.Namespace) -> int:
+    from mini_runtime.cli.formatting import tabwriter
+
+    found = backend.connect().container_top(args.container, " ".join(args.ps_args))
+    lines = ["\t".join(found["Titles"])] + ["\t".join(row) for row in found["Processes"]]
+    sys.stdout.write(tabwriter("".join(line + "\n" for line in lines), minwidth=20, padding=3))
+    return 0
+
+
+PARSERS = {"ps": add_ps, "inspect": add_inspect, "logs": add_logs, "stop": add_stop,
+           "kill": add_kill, "wait": add_wait, "start": add_start, "rename": add_rename,
+           "restart": add_restart, "pause": add_pause, "unpause": add_unpause, "top": add_top}
+HANDLERS = {"ps": ps, "inspect": inspect, "logs": logs, "stop": stop, "kill": kill,
+            "wait": wait, "start": start, "rename": rename, "restart": restart, "pause": pause,
+            "unpause": pause, "top": top}

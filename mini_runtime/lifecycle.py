@@ -1,0 +1,328 @@
+"""Chapter 06: a container's life after create, from any process: its monitor (monitor.py) is
+asked over its unix socket to kill and to wait; its record says the rest (ps, inspect); its
+json-file log is read here (logs).
+
+What docker shows for a container whose monitor died (SIGKILL): its init died with it (the
+kernel's parent-death signal), so `container.sweep_stale` records it as exited with 137.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal as signals
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
+
+from mini_runtime import container, errors, logs, monitor, process, runtime, syscalls
+from mini_runtime.config import ContainerConfig
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
+from mini_runtime.units import command_line, parse_rfc3339, status
+
+
+def spawn_monitor(container_id: str) -> socket.socket:
+    """fork+exec the container's monitor in a session of its own, orphaned at once (a double
+    fork) so that nobody has to reap it but init, with /dev/null as its stdin, stdout and
+    stderr; returns our end of its channel."""
+    ours, theirs = socket.socketpair()
+    argv = [sys.executable, "-m", "mini_runtime.monitor", container_id, "--channel", str(theirs.fileno())]
+    env = monitor.monitor_env()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            syscalls.close_other_fds(keep=(0, 1, 2, theirs.fileno()))  # none of ours leaks
+            os.set_inheritable(theirs.fileno(), True)
+            os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(127)
+    theirs.close()
+    os.waitpid(pid, 0)
+    return ours
+
+
+class Here(NamedTuple):
+    """A foreground container whose monitor is this process (`mini run` without -d)."""
+    created: runtime.Created
+    out_r: int
+    err_r: int
+    listener: socket.socket
+
+
+def create_here(config: ContainerConfig, container_id: str) -> Here:
+    return Here(*monitor.create_with_pipes(config, container_id))
+
+
+def start_here(here: Here) -> None:
+    try:
+        runtime.start(here.created)
+    except BaseException:
+        close_here(here)
+        runtime.cleanup(here.created, None)
+        raise
+
+
+def wait_here(here: Here) -> dict[str, Any]:
+    """Be its monitor until it ends: its output to our stdout and stderr and to its log, our
+    signals to it, kill and wait for other `mini`s; then finish as a monitor does."""
+    created, waiters = here.created, []
+    try:
+        with process.forward_signals(created.child.pid):
+            status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
+                                   here.listener, monitor.log_path(created.directory), monitor=False)
+    except BaseException:
+        runtime.kill_and_reap(created.child.pid)
+        here.listener.close()
+        runtime.cleanup(created, runtime.Exited(137, False))
+        raise
+    return monitor.finish(created, status, here.listener, waiters)
+
+
+def close_here(here: Here) -> None:
+    here.listener.close()
+    for fd in (here.out_r, here.err_r):
+        os.close(fd)
+
+
+def answer(reply: dict | None) -> dict:
+    """The monitor's reply, or its error raised again with its kind."""
+    if reply is None:
+        raise System("the container's monitor ended before it answered")
+    if "Error" in reply and isinstance(reply["Error"], dict) and "Kind" in reply["Error"]:
+        error = reply["Error"]
+        kind = getattr(errors, error["Kind"], errors.System)
+        if kind is errors.ExecError:
+            raise errors.ExecError(error["Message"], error["ExitCode"])
+        raise kind(error["Message"])
+    return reply
+
+
+def run_dir(directory: Path) -> str:
+    return str(container.run_dir(directory.name))
+
+
+def wait(directory: Path, timeout: float | None = None) -> dict[str, Any]:
+    """ContainerWait: the monitor answers when the container has ended; without a monitor, the
+    record says how it ended."""
+    result = monitor.request(run_dir(directory), {"op": "wait"}, timeout)
+    if result is not None and "StatusCode" in result:
+        return result
+    deadline = time.monotonic() + 10
+    while True:  # no monitor: if it died, its init dies with it and the sweep records that
+        container.sweep_stale()
+        try:
+            state = container.load(directory)["State"]
+        except OSError:
+            raise NotFound(f"No such container: {directory.name}") from None  # --rm: gone
+        if not state.get("Running") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return {"StatusCode": state.get("ExitCode", 0), "Error": None,
+            "OOMKilled": state.get("OOMKilled", False)}
+
+
+def parse_signal(text: str | int) -> int:
+    """docker kill -s: "KILL", "SIGKILL" or "9"."""
+    try:
+        number = int(text)
+    except ValueError:
+        name = str(text).upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if not hasattr(signals.Signals, name):
+            raise InvalidParameter(f"Invalid signal: {text}") from None
+        return int(signals.Signals[name])
+    if not 0 < number < 65:
+        raise InvalidParameter(f"Invalid signal: {text}")
+    return number
+
+
+def kill(directory: Path, signal: str | int) -> None:
+    number = parse_signal(signal)
+    thawed(directory)
+    reply = monitor.request(run_dir(directory), {"op": "kill", "signal": number}, timeout=5)
+    if reply is None or "Error" in reply:
+        raise Conflict(f"Cannot kill container: {directory.name}: Container {directory.name} "
+                       "is not running")
+
+
+def stop_signal(record: dict[str, Any]) -> int:
+    """The image's StopSignal (kept in the record's Config at create), else SIGTERM."""
+    text = (record.get("Config") or {}).get("StopSignal")
+    return parse_signal(text) if text else int(signals.SIGTERM)
+
+
+def stop(directory: Path, timeout: float) -> None:
+    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s.
+    (A PID 1 without handlers ignores SIGTERM: the kernel does not apply default actions to the
+    init of a PID namespace, so such a container ends by the SIGKILL.)"""
+    record = container.load(directory)
+    if not container.status(record).has_process:
+        return
+    where = run_dir(directory)
+    thawed(directory)
+    if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
+        return                                          # it has ended meanwhile
+    if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
+        monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
+        monitor.request(where, {"op": "wait"})
+
+
+def remove(directory: Path, text: str, force: bool) -> None:
+    record = container.load(directory)
+    if container.status(record) is container.Status.CREATED:
+        monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up
+    if container.status(record).has_process:
+        if not force:
+            raise Conflict(f'cannot remove container "{record["Name"]}": container is running: '
+                           "stop the container before removing or force remove")
+        thawed(directory)
+        monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
+        monitor.request(run_dir(directory), {"op": "wait"}, 30)
+        container.sweep_stale()
+    container.remove(directory)
+
+
+def start_kept(directory: Path) -> None:
+    """ContainerStart of a container not created by this process: a created one is started by
+    its monitor; one that has exited runs again under a new monitor (detached); a running one is
+    left as it is (docker's answer)."""
+    state = container.status(container.load(directory))
+    if state is container.Status.CREATED:
+        answer(monitor.request(run_dir(directory), {"op": "start"}, timeout=60))
+        return
+    if not state.can_start:
+        return
+    channel = spawn_monitor(directory.name)
+    with channel:
+        monitor.send(channel, {"Restart": True})
+        answer(monitor.receive(channel))
+        monitor.send(channel, {"op": "start"})
+        answer(monitor.receive(channel))
+
+
+def pause(directory: Path, frozen: bool) -> None:
+    """docker pause / unpause: the cgroup freezer stops every process of the container where it
+    is (no signal it could see or handle); the record says Paused."""
+    from mini_runtime import cgroups
+
+    with container.record_lock():
+        record = container.load(directory)
+        state = container.status(record)
+        if frozen and not state.can_pause:
+            raise Conflict(f"Container {directory.name} is not running" if state is not container.Status.PAUSED
+                           else f"Container {directory.name} is already paused")
+        if not frozen and not state.can_unpause:
+            raise Conflict(f"Container {directory.name} is not paused")
+        cgroups.Cgroup(directory.name).freeze(frozen)
+        status_now = container.Status.PAUSED if frozen else container.Status.RUNNING
+        record["State"] = dict(record["State"], Paused=frozen, Status=status_now.value)
+        container.save(directory, record)
+
+
+def thawed(directory: Path) -> None:
+    """Before a signal: a frozen process cannot act on one (not even die), so thaw it first."""
+    if container.status(container.load(directory)) is container.Status.PAUSED:
+        pause(directory, False)
+
+
+def top(directory: Path, ps_args: str) -> dict[str, Any]:
+    """ContainerTop: {"Titles": [...], "Processes": [[...], ...]} of its cgroup's processes."""
+    from mini_runtime import cgroups, top as tops
+
+    if not container.status(container.load(directory)).has_process:
+        raise Conflict(f"Container {directory.name} is not running")
+    titles, rows = tops.top(sorted(cgroups.Cgroup(directory.name).processes()), ps_args)
+    return {"Titles": titles, "Processes": rows}
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """ContainerList's ContainerSummary of a record."""
+    state = record.get("State", {})
+    return {"Id": record["Id"], "Names": [record["Name"]],
+            "Image": (record.get("Config") or {}).get("Image") or record.get("Image", ""),
+            "ImageID": record.get("Image", ""),
+            "Command": command_line(record.get("Path", ""), record.get("Args", [])),
+            "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
+            "Ports": [], "Labels": {}, "State": state.get("Status", "dead"),
+            "Status": status(state), "Mounts": []}
+
+
+def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker);
+    `filters` as the Engine API's: {"status": [...], "name": [...], "ancestor": [...]}, each
+    key a match of any of its values, all keys at once."""
+    records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
+    filters = filters or {}
+    unknown = set(filters) - {"status", "name", "ancestor", "id"}
+    if unknown:
+        raise InvalidParameter(f"invalid filter '{sorted(unknown)[0]}'")
+    for value in filters.get("status", []):
+        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+            raise InvalidParameter(f"invalid filter 'status={value}'")
+    found = [summary(r) for r in records if wanted(r, filters)]
+    if limit is not None and limit > 0:
+        return found[:limit]
+    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused")]
+
+
+def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """docker's filters: status exactly, name a substring (or a regular expression), id a
+    prefix, ancestor the image as it was named (":latest" implied) or its id."""
+    def any_of(key: str, match: Callable[[str], bool]) -> bool:
+        return key not in filters or any(match(value) for value in filters[key])
+
+    def tagged(name: str) -> str:
+        return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+
+    name = record["Name"].lstrip("/")
+    image = (record.get("Config") or {}).get("Image", "")
+    return (any_of("status", lambda v: v == record["State"].get("Status"))
+            and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
+            and any_of("id", lambda v: record["Id"].startswith(v))
+            and any_of("ancestor", lambda v: tagged(v) == tagged(image)
+                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-")))
+
+
+def rename(directory: Path, new_name: str) -> None:
+    container.rename(directory, new_name)
+
+
+def inspect(directory: Path) -> dict[str, Any]:
+    """ContainerInspect: the record, with docker's State fields in docker's order."""
+    record = container.load(directory)
+    state = record.get("State", {})
+    keys = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode",
+            "Error", "StartedAt", "FinishedAt")
+    defaults = {"Restarting": False, "Dead": False, "Error": "", "Paused": False}
+    ordered = {key: state.get(key, defaults.get(key)) for key in keys}
+    return {"Id": record["Id"], "Created": record.get("Created"), "Path": record.get("Path"),
+            "Args": record.get("Args", []), "State": ordered, "Image": record.get("Image"),
+            "LogPath": record.get("LogPath", ""), "Name": record["Name"],
+            **{k: v for k, v in record.items() if k not in ("Id", "Created", "Path", "Args",
+                                                             "State", "Image", "LogPath", "Name")},
+            "Mounts": record.get("Mounts", []),
+            "NetworkSettings": record.get("NetworkSettings", {})}
+
+
+def logs_of(directory: Path, *, follow: bool, tail: int | None,
+            since: int | None) -> Iterator[logs.Entry]:
+    path = str(directory / f"{directory.name}-json.log")
+    if not os.path.exists(path):
+        return iter(())
+    if not follow:
+        return logs.read(path, tail, since)
+
+    def stopped() -> bool:
+        try:
+            return not container.status(container.load(directory)).has_process
+        except OSError:
+            return True
+    return logs.follow(path, stopped, tail, since)

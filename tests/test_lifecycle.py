@@ -1,0 +1,349 @@
+"""Chapter 06 end to end, as root: detached containers and their monitor, `ps`, `logs`, `inspect`,
+`stop`, `kill`, `wait`, `rm`, names; a killed CLI and a killed monitor."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI, mini
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+LOOP = "while true; do echo hello world; sleep 1; done"
+HEADER = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+
+
+def run_d(*args: str) -> str:
+    result = mini("run", "-d", *args)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert re.fullmatch(r"[0-9a-f]{64}\n", result.stdout), result.stdout
+    return result.stdout.strip()
+
+
+def until(check, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def state(name: str) -> dict:
+    result = mini("inspect", "-f", "{{json .State}}", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def ps_rows(*flags: str) -> list[list[str]]:
+    result = mini("ps", *flags)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == HEADER
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: it waits for pytest, the subreaper, to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def monitor_of(container_id: str) -> int:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"mini_runtime.monitor" in argv and container_id.encode() in argv:
+                return int(entry)
+    raise LookupError(container_id)
+
+
+def test_detached_loop_ps_logs_stop_rm():
+    cid = run_d("--name", "looper", "busybox", "sh", "-c", LOOP)
+    rows = ps_rows()
+    mine = [row for row in rows if row[0] == cid[:12]]
+    assert len(mine) == 1, rows
+    row = mine[0]
+    assert row[1:3] == ["busybox", '"sh -c \'while true; …"'] and row[-1] == "looper"
+    assert row[4].startswith("Up ")
+    assert cid[:12] in mini("ps", "-q").stdout.split()
+    assert cid in mini("ps", "-q", "--no-trunc").stdout.split()
+
+    until(lambda: mini("logs", "looper").stdout.count("hello world\n") >= 2, what="two lines of log")
+    assert set(mini("logs", "looper").stdout.splitlines()) == {"hello world"}
+    last = mini("logs", "-t", "--tail", "1", cid[:5])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello world\n", last.stdout), last.stdout
+
+    running = state("looper")
+    assert running["Status"] == "running" and running["Running"] and running["Pid"] > 0
+    assert list(running) == ["Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid",
+                             "ExitCode", "Error", "StartedAt", "FinishedAt"]
+
+    # sh as PID 1 has no handler for SIGTERM: the kernel ignores it, SIGKILL ends it after 1 s.
+    stopped = mini("stop", "-t", "1", "looper")
+    assert (stopped.returncode, stopped.stdout) == (0, "looper\n")
+    ended = state("looper")
+    assert (ended["Status"], ended["ExitCode"], ended["Running"], ended["Pid"]) == ("exited", 137, False, 0)
+    assert all(row[0] != cid[:12] for row in ps_rows())
+    row = ps_rows("-a")[0]
+    assert row[0] == cid[:12] and re.fullmatch(r"Exited \(137\) .* ago", row[4]), row
+
+    assert mini("rm", "looper").returncode == 0
+    assert all(r[0] != cid[:12] for r in ps_rows("-a"))
+    assert mini("inspect", cid).returncode == 1
+
+
+def test_generated_names_and_duplicate_name_conflict():
+    first = run_d("--name", "web", "busybox", "sleep", "30")
+    before = state("web")
+    second = mini("run", "-d", "--name", "web", "busybox", "sleep", "30")
+    assert second.returncode == 125 and second.stdout == ""
+    assert second.stderr == (f'mini: Conflict. The container name "/web" is already in use by container '
+                             f'"{first}". You have to remove (or rename) that container to be able '
+                             "to reuse that name.\n")
+    assert state("web") == before                       # the first one is untouched
+    other = run_d("busybox", "sleep", "30")
+    name = mini("inspect", "-f", "{{.Name}}", other).stdout.strip()
+    assert re.fullmatch(r"/[a-z]+_[a-z]+\d?", name), name
+    for container in ("web", other):
+        assert mini("rm", "-f", container).returncode == 0
+
+
+def test_rm_of_a_running_container_needs_force():
+    cid = run_d("busybox", "sleep", "30")
+    refused = mini("rm", cid)
+    assert refused.returncode == 1 and "container is running" in refused.stderr
+    assert state(cid)["Running"]
+    removed = mini("rm", "-f", cid)
+    assert (removed.returncode, removed.stdout) == (0, f"{cid}\n")
+    assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
+
+
+def test_kill_with_a_signal_and_wait_for_the_code():
+    cid = run_d("busybox", "sh", "-c", 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done')
+    until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+    assert mini("kill", "-s", "TERM", cid).returncode == 0
+    waited = mini("wait", cid)
+    assert (waited.returncode, waited.stdout) == (0, "3\n")
+    again = mini("kill", cid)
+    assert again.returncode == 1 and "is not running" in again.stderr
+    assert mini("rm", cid).returncode == 0
+
+
+def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
+    cid = run_d("busybox", "sh", "-c", "echo out; echo err >&2; for i in 1 2 3; do echo $i; sleep 0.2; done")
+    followed = mini("logs", "-f", cid, timeout=20)
+    assert (followed.stdout, followed.stderr) == ("out\n1\n2\n3\n", "err\n")
+    record = json.loads(mini("inspect", cid).stdout)[0]
+    lines = Path(record["LogPath"]).read_text().splitlines()
+    entries = [json.loads(line) | {"time": 0} for line in lines]
+    assert {"log": "err\n", "stream": "stderr", "time": 0} in entries    # (pipes: order not kept)
+    assert [e["log"] for e in entries if e["stream"] == "stdout"] == ["out\n", "1\n", "2\n", "3\n"]
+    assert mini("logs", "--since", "1h", cid).stdout == "out\n1\n2\n3\n"
+    assert mini("logs", "--since", "2099-01-01T00:00:00Z", cid).stdout == ""
+    assert mini("rm", cid).returncode == 0
+
+
+def test_foreground_run_is_seen_from_another_terminal():
+    proc = subprocess.Popen(MINI + ["run", "--name", "fg", "busybox", "sh", "-c", "echo started; exec sleep 30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        assert "fg" in [row[-1] for row in ps_rows()]
+        assert mini("logs", "fg").stdout == "started\n"
+        assert mini("stop", "-t", "0", "fg").returncode == 0
+        assert proc.wait(timeout=10) == 137
+    finally:
+        proc.kill()
+        proc.wait()
+    assert mini("rm", "fg").returncode == 0
+
+
+def test_a_killed_cli_leaves_a_consistent_record_and_nothing_leaked():
+    for n, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.4)):
+        proc = subprocess.Popen(MINI + ["run", "-d", "--name", f"killed-cli-{n}", "busybox", "sleep", "30"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+    time.sleep(1)
+    for cid in mini("ps", "-aq", "--no-trunc", "-f", "name=killed-cli-").stdout.split():
+        seen = state(cid)
+        assert seen["Status"] in ("created", "running", "exited"), seen   # (created: as docker's)
+        if seen["Running"]:
+            assert monitor_of(cid) and alive(seen["Pid"])
+        assert mini("rm", "-f", cid).returncode == 0
+
+
+def test_a_killed_monitor_is_seen_and_swept():
+    cid = run_d("busybox", "sh", "-c", LOOP)
+    pid = state(cid)["Pid"]
+    os.kill(monitor_of(cid), signal.SIGKILL)
+    until(lambda: not alive(pid), what="the init to die with its monitor")
+    ended = until(lambda: (s := state(cid))["Status"] == "exited" and s, what="the record to say exited")
+    assert ended["ExitCode"] == 137
+    assert re.fullmatch(r"Exited \(137\) .* ago", ps_rows("-a")[0][4])
+    assert not (Path(os.environ["MINI_RUN"]) / "containers" / cid).exists()
+    assert mini("rm", cid).returncode == 0
+
+
+def test_start_runs_an_exited_container_again_with_its_files():
+    cid = run_d("--name", "again", "busybox", "sh", "-c", "echo run >> /runs; wc -l < /runs")
+    assert mini("wait", "again").stdout == "0\n"
+    started = mini("start", "again")
+    assert (started.returncode, started.stdout) == (0, "again\n")
+    assert mini("wait", "again").stdout == "0\n"
+    assert mini("logs", "again").stdout.split() == ["1", "2"]   # the same upper dir, one log
+    assert state(cid)["Status"] == "exited"
+    assert mini("rm", "again").returncode == 0
+
+
+@pytest.mark.cgroup
+def test_a_detached_oom_kill_is_recorded():
+    cid = run_d("--memory", "64m", "--memory-swap", "64m", "busybox",
+                "dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1")
+    assert mini("wait", cid, timeout=120).stdout == "137\n"
+    ended = state(cid)
+    assert (ended["Status"], ended["ExitCode"], ended["OOMKilled"]) == ("exited", 137, True)
+    assert mini("rm", cid).returncode == 0
+
+
+def test_stop_ends_a_logs_follow_of_another_cli():
+    cid = run_d("busybox", "sh", "-c", "echo one; exec sleep 30")
+    follower = subprocess.Popen(MINI + ["logs", "-f", cid], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "one\n"
+        assert mini("stop", "-t", "1", cid).returncode == 0
+        assert follower.wait(timeout=10) == 0 and follower.stdout.read() == ""
+    finally:
+        follower.kill()
+        follower.wait()
+    assert state(cid)["ExitCode"] == 137
+    assert mini("rm", cid).returncode == 0
+
+
+def test_stop_sends_the_images_stop_signal():
+    from mini_runtime.image import busybox
+    from mini_runtime.image.layout import sha256_digest
+    from mini_runtime.image.store import Store
+
+    layer = busybox.build_layer()
+    config = busybox.image_config(sha256_digest(layer), 0)
+    config["config"] = dict(config.get("config") or {}, StopSignal="SIGUSR1")
+    Store().add_image("stopsig", [layer], config)
+    try:
+        cid = run_d("stopsig", "sh", "-c", 'trap "exit 5" USR1; echo ready; while true; do sleep 0.1; done')
+        until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+        assert mini("stop", "-t", "10", cid).returncode == 0
+        assert state(cid)["ExitCode"] == 5                  # SIGUSR1 came, not SIGTERM nor SIGKILL
+        assert mini("rm", cid).returncode == 0
+    finally:
+        mini("rmi", "stopsig")
+
+
+def test_ps_filters_latest_and_last():
+    done = run_d("--name", "done1", "busybox", "true")
+    mini("wait", done)
+    up = run_d("--name", "up1", "busybox", "sleep", "30")
+    def ids(*flags: str) -> list[str]:  # (other tests' containers may be kept: ours only)
+        return [i for i in mini("ps", "-q", "--no-trunc", *flags).stdout.split() if i in (up, done)]
+    assert ids() == [up]
+    assert ids("-a") == [up, done]                          # newest first
+    assert mini("ps", "-lq", "--no-trunc").stdout.split() == [up]
+    assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
+    assert ids("-f", "status=exited") == [done]
+    assert ids("-a", "-f", "name=done") == [done] and ids("-a", "-f", "name=^up") == [up]
+    assert ids("-a", "-f", "ancestor=busybox:latest", "-f", "status=running") == [up]
+    assert ids("-a", "-f", "ancestor=nosuch") == []
+    bad = mini("ps", "-f", "colour=red")
+    assert (bad.returncode, bad.stderr) == (1, "mini: invalid filter 'colour'\n")
+    for container in (up, done):
+        assert mini("rm", "-f", container).returncode == 0
+
+
+def test_rename_and_restart():
+    cid = run_d("--name", "before", "busybox", "sh", "-c", "echo run; exec sleep 30")
+    taken = run_d("--name", "taken", "busybox", "true")
+    assert mini("rename", "before", "after").returncode == 0
+    assert mini("inspect", "-f", "{{.Name}}", cid).stdout == "/after\n"
+    clash = mini("rename", "after", "taken")
+    assert clash.returncode == 1 and "is already in use by container" in clash.stderr
+    pid = state("after")["Pid"]
+    assert mini("restart", "-t", "0", "after").stdout == "after\n"
+    again = state("after")
+    assert again["Running"] and again["Pid"] != pid
+    until(lambda: mini("logs", "after").stdout == "run\nrun\n", what="the second run's line")
+    for container in (cid, taken):
+        assert mini("rm", "-f", container).returncode == 0
+
+
+def test_create_then_start_or_rm():
+    cid = mini("create", "--name", "later", "busybox", "sh", "-c", "echo started later").stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+    assert ps_rows("-a")[0][4] == "Created" and ps_rows("-a")[0][-1] == "later"
+    assert cid not in mini("ps", "-q", "--no-trunc").stdout.split()
+    assert state("later")["Status"] == "created" and mini("logs", "later").stdout == ""
+    assert mini("start", "later").stdout == "later\n"
+    assert mini("wait", "later").stdout == "0\n"
+    assert mini("logs", "later").stdout == "started later\n"
+    assert mini("rm", "later").returncode == 0
+    other = mini("create", "busybox", "true").stdout.strip()
+    assert mini("rm", other).returncode == 0           # its monitor and process go with it
+    assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()
+
+
+def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
+    cid = run_d("busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done")
+    until(lambda: len(mini("logs", cid).stdout.split()) >= 3, what="the counter to count")
+    lines = mini("top", cid).stdout.splitlines()
+    assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert str(state(cid)["Pid"]) in [line.split()[1] for line in lines[1:]]
+    assert mini("pause", cid).stdout == f"{cid}\n"
+    assert state(cid)["Paused"] and state(cid)["Status"] == "paused"
+    assert [r[4] for r in ps_rows() if r[0] == cid[:12]][0].endswith("(Paused)")
+    frozen = mini("logs", cid).stdout
+    time.sleep(0.5)
+    assert mini("logs", cid).stdout == frozen                  # not one more line while frozen
+    assert mini("pause", cid).returncode == 1 and mini("rm", cid).returncode == 1
+    assert mini("unpause", cid).returncode == 0
+    until(lambda: len(mini("logs", cid).stdout) > len(frozen), what="the counter to resume")
+    assert mini("pause", cid).returncode == 0
+    assert mini("rm", "-f", cid).returncode == 0              # a frozen container is thawed to die
+    assert mini("unpause", cid).returncode == 1
+
+
+def test_foreground_relay_passes_a_broken_pipe_on():
+    # The foreground mini relays the container's output; when its reader goes away, the
+    # container's own pipe breaks too: `yes` dies of SIGPIPE (141) as without a relay.
+    script = f"{' '.join(MINI)} run --rm --init busybox yes | head -2; echo mini exited ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=20)
+    assert result.stdout.splitlines() == ["y", "y", "mini exited 141"]
+
+
+def test_wait_from_two_clis_and_a_removed_container():
+    cid = run_d("--rm", "busybox", "sh", "-c", "exec sleep 30")
+    waiters = [subprocess.Popen(MINI + ["wait", cid], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(0.3)                                         # (both are waiting on the socket)
+    assert mini("kill", "-s", "TERM", cid).returncode == 0  # sleep as PID 1 ignores it ...
+    assert mini("kill", cid).returncode == 0                # ... not SIGKILL
+    for waiter in waiters:
+        out, _ = waiter.communicate(timeout=10)
+        assert (waiter.returncode, out) == (0, "137\n")
+    assert cid not in mini("ps", "-aq", "--no-trunc").stdout.split()   # --rm: gone
+    gone = mini("wait", cid)
+    assert gone.returncode == 1 and "No such container" in gone.stderr
