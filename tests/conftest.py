@@ -61,11 +61,23 @@ _OTHER_RUNS = ("mini-test-", "mini-bench-")  # other test runs' and benchmarks' 
 
 
 def _ours(name: str) -> bool:
-    """Could this run have made it? mini's default parent (code that ignores MINI_CGROUP_PARENT),
-    this run's parent, the grader's per-check parents, or a mini name without a suffix (mini0).
-    Other `mini-*` names belong to other sessions on this shared machine (their tests, benchmarks)."""
+    """Could this run have made it? This run's parent, the grader's per-check parents, or a mini
+    name without a suffix (mini0). mini's default parent `mini` is shared with every other session
+    on this machine (anyone's `mini run`), so it is not ours: what this run could leak under it is
+    looked for by container id (`_ours_under_default`). Other `mini-*` names belong to other
+    sessions' tests and benchmarks."""
     return (name == os.environ["MINI_CGROUP_PARENT"] or name.startswith("mini-grade-")
             or not name.startswith("mini-"))
+
+
+def _ours_under_default(hierarchy: str) -> set[str]:
+    """A container of this run whose cgroup went under the default parent (code that ignores
+    MINI_CGROUP_PARENT): a child of `mini` named after one of this run's containers."""
+    containers = os.path.join(os.environ["MINI_ROOT"], "containers")
+    default = os.path.join(hierarchy, "mini")
+    if not (os.path.isdir(containers) and os.path.isdir(default)):
+        return set()
+    return {os.path.join(default, d) for d in set(os.listdir(default)) & set(os.listdir(containers))}
 
 
 def _named_mini(base: str, depth: int) -> set[str]:
@@ -74,8 +86,10 @@ def _named_mini(base: str, depth: int) -> set[str]:
         if root.count("/") - base.count("/") >= depth:
             dirs[:] = []
             continue
+        if root.count("/") - base.count("/") <= 1 and "mini" in dirs:
+            found |= _ours_under_default(root)
         for d in dirs:
-            if d.startswith("mini") and _ours(d):
+            if d.startswith("mini") and d != "mini" and _ours(d):
                 found.add(os.path.join(root, d))
     return found
 
