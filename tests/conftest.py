@@ -39,6 +39,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_STATE, ignore_errors=True)
+    # This run's cgroup parent, if empty (as /sys/fs/cgroup/*/docker, it stays after containers).
+    parent = os.environ["MINI_CGROUP_PARENT"]
+    for hierarchy in {"/sys/fs/cgroup", *(e.path for e in os.scandir("/sys/fs/cgroup") if e.is_dir())}:
+        try:
+            os.rmdir(os.path.join(hierarchy, parent))
+        except OSError:
+            pass
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
