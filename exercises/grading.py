@@ -279,6 +279,13 @@ def gate_check() -> Check:
     return Check(GATE, "your file imports, and its functions are its own", 0, "", (), dynamic_gate)
 
 
+def grade_parent() -> str:
+    """The prefix of each check's cgroup parent: `mini-grade`, or under a test run's own parent
+    (MINI_CGROUP_PARENT), so that runs side by side never take each other's for leaks."""
+    parent = os.environ.get("MINI_CGROUP_PARENT")
+    return f"{parent}-grade" if parent else "mini-grade"
+
+
 def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
               run_seed: int | None = None) -> Result:
     """Run one check in a checker process and read its verdict (a line that carries a
@@ -291,7 +298,7 @@ def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
     with tempfile.TemporaryDirectory(prefix="mini-grade-") as scratch:
         job = {"chapter": chapter.number, "check": check.number, "learner_file": chapter.learner_file,
                "source": source.decode("utf-8", errors="surrogateescape"), "seed": seed, "nonce": nonce,
-               "scratch": scratch, "cgroup_parent": f"mini-grade-{secrets.token_hex(4)}"}
+               "scratch": scratch, "cgroup_parent": f"{grade_parent()}-{secrets.token_hex(4)}"}
         proc = subprocess.Popen([sys.executable, "-m", "exercises.sandbox"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                 cwd=REPO)

@@ -68,12 +68,13 @@ _OTHER_RUNS = ("mini-test-", "mini-bench-")  # other test runs' and benchmarks' 
 
 
 def _ours(name: str) -> bool:
-    """Could this run have made it? This run's parent, the grader's per-check parents, or a mini
+    """Could this run have made it? This run's parent, its grader runs' per-check parents (`<parent>-grade-*`), or a mini
     name without a suffix (mini0). mini's default parent `mini` is shared with every other session
     on this machine (anyone's `mini run`), so it is not ours: what this run could leak under it is
     looked for by container id (`_ours_under_default`). Other `mini-*` names belong to other
     sessions' tests and benchmarks."""
-    return (name == os.environ["MINI_CGROUP_PARENT"] or name.startswith("mini-grade-")
+    parent = os.environ["MINI_CGROUP_PARENT"]
+    return (name == parent or name.startswith(parent + "-grade-")
             or not name.startswith("mini-"))
 
 
