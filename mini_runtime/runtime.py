@@ -81,8 +81,8 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
             child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
                                   setup=lambda: inside(config, spec, files))
     except BaseException:
-        group.remove()
-        container.finish(directory, None, keep=False)   # it never ran: nothing to keep
+        group.remove()                              # 04
+        container.finish(directory, None, keep=False)   # 05: it never ran: nothing to keep
         raise
     return Created(container_id, directory, config, group, child)
 
@@ -114,15 +114,15 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
     """What the container used: its cgroup; its files unless --rm (or it never ran). Returns a
     warning if the cgroup could not go (a process is still in it): the container is finished
     anyway, and a later run's sweep removes the cgroup once it is empty."""
-    try:
+    try:                                            # 04
         created.group.remove()                      # 04: on every hierarchy
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    code = None if exited is None else exited.code  # None: it never ran
+    code = None if exited is None else exited.code  # 05: None: it never ran
     container.finish(created.directory, code, keep=not created.config.remove,
                      oom=exited is not None and exited.oom)  # 05: kept unless --rm
-    return warning
+    return warning                                  # 04
 
 
 def run(config: ContainerConfig, store: Store | None = None) -> Exited:

@@ -15,8 +15,12 @@ In a chapter, a listing is a marker comment followed by a fenced code block:
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import re
 import sys
+import textwrap
+import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +38,120 @@ def region(path: Path, name: str) -> str:
     return "".join(lines[starts[0] + 1:ends[0]])
 
 
+# ---- per-chapter listings ------------------------------------------------------------------
+# A line of a listing may carry the chapters that added it, as a comment: `# 03: why` or
+# `# 03 04: why`. Chapter N shows the code as of chapter N: a statement whose tags all name later
+# chapters is left out, with its continuation lines; a `with` block so tagged gives up its header
+# only (its body is dedented: the block ran before the wrapper existed); any other compound
+# statement so tagged goes whole. An untagged `if` or `try` whose body is left empty goes too, and
+# a `try` whose handlers are left with a bare `raise` only gives up its try/except lines. The
+# result must still be Python. Untagged lines are the frame every chapter shares.
+_TAGS = re.compile(r"#\s*(\d\d(?:\s+\d\d)*)(?::|\s|$)")
+
+
+def chapter_number(chapter: Path) -> int | None:
+    m = re.match(r"(\d\d)-", chapter.name)
+    return int(m[1]) if m else None
+
+
+def _tags_by_line(source: str) -> dict[int, set[int]]:
+    tags: dict[int, set[int]] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT and (m := _TAGS.match(tok.string)):
+            tags[tok.start[0]] = {int(n) for n in m[1].split()}
+    return tags
+
+
+def _blocks(node: ast.stmt) -> list[list[ast.stmt]]:
+    found = [getattr(node, name) for name in ("body", "orelse", "finalbody") if getattr(node, name, None)]
+    return found + [h.body for h in getattr(node, "handlers", [])]
+
+
+def as_of(source: str, chapter: int) -> str:
+    """`source` (a listing region) as chapter `chapter` shows it. ValueError (or SyntaxError)
+    if what is left is not code: a block left empty, a line that cannot be dedented."""
+    first = next((line for line in source.splitlines() if line.strip()), "")
+    margin = first[:len(first) - len(first.lstrip())]
+    if margin:                  # a method: filtered as if at the top, then put back
+        shown = as_of(textwrap.dedent(source), chapter)
+        return "".join(margin + line if line.strip() else line for line in shown.splitlines(keepends=True))
+    tags = _tags_by_line(source)
+    if not tags:
+        return source
+    lines = source.splitlines(keepends=True)
+    dropped: set[int] = set()
+    dedent: dict[int, int] = {}
+
+    def header_end(node: ast.stmt) -> int:
+        blocks = _blocks(node)
+        return blocks[0][0].lineno - 1 if blocks else node.end_lineno
+
+    def later(node: ast.stmt) -> bool:
+        found = set().union(*(tags.get(n, set()) for n in range(node.lineno, header_end(node) + 1)))
+        return bool(found) and min(found) > chapter
+
+    def drop(node: ast.stmt) -> None:
+        dropped.update(range(node.lineno, node.end_lineno + 1))
+
+    def visit(body: list[ast.stmt]) -> bool:
+        """Filter a block; True if something of it is left."""
+        left = False
+        for node in body:
+            if later(node):
+                if isinstance(node, ast.With):
+                    dropped.update(range(node.lineno, header_end(node) + 1))
+                    shift = node.body[0].col_offset - node.col_offset
+                    for n in range(node.body[0].lineno, node.end_lineno + 1):
+                        dedent[n] = dedent.get(n, 0) + shift
+                    left = visit(node.body) or left
+                else:
+                    drop(node)
+                continue
+            blocks = _blocks(node)
+            if not blocks:
+                left = True
+                continue
+            kept = [visit(block) for block in blocks]
+            if not kept[0] and isinstance(node, (ast.If, ast.Try, ast.For, ast.While)):
+                drop(node)
+                continue
+            if isinstance(node, ast.Try) and not node.orelse and not node.finalbody and all(
+                    [type(n) for n in h.body if n.lineno not in dropped] == [ast.Raise] and
+                    next(n for n in h.body if n.lineno not in dropped).exc is None for h in node.handlers):
+                # it only re-raises now: no try at all, its body one level out
+                dropped.update(range(node.lineno, header_end(node) + 1))
+                dropped.update(range(node.handlers[0].lineno, node.end_lineno + 1))
+                shift = node.body[0].col_offset - node.col_offset
+                for n in range(node.body[0].lineno, node.body[-1].end_lineno + 1):
+                    dedent[n] = dedent.get(n, 0) + shift
+            if not all(kept):
+                raise ValueError(f"line {node.lineno}: a block of `{lines[node.lineno - 1].strip()}` is "
+                                 f"left empty in chapter {chapter:02}: tag that statement too")
+            left = True
+        return left
+
+    tree = ast.parse(source)
+    visit(tree.body)
+    out = []
+    for n, line in enumerate(lines, 1):
+        if n in dropped:
+            continue
+        cut = dedent.get(n, 0)
+        if line[:cut].strip():
+            raise ValueError(f"line {n}: cannot dedent {line.strip()!r}")
+        out.append(line[cut:] if line.strip() else line)
+    result = "".join(out)
+    ast.parse(result)           # still Python (a SyntaxError names the listing)
+    return result
+
+
+def shown(chapter: Path, path: str, name: str) -> str:
+    """The region as the chapter shows it: as of that chapter, if its name has a number."""
+    code = region(REPO / path, name)
+    number = chapter_number(chapter)
+    return code if number is None or not path.endswith(".py") else as_of(code, number)
+
+
 def listings(text: str) -> list[re.Match[str]]:
     return list(_LISTING.finditer(text))
 
@@ -43,8 +161,8 @@ def problems(chapter: Path) -> list[str]:
     found = []
     for m in listings(text):
         try:
-            want = region(REPO / m["path"], m["name"])
-        except (KeyError, OSError) as e:
+            want = shown(chapter, m["path"], m["name"])
+        except (KeyError, OSError, ValueError, SyntaxError) as e:
             found.append(f"{chapter.name}: listing {m['path']} {m['name']}: {e}")
             continue
         if m["body"] != want:
@@ -58,7 +176,7 @@ def problems(chapter: Path) -> list[str]:
 def update(chapter: Path) -> bool:
     text = chapter.read_text()
     new = _LISTING.sub(lambda m: f"<!-- listing: {m['path']} {m['name']} -->\n```{m['lang']}\n"
-                       f"{region(REPO / m['path'], m['name'])}```\n", text)
+                       f"{shown(chapter, m['path'], m['name'])}```\n", text)
     if new != text:
         chapter.write_text(new)
     return new != text
@@ -73,8 +191,12 @@ def main() -> int:
     chapters = sorted((REPO / "chapters").glob("*.md"))
     if args.update:
         for chapter in chapters:
-            if update(chapter):
-                print(f"updated {chapter.relative_to(REPO)}")
+            try:
+                if update(chapter):
+                    print(f"updated {chapter.relative_to(REPO)}")
+            except (KeyError, ValueError, SyntaxError) as e:
+                print(f"{chapter.name}: {e}", file=sys.stderr)
+                return 1
         return 0
     found = [p for chapter in chapters for p in problems(chapter)]
     print("\n".join(found) if found else f"{len(chapters)} chapters: every listing matches its source")

@@ -47,6 +47,9 @@ pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make gi
 # that boots as a process: `make test-v2`) with kmod (modprobe loads its overlay module); docker.io and skopeo, the real peers of chapter 05's
 # image tests (tests/test_peers.py starts its own private dockerd; it needs no system one).
 [ $want_test = 1 ] && pkgs+=(vagrant user-mode-linux kmod docker.io skopeo)
+# Tests only: Node.js runs Mermaid's own parser on every figure (tests/test_figures.py). Debian's
+# npm comes apart from nodejs; a Node.js from elsewhere (nodesource) brings its own npm.
+[ $want_test = 1 ] && ! command -v npm >/dev/null && pkgs+=(nodejs npm)
 # Bench only: the peers of `make bench` (bench/README.md). The harness runs each privately:
 # its own state roots, a private dockerd, podman with private storage.
 [ $want_bench = 1 ] && pkgs+=(runc crun podman conmon docker.io)
@@ -93,6 +96,20 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$fingerpri
   # later (by a git pull) would stay invisible until the next provisioning.
   "$venv/bin/python" -m pip install -q -e "$here[$extras]" --config-settings editable_mode=compat
   echo "$fingerprint" > "$stamp"
+fi
+
+# Mermaid's parser for tests/test_figures.py, at the versions its lock file pins, beside the
+# virtualenv's packages (kept out of the checkout: ~180 MB of node_modules).
+if [ $want_test = 1 ]; then
+  figures=$venv/mermaid
+  lock=$(sha256sum < "$here/tests/figures/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$figures/.mini-provisioned" 2>/dev/null)" != "$lock" ]; then
+    say "npm: mermaid's parser in $figures (tests/test_figures.py)"
+    mkdir -p "$figures"
+    cp "$here/tests/figures/package.json" "$here/tests/figures/package-lock.json" "$figures/"
+    npm ci --prefix "$figures" --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$lock" > "$figures/.mini-provisioned"
+  fi
 fi
 
 # Byte-code ahead of time: `mini run` starts faster, also where PYTHONDONTWRITEBYTECODE is set.

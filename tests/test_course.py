@@ -101,3 +101,37 @@ def test_v2_guest_runs_pytest_by_default_or_any_command_with_run():
     assert v2_guest.guest_command(["--run", "python", "-m", "exercises", "grade", "04"]) == \
         [sys.executable, "-m", "exercises", "grade", "04"]
     assert v2_guest.guest_command(["--run", "true"]) == ["true"]
+
+
+def test_each_chapter_shows_the_pipeline_as_of_that_chapter():
+    source = ('def create(config):\n'
+              '    image = find(config)              # 01\n'
+              '    group = make_cgroup()             # 04\n'
+              '    try:\n'
+              '        with new_pid_namespace():     # 03: the next child is PID 1\n'
+              '            child = spawn(image,      # 01\n'
+              '                          setup=None)\n'
+              '    except BaseException:\n'
+              '        group.remove()                # 04\n'
+              '        raise\n'
+              '    if config.init:\n'
+              '        use_init()                    # 03 04: grows later\n'
+              '    return child\n')
+    one = listings.as_of(source, 1)
+    assert one == ('def create(config):\n'
+                   '    image = find(config)              # 01\n'
+                   '    child = spawn(image,      # 01\n'
+                   '                  setup=None)\n'
+                   '    return child\n')
+    three = listings.as_of(source, 3)
+    assert "with new_pid_namespace()" in three and "group" not in three and "use_init()" in three
+    assert listings.as_of(source, 4) == source
+    # a block that the filter would leave empty is an error, not a silent `except:` with nothing
+    with pytest.raises(ValueError, match="left empty"):
+        listings.as_of("def f():\n    try:\n        a()\n    finally:\n        b()   # 05\n", 1)
+
+
+def test_chapter_listings_leave_out_later_chapters():
+    text = (REPO / "chapters" / "01-processes.md").read_text()
+    pipeline = next(m["body"] for m in listings.listings(text) if m["name"] == "run")
+    assert "# 01" in pipeline and not any(f"# 0{n}" in pipeline for n in range(2, 10))
