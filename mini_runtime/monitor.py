@@ -16,10 +16,10 @@ stays the parent of the container's init and the owner in its record):
             container, paid once per container
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
 
-Measured (5 running, Debian's python3.11, bytecode cached): the serve phase holds 4.4 MiB of
-unique memory (USS) per container, against 4.0 MiB for a bare `python3 -S` importing json,
-socket, select and signal. (Without cached bytecode, PYTHONDONTWRITEBYTECODE=1, each monitor
-compiles logs.py and this file itself: 5.5 MiB.)
+Measured (4 running, two with -t, Debian's python3.11, bytecode cached): the serve phase holds
+4.6 MiB of unique memory (USS) per container, against 4.0 MiB for a bare `python3 -S` importing
+json, socket, select and signal (4.1 with fcntl and termios). (Without cached bytecode,
+PYTHONDONTWRITEBYTECODE=1, each monitor compiles logs.py, attach.py and this file: 5.6 MiB.)
 
 The channel is a socketpair with the `mini` that started it: the config in, the id and the pid
 out. A `mini` killed at any point only closes it. A foreground `mini run` is its container's

@@ -211,10 +211,8 @@ def start(args: argparse.Namespace) -> int:
         raise UsageError("you cannot start and attach multiple containers at once")
     found = engine.container_inspect(args.containers[0])
     container_id, stdin = found["Id"], args.interactive and bool(found["Config"].get("OpenStdin"))
-    if found["State"]["Running"]:                       # docker: attach to it as it runs
-        attached = engine.container_attach(container_id, stdin=stdin)
-    else:
-        attached = engine.container_attach(container_id, stdin=stdin)
+    attached = engine.container_attach(container_id, stdin=stdin)
+    if not found["State"]["Running"]:                   # (running: docker just attaches)
         try:
             if attached.tty:
                 attach.resize_now(engine, container_id)
