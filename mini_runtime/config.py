@@ -35,6 +35,9 @@ class ContainerConfig(NamedTuple):
     entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)
     user: str | None = None                     # -u/--user NAME|UID[:GROUP|GID]; else the image's (05)
     name: str | None = None                     # --name (05: diff/commit/export find it by name)
+    tty: bool = False                           # -t: a pty is its stdin, stdout, stderr (06)
+    open_stdin: bool = False                    # -i: its stdin is a pipe attached clients write to (06)
+    stdin_once: bool = False                    # run -i (attached): the first client's EOF closes it (06)
 
 
 class ProcessSpec(NamedTuple):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from mini_runtime import container, errors, logs, monitor, process, runtime, syscalls
+from mini_runtime import container, errors, logs, monitor, monitor_setup, process, runtime, syscalls
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 from mini_runtime.units import command_line, parse_rfc3339, status
@@ -54,11 +54,12 @@ class Here(NamedTuple):
     created: runtime.Created
     out_r: int
     err_r: int
+    in_w: int           # (-1: a foreground container's stdin is ours)
     listener: socket.socket
 
 
 def create_here(config: ContainerConfig, container_id: str) -> Here:
-    return Here(*monitor.create_with_pipes(config, container_id))
+    return Here(*monitor_setup.create_with_pipes(config, container_id))
 
 
 def start_here(here: Here) -> None:
@@ -77,7 +78,7 @@ def wait_here(here: Here) -> dict[str, Any]:
     try:
         with process.forward_signals(created.child.pid):
             status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
-                                   here.listener, monitor.log_path(created.directory), monitor=False)
+                                   here.listener, monitor_setup.log_path(created.directory), monitor=False)
     except BaseException:
         runtime.kill_and_reap(created.child.pid)
         here.listener.close()
@@ -88,7 +89,7 @@ def wait_here(here: Here) -> dict[str, Any]:
 
 def close_here(here: Here) -> None:
     here.listener.close()
-    for fd in (here.out_r, here.err_r):
+    for fd in {here.out_r, here.err_r, here.in_w} - {-1}:
         os.close(fd)
 
 
@@ -188,6 +189,45 @@ def remove(directory: Path, text: str, force: bool) -> None:
         monitor.request(run_dir(directory), {"op": "wait"}, 30)
         container.sweep_stale()
     container.remove(directory)
+
+
+def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
+    """ContainerAttach: a connection to its monitor that has become its stream (attach.py), and
+    whether it has a tty. Made before `start`, it misses none of the output."""
+    fd, path = monitor.socket_path(run_dir(directory))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        reply = monitor.receive(sock) if monitor.send(sock, {"op": "attach", "stdin": stdin}) else None
+    except OSError:
+        reply = None
+    finally:
+        os.close(fd)
+    if reply is None or "Tty" not in reply:
+        sock.close()
+        raise Conflict(f"container {directory.name} is not running")
+    return sock, bool(reply["Tty"])
+
+
+def resize(directory: Path, height: int, width: int) -> None:
+    """ContainerResize: the window size of its pty (the kernel tells its processes: SIGWINCH)."""
+    reply = monitor.request(run_dir(directory), {"op": "resize", "h": height, "w": width}, timeout=5)
+    if reply is None or "Error" in reply:
+        raise Conflict(f"Container {directory.name} is not running")
+
+
+def prepare_start(directory: Path) -> socket.socket:
+    """A container that has exited, made ready to run again (a new monitor waits for "start"),
+    so that a client can attach first (`start -a`). Returns the new monitor's channel; closing it
+    without "start" leaves the container as it was."""
+    channel = spawn_monitor(directory.name)
+    try:
+        monitor.send(channel, {"Restart": True})
+        answer(monitor.receive(channel))
+    except BaseException:
+        channel.close()
+        raise
+    return channel
 
 
 def start_kept(directory: Path) -> None:

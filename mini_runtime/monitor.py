@@ -2,21 +2,24 @@
 
 `python -m mini_runtime.monitor ID --channel FD` is started by fork+exec in a session of its
 own, so it outlives the `mini` that started it. It is the parent of the container's init, holds
-the pipes of its stdout and stderr, writes them to docker's json-file log, serves `kill` and
-`wait` on a unix socket under the run root, records how the container ended and cleans up.
+the pipes of its stdio or its pty's master (-t), writes its output to docker's json-file log,
+serves `kill`, `wait`, `attach` and `resize` on a unix socket under the run root (attach.py),
+records how the container ended and cleans up.
 
 One process, three phases, each an execve(2) of the one before (the pid stays, so the monitor
 stays the parent of the container's init and the owner in its record):
 
-    setup   full imports: runtime.create; "start" from the channel or the socket; runtime.start
-    serve   lean (python -S, json/socket/select/signal and logs.py only): relay, log, kill,
-            wait -- the part that lives as long as the container, paid once per container
+    setup   full imports (monitor_setup.py): runtime.create; "start" from the channel or the
+            socket (clients may attach before); runtime.start
+    serve   lean (python -S, json/socket/select/signal/fcntl/termios, logs.py and attach.py
+            only): relay, log, attach, kill, wait -- the part that lives as long as the
+            container, paid once per container
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
 
-Measured (5 running, Debian's python3.11, bytecode cached): the serve phase holds 4.4 MiB of
-unique memory (USS) per container, against 4.0 MiB for a bare `python3 -S` importing json,
-socket, select and signal. (Without cached bytecode, PYTHONDONTWRITEBYTECODE=1, each monitor
-compiles logs.py and this file itself: 5.5 MiB.)
+Measured (4 running, two with -t, Debian's python3.11, bytecode cached): the serve phase holds
+4.6 MiB of unique memory (USS) per container, against 4.0 MiB for a bare `python3 -S` importing
+json, socket, select and signal (4.1 with fcntl and termios). (Without cached bytecode,
+PYTHONDONTWRITEBYTECODE=1, each monitor compiles logs.py, attach.py and this file: 5.6 MiB.)
 
 The channel is a socketpair with the `mini` that started it: the config in, the id and the pid
 out. A `mini` killed at any point only closes it. A foreground `mini run` is its container's
@@ -92,11 +95,15 @@ def request(run_dir: str, message: dict, timeout: float | None = None) -> dict |
 # --- phase 2: serve (lean: this is what stays in memory while the container runs) ------------
 
 def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, waiters: list[int],
-          listener: socket.socket, log_path: str, monitor: bool = True) -> int:
-    """Relay and log the container's output, answer kill and wait, until it has ended: its wait
-    status. `waiters` grows with the connections that asked to wait. A monitor ignores the
-    signals that would end it (only SIGKILL does); a foreground `mini` forwards them instead."""
+          listener: socket.socket, log_path: str, monitor: bool = True, clients=None) -> int:
+    """Relay and log the container's output (to attached `clients` too: attach.Clients), answer
+    kill, wait, attach and resize, until it has ended: its wait status. `waiters` grows with the
+    connections that asked to wait. A monitor ignores the signals that would end it (only
+    SIGKILL does); a foreground `mini` forwards them instead. (err_r is -1 with a pty.)"""
+    from mini_runtime.attach import Clients
     from mini_runtime.logs import LogWriter
+
+    clients = clients or Clients(False)
 
     writer = LogWriter(log_path)
     wake_r, wake_w = os.pipe()
@@ -106,7 +113,8 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
     if monitor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-    streams = {out_r: ("stdout", relay_out), err_r: ("stderr", relay_err)}
+    streams = {fd: how for fd, how in ((out_r, ("stdout", relay_out)), (err_r, ("stderr", relay_err)))
+               if fd >= 0}
     status, drain_until = None, 0.0
     while streams or status is None:
         if status is None:
@@ -116,22 +124,34 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
         if status is not None and (not streams or time.monotonic() > drain_until):
             break                                       # (a grandchild may hold a pipe open)
         timeout = None if status is None else 0.1
-        ready = select.select([wake_r, listener, *streams], [], [], timeout)[0]
+        ready, writable, _ = select.select([wake_r, listener, *streams, *clients.readers()],
+                                           clients.writers(), [], timeout)
+        if writable:
+            clients.flush()
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
             elif fd is listener:
-                answer(listener, pid if status is None else 0, waiters)
+                answer(listener, pid if status is None else 0, waiters, clients)
+            elif isinstance(fd, socket.socket):
+                clients.read_from(fd)
             else:
-                data = os.read(fd, 65536)
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:                         # EIO: the pty's slave is closed
+                    data = b""
                 name, relay = streams[fd]
                 if data:
                     writer.write(name, data)
+                    clients.output(name, data)
                 if not data or relay >= 0 and not relay_all(relay, data):
                     # At EOF; or nobody reads our relay any more (`mini run yes | head -2`): the
                     # container's pipe breaks too, so it gets SIGPIPE as if it wrote there itself.
                     del streams[fd]
                     os.close(fd)
+                    if fd == clients.stdin:
+                        clients.stdin_gone()
+    clients.close()
     writer.close()
     signal.set_wakeup_fd(previous_wakeup)
     signal.signal(signal.SIGCHLD, previous_chld)
@@ -140,11 +160,19 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
     return status
 
 
-def serve_then_finish(container_id: str, pid: int, out_r: int, err_r: int, listener_fd: int,
-                      log_path: str, waiters: list[int]) -> None:
-    """The monitor's phase 2; phase 3 (full imports again) replaces it when the container ends."""
-    listener = socket.socket(fileno=listener_fd)
-    status = serve(pid, out_r, err_r, -1, -1, waiters, listener, log_path)
+def serve_then_finish(container_id: str, state: dict) -> None:
+    """The monitor's phase 2; phase 3 (full imports again) replaces it when the container ends.
+    `state`: what phase 1 handed over (monitor_setup.setup)."""
+    from mini_runtime.attach import Clients
+
+    clients = Clients(state["tty"], state["in"], state["once"])
+    clients.take(state["attached"])
+    if clients.stdin >= 0:
+        os.set_blocking(clients.stdin, False)           # (a container that does not read)
+    listener, waiters = socket.socket(fileno=state["listener"]), state["waiters"]
+    status = serve(state["pid"], state["out"], state["err"], -1, -1, waiters, listener, state["log"],
+                   clients=clients)
+    pid = state["pid"]
     for fd in waiters:
         os.set_inheritable(fd, True)
     os.set_inheritable(listener.fileno(), True)
@@ -162,9 +190,9 @@ def relay_all(fd: int, data: bytes) -> bool:
         return False
 
 
-def answer(listener: socket.socket, pid: int, waiters: list[int]) -> None:
-    """One request on the socket: kill (a signal to the container's init) or wait (answered
-    when it has ended, by the finish phase)."""
+def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> None:
+    """One request on the socket: kill (a signal to the container's init), wait (answered when
+    it has ended, by the finish phase), attach (the connection joins `clients`), resize."""
     try:
         conn, _ = listener.accept()
     except OSError:
@@ -178,7 +206,19 @@ def answer(listener: socket.socket, pid: int, waiters: list[int]) -> None:
     if message.get("op") == "wait":
         waiters.append(conn.detach())
         return
-    if message.get("op") == "kill" and pid:
+    if message.get("op") == "attach" and pid:
+        if send(conn, {"Tty": clients.tty}):
+            clients.add(conn, bool(message.get("stdin")))
+        return
+    if message.get("op") == "resize" and pid and clients.tty and clients.stdin >= 0:
+        from mini_runtime.attach import resize
+
+        try:
+            resize(clients.stdin, int(message.get("h", 0)), int(message.get("w", 0)))
+            send(conn, {"ok": True})
+        except (OSError, ValueError) as e:
+            send(conn, {"Error": str(e)})
+    elif message.get("op") == "kill" and pid:
         try:
             os.kill(pid, int(message.get("signal", signal.SIGKILL)))
             send(conn, {"ok": True})
@@ -200,135 +240,6 @@ def monitor_env() -> dict[str, str]:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.environ.get("PYTHONPATH", "")
     return dict(os.environ, PYTHONPATH=here + (":" + path if path else ""))
-
-
-# --- phase 1: setup --------------------------------------------------------------------------
-
-def create_with_pipes(config, container_id: str):  # -> (Created, out_r, err_r, listener)
-    """runtime.create (or recreate, for `start`; config None) with the container's stdout and
-    stderr on new pipes, its record pointing at its log, and its socket listening."""
-    from mini_runtime import container, runtime
-
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    saved = os.dup(1), os.dup(2)
-    os.dup2(out_w, 1)                                   # what the container's init inherits
-    os.dup2(err_w, 2)
-    try:
-        if config is None:
-            created = runtime.recreate(container_id)
-        else:
-            created = runtime.create(config, container_id=container_id)
-            runtime.keep_config(created)
-    except BaseException:
-        os.close(out_r)
-        os.close(err_r)
-        raise
-    finally:
-        for fd, saved_fd in zip((1, 2), saved):
-            os.dup2(saved_fd, fd)
-            os.close(saved_fd)
-        os.close(out_w)
-        os.close(err_w)
-    record = container.load(created.directory)
-    container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
-    dir_fd, path = socket_path(str(container.run_dir(container_id)))
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(path)
-        listener.listen(16)
-    finally:
-        os.close(dir_fd)
-    return created, out_r, err_r, listener
-
-
-def log_path(directory) -> str:
-    return str(directory / f"{directory.name}-json.log")
-
-
-# --- phase 1: setup --------------------------------------------------------------------------
-
-def setup(container_id: str, channel_fd: int) -> int:
-    """Create the container with its output on our pipes; start it when told; then serve."""
-    from mini_runtime import runtime
-    from mini_runtime.config import ContainerConfig
-
-    channel = socket.socket(fileno=channel_fd)
-    asked = receive(channel)
-    if asked is None:
-        return 0                                        # `mini` died before it asked anything
-    config = ContainerConfig(**asked["Config"]) if "Config" in asked else None
-    try:
-        created, out_r, err_r, listener = create_with_pipes(config, container_id)
-    except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
-        send(channel, {"Error": error_of(e)})
-        return 0
-    send(channel, {"Id": container_id})
-    waiters: list[int] = []
-    op, starter = wait_for_start(channel, listener, waiters)
-    if op == "remove":                                  # `rm` of a created container
-        listener.close()
-        runtime.cleanup(created, None)
-        send(starter, {"ok": True})
-        return 0
-    try:
-        runtime.start(created)
-    except Exception as e:  # noqa: BLE001
-        listener.close()
-        runtime.cleanup(created, None)
-        send(starter, {"Error": error_of(e)})
-        return 0
-    send(starter, {"Id": container_id, "Pid": created.child.pid})
-    waiters.append(starter.detach())                    # (the channel: a foreground wait, later)
-    fds = [out_r, err_r, listener.detach(), *waiters]
-    for fd in fds:
-        os.set_inheritable(fd, True)
-    os.execve(sys.executable, monitor_argv(container_id, "--serve", str(created.child.pid), str(out_r),
-                                           str(err_r), str(fds[2]), log_path(created.directory),
-                                           ",".join(map(str, waiters))), monitor_env())
-    return 0  # (not reached)
-
-
-def wait_for_start(channel: socket.socket, listener: socket.socket,
-                   waiters: list[int]) -> tuple[str, socket.socket]:
-    """A created container waits for "start": from the `mini` that created it (its channel),
-    or from any other on the socket (`mini create`, then `mini start`), or for "remove"; a
-    `mini` that went away leaves it created, as docker's does. Returns what and who asked."""
-    watched = [listener, channel]
-    while True:
-        for sock in select.select(watched, [], [])[0]:
-            if sock is channel:
-                asked = receive(channel)
-                if asked is None:
-                    watched.remove(channel)
-                elif asked.get("op") == "start":
-                    return "start", channel
-                continue
-            try:
-                conn, _ = listener.accept()
-                conn.settimeout(2)
-                asked = receive(conn) or {}
-                conn.settimeout(None)
-            except (OSError, ValueError):
-                continue
-            if asked.get("op") in ("start", "remove"):
-                return asked["op"], conn
-            if asked.get("op") == "wait":
-                waiters.append(conn.detach())
-                continue
-            send(conn, {"Error": "is not running"})
-            conn.close()
-
-
-def error_of(e: BaseException) -> dict:
-    """An error, as the channel carries it: its kind (errors.py's class), text and exit code."""
-    from mini_runtime import errors
-
-    kind = next((k.__name__ for k in type(e).__mro__
-                 if isinstance(getattr(errors, k.__name__, None), type)), "MiniError")
-    kind = kind if issubclass(getattr(errors, kind), errors.MiniError) else "System"
-    return {"Kind": kind, "Message": str(e) if str(e) else kind,
-            "ExitCode": getattr(e, "exit_code", 125)}
 
 
 # --- phase 3: finish -------------------------------------------------------------------------
@@ -373,14 +284,14 @@ def finish_main(container_id: str, pid: int, status: int, listener_fd: int, wait
 def main(argv: list[str]) -> int:
     container_id, phase, rest = argv[0], argv[1], argv[2:]
     if phase == "--serve":
-        pid, out_r, err_r, listener, path, waiters = rest
-        serve_then_finish(container_id, int(pid), int(out_r), int(err_r), int(listener), path,
-                          [int(fd) for fd in waiters.split(",") if fd])
+        serve_then_finish(container_id, json.loads(rest[0]))
     elif phase == "--finish":
         pid, status, listener, waiters = rest
         finish_main(container_id, int(pid), int(status), int(listener),
                     [int(fd) for fd in waiters.split(",") if fd])
     else:                                               # --channel FD
+        from mini_runtime.monitor_setup import setup
+
         return setup(container_id, int(rest[0]))
     return 0
 

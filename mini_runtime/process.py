@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
 import signal
+import termios
 from typing import Callable, Iterator, NamedTuple, NoReturn
 
 from mini_runtime import syscalls
@@ -203,6 +205,13 @@ def release(child: Child) -> None:
         code, _, message = report.decode(errors="replace").partition("\n")
         raise ExecError(message, int(code))   # the caller reaps the child
 # <<< release
+
+
+def take_controlling_terminal(fd: int = 0) -> None:
+    """In the child, a session leader whose stdin is a pty (-t, chapter 06): make it the
+    session's controlling terminal (TIOCSCTTY), so that its line discipline turns a typed ctrl-C
+    into SIGINT for the foreground process group, and a shell's job control works."""
+    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
 
 
 # >>> wait-for

@@ -184,6 +184,8 @@ def resolve_defaults(config: ContainerConfig, container_id: str, cgroup_mode: st
 # >>> inside
 def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
+    if config.tty:
+        process.take_controlling_terminal()         # 06: -t: the pty is its terminal
     namespaces.enter_namespaces()                   # 03: its own UTS, IPC and network
     if config.cgroupns == "private":
         namespaces.enter_cgroup_namespace()         # 04: its cgroup is its "/" (joined already)
@@ -232,7 +234,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
             "Path": spec.args[0], "Args": spec.args[1:],
             "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
                        "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
-                       "Tty": False, "OpenStdin": False, "StdinOnce": False,
+                       "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
                        "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
                        "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
                        "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},

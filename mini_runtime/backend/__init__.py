@@ -12,11 +12,19 @@ Streams (export, save, load, import) are passed as binary files rather than HTTP
 from __future__ import annotations
 
 import abc
-from typing import Any, BinaryIO, Iterator
+import socket
+from typing import Any, BinaryIO, Iterator, NamedTuple
 
 from mini_runtime.config import ContainerConfig
 
-__all__ = ["Backend", "ContainerConfig", "connect"]
+__all__ = ["Attached", "Backend", "ContainerConfig", "connect"]
+
+
+class Attached(NamedTuple):
+    """ContainerAttach's hijacked connection: with `tty` raw bytes both ways; without, the
+    output in docker's frames (stdout and stderr apart) and a half-close for the end of stdin."""
+    stream: socket.socket
+    tty: bool
 
 
 class Backend(abc.ABC):
@@ -80,6 +88,16 @@ class Backend(abc.ABC):
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
                        since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
         """ContainerLogs: (stream, bytes) per entry, as `docker logs` writes them."""
+
+    @abc.abstractmethod
+    def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
+        """ContainerAttach (stream, stdout, stderr; `stdin` too): made before ContainerStart it
+        misses none of the output; made to a container that has exited, it waits for its next
+        start (docker's `start -a`)."""
+
+    @abc.abstractmethod
+    def container_resize(self, container_id: str, height: int, width: int) -> None:
+        """ContainerResize: the size of its pty."""
 
     @abc.abstractmethod
     def container_delete(self, container_id: str, force: bool = False) -> None:

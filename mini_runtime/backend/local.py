@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from mini_runtime import container, lifecycle, monitor, overlay
-from mini_runtime.backend import Backend
+from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, NotFound
 from mini_runtime.image.store import NONE, Image, Store
@@ -70,11 +70,29 @@ class LocalBackend(Backend):
             raise
 
     def container_wait(self, container_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Until it has ended; a foreground container's monitor is this process: it runs here."""
+        """Until it has ended; a foreground container's monitor is this process: it runs here.
+        The monitor we started answers on its channel (a waiter since "start")."""
         if container_id in self._here:
             return lifecycle.wait_here(self._here.pop(container_id))
-        self.container_detach(container_id)
+        channel = self._channels.pop(container_id, None)
+        if channel is not None and timeout is None:
+            with channel:
+                result = monitor.receive(channel)
+            if result is not None and "StatusCode" in result:
+                return result
+        elif channel is not None:
+            channel.close()
         return lifecycle.wait(container.find(container_id), timeout)
+
+    def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
+        directory = container.find(container_id)
+        state = container.status(container.load(directory))
+        if state is container.Status.EXITED and directory.name not in self._channels:
+            self._channels[directory.name] = lifecycle.prepare_start(directory)
+        return Attached(*lifecycle.attach(directory, stdin))
+
+    def container_resize(self, container_id: str, height: int, width: int) -> None:
+        lifecycle.resize(container.find(container_id), height, width)
 
     def container_detach(self, container_id: str) -> None:
         """mini's own: we will not wait for it (run -d): the monitor carries on alone."""

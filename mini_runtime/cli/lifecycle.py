@@ -67,7 +67,11 @@ def add_wait(sub: argparse._SubParsersAction) -> None:
 
 
 def add_start(sub: argparse._SubParsersAction) -> None:
-    start = parser(sub, "start", "Start one or more stopped containers.", "CONTAINER [CONTAINER...]")
+    start = parser(sub, "start", "Start one or more stopped containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
+    start.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR and forward signals")
+    start.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
+    start.add_argument("--detach-keys", metavar="KEYS",
+                       help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -195,8 +199,35 @@ def wait(args: argparse.Namespace) -> int:
 
 
 def start(args: argparse.Namespace) -> int:
+    """docker start; with -a/-i attached (before it starts: nothing is lost) until it ends, its
+    exit code, or until ctrl-p ctrl-q (0)."""
+    from mini_runtime.cli import attach, terminal
+
+    keys = terminal.detach_sequence(args.detach_keys)
     engine = backend.connect()
-    return each(args.containers, engine.container_start)
+    if not (args.attach or args.interactive):
+        return each(args.containers, engine.container_start)
+    if len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    found = engine.container_inspect(args.containers[0])
+    container_id, stdin = found["Id"], args.interactive and bool(found["Config"].get("OpenStdin"))
+    attached = engine.container_attach(container_id, stdin=stdin)
+    if not found["State"]["Running"]:                   # (running: docker just attaches)
+        try:
+            if attached.tty:
+                attach.resize_now(engine, container_id)
+            engine.container_start(container_id)
+        except BaseException:
+            attached.stream.close()
+            engine.container_detach(container_id)
+            raise
+    if attach.session(engine, container_id, attached, stdin=stdin, keys=keys):
+        engine.container_detach(container_id)
+        return 0
+    try:
+        return engine.container_wait(container_id)["StatusCode"]
+    except MiniError:
+        return 0                                        # --rm: gone already
 
 
 def rename(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                          description="Run a command in a new container.")
     run.add_argument("-d", "--detach", action="store_true",
                      help="run the container in the background and print its ID")
+    run.add_argument("--detach-keys", metavar="KEYS",
+                     help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
     container_flags(run)
 
 
@@ -54,8 +56,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-pivot", action="store_true",
                      help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
     run.add_argument("-i", "--interactive", action="store_true",
-                     help="keep stdin attached (always so until chapter 06)")
-    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 06)")
+                     help="keep STDIN open even if not attached")
+    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -78,13 +80,47 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     engine = backend.connect()
+    if (args.tty or args.interactive) and not args.detach:
+        return run_attached(engine, config, args)
+    if args.detach_keys is not None:
+        from mini_runtime.cli import terminal
+
+        terminal.detach_sequence(args.detach_keys)     # docker's message for a bad one
     container_id = engine.container_create(config, stdio=not args.detach)["Id"]
     engine.container_start(container_id)
     if args.detach:
         engine.container_detach(container_id)
         print(container_id)
         return 0
-    result = engine.container_wait(container_id)
+    return report(config, engine.container_wait(container_id))
+
+
+def run_attached(engine, config, args: argparse.Namespace) -> int:
+    """run -i / -t, as docker's: a detached monitor, attached to before it starts (none of the
+    output is lost); our terminal raw with -it; ctrl-p ctrl-q leaves the container running."""
+    from mini_runtime.cli import attach, terminal
+
+    keys = terminal.detach_sequence(args.detach_keys)  # (checked before anything is created)
+    container_id = engine.container_create(config)["Id"]
+    attached = None
+    try:
+        attached = engine.container_attach(container_id, stdin=args.interactive)
+        if args.tty:
+            attach.resize_now(engine, container_id)
+        engine.container_start(container_id)
+    except BaseException:
+        engine.container_detach(container_id)
+        if attached is not None:
+            attached.stream.close()
+        raise
+    if attach.session(engine, container_id, attached, stdin=args.interactive, keys=keys):
+        engine.container_detach(container_id)
+        return 0
+    return report(config, engine.container_wait(container_id))
+
+
+def report(config, result: dict) -> int:
+    """The container's exit code, and why if the OOM killer struck or cleanup left something."""
     if result.get("OOMKilled"):
         print(oom_message(config.memory or 0, result["StatusCode"]), file=sys.stderr)
     if result.get("Error"):
@@ -107,9 +143,6 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     """The flags, checked, as the value a backend runs."""
     from mini_runtime import backend
 
-    if args.tty:
-        raise UsageError("-t (a pseudo-terminal for the container) arrives in chapter 06 (lifecycle); "
-                         "until then stdin, stdout and stderr are passed straight through")
     if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
@@ -118,7 +151,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
-                             cgroupns=args.cgroupns)
+                             cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
+                             stdin_once=args.interactive and not getattr(args, "detach", True))
     return config
 
 

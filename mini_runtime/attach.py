@@ -1,0 +1,129 @@
+"""Chapter 06: attach, the monitor's side (lean: it lives in the serve phase).
+
+A client asks the monitor's socket for {"op": "attach", "stdin": true|false}; the answer
+{"Tty": ...} is the last JSON line: from then on the connection is a byte stream, as docker's
+hijacked attach connection is:
+
+    with -t     raw bytes both ways: what the pty master gives, what is typed into it
+    without     the container's output in frames, stdout and stderr apart (docker's header:
+                the stream 1|2, three zeros, the length in 4 bytes big-endian); the client's
+                bytes go to the container's stdin pipe, and its half-close is that pipe's EOF
+                (for `run -i`, whose stdin is "once": later clients cannot reopen it)
+
+The client recognises the detach keys itself and closes its end: the container carries on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import termios
+
+STREAMS = {"stdout": 1, "stderr": 2}
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    return bytes([STREAMS[stream], 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+
+def resize(master: int, rows: int, columns: int) -> None:
+    """The pty's window size (struct winsize: rows, columns, two unused); the kernel sends
+    SIGWINCH to the foreground process group of the terminal when it changes."""
+    size = b"".join(int(n).to_bytes(2, sys.byteorder) for n in (rows, columns, 0, 0))
+    fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+
+class Clients:
+    """The connections attached to one container. `stdin` is the pty master (tty) or the write
+    end of the container's stdin pipe, or -1 (no -i)."""
+
+    def __init__(self, tty: bool, stdin: int = -1, once: bool = False) -> None:
+        self.tty, self.stdin, self.once = tty, stdin, once
+        self.outputs: list[socket.socket] = []
+        self.inputs: list[socket.socket] = []
+        self.pending = b""
+
+    def add(self, conn: socket.socket, wants_stdin: bool) -> None:
+        conn.settimeout(10)                                 # a client that stops reading is dropped
+        self.outputs.append(conn)
+        if wants_stdin and self.stdin >= 0:
+            self.inputs.append(conn)
+
+    def handed_over(self) -> list[list[int]]:
+        """For the next phase (execve keeps the fds): [[fd, stdin?], ...]."""
+        found = []
+        for conn in self.outputs:
+            stdin = conn in self.inputs
+            os.set_inheritable(conn.fileno(), True)
+            found.append([conn.detach(), int(stdin)])
+        self.outputs, self.inputs = [], []
+        return found
+
+    def take(self, handed: list[list[int]]) -> None:
+        for fd, stdin in handed:
+            self.add(socket.socket(fileno=fd), bool(stdin))
+
+    def output(self, stream: str, data: bytes) -> None:
+        message = data if self.tty else frame(stream, data)
+        for conn in list(self.outputs):
+            try:
+                conn.sendall(message)
+            except OSError:                                 # gone (detached, killed) or stuck
+                self.drop(conn)
+
+    def readers(self) -> list[socket.socket]:
+        return [] if self.pending or self.stdin < 0 else list(self.inputs)
+
+    def writers(self) -> list[int]:
+        return [self.stdin] if self.pending and self.stdin >= 0 else []
+
+    def read_from(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        if data:
+            self.pending += data
+            self.flush()
+            return
+        self.inputs.remove(conn)
+        if self.tty:                                        # a tty client never half-closes:
+            self.drop(conn)                                 # it has gone (or detached)
+        elif self.once:
+            self.close_stdin()                              # EOF reaches the container
+
+    def flush(self) -> None:
+        """Write what was typed to the container's stdin, as much as it takes now."""
+        try:
+            written = os.write(self.stdin, self.pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.pending = b""                              # nobody reads it any more
+            return
+        self.pending = self.pending[written:]
+
+    def close_stdin(self) -> None:
+        if self.stdin >= 0 and not self.tty:
+            os.close(self.stdin)
+            self.stdin, self.pending, self.inputs = -1, b"", []
+
+    def stdin_gone(self) -> None:
+        """The pty master is closed (the container has ended): no more input."""
+        self.stdin, self.pending, self.inputs = -1, b"", []
+
+    def drop(self, conn: socket.socket) -> None:
+        for group in (self.outputs, self.inputs):
+            if conn in group:
+                group.remove(conn)
+        conn.close()
+
+    def close(self) -> None:
+        """The container has ended: every client sees the end of its stream."""
+        for conn in list(self.outputs):
+            self.drop(conn)
+        if self.stdin >= 0 and not self.tty:
+            os.close(self.stdin)
+        self.stdin = -1

@@ -1,0 +1,95 @@
+"""`mini attach`, and the attached part of `run -i/-t` and `start -a/-i` (chapter 06): our
+terminal joined to a container's streams through its monitor, until it ends or we detach."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mini_runtime import backend
+from mini_runtime.errors import Conflict, MiniError, NotFound
+
+
+def add_detach_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detach-keys", metavar="KEYS",
+                        help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
+
+
+def add_attach(sub: argparse._SubParsersAction) -> None:
+    text = "Attach local standard input, output, and error streams to a running container."
+    attach = sub.add_parser("attach", help=text, description=text, usage="mini attach [OPTIONS] CONTAINER")
+    add_detach_keys(attach)
+    attach.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    attach.add_argument("container", metavar="CONTAINER")
+
+
+def session(engine: backend.Backend, container_id: str, attached: backend.Attached, *, stdin: bool,
+            keys: bytes) -> bool:
+    """Relay until the stream ends (False) or the user detaches (True: the container carries on;
+    docker's line on stderr). With a tty our terminal is raw meanwhile, and its size follows."""
+    from mini_runtime.cli import terminal
+
+    out = 1 if os.isatty(1) else 0
+
+    def resized() -> None:
+        size = terminal.window_size(out)
+        if size:
+            try:
+                engine.container_resize(container_id, *size)
+            except MiniError:
+                pass                                    # (it has just ended)
+    raw_fd = 0 if attached.tty and stdin and os.isatty(0) else -1
+    try:
+        if raw_fd < 0:
+            detached = terminal.relay(attached.stream, tty=attached.tty, stdin=0 if stdin else None,
+                                      detach_keys=keys)
+        else:
+            with terminal.raw(raw_fd):
+                detached = terminal.relay(attached.stream, tty=True, stdin=0, detach_keys=keys,
+                                          on_resize=resized)
+    finally:
+        attached.stream.close()
+    if detached:
+        print("read escape sequence", file=sys.stderr)
+    return detached
+
+
+def resize_now(engine: backend.Backend, container_id: str) -> None:
+    """The container's pty gets our terminal's size before it starts (`stty size` is right)."""
+    from mini_runtime.cli import terminal
+
+    size = terminal.window_size(1) or terminal.window_size(0)
+    if size:
+        engine.container_resize(container_id, *size)
+
+
+def attach(args: argparse.Namespace) -> int:
+    """docker attach: to a running container only; its exit code when it ends, 0 on detach."""
+    from mini_runtime.cli import terminal
+
+    keys = terminal.detach_sequence(args.detach_keys)
+    engine = backend.connect()
+    found = engine.container_inspect(args.container)
+    state = found["State"]
+    if not state["Running"]:
+        raise Conflict("You cannot attach to a stopped container, start it first")
+    if state["Paused"]:
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    stdin = not args.no_stdin and bool(found["Config"].get("OpenStdin"))
+    attached = engine.container_attach(found["Id"], stdin=stdin)
+    if attached.tty:
+        try:
+            resize_now(engine, found["Id"])
+        except MiniError:
+            pass
+    if session(engine, found["Id"], attached, stdin=stdin, keys=keys):
+        return 0
+    try:
+        return engine.container_wait(found["Id"])["StatusCode"]
+    except NotFound:
+        return 0                                        # --rm: gone already
+
+
+PARSERS = {"attach": add_attach}
+HANDLERS = {"attach": attach}

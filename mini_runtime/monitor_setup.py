@@ -1,0 +1,180 @@
+"""Chapter 06: the monitor's first phase (full imports): create the container with its stdio on
+our pipes or on a pty, wait for "start" (clients may attach meanwhile: none of a short-lived
+container's output is lost), start it, and replace ourselves by the lean serve phase.
+
+    -t          a pty: its slave is the container's stdin, stdout and stderr (and, in the child,
+                its controlling terminal); we keep the master: output is logged as "stdout"
+    -i, no -t   a pipe to its stdin, kept by us for attached clients; pipes from stdout, stderr
+    neither     pipes from stdout and stderr; its stdin is ours (/dev/null for a monitor, the
+                terminal of a foreground `mini run`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+
+from mini_runtime import attach, container, runtime
+from mini_runtime.config import ContainerConfig
+from mini_runtime.monitor import monitor_argv, monitor_env, receive, send, socket_path
+
+
+def log_path(directory) -> str:
+    return str(directory / f"{directory.name}-json.log")
+
+
+def stdio_for(config: ContainerConfig) -> tuple[tuple[int, int, int], tuple[int, int, int], list[int]]:
+    """(what the child gets as 0, 1, 2; what we keep: out, err, in; what we close after)."""
+    if config.tty:
+        master, slave = os.openpty()
+        return (slave, slave, slave), (master, -1, master), [slave]
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if config.open_stdin else (0, -1)
+    return (in_r, out_w, err_w), (out_r, err_r, in_w), [out_w, err_w] + ([in_r] if in_w >= 0 else [])
+
+
+def create_with_pipes(config, container_id: str):  # -> (Created, out_r, err_r, in_w, listener)
+    """runtime.create (or recreate, for `start`; config None) with the container's stdio on new
+    pipes or a pty, its record pointing at its log, and its socket listening."""
+    if config is None:
+        with open(container.containers_dir() / container_id / runtime.CONFIG) as f:
+            wanted = ContainerConfig(**json.load(f))
+    else:
+        wanted = config
+    theirs, ours, after = stdio_for(wanted)
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    for fd, source in enumerate(theirs):
+        os.dup2(source, fd)                             # what the container's init inherits
+    try:
+        if config is None:
+            created = runtime.recreate(container_id)
+        else:
+            created = runtime.create(config, container_id=container_id)
+            runtime.keep_config(created)
+    except BaseException:
+        for fd in {fd for fd in ours if fd >= 0}:
+            os.close(fd)
+        raise
+    finally:
+        for fd, saved_fd in enumerate(saved):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+        for fd in after:
+            os.close(fd)
+    record = container.load(created.directory)
+    container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
+    dir_fd, path = socket_path(str(container.run_dir(container_id)))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(16)
+    finally:
+        os.close(dir_fd)
+    return (created, *ours, listener)
+
+
+def setup(container_id: str, channel_fd: int) -> int:
+    """Create the container with its output on our pipes; start it when told; then serve."""
+    channel = socket.socket(fileno=channel_fd)
+    asked = receive(channel)
+    if asked is None:
+        return 0                                        # `mini` died before it asked anything
+    config = ContainerConfig(**asked["Config"]) if "Config" in asked else None
+    try:
+        created, out_r, err_r, in_w, listener = create_with_pipes(config, container_id)
+    except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
+        send(channel, {"Error": error_of(e)})
+        return 0
+    send(channel, {"Id": container_id})
+    waiters: list[int] = []
+    clients = attach.Clients(created.config.tty, in_w, created.config.stdin_once)
+    op, starter = wait_for_start(channel, listener, waiters, clients, restart=config is None)
+    if op in ("remove", "abandon"):                     # `rm` of a created container; or the
+        listener.close()                                # `start -a` of an exited one went away
+        clients.close()
+        if op == "abandon":
+            runtime.kill_and_reap(created.child.pid)
+            created.group.remove()
+            previous = container.load(created.directory)["State"].get("ExitCode", 0)
+            container.finish(created.directory, previous, keep=True)
+        else:
+            runtime.cleanup(created, None)
+            send(starter, {"ok": True})
+        return 0
+    try:
+        runtime.start(created)
+    except Exception as e:  # noqa: BLE001
+        listener.close()
+        clients.close()
+        runtime.cleanup(created, None)
+        send(starter, {"Error": error_of(e)})
+        return 0
+    send(starter, {"Id": container_id, "Pid": created.child.pid})
+    waiters.append(starter.detach())                    # (the channel: a foreground wait, later)
+    fds = [fd for fd in (out_r, err_r, in_w, listener.fileno(), *waiters) if fd >= 0]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    state = {"pid": created.child.pid, "out": out_r, "err": err_r, "in": in_w,
+             "listener": listener.detach(), "log": log_path(created.directory), "waiters": waiters,
+             "attached": clients.handed_over(), "tty": created.config.tty,
+             "once": created.config.stdin_once}
+    os.execve(sys.executable, monitor_argv(container_id, "--serve", json.dumps(state)), monitor_env())
+    return 0  # (not reached)
+
+
+def wait_for_start(channel: socket.socket, listener: socket.socket, waiters: list[int],
+                   clients: attach.Clients, restart: bool = False) -> tuple[str, socket.socket]:
+    """A created container waits for "start": from the `mini` that created it (its channel),
+    or from any other on the socket (`mini create`, then `mini start`), or for "remove"; a
+    `mini` that went away leaves it created, as docker's does (but an exited container that was
+    being started again stays exited: "abandon"). Clients may attach (and set the pty's size)
+    meanwhile. Returns what and who asked."""
+    watched = [listener, channel]
+    while True:
+        for sock in select.select(watched, [], [])[0]:
+            if sock is channel:
+                asked = receive(channel)
+                if asked is None:
+                    watched.remove(channel)
+                    if restart:
+                        return "abandon", channel
+                elif asked.get("op") == "start":
+                    return "start", channel
+                continue
+            try:
+                conn, _ = listener.accept()
+                conn.settimeout(2)
+                asked = receive(conn) or {}
+                conn.settimeout(None)
+            except (OSError, ValueError):
+                continue
+            if asked.get("op") in ("start", "remove"):
+                return asked["op"], conn
+            if asked.get("op") == "wait":
+                waiters.append(conn.detach())
+                continue
+            if asked.get("op") == "attach":
+                if send(conn, {"Tty": clients.tty}):
+                    clients.add(conn, bool(asked.get("stdin")))
+                continue
+            if asked.get("op") == "resize" and clients.tty:
+                attach.resize(clients.stdin, int(asked.get("h", 0)), int(asked.get("w", 0)))
+                send(conn, {"ok": True})
+            else:
+                send(conn, {"Error": "is not running"})
+            conn.close()
+
+
+def error_of(e: BaseException) -> dict:
+    """An error, as the channel carries it: its kind (errors.py's class), text and exit code."""
+    from mini_runtime import errors
+
+    kind = next((k.__name__ for k in type(e).__mro__
+                 if isinstance(getattr(errors, k.__name__, None), type)), "MiniError")
+    kind = kind if issubclass(getattr(errors, kind), errors.MiniError) else "System"
+    return {"Kind": kind, "Message": str(e) if str(e) else kind,
+            "ExitCode": getattr(e, "exit_code", 125)}

@@ -1,0 +1,264 @@
+"""Chapter 06's terminals end to end, as root, through real ptys: `run -it`, ctrl-p ctrl-q and
+`attach`, `start -ai`, `run -i` without a tty, attach before start, window sizes, and the
+terminal restored however the session ends."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+
+from conftest import MINI, mini
+
+pytestmark = [pytest.mark.root, pytest.mark.integration]
+
+PROMPT = b"# "
+
+
+class Session:
+    """`mini ARGS` on the slave side of a new pty (its controlling terminal), driven from the
+    master side as a user at a terminal would."""
+
+    def __init__(self, *args: str, rows: int = 24, columns: int = 80) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execv(MINI[0], MINI + list(args))
+        self.resize(rows, columns)
+        self.seen = b""
+
+    def resize(self, rows: int, columns: int) -> None:
+        """As a terminal emulator does: the kernel sends SIGWINCH to the foreground group."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def attrs(self) -> list:
+        return termios.tcgetattr(self.fd)
+
+    def type(self, text: bytes) -> None:
+        os.write(self.fd, text)
+
+    def expect(self, want: bytes, timeout: float = 15) -> bytes:
+        """Everything up to and including `want` (consumed)."""
+        deadline = time.monotonic() + timeout
+        while want not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise AssertionError(f"timed out waiting for {want!r}; seen {self.seen!r}")
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the terminal closed before {want!r}; seen {self.seen!r}")
+            self.seen += chunk
+        upto = self.seen.index(want) + len(want)
+        found, self.seen = self.seen[:upto], self.seen[upto:]
+        return found
+
+    def wait(self, timeout: float = 15) -> int:
+        """Its exit code, reading the rest of its output meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.drain()
+                return os.waitstatus_to_exitcode(status)
+            self.drain(0.05)
+        raise AssertionError(f"mini did not end; seen {self.seen!r}")
+
+    def drain(self, timeout: float = 0.0) -> None:
+        while select.select([self.fd], [], [], timeout)[0]:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.seen += chunk
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(self.fd)
+
+
+@pytest.fixture
+def sessions():
+    started: list[Session] = []
+
+    def start(*args: str, **size) -> Session:
+        started.append(Session(*args, **size))
+        return started[-1]
+    yield start
+    for session in started:
+        session.close()
+
+
+def status_of(name: str) -> str:
+    return mini("inspect", "-f", "{{.State.Status}}", name).stdout.strip()
+
+
+def test_run_it_answers_typed_commands_and_returns_the_exit_code(sessions):
+    s = sessions("run", "-it", "--name", "tty1", "busybox", "sh")
+    before = s.attrs()
+    s.expect(PROMPT)
+    assert s.attrs() != before                              # raw while it runs
+    s.type(b"echo $((6 * 7)); [ -t 0 ] && [ -t 2 ] && echo terminal\r")
+    out = s.expect(PROMPT)
+    assert b"42\r\nterminal\r\n" in out
+    s.type(b"exit 5\r")
+    assert s.wait() == 5
+    assert s.attrs() == before                              # restored
+    logs = mini("logs", "tty1").stdout
+    assert "42" in logs and mini("inspect", "-f", "{{.Config.Tty}}", "tty1").stdout == "true\n"
+    assert mini("rm", "tty1").returncode == 0
+
+
+def test_ctrl_p_ctrl_q_detaches_and_attach_reconnects(sessions):
+    s = sessions("run", "-it", "--name", "det", "busybox", "sh")
+    before = s.attrs()
+    s.expect(PROMPT)
+    s.type(b"x=kept\r")
+    s.expect(PROMPT)
+    s.type(b"\x10\x11")
+    assert s.wait() == 0
+    assert b"read escape sequence" in s.seen
+    assert s.attrs() == before
+    assert status_of("det") == "running"
+    assert "det" in mini("ps").stdout
+
+    again = sessions("attach", "det")
+    again.type(b"echo $x\r")
+    again.expect(b"kept\r\n")
+    again.type(b"exit 7\r")
+    assert again.wait() == 7
+    assert status_of("det") == "exited"
+    assert mini("rm", "det").returncode == 0
+
+
+def test_custom_detach_keys_and_a_partial_sequence_passes_through(sessions):
+    s = sessions("run", "-it", "--detach-keys", "ctrl-a,a", "--name", "keys", "busybox",
+                 "sh", "-c", "head -n1 | od -An -tx1; exec sleep 30")
+    s.type(b"\x01b\r")                                      # ctrl-a, then not a: passed on
+    s.expect(b"01 62 0a")
+    s.type(b"\x01a")
+    assert s.wait() == 0
+    assert status_of("keys") == "running"
+    assert mini("rm", "-f", "keys").returncode == 0
+
+
+def test_start_ai_reattaches_an_exited_interactive_container(sessions):
+    s = sessions("run", "-it", "--name", "again", "busybox", "sh")
+    s.expect(PROMPT)
+    s.type(b"echo one > /f; exit 3\r")
+    assert s.wait() == 3
+    t = sessions("start", "-ai", "again")
+    t.expect(PROMPT)
+    t.type(b"cat /f\r")
+    t.expect(b"one\r\n")
+    t.type(b"exit 4\r")
+    assert t.wait() == 4
+    assert mini("inspect", "-f", "{{.State.ExitCode}}", "again").stdout == "4\n"
+    assert mini("rm", "again").returncode == 0
+
+
+def test_without_a_tty_streams_stay_apart_and_stdin_eof_reaches_the_process():
+    result = subprocess.run(MINI + ["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo err >&2; exit 3"],
+                            input=b"hi\n\x10\x11\n", capture_output=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (3, b"hi\n\x10\x11\n", b"err\n")
+    piped = subprocess.run(["sh", "-c", f"echo hi | {MINI[0]} run -i --rm busybox cat"],
+                           capture_output=True, timeout=30)
+    assert (piped.returncode, piped.stdout) == (0, b"hi\n")
+
+
+def test_attach_before_start_loses_no_output():
+    for n in range(3):
+        cid = mini("create", "busybox", "echo", f"x{n}").stdout.strip()
+        started = mini("start", "-a", cid)
+        assert (started.returncode, started.stdout, started.stderr) == (0, f"x{n}\n", "")
+        assert mini("rm", cid).returncode == 0
+    cid = mini("create", "busybox", "sh", "-c", "echo out; echo err >&2; exit 9").stdout.strip()
+    started = mini("start", "-a", cid)
+    assert (started.returncode, started.stdout, started.stderr) == (9, "out\n", "err\n")
+    again = mini("start", "-a", cid)                        # exited: attached to its next run
+    assert (again.returncode, again.stdout, again.stderr) == (9, "out\n", "err\n")
+    assert mini("rm", cid).returncode == 0
+
+
+def test_window_size_and_a_resize_reach_the_container(sessions):
+    s = sessions("run", "-it", "--rm", "busybox", "sh", rows=31, columns=97)
+    s.expect(PROMPT)
+    s.type(b"stty size\r")
+    s.expect(b"31 97\r\n")
+    s.resize(40, 120)
+    time.sleep(0.3)                                         # (SIGWINCH, then a request)
+    s.type(b"stty size\r")
+    s.expect(b"40 120\r\n")
+    s.type(b"exit\r")
+    assert s.wait() == 0
+
+
+def test_a_killed_container_restores_the_terminal(sessions):
+    s = sessions("run", "-it", "--name", "victim", "busybox", "sh")
+    before = s.attrs()
+    s.expect(PROMPT)
+    assert mini("kill", "victim").returncode == 0
+    assert s.wait() == 137
+    assert s.attrs() == before
+    assert mini("rm", "victim").returncode == 0
+
+
+def test_a_signal_to_the_cli_restores_the_terminal_and_the_container_runs_on(sessions):
+    s = sessions("run", "-it", "--name", "orphan", "busybox", "sh")
+    before = s.attrs()
+    s.expect(PROMPT)
+    os.kill(s.pid, signal.SIGTERM)
+    assert s.wait() == 128 + signal.SIGTERM
+    assert s.attrs() == before
+    assert status_of("orphan") == "running"
+    assert mini("rm", "-f", "orphan").returncode == 0
+
+
+def test_a_sigkilled_attached_cli_leaves_the_container_running_and_consistent(sessions):
+    s = sessions("run", "-it", "--name", "cut", "busybox", "sh")
+    s.expect(PROMPT)
+    os.kill(s.pid, signal.SIGKILL)
+    os.waitpid(s.pid, 0)
+    assert status_of("cut") == "running"
+    back = sessions("attach", "cut")                       # still served, still typing
+    back.type(b"echo alive\r")
+    back.expect(b"alive\r\n")
+    back.type(b"exit 2\r")
+    assert back.wait() == 2
+    assert status_of("cut") == "exited"
+    assert mini("rm", "cut").returncode == 0
+
+
+def test_bad_detach_keys_say_docker_s_message_and_create_nothing():
+    before = mini("ps", "-aq", "--no-trunc").stdout
+    bad = mini("run", "-it", "--detach-keys", "shift-a", "busybox", "true")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (125, "", "mini: Invalid detach keys (shift-a) provided\n")
+    assert mini("ps", "-aq", "--no-trunc").stdout == before
+    cid = mini("create", "busybox", "true").stdout.strip()
+    refused = mini("start", "-a", "--detach-keys", "ctrl-", cid)
+    assert (refused.returncode, refused.stderr) == (1, "mini: Invalid detach keys (ctrl-) provided\n")
+    assert status_of(cid) == "created"
+    assert mini("rm", cid).returncode == 0
+
+
+def test_attach_to_a_stopped_container_is_refused():
+    cid = mini("create", "busybox", "true").stdout.strip()
+    refused = mini("attach", cid)
+    assert (refused.returncode, refused.stderr) == (
+        1, "mini: You cannot attach to a stopped container, start it first\n")
+    assert mini("rm", cid).returncode == 0
