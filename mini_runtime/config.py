@@ -35,6 +35,10 @@ class ContainerConfig(NamedTuple):
     entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)
     user: str | None = None                     # -u/--user NAME|UID[:GROUP|GID]; else the image's (05)
     name: str | None = None                     # --name (05: diff/commit/export find it by name)
+    network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
+                                                # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
+    publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
+    publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
 
 
 class ProcessSpec(NamedTuple):

@@ -56,6 +56,12 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep stdin attached (always so until chapter 06)")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY (chapter 06)")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="SPEC",
+                     help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
+    run.add_argument("-P", "--publish-all", action="store_true",
+                     help="publish every port the image exposes, each on a free host port")
+    run.add_argument("--network", "--net", metavar="NETWORK",
+                     help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -118,7 +124,10 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
-                             cgroupns=args.cgroupns)
+                             cgroupns=args.cgroupns, network=args.network, publish=args.publish,
+                             publish_all=args.publish_all)
+    if args.network and args.network.startswith("container:") and args.hostname is not None:
+        raise UsageError("conflicting options: hostname and the network mode")
     return config
 
 
