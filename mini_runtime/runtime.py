@@ -19,7 +19,10 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
 
 The phases are separate so that they can run in different processes (chapter 06's monitor runs
 start/wait/cleanup). The pipeline never prints and never parses argv: it returns or raises.
-Chapters to come slot in as: 07 the network (create, cleanup); 08 privileges (inside).
+Chapter 07 adds the network: at create, connect() makes and wires the network namespace (the
+child joins it, or unshares an empty one for `--network none`) and holds the published host
+ports; start hands them to the userland proxy; cleanup disconnects. Chapter 08 slots in as
+privileges (inside).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def connect(container_id: str, directory: Path, hostname: str, mode: str, name: 
     namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
     (`share` = that container's namespace file and /etc files: a second name for its
     namespace), or a bridge network (`bridge`, or a user-defined one: attach)."""
-    source = etcfiles.host_resolv_source()
+    source = etcfiles.resolv_source()
     if mode == "none":
         return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source)), []
     if mode == "host":
@@ -116,7 +116,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
     record = networks.load(network)
     if record is None:
         raise NotFound(f"network {network} not found")
-    source = resolv_source or etcfiles.host_resolv_source()
+    source = resolv_source or etcfiles.resolv_source()
     dns_args = dict(dns=dns, search=dns_search, options=dns_options)
     on_bridge = network not in ("host", "none")
     held: list[Held] = ports.hold(bindings) if on_bridge else []   # first: nothing to undo yet
