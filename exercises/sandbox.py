@@ -63,6 +63,10 @@ def main() -> None:
     # Before mini_runtime.cgroups is imported: this check's containers get a cgroup parent of
     # their own, made and removed here, so two checks at once never share one.
     os.environ["MINI_CGROUP_PARENT"] = job["cgroup_parent"]
+    # Chapters 01-06 grade chapter 03's network world: a container with an empty network
+    # namespace (`--network none`), never a bridge or NAT rules on the learner's machine.
+    # Chapter 07's checks ask for the network they test with --network.
+    os.environ["MINI_DEFAULT_NETWORK"] = "none"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     passed, message = False, "no verdict"
     ctx: Context | None = None

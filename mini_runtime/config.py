@@ -38,6 +38,10 @@ class ContainerConfig(NamedTuple):
     tty: bool = False                           # -t: a pty is its stdin, stdout, stderr (06)
     open_stdin: bool = False                    # -i: its stdin is a pipe attached clients write to (06)
     stdin_once: bool = False                    # run -i (attached): the first client's EOF closes it (06)
+    network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
+                                                # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
+    publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
+    publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
 
 
 class ProcessSpec(NamedTuple):

@@ -250,6 +250,18 @@ def sweep_stale() -> None:
             except (OSError, ValueError):
                 keep = False
             finish(directory, 137, keep=keep)
+    from mini_runtime import network  # chapter 07: the links, rules, netns a killed monitor left
+    if network.anything_left():
+        network.sweep(owner_alive)
+
+
+def owner_alive(container_id: str) -> bool:
+    """Is the process that owns the container (its monitor, or a foreground `mini run`) alive?"""
+    try:
+        pid, started = (run_dir(container_id) / "owner").read_text().split()
+    except (OSError, ValueError):
+        return False
+    return start_time(int(pid)) == started
 
 
 def start_time(pid: int) -> str | None:

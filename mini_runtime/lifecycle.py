@@ -291,8 +291,22 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "ImageID": record.get("Image", ""),
             "Command": command_line(record.get("Path", ""), record.get("Args", [])),
             "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
-            "Ports": [], "Labels": {}, "State": state.get("Status", "dead"),
+            "Ports": port_list(record.get("NetworkSettings") or {}), "Labels": {},
+            "State": state.get("Status", "dead"),
             "Status": status(state), "Mounts": []}
+
+
+def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """ContainerSummary.Ports from NetworkSettings.Ports: published (IP, PublicPort) or only exposed."""
+    found = []
+    for key, bindings in (settings.get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            found.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+        for b in bindings or []:
+            found.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                          "Type": proto or "tcp"})
+    return found
 
 
 def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

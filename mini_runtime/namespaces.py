@@ -57,10 +57,13 @@ def children_in_new_pid_namespace() -> Iterator[None]:
 
 
 # >>> enter-namespaces
-def enter_namespaces() -> None:
-    """In the child: its own hostname, IPC objects and network stack (the mount namespace
-    is made by chapter 02's make_mounts_private)."""
-    syscalls.unshare(syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWNET)
+def enter_namespaces(new_network: bool = True) -> None:
+    """In the child: its own hostname, IPC objects and (unless told otherwise) an empty network
+    stack. The mount namespace is made by chapter 02's make_mounts_private. Chapter 07 passes
+    `new_network=False` when the parent has made and wired the network namespace already (the
+    child joins it next) or the container shares the host's (`--network host`)."""
+    flags = syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+    syscalls.unshare(flags | syscalls.CLONE_NEWNET if new_network else flags)
 # <<< enter-namespaces
 
 

@@ -27,6 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 _STATE = Path(tempfile.mkdtemp(prefix="mini-test-"))
 os.environ["MINI_ROOT"] = str(_STATE / "lib")
 os.environ["MINI_RUN"] = str(_STATE / "run")
+# mini's default network is docker's, the bridge (chapter 07). Tests that run containers in the
+# machine's own network namespace must never make a bridge, an address or NAT rules there, so
+# their containers get `--network none` by default; the network tests run mini inside a private
+# "test host" namespace (tests/netharness.py) and ask for the bridge there. Containers never see
+# the machine's resolvers either: their resolv.conf starts from this file.
+os.environ["MINI_DEFAULT_NETWORK"] = "none"
+os.environ["MINI_RESOLV_CONF"] = str(Path(__file__).resolve().parent / "data" / "resolv.conf")
 # Container cgroups of this run live under a parent of its own, so that two test runs on one
 # machine (a developer's and a helper's) never see each other's cgroups as leaks.
 os.environ.setdefault("MINI_CGROUP_PARENT", f"mini-test-{os.getpid()}")

@@ -19,7 +19,8 @@ from conftest import MINI, REPO, image_variant, mini
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
-RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
+                  "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}  # (the last three: chapter 07)
 if cgroups.mode() == "v2":
     RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
 

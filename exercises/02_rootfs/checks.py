@@ -13,7 +13,8 @@ CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", lear
                   given=("DEV_LINKS", "DEVICES", "mountpoint"))
 check = CHAPTER.check
 
-RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"}
+RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
+                  "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}  # (the last three: chapter 07)
 if __import__("mini_runtime.cgroups").cgroups.mode() == "v2":
     RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
 

@@ -37,9 +37,11 @@ def new_pid_namespace() -> None:
     raise NotImplementedError("new_pid_namespace")
 
 
-def enter_namespaces() -> None:
-    """In the child: its own hostname (UTS), System V IPC objects and network stack."""
-    # TODO: one syscalls.unshare() with CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
+def enter_namespaces(new_network: bool = True) -> None:
+    """In the child: its own hostname (UTS), System V IPC objects and, if `new_network`, an empty
+    network stack (chapter 07 passes False when the parent made one, or for the host's)."""
+    # TODO: one syscalls.unshare() with CLONE_NEWUTS | CLONE_NEWIPC, plus CLONE_NEWNET when
+    #   new_network is true
     #   man: https://man7.org/linux/man-pages/man7/namespaces.7.html
     #   why? These three must come before chapter 02's mounts. Which mount would show the
     #   host's network devices if CLONE_NEWNET came after it?

@@ -149,6 +149,24 @@ class Backend(abc.ABC):
     def image_load(self, source: BinaryIO) -> list[dict[str, str]]:
         """ImageLoad: the progress stream, [{"stream": "Loaded image: ...\\n"}]."""
 
+    # --- networks (chapter 07) -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def network_create(self, name: str, subnet: str | None = None) -> dict[str, Any]:
+        """NetworkCreate: {"Id": ..., "Warning": ""}; a bridge of its own on a free subnet."""
+
+    @abc.abstractmethod
+    def network_list(self) -> list[dict[str, Any]]:
+        """NetworkList: the pre-defined networks first, each as NetworkInspect shows it."""
+
+    @abc.abstractmethod
+    def network_inspect(self, name: str) -> dict[str, Any]:
+        """NetworkInspect, by name, id or unique id prefix."""
+
+    @abc.abstractmethod
+    def network_delete(self, name: str) -> str:
+        """NetworkDelete: only a user-defined network without containers; returns its name."""
+
     # --- system --------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -256,6 +256,24 @@ class LocalBackend(Backend):
 
         return [{"stream": line + "\n"} for line in archive.load(self.store, source)]
 
+    # --- networks (chapter 07) -----------------------------------------------------------------
+
+    def network_create(self, name: str, subnet: str | None = None) -> dict[str, Any]:
+        from mini_runtime.network import networks
+        return {"Id": networks.create(name, subnet)["Id"], "Warning": ""}
+
+    def network_list(self) -> list[dict[str, Any]]:
+        from mini_runtime.network import networks
+        return networks.ls()
+
+    def network_inspect(self, name: str) -> dict[str, Any]:
+        from mini_runtime.network import networks
+        return networks.inspect(name)
+
+    def network_delete(self, name: str) -> str:
+        from mini_runtime.network import networks
+        return networks.remove(name)
+
     # --- system --------------------------------------------------------------------------------
 
     def system_check(self) -> int:

@@ -23,7 +23,8 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
-          "unpause": "lifecycle", "top": "lifecycle", "attach": "attach"}
+          "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
+          "network": "network"}
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -106,3 +106,26 @@ def command_column(command: str, truncate: bool = True) -> str:
     """ps's COMMAND column from the Engine API's `Command` (units.command_line): cut to 20
     columns unless --no-trunc, then Go-quoted: "sh -c 'while true; …"."""
     return go_quote(ellipsis(command, 20) if truncate else command)
+
+
+def ports_column(ports: list[dict]) -> str:
+    """docker ps's PORTS: `0.0.0.0:32768->80/tcp`, exposed-only `80/tcp`, sorted by the
+    container's port, consecutive ports grouped (`0.0.0.0:8000-8001->80-81/tcp`), joined by ", "."""
+    groups: list[list] = []   # [ip, first public, last public, first private, last private, type]
+    for p in sorted(ports, key=lambda p: (p["PrivatePort"], p.get("Type", ""), p.get("IP", ""))):
+        ip, public, private, kind = p.get("IP"), p.get("PublicPort"), p["PrivatePort"], p.get("Type", "tcp")
+        last = groups[-1] if groups else None
+        if (last and last[0] == ip and last[5] == kind and last[4] + 1 == private
+                and (public is None) == (last[2] is None) and (public is None or last[2] + 1 == public)):
+            last[2], last[4] = public, private
+        else:
+            groups.append([ip, public, public, private, private, kind])
+    texts = []
+    for ip, first_public, last_public, first, last, kind in groups:
+        private = f"{first}-{last}" if last != first else str(first)
+        if first_public is None:
+            texts.append(f"{private}/{kind}")
+        else:
+            public = f"{first_public}-{last_public}" if last_public != first_public else str(first_public)
+            texts.append(f"{ip}:{public}->{private}/{kind}")
+    return ", ".join(texts)

@@ -105,7 +105,7 @@ def add_top(sub: argparse._SubParsersAction) -> None:
 
 
 def ps(args: argparse.Namespace) -> int:
-    from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column
+    from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, ports_column
     from mini_runtime.cli.template import render_table
     from mini_runtime.units import ago
 
@@ -122,7 +122,8 @@ def ps(args: argparse.Namespace) -> int:
                      "Image": summary["Image"],
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
                      "CreatedAt": summary["Created"], "RunningFor": ago(summary["Created"]),
-                     "Status": summary["Status"], "State": summary["State"], "Ports": "",
+                     "Status": summary["Status"], "State": summary["State"],
+                     "Ports": ports_column(summary.get("Ports") or []),
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]), "Labels": "",
                      "Mounts": "", "Networks": ""})
     format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT)

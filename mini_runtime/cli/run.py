@@ -58,6 +58,12 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep STDIN open even if not attached")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="SPEC",
+                     help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
+    run.add_argument("-P", "--publish-all", action="store_true",
+                     help="publish every port the image exposes, each on a free host port")
+    run.add_argument("--network", "--net", metavar="NETWORK",
+                     help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -152,7 +158,11 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
-                             stdin_once=args.interactive and not getattr(args, "detach", True))
+                             stdin_once=args.interactive and not getattr(args, "detach", True),
+                             network=args.network, publish=args.publish,
+                             publish_all=args.publish_all)
+    if args.network and args.network.startswith("container:") and args.hostname is not None:
+        raise UsageError("conflicting options: hostname and the network mode")
     return config
 
 

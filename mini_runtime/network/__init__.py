@@ -69,6 +69,43 @@ class Endpoint(NamedTuple):
                       "files": EtcFiles(*map(Path, files)) if files else None})
 
 
+# >>> connect
+def connect(container_id: str, directory: Path, hostname: str, mode: str, name: str = "",
+            bindings: Iterable[PortBinding] = (), share: tuple[str, EtcFiles | None] | None = None
+            ) -> tuple[Endpoint, list[Held]]:
+    """The pipeline's one call at create, by network mode: `none` (the child unshares an empty
+    namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
+    (`share` = that container's namespace file and /etc files: a second name for its
+    namespace), or a bridge network (`bridge`, or a user-defined one: attach)."""
+    source = etcfiles.resolv_source()
+    if mode == "none":
+        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source)), []
+    if mode == "host":
+        files = etcfiles.write(directory, hostname, None, source, own_network=False)
+        return Endpoint(container_id, mode, files=files), []
+    if mode.startswith("container:"):
+        netns, files = share or ("", None)
+        path = str(namespace.create(container_id, netns)) if netns else ""
+        return Endpoint(container_id, mode, path, files=files), []
+    return attach(container_id, directory, hostname, mode, name=name, bindings=bindings,
+                  resolv_source=source)
+# <<< connect
+
+
+def disconnect(endpoint: Endpoint) -> None:
+    """Undo connect: a bridge network's everything, a shared namespace's second name."""
+    if endpoint.network.startswith("container:"):
+        namespace.remove(endpoint.container_id)
+    elif endpoint.network not in ("none", "host"):
+        detach(endpoint.container_id)
+
+
+def anything_left() -> bool:
+    """Cheap (no netlink, no nftables): could a sweep find anything at all?"""
+    from mini_runtime.network import ipam
+    return bool(namespace.names() or ipam.owners())
+
+
 # >>> attach
 def attach(container_id: str, directory: Path, hostname: str, network: str = "bridge",
            name: str = "", aliases: Iterable[str] = (), bindings: Iterable[PortBinding] = (),
@@ -79,7 +116,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
     record = networks.load(network)
     if record is None:
         raise NotFound(f"network {network} not found")
-    source = resolv_source or etcfiles.host_resolv_source()
+    source = resolv_source or etcfiles.resolv_source()
     dns_args = dict(dns=dns, search=dns_search, options=dns_options)
     on_bridge = network not in ("host", "none")
     held: list[Held] = ports.hold(bindings) if on_bridge else []   # first: nothing to undo yet

@@ -95,6 +95,13 @@ def resolv_conf(text: str, source: str, dns: Iterable[str] = (), search: Iterabl
 # <<< resolv-conf
 
 
+def resolv_source() -> Path:
+    """`$MINI_RESOLV_CONF` if set (the tests' own file: they never hand a container the
+    machine's resolvers), else the host's (host_resolv_source)."""
+    override = os.environ.get("MINI_RESOLV_CONF")
+    return Path(override) if override else host_resolv_source()
+
+
 def host_resolv_source(default: Path = HOST_RESOLV, upstream: Path = RESOLVED_UPSTREAM) -> Path:
     """The host file to start from: systemd-resolved's upstream list when the host's own
     file points only at the local stub, else /etc/resolv.conf."""

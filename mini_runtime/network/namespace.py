@@ -36,8 +36,10 @@ def path(name: str) -> Path:
 
 
 # >>> netns-create
-def create(name: str) -> Path:
-    """A new, empty network namespace kept alive by a bind mount at `$MINI_RUN/netns/<name>`."""
+def create(name: str, source: str | Path | None = None) -> Path:
+    """A new, empty network namespace kept alive by a bind mount at `$MINI_RUN/netns/<name>`;
+    with `source` (another container's namespace file, or /proc/PID/ns/net) that namespace
+    instead, under a second name: `--network container:NAME`."""
     target = path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -50,8 +52,9 @@ def create(name: str) -> Path:
         os.close(read)
         code = 0
         try:
-            syscalls.unshare(syscalls.CLONE_NEWNET)
-            syscalls.mount("/proc/self/ns/net", str(target), None, syscalls.MS_BIND)
+            if source is None:
+                syscalls.unshare(syscalls.CLONE_NEWNET)
+            syscalls.mount(str(source or "/proc/self/ns/net"), str(target), None, syscalls.MS_BIND)
         except BaseException as e:                   # noqa: BLE001 (a child never returns)
             os.write(write, struct.pack("i", getattr(e, "errno", None) or errno.EIO))
             code = 1

@@ -68,10 +68,13 @@ def builtin(name: str) -> dict:
 
 
 def load(name: str) -> dict | None:
+    """A network's record. A pre-defined one keeps only its members on disk: its subnet is
+    MINI_SUBNET's of now (ipam refuses a change while containers use the old one)."""
     try:
-        return json.loads((directory() / f"{name}.json").read_text())
+        record = json.loads((directory() / f"{name}.json").read_text())
     except FileNotFoundError:
         return builtin(name) if name in BUILTIN else None
+    return builtin(name) | {"Containers": record.get("Containers", {})} if name in BUILTIN else record
 
 
 def save(record: dict) -> None:

@@ -1,0 +1,68 @@
+"""`mini network create | ls | rm | inspect` (chapter 07): docker's flags and output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mini_runtime import backend
+from mini_runtime.errors import MiniError, UsageError
+
+
+def add_network(sub: argparse._SubParsersAction) -> None:
+    network = sub.add_parser("network", help="manage networks", description="Manage networks.",
+                             usage="mini network COMMAND")
+    verbs = network.add_subparsers(dest="verb", metavar="COMMAND")
+    create = verbs.add_parser("create", help="create a network", usage="mini network create [OPTIONS] NETWORK")
+    create.add_argument("--subnet", help="subnet in CIDR format (default: a free /24 of 172.30.0.0/16)")
+    create.add_argument("-d", "--driver", default="bridge", help='driver (only "bridge")')
+    create.add_argument("name", metavar="NETWORK")
+    ls = verbs.add_parser("ls", aliases=["list"], help="list networks", usage="mini network ls [OPTIONS]")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only display network IDs")
+    ls.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    rm = verbs.add_parser("rm", aliases=["remove"], help="remove one or more networks",
+                          usage="mini network rm NETWORK [NETWORK...]")
+    rm.add_argument("names", nargs="+", metavar="NETWORK")
+    inspect = verbs.add_parser("inspect", help="display detailed information on one or more networks",
+                               usage="mini network inspect NETWORK [NETWORK...]")
+    inspect.add_argument("names", nargs="+", metavar="NETWORK")
+
+
+def network(args: argparse.Namespace) -> int:
+    if args.verb is None:
+        raise UsageError("'mini network' needs a command: create, ls, rm or inspect")
+    engine = backend.connect()
+    if args.verb == "create":
+        if args.driver != "bridge":
+            raise UsageError(f'plugin "{args.driver}" not found: only the bridge driver is built in')
+        print(engine.network_create(args.name, args.subnet)["Id"])
+        return 0
+    if args.verb in ("ls", "list"):
+        from mini_runtime.cli.formatting import table
+        found = engine.network_list()
+        ids = [n["Id"] if args.no_trunc else n["Id"][:12] for n in found]
+        if args.quiet:
+            sys.stdout.write("".join(i + "\n" for i in ids))
+        else:
+            sys.stdout.write(table([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] +
+                                   [[i, n["Name"], n["Driver"], n["Scope"]] for i, n in zip(ids, found)]))
+        return 0
+    failed = False
+    found = []
+    for name in args.names:
+        try:
+            if args.verb == "inspect":
+                found.append(engine.network_inspect(name))
+            else:
+                print(engine.network_delete(name))
+        except MiniError as e:
+            print(f"Error response from daemon: {e}", file=sys.stderr)
+            failed = True
+    if args.verb == "inspect":
+        print(json.dumps(found, indent=4))
+    return 1 if failed else 0
+
+
+PARSERS = {"network": add_network}
+HANDLERS = {"network": network}
