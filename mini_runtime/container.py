@@ -218,6 +218,7 @@ def remove_run_dir(container_id: str) -> None:
         pass  # another container's files are there (or it is gone already)
 
 
+# >>> sweep-stale
 def sweep_stale() -> None:
     """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup goes,
     and the container is removed (`--rm`) or kept as exited, as docker would show it.
@@ -250,6 +251,7 @@ def sweep_stale() -> None:
             except (OSError, ValueError):
                 keep = False
             finish(directory, 137, keep=keep)
+# <<< sweep-stale
 
 
 def start_time(pid: int) -> str | None:

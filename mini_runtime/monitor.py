@@ -91,6 +91,7 @@ def request(run_dir: str, message: dict, timeout: float | None = None) -> dict |
 
 # --- phase 2: serve (lean: this is what stays in memory while the container runs) ------------
 
+# >>> serve
 def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, waiters: list[int],
           listener: socket.socket, log_path: str, monitor: bool = True) -> int:
     """Relay and log the container's output, answer kill and wait, until it has ended: its wait
@@ -138,6 +139,7 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
     for fd in (wake_r, wake_w, *streams):
         os.close(fd)
     return status
+# <<< serve
 
 
 def serve_then_finish(container_id: str, pid: int, out_r: int, err_r: int, listener_fd: int,
