@@ -218,6 +218,7 @@ def remove_run_dir(container_id: str) -> None:
         pass  # another container's files are there (or it is gone already)
 
 
+# >>> sweep-stale
 def sweep_stale() -> None:
     """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup goes,
     and the container is removed (`--rm`) or kept as exited, as docker would show it.
@@ -254,6 +255,7 @@ def sweep_stale() -> None:
     if network.anything_left():
         network.sweep(owner_alive)
 
+# <<< sweep-stale
 
 def owner_alive(container_id: str) -> bool:
     """Is the process that owns the container (its monitor, or a foreground `mini run`) alive?"""

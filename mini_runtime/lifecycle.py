@@ -23,6 +23,7 @@ from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 from mini_runtime.units import command_line, parse_rfc3339, status
 
 
+# >>> spawn-monitor
 def spawn_monitor(container_id: str) -> socket.socket:
     """fork+exec the container's monitor in a session of its own, orphaned at once (a double
     fork) so that nobody has to reap it but init, with /dev/null as its stdin, stdout and
@@ -47,6 +48,7 @@ def spawn_monitor(container_id: str) -> socket.socket:
     theirs.close()
     os.waitpid(pid, 0)
     return ours
+# <<< spawn-monitor
 
 
 class Here(NamedTuple):
@@ -154,6 +156,7 @@ def kill(directory: Path, signal: str | int) -> None:
                        "is not running")
 
 
+# >>> stop
 def stop_signal(record: dict[str, Any]) -> int:
     """The image's StopSignal (kept in the record's Config at create), else SIGTERM."""
     text = (record.get("Config") or {}).get("StopSignal")
@@ -174,6 +177,7 @@ def stop(directory: Path, timeout: float) -> None:
     if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
         monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
         monitor.request(where, {"op": "wait"})
+# <<< stop
 
 
 def remove(directory: Path, text: str, force: bool) -> None:
@@ -248,6 +252,7 @@ def start_kept(directory: Path) -> None:
         answer(monitor.receive(channel))
 
 
+# >>> pause
 def pause(directory: Path, frozen: bool) -> None:
     """docker pause / unpause: the cgroup freezer stops every process of the container where it
     is (no signal it could see or handle); the record says Paused."""
@@ -271,8 +276,10 @@ def thawed(directory: Path) -> None:
     """Before a signal: a frozen process cannot act on one (not even die), so thaw it first."""
     if container.status(container.load(directory)) is container.Status.PAUSED:
         pause(directory, False)
+# <<< pause
 
 
+# >>> top
 def top(directory: Path, ps_args: str) -> dict[str, Any]:
     """ContainerTop: {"Titles": [...], "Processes": [[...], ...]} of its cgroup's processes."""
     from mini_runtime import cgroups, top as tops
@@ -281,6 +288,7 @@ def top(directory: Path, ps_args: str) -> dict[str, Any]:
         raise Conflict(f"Container {directory.name} is not running")
     titles, rows = tops.top(sorted(cgroups.Cgroup(directory.name).processes()), ps_args)
     return {"Titles": titles, "Processes": rows}
+# <<< top
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

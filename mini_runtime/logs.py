@@ -87,6 +87,7 @@ class LogWriter:
         os.close(self.fd)
         self.fd = -1
 
+    # >>> log-entry
     def entry(self, stream: str, line: bytes, last: bool) -> str:
         stamp = self.partial_time.pop(stream, None) if last else self.partial_time.get(stream)
         if stamp is None:
@@ -101,6 +102,7 @@ class LogWriter:
         data = memoryview(text.encode())
         while data:
             data = data[os.write(self.fd, data):]
+    # <<< log-entry
 
 
 # --- reading --------------------------------------------------------------------------------

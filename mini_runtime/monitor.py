@@ -94,6 +94,7 @@ def request(run_dir: str, message: dict, timeout: float | None = None) -> dict |
 
 # --- phase 2: serve (lean: this is what stays in memory while the container runs) ------------
 
+# >>> serve
 def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, waiters: list[int],
           listener: socket.socket, log_path: str, monitor: bool = True, clients=None) -> int:
     """Relay and log the container's output (to attached `clients` too: attach.Clients), answer
@@ -158,6 +159,7 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
     for fd in (wake_r, wake_w, *streams):
         os.close(fd)
     return status
+# <<< serve
 
 
 def serve_then_finish(container_id: str, state: dict) -> None:

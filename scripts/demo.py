@@ -3,7 +3,8 @@
 
 Each chapter adds a stop to the tour. Every command is really run; the tour fails (exit 1) if
 something does not behave as narrated. It leaves nothing behind: its containers run with --rm,
-but for the first one and chapter 05's, which chapter 05 removes with `mini rm`, and its image is
+but for the first one and chapter 05's, which chapter 05 removes with `mini rm`, and chapter 06's
+detached one, which it removes with `mini rm` (`rm -f` if the tour fails half-way); its image is
 removed with `mini rmi`.
 """
 
@@ -15,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 MINI = [str(Path(sys.executable).parent / "mini")]
@@ -173,6 +175,52 @@ def chapter_05() -> None:
             subprocess.run(MINI + args, capture_output=True, timeout=60)
 
 
+def chapter_06() -> None:
+    say("Chapter 06 — lifecycle: a container that outlives its command line, with a monitor process of its own.")
+    name = f"tour-{secrets.token_hex(3)}"
+    try:
+        say("`run -d` prints the container's id and returns at once; the container runs on (the seed's loop):")
+        show(["run", "-d", "--name", name, "busybox", "sh", "-c", "while true; do echo hello world; sleep 1; done"])
+        say("`ps` lists the running containers, with docker's columns:")
+        show(["ps", "--filter", f"name={name}"])
+        lines = wait_for_lines(name, 3)
+        say("Its monitor keeps what it prints in docker's json-file log; `logs -t --tail 2` shows the last two "
+            "lines, with their times:")
+        show(["logs", "-t", "--tail", "2", name])
+        say("`top` lists its processes as the host numbers them (inside, the shell is PID 1):")
+        show(["top", name])
+        say("`pause` freezes every process of the container (the cgroup freezer of chapter 04); `ps` says so:")
+        show(["pause", name])
+        show(["ps", "--filter", f"name={name}"])
+        time.sleep(0.3)
+        lines = wait_for_lines(name, 0)
+        time.sleep(1.5)
+        assert wait_for_lines(name, 0) == lines, "the log grew while the container was paused"
+        print(f"  {DIM}(1.5 s later, still {lines} lines in its log){RESET}")
+        say("`unpause` thaws it, and the loop goes on:")
+        show(["unpause", name])
+        wait_for_lines(name, lines + 1)
+        say("`stop` sends SIGTERM, which a shell that is PID 1 without a handler never gets (the kernel's rule "
+            "for a namespace's init), then SIGKILL after `-t` seconds (10 by default; 2 here): 137.")
+        show(["stop", "-t", "2", name])
+        out = show(["ps", "-a", "--filter", f"name={name}"])
+        assert "Exited (137)" in out, out
+        say("`rm` removes the container, its files and its log:")
+        show(["rm", name])
+    finally:  # if the tour failed half-way: nothing left behind all the same
+        subprocess.run(MINI + ["rm", "-f", name], capture_output=True, timeout=60)
+
+
+def wait_for_lines(name: str, at_least: int) -> int:
+    """How many lines the container has logged, once there are `at_least` (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        count = len(subprocess.run(MINI + ["logs", name], capture_output=True, text=True, timeout=30).stdout.splitlines())
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
 def main() -> int:
     print(f"{BOLD}mini_runtime tour{RESET} (each line below is a real command and its real output)")
     try:
@@ -181,10 +229,11 @@ def main() -> int:
         chapter_03()
         chapter_04()
         chapter_05()
+        chapter_06()
     finally:  # a tour that failed half-way leaves nothing behind either
         for kept in KEPT:
             subprocess.run(MINI + ["rm", kept], capture_output=True, timeout=60)
-    say("End of the tour so far. Next: chapter 06, lifecycle: detached containers, logs, exec (coming).")
+    say("End of the tour so far. Next: chapter 06's terminals (-it, attach) and exec, then chapter 07, networking (coming).")
     return 0
 
 
