@@ -12,15 +12,24 @@
 # Vagrant's forward to the host's 127.0.0.1 or `ssh -L 8888:127.0.0.1:8888`. A Jupyter session
 # here is a root shell on this machine: keep the token secret and the port off public networks.
 #
+# The lab's settings (scripts/lab-overrides.json, copied into the virtualenv's JupyterLab
+# settings on every start): a double-click on a chapter opens it rendered, not in the editor, and
+# JupyterLab neither asks to fetch news nor checks for updates. The notebooks run on the one
+# kernel the virtualenv has, "python3" (this virtualenv's Python, which the server runs on).
+# The server logs warnings only, and the URL is printed again once it listens.
+#
 # Environment: MINI_VENV (default: .venv in the checkout) is the virtualenv with JupyterLab
 # (`scripts/provision.sh --lab` makes it). JUPYTER_ALLOW_REMOTE=1 drops the Host-header check,
 # for browsing to the VM's own address (Multipass); the token is then the only barrier.
+# MINI_LAB_PORT, MINI_LAB_IP and MINI_LAB_TOKEN_FILE move the port (8888), the address (all
+# interfaces) and the token file (tests/test_lab.py runs a private lab on a loopback port).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${MINI_VENV:-$here/.venv}
-port=8888
-token_file=/etc/mini_runtime/jupyter_token
+port=${MINI_LAB_PORT:-8888}
+ip=${MINI_LAB_IP:-0.0.0.0}
+token_file=${MINI_LAB_TOKEN_FILE:-/etc/mini_runtime/jupyter_token}
 unit=mini-runtime-jupyter.service
 unit_file=/etc/systemd/system/$unit
 
@@ -29,7 +38,7 @@ for arg in "$@"; do
   case $arg in
     --install-service) mode=service ;;
     --foreground) mode=foreground ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "lab.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,17 +81,24 @@ print_url() {
   echo "  From a Vagrant host: if Vagrant moved port $port, 'vagrant port' shows the host port."
 }
 
-# --- a named kernel, so the notebooks find this virtualenv (idempotent) --------------------
-ensure_kernel() {
-  local spec="$venv/share/jupyter/kernels/mini_runtime/kernel.json"
-  if [ ! -f "$spec" ] || ! grep -qF "\"$venv/bin/python\"" "$spec"; then
-    "$venv/bin/python" -m ipykernel install --sys-prefix --name mini_runtime \
-      --display-name "Python 3 (mini_runtime, root)" >/dev/null
-  fi
+# --- one kernel: the virtualenv's "python3", which the notebooks name ----------------------
+# Earlier versions registered a second, named kernel ("Python 3 (mini_runtime, root)") that no
+# notebook used: two identical choices. Remove it where it is left over.
+remove_old_kernel() {
+  local old="$venv/share/jupyter/kernels/mini_runtime"
+  if [ -d "$old" ]; then rm -rf "$old"; fi
+}
+
+# --- the lab's settings (see the header) -----------------------------------------------------
+ensure_settings() {
+  local dest="$venv/share/jupyter/lab/settings/overrides.json"
+  cmp -s "$here/scripts/lab-overrides.json" "$dest" ||
+    install -D -m 0644 "$here/scripts/lab-overrides.json" "$dest"
 }
 
 ensure_token
-ensure_kernel
+remove_old_kernel
+ensure_settings
 
 # --- the systemd unit ----------------------------------------------------------------------
 if [ $mode = service ]; then
@@ -137,10 +153,30 @@ if [ $mode = run ] && have_systemd && systemctl is-active --quiet "$unit"; then
   exit 0
 fi
 
-args=(--allow-root --no-browser --ip=0.0.0.0 --port="$port" --ServerApp.port_retries=0
-      --ServerApp.root_dir="$here")
+args=(--allow-root --no-browser --ip="$ip" --port="$port" --ServerApp.port_retries=0
+      --ServerApp.root_dir="$here" --ServerApp.log_level=WARN --LabApp.log_level=WARN)
 [ "${JUPYTER_ALLOW_REMOTE:-}" = 1 ] || args+=(--ServerApp.allow_remote_access=False)
 
+# The URL once now, and again, framed, once the server listens: its start-up lines would
+# otherwise push the first one out of sight. The announcer is a grandchild that init adopts, so
+# the server (exec'd below, in this process) never has a child of ours to reap.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "lab.sh: port $port is in use already (another JupyterLab? ss -ltnp 'sport = :$port')" >&2
+  exit 1
+fi
 print_url
+announce() {
+  for _ in $(seq 120); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      printf '\n%s\n' "================================================================"
+      print_url
+      echo "  (ctrl-c stops the server; only its warnings are shown)"
+      printf '%s\n\n' "================================================================"
+      return
+    fi
+    sleep 0.5
+  done
+}
+( announce & )
 export JUPYTER_TOKEN_FILE=$token_file MINI_VENV=$venv PATH="$venv/bin:$PATH"
 exec "$venv/bin/jupyter" lab "${args[@]}"

@@ -3,7 +3,9 @@
 # Idempotent: a second run checks and returns in about a second.
 #
 #   scripts/provision.sh           runtime + tests: apt packages, a virtualenv, the package in it
-#   scripts/provision.sh --test    also the tools only the project's own tests use (vagrant)
+#   scripts/provision.sh --test    also the tools only the project's own tests use (vagrant,
+#                                  user-mode-linux, docker.io, skopeo; JupyterLab, Chromium and
+#                                  Selenium for the browser test of the lab)
 #   scripts/provision.sh --lab     also JupyterLab and a `mini` command on PATH
 #   scripts/provision.sh --bench   also the peers `make bench` measures against (runc, crun,
 #                                  podman, docker.io; never started as services) and matplotlib
@@ -23,7 +25,7 @@ for arg in "$@"; do
     --lab) want_lab=1 ;;
     --service) want_service=1 ;;
     --bench) want_bench=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +52,11 @@ pkgs=(busybox-static iproute2 python3-venv python3-pip util-linux procps make gi
 # Tests only: Node.js runs Mermaid's own parser on every figure (tests/test_figures.py). Debian's
 # npm comes apart from nodejs; a Node.js from elsewhere (nodesource) brings its own npm.
 [ $want_test = 1 ] && ! command -v npm >/dev/null && pkgs+=(nodejs npm)
+# chromium and chromium-driver: tests/test_lab.py drives JupyterLab in headless Chromium (the
+# driver is Debian's, matched to the browser: Selenium downloads nothing). Debian only: Ubuntu's
+# chromium package is a stand-in for a snap, and the test skips there (outside CI).
+os_id=$(. /etc/os-release 2>/dev/null && echo "${ID:-}")
+[ $want_test = 1 ] && [ "$os_id" = debian ] && pkgs+=(chromium chromium-driver)
 # Bench only: the peers of `make bench` (bench/README.md). The harness runs each privately:
 # its own state roots, a private dockerd, podman with private storage.
 [ $want_bench = 1 ] && pkgs+=(runc crun podman conmon docker.io)
@@ -84,6 +91,7 @@ fi
 # From the distribution's interpreter (fast start-up; apt's python3-nftables importable).
 extras=test
 [ $want_lab = 1 ] && extras=test,lab
+[ $want_test = 1 ] && extras=test,lab,browser   # the browser test starts the lab
 stamp="$venv/.mini-provisioned"
 fingerprint=$(cat "$here/pyproject.toml" "$0" | sha256sum | cut -c1-16)-$extras
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$fingerprint" ]; then

@@ -135,3 +135,21 @@ def test_chapter_listings_leave_out_later_chapters():
     text = (REPO / "chapters" / "01-processes.md").read_text()
     pipeline = next(m["body"] for m in listings.listings(text) if m["name"] == "run")
     assert "# 01" in pipeline and not any(f"# 0{n}" in pipeline for n in range(2, 10))
+
+
+def test_instructor_guide_lists_every_planted_mistake():
+    """exercises/INSTRUCTORS.md's table of common mistakes is MUTANTS of tests/test_grader.py,
+    row for row (chapter and the check that catches it): a mutant added there shows up here."""
+    import ast
+    import collections
+    import re
+
+    tree = ast.parse((REPO / "tests" / "test_grader.py").read_text())
+    node = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "MUTANTS" for t in n.targets))
+    mutants = ast.literal_eval(node)
+    planted = collections.Counter((chapter, value[2]) for (chapter, _), value in mutants.items())
+    guide = (REPO / "exercises" / "INSTRUCTORS.md").read_text()
+    table = guide[guide.index("## Common mistakes"):]
+    rows = collections.Counter(re.findall(r"^\| (\d\d) \|.*\| (\d\.\d) \|$", table, re.M))
+    assert rows == planted

@@ -135,7 +135,7 @@ def test_readme_links_to_finished_chapters_exist():
     assert "01" in done, "the chapter table should list chapter 01 as done"
     links = LINK.findall(text)
     for needed in ("chapters/01-processes.md", "notebooks/01-processes.ipynb",
-                   "exercises/01_processes/"):
+                   "exercises/01_processes/README.md"):
         assert needed in links, f"README.md should link {needed}"
 
     anchors = _anchors(text)
@@ -151,6 +151,6 @@ def test_readme_links_to_finished_chapters_exist():
         chapter = CHAPTER_FILE.match(path)
         if chapter and next(n for n in chapter.groups() if n) not in done:
             continue                                    # a chapter still to come
-        if not (REPO / path).exists():
+        if not (REPO / path).is_file():                 # a folder fails in JupyterLab
             broken.append(target)
     assert not broken, f"README.md links to missing files or anchors: {broken}"
