@@ -254,8 +254,8 @@ def sweep_stale() -> None:
     from mini_runtime import network  # chapter 07: the links, rules, netns a killed monitor left
     if network.anything_left():
         network.sweep(owner_alive)
-
 # <<< sweep-stale
+
 
 def owner_alive(container_id: str) -> bool:
     """Is the process that owns the container (its monitor, or a foreground `mini run`) alive?"""
