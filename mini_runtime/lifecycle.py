@@ -8,6 +8,7 @@ kernel's parent-death signal), so `container.sweep_stale` records it as exited w
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal as signals
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from mini_runtime import container, errors, logs, monitor, process, runtime, syscalls
-from mini_runtime.config import ContainerConfig
+from mini_runtime.config import ContainerConfig, ProcessSpec
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 from mini_runtime.units import command_line, parse_rfc3339, status
 
@@ -326,3 +327,47 @@ def logs_of(directory: Path, *, follow: bool, tail: int | None,
         except OSError:
             return True
     return logs.follow(path, stopped, tail, since)
+
+
+def exec_check(directory: Path, text: str) -> dict[str, Any]:
+    """ExecCreate's checks: a paused or stopped container runs no exec (docker's words)."""
+    record = container.load(directory)
+    state = container.status(record)
+    if state is container.Status.PAUSED:
+        raise Conflict(f"Container {text} is paused, unpause the container before exec")
+    if not state.has_process:
+        raise Conflict(f"container {directory.name} is not running")
+    return record
+
+
+def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
+    """The exec'd process: the container's environment, then -e; -w, else the container's
+    working directory; -u, else the container's user (docker's ExecConfig)."""
+    defaults = record.get("Config") or {}
+    env = dict(item.partition("=")[::2] for item in defaults.get("Env") or [])
+    if config.get("Tty"):
+        env.setdefault("TERM", "xterm")
+    env.update(item.partition("=")[::2] for item in config.get("Env") or [])
+    cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise InvalidParameter(f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
+    if not config.get("Cmd"):
+        raise InvalidParameter("No exec command specified")
+    return ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or "")
+
+
+def exec_in(directory: Path, text: str, config: dict[str, Any],
+            console: Callable[[int], None] | None = None) -> int | None:
+    """ExecStart: the command's exit code (None when detached)."""
+    from mini_runtime import nsenter
+
+    record = exec_check(directory, text)
+    spec = exec_spec(record, config)
+    try:
+        running = json.loads((container.run_dir(directory.name) / "state.json").read_text())
+    except (OSError, ValueError):
+        raise nsenter.not_running(directory.name) from None
+    init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
+    return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
+                       detach=bool(config.get("Detach")),
+                       console=console if config.get("Tty") else None)
