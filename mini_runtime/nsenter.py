@@ -26,6 +26,11 @@ cgroup and its root, so `exec` makes a process that joins them, as nsenter(1) an
 - The root apart: entering the mount namespace puts the process at that namespace's root, which
   is the container's after pivot_root but the host's for --no-pivot's chroot. The init's own root
   (/proc/PID/root, opened up front) is right for both; nsenter -r does the same.
+- Someone outside must reap the command, even with `exec -d` (where the helper outlives mini,
+  orphaned), even when mini is killed (the helper then kills the command and reaps it): when a
+  container's init dies, the kernel kills every process of its PID namespace, and the init's own
+  exit waits until each has been reaped by its parent, inside the namespace or out. An orphan
+  would go to our own init (or subreaper), which may be slow to reap it.
 - A pid is only a number: once the init has died, the kernel may give it to any new process. A
   pidfd means one process for good, and its start time (/proc/PID/stat field 22, kept in the
   container's state.json) says it is the one that was recorded. Everything opened through
@@ -46,6 +51,9 @@ from mini_runtime import cgroups, process, syscalls, users
 from mini_runtime.config import ProcessSpec
 from mini_runtime.container import start_time
 from mini_runtime.errors import Conflict, ExecError, System
+
+#: The helper's parent-death signal once the command runs: it kills the command and reaps it.
+MINI_GONE = signal.SIGRTMIN
 
 #: What the command joins after its cgroup (chapter 08 adds the user namespace).
 JOINED = (syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
@@ -163,6 +171,8 @@ def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, i
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)    # no KeyboardInterrupt in a fork
         os.setsid()               # the terminal's ctrl-C goes to mini alone, which passes it on
+        if detach and os.fork():
+            os._exit(0)           # -d: mini reaps this one at once; the helper lives on, orphaned
         if not detach:
             syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)   # dies with mini ...
             if os.getppid() != mini:
@@ -176,8 +186,11 @@ def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, i
         os.close(err_w)
         if console is not None:
             console.close()
-        if detach:
-            os._exit(0)           # orphaned, the command is adopted outside (our init's)
+        if not detach:            # mini gone: end the command and reap it, then go (see above)
+            signal.signal(MINI_GONE, lambda *_: os.kill(command, signal.SIGKILL))
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, MINI_GONE)
+            if os.getppid() != mini:
+                os.kill(command, signal.SIGKILL)
         with process.forward_signals(command):
             status = process.wait_for(command)
         os._exit(process.exit_code(status))
@@ -196,8 +209,8 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
     code, message = 126, "exec failed"
     try:
         syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)  # until execve, no process of the container
-        if not detach:                               # may ptrace us or open our host fds
-            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)  # may ptrace us or open our
+                                                     # host fds; and we die with the helper
         cgroups.Cgroup(container_id).add(0)          # its cgroup first ("0": the writer itself)
         syscalls.setns(init.pidfd, JOINED)           # then its namespaces, all at once
         os.fchdir(init.root)                         # and its root
@@ -212,10 +225,10 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
             raise System(f'chdir to cwd ("{spec.cwd}") failed: {(e.strerror or str(e)).lower()}') from None
         if spec.user:
             users.become(spec.user)                  # the container's /etc/passwd, -u
-        if detach:
-            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, 0)
+        if detach:                                   # (-u cleared it)
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         else:
-            process.stay_tied_to_parent(err_w)
+            process.stay_tied_to_parent(err_w)       # ... and with mini
         process.default_signals()
     except BaseException as e:  # noqa: BLE001
         message = f"exec failed: {e}"
