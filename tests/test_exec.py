@@ -260,3 +260,48 @@ def test_diff_export_commit_of_a_running_container(box):
         assert mini("run", "--rm", "snapshot", "cat", "/new").stdout == "kept\n"
     finally:
         mini("rmi", "snapshot", "snapshot2")
+
+
+def test_exec_it_under_a_pty(box):
+    """`exec -it` from a real terminal: a pty of the container's own /dev/pts, its window size is
+    ours and follows ours, typed lines reach the shell, the exit code comes back and our
+    terminal is as it was."""
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    before = termios.tcgetattr(slave)
+    proc = subprocess.Popen(MINI + ["exec", "-it", "box", "sh"], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 10) -> bytes:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 4096)
+        assert marker in seen, seen
+        return seen
+
+    try:
+        read_until(b"# ")
+        os.write(master, b"tty; stty size; echo $TERM; ps -o pid,args | sed -n 2p; echo DONE$((0+1))\n")
+        out = read_until(b"DONE1\r\n").decode(errors="replace")
+        assert "/dev/pts/0\r\n33 101\r\nxterm\r\n" in out
+        assert re.search(r"\n\s*1 sh -c while true; do sleep 1; done\r\n", out), out
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        time.sleep(0.3)                                       # (SIGWINCH reaches mini)
+        os.write(master, b"stty size; echo DONE$((1+1))\n")
+        assert "40 120\r\nDONE2" in read_until(b"DONE2\r\n").decode(errors="replace")
+        os.write(master, b"exit 5\n")
+        assert proc.wait(timeout=10) == 5
+        assert termios.tcgetattr(slave) == before             # raw mode undone
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)

@@ -4,6 +4,7 @@ output and exit codes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -11,7 +12,7 @@ from typing import Any, Iterator
 
 from mini_runtime import backend
 from mini_runtime.cli.run import env_flags
-from mini_runtime.errors import Conflict, MiniError, NotFound, UsageError
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
 #: `docker stats`' columns, in its order.
@@ -57,7 +58,7 @@ def exec_(args: argparse.Namespace) -> int:
     if not args.cmd:
         raise UsageError('"mini exec" requires at least 2 arguments')
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
-        raise UsageError("the input device is not a TTY")
+        raise InvalidParameter("the input device is not a TTY")
     engine = backend.connect()
     config = {"Cmd": args.cmd, "Env": env_flags(args.env), "User": args.user or "",
               "WorkingDir": args.workdir or "", "Tty": args.tty, "AttachStdin": args.interactive,
@@ -67,15 +68,54 @@ def exec_(args: argparse.Namespace) -> int:
     except (Conflict, NotFound) as e:
         print(f"Error response from daemon: {e}", file=sys.stderr)
         return 1
-    engine.exec_start(made["Id"], console=console if args.tty else None)
+    engine.exec_start(made["Id"], console=(lambda master: console(master, args.interactive))
+                      if args.tty else None)
     return 0 if args.detach else engine.exec_inspect(made["Id"])["ExitCode"]
 
 
-def console(master: int) -> None:
-    """-t: our terminal, raw, relayed to the exec's pty until it ends; its size follows ours."""
+class PtyStream:
+    """A pty master as the stream terminal.relay reads and writes (the local backend hands us the
+    exec's pty master; chapter 09's remote one hands a hijacked socket instead)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return os.read(self.fd, size)
+        except OSError:                     # EIO: every process holding the pty has ended
+            return b""
+
+    def sendall(self, data: bytes) -> None:
+        from mini_runtime.cli.terminal import write_all
+
+        write_all(self.fd, data)
+
+    def shutdown(self, how: int) -> None:
+        """(A pty has no half-close: the line discipline's ctrl-D is the end of input.)"""
+
+
+def console(master: int, interactive: bool) -> None:
+    """-t: the exec's pty relayed to our terminal (raw with -i) until it ends; its window size
+    is ours, and follows ours (SIGWINCH)."""
+    import fcntl
+    import struct
+    import termios
+
     from mini_runtime.cli import terminal
 
-    terminal.attach_pty(master)
+    def resize() -> None:
+        size = terminal.window_size(0) or terminal.window_size(1)
+        if size:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+
+    resize()
+    with terminal.raw(0) if interactive else contextlib.nullcontext():
+        terminal.relay(PtyStream(master), tty=True, stdin=0 if interactive else None,
+                       detach_keys=b"", on_resize=resize)
 
 
 # --- stats -------------------------------------------------------------------------------------
