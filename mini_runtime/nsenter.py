@@ -140,7 +140,7 @@ def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False
         return process.exit_code(status)
     finally:
         if not reaped:                              # (ctrl-C while the relay ran, ...)
-            kill(helper_pid)
+            end(helper_pid)
         for fd in (err_r, master):
             if fd is not None:
                 os.close(fd)
@@ -148,10 +148,11 @@ def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False
             ours.close()
 
 
-def kill(pid: int) -> None:
+def end(helper_pid: int) -> None:
+    """As if mini had died: the helper kills the command, reaps it, and ends."""
     try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        os.kill(helper_pid, MINI_GONE)
+        os.waitpid(helper_pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
 
