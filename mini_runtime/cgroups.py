@@ -297,6 +297,24 @@ class Cgroup:
                 "cpu_ns": int(self._read("cpuacct", "cpuacct.usage")),
                 "pids": int(self._read("pids", "pids.current"))}
 
+    def memory_stats(self) -> dict[str, int]:
+        """For `stats`: the limit (0 when there is none) and memory.stat's counters (v1 calls
+        the hierarchy's totals total_inactive_file ..., v2 inactive_file ...)."""
+        limit = self._read("memory", "memory.max" if self.mode == "v2" else "memory.limit_in_bytes").strip()
+        counters = dict(line.split() for line in self._read("memory", "memory.stat").splitlines())
+        unlimited = limit == "max" or int(limit) >= 2**62      # v1 writes "no limit" as ~2^63
+        return {"limit": 0 if unlimited else int(limit), **{k: int(v) for k, v in counters.items()}}
+
+    def io_bytes(self) -> tuple[int, int]:
+        """Bytes read from and written to block devices, when the io (v2) or blkio (v1) controller
+        counts for this cgroup; (0, 0) when it does not (mini does not enable it)."""
+        read = written = 0
+        if self.mode == "v2" and (self.unified / "io.stat").exists():
+            for line in (self.unified / "io.stat").read_text().splitlines():
+                fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+                read, written = read + int(fields.get("rbytes", 0)), written + int(fields.get("wbytes", 0))
+        return read, written
+
     def freeze(self, frozen: bool = True) -> None:
         """`pause` and `unpause`: v1 has a freezer controller of its own."""
         if self.mode == "v2":

@@ -6,7 +6,7 @@
         upper/ work/ rootfs/   chapter 05's overlay directories
     $MINI_RUN/containers/<64-hex id>/     volatile (gone at reboot, and when the container ends)
         owner            "pid starttime" of the `mini` running it
-        state.json       its pid and namespaces while it runs
+        state.json       its init's pid, start time and namespaces while it runs (exec)
 
 A container that exits is kept, with its upper dir, for `diff`, `commit` and `export`, unless it
 ran with `--rm`; `mini rm` removes it. A `mini` that was killed leaves a container that says it
@@ -152,14 +152,16 @@ def load(directory: Path) -> dict[str, Any]:
 
 
 def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
-    """Its command runs: the record says so, and the run root has what `exec` will need."""
+    """Its command runs: the record says so, and the run root has what `exec` will need: the
+    init's pid, and its start time, which tells it from a later process given the same pid."""
     record = load(directory)
     record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
                            ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
     save(directory, record)
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",
-                           json.dumps({"pid": pid, "namespaces": namespaces}).encode())
+                           json.dumps({"pid": pid, "started": start_time(pid),
+                                       "namespaces": namespaces}).encode())
 
 
 def records() -> list[dict[str, Any]]:

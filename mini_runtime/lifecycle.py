@@ -8,8 +8,8 @@ kernel's parent-death signal), so `container.sweep_stale` records it as exited w
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal as signals
 import socket
 import sys
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from mini_runtime import container, errors, logs, monitor, monitor_setup, process, runtime, syscalls
-from mini_runtime.config import ContainerConfig
+from mini_runtime.config import ContainerConfig, ProcessSpec
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
-from mini_runtime.units import command_line, parse_rfc3339, status
+from mini_runtime.units import status
 
 
 # >>> spawn-monitor
@@ -291,87 +291,8 @@ def top(directory: Path, ps_args: str) -> dict[str, Any]:
 # <<< top
 
 
-def summary(record: dict[str, Any]) -> dict[str, Any]:
-    """ContainerList's ContainerSummary of a record."""
-    state = record.get("State", {})
-    return {"Id": record["Id"], "Names": [record["Name"]],
-            "Image": (record.get("Config") or {}).get("Image") or record.get("Image", ""),
-            "ImageID": record.get("Image", ""),
-            "Command": command_line(record.get("Path", ""), record.get("Args", [])),
-            "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
-            "Ports": port_list(record.get("NetworkSettings") or {}), "Labels": {},
-            "State": state.get("Status", "dead"),
-            "Status": status(state), "Mounts": []}
-
-
-def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """ContainerSummary.Ports from NetworkSettings.Ports: published (IP, PublicPort) or only exposed."""
-    found = []
-    for key, bindings in (settings.get("Ports") or {}).items():
-        port, _, proto = key.partition("/")
-        if not bindings:
-            found.append({"PrivatePort": int(port), "Type": proto or "tcp"})
-        for b in bindings or []:
-            found.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
-                          "Type": proto or "tcp"})
-    return found
-
-
-def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker);
-    `filters` as the Engine API's: {"status": [...], "name": [...], "ancestor": [...]}, each
-    key a match of any of its values, all keys at once."""
-    records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
-    filters = filters or {}
-    unknown = set(filters) - {"status", "name", "ancestor", "id"}
-    if unknown:
-        raise InvalidParameter(f"invalid filter '{sorted(unknown)[0]}'")
-    for value in filters.get("status", []):
-        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-            raise InvalidParameter(f"invalid filter 'status={value}'")
-    found = [summary(r) for r in records if wanted(r, filters)]
-    if limit is not None and limit > 0:
-        return found[:limit]
-    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused")]
-
-
-def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    """docker's filters: status exactly, name a substring (or a regular expression), id a
-    prefix, ancestor the image as it was named (":latest" implied) or its id."""
-    def any_of(key: str, match: Callable[[str], bool]) -> bool:
-        return key not in filters or any(match(value) for value in filters[key])
-
-    def tagged(name: str) -> str:
-        return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
-
-    name = record["Name"].lstrip("/")
-    image = (record.get("Config") or {}).get("Image", "")
-    return (any_of("status", lambda v: v == record["State"].get("Status"))
-            and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
-            and any_of("id", lambda v: record["Id"].startswith(v))
-            and any_of("ancestor", lambda v: tagged(v) == tagged(image)
-                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-")))
-
-
 def rename(directory: Path, new_name: str) -> None:
     container.rename(directory, new_name)
-
-
-def inspect(directory: Path) -> dict[str, Any]:
-    """ContainerInspect: the record, with docker's State fields in docker's order."""
-    record = container.load(directory)
-    state = record.get("State", {})
-    keys = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode",
-            "Error", "StartedAt", "FinishedAt")
-    defaults = {"Restarting": False, "Dead": False, "Error": "", "Paused": False}
-    ordered = {key: state.get(key, defaults.get(key)) for key in keys}
-    return {"Id": record["Id"], "Created": record.get("Created"), "Path": record.get("Path"),
-            "Args": record.get("Args", []), "State": ordered, "Image": record.get("Image"),
-            "LogPath": record.get("LogPath", ""), "Name": record["Name"],
-            **{k: v for k, v in record.items() if k not in ("Id", "Created", "Path", "Args",
-                                                             "State", "Image", "LogPath", "Name")},
-            "Mounts": record.get("Mounts", []),
-            "NetworkSettings": record.get("NetworkSettings", {})}
 
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,
@@ -388,3 +309,47 @@ def logs_of(directory: Path, *, follow: bool, tail: int | None,
         except OSError:
             return True
     return logs.follow(path, stopped, tail, since)
+
+
+def exec_check(directory: Path, text: str) -> dict[str, Any]:
+    """ExecCreate's checks: a paused or stopped container runs no exec (docker's words)."""
+    record = container.load(directory)
+    state = container.status(record)
+    if state is container.Status.PAUSED:
+        raise Conflict(f"Container {text} is paused, unpause the container before exec")
+    if not state.has_process:
+        raise Conflict(f"container {directory.name} is not running")
+    return record
+
+
+def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
+    """The exec'd process: the container's environment, then -e; -w, else the container's
+    working directory; -u, else the container's user (docker's ExecConfig)."""
+    defaults = record.get("Config") or {}
+    env = dict(item.partition("=")[::2] for item in defaults.get("Env") or [])
+    if config.get("Tty"):
+        env.setdefault("TERM", "xterm")
+    env.update(item.partition("=")[::2] for item in config.get("Env") or [])
+    cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise InvalidParameter(f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
+    if not config.get("Cmd"):
+        raise InvalidParameter("No exec command specified")
+    return ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or "")
+
+
+def exec_in(directory: Path, text: str, config: dict[str, Any],
+            console: Callable[[int], None] | None = None) -> int | None:
+    """ExecStart: the command's exit code (None when detached)."""
+    from mini_runtime import nsenter
+
+    record = exec_check(directory, text)
+    spec = exec_spec(record, config)
+    try:
+        running = json.loads((container.run_dir(directory.name) / "state.json").read_text())
+    except (OSError, ValueError):
+        raise nsenter.not_running(directory.name) from None
+    init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
+    return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
+                       detach=bool(config.get("Detach")),
+                       console=console if config.get("Tty") else None)

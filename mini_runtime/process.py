@@ -148,18 +148,14 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         if setup is not None:
             setup()
             stay_tied_to_parent(err_write)    # setup may have changed who we are (-u)
-        # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across execve.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        default_signals()
     except BaseException as e:  # noqa: BLE001 - anything at all must reach the parent
         message = f"container setup failed: {e}"
     else:
         try:
             exec_command(spec, root)
         except OSError as e:
-            code = exec_error_code(e.errno or 0)
-            reason = e.strerror or str(e)
-            message = f'exec: "{spec.args[0]}": {reason[:1].lower()}{reason[1:]}'
+            code, message = exec_failure(spec.args[0], e)
         except BaseException as e:  # noqa: BLE001
             message = f"container setup failed: {type(e).__name__}: {e}"
     try:
@@ -167,6 +163,19 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
     finally:
         os._exit(code)
 # <<< spawn
+
+
+def default_signals() -> None:
+    """Right before execve: Python ignores SIGPIPE and SIGXFSZ, and ignored signals stay ignored
+    across execve; the command gets the defaults a shell would give it."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+
+def exec_failure(name: str, error: OSError) -> tuple[int, str]:
+    """docker's exit code (126/127) and words for an execve that failed."""
+    reason = error.strerror or str(error)
+    return exec_error_code(error.errno or 0), f'exec: "{name}": {reason[:1].lower()}{reason[1:]}'
 
 
 # >>> stay-tied

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import signal
 from typing import Callable
 
 def _load_libc() -> ctypes.CDLL:
@@ -53,6 +54,7 @@ CLONE_NEWNET = 0x40000000
 
 # prctl(2) options.
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 
 # System call numbers that glibc 2.36 has no wrapper for.
@@ -91,8 +93,22 @@ def unshare(flags: int) -> None:
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    """setns(2): join the namespace that `fd` (an open /proc/PID/ns/* file) refers to."""
+    """setns(2): join the namespace that `fd` (an open /proc/PID/ns/* file) refers to; or, with a
+    pidfd (Linux 5.8), every namespace of that process that `nstype`'s CLONE_NEW* flags name,
+    all at once."""
     _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", fd)
+
+
+def pidfd_open(pid: int) -> int:
+    """pidfd_open(2) (Linux 5.3): an fd for this process and no other. Its pid may be given to a
+    new process once it has died; the pidfd still means the old one (signals and setns through
+    it fail with ESRCH). Close-on-exec."""
+    return os.pidfd_open(pid)
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    """pidfd_send_signal(2): kill(2) through a pidfd; signal 0 asks "is it still alive?"."""
+    signal.pidfd_send_signal(pidfd, sig)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -35,6 +35,16 @@ def human_size(size: float) -> str:
     return f"{size:.3g}{units[i]}"
 
 
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: binary units, four significant digits ("23.54GiB", "552KiB")."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
 # --- durations ---------------------------------------------------------------------------------
 
 def human_duration(seconds: float) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from typing import Any, BinaryIO, Iterator, NamedTuple
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
 from mini_runtime.config import ContainerConfig
 
@@ -100,6 +100,28 @@ class Backend(abc.ABC):
         """ContainerResize: the size of its pty."""
 
     @abc.abstractmethod
+    def container_stats(self, container_id: str) -> Iterator[dict[str, Any]]:
+        """ContainerStats (stream): one StatsResponse a second (read, preread, cpu_stats,
+        precpu_stats, memory_stats, pids_stats, blkio_stats, networks, name, id), each with the
+        sample before it as precpu_stats. The first sample is taken at the call, so that stats
+        of several containers asked at once come together."""
+
+    @abc.abstractmethod
+    def exec_create(self, container_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """ContainerExec: an ExecConfig (Cmd, Env, User, WorkingDir, Tty, AttachStdin, Detach)
+        for a running container; {"Id": ...}. 409 (Conflict) if it is stopped or paused."""
+
+    @abc.abstractmethod
+    def exec_start(self, exec_id: str, console: Callable[[int], None] | None = None) -> None:
+        """ExecStart: run it, with our stdout and stderr (and stdin with AttachStdin); with Tty on
+        a pty of the container, whose master fd is handed to `console` to relay (the hijacked
+        stream of chapter 09). Returns when it has ended (at once when Detach)."""
+
+    @abc.abstractmethod
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        """ExecInspect: {"ID", "ContainerID", "Running", "ExitCode", "ProcessConfig", ...}."""
+
+    @abc.abstractmethod
     def container_delete(self, container_id: str, force: bool = False) -> None:
         """ContainerDelete."""
 
@@ -113,8 +135,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
-                     comment: str = "") -> dict[str, Any]:
-        """ImageCommit (POST /commit): {"Id": ...}."""
+                     comment: str = "", pause: bool = True) -> dict[str, Any]:
+        """ImageCommit (POST /commit): {"Id": ...}; a running container is paused meanwhile
+        unless `pause` is False."""
 
     # --- images --------------------------------------------------------------------------------
 

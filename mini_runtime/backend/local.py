@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import socket
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
-from mini_runtime import container, lifecycle, monitor, overlay
+from mini_runtime import container, lifecycle, monitor, overlay, views
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import Conflict, NotFound
+from mini_runtime.errors import ExecError, NotFound
 from mini_runtime.image.store import NONE, Image, Store
 from mini_runtime.units import now_rfc3339, parse_rfc3339
 
@@ -28,6 +28,7 @@ class LocalBackend(Backend):
         self._store = store
         self._channels: dict[str, socket.socket] = {}   # to the monitors we started
         self._here: dict[str, lifecycle.Here] = {}     # foreground: we are their monitor
+        self._execs: dict[str, dict[str, Any]] = {}     # ExecInspect's answers, by exec id
 
     @property
     def store(self) -> Store:
@@ -109,7 +110,7 @@ class LocalBackend(Backend):
     def container_list(self, all: bool = False, limit: int | None = None,
                        filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         container.sweep_stale()                     # a monitor that died: shown as docker would
-        return lifecycle.summaries(all, limit, filters)
+        return views.summaries(all, limit, filters)
 
     def container_pause(self, container_id: str) -> None:
         lifecycle.pause(container.find(container_id), True)
@@ -125,7 +126,7 @@ class LocalBackend(Backend):
 
     def container_inspect(self, container_id: str) -> dict[str, Any]:
         container.sweep_stale()
-        return lifecycle.inspect(container.find(container_id))
+        return views.inspect(container.find(container_id))
 
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
                        since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
@@ -137,18 +138,52 @@ class LocalBackend(Backend):
         for entry in entries:
             yield entry.stream, logs.render(entry, timestamps)
 
+    def container_stats(self, container_id: str) -> Iterator[dict[str, Any]]:
+        from mini_runtime import stats
+
+        return stats.stream(container.find(container_id))
+
+    def exec_create(self, container_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        directory = container.find(container_id)
+        lifecycle.exec_check(directory, container_id)
+        exec_id = container.new_id()
+        self._execs[exec_id] = {"ID": exec_id, "ContainerID": directory.name, "Running": False,
+                                "ExitCode": None, "Pid": 0, "Text": container_id,
+                                "ProcessConfig": dict(config)}
+        return {"Id": exec_id}
+
+    def exec_start(self, exec_id: str, console: Callable[[int], None] | None = None) -> None:
+        """In this process: the exec'd command's helper is our child (nsenter.py)."""
+        found = self._exec(exec_id)
+        found["Running"] = True
+        try:
+            code = lifecycle.exec_in(container.containers_dir() / found["ContainerID"], found["Text"],
+                                     found["ProcessConfig"], console)
+        except ExecError as e:
+            found["ExitCode"] = e.exit_code
+            raise
+        finally:
+            found["Running"] = False
+        found["ExitCode"] = code
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {k: v for k, v in self._exec(exec_id).items() if k != "Text"}
+
+    def _exec(self, exec_id: str) -> dict[str, Any]:
+        if exec_id not in self._execs:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return self._execs[exec_id]
+
     # --- kept containers -----------------------------------------------------------------------
 
     def container_delete(self, container_id: str, force: bool = False) -> None:
         lifecycle.remove(container.find(container_id), container_id, force)
 
     def _kept(self, text: str) -> tuple[Path, dict[str, Any], overlay.Overlay]:
-        """A container that has ended, with the files diff, export and commit read."""
+        """A container, running or not, with the files diff, export and commit read: its upper
+        dir (which a running container may be changing meanwhile, as with docker)."""
         directory = container.find(text)
         record = container.load(directory)
-        if container.status(record).has_process:
-            raise Conflict(f"container {text} is running: this works on a container that has exited "
-                           "(chapter 06 brings detached containers and pause)")
         if not (directory / "upper").is_dir():
             raise NotFound(f"container {text} has no files to read (it was created before chapter 05)")
         layout = overlay.of(directory, self.store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
@@ -171,15 +206,24 @@ class LocalBackend(Backend):
 
     # >>> commit
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
-                     comment: str = "") -> dict[str, Any]:
-        """The upper dir becomes one more layer on top of the image's: deletions as whiteouts."""
+                     comment: str = "", pause: bool = True) -> dict[str, Any]:
+        """The upper dir becomes one more layer on top of the image's: deletions as whiteouts. A
+        running container is paused meanwhile (unless `pause` is False), so that the layer is
+        one moment of its files, not a mix of several."""
         from mini_runtime.image.layout import sha256_digest
         from mini_runtime.image.pack import write_tar
 
         directory, record, layout = self._kept(container_id)
         base: Image = self.store.get(record["Image"])
         buffer = io.BytesIO()
-        write_tar(buffer, layout.upper, upper=True)
+        paused = pause and container.status(record) is container.Status.RUNNING
+        if paused:
+            lifecycle.pause(directory, True)
+        try:
+            write_tar(buffer, layout.upper, upper=True)
+        finally:
+            if paused:
+                lifecycle.pause(directory, False)
         layer = buffer.getvalue()
         config = dict(base.config, created=now_rfc3339(), author=author or base.config.get("author", ""))
         config["rootfs"] = {"type": "layers", "diff_ids": [*base.diff_ids, sha256_digest(layer)]}

@@ -1,6 +1,6 @@
 """The `mini` command: docker's shape, thin on purpose.
 
-A file per command group (run, containers, images, system), each with its parsers beside its
+A file per command group (run, containers, lifecycle, running, images, system), each with its parsers beside its
 handlers. Handlers talk only to the `Backend` interface (backend/__init__.py): they turn flags into
 its calls and its Engine-API-shaped answers into docker's output. Only the parser of the command
 being run is built, and heavier modules are imported inside the commands, so `mini run` starts
@@ -24,7 +24,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
-          "network": "network"}
+          "network": "network", "exec": "running", "stats": "running", "port": "running"}
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,16 +58,21 @@ def exit_code(command: str | None, error: MiniError) -> int:
     return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1
 
 
+#: docker's boolean flags that default to true, by command: Go's `--pause=false` is `--no-pause`.
+BOOLEAN_FLAGS = {"history": ("-H", "--human"), "commit": ("-p", "--pause")}
+
+
 def go_booleans(argv: list[str]) -> list[str]:
     """docker's boolean flags also take `--human=false` (Go's flag syntax): argparse's form is
     `--no-human`."""
-    if args_command(argv) != "history":
+    flags = BOOLEAN_FLAGS.get(args_command(argv) or "")
+    if flags is None:
         return argv  # (never touch a container's command line)
     out = []
     for word in argv:
         name, eq, value = word.partition("=")
-        if eq and name in ("-H", "--human") and value.lower() in ("0", "f", "false", "1", "t", "true"):
-            word = "--human" if value.lower() in ("1", "t", "true") else "--no-human"
+        if eq and name in flags and value.lower() in ("0", "f", "false", "1", "t", "true"):
+            word = flags[-1] if value.lower() in ("1", "t", "true") else "--no-" + flags[-1][2:]
         out.append(word)
     return out
 

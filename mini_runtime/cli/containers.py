@@ -42,6 +42,8 @@ def add_commit(sub: argparse._SubParsersAction) -> None:
     commit.add_argument("-a", "--author", default="",
                         help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
     commit.add_argument("-m", "--message", default="", help="commit message")
+    commit.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
+                        help="pause the container during commit (default true)")
     commit.add_argument("container", metavar="CONTAINER")
     commit.add_argument("repository", nargs="?")
 
@@ -73,7 +75,7 @@ def export(args: argparse.Namespace) -> int:
 
 def commit(args: argparse.Namespace) -> int:
     made = backend.connect().image_commit(args.container, args.repository, author=args.author,
-                                          comment=args.message)
+                                          comment=args.message, pause=args.pause)
     print(made["Id"])
     return 0
 

@@ -68,7 +68,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
-def _env_flags(values: list[str]) -> list[str]:
+def env_flags(values: list[str]) -> list[str]:
     """-e K=V as given; -e K takes K from our own environment (and is dropped if unset)."""
     result = []
     for item in values:
@@ -153,7 +153,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     limits = _limits(args)
-    config = backend.ContainerConfig(**limits, image=args.image, command=command, env=_env_flags(args.env),
+    config = backend.ContainerConfig(**limits, image=args.image, command=command, env=env_flags(args.env),
                              workdir=args.workdir, remove=args.rm, read_only=args.read_only,
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,

@@ -1,0 +1,268 @@
+"""Chapter 06: `exec`, one more process inside a container that is already running.
+
+No system call says "run this in that container": a container is its init's namespaces, its
+cgroup and its root, so `exec` makes a process that joins them, as nsenter(1) and `runc exec` do:
+
+    mini exec                          helper (forked)                  command (forked again)
+    ─────────                          ───────────────                  ──────────────────────
+    a pidfd for the container's init;  own session, dies with mini
+    its start time as recorded (not    setns(pidfd, PID): its *next*
+    a recycled pid); open its root     child is in the container's
+    fork ────────────────────────────▶ PID namespace; fork ───────────▶ join the init's cgroup
+                                                                        setns(pidfd, mnt uts ipc
+                                                                          net cgroup); chroot to
+                                                                          the init's root; chdir
+    read the error pipe (126/127)  ◀──────────────────────────────────  -u, env, execve
+    wait: the command's exit code  ◀── wait, pass signals on, exit
+                                       with the command's code
+
+- Two forks: joining a PID namespace does not move the caller, it decides where the caller's
+  next child lives (chapter 03). The helper stays outside: in no cgroup of the container.
+- Forked, so single-threaded: setns(2) refuses a mount (or user) namespace to a process with
+  threads (EINVAL).
+- The cgroup first: its limits count from the command's first instruction; and inside a private
+  cgroup namespace a process may only move between cgroups below that namespace's root, so it
+  joins before it enters. (The host's /sys/fs/cgroup is also still in view then.)
+- The root apart: entering the mount namespace puts the process at that namespace's root, which
+  is the container's after pivot_root but the host's for --no-pivot's chroot. The init's own root
+  (/proc/PID/root, opened up front) is right for both; nsenter -r does the same.
+- Someone outside must reap the command, even with `exec -d` (where the helper outlives mini,
+  orphaned), even when mini is killed (the helper then kills the command and reaps it): when a
+  container's init dies, the kernel kills every process of its PID namespace, and the init's own
+  exit waits until each has been reaped by its parent, inside the namespace or out. An orphan
+  would go to our own init (or subreaper), which may be slow to reap it.
+- A pid is only a number: once the init has died, the kernel may give it to any new process. A
+  pidfd means one process for good, and its start time (/proc/PID/stat field 22, kept in the
+  container's state.json) says it is the one that was recorded. Everything opened through
+  /proc/PID is checked again through the pidfd afterwards, and the namespaces are joined through
+  the pidfd itself (Linux 5.8): if the init dies meanwhile, setns fails with ESRCH.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import termios
+from typing import Callable, NamedTuple, NoReturn
+
+from mini_runtime import cgroups, process, syscalls, users
+from mini_runtime.config import ProcessSpec
+from mini_runtime.container import start_time
+from mini_runtime.errors import Conflict, ExecError, System
+
+#: The helper's parent-death signal once the command runs: it kills the command and reaps it.
+MINI_GONE = signal.SIGRTMIN
+
+#: What the command joins after its cgroup (chapter 08 adds the user namespace).
+JOINED = (syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+          | syscalls.CLONE_NEWNET | syscalls.CLONE_NEWCGROUP)
+
+
+class Init(NamedTuple):
+    """The container's init, held so that its pid cannot be someone else's."""
+    pid: int
+    pidfd: int
+    root: int       # its root directory (O_PATH)
+
+
+def not_running(container_id: str) -> Conflict:
+    return Conflict(f"container {container_id} is not running")
+
+
+# >>> open-init
+def open_init(container_id: str, pid: int, started: str | None) -> Init:
+    """A pidfd for the container's init and its root, or an error if the process with that pid
+    is not the one recorded when the container started."""
+    try:
+        pidfd = syscalls.pidfd_open(pid)
+    except ProcessLookupError:
+        raise not_running(container_id) from None
+    try:
+        now = start_time(pid)
+        if now is None:
+            raise not_running(container_id)
+        if started is None or now != started:
+            raise System(f"exec: pid {pid} is not the init of container {container_id} any more "
+                         f"(it started at tick {now}, the init at {started}): not entering it")
+        root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            syscalls.pidfd_send_signal(pidfd, 0)    # alive still: /proc/PID was it all along
+        except ProcessLookupError:
+            os.close(root)
+            raise not_running(container_id) from None
+    except BaseException:
+        os.close(pidfd)
+        raise
+    return Init(pid, pidfd, root)
+# <<< open-init
+
+
+def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False,
+        detach: bool = False, console: Callable[[int], None] | None = None) -> int | None:
+    """Run `spec` in the container: its exit code (None with `detach`, which returns once the
+    command has started). Our stdout and stderr are its own, and our stdin with `stdin`. With
+    `console` it gets a new pty of the container's /dev/pts instead, whose master is handed to
+    `console` (which relays it, and returns at its end)."""
+    err_r, err_w = os.pipe()                        # close-on-exec: EOF means execve worked
+    ours, theirs = socket.socketpair() if console and not detach else (None, None)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    stdio = (0 if stdin and not detach else null, null if detach else 1, null if detach else 2)
+    mini = os.getpid()
+    helper_pid = os.fork()
+    if helper_pid == 0:
+        os.close(err_r)
+        if ours is not None:
+            ours.close()
+        helper(container_id, init, spec, stdio, err_w, theirs, detach, mini)
+    for fd in (err_w, null, init.pidfd, init.root):
+        os.close(fd)
+    if theirs is not None:
+        theirs.close()
+    master, reaped = None, False
+    try:
+        if ours is not None:
+            master = receive_terminal(ours)         # (None: it failed first; the pipe says why)
+        report = read_all(err_r)
+        if report or detach:
+            reaped = True
+            status = process.wait_for(helper_pid)
+            if not report:
+                return None
+            code, _, message = report.decode(errors="replace").partition("\n")
+            raise ExecError(message or f"exec failed (status {process.exit_code(status)})", int(code))
+        if master is not None and console is not None:
+            console(master)
+        with process.forward_signals(helper_pid):   # (ctrl-C without a pty: to the command)
+            status = process.wait_for(helper_pid)
+        reaped = True
+        return process.exit_code(status)
+    finally:
+        if not reaped:                              # (ctrl-C while the relay ran, ...)
+            end(helper_pid)
+        for fd in (err_r, master):
+            if fd is not None:
+                os.close(fd)
+        if ours is not None:
+            ours.close()
+
+
+def end(helper_pid: int) -> None:
+    """As if mini had died: the helper kills the command, reaps it, and ends."""
+    try:
+        os.kill(helper_pid, MINI_GONE)
+        os.waitpid(helper_pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def read_all(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+    return data
+
+
+# --- the helper: in mini's namespaces, the parent of the command ----------------------------
+
+def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, int, int],
+           err_w: int, console: socket.socket | None, detach: bool, mini: int) -> NoReturn:
+    message = "exec failed"
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)    # no KeyboardInterrupt in a fork
+        os.setsid()               # the terminal's ctrl-C goes to mini alone, which passes it on
+        if detach and os.fork():
+            os._exit(0)           # -d: mini reaps this one at once; the helper lives on, orphaned
+        if not detach:
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)   # dies with mini ...
+            if os.getppid() != mini:
+                os._exit(126)                           # ... which may be gone already
+        for fd, source in zip((0, 1, 2), stdio):
+            os.dup2(source, fd)
+        syscalls.setns(init.pidfd, syscalls.CLONE_NEWPID)   # for our next child, not for us
+        command = os.fork()
+        if command == 0:
+            enter(container_id, init, spec, err_w, console, detach)
+        os.close(err_w)
+        if console is not None:
+            console.close()
+        if not detach:            # mini gone: end the command and reap it, then go (see above)
+            signal.signal(MINI_GONE, lambda *_: os.kill(command, signal.SIGKILL))
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, MINI_GONE)
+            if os.getppid() != mini:
+                os.kill(command, signal.SIGKILL)
+        with process.forward_signals(command):
+            status = process.wait_for(command)
+        os._exit(process.exit_code(status))
+    except BaseException as e:  # noqa: BLE001 - anything at all must reach mini
+        message = f"exec failed: {e}"
+    try:
+        os.write(err_w, f"126\n{message}".encode())
+    finally:
+        os._exit(126)
+
+
+# >>> enter
+def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
+          console: socket.socket | None, detach: bool) -> NoReturn:
+    """The command's process, PID N of the container: join the rest, become the command."""
+    code, message = 126, "exec failed"
+    try:
+        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)  # until execve, no process of the container
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)  # may ptrace us or open our
+                                                     # host fds; and we die with the helper
+        cgroups.Cgroup(container_id).add(0)          # its cgroup first ("0": the writer itself)
+        syscalls.setns(init.pidfd, JOINED)           # then its namespaces, all at once
+        os.fchdir(init.root)                         # and its root
+        os.chroot(".")
+        keep = (0, 1, 2, err_w) + ((console.fileno(),) if console else ())
+        syscalls.close_other_fds(keep)               # no host fd (the root's!) may stay open
+        if console is not None:
+            take_terminal(console)
+        try:
+            os.chdir(spec.cwd)
+        except OSError as e:
+            raise System(f'chdir to cwd ("{spec.cwd}") failed: {(e.strerror or str(e)).lower()}') from None
+        if spec.user:
+            users.become(spec.user)                  # the container's /etc/passwd, -u
+        if detach:                                   # (-u cleared it)
+            syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        else:
+            process.stay_tied_to_parent(err_w)       # ... and with mini
+        process.default_signals()
+    except BaseException as e:  # noqa: BLE001
+        message = f"exec failed: {e}"
+    else:
+        try:
+            process.exec_command(spec, "/")
+        except OSError as e:
+            code, message = process.exec_failure(spec.args[0], e)
+        except BaseException as e:  # noqa: BLE001
+            message = f"exec failed: {type(e).__name__}: {e}"
+    try:
+        os.write(err_w, f"{code}\n{message}".encode())
+    finally:
+        os._exit(code)
+# <<< enter
+
+
+def take_terminal(console: socket.socket) -> None:
+    """A new pty of the container's own /dev/pts (so `tty` inside names it): the master goes to
+    mini over the socket (as runc's --console-socket), the slave becomes our controlling terminal
+    and our stdin, stdout and stderr."""
+    master, slave = os.openpty()
+    socket.send_fds(console, [b"pty"], [master])
+    os.close(master)
+    console.close()
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def receive_terminal(sock: socket.socket) -> int | None:
+    _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+    return fds[0] if fds else None

@@ -1,0 +1,92 @@
+"""docker's views of container records (chapter 06): `ps` (ContainerList's summaries, docker's
+filters) and `inspect` (the record with docker's State fields, in docker's order). Read-only:
+they never ask a monitor, so `ps` with many containers stays one directory scan."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from mini_runtime import container
+from mini_runtime.errors import InvalidParameter
+from mini_runtime.units import command_line, parse_rfc3339, status
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """ContainerList's ContainerSummary of a record."""
+    state = record.get("State", {})
+    return {"Id": record["Id"], "Names": [record["Name"]],
+            "Image": (record.get("Config") or {}).get("Image") or record.get("Image", ""),
+            "ImageID": record.get("Image", ""),
+            "Command": command_line(record.get("Path", ""), record.get("Args", [])),
+            "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
+            "Ports": port_list(record.get("NetworkSettings") or {}), "Labels": {},
+            "State": state.get("Status", "dead"),
+            "Status": status(state), "Mounts": []}
+
+
+def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """ContainerSummary.Ports from NetworkSettings.Ports: published (IP, PublicPort) or only exposed."""
+    found = []
+    for key, bindings in (settings.get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            found.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+        for b in bindings or []:
+            found.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                          "Type": proto or "tcp"})
+    return found
+
+
+def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker);
+    `filters` as the Engine API's: {"status": [...], "name": [...], "ancestor": [...]}, each
+    key a match of any of its values, all keys at once."""
+    records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
+    filters = filters or {}
+    unknown = set(filters) - {"status", "name", "ancestor", "id"}
+    if unknown:
+        raise InvalidParameter(f"invalid filter '{sorted(unknown)[0]}'")
+    for value in filters.get("status", []):
+        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+            raise InvalidParameter(f"invalid filter 'status={value}'")
+    found = [summary(r) for r in records if wanted(r, filters)]
+    if limit is not None and limit > 0:
+        return found[:limit]
+    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused")]
+
+
+def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """docker's filters: status exactly, name a substring (or a regular expression), id a
+    prefix, ancestor the image as it was named (":latest" implied) or its id."""
+    def any_of(key: str, match: Callable[[str], bool]) -> bool:
+        return key not in filters or any(match(value) for value in filters[key])
+
+    def tagged(name: str) -> str:
+        return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+
+    name = record["Name"].lstrip("/")
+    image = (record.get("Config") or {}).get("Image", "")
+    return (any_of("status", lambda v: v == record["State"].get("Status"))
+            and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
+            and any_of("id", lambda v: record["Id"].startswith(v))
+            and any_of("ancestor", lambda v: tagged(v) == tagged(image)
+                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-")))
+
+
+def inspect(directory: Path) -> dict[str, Any]:
+    """ContainerInspect: the record, with docker's State fields in docker's order."""
+    record = container.load(directory)
+    state = record.get("State", {})
+    keys = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode",
+            "Error", "StartedAt", "FinishedAt")
+    defaults = {"Restarting": False, "Dead": False, "Error": "", "Paused": False}
+    ordered = {key: state.get(key, defaults.get(key)) for key in keys}
+    return {"Id": record["Id"], "Created": record.get("Created"), "Path": record.get("Path"),
+            "Args": record.get("Args", []), "State": ordered, "Image": record.get("Image"),
+            "LogPath": record.get("LogPath", ""), "Name": record["Name"],
+            **{k: v for k, v in record.items() if k not in ("Id", "Created", "Path", "Args",
+                                                             "State", "Image", "LogPath", "Name")},
+            "Mounts": record.get("Mounts", []),
+            "NetworkSettings": record.get("NetworkSettings", {})}
