@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterator, NamedTuple
 from mini_runtime import container, errors, logs, monitor, monitor_setup, process, runtime, syscalls
 from mini_runtime.config import ContainerConfig, ProcessSpec
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
-from mini_runtime.units import status
 
 
 # >>> spawn-monitor
