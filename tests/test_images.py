@@ -106,6 +106,7 @@ def test_diff_commit_and_run_the_committed_image():
     history = mini("history", "snap:1").stdout.splitlines()
     assert history[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
     assert history[1].startswith(image.short_id) and "a file, a change, a deletion" in history[1]
+    assert mini("rm", "box").returncode == 0                  # (the name is free for other tests)
 
 
 def test_a_failed_save_or_export_leaves_no_file(tmp_path):
