@@ -47,6 +47,7 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 # --- the adapter: one JSON document, two ways to apply it ---------------------------------------
 
+# >>> nft-apply
 def apply(commands: list[dict]) -> list[dict]:
     """Run nftables JSON commands atomically (all or none); the objects a `list` returns."""
     document = {"nftables": commands}
@@ -68,6 +69,7 @@ def apply(commands: list[dict]) -> list[dict]:
     if code != 0:
         raise System(f"nftables: {error.strip().splitlines()[0] if error.strip() else code}")
     return (output or {}).get("nftables", [])
+# <<< nft-apply
 
 
 def table() -> list[dict] | None:

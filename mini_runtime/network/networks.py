@@ -205,6 +205,7 @@ def members() -> dict[str, str]:
     return {cid: r["Name"] for r in [load(n) for n in BUILTIN] + user_records() for cid in r["Containers"]}
 
 
+# >>> refresh-hosts
 def peers(record: dict, container_id: str) -> list[tuple[str, str]]:
     """The (ip, names) lines a member's /etc/hosts gets for the other members: name, aliases,
     short id. None on the pre-defined networks (docker resolves no names there)."""
@@ -226,3 +227,4 @@ def refresh_hosts(record: dict) -> None:
         if path.is_file():
             etcfiles.rewrite(path, etcfiles.hosts(ep["Hostname"], ep["IPv4Address"].split("/")[0],
                                                   peers(record, cid)))
+# <<< refresh-hosts

@@ -249,6 +249,7 @@ class Proxy:
         except OSError:
             for s in (source, sink):
                 self.shut(s)
+# <<< proxy
 
     def udp_loop(self, h: Held) -> None:
         flows: dict[tuple, socket.socket] = {}
@@ -319,4 +320,3 @@ class Proxy:
                 s.close()
             self.open.clear()
         release(self.held)
-# <<< proxy
