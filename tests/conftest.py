@@ -151,8 +151,9 @@ def _netns() -> set[str]:
 
 
 def _links() -> set[str]:
-    """The machine's links named like ours: bridges mini*, veth ends mv*/mp* (and mr* of the notes)."""
-    return {n for n in os.listdir("/sys/class/net") if n.startswith(("mini", "mv", "mp", "mr"))}
+    """The machine's links named like ours: bridges mini*, veth ends mv*/mp* (and mr* of the notes),
+    and the network harness's mth*/mto* pair, which belongs in its private namespaces only."""
+    return {n for n in os.listdir("/sys/class/net") if n.startswith(("mini", "mv", "mp", "mr", "mth", "mto"))}
 
 
 def _children() -> set[tuple[int, str]]:
