@@ -54,8 +54,8 @@ class Exercise(UsageError):
     it exists, and says whose it is, with docker's 125 (as for a flag docker does not know)."""
 
     def __init__(self, what: str, folder: str) -> None:
-        super().__init__(f"{what} is not in the reference runtime: it is exercise {folder[:2]}'s extension "
-                         f"(exercises/{folder}/README.md); grade your solution, which plugs it in")
+        super().__init__(f"{what}: exercise {folder[:2]}'s extension, not in the reference runtime "
+                         f"(exercises/{folder}/README.md: the grader plugs your solution in)")
 
 
 class ImageNotFound(NotFound):

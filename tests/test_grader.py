@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from exercises import grading
+from exercises import grading, parts
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.grader]
@@ -77,13 +77,37 @@ def grade_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
-def test_reference_gets_full_marks(number, tmp_path):
+def test_reference_gets_full_marks_on_the_rebuild_part_and_none_on_the_extension(number, tmp_path):
+    """The extension is absent from the reference: its flag or command says whose it is."""
     chapter = chapter_here(number)
     for seed in (1,) if number in IN_GUEST else (1, 2):  # the guest kernel is slow
         results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), seed)
-        failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
+        failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed and r.check.part == "rebuild"]
         assert not failed, failed
-        assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+        assert grading.total(results)[0] == parts.points(chapter.checks)["rebuild"] > 0
+        extension = [r for r in results if r.check.part == "extend"]
+        assert all(f"exercise {number}'s extension" in r.message for r in extension), \
+            [(r.check.number, r.message) for r in extension]
+
+
+@pytest.mark.parametrize("number", params(CHAPTERS))
+def test_model_solution_gets_full_marks(number):
+    """The reference with the extension's model solution (tests/data/solutions/)."""
+    chapter = chapter_here(number)
+    results = grading.grade(chapter, parts.solution_file(chapter), seed=2, source=parts.model_source(chapter))
+    failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
+    assert not failed, failed
+    assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_two_parts_extend_is_at_least_60_percent(number):
+    """DESIGN §4: rebuild at most 40% of the points, extend at least 60%, with a model solution
+    of the extension's hooks kept apart from what learners read."""
+    chapter = grading.find_chapter(number)
+    assert not parts.problems(chapter), parts.problems(chapter)
+    assert parts.hooks(chapter) and parts.solution_file(chapter).is_file()
+    assert not parts.solution_file(chapter).is_relative_to(REPO / "exercises")
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
