@@ -125,10 +125,10 @@ def predicted_errnos() -> dict[str, int]:
     """Why? Three mistakes the kernel refuses. Predict its errno for each (errno.E...), then
     check 4.10 makes each mistake on a real cgroup and compares."""
     # TODO: return {"hand_down_with_process": ..., "hand_down_not_offered": ..., "rmdir_with_process": ...}
-    #   hand_down_with_process: "+pids" written to cgroup.subtree_control of a cgroup that
+    #   hand_down_with_process: "+memory" written to cgroup.subtree_control of a cgroup that
     #       holds a process. doc: "No Internal Process Constraint" in cgroup-v2.html
-    #   hand_down_not_offered: "+pids" written to cgroup.subtree_control of a cgroup whose
-    #       parent does not hand pids down. doc: "Top-down Constraint"
+    #   hand_down_not_offered: "+memory" written to cgroup.subtree_control of a cgroup whose
+    #       parent does not hand memory down. doc: "Top-down Constraint"
     #   rmdir_with_process: rmdir(2) of a cgroup with a live process in it. doc: "Processes";
     #       man: https://man7.org/linux/man-pages/man2/rmdir.2.html (which errno is "in use"?)
     #   Try them in a cgroup of your own (mkdir /sys/fs/cgroup/demo ...) and read the errors.

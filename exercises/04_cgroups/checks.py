@@ -286,9 +286,9 @@ def why(ctx: Context) -> None:
         busy.mkdir()
         (busy / "cgroup.procs").write_text(str(sleeper.pid))
         (bare / "leaf").mkdir(parents=True)  # bare hands nothing down to leaf
-        kernel = {"hand_down_with_process": _errno_of(lambda: (busy / "cgroup.subtree_control").write_text("+pids")),
+        kernel = {"hand_down_with_process": _errno_of(lambda: (busy / "cgroup.subtree_control").write_text("+memory")),
                   "hand_down_not_offered": _errno_of(
-                      lambda: (bare / "leaf" / "cgroup.subtree_control").write_text("+pids")),
+                      lambda: (bare / "leaf" / "cgroup.subtree_control").write_text("+memory")),
                   "rmdir_with_process": _errno_of(busy.rmdir)}
     finally:
         sleeper.kill()
