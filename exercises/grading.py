@@ -55,6 +55,7 @@ class Check:
     function: Callable[["Context"], None]
     timeout: float = 30.0
     retry: bool = False                  # timing-sensitive: a failure is tried once more
+    part: str = "rebuild"                # "rebuild" (the chapter's code) or "extend" (exercises.parts)
 
 
 @dataclass
@@ -106,10 +107,11 @@ class Chapter:
         return list(dict.fromkeys(name for check in self.checks for name in check.plug))
 
     def check(self, number: str, title: str, *, points: float, section: str,
-              plug: tuple[str, ...] = (), timeout: float = 30.0, retry: bool = False) -> Callable:
-        """Decorator that registers a check function."""
+              plug: tuple[str, ...] = (), timeout: float = 30.0, retry: bool = False,
+              part: str = "rebuild") -> Callable:
+        """Decorator that registers a check function (`part="extend"`: see exercises.parts)."""
         def register(fn: Callable[["Context"], None]) -> Callable[["Context"], None]:
-            self.checks.append(Check(number, title, points, section, plug, fn, timeout, retry))
+            self.checks.append(Check(number, title, points, section, plug, fn, timeout, retry, part))
             return fn
         return register
 
@@ -131,8 +133,10 @@ def find_chapter(number: str) -> Chapter:
     if not folders:
         available = ", ".join(sorted(p.parent.name[:2] for p in EXERCISES.glob("*_*/checks.py")))
         raise SystemExit(f"grade: no exercise for chapter {number} (available: {available})")
-    module = load_module(folders[0], f"exercises_checks_{number}")
-    return module.CHAPTER
+    chapter = load_module(folders[0], f"exercises_checks_{number}").CHAPTER
+    for more in sorted(folders[0].parent.glob("checks_*.py")):  # e.g. checks_extend.py: register(chapter)
+        load_module(more, f"exercises_{more.stem}_{number}").register(chapter)
+    return chapter
 
 
 def resolve_learner_file(chapter: Chapter, path: Path | None, reference: bool) -> Path:

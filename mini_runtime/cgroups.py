@@ -24,7 +24,7 @@ import time
 from typing import Callable
 from pathlib import Path
 
-from mini_runtime.errors import System, Unavailable, UsageError
+from mini_runtime.errors import Exercise, System, Unavailable, UsageError
 
 ROOT = Path(os.environ.get("MINI_CGROUP_ROOT", "/sys/fs/cgroup"))
 # The parent of every container cgroup. Tests give each run its own (runs may overlap).
@@ -176,6 +176,35 @@ def oom_kill_count(directory: Path) -> int:
 # <<< oom-kill-count
 
 
+# >>> why-errnos
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 04 checks them against the
+    kernel): which errno a v2 cgroup write or rmdir fails with, and why."""
+    return {"hand_down_with_process": errno.EBUSY,  # no internal processes: leaves hold them
+            "hand_down_not_offered": errno.ENOENT,  # the parent's subtree_control lacks it
+            "rmdir_with_process": errno.EBUSY}      # a cgroup goes only once it is empty
+# <<< why-errnos
+
+
+# --- exercise 04's extension: the reference has the flags, the learner writes these ----------
+
+def cpu_quota_files(*, cpu_period: int | None = None, cpu_quota: int | None = None,
+                    cpus: float | None = None) -> dict[str, str]:
+    """docker's --cpu-period and --cpu-quota as v2 files (cpu.max), docker's errors for the
+    values it refuses ({} when neither is given)."""
+    if cpu_period is None and cpu_quota is None:
+        return {}
+    raise Exercise("--cpu-period and --cpu-quota", "04_cgroups")
+
+
+def reservation_files(*, memory_reservation: int | None = None, memory: int | None = None) -> dict[str, str]:
+    """docker's --memory-reservation as a v2 file (memory.low), docker's errors for the values
+    it refuses ({} when it is not given)."""
+    if memory_reservation is None:
+        return {}
+    raise Exercise("--memory-reservation", "04_cgroups")
+
+
 # --- one container's cgroup, on either interface ------------------------------------------
 
 class Cgroup:
@@ -250,10 +279,13 @@ class Cgroup:
     # >>> cgroup-limits
     def set_limits(self, *, memory: int | None = None, memory_swap: int | None = None,
                    cpus: float | None = None, cpu_shares: int | None = None,
-                   pids: int | None = None) -> None:
+                   pids: int | None = None, cpu_period: int | None = None, cpu_quota: int | None = None,
+                   memory_reservation: int | None = None) -> None:
         """docker's limit flags, written to v2's files or translated to v1's."""
         files = limit_files(memory=memory, memory_swap=memory_swap, cpus=cpus,
                             cpu_shares=cpu_shares, pids=pids)
+        files.update(cpu_quota_files(cpu_period=cpu_period, cpu_quota=cpu_quota, cpus=cpus))  # exercise 04
+        files.update(reservation_files(memory_reservation=memory_reservation, memory=memory))
         if self.mode == "v2":
             for name, value in files.items():
                 if name != "memory.swap.max" or (self.unified / name).exists():  # swap accounting on?
@@ -266,10 +298,13 @@ class Cgroup:
                 swap = files["memory.swap.max"]  # v1 counts memory + swap, like docker's flag
                 total = -1 if swap == "max" else int(files["memory.max"]) + int(swap)
                 self._write("memory", "memory.memsw.limit_in_bytes", str(total))
-        if "cpu.max" in files:
-            quota, period = files["cpu.max"].split()
-            self._write("cpu", "cpu.cfs_period_us", period)
-            self._write("cpu", "cpu.cfs_quota_us", quota)
+        if "cpu.max" in files:  # "QUOTA PERIOD", "max PERIOD" or "QUOTA"
+            quota, _, period = files["cpu.max"].partition(" ")
+            if period:
+                self._write("cpu", "cpu.cfs_period_us", period)
+            self._write("cpu", "cpu.cfs_quota_us", "-1" if quota == "max" else quota)
+        if "memory.low" in files:
+            self._write("memory", "memory.soft_limit_in_bytes", files["memory.low"])
         if cpu_shares is not None:
             self._write("cpu", "cpu.shares", str(cpu_shares))
         if "pids.max" in files:

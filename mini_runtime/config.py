@@ -30,6 +30,9 @@ class ContainerConfig(NamedTuple):
     cpu_shares: int | None = None               # -c/--cpu-shares (04)
     pids_limit: int | None = None               # --pids-limit (04)
     cpuset_cpus: str | None = None              # --cpuset-cpus (04)
+    cpu_period: int | None = None               # --cpu-period, µs (exercise 04's extension)
+    cpu_quota: int | None = None                # --cpu-quota, µs per period; -1: none (exercise 04's)
+    memory_reservation: int | None = None       # --memory-reservation, bytes (exercise 04's)
     cgroupns: str | None = None                 # --cgroupns host|private; docker's default:
                                                 # private on cgroup v2, host on v1 (04)
     entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)

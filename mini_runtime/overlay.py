@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from mini_runtime import syscalls
-from mini_runtime.errors import MiniError
+from mini_runtime.errors import Exercise, MiniError
 
 #: Options that keep the upper dir a plain "diff" a tar can express (no redirect or metacopy
 #: xattrs, no index of hard links): what `diff` and `commit` read.
@@ -132,3 +132,12 @@ def view(layout: Overlay) -> Iterator[Path]:
         finally:
             syscalls.umount2(target, syscalls.MNT_DETACH)
 # <<< overlay-view
+
+
+# --- exercise 05's extension: `mini image squash` exists, the learner writes this -------------
+
+def squash_layer(layers_root: Path, lower: list[str]) -> bytes:
+    """The image's layers (`lower`, top first, relative to `layers_root`, as unpacked: whiteouts
+    are char devices 0/0, opaque directories carry OPAQUE_XATTR) as one uncompressed layer tar:
+    what a container of the image sees, with no whiteout left."""
+    raise Exercise("mini image squash", "05_images")

@@ -242,7 +242,8 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
     """Make the container's cgroup and write docker's limits into it."""
     group.create()
     group.set_limits(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
-                     cpu_shares=config.cpu_shares, pids=config.pids_limit)
+                     cpu_shares=config.cpu_shares, pids=config.pids_limit, cpu_period=config.cpu_period,
+                     cpu_quota=config.cpu_quota, memory_reservation=config.memory_reservation)
     if config.cpuset_cpus is not None:
         group.set_cpuset(config.cpuset_cpus)
 # <<< limit
@@ -361,6 +362,8 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                            "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
                            "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
+                           "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,
+                           "MemoryReservation": config.memory_reservation or 0,
                            "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 

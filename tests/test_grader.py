@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from exercises import grading
+from exercises import grading, parts
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.grader]
@@ -77,13 +77,37 @@ def grade_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
-def test_reference_gets_full_marks(number, tmp_path):
+def test_reference_gets_full_marks_on_the_rebuild_part_and_none_on_the_extension(number, tmp_path):
+    """The extension is absent from the reference: its flag or command says whose it is."""
     chapter = chapter_here(number)
     for seed in (1,) if number in IN_GUEST else (1, 2):  # the guest kernel is slow
         results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), seed)
-        failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
+        failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed and r.check.part == "rebuild"]
         assert not failed, failed
-        assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+        assert grading.total(results)[0] == parts.points(chapter.checks)["rebuild"] > 0
+        extension = [r for r in results if r.check.part == "extend"]
+        assert all(f"exercise {number}'s extension" in r.message for r in extension), \
+            [(r.check.number, r.message) for r in extension]
+
+
+@pytest.mark.parametrize("number", params(CHAPTERS))
+def test_model_solution_gets_full_marks(number):
+    """The reference with the extension's model solution (tests/data/solutions/)."""
+    chapter = chapter_here(number)
+    results = grading.grade(chapter, parts.solution_file(chapter), seed=2, source=parts.model_source(chapter))
+    failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
+    assert not failed, failed
+    assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_two_parts_extend_is_at_least_60_percent(number):
+    """DESIGN §4: rebuild at most 40% of the points, extend at least 60%, with a model solution
+    of the extension's hooks kept apart from what learners read."""
+    chapter = grading.find_chapter(number)
+    assert not parts.problems(chapter), parts.problems(chapter)
+    assert parts.hooks(chapter) and parts.solution_file(chapter).is_file()
+    assert not parts.solution_file(chapter).is_relative_to(REPO / "exercises")
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
@@ -209,8 +233,32 @@ def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     assert not results[failing].passed, f"{name} was not caught by {failing}"
     broken = set(next(c for c in chapter.checks if c.number == failing).plug)
     for check in chapter.checks:
-        if check.number in results and not set(check.plug) & broken:
+        if check.number in results and not set(check.plug) & broken and check.part == "rebuild":
             assert results[check.number].passed, f"{check.number}: {results[check.number].message}"
+
+
+EXTENSION_MUTANTS = {
+    # mistakes in the model solution of an extension (tests/data/solutions/), each caught by its check
+    ("04", "quota-minimum-not-checked"): ("    if 0 < quota < 1000:\n", "    if False:\n", "4.12"),
+    ("04", "reservation-as-memory-min"): ('{"memory.low": str(memory_reservation)}',
+                                          '{"memory.min": str(memory_reservation)}', "4.13"),
+    ("04", "reservation-above-memory-accepted"): ("    if memory and memory < memory_reservation:\n",
+                                                  "    if False:\n", "4.14"),
+    ("05", "squash-keeps-only-the-top-layer"): ('"lowerdir=" + ":".join(lower)', '"lowerdir=" + lower[0] + ":" + lower[0]',
+                                                "5.9"),
+}
+
+
+@pytest.mark.parametrize("chapter_number, name", params(sorted(EXTENSION_MUTANTS)))
+def test_extension_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
+    old, new, failing = EXTENSION_MUTANTS[chapter_number, name]
+    chapter = chapter_here(chapter_number)
+    source = parts.model_source(chapter).decode()
+    assert source.count(old) == 1
+    path = tmp_path / chapter.learner_file
+    path.write_text(source.replace(old, new))
+    [result] = grading.grade(chapter, path, 13, [failing])
+    assert not result.passed, f"{name} was not caught by {failing}"
 
 
 def test_a_chapter_this_machine_cannot_grade_says_why_in_one_line():

@@ -19,9 +19,12 @@ here: https://docs.kernel.org/admin-guide/cgroup-v2.html
 
 from __future__ import annotations
 
+import errno  # noqa: F401 - for predicted_errnos
 import math
 import time
 from pathlib import Path
+
+from mini_runtime.errors import UsageError  # noqa: F401 - for the extension's errors
 
 # Given (the same values as the reference): the controllers a container gets, and docker's
 # CFS period in microseconds.
@@ -116,3 +119,47 @@ def oom_kill_count(directory: Path) -> int:
     #   why? An OOM-killed process dies of SIGKILL, exit 137, like one killed by `kill -9`.
     #   How else could mini tell the two apart?
     raise NotImplementedError("oom_kill_count")
+
+
+def predicted_errnos() -> dict[str, int]:
+    """Why? Three mistakes the kernel refuses. Predict its errno for each (errno.E...), then
+    check 4.10 makes each mistake on a real cgroup and compares."""
+    # TODO: return {"hand_down_with_process": ..., "hand_down_not_offered": ..., "rmdir_with_process": ...}
+    #   hand_down_with_process: "+memory" written to cgroup.subtree_control of a cgroup that
+    #       holds a process. doc: "No Internal Process Constraint" in cgroup-v2.html
+    #   hand_down_not_offered: "+memory" written to cgroup.subtree_control of a cgroup whose
+    #       parent does not hand memory down. doc: "Top-down Constraint"
+    #   rmdir_with_process: rmdir(2) of a cgroup with a live process in it. doc: "Processes";
+    #       man: https://man7.org/linux/man-pages/man2/rmdir.2.html (which errno is "in use"?)
+    #   Try them in a cgroup of your own (mkdir /sys/fs/cgroup/demo ...) and read the errors.
+    raise NotImplementedError("predicted_errnos")
+
+
+# --- the extension (15 of the 25 points): features the reference runtime does not have ---------
+# `mini run` parses --cpu-period, --cpu-quota and --memory-reservation and calls these two
+# hooks when it writes a container's limits (after limit_files); the reference's say "exercise
+# 04's extension" and exit 125. Yours return more {file: text} for the container's cgroup, or
+# raise UsageError (from mini_runtime.errors) with docker's exact message: mini prints it as
+# `mini: MESSAGE`, exits 125 and removes what it had made. Read the README's "Extend" section.
+
+def cpu_quota_files(*, cpu_period: int | None = None, cpu_quota: int | None = None,
+                    cpus: float | None = None) -> dict[str, str]:
+    """docker's --cpu-period and --cpu-quota as v2 files (cpu.max), docker's errors for the
+    values it refuses ({} when neither is given)."""
+    # TODO: what docker accepts and refuses (and with which words): `docker run --help`,
+    #   https://docs.docker.com/engine/containers/resource_constraints/#configure-the-default-cfs-scheduler
+    #   and moby's daemon/daemon_unix.go, verifyPlatformContainerResources.
+    #   What runc writes to cpu.max for a quota alone, a period alone, a quota of -1:
+    #   "cpu.max" in cgroup-v2.html (what does the kernel keep when you write one number?).
+    #   why? --cpus 0.5 is a quota and a period too: why does docker refuse both at once?
+    raise NotImplementedError("cpu_quota_files")
+
+
+def reservation_files(*, memory_reservation: int | None = None, memory: int | None = None) -> dict[str, str]:
+    """docker's --memory-reservation as a v2 file (memory.low), docker's errors for the values
+    it refuses ({} when it is not given)."""
+    # TODO: docker's rules for a soft limit: the resource_constraints page above, and the same
+    #   function of moby. The v2 file: "memory.low" in cgroup-v2.html (and how it differs from
+    #   memory.min and memory.high).
+    #   why? A reservation larger than --memory: why is it an error and not simply useless?
+    raise NotImplementedError("reservation_files")

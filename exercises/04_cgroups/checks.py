@@ -1,11 +1,16 @@
-"""The graded checks of chapter 04. They plug your functions into the real runtime, or call
-them on the cgroup of a real, running container. cgroup v2 only: what the course VM has."""
+"""The graded checks of chapter 04. Rebuild (4.1-4.10, 10 points): they plug your functions into
+the real runtime, or call them on the cgroup of a real, running container. Extend (4.11-4.14,
+15 points, in checks_extend.py beside this file): black-box, docker's --cpu-period, --cpu-quota and
+--memory-reservation on real containers. cgroup v2 only: what the course VM has."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+
+import errno
+import subprocess
 
 from exercises.grading import Chapter, CheckFailed, Context
 from mini_runtime import cgroups
@@ -47,7 +52,7 @@ def _compare(ctx: Context, name: str, **kwargs: object) -> None:
     ctx.expect(got == want, f"{name}({args}) == {want!r}", repr(got))
 
 
-@check("4.1", "shares_to_weight: docker's --cpu-shares as a v2 cpu.weight", points=1,
+@check("4.1", "shares_to_weight: docker's --cpu-shares as a v2 cpu.weight", points=0.5,
        section="§ Limits", plug=("shares_to_weight",))
 def weight(ctx: Context) -> None:
     for shares in (2, 1024, 262144, 1, 300000, *ctx.rng.sample(range(3, 262144), 5)):
@@ -63,7 +68,7 @@ def weight(ctx: Context) -> None:
     ctx.expect(got_file == want, f"`mini run --cpu-shares {shares}`: cpu.weight {want}", got_file)
 
 
-@check("4.2", "enable_controllers: memory, cpu and pids handed down to the container", points=2,
+@check("4.2", "enable_controllers: memory, cpu and pids handed down to the container", points=1,
        section="§ Delegation and subtree_control", plug=("enable_controllers",))
 def delegation(ctx: Context) -> None:
     megabytes = ctx.rng.randrange(20, 90)
@@ -83,7 +88,7 @@ def delegation(ctx: Context) -> None:
     ctx.expect(memory == str(megabytes << 20), f"the container's memory.max to be {megabytes << 20}", memory)
 
 
-@check("4.3", "join: the container's command runs inside its cgroup", points=1,
+@check("4.3", "join: the container's command runs inside its cgroup", points=0.5,
        section="§ Joining a cgroup", plug=("join",))
 def joining(ctx: Context) -> None:
     n = ctx.rng.randrange(1, 4)
@@ -99,7 +104,7 @@ def joining(ctx: Context) -> None:
                repr(lines[1:]))
 
 
-@check("4.4", "limit_files: --memory and --memory-swap, and the OOM kill at the limit", points=2,
+@check("4.4", "limit_files: --memory and --memory-swap, and the OOM kill at the limit", points=1,
        section="§ Why memory kills and CPU throttles", plug=("limit_files",))
 def memory(ctx: Context) -> None:
     megabytes = ctx.rng.randrange(16, 48)
@@ -116,7 +121,7 @@ def memory(ctx: Context) -> None:
                f"exit {result.returncode} {result.stderr.strip()[-150:]!r}")
 
 
-@check("4.5", "limit_files: --cpus, --cpu-shares and --pids-limit", points=2,
+@check("4.5", "limit_files: --cpus, --cpu-shares and --pids-limit", points=1,
        section="§ Limits", plug=("limit_files", "shares_to_weight"))
 def cpu_and_pids(ctx: Context) -> None:
     cpus = ctx.rng.choice([c for c in (0.1, 0.25, 0.5, 0.75, 1.5, 2.0) if c <= (os.cpu_count() or 1)])
@@ -146,7 +151,7 @@ def cpu_and_pids(ctx: Context) -> None:
                f"and stay under {limit} processes", f"pids.current {running}, forks refused {refused}")
 
 
-@check("4.6", "oom_kill_count: mini says when the OOM killer ended the container", points=1,
+@check("4.6", "oom_kill_count: mini says when the OOM killer ended the container", points=0.5,
        section="§ Why memory kills and CPU throttles", plug=("oom_kill_count",))
 def oom(ctx: Context) -> None:
     megabytes = ctx.rng.randrange(16, 48)
@@ -210,7 +215,7 @@ def _advances(pid: int, seconds: float) -> bool:
     return _counter(pid) > before
 
 
-@check("4.8", "set_frozen: a counter stops while frozen and goes on after the thaw", points=2,
+@check("4.8", "set_frozen: a counter stops while frozen and goes on after the thaw", points=1.5,
        section="§ Freezing", plug=("set_frozen",), retry=True)
 def freeze(ctx: Context) -> None:
     proc, pid = ctx.start("run", "busybox", "sh", "-c",
@@ -235,7 +240,7 @@ def freeze(ctx: Context) -> None:
         ctx.stop(proc, pid)
 
 
-@check("4.9", "all together: a container under every limit, and no cgroup left after it", points=2,
+@check("4.9", "all together: a container under every limit, and no cgroup left after it", points=1.5,
        section="§ Cleaning up",
        plug=("enable_controllers", "join", "shares_to_weight", "limit_files", "oom_kill_count"))
 def everything(ctx: Context) -> None:
@@ -257,3 +262,49 @@ def everything(ctx: Context) -> None:
     last = (result.stderr.strip().splitlines() or [""])[-1]
     ctx.expect(result.returncode == 137 and "out of memory" in last,
                "exit 137 and mini's OOM line from a dd past the limit", f"exit {result.returncode}, {last[:150]!r}")
+
+
+def _errno_of(action) -> int:  # noqa: ANN001 - a callable that should fail
+    try:
+        action()
+    except OSError as e:
+        return e.errno or 0
+    return 0
+
+
+@check("4.10", "why? predict the kernel's errno for three cgroup mistakes", points=1.5,
+       section="§ Delegation and subtree_control", plug=("predicted_errnos",))
+def why(ctx: Context) -> None:
+    """Your predictions against what the kernel answers here and now, on cgroups of the check's own."""
+    predicted = ctx.learner.predicted_errnos()
+    base = cgroups.ROOT / cgroups.PARENT
+    base.mkdir(exist_ok=True)
+    cgroups.enable_controllers(cgroups.ROOT, base)
+    busy, bare = base / f"why-{ctx.rng.randrange(1 << 30):x}", base / f"bare-{ctx.rng.randrange(1 << 30):x}"
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        busy.mkdir()
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        (bare / "leaf").mkdir(parents=True)  # bare hands nothing down to leaf
+        kernel = {"hand_down_with_process": _errno_of(lambda: (busy / "cgroup.subtree_control").write_text("+memory")),
+                  "hand_down_not_offered": _errno_of(
+                      lambda: (bare / "leaf" / "cgroup.subtree_control").write_text("+memory")),
+                  "rmdir_with_process": _errno_of(busy.rmdir)}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for directory in (bare / "leaf", bare, busy):
+            for _ in range(200):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+    ctx.expect(all(kernel.values()), "the kernel to refuse all three (the check's own sanity test)", repr(kernel))
+    names = {k: errno.errorcode.get(v, v) for k, v in kernel.items()}
+    got = predicted if isinstance(predicted, dict) else {}
+    wrong = {k: errno.errorcode.get(got.get(k), got.get(k)) for k in kernel if got.get(k) != kernel[k]}
+    ctx.expect(not wrong, f"predicted_errnos() to match the kernel: {names}", f"{wrong or predicted!r}")
+

@@ -1,7 +1,8 @@
 """The graded checks of chapter 05. They plug your functions into the real runtime and run real
 containers of images made for the check (with random file names and contents), or call your
 functions on real layer directories. Each check has a state root (MINI_ROOT) of its own on a
-tmpfs: the machine's image store is left alone."""
+tmpfs: the machine's image store is left alone. These are the rebuild part (8 of 20 points);
+the extend part, `mini image squash`, is in checks_extend.py."""
 
 from __future__ import annotations
 
@@ -137,9 +138,13 @@ def _expect_no_overlay_at(ctx: Context, mountinfo: str, target: Path, when: str)
                f"no mount at {target} {when}", "a mount is there")
 
 
+# The helpers checks_extend.py uses too.
+HELPERS = {"token": _token, "image": _image, "run": _run, "applet": _applet}
+
+
 # --- the checks ------------------------------------------------------------------------------
 
-@check("5.1", "prepare: upper/, work/ and rootfs/, and the container's writes land in upper/", points=1,
+@check("5.1", "prepare: upper/, work/ and rootfs/, and the container's writes land in upper/", points=0.5,
        section="§ A container's own directories", plug=("prepare",))
 def prepare(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -168,7 +173,7 @@ def prepare(ctx: Context) -> None:
                    f"{path.relative_to(upper)}: {content!r}", got_text)
 
 
-@check("5.2", "mount_options: lowerdir top first, upperdir, workdir: the top layer wins", points=2,
+@check("5.2", "mount_options: lowerdir top first, upperdir, workdir: the top layer wins", points=1,
        section="§ Mounting the union", plug=("mount_options",))
 def options(ctx: Context) -> None:
     base = Path(f"/var/lib/mini-{_token(ctx, 4)}")
@@ -201,7 +206,7 @@ def options(ctx: Context) -> None:
                f"middle one ({only}) and /etc/group of the bottom one", repr(lines[:3]))
 
 
-@check("5.3", "mount: from layers_root and back, too many layers refused, 150 layers mount", points=2,
+@check("5.3", "mount: from layers_root and back, too many layers refused, 150 layers mount", points=1.5,
        section="§ Mounting the union", plug=("mount_options", "mount"), timeout=90)
 def mounting(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -272,7 +277,7 @@ def mounting(ctx: Context) -> None:
                "with lowerdir= in the container's mountinfo", repr(out.split()))
 
 
-@check("5.4", "copy-on-write: a changed file is copied up whole, the image never changes", points=1,
+@check("5.4", "copy-on-write: a changed file is copied up whole, the image never changes", points=0.5,
        section="§ Copy-on-write", plug=("prepare", "mount_options", "mount"))
 def copy_on_write(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -301,7 +306,7 @@ def copy_on_write(ctx: Context) -> None:
                repr(out.split()))
 
 
-@check("5.5", "make_whiteout: a layer's .wh. entries hide the files of the layers below", points=2,
+@check("5.5", "make_whiteout: a layer's .wh. entries hide the files of the layers below", points=1.5,
        section="§ Whiteouts: deleting in a layer", plug=("make_whiteout",), timeout=90)
 def whiteouts(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -401,7 +406,7 @@ def _view(ctx: Context, layout: overlay.Overlay, probe: str, deleted: str) -> di
 
 
 @check("5.7", "view: mini export tars the container's union, read-only, in a namespace of its own",
-       points=2, section="§ diff, commit and export", plug=("view",), timeout=90)
+       points=1.5, section="§ diff, commit and export", plug=("view",), timeout=90)
 def export(ctx: Context) -> None:
     root = ctx.private_state_root()
     name, applet, file, content = f"c{_token(ctx)}", _applet(ctx), f"f{_token(ctx, 6)}", _token(ctx)
@@ -439,7 +444,7 @@ def export(ctx: Context) -> None:
     _expect_no_overlay_at(ctx, ctx.mountinfo(), Path(report["merged"]), "in the caller's namespace")
 
 
-@check("5.8", "all together: layers, a container's changes, diff, commit and export", points=1,
+@check("5.8", "all together: layers, a container's changes, diff, commit and export", points=0.5,
        section="§ overlayfs: one tree from many",
        plug=("prepare", "mount_options", "mount", "is_whiteout", "make_whiteout", "view"), timeout=90)
 def everything(ctx: Context) -> None:

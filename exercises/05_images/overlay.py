@@ -126,3 +126,24 @@ def view(layout: Overlay) -> Iterator[Path]:
     #   why? Why not mount the container's upper dir as an upperdir again, with its workdir?
     #   And who else on the machine could see the mount, and for how long, without step 1?
     raise NotImplementedError("view")
+
+
+# --- the extension (12 of the 20 points): a command the reference runtime does not have --------
+# `mini image squash SOURCE TARGET` exists: it finds SOURCE's layers (unpacked, as `mini run`
+# uses them), calls this hook, and stores what it returns as TARGET's one layer, with SOURCE's
+# config. The reference's hook says "exercise 05's extension" and exits 125. Read the README's
+# "Extend" section.
+
+def squash_layer(layers_root: Path, lower: list[str]) -> bytes:
+    """The image's layers (`lower`, top first, relative to `layers_root`, as unpacked: whiteouts
+    are char devices 0/0, opaque directories carry OPAQUE_XATTR) as one uncompressed layer tar:
+    what a container of the image sees, with no whiteout left."""
+    # TODO: two ways. Walk the layers bottom to top and apply each one's whiteouts and opaque
+    #   directories to what the layers below gave (is_whiteout, is_opaque: what would a later
+    #   layer's plain file do to an earlier whiteout?), or let the kernel do it as view() does.
+    #   Then write the tar (tarfile; keep modes, owners, symlinks, hard links).
+    #   doc: "whiteouts and opaque directories" in overlayfs.html; the OCI image spec's
+    #   layer.md, "Whiteouts" (https://github.com/opencontainers/image-spec/blob/main/layer.md)
+    #   why? The squashed layer is a bottom layer. Why must it hold no whiteout at all, and
+    #   what does an opaque directory of layer 3 do to layer 1's files, and to layer 2's?
+    raise NotImplementedError("squash_layer")

@@ -165,6 +165,10 @@ class Backend(abc.ABC):
         """ImageCreate with fromSrc: a root filesystem tar becomes an image; {"Id": ...}."""
 
     @abc.abstractmethod
+    def image_squash(self, source: str, target: str) -> dict[str, Any]:
+        """mini image squash (exercise 05's extension): {"Id": ...} of the one-layer image."""
+        raise NotImplementedError
+
     def image_save(self, names: list[str], out: BinaryIO) -> None:
         """ImageGetAll: the images as one tar archive, written to `out`."""
 

@@ -19,7 +19,7 @@ from mini_runtime.errors import ExecError, MiniError, UsageError
 #: Each command, and the module of this package that defines its parser and handler.
 GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",
           "commit": "containers", "images": "images", "tag": "images", "rmi": "images",
-          "history": "images", "import": "images", "save": "images", "load": "images",
+          "history": "images", "import": "images", "image": "images", "save": "images", "load": "images",
           "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",

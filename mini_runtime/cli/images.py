@@ -70,6 +70,25 @@ def add_load(sub: argparse._SubParsersAction) -> None:
     load.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
 
 
+def add_image(sub: argparse._SubParsersAction) -> None:
+    """`mini image squash` (exercise 05's extension). Its shape is docker's `tag`, SOURCE TARGET:
+    the source stays, the target is a new image of one layer with the source's config (Cmd, Env,
+    ...), unlike `export | import`, which loses the config."""
+    image = sub.add_parser("image", help="manage images", description="Manage images.",
+                           usage="mini image COMMAND")
+    verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image))
+    squash = verbs.add_parser("squash", help="squash an image's layers into one (exercise 05's extension)",
+                              description="Create TARGET_IMAGE: SOURCE_IMAGE's files in one layer.",
+                              usage="mini image squash SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
+    squash.add_argument("source")
+    squash.add_argument("target")
+
+
+def image(args: argparse.Namespace) -> int:
+    print(backend.connect().image_squash(args.source, args.target)["Id"])
+    return 0
+
+
 def ago(created: int) -> str:
     return human_duration(time.time() - created) + " ago" if created else "N/A"
 
@@ -147,6 +166,6 @@ def load(args: argparse.Namespace) -> int:
 
 
 PARSERS = {"images": add_images, "tag": add_tag, "rmi": add_rmi, "history": add_history,
-           "import": add_import, "save": add_save, "load": add_load}
+           "import": add_import, "save": add_save, "load": add_load, "image": add_image}
 HANDLERS = {"images": images, "tag": tag, "rmi": rmi, "history": history, "import": import_,
-            "save": save, "load": load}
+            "save": save, "load": load, "image": image}

@@ -45,6 +45,11 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--cpus", metavar="N", help="number of CPUs (e.g. 0.5)")
     run.add_argument("-c", "--cpu-shares", metavar="N", help="CPU shares, relative weight (default 1024)")
     run.add_argument("--pids-limit", metavar="N", help="most processes at once (-1: unlimited)")
+    run.add_argument("--cpu-period", metavar="US", help="CFS period in microseconds (exercise 04's extension)")
+    run.add_argument("--cpu-quota", metavar="US",
+                     help="CFS quota: microseconds of CPU time per period (exercise 04's extension)")
+    run.add_argument("--memory-reservation", metavar="BYTES",
+                     help="memory soft limit (exercise 04's extension)")
     run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
     run.add_argument("--cgroupns", choices=("host", "private"), metavar="MODE",
                      help="cgroup namespace: 'private' (the default on cgroup v2) or 'host' (on v1)")
@@ -195,6 +200,10 @@ def _limits(args: argparse.Namespace) -> dict:
         "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
         "pids_limit": number("--pids-limit", args.pids_limit, int),
         "cpuset_cpus": args.cpuset_cpus,
+        # exercise 04's extension: parsed here, checked and written by the plugged-in hooks
+        "cpu_period": number("--cpu-period", args.cpu_period, int),
+        "cpu_quota": number("--cpu-quota", args.cpu_quota, int),
+        "memory_reservation": parse_bytes(args.memory_reservation) if args.memory_reservation is not None else None,
     }
     if limits["memory"] is not None and limits["memory"] < 6 * 1024 * 1024:
         raise UsageError("Minimum memory limit allowed is 6MB")  # docker's own floor and words
