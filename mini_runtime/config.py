@@ -35,6 +35,10 @@ class ContainerConfig(NamedTuple):
     entrypoint: str | None = None               # --entrypoint: replaces the image's, clears Cmd (05)
     user: str | None = None                     # -u/--user NAME|UID[:GROUP|GID]; else the image's (05)
     name: str | None = None                     # --name (05: diff/commit/export find it by name)
+    # Flags whose work is an exercise's extend part (the reference has the plumbing only):
+    ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
+    tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)
+    uptime_offset: int | None = None            # --uptime-offset SECONDS (exercise 03)
 
 
 class ProcessSpec(NamedTuple):

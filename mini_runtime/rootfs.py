@@ -24,6 +24,7 @@ import stat
 from pathlib import Path
 
 from mini_runtime import syscalls
+from mini_runtime.errors import Exercise
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -155,3 +156,17 @@ def enter(rootfs: str, *, pivot: bool = True) -> None:
     mount_dev()
     mount_sys()
 # <<< enter
+
+
+# Exercise 02's extension, `--tmpfs`: the plumbing only. The runtime calls these two; the
+# exercise (exercises/02_rootfs/README.md) writes them, and the grader plugs them in.
+def parse_tmpfs(value: str) -> tuple[str, int, str]:
+    """`--tmpfs PATH[:OPTIONS]` as docker reads it: (path, mount flags, tmpfs data), docker's
+    defaults merged in; ValueError with docker's words for a bad one. Called before anything
+    is created."""
+    raise Exercise("--tmpfs", "02_rootfs")
+
+
+def mount_tmpfs(path: str, flags: int, data: str) -> None:
+    """In the child, inside its new root: a tmpfs at `path` (made if missing)."""
+    raise Exercise("--tmpfs", "02_rootfs")

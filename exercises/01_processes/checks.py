@@ -37,7 +37,7 @@ def _status_of_child(action: str, value: int) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-@check("1.1", "exit_code: exits and deaths by signal become docker's numbers", points=2,
+@check("1.1", "exit_code: exits and deaths by signal become docker's numbers", points=1,
        section="§ Exit codes and signals", plug=("exit_code",))
 def exit_codes(ctx: Context) -> None:
     for code in ctx.rng.sample(range(0, 256), 3):
@@ -168,7 +168,7 @@ def forward_signals(ctx: Context) -> None:
     ctx.expect(after == before, f"the {name} handler restored after the with block ({before})", after)
 
 
-@check("1.7", "all together: your six functions run a container", points=2,
+@check("1.7", "all together: your six functions run a container", points=1,
        section="§ The whole pipeline",
        plug=("exit_code", "exec_error_code", "find_executable", "exec_command", "wait_for",
              "forward_signals"))

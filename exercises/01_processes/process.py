@@ -90,3 +90,27 @@ def forward_signals(pid: int) -> Iterator[None]:
     #   `kill` on mini? (Try it with the reference and a trap in the container.)
     raise NotImplementedError("forward_signals")
     yield  # makes this a generator; remove nothing here, just replace the raise
+
+
+# --- the extension (15 of the 25 points): docker's --ulimit, which the reference lacks --------
+# `mini run --ulimit NAME=SOFT[:HARD]` calls parse_ulimit for each flag before anything is
+# created (a ValueError becomes docker's line `invalid argument "VALUE" for "--ulimit" flag:
+# YOUR MESSAGE` and exit 125), and set_ulimits in the container's process, after "go" and
+# before execve. The README's "Extend" section is the specification.
+
+def parse_ulimit(value: str) -> tuple[str, int, int]:
+    """`--ulimit NAME=SOFT[:HARD]` as docker reads it: (name, soft, hard), -1 for unlimited;
+    ValueError with docker's words for a bad one."""
+    # TODO: docker's parser is go-units' ParseUlimit (github.com/docker/go-units, ulimit.go):
+    #   which names it knows, what a missing hard limit means, and each of its error messages.
+    #   Numbers are read by Go's strconv.ParseInt: its error for "abc" is part of the message.
+    #   why? Why does docker check soft <= hard itself, when setrlimit(2) would refuse it too?
+    raise NotImplementedError("parse_ulimit")
+
+
+def set_ulimits(limits: list[tuple[str, int, int]]) -> None:
+    """In the child, before execve: each parsed `--ulimit` becomes its resource limit."""
+    # TODO: man https://man7.org/linux/man-pages/man2/setrlimit.2.html (and Python's `resource`
+    #   module). Map docker's names to RLIMIT_* yourself; -1 is RLIM_INFINITY.
+    #   pitfall: which limits survive execve(2)? And why here, in the child, and not in mini?
+    raise NotImplementedError("set_ulimits")
