@@ -179,7 +179,7 @@ def read_only(ctx: Context) -> None:
     ctx.expect("rw-ok" in result.stdout, "a writable / without --read-only", repr(result.stderr.strip()[:150]))
 
 
-@check("2.7", "all together: your six functions build the container's world", points=2,
+@check("2.7", "all together: your six functions build the container's world", points=1,
        section="§ The whole pipeline",
        plug=("make_mounts_private", "pivot_into", "mount_proc", "mount_dev", "mount_sys",
              "remount_readonly"))

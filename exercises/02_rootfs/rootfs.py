@@ -91,3 +91,27 @@ def remount_readonly() -> None:
     #   MS_REMOUNT)
     #   why? Why MS_BIND here: what would a plain MS_REMOUNT | MS_RDONLY change instead?
     raise NotImplementedError("remount_readonly")
+
+
+# --- the extension (15 of the 25 points): docker's --tmpfs, which the reference lacks ---------
+# `mini run --tmpfs PATH[:OPTIONS]` calls parse_tmpfs for each flag before anything is created
+# (a ValueError becomes `mini: YOUR MESSAGE` and exit 125), and mount_tmpfs in the container's
+# process, after pivot_root and /proc /dev /sys, before --read-only. The README's "Extend"
+# section is the specification.
+
+def parse_tmpfs(value: str) -> tuple[str, int, str]:
+    """`--tmpfs PATH[:OPTIONS]` as docker reads it: (path, mount flags, tmpfs data), docker's
+    defaults merged in; ValueError with docker's words for a bad one."""
+    # TODO: docker mounts a --tmpfs with the options noexec,nosuid,nodev, then the user's, and
+    #   a later option wins over an earlier one (moby: daemon/oci_linux.go and
+    #   mount.MergeTmpfsOptions). Some options are mount(2) *flags* (ro, nosuid, exec, ...), the
+    #   others are *data* for tmpfs itself: man https://man7.org/linux/man-pages/man5/tmpfs.5.html
+    #   pitfall: docker refuses any data option tmpfs(5) does not list (ParseTmpfsOptions).
+    raise NotImplementedError("parse_tmpfs")
+
+
+def mount_tmpfs(path: str, flags: int, data: str) -> None:
+    """In the child, inside its new root: a tmpfs at `path` (made if missing)."""
+    # TODO: man https://man7.org/linux/man-pages/man2/mount.2.html
+    #   pitfall: the mount point must exist, and in which root is `path` now?
+    raise NotImplementedError("mount_tmpfs")

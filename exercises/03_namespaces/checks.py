@@ -15,7 +15,7 @@ CHAPTER = Chapter(number="03", slug="namespaces", module="mini_runtime.namespace
 check = CHAPTER.check
 
 
-@check("3.1", "new_pid_namespace: the command is PID 1 and sees only its own processes", points=2,
+@check("3.1", "new_pid_namespace: the command is PID 1 and sees only its own processes", points=1,
        section="§ The PID namespace", plug=("new_pid_namespace",))
 def pid_namespace(ctx: Context) -> None:
     n = ctx.rng.randrange(1, 4)
@@ -27,7 +27,7 @@ def pid_namespace(ctx: Context) -> None:
                f"ps to list exactly the shell, {n} sleep(s) and ps: pids 1..{n + 2}", repr(pids[1:]))
 
 
-@check("3.2", "enter_namespaces: UTS, IPC and network differ from the outside", points=2,
+@check("3.2", "enter_namespaces: UTS, IPC and network differ from the outside", points=1,
        section="§ UTS, IPC and network namespaces", plug=("enter_namespaces",))
 def other_namespaces(ctx: Context) -> None:
     proc, pid = ctx.start("run", "busybox", "sh", "-c", "echo ready; ip -o link | cut -d: -f2; sleep 5")
@@ -54,7 +54,7 @@ def hostname(ctx: Context) -> None:
                repr(socket.gethostname()))
 
 
-@check("3.4", "bring_up_loopback: lo is up and 127.0.0.1 answers", points=1,
+@check("3.4", "bring_up_loopback: lo is up and 127.0.0.1 answers", points=2,
        section="§ UTS, IPC and network namespaces", plug=("bring_up_loopback",))
 def loopback(ctx: Context) -> None:
     result = ctx.mini("run", "busybox", "sh", "-c",
@@ -65,7 +65,7 @@ def loopback(ctx: Context) -> None:
 
 
 @check("3.5", "init_loop: --init passes signals on, reaps orphans, returns the command's code",
-       points=2, section="§ PID 1 and --init", plug=("init_loop",), retry=True)
+       points=3, section="§ PID 1 and --init", plug=("init_loop",), retry=True)
 def init(ctx: Context) -> None:
     code = ctx.rng.randrange(1, 120)
     result = ctx.mini("run", "--init", "busybox", "sh", "-c", f"echo $$; exit {code}")
