@@ -191,12 +191,12 @@ def test_a_runaway_learner_function_times_out(tmp_path, monkeypatch):
 
 def test_cli_reference_table_and_gradescope_json(tmp_path):
     out = tmp_path / "results.json"
-    result = grade_cli("01", "--reference", "--gradescope", str(out), "--seed", "5")
+    result = grade_cli("01", "--model", "--gradescope", str(out), "--seed", "5")
     assert result.returncode == 0, result.stderr
-    assert "TOTAL 12 / 12" in result.stdout
+    assert "TOTAL 25 / 25" in result.stdout and "(rebuild 10 / 10, extend 15 / 15)" in result.stdout
     data = json.loads(out.read_text())
     jsonschema.validate(data, GRADESCOPE_SCHEMA)
-    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 12
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 25
     assert all(t["status"] == "passed" for t in data["tests"])
     assert data["extra_data"]["seed"] == 5 and "checks " in data["extra_data"]["grader"]
     assert "seed 5" in data["output"]
