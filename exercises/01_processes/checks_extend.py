@@ -5,6 +5,8 @@ kernel, and refused values end with docker's message, exit 125 and nothing left.
 
 from __future__ import annotations
 
+import resource
+
 from exercises.grading import Chapter, Context
 
 SECTION = "§ fork, then execve"
@@ -13,6 +15,9 @@ HOOKS = ("parse_ulimit", "set_ulimits")
 ROWS = {"nofile": "Max open files", "nproc": "Max processes", "core": "Max core file size",
         "stack": "Max stack size", "memlock": "Max locked memory", "sigpending": "Max pending signals",
         "msgqueue": "Max msgqueue size"}
+RESOURCES = {"nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE, "stack": resource.RLIMIT_STACK,
+             "memlock": resource.RLIMIT_MEMLOCK, "sigpending": resource.RLIMIT_SIGPENDING,
+             "msgqueue": resource.RLIMIT_MSGQUEUE}
 
 
 def _last(result) -> str:  # noqa: ANN001 - a CompletedProcess
@@ -44,7 +49,9 @@ def register(chapter: Chapter) -> None:
         soft = ctx.rng.randrange(64, 1024)
         hard = soft + ctx.rng.randrange(0, 2048)
         other = ctx.rng.choice(sorted(set(ROWS) - {"nofile"}))
-        alone = ctx.rng.randrange(1, 1 << 16) * (1024 if other in ("stack", "memlock", "msgqueue") else 1)
+        ceiling = resource.getrlimit(RESOURCES[other])[1]  # (raising a hard limit is another matter)
+        ceiling = 1 << 16 if ceiling == resource.RLIM_INFINITY else min(ceiling, 1 << 16)
+        alone = ctx.rng.randrange(1, ceiling + 1)
         flags = ["--ulimit", f"nofile={soft}:{hard}", "--ulimit", f"{other}={alone}"]
         rows = _limits(ctx, *flags)
         ctx.expect(rows.get(ROWS["nofile"]) == (str(soft), str(hard)),

@@ -50,7 +50,7 @@ def register(chapter: Chapter) -> None:
            points=5, section=SECTION, plug=HOOKS, part="extend", timeout=60)
     def options(ctx: Context) -> None:
         ctx.private_state_root()
-        size, mode = ctx.rng.randrange(1, 64), ctx.rng.choice(["1777", "700", "755", "1770"])
+        size, mode = ctx.rng.randrange(1, 64), ctx.rng.choice(["700", "755", "1770", "711"])  # (1777 is the default: not shown)
         path = f"/t{ctx.rng.randrange(10**6)}"
         flags, data, out = _mount(ctx, path, "--tmpfs", f"{path}:size={size}m,mode={mode},exec",
                                   script=f"printf '#!/bin/sh\\necho ran\\n' > {path}/s; chmod +x {path}/s; {path}/s")
