@@ -235,6 +235,14 @@ def forward_signals(pid: int) -> Iterator[None]:
 # <<< forward-signals
 
 
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 01 checks them against the
+    kernel): which errno execve(2) and waitpid(2) give for three classic mistakes."""
+    return {"exec_a_directory": errno.EACCES,       # x bits or not, a directory is not a program
+            "exec_without_shebang": errno.ENOEXEC,  # neither ELF nor "#!": a shell would try sh
+            "wait_twice": errno.ECHILD}             # once reaped, it is nobody's child any more
+
+
 # Exercise 01's extension, `--ulimit`: the plumbing only. The runtime calls these two; the
 # exercise (exercises/01_processes/README.md) writes them, and the grader plugs them in.
 def parse_ulimit(value: str) -> tuple[str, int, int]:

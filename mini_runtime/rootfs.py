@@ -19,6 +19,7 @@ writes cannot change the image or another container.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -156,6 +157,14 @@ def enter(rootfs: str, *, pivot: bool = True) -> None:
     mount_dev()
     mount_sys()
 # <<< enter
+
+
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 02 checks them against the
+    kernel): which errno pivot_root(2) and umount(2) give for three classic mistakes."""
+    return {"pivot_root_on_the_root_mount": errno.EBUSY,    # new_root on the current root's mount
+            "pivot_root_not_a_mount_point": errno.EINVAL,   # hence the bind mount onto itself
+            "umount_in_use": errno.EBUSY}                   # hence MNT_DETACH
 
 
 # Exercise 02's extension, `--tmpfs`: the plumbing only. The runtime calls these two; the

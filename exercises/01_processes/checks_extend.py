@@ -43,7 +43,7 @@ def _shown(n: int) -> str:
 def register(chapter: Chapter) -> None:
     check = chapter.check
 
-    @check("1.8", "--ulimit NAME=SOFT:HARD: the container's own limits", points=6, section=SECTION,
+    @check("1.11", "--ulimit NAME=SOFT:HARD: the container's own limits", points=6, section=SECTION,
            plug=HOOKS, part="extend", timeout=60)
     def limits(ctx: Context) -> None:
         soft = ctx.rng.randrange(64, 1024)
@@ -65,7 +65,7 @@ def register(chapter: Chapter) -> None:
                    f"`--ulimit core={soft}:-1` (-1: unlimited): Max core file size {soft} unlimited",
                    repr(rows.get(ROWS["core"])))
 
-    @check("1.9", "--ulimit is enforced: fsize ends a writer with SIGXFSZ (exit 153)", points=4,
+    @check("1.12", "--ulimit is enforced: fsize ends a writer with SIGXFSZ (exit 153)", points=4,
            section="§ Exit codes and signals", plug=HOOKS, part="extend", timeout=60)
     def enforced(ctx: Context) -> None:
         blocks = ctx.rng.randrange(2, 20)
@@ -84,7 +84,7 @@ def register(chapter: Chapter) -> None:
                    "a container without --ulimit to keep mini's own limits (Max file size unlimited)",
                    repr(unlimited))
 
-    @check("1.10", "--ulimit: docker's errors, exit 125, nothing created", points=5, section=SECTION,
+    @check("1.13", "--ulimit: docker's errors, exit 125, nothing created", points=5, section=SECTION,
            plug=HOOKS, part="extend", timeout=60)
     def refused(ctx: Context) -> None:
         n = ctx.rng.randrange(100, 5000)

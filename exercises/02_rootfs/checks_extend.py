@@ -32,7 +32,7 @@ def _mount(ctx: Context, path: str, *flags: str, script: str = "") -> tuple[list
 def register(chapter: Chapter) -> None:
     check = chapter.check
 
-    @check("2.8", "--tmpfs PATH: a tmpfs, docker's noexec,nosuid,nodev, writable, made if missing",
+    @check("2.10", "--tmpfs PATH: a tmpfs, docker's noexec,nosuid,nodev, writable, made if missing",
            points=6, section=SECTION, plug=HOOKS, part="extend", timeout=60)
     def tmpfs(ctx: Context) -> None:
         ctx.private_state_root()
@@ -46,7 +46,7 @@ def register(chapter: Chapter) -> None:
         ctx.expect(out[:2] == [word, "1"], f"{path} writable ({word!r} read back) and /tmp a tmpfs too "
                    "(an existing directory)", repr(out[:2]))
 
-    @check("2.9", "--tmpfs PATH:OPTIONS: size, mode, exec and ro as mount(2) takes them",
+    @check("2.11", "--tmpfs PATH:OPTIONS: size, mode, exec and ro as mount(2) takes them",
            points=5, section=SECTION, plug=HOOKS, part="extend", timeout=60)
     def options(ctx: Context) -> None:
         ctx.private_state_root()
@@ -64,7 +64,7 @@ def register(chapter: Chapter) -> None:
         ctx.expect("ro" in flags and out[-1:] == ["refused"], f"`--tmpfs {path}:ro`: a read-only tmpfs",
                    f"options {','.join(flags)}, output {out[-1:]}")
 
-    @check("2.10", "--tmpfs with --read-only: / refuses writes, the tmpfs takes them", points=2,
+    @check("2.12", "--tmpfs with --read-only: / refuses writes, the tmpfs takes them", points=2,
            section="§ A read-only root", plug=HOOKS, part="extend", timeout=60)
     def with_read_only(ctx: Context) -> None:
         ctx.private_state_root()
@@ -74,7 +74,7 @@ def register(chapter: Chapter) -> None:
         ctx.expect(out == ["tmpfs-writable"], f"`--read-only --tmpfs {path}`: / read-only, {path} writable",
                    repr(out))
 
-    @check("2.11", "--tmpfs: docker's errors, exit 125, nothing created", points=2, section=SECTION,
+    @check("2.13", "--tmpfs: docker's errors, exit 125, nothing created", points=2, section=SECTION,
            plug=HOOKS, part="extend", timeout=60)
     def refused(ctx: Context) -> None:
         ctx.private_state_root()

@@ -41,7 +41,7 @@ def _shifted(ctx: Context, offset: int, *flags: str) -> list[str]:
 def register(chapter: Chapter) -> None:
     check = chapter.check
 
-    @check("3.7", "--uptime-offset: the container's uptime is shifted, in a time namespace of its own",
+    @check("3.9", "--uptime-offset: the container's uptime is shifted, in a time namespace of its own",
            points=8, section=SECTION, plug=HOOKS, part="extend", timeout=60)
     def shifted(ctx: Context) -> None:
         offset = ctx.rng.randrange(1000, 10**7)
@@ -55,12 +55,12 @@ def register(chapter: Chapter) -> None:
         ctx.expect(result.stdout.strip() == host, "a container without --uptime-offset in the host's time "
                    "namespace", repr(result.stdout.strip()))
 
-    @check("3.8", "--uptime-offset with --init: the command, PID 2, is shifted too", points=4,
+    @check("3.10", "--uptime-offset with --init: the command, PID 2, is shifted too", points=4,
            section="§ PID 1 and --init", plug=HOOKS, part="extend", timeout=60)
     def with_init(ctx: Context) -> None:
         _shifted(ctx, ctx.rng.randrange(1000, 10**6), "--init")
 
-    @check("3.9", "--uptime-offset below zero uptime: the kernel's ERANGE, exit 125, nothing left",
+    @check("3.11", "--uptime-offset below zero uptime: the kernel's ERANGE, exit 125, nothing left",
            points=3, section=SECTION, plug=HOOKS, part="extend", timeout=60)
     def out_of_range(ctx: Context) -> None:
         ctx.private_state_root()
