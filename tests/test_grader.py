@@ -204,6 +204,28 @@ def test_cli_reference_table_and_gradescope_json(tmp_path):
 
 MUTANTS = {
     # (chapter, name): (the text to replace, its replacement, the check that must catch it)
+    # the orchestration (the order of the steps) and the "why?" predictions of 01-03
+    ("01", "child-does-not-wait-for-go"): ("        if os.read(go_read, len(GO)) != GO:\n"
+                                           "            os._exit(125)                     # the parent went away without releasing us\n",
+                                           "", "1.7"),
+    ("01", "parent-keeps-the-childs-pipe-ends"): ("    os.close(go_read)\n    os.close(err_write)\n", "", "1.7"),
+    ("01", "release-ignores-the-report"): ("        raise ExecError(message, int(code))   # the caller reaps the child\n",
+                                           "        pass\n", "1.7"),
+    ("01", "sigpipe-left-ignored"): ("        signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n", "", "1.8"),
+    ("01", "why-wait-twice-is-esrch"): ('"wait_twice": errno.ECHILD}', '"wait_twice": errno.ESRCH}', "1.9"),
+    ("02", "mounts-before-the-new-root"): ("    if pivot:\n        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n"
+                                           "    mount_proc()\n    mount_dev()\n    mount_sys()\n",
+                                           "    mount_proc()\n    mount_dev()\n    mount_sys()\n    if pivot:\n"
+                                           "        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n", "2.7"),
+    ("02", "enter-ignores-no-pivot"): ("    if pivot:\n        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n",
+                                       "    pivot_into(rootfs)\n", "2.7"),
+    ("02", "why-root-mount-is-einval"): ('"pivot_root_on_the_root_mount": errno.EBUSY',
+                                         '"pivot_root_on_the_root_mount": errno.EINVAL', "2.8"),
+    ("03", "new-pid-namespace-after-the-fork"): ("        new_pid_namespace()\n        yield\n",
+                                                 "        yield\n        new_pid_namespace()\n", "3.6"),
+    ("03", "no-way-back-to-mini-s-namespace"): ("        syscalls.setns(home, syscalls.CLONE_NEWPID)\n", "", "3.6"),
+    ("03", "why-dead-namespace-is-eagain"): ('"fork_after_pid1_died": errno.ENOMEM', '"fork_after_pid1_died": errno.EAGAIN',
+                                             "3.7"),
     ("02", "chroot-not-pivot"): ('    os.chdir(rootfs)\n    syscalls.pivot_root(".", ".")\n'
                                  '    syscalls.umount2(".", syscalls.MNT_DETACH)\n',
                                  '    os.chroot(rootfs)\n', "2.2"),
