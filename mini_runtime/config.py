@@ -45,6 +45,10 @@ class ContainerConfig(NamedTuple):
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
+    # Flags whose work is an exercise's extend part (the reference has the plumbing only):
+    ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
+    tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)
+    uptime_offset: int | None = None            # --uptime-offset SECONDS (exercise 03)
 
 
 class ProcessSpec(NamedTuple):

@@ -14,6 +14,7 @@ else is unshared by the child itself.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
@@ -22,6 +23,7 @@ import struct
 from typing import Iterator, NoReturn
 
 from mini_runtime import syscalls
+from mini_runtime.errors import Exercise
 
 #: The namespaces a container gets, as /proc/PID/ns names them.
 KINDS = ("mnt", "uts", "ipc", "pid", "net")
@@ -124,3 +126,19 @@ def init_loop(child: int) -> NoReturn:
             code = os.waitstatus_to_exitcode(status)  # -S when killed by signal S
             os._exit(code if code >= 0 else 128 - code)
 # <<< init-loop
+
+
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 03 checks them against the
+    kernel): which errno fork(2), unshare(2) and sethostname(2) give for three mistakes."""
+    return {"fork_after_pid1_died": errno.ENOMEM,  # a namespace whose init is gone takes no one
+            "unshare_pid_twice": errno.EINVAL,     # pid_for_children is already a new one
+            "hostname_too_long": errno.EINVAL}     # HOST_NAME_MAX is 64
+
+
+# Exercise 03's extension, `--uptime-offset`: the plumbing only. The runtime calls this; the
+# exercise (exercises/03_namespaces/README.md) writes it, and the grader plugs it in.
+def enter_time_namespace(uptime_offset: int) -> None:
+    """In the child, before its command starts: the command's uptime is shifted by
+    `uptime_offset` seconds (a time namespace, time_namespaces(7))."""
+    raise Exercise("--uptime-offset", "03_namespaces")

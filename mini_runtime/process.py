@@ -29,7 +29,7 @@ from typing import Callable, Iterator, NamedTuple, NoReturn
 
 from mini_runtime import syscalls
 from mini_runtime.config import ProcessSpec
-from mini_runtime.errors import ExecError, MiniError, System
+from mini_runtime.errors import ExecError, Exercise, MiniError, System
 
 #: The signals `mini` passes on to the container (docker's --sig-proxy passes these and more).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -251,3 +251,24 @@ def forward_signals(pid: int) -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 # <<< forward-signals
+
+
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 01 checks them against the
+    kernel): which errno execve(2) and waitpid(2) give for three classic mistakes."""
+    return {"exec_a_directory": errno.EACCES,       # x bits or not, a directory is not a program
+            "exec_without_shebang": errno.ENOEXEC,  # neither ELF nor "#!": a shell would try sh
+            "wait_twice": errno.ECHILD}             # once reaped, it is nobody's child any more
+
+
+# Exercise 01's extension, `--ulimit`: the plumbing only. The runtime calls these two; the
+# exercise (exercises/01_processes/README.md) writes them, and the grader plugs them in.
+def parse_ulimit(value: str) -> tuple[str, int, int]:
+    """`--ulimit NAME=SOFT[:HARD]` as docker reads it: (name, soft, hard), -1 for unlimited;
+    ValueError with docker's words for a bad one. Called before anything is created."""
+    raise Exercise("--ulimit", "01_processes")
+
+
+def set_ulimits(limits: list[tuple[str, int, int]]) -> None:
+    """In the child, before execve: each parsed `--ulimit` becomes its resource limit."""
+    raise Exercise("--ulimit", "01_processes")

@@ -19,11 +19,13 @@ writes cannot change the image or another container.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 from mini_runtime import syscalls
+from mini_runtime.errors import Exercise
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -155,3 +157,25 @@ def enter(rootfs: str, *, pivot: bool = True) -> None:
     mount_dev()
     mount_sys()
 # <<< enter
+
+
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 02 checks them against the
+    kernel): which errno pivot_root(2) and umount(2) give for three classic mistakes."""
+    return {"pivot_root_on_the_root_mount": errno.EBUSY,    # new_root on the current root's mount
+            "pivot_root_not_a_mount_point": errno.EINVAL,   # hence the bind mount onto itself
+            "umount_in_use": errno.EBUSY}                   # hence MNT_DETACH
+
+
+# Exercise 02's extension, `--tmpfs`: the plumbing only. The runtime calls these two; the
+# exercise (exercises/02_rootfs/README.md) writes them, and the grader plugs them in.
+def parse_tmpfs(value: str) -> tuple[str, int, str]:
+    """`--tmpfs PATH[:OPTIONS]` as docker reads it: (path, mount flags, tmpfs data), docker's
+    defaults merged in; ValueError with docker's words for a bad one. Called before anything
+    is created."""
+    raise Exercise("--tmpfs", "02_rootfs")
+
+
+def mount_tmpfs(path: str, flags: int, data: str) -> None:
+    """In the child, inside its new root: a tmpfs at `path` (made if missing)."""
+    raise Exercise("--tmpfs", "02_rootfs")

@@ -76,12 +76,21 @@ def grade_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
+def model(chapter: grading.Chapter) -> bytes:
+    """The model solution (the reference and its extension's hooks), or the reference itself
+    for a chapter without an extend part yet."""
+    if parts.solution_file(chapter).is_file():
+        return parts.model_source(chapter)
+    return grading.resolve_learner_file(chapter, None, True).read_bytes()
+
+
 @pytest.mark.parametrize("number", params(CHAPTERS))
 def test_reference_gets_full_marks_on_the_rebuild_part_and_none_on_the_extension(number, tmp_path):
     """The extension is absent from the reference: its flag or command says whose it is."""
     chapter = chapter_here(number)
+    path = grading.resolve_learner_file(chapter, None, True)
     for seed in (1,) if number in IN_GUEST else (1, 2):  # the guest kernel is slow
-        results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), seed)
+        results = grading.grade(chapter, path, seed)
         failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed and r.check.part == "rebuild"]
         assert not failed, failed
         assert grading.total(results)[0] == parts.points(chapter.checks)["rebuild"] > 0
@@ -101,13 +110,27 @@ def test_model_solution_gets_full_marks(number):
 
 
 @pytest.mark.parametrize("number", CHAPTERS)
-def test_two_parts_extend_is_at_least_60_percent(number):
-    """DESIGN §4: rebuild at most 40% of the points, extend at least 60%, with a model solution
-    of the extension's hooks kept apart from what learners read."""
+def test_two_parts_extend_is_at_least_60_percent_and_absent_from_the_reference(number):
+    """The two-part rule holds, and no line of the model extension is in what learners read
+    (the runtime, the chapters, the notebooks, the exercise folders)."""
     chapter = grading.find_chapter(number)
-    assert not parts.problems(chapter), parts.problems(chapter)
-    assert parts.hooks(chapter) and parts.solution_file(chapter).is_file()
-    assert not parts.solution_file(chapter).is_relative_to(REPO / "exercises")
+    assert any(c.part == "extend" for c in chapter.checks), f"chapter {number} has no extend part"
+    assert parts.problems(chapter) == []
+    solution = parts.solution_file(chapter)
+    assert solution.is_file() and not solution.is_relative_to(REPO / "exercises")
+    reference = __import__(chapter.module, fromlist=["x"])
+    for hook in parts.hooks(chapter):
+        assert hasattr(reference, hook), f"{hook}: the reference's plumbing calls it"
+    body = [line.strip() for line in solution.read_text().splitlines()
+            if len(line.strip()) > 24 and not line.strip().startswith(("#", '"', "def ", "from ", "import "))]
+    assert body, "the model solution has lines of its own"
+    visible = [*(REPO / "mini_runtime").rglob("*.py"), *(REPO / "chapters").glob("*.md"),
+               *(REPO / "notebooks").glob("*.ipynb"), *chapter.folder.rglob("*")]
+    for path in visible:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            found = [line for line in body if line in text]
+            assert not found, f"{path.relative_to(REPO)} shows the model solution: {found[0]!r}"
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
@@ -167,12 +190,12 @@ def test_a_runaway_learner_function_times_out(tmp_path, monkeypatch):
 
 def test_cli_reference_table_and_gradescope_json(tmp_path):
     out = tmp_path / "results.json"
-    result = grade_cli("01", "--reference", "--gradescope", str(out), "--seed", "5")
+    result = grade_cli("01", "--model", "--gradescope", str(out), "--seed", "5")
     assert result.returncode == 0, result.stderr
-    assert "TOTAL 12 / 12" in result.stdout
+    assert "TOTAL 25 / 25" in result.stdout and "(rebuild 10 / 10, extend 15 / 15)" in result.stdout
     data = json.loads(out.read_text())
     jsonschema.validate(data, GRADESCOPE_SCHEMA)
-    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 12
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) == 25
     assert all(t["status"] == "passed" for t in data["tests"])
     assert data["extra_data"]["seed"] == 5 and "checks " in data["extra_data"]["grader"]
     assert "seed 5" in data["output"]
@@ -180,6 +203,28 @@ def test_cli_reference_table_and_gradescope_json(tmp_path):
 
 MUTANTS = {
     # (chapter, name): (the text to replace, its replacement, the check that must catch it)
+    # the orchestration (the order of the steps) and the "why?" predictions of 01-03
+    ("01", "child-does-not-wait-for-go"): ("        if os.read(go_read, len(GO)) != GO:\n"
+                                           "            os._exit(125)                     # the parent went away without releasing us\n",
+                                           "", "1.7"),
+    ("01", "parent-keeps-the-childs-pipe-ends"): ("    os.close(go_read)\n    os.close(err_write)\n", "", "1.7"),
+    ("01", "release-ignores-the-report"): ("        raise ExecError(message, int(code))   # the caller reaps the child\n",
+                                           "        pass\n", "1.7"),
+    ("01", "sigpipe-left-ignored"): ("        signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n", "", "1.8"),
+    ("01", "why-wait-twice-is-esrch"): ('"wait_twice": errno.ECHILD}', '"wait_twice": errno.ESRCH}', "1.9"),
+    ("02", "mounts-before-the-new-root"): ("    if pivot:\n        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n"
+                                           "    mount_proc()\n    mount_dev()\n    mount_sys()\n",
+                                           "    mount_proc()\n    mount_dev()\n    mount_sys()\n    if pivot:\n"
+                                           "        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n", "2.7"),
+    ("02", "enter-ignores-no-pivot"): ("    if pivot:\n        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n",
+                                       "    pivot_into(rootfs)\n", "2.7"),
+    ("02", "why-root-mount-is-einval"): ('"pivot_root_on_the_root_mount": errno.EBUSY',
+                                         '"pivot_root_on_the_root_mount": errno.EINVAL', "2.8"),
+    ("03", "new-pid-namespace-after-the-fork"): ("        new_pid_namespace()\n        yield\n",
+                                                 "        yield\n        new_pid_namespace()\n", "3.6"),
+    ("03", "no-way-back-to-mini-s-namespace"): ("        syscalls.setns(home, syscalls.CLONE_NEWPID)\n", "", "3.6"),
+    ("03", "why-dead-namespace-is-eagain"): ('"fork_after_pid1_died": errno.ENOMEM', '"fork_after_pid1_died": errno.EAGAIN',
+                                             "3.7"),
     ("02", "chroot-not-pivot"): ('    os.chdir(rootfs)\n    syscalls.pivot_root(".", ".")\n'
                                  '    syscalls.umount2(".", syscalls.MNT_DETACH)\n',
                                  '    os.chroot(rootfs)\n', "2.2"),
@@ -223,7 +268,7 @@ def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     broken function out (partial credit stays fair)."""
     old, new, failing = MUTANTS[chapter_number, name]
     chapter = chapter_here(chapter_number)
-    source = (REPO / (chapter.module.replace(".", "/") + ".py")).read_text()
+    source = model(chapter).decode()
     assert source.count(old) == 1
     (tmp_path / chapter.learner_file).write_text(source.replace(old, new))
     # In the slow guest kernel, only the check that must fail: the others run the reference's

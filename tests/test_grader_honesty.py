@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exercises import grading, reports
+from exercises import grading, parts, reports
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted(p.parent.name[:2] for p in (REPO / "exercises").glob("*_*/checks.py"))
@@ -35,6 +35,9 @@ def skeleton(chapter: grading.Chapter) -> str:
 
 
 def reference(chapter: grading.Chapter) -> str:
+    """The model solution (the reference and its extension), where the chapter has one."""
+    if parts.solution_file(chapter).is_file():
+        return parts.model_source(chapter).decode()
     return grading.resolve_learner_file(chapter, None, True).read_text()
 
 
@@ -148,7 +151,7 @@ def test_a_file_that_forges_a_verdict_scores_zero(tmp_path):
     forging.write_text(skeleton(chapter) + FORGE.format(out=str(out), path=str(forging)))
     result = grade_cli("01", "--path", str(forging), "--gradescope", str(out), "--seed", "3")
     assert result.returncode == 0, result.stderr
-    assert "TOTAL 0 / 12" in result.stdout
+    assert "TOTAL 0 / 25" in result.stdout
     assert not [line for line in result.stdout.splitlines() if line.startswith("✓")]
     time.sleep(3)  # the daemon would have written by now: it died with the check's jail
     data = json.loads(out.read_text())
@@ -199,7 +202,7 @@ def test_a_file_that_makes_the_checkout_writable_again_is_not_graded(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(copy)}
     result = grade_cli("01", "--path", str(evil), "--seed", "4", cwd=copy, env=env)
     assert result.returncode == 0, result.stderr
-    assert "TOTAL 0 / 12" in result.stdout
+    assert "TOTAL 0 / 25" in result.stdout
     assert "the grader's files changed while your code ran (exercises/01_processes/checks.py)" in result.stdout
     assert (copy / "exercises" / "01_processes" / "checks.py").read_text().endswith("# edited\n")
 
@@ -250,8 +253,8 @@ def test_batch_mode_for_instructors(tmp_path):
         assert len({row["grader"] for row in rows.values()}) == 1 and "checks " in rows["alice"]["grader"]
     rows_j2 = scores["2"]
     assert scores["1"] == rows_j2
-    assert rows_j2["alice"][0] == "12" and rows_j2["bob.py"][0] == "0" and rows_j2["erin.py"][0] == "0"
-    assert rows_j2["carol"][0] == "0" and rows_j2["dave.py"][:2] == ["10", "0"]  # 1.1 fails
+    assert rows_j2["alice"][0] == "25" and rows_j2["bob.py"][0] == "0" and rows_j2["erin.py"][0] == "0"
+    assert rows_j2["carol"][0] == "0" and rows_j2["dave.py"][:2] == ["24", "0"]  # 1.1 fails
 
     data = json.loads((tmp_path / "grades-j2.json").read_text())
     assert data["seed"] == 7 and data["grader"] == rows["alice"]["grader"]
@@ -263,7 +266,7 @@ def test_batch_mode_for_instructors(tmp_path):
     assert sorted(p.name for p in feedback.iterdir()) == \
         ["alice.txt", "bob.py.txt", "carol.txt", "dave.py.txt", "erin.py.txt"]
     text = (feedback / "dave.py.txt").read_text()
-    assert "seed 7" in text and "TOTAL 10 / 12" in text and text.count("    passed") == 6
+    assert "seed 7" in text and "TOTAL 24 / 25" in text and text.count("    passed") == 12
     assert "must be written in your file, not imported" in (feedback / "erin.py.txt").read_text()
 
     report = result.stdout[result.stdout.index("Similarity"):]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import select
 import signal
@@ -15,7 +16,8 @@ from exercises.grading import Chapter, CheckFailed, Context
 from exercises.remote import wait_gone
 
 CHAPTER = Chapter(number="01", slug="processes", module="mini_runtime.process",
-                  learner_file="process.py", given=("FORWARDED_SIGNALS",))
+                  learner_file="process.py",
+                  given=("FORWARDED_SIGNALS", "GO", "READY", "Child", "stay_tied_to_parent"))
 check = CHAPTER.check
 
 _SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
@@ -37,7 +39,7 @@ def _status_of_child(action: str, value: int) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-@check("1.1", "exit_code: exits and deaths by signal become docker's numbers", points=2,
+@check("1.1", "exit_code: exits and deaths by signal become docker's numbers", points=1,
        section="§ Exit codes and signals", plug=("exit_code",))
 def exit_codes(ctx: Context) -> None:
     for code in ctx.rng.sample(range(0, 256), 3):
@@ -53,7 +55,7 @@ def exit_codes(ctx: Context) -> None:
                f"{result.returncode} {result.stderr.strip()[:120]}")
 
 
-@check("1.2", "exec_error_code: 127 for a missing command, 126 for one that cannot run", points=1,
+@check("1.2", "exec_error_code: 127 for a missing command, 126 for one that cannot run", points=0.5,
        section="§ When execve fails", plug=("exec_error_code",))
 def exec_error_codes(ctx: Context) -> None:
     cases = [(errno.ENOENT, 127), (errno.ENOTDIR, 127), (errno.EACCES, 126), (errno.ENOEXEC, 126),
@@ -69,7 +71,7 @@ def exec_error_codes(ctx: Context) -> None:
                f"exit {result.returncode}, stderr {result.stderr.strip()[:120]!r}")
 
 
-@check("1.3", "find_executable: search $PATH inside the image, like execvp", points=2,
+@check("1.3", "find_executable: search $PATH inside the image, like execvp", points=1,
        section="§ Finding the command", plug=("find_executable",))
 def find_executable(ctx: Context) -> None:
     with tempfile.TemporaryDirectory(prefix="mini-grade-root-") as root:
@@ -98,7 +100,7 @@ def find_executable(ctx: Context) -> None:
 
 
 @check("1.4", "exec_command: working directory, environment and arguments reach the command",
-       points=2, section="§ fork, then execve", plug=("exec_command",))
+       points=1, section="§ fork, then execve", plug=("exec_command",))
 def exec_command(ctx: Context) -> None:
     word = f"hello-{ctx.rng.randrange(10**9)}"
     value = f"v{ctx.rng.randrange(10**9)}"
@@ -113,7 +115,7 @@ def exec_command(ctx: Context) -> None:
                f"pwd to end with {workdir} (-w {workdir}, inside the image's files)", repr(lines[2:3]))
 
 
-@check("1.5", "wait_for: wait for that one child, reap it, return its status", points=1,
+@check("1.5", "wait_for: wait for that one child, reap it, return its status", points=0.5,
        section="§ Waiting and zombies", plug=("wait_for",))
 def wait_for(ctx: Context) -> None:
     slow_code, fast_code = ctx.rng.sample(range(1, 120), 2)
@@ -130,7 +132,7 @@ def wait_for(ctx: Context) -> None:
                "it was still there (a zombie: waited for, but not reaped)")
 
 
-@check("1.6", "forward_signals: a signal sent to mini reaches the container", points=2,
+@check("1.6", "forward_signals: a signal sent to mini reaches the container", points=1,
        section="§ Passing signals on", plug=("forward_signals",), retry=True)
 def forward_signals(ctx: Context) -> None:
     sig = ctx.rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
@@ -168,10 +170,177 @@ def forward_signals(ctx: Context) -> None:
     ctx.expect(after == before, f"the {name} handler restored after the with block ({before})", after)
 
 
-@check("1.7", "all together: your six functions run a container", points=2,
+def _server_child(ctx: Context, inner: int) -> int:
+    """The learner server's child `inner` (its pid as the server sees it), in our numbering."""
+    for task in Path(f"/proc/{ctx.server.pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            status = Path(f"/proc/{pid}/status").read_text()
+            nspid = next(line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:"))
+            if int(nspid[-1]) == inner:
+                return int(pid)
+    raise CheckFailed(f"expected spawn() to return the pid of a child of the process that called it, "
+                      f"got {inner}")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]; field 52 of
+    proc(5), the exit status, is at index 49."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def _pipes(pid: int) -> dict[int, str]:
+    """fd -> 'pipe:[inode]' for the process's pipe fds."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("pipe:"):
+            found[int(name)] = link
+    return found
+
+
+def _zombie_status(pid: int, seconds: float) -> int | None:
+    """The wait status of the process once it has ended (a zombie nobody reaped yet)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fields = _stat(pid)
+        if fields[0] == "Z":
+            return int(fields[49])
+        time.sleep(0.01)
+    return None
+
+
+@check("1.7", "spawn and release: ready, then go, then execve; the error pipe's EOF says it worked",
+       points=2, section="§ fork, then execve", plug=("spawn", "release"))
+def spawn_and_release(ctx: Context) -> None:
+    """Called in the learner server, whose child the check then reads from the kernel. `setup`
+    is execve itself (of a shell that exits with a random code), so what ran when is visible:
+    the child's program (/proc/PID/exe), and its wait status once it has ended."""
+    from mini_runtime.config import ProcessSpec
+    from mini_runtime.errors import ExecError
+    from mini_runtime.process import Child
+
+    spec = ProcessSpec(["true"], {"PATH": "/usr/bin:/bin"}, "/")
+    code = ctx.rng.randrange(1, 120)
+    answer = ctx.learner.spawn(spec, "/", functools.partial(os.execv, "/bin/sh", ["sh", "-c", f"exit {code}"]))
+    if not (isinstance(answer, tuple) and len(answer) == 3 and all(isinstance(x, int) for x in answer)):
+        raise CheckFailed(f"expected spawn() to return Child(pid, go, errors), got {answer!r}")
+    child = Child(*answer)
+    pid = _server_child(ctx, child.pid)
+    fields = _stat(pid)
+    ctx.expect(int(fields[3]) == pid, "the child in a session of its own (setsid) once spawn() returns",
+               f"session {fields[3]}, the child is {pid}")
+    mine = _pipes(pid)
+    ctx.expect(sorted(set(os.listdir(f"/proc/{pid}/fd")) - {"0", "1", "2"}, key=int) == sorted(map(str, mine))
+               and len(mine) == 2 and len(set(mine.values())) == 2,
+               "the child to hold fds 0, 1, 2 and its two pipe ends, nothing else",
+               f"fds {sorted(os.listdir(f'/proc/{pid}/fd'), key=int)}")
+    held = {fd: link for fd, link in _pipes(ctx.server.pid).items() if link in mine.values()}
+    ctx.expect(sorted(held) == sorted((child.go, child.errors)) and len(set(held.values())) == 2,
+               f"the parent to keep one end of each pipe, Child.go={child.go} and Child.errors="
+               f"{child.errors}, and to close its copies of the child's ends",
+               f"the parent holds fds {sorted(held)} on them")
+    time.sleep(0.3)
+    fields = _stat(pid)
+    ran = os.readlink(f"/proc/{pid}/exe") != os.readlink(f"/proc/{ctx.server.pid}/exe") or fields[0] == "Z"
+    ctx.expect(not ran, "nothing of the container's (its setup) to run before release() says GO",
+               "setup had already run 0.3 s after spawn() returned")
+    try:
+        answer = ctx.learner.release(child)
+    except Exception as e:  # noqa: BLE001 - the learner's exception, as data
+        raise CheckFailed(f"expected release() to return after a successful execve, got "
+                          f"{type(e).__name__}: {e}") from None
+    status = _zombie_status(pid, 5)
+    ctx.expect(status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == code,
+               f"after release(), setup to run: the shell it executes exits {code}",
+               f"status {status!r}")
+    # A setup that fails: its report comes back through the error pipe, as ExecError.
+    missing = f"/nonexistent-{ctx.rng.randrange(10**6)}"
+    child = Child(*ctx.learner.spawn(spec, "/", functools.partial(os.chdir, missing)))
+    pid = _server_child(ctx, child.pid)
+    try:
+        answer = ctx.learner.release(child)
+    except ExecError as e:
+        ctx.expect(missing in str(e), f"ExecError's message to carry the child's report (naming {missing})",
+                   repr(str(e)[:150]))
+    except Exception as e:  # noqa: BLE001
+        raise CheckFailed(f"expected ExecError when setup fails in the child, got {type(e).__name__}: {e}") from None
+    else:
+        raise CheckFailed(f"expected ExecError when setup fails in the child (chdir to {missing}), "
+                          f"release() returned {answer!r}")
+    status = _zombie_status(pid, 5)
+    ctx.expect(status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 125,
+               "the child whose setup failed to exit 125", f"status {status!r}")
+
+
+@check("1.8", "spawn and release in mini: exec errors, default signals, and the container dies with mini",
+       points=1, section="§ When execve fails", plug=("spawn", "release"))
+def spawn_in_mini(ctx: Context) -> None:
+    ctx.private_state_root()
+    code = ctx.rng.randrange(1, 120)
+    result = ctx.mini("run", "busybox", "sh", "-c", f"grep SigIgn /proc/self/status; exit {code}")
+    ctx.expect(result.returncode == code, f"`mini run busybox sh -c 'exit {code}'` to exit {code}",
+               f"exit {result.returncode}, {result.stderr.strip()[:150]!r}")
+    ctx.expect(result.stdout.split() == ["SigIgn:", "0" * 16],
+               "no signal ignored in the container (SigIgn 0: Python's ignored SIGPIPE and SIGXFSZ "
+               "put back)", repr(result.stdout.strip()))
+    for command, want in ((f"nosuch{ctx.rng.randrange(10**6)}", 127), ("/etc", 126)):
+        result = ctx.mini("run", "busybox", command)
+        ctx.expect(result.returncode == want and f'exec: "{command}"' in result.stderr,
+                   f"`mini run busybox {command}` to exit {want} with the child's report `exec: \"{command}\": ...`",
+                   f"exit {result.returncode}, {result.stderr.strip()[:150]!r}")
+    proc, pid = ctx.start("run", "busybox", "sh", "-c", "echo ready; sleep 30")
+    proc.kill()  # SIGKILL: mini has no chance to clean up or to pass anything on
+    proc.wait()
+    ctx.expect(wait_gone(pid, 5), "the container to die when mini is killed (PR_SET_PDEATHSIG)",
+               "it was still running 5 s later")
+
+
+@check("1.9", "why? predict the kernel's errno for three process mistakes", points=1,
+       section="§ When execve fails", plug=("predicted_errnos",))
+def why(ctx: Context) -> None:
+    """Your predictions against what the kernel answers here and now."""
+    predicted = ctx.learner.predicted_errnos()
+
+    def exec_errno(path: str) -> int:  # in a child, so that a surprise success replaces nothing here
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execv(path, [path])
+            except OSError as e:
+                os._exit(e.errno or 0)
+            os._exit(0)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    with tempfile.TemporaryDirectory(prefix="mini-grade-why-") as scratch:
+        directory = os.path.join(scratch, f"d{ctx.rng.randrange(10**6)}")
+        os.mkdir(directory, 0o755)
+        script = os.path.join(scratch, f"s{ctx.rng.randrange(10**6)}")
+        Path(script).write_text("echo hello\n")
+        os.chmod(script, 0o755)
+        kernel = {"exec_a_directory": exec_errno(directory), "exec_without_shebang": exec_errno(script)}
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+        kernel["wait_twice"] = 0
+    except OSError as e:
+        kernel["wait_twice"] = e.errno or 0
+    ctx.expect(all(kernel.values()), "the kernel to refuse all three (the check's own sanity test)", repr(kernel))
+    names = {k: errno.errorcode.get(v, v) for k, v in kernel.items()}
+    got = predicted if isinstance(predicted, dict) else {}
+    wrong = {k: errno.errorcode.get(got.get(k), got.get(k)) for k in kernel if got.get(k) != kernel[k]}
+    ctx.expect(not wrong, f"predicted_errnos() to match the kernel: {names}", f"{wrong or predicted!r}")
+
+
+@check("1.10", "all together: your functions run a container", points=1,
        section="§ The whole pipeline",
        plug=("exit_code", "exec_error_code", "find_executable", "exec_command", "wait_for",
-             "forward_signals"))
+             "forward_signals", "spawn", "release"))
 def everything(ctx: Context) -> None:
     word, code = f"w{ctx.rng.randrange(10**9)}", ctx.rng.randrange(1, 120)
     result = ctx.mini("run", "-e", f"X={word}", "busybox", "sh", "-c", f'echo "$X"; exit {code}')

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import subprocess
 import tempfile
 import time
 
 from exercises.grading import Chapter, CheckFailed, Context
+from mini_runtime.syscalls import MS_PRIVATE, MS_REC
 
 CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", learner_file="rootfs.py",
-                  given=("DEV_LINKS", "DEVICES", "mountpoint"))
+                  given=("DEV_LINKS", "DEVICES", "chroot_into", "mountpoint"))
 check = CHAPTER.check
 
 RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
@@ -35,7 +38,7 @@ def _sh(ctx: Context, script: str, *flags: str) -> subprocess.CompletedProcess[s
     return ctx.mini("run", *flags, "busybox", "sh", "-c", script)
 
 
-@check("2.1", "make_mounts_private: a mount made inside never reaches the outside", points=2,
+@check("2.1", "make_mounts_private: a mount made inside never reaches the outside", points=1.5,
        section="§ Mount namespaces and propagation", plug=("make_mounts_private",), retry=True)
 def private_mounts(ctx: Context) -> None:
     # The jail (where mini runs) stands in for the host: its "/" is shared, like systemd makes it.
@@ -101,7 +104,7 @@ def pivot(ctx: Context) -> None:
                "not just chroot)", "a way up out of the image's directory")
 
 
-@check("2.3", "mount_proc: a fresh procfs, nosuid,nodev,noexec", points=1,
+@check("2.3", "mount_proc: a fresh procfs, nosuid,nodev,noexec", points=0.5,
        section="§ /proc, /dev and /sys", plug=("mount_proc",))
 def proc(ctx: Context) -> None:
     result = _sh(ctx, "cat /proc/self/mountinfo; echo ---; cat /proc/self/comm")
@@ -116,7 +119,7 @@ def proc(ctx: Context) -> None:
                repr(result.stdout[-20:]))
 
 
-@check("2.4", "mount_dev: a tmpfs /dev with the standard devices, pts, shm and links", points=2,
+@check("2.4", "mount_dev: a tmpfs /dev with the standard devices, pts, shm and links", points=1,
        section="§ /proc, /dev and /sys", plug=("mount_dev",))
 def dev(ctx: Context) -> None:
     devices = ctx.rng.sample([("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -147,7 +150,7 @@ def dev(ctx: Context) -> None:
                "tmpfs on /dev, devpts on /dev/pts, tmpfs on /dev/shm", repr(kinds))
 
 
-@check("2.5", "mount_sys: sysfs, read-only", points=1, section="§ /proc, /dev and /sys",
+@check("2.5", "mount_sys: sysfs, read-only", points=0.5, section="§ /proc, /dev and /sys",
        plug=("mount_sys",))
 def sys_ro(ctx: Context) -> None:
     name = f"x{ctx.rng.randrange(10**6)}"
@@ -160,7 +163,7 @@ def sys_ro(ctx: Context) -> None:
                repr(result.stderr.strip()[:120]))
 
 
-@check("2.6", "remount_readonly: --read-only makes / read-only, and only /", points=1,
+@check("2.6", "remount_readonly: --read-only makes / read-only, and only /", points=0.5,
        section="§ A read-only root", plug=("remount_readonly",))
 def read_only(ctx: Context) -> None:
     name = f"f{ctx.rng.randrange(10**6)}"
@@ -180,10 +183,100 @@ def read_only(ctx: Context) -> None:
     ctx.expect("rw-ok" in result.stdout, "a writable / without --read-only", repr(result.stderr.strip()[:150]))
 
 
-@check("2.7", "all together: your six functions build the container's world", points=2,
+@check("2.7", "enter: the new root first, then /proc /dev /sys in it; --no-pivot honoured", points=2,
+       section="§ The whole pipeline", plug=("enter", "pivot_into", "mount_proc", "mount_dev", "mount_sys"))
+def enter(ctx: Context) -> None:
+    code = ctx.rng.randrange(1, 120)
+    result = _sh(ctx, f"cat /proc/self/mountinfo; echo ---; stat -c %t:%T /dev/null; ls /sys/kernel >/dev/null "
+                      f"&& echo sys-ok; exit {code}")
+    parts = result.stdout.split("---\n")
+    ctx.expect(result.returncode == code and len(parts) == 2,
+               f"the container to read its own /proc/self/mountinfo and exit {code}",
+               f"exit {result.returncode}, stdout {result.stdout[:80]!r}, stderr {result.stderr.strip()[:150]!r}")
+    mounts = _mountinfo(parts[0])
+    kinds = {m: (mounts[m][mounts[m].index("-") + 1] if m in mounts else None) for m in ("/proc", "/dev", "/sys")}
+    ctx.expect(kinds == {"/proc": "proc", "/dev": "tmpfs", "/sys": "sysfs"} and set(mounts) <= RUNTIME_MOUNTS,
+               "proc on /proc, tmpfs on /dev, sysfs on /sys inside the new root, and no other mount "
+               "but / /dev/pts /dev/shm", f"{kinds}, mounts {sorted(mounts)[:8]}")
+    ctx.expect(parts[1].split() == ["1:3", "sys-ok"], "/dev/null a 1:3 device and /sys/kernel readable",
+               repr(parts[1].split()))
+    # --no-pivot: chroot_into instead, so `..` of the container's root leads out of it.
+    proc = ctx.popen("run", "--no-pivot", "busybox", "sh", "-c", "cat /proc/self/comm; echo ready; sleep 1",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]  # type: ignore[union-attr]
+        children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split() \
+            if lines[1] == "ready\n" else []
+        if not children:
+            proc.kill()
+            raise CheckFailed(f"expected `mini run --no-pivot` to start with a /proc of its own, got "
+                              f"{lines!r} {proc.communicate()[1].strip()[:150]!r}")
+        root, up = (os.stat(f"/proc/{children[0]}/root{suffix}") for suffix in ("", "/.."))
+    finally:
+        proc.wait()
+    ctx.expect(lines[0] == "cat\n" and (root.st_dev, root.st_ino) != (up.st_dev, up.st_ino),
+               "with --no-pivot (pivot=False), a chroot: /proc mounted, and '..' of the root leading out",
+               f"comm {lines[0]!r}, '..' {'is the root itself: pivot_root was used' if root == up else 'leads out'}")
+
+
+def _kernel_errnos() -> dict[str, int]:
+    """The three mistakes of predicted_errnos(), made in a child with a mount namespace of its
+    own (every mount private first, so nothing reaches the checker's; its tmpfs hides /tmp
+    from that child only)."""
+    from mini_runtime import syscalls
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+
+            def errno_of(action) -> int:  # noqa: ANN001
+                try:
+                    action()
+                except OSError as e:
+                    return e.errno or 0
+                return 0
+
+            syscalls.unshare(syscalls.CLONE_NEWNS)
+            syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)
+            found = {"pivot_root_on_the_root_mount": errno_of(lambda: syscalls.pivot_root("/", "/"))}
+            scratch = "/tmp"
+            syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=64k")
+            os.mkdir(os.path.join(scratch, "new"))
+            new = os.path.join(scratch, "new")
+            found["pivot_root_not_a_mount_point"] = errno_of(lambda: syscalls.pivot_root(new, new))
+            os.chdir(scratch)
+            found["umount_in_use"] = errno_of(lambda: syscalls.umount2(scratch, 0))
+            os.write(write, json.dumps(found).encode())
+        except BaseException as e:  # noqa: BLE001 - the check's own failure, said in its verdict
+            os.write(write, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answers:
+        data = answers.read()
+    os.waitpid(pid, 0)
+    return json.loads(data) if data else {}
+
+
+@check("2.8", "why? predict the kernel's errno for three mount mistakes", points=1,
+       section="§ pivot_root", plug=("predicted_errnos",))
+def why(ctx: Context) -> None:
+    predicted = ctx.learner.predicted_errnos()
+    kernel = _kernel_errnos()
+    ctx.expect(len(kernel) == 3 and all(kernel.values()),
+               "the kernel to refuse all three (the check's own sanity test)", repr(kernel))
+    names = {k: errno.errorcode.get(v, v) for k, v in kernel.items()}
+    got = predicted if isinstance(predicted, dict) else {}
+    wrong = {k: errno.errorcode.get(got.get(k), got.get(k)) for k in kernel if got.get(k) != kernel[k]}
+    ctx.expect(not wrong, f"predicted_errnos() to match the kernel: {names}", f"{wrong or predicted!r}")
+
+
+@check("2.9", "all together: your functions build the container's world", points=1,
        section="§ The whole pipeline",
        plug=("make_mounts_private", "pivot_into", "mount_proc", "mount_dev", "mount_sys",
-             "remount_readonly"))
+             "remount_readonly", "enter"))
 def everything(ctx: Context) -> None:
     code = ctx.rng.randrange(1, 120)
     result = _sh(ctx, f"ls /; touch /x; cat /dev/null; exit {code}", "--read-only")

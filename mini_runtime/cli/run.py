@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from mini_runtime.errors import UsageError
@@ -60,6 +61,12 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("-u", "--user", metavar="USER", help="user name or uid, and optionally group: NAME|UID[:GROUP|GID]")
     run.add_argument("--no-pivot", action="store_true",
                      help="use chroot(2) instead of pivot_root(2): a teaching mode, escapable!")
+    run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                     help="a resource limit, e.g. nofile=1024:2048 (exercise 01's extension)")
+    run.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+                     help="mount a tmpfs at PATH, e.g. /run:size=64m (exercise 02's extension)")
+    run.add_argument("--uptime-offset", metavar="SECONDS",
+                     help="shift the container's uptime, a time namespace (exercise 03's extension)")
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep STDIN open even if not attached")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
@@ -165,10 +172,21 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", True),
                              network=args.network, publish=args.publish,
-                             publish_all=args.publish_all)
+                             publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
+                             uptime_offset=_go_int("--uptime-offset", args.uptime_offset))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config
+
+
+def _go_int(flag: str, text: str | None) -> int | None:
+    """An int64 flag, refused in docker's (cobra's) words."""
+    if text is None:
+        return None
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    raise UsageError(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+                     f'parsing "{text}": invalid syntax')
 
 
 # >>> report-oom
