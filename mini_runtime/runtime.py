@@ -33,7 +33,7 @@ import signal
 from pathlib import Path
 from typing import NamedTuple
 
-from mini_runtime import cgroups, container, namespaces, network, overlay, paths, process, rootfs, users
+from mini_runtime import cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.image.store import Image, Store
@@ -44,7 +44,6 @@ from mini_runtime.units import now_rfc3339
 CONFIG = "config.json"
 #: 07: the container's endpoint (netns, address, ports, /etc files), beside its record; and the
 #: pid of its userland proxy, in its run dir.
-NETWORK, PROXY = "network.json", "proxy.pid"
 
 
 class Created(NamedTuple):
@@ -87,12 +86,12 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
-        endpoint, held = connect(config, directory, image.config)  # 07: netns, wired; ports held
+        endpoint, held = endpoints.connect(config, directory, image.config)  # 07: netns, wired; ports held
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
                                   setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        disconnect(endpoint, held)                  # 07
+        endpoints.disconnect(endpoint, held)                  # 07
         group.remove()                              # 04
         container.finish(directory, None, keep=False)   # 05: it never ran: nothing to keep
         raise
@@ -104,7 +103,7 @@ def start(created: Created) -> None:
     pid = created.child.pid
     try:
         created.group.add(pid)                      # 04: limited before it runs anything
-        serve_localhost(created)                    # 07: the userland proxy for 127.0.0.1
+        endpoints.serve_localhost(created.id, created.endpoint, created.held)                    # 07: the userland proxy for 127.0.0.1
         process.release(created.child)              # 01: go! (126/127 if execve failed)
         container.mark_running(created.directory, pid, namespace_ids(pid))  # 03: running, its pid
     except BaseException:
@@ -132,7 +131,7 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    warning = disconnect(created.endpoint or network_of(created.directory), created.held,
+    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory), created.held,
                          created.directory) or warning  # 07: links, rules, proxy, netns
     code = None if exited is None else exited.code  # 05: None: it never ran
     container.finish(created.directory, code, keep=not created.config.remove,
@@ -173,11 +172,11 @@ def recreate(container_id: str, store: Store | None = None) -> Created:
         files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
         files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
         limit(group, config)
-        endpoint, held = connect(config, directory, image.config)
+        endpoint, held = endpoints.connect(config, directory, image.config)
         with namespaces.children_in_new_pid_namespace():
             child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        disconnect(endpoint, held)
+        endpoints.disconnect(endpoint, held)
         group.remove()
         container.finish(directory, record["State"].get("ExitCode", 0), keep=True)
         raise
@@ -269,95 +268,6 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
     if config.cpuset_cpus is not None:
         group.set_cpuset(config.cpuset_cpus)
 # <<< limit
-
-
-# >>> connect-container
-def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tuple[network.Endpoint, list]:
-    """07: the container's network, made before its child exists (by --network; -p and -P's
-    host ports held first), and recorded as docker inspect shows it."""
-    from mini_runtime.network import ports
-    exposed = dict((image_config.get("config") or {}).get("ExposedPorts") or {})
-    bindings = ports.parse_all(config.publish, config.publish_all, exposed)
-    exposed.update({b.key: {} for b in bindings})   # publishing also exposes
-    mode, share = config.network or "bridge", None
-    if mode.startswith("container:"):
-        if bindings:
-            raise InvalidParameter("conflicting options: port publishing and the container type network mode")
-        mode, share = shared_network(mode.partition(":")[2])
-    elif mode in ("none", "host"):
-        bindings = []                               # docker: discarded in these modes
-    network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
-    record = container.load(directory)
-    endpoint, held = network.connect(directory.name, directory, config.hostname or "", mode,
-                                     record["Name"].lstrip("/"), bindings, share)
-    record["NetworkSettings"] = network.settings(endpoint, exposed)
-    record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
-                                PublishAllPorts=config.publish_all)
-    record["Config"]["ExposedPorts"] = exposed or None
-    if endpoint.files:
-        record.update(ResolvConfPath=str(endpoint.files.resolv_conf),
-                      HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
-    container.save(directory, record)
-    paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode())
-    return endpoint, held
-# <<< connect-container
-
-
-def shared_network(name: str) -> tuple[str, tuple[str, network.EtcFiles | None]]:
-    """`--network container:NAME`: that running container's namespace and /etc files."""
-    other = container.find(name)
-    state = container.load(other)["State"]
-    theirs = network_of(other)
-    if not state.get("Running") or theirs is None:
-        raise InvalidParameter(f"cannot join network of a non running container: {other.name}")
-    if theirs.network == "host" or (theirs.network.startswith("container:") and not theirs.netns):
-        return "host", ("", None)
-    return f"container:{other.name}", (theirs.netns or f"/proc/{state['Pid']}/ns/net", theirs.files)
-
-
-def network_of(directory: Path) -> network.Endpoint | None:
-    """The endpoint connect() recorded beside the record (None: nothing connected)."""
-    try:
-        return network.Endpoint.from_record(json.loads((directory / NETWORK).read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def serve_localhost(created: Created) -> None:
-    """07: published ports get the userland proxy (a process of its own, the monitor's child),
-    which takes over the held host ports."""
-    if created.held and created.endpoint and created.endpoint.ip:
-        from mini_runtime.network import ports, proxy
-        pid = proxy.spawn(created.held, created.endpoint.ip)
-        paths.atomic_write(container.run_dir(created.id) / PROXY, str(pid).encode())
-        ports.release(created.held)
-
-
-def disconnect(endpoint: network.Endpoint | None, held, directory: Path | None = None) -> str | None:
-    """07: undo connect(): the held ports, the proxy, the links, rules and netns; the record
-    shows no address any more. Returns what could not be undone, as a warning."""
-    from mini_runtime.errors import MiniError
-    for h in held:
-        h.sock.close()
-    if directory is not None:
-        pid_file = container.run_dir(directory.name) / PROXY
-        if pid_file.exists():
-            from mini_runtime.network import proxy
-            proxy.stop(int(pid_file.read_text()))
-            pid_file.unlink()
-    if endpoint is None:
-        return None
-    try:
-        network.disconnect(endpoint)
-    except MiniError as e:
-        return str(e)
-    if directory is not None and (directory / NETWORK).exists():
-        (directory / NETWORK).unlink()
-        record = container.load(directory)
-        record["NetworkSettings"] = network.settings(network.Endpoint(endpoint.container_id, endpoint.network,
-                                                                      network_id=endpoint.network_id))
-        container.save(directory, record)
-    return None
 
 
 def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
