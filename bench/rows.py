@@ -81,7 +81,7 @@ class Bench:
 
     def mini(self, label: str, *args: str) -> Side:
         self.cached("busybox", lambda: images.busybox_rootfs(self.ws))  # built before timing
-        return Side(label, [[*images.mini_argv(), *args]], env=self.ws.env)
+        return Side(label, [[*images.mini_argv(self.ws), *args]], env=self.ws.env)
 
     def mini_commands(self) -> str:
         """`mini --help` and `mini run --help`: what commands and flags exist today."""

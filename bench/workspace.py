@@ -15,6 +15,7 @@ from __future__ import annotations
 import compileall
 import ctypes
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -85,6 +86,9 @@ class Workspace:
         # Byte-code ahead of time, as provision.sh does: where PYTHONDONTWRITEBYTECODE is set
         # and nothing was compiled, every `mini` would compile its modules (~16 ms) each time.
         compileall.compile_dir(str(REPO / "mini_runtime"), quiet=1)
+        # The `mini` command as `make setup` installs it (scripts/launcher.py), for this Python.
+        self.mini_launcher = self.dir / "mini-command"
+        runpy.run_path(str(REPO / "scripts" / "launcher.py"))["write"](str(self.mini_launcher), sys.executable)
 
     def path(self, name: str) -> Path:
         path = self.dir / name

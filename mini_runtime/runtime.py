@@ -70,6 +70,7 @@ class Exited(NamedTuple):
 def create(config: ContainerConfig, store: Store | None = None, container_id: str | None = None) -> Created:
     """Everything up to the child waiting for "go". Nothing is left behind if a step fails.
     (Chapter 06's monitor picks the id itself, so that it is in its command line.)"""
+    cgroups.warm_up()                               # 04: the first cgroup write's wait, now
     store = store or Store()
     image = store.get(config.image)                 # 01: unknown image -> exit 125
     try:
@@ -185,7 +186,8 @@ def recreate(container_id: str, store: Store | None = None) -> Created:
 
 def keep_config(created: Created) -> None:
     """The settings, defaults resolved, beside the record: what `start` runs again (06)."""
-    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode())
+    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode(),
+                       durable=not created.config.remove)  # (--rm: removed when it ends)
 
 
 # >>> resolve-defaults
@@ -275,7 +277,7 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         record.update(ResolvConfPath=str(endpoint.files.resolv_conf),
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
     container.save(directory, record)
-    paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode())
+    paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode(), durable=not config.remove)
     return endpoint, held
 # <<< connect-container
 
@@ -306,7 +308,7 @@ def serve_localhost(created: Created) -> None:
     if created.held and created.endpoint and created.endpoint.ip:
         from mini_runtime.network import ports, proxy
         pid = proxy.spawn(created.held, created.endpoint.ip)
-        paths.atomic_write(container.run_dir(created.id) / PROXY, str(pid).encode())
+        paths.atomic_write(container.run_dir(created.id) / PROXY, str(pid).encode(), durable=False)
         ports.release(created.held)
 
 
