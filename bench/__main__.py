@@ -117,9 +117,14 @@ def main(argv: list[str]) -> int:
     print(f"bench: {len(specs)} rows, {args.pairs} pairs each; workspace {ws.dir}", flush=True)
     try:
         bench = Bench(ws)
+        load = [os.getloadavg()[0]]
         for number, spec in enumerate(specs, 1):
             outcomes.append(measure(bench, spec, args.pairs))
             say(outcomes[-1], number, len(specs))
+            load.append(os.getloadavg()[0])
+        bench.notes.append(f"Load during the run (1-minute load average, {os.cpu_count()} CPUs, sampled "
+                           f"between rows): {min(load):.1f} to {max(load):.1f}, median "
+                           f"{sorted(load)[len(load) // 2]:.1f}. Only the ratios survive load.")
         docker = bench.started("docker")
         if docker is not None:
             bench.notes.append(f"Resident besides, between runs: dockerd + containerd "

@@ -90,10 +90,14 @@ class Bench:
         return self.cached("mini-help", lambda: images.mini(self.ws, "--help")
                            + images.mini(self.ws, "run", "--help"))
 
-    def needs(self, chapter: str, word: str) -> None:
-        """Skip: the row waits for a chapter, or (once its command exists) for its code here."""
+    def requires(self, chapter: str, word: str) -> None:
+        """Skip unless `mini --help` (or `run --help`) lists `word`: chapter NN is not there."""
         if word not in self.mini_commands():
             raise Skip(f"needs chapter {chapter}")
+
+    def needs(self, chapter: str, word: str) -> None:
+        """Skip: the row waits for a chapter, or (once its command exists) for its code here."""
+        self.requires(chapter, word)
         raise Skip(f"mini has `{word.strip()}` now: write this row in bench/rows.py")
 
     # --- peers ------------------------------------------------------------------------------
@@ -309,15 +313,9 @@ def mini_running(b: Bench, name: str) -> str:
     return b.cached(f"mini-running-{name}", start)
 
 
-def uss_mib(pid: int) -> float:
-    """Unique memory of a process: its private pages, clean and dirty (smaps_rollup), in MiB."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        kib = sum(int(line.split()[1]) for line in f if line.startswith("Private_"))
-    return kib / 1024
-
-
 @row(LATER, "exec `true` into a running container: mini vs runc exec")
 def exec_true(b: Bench) -> tuple[Side, Side]:
+    b.requires("06", " exec ")
     name = mini_running(b, "mini-bench-exec")
     runc = b.cached("runc-exec", lambda: oci.exec_side(b.ws, oci.make_bundle(
         b.ws, "sleep", images.busybox_rootfs(b.ws), args=("/bin/sleep", "1000000"))))
@@ -326,6 +324,7 @@ def exec_true(b: Bench) -> tuple[Side, Side]:
 
 @row(LATER, "logs of 100k lines: mini vs docker", warmup=1)
 def logs_100k(b: Bench) -> tuple[Side, Side]:
+    b.requires("06", " logs ")
     docker = b.docker()
     seq = ["busybox", "seq", "100000"]
     b.cached("mini-logs", lambda: images.mini(b.ws, "run", "--name", LOGS, "--network", "none", *seq))
@@ -335,6 +334,7 @@ def logs_100k(b: Bench) -> tuple[Side, Side]:
 
 @row(LATER, f"ps -a with {MANY} containers (exited): mini vs docker")
 def ps_50(b: Bench) -> tuple[Side, Side]:
+    b.requires("06", " ps ")
     docker = b.docker()
 
     def fill(count: Callable[[], int], run: Callable[[int], object]) -> Callable[[], None]:
@@ -356,13 +356,14 @@ def monitor_uss(b: Bench) -> tuple[Side, Side]:
     """Not a time: the unique memory (USS) of each container's monitor with MANY running, mini's
     against docker's containerd-shim (podman's conmon: not measured here). Measured, then the
     containers are removed at once (they would weigh on the other rows)."""
+    b.requires("06", "--detach")
     names = [f"mini-bench-uss-{i}" for i in range(MANY)]
     for name in names:
         images.mini(b.ws, "run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000000")
     try:
         ids = images.mini(b.ws, "ps", "-q", "--no-trunc", "--filter", "name=mini-bench-uss-").split()
         owners = [b.ws.mini_root / "run" / "containers" / cid / "owner" for cid in ids]
-        mini = sorted(uss_mib(int(owner.read_text().split()[0])) for owner in owners)
+        mini = sorted(measure.uss_mib(int(owner.read_text().split()[0])) for owner in owners)
     finally:
         images.mini(b.ws, "rm", "-f", *names)
     text = (f"mini's monitor: {statistics.median(mini):.1f} MiB USS per container (median of {len(mini)}; "
@@ -372,7 +373,7 @@ def monitor_uss(b: Bench) -> tuple[Side, Side]:
         ids = [docker("run", "-d", "--network=none", "busybox", "sleep", "1000000").strip()
                for _ in range(MANY)]
         try:
-            shims = sorted(uss_mib(int(pid)) for pid in (docker.cpuacct / "cgroup.procs").read_text().split()
+            shims = sorted(measure.uss_mib(int(pid)) for pid in (docker.cpuacct / "cgroup.procs").read_text().split()
                            if Path(f"/proc/{pid}/comm").read_text().startswith("containerd-shim"))
         finally:
             docker("rm", "-f", *ids)
@@ -384,6 +385,7 @@ def monitor_uss(b: Bench) -> tuple[Side, Side]:
 
 @row(LATER, "run with the default bridge: mini vs podman, docker")
 def bridge(b: Bench) -> tuple[Side, Side]:
+    b.requires("07", "--network")
     raise Skip("the bridge rows must run inside a private network namespace of the harness's "
                "(as tests/netharness.py makes for the network tests), with mini, podman and "
                "docker all started in it; that is not built yet, and no bridge or NAT rule may "
