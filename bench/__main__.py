@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import report
 from bench.measure import Failed, Sample, Side, interleave, run_side
-from bench.rows import ROWS, Bench, RowSpec, Skip
+from bench.rows import ROWS, Bench, Measured, RowSpec, Skip
 from bench.workspace import REPO, Workspace, report_problems
 
 RESULTS = REPO / "bench" / "results"
@@ -41,6 +41,12 @@ def measure(bench: Bench, spec: RowSpec, pairs: int) -> report.Outcome:
     except Skip as e:
         outcome.reason, outcome.skipped = str(e), True
         return outcome
+    except Measured as e:               # a figure that is not a time (memory)
+        outcome.reason, outcome.measured = str(e), True
+        return outcome
+    except Exception as e:              # setting a row up failed: that row only
+        outcome.reason = f"{type(e).__name__}: {e}".splitlines()[0][:400]
+        return outcome
     outcome.a, outcome.b = a.label, b.label
     outcome.engine_cpu = {name for name, side in (("a", a), ("b", b)) if side.extra_cpu}
     stderr = str(bench.ws.dir / "stderr")
@@ -62,7 +68,8 @@ def measure(bench: Bench, spec: RowSpec, pairs: int) -> report.Outcome:
 def say(outcome: report.Outcome, number: int, total: int) -> None:
     where = f"[{number}/{total}] {outcome.group}: {outcome.title}"
     if outcome.result is None:
-        print(f"{where}: {'skipped' if outcome.skipped else 'failed'}: {outcome.reason}", flush=True)
+        kind = "measured" if outcome.measured else "skipped" if outcome.skipped else "failed"
+        print(f"{where}: {kind}: {outcome.reason}", flush=True)
         return
     r = outcome.result
     print(f"{where}: {r.ratio().median:.2f}x  ({outcome.a} {r.wall('a').median * 1000:.1f} ms, "
@@ -110,9 +117,14 @@ def main(argv: list[str]) -> int:
     print(f"bench: {len(specs)} rows, {args.pairs} pairs each; workspace {ws.dir}", flush=True)
     try:
         bench = Bench(ws)
+        load = [os.getloadavg()[0]]
         for number, spec in enumerate(specs, 1):
             outcomes.append(measure(bench, spec, args.pairs))
             say(outcomes[-1], number, len(specs))
+            load.append(os.getloadavg()[0])
+        bench.notes.append(f"Load during the run (1-minute load average, {os.cpu_count()} CPUs, sampled "
+                           f"between rows): {min(load):.1f} to {max(load):.1f}, median "
+                           f"{sorted(load)[len(load) // 2]:.1f}. Only the ratios survive load.")
         docker = bench.started("docker")
         if docker is not None:
             bench.notes.append(f"Resident besides, between runs: dockerd + containerd "

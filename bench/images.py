@@ -26,17 +26,18 @@ COMMIT_CONTAINER = "mini-bench-commit"
 CHANGE = ["dd", "if=/dev/urandom", "of=/change", "bs=1048576", "count=10"]
 
 
-def mini_argv() -> list[str]:
-    """How a user starts mini: the virtualenv's `mini` script, next to this interpreter (the
-    checkout's code through PYTHONPATH); `python -m mini_runtime` where there is none."""
+def mini_argv(ws: Workspace, *python_flags: str) -> list[str]:
+    """How a user starts mini: the `mini` launcher that `make setup` installs (scripts/launcher.py:
+    `python -S`, and the paths `site` would add), written into the workspace for this
+    interpreter; the checkout's code comes first through PYTHONPATH. `python_flags` (e.g.
+    -X importtime) go to the interpreter, before the launcher's own -S."""
     import sys
 
-    script = Path(sys.executable).parent / "mini"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mini_runtime"]
+    return [sys.executable, "-S", *python_flags, str(ws.mini_launcher)]
 
 
 def mini(ws: Workspace, *args: str) -> str:
-    result = subprocess.run([*mini_argv(), *args], capture_output=True, text=True, env=ws.env,
+    result = subprocess.run([*mini_argv(ws), *args], capture_output=True, text=True, env=ws.env,
                             timeout=600, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise RuntimeError(f"mini {' '.join(args)}: {result.stderr.strip()[-300:]}")

@@ -153,6 +153,13 @@ def run_side(launcher: Path, side: Side, stderr: str) -> Sample:
     return total
 
 
+def uss_mib(pid: int) -> float:
+    """Unique memory of a process: its private pages, clean and dirty (smaps_rollup), in MiB."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        kib = sum(int(line.split()[1]) for line in f if line.startswith("Private_"))
+    return kib / 1024
+
+
 def last_line(path: str) -> str:
     try:
         with open(path, errors="replace") as f:

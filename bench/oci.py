@@ -51,14 +51,15 @@ def runtime_version(ws: Workspace, runtime: str) -> str:
     return version([tool(runtime), "--root", str(ws.path(f"{runtime}-state")), "--version"])
 
 
-def make_bundle(ws: Workspace, name: str, rootfs: Path, memory: int | None = None) -> Path:
-    """An OCI bundle running /bin/true in `rootfs`, with a memory limit if given (and swap
-    twice as much in all, as mini and docker default to)."""
+def make_bundle(ws: Workspace, name: str, rootfs: Path, memory: int | None = None,
+                args: tuple[str, ...] = ("/bin/true",)) -> Path:
+    """An OCI bundle running `args` (/bin/true) in `rootfs`, with a memory limit if given (and
+    swap twice as much in all, as mini and docker default to)."""
     bundle = ws.path(f"bundle-{name}")
     subprocess.run([tool("runc"), "spec"], cwd=bundle, check=True)
     spec = json.loads((bundle / "config.json").read_text())
     spec["root"] = {"path": str(rootfs), "readonly": True}
-    spec["process"].update(terminal=False, args=["/bin/true"])
+    spec["process"].update(terminal=False, args=list(args))
     spec["hostname"] = "bench"
     spec["linux"]["cgroupsPath"] = f"/{ws.cgroup_prefix}-oci/{name}"
     if memory:
@@ -80,6 +81,23 @@ def run_delete(ws: Workspace, runtime: str, bundle: Path, mount_ns: str | None =
     return Side(f"{runtime} run + delete",
                 [[*base, "run", "--keep", "-b", str(bundle), cid], [*base, "delete", cid]],
                 env=ws.env, mount_ns=mount_ns)
+
+
+def exec_side(ws: Workspace, bundle: Path) -> Side:
+    """`runc run -d` of the bundle (a long sleep), kept until the workspace closes (`delete
+    -f`), and the side to time: `runc exec ID /bin/true`."""
+    binary = tool("runc")
+    base = [binary, "--root", str(ws.path("runc-state"))]
+    cid = f"{ws.cgroup_prefix}-{bundle.name}"
+    ws.on_close(f"runc container {cid}", lambda: subprocess.run(
+        [*base, "delete", "-f", cid], capture_output=True, timeout=60))
+    errors = ws.dir / "runc-run-d.err"
+    with open(errors, "wb") as err:  # (not a pipe: the container keeps its stdio open)
+        started = subprocess.run([*base, "run", "-d", "-b", str(bundle), cid], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+    if started.returncode != 0:
+        raise Unavailable(f"runc run -d: {errors.read_text(errors='replace').strip()[-200:]}")
+    return Side("runc exec", [[*base, "exec", cid, "/bin/true"]], env=ws.env)
 
 
 def crun_needs_mask() -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import images
 from bench.workspace import Workspace, report_problems
 
-RUN = ["run", "--rm", "busybox", "true"]
+RUN = ["run", "--rm", "--network", "none", "busybox", "true"]
 
 
 def importtime(ws: Workspace, runs: int) -> list[tuple[int, int, str, str]]:
@@ -32,7 +32,7 @@ def importtime(ws: Workspace, runs: int) -> list[tuple[int, int, str, str]]:
     deeper: the importer is the next line with a smaller indent."""
     tables = []
     for _ in range(runs):
-        err = subprocess.run([sys.executable, "-X", "importtime", *images.mini_argv(), *RUN],
+        err = subprocess.run([*images.mini_argv(ws, "-X", "importtime"), *RUN],
                              env=ws.env, capture_output=True, text=True, check=True).stderr
         parsed = [(int(m.group(2)), int(m.group(1)), len(m.group(3)), m.group(4))
                   for m in re.finditer(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", err)]
@@ -50,7 +50,7 @@ def cprofile(ws: Workspace, runs: int) -> pstats.Stats:
     profiles = []
     for i in range(runs):
         out = ws.dir / f"run-{i}.prof"
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), *images.mini_argv(), *RUN],
+        subprocess.run([*images.mini_argv(ws, "-m", "cProfile", "-o", str(out)), *RUN],
                        env=ws.env, capture_output=True, check=True)
         stats = pstats.Stats(str(out))
         profiles.append((stats.total_tt, stats))  # type: ignore[attr-defined]

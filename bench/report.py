@@ -32,6 +32,7 @@ class Outcome:
     result: Result | None = None
     reason: str = ""
     skipped: bool = False
+    measured: bool = False  # not a time: `reason` is the figure (memory per container)
     engine_cpu: set[str] = field(default_factory=set)  # sides whose CPU includes a daemon's
 
 
@@ -94,7 +95,11 @@ def table(outcomes: list[Outcome]) -> str:
         lines.append(f"| {o.title} | `{o.a}` | `{o.b}` | {ms(r.wall('a'))} | {ms(r.wall('b'))} "
                      f"| {cpu(r, 'a', 'a' in o.engine_cpu)} | {cpu(r, 'b', 'b' in o.engine_cpu)} "
                      f"| {mib(r, 'a')} | {mib(r, 'b')} | {ratio(r.ratio())} |")
-    others = [o for o in outcomes if o.result is None]
+    otherwise = [o for o in outcomes if o.result is None and o.measured]
+    if otherwise:
+        lines += ["", "**Measured, not timed**", ""]
+        lines += [f"- {o.group}: {o.title}: {o.reason}" for o in otherwise]
+    others = [o for o in outcomes if o.result is None and not o.measured]
     if others:
         lines += ["", "**Not measured**", ""]
         lines += [f"- {o.group}: {o.title}: {'skipped' if o.skipped else 'failed'}: {o.reason}"

@@ -9,10 +9,12 @@ chapter they wait for (`needs`), and say so differently once that chapter's comm
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import engines, images, oci
@@ -81,17 +83,21 @@ class Bench:
 
     def mini(self, label: str, *args: str) -> Side:
         self.cached("busybox", lambda: images.busybox_rootfs(self.ws))  # built before timing
-        return Side(label, [[*images.mini_argv(), *args]], env=self.ws.env)
+        return Side(label, [[*images.mini_argv(self.ws), *args]], env=self.ws.env)
 
     def mini_commands(self) -> str:
         """`mini --help` and `mini run --help`: what commands and flags exist today."""
         return self.cached("mini-help", lambda: images.mini(self.ws, "--help")
                            + images.mini(self.ws, "run", "--help"))
 
-    def needs(self, chapter: str, word: str) -> None:
-        """Skip: the row waits for a chapter, or (once its command exists) for its code here."""
+    def requires(self, chapter: str, word: str) -> None:
+        """Skip unless `mini --help` (or `run --help`) lists `word`: chapter NN is not there."""
         if word not in self.mini_commands():
             raise Skip(f"needs chapter {chapter}")
+
+    def needs(self, chapter: str, word: str) -> None:
+        """Skip: the row waits for a chapter, or (once its command exists) for its code here."""
+        self.requires(chapter, word)
         raise Skip(f"mini has `{word.strip()}` now: write this row in bench/rows.py")
 
     # --- peers ------------------------------------------------------------------------------
@@ -149,7 +155,9 @@ def floor(b: Bench) -> Side:
 
 
 def mini_run(b: Bench, *flags: str) -> Side:
-    return b.mini(" ".join(["mini run --rm", *flags]), "run", "--rm", *flags, "busybox", "true")
+    """`mini run --rm --network none busybox true` (the peers' rows have no network either)."""
+    return b.mini(" ".join(["mini run --rm", *flags]), "run", "--rm", "--network", "none", *flags,
+                  "busybox", "true")
 
 
 # --- start → exit of `true` ----------------------------------------------------------------
@@ -234,7 +242,7 @@ def memory_cost(b: Bench) -> tuple[Side, Side]:
 
 def mini_commit(b: Bench) -> Side:
     def container() -> str:
-        images.mini(b.ws, "run", "--name", images.COMMIT_CONTAINER, "busybox", *images.CHANGE)
+        images.mini(b.ws, "run", "--name", images.COMMIT_CONTAINER, "--network", "none", "busybox", *images.CHANGE)
         return images.COMMIT_CONTAINER
     name = b.cached("mini-commit-container", container)
     side = b.mini("mini commit (10 MB)", "commit", name, images.COMMIT_IMAGE)
@@ -288,29 +296,100 @@ def load_podman(b: Bench) -> tuple[Side, Side]:
 
 # --- later chapters: one function each, skipped until the chapter lands -------------------------
 
+LOGS = "mini-bench-logs"          # a container that printed 100k lines
+MANY = 50                         # containers for the ps and USS rows
+
+
+class Measured(Exception):
+    """A row whose figure is not a time (memory per container): the message is the result."""
+
+
+def mini_running(b: Bench, name: str) -> str:
+    """A detached mini container that sleeps, made once, removed when the workspace closes."""
+    def start() -> str:
+        images.mini(b.ws, "run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000000")
+        b.ws.on_close(f"mini container {name}", then(images.mini, b.ws, "rm", "-f", name))
+        return name
+    return b.cached(f"mini-running-{name}", start)
+
+
 @row(LATER, "exec `true` into a running container: mini vs runc exec")
 def exec_true(b: Bench) -> tuple[Side, Side]:
-    b.needs("06", " exec ")
+    b.requires("06", " exec ")
+    name = mini_running(b, "mini-bench-exec")
+    runc = b.cached("runc-exec", lambda: oci.exec_side(b.ws, oci.make_bundle(
+        b.ws, "sleep", images.busybox_rootfs(b.ws), args=("/bin/sleep", "1000000"))))
+    return b.mini("mini exec", "exec", name, "true"), runc
 
 
-@row(LATER, "logs of 100k lines: mini vs docker")
+@row(LATER, "logs of 100k lines: mini vs docker", warmup=1)
 def logs_100k(b: Bench) -> tuple[Side, Side]:
-    b.needs("06", " logs ")
+    b.requires("06", " logs ")
+    docker = b.docker()
+    seq = ["busybox", "seq", "100000"]
+    b.cached("mini-logs", lambda: images.mini(b.ws, "run", "--name", LOGS, "--network", "none", *seq))
+    b.cached("docker-logs", lambda: docker("run", "--name", LOGS, "--network=none", *seq))
+    return b.mini("mini logs", "logs", LOGS), docker.side("docker logs", "logs", LOGS)
 
 
-@row(LATER, "ps with 50 containers: mini vs docker")
+@row(LATER, f"ps -a with {MANY} containers (exited): mini vs docker")
 def ps_50(b: Bench) -> tuple[Side, Side]:
-    b.needs("06", " ps ")
+    b.requires("06", " ps ")
+    docker = b.docker()
+
+    def fill(count: Callable[[], int], run: Callable[[int], object]) -> Callable[[], None]:
+        def make() -> None:
+            for i in range(MANY - count()):  # (other rows' containers count too)
+                run(i)
+        return make
+    b.cached("mini-ps", fill(lambda: len(images.mini(b.ws, "ps", "-aq").split()),
+                             lambda i: images.mini(b.ws, "run", "--name", f"mini-bench-ps-{i}",
+                                                   "--network", "none", "busybox", "true")))
+    b.cached("docker-ps", fill(lambda: len(docker("ps", "-aq").split()),
+                               lambda i: docker("run", "--name", f"mini-bench-ps-{i}", "--network=none",
+                                                "busybox", "true")))
+    return b.mini("mini ps -a", "ps", "-a"), docker.side("docker ps -a", "ps", "-a")
 
 
-@row(LATER, "monitor USS per container, 50 running: mini vs conmon, containerd-shim")
+@row(LATER, f"monitor USS per container, {MANY} running: mini vs containerd-shim")
 def monitor_uss(b: Bench) -> tuple[Side, Side]:
-    b.needs("06", "--detach")
+    """Not a time: the unique memory (USS) of each container's monitor with MANY running, mini's
+    against docker's containerd-shim (podman's conmon: not measured here). Measured, then the
+    containers are removed at once (they would weigh on the other rows)."""
+    b.requires("06", "--detach")
+    names = [f"mini-bench-uss-{i}" for i in range(MANY)]
+    for name in names:
+        images.mini(b.ws, "run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000000")
+    try:
+        ids = images.mini(b.ws, "ps", "-q", "--no-trunc", "--filter", "name=mini-bench-uss-").split()
+        owners = [b.ws.mini_root / "run" / "containers" / cid / "owner" for cid in ids]
+        mini = sorted(measure.uss_mib(int(owner.read_text().split()[0])) for owner in owners)
+    finally:
+        images.mini(b.ws, "rm", "-f", *names)
+    text = (f"mini's monitor: {statistics.median(mini):.1f} MiB USS per container (median of {len(mini)}; "
+            f"{mini[0]:.1f}–{mini[-1]:.1f})")
+    docker = b.started("docker")
+    if docker is not None:
+        ids = [docker("run", "-d", "--network=none", "busybox", "sleep", "1000000").strip()
+               for _ in range(MANY)]
+        try:
+            shims = sorted(measure.uss_mib(int(pid)) for pid in (docker.cpuacct / "cgroup.procs").read_text().split()
+                           if Path(f"/proc/{pid}/comm").read_text().startswith("containerd-shim"))
+        finally:
+            docker("rm", "-f", *ids)
+        if shims:
+            text += (f"; docker's containerd-shim: {statistics.median(shims):.1f} MiB "
+                     f"(median of {len(shims)}; {shims[0]:.1f}–{shims[-1]:.1f})")
+    raise Measured(text + ". podman's conmon: not measured")
 
 
 @row(LATER, "run with the default bridge: mini vs podman, docker")
 def bridge(b: Bench) -> tuple[Side, Side]:
-    b.needs("07", "--network")
+    b.requires("07", "--network")
+    raise Skip("the bridge rows must run inside a private network namespace of the harness's "
+               "(as tests/netharness.py makes for the network tests), with mini, podman and "
+               "docker all started in it; that is not built yet, and no bridge or NAT rule may "
+               "ever be made in this machine's own network namespace")
 
 
 @row(LATER, "pull busybox from a local registry: mini vs skopeo")

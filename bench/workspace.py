@@ -15,6 +15,7 @@ from __future__ import annotations
 import compileall
 import ctypes
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -74,13 +75,20 @@ class Workspace:
         # Orphans of our peers (conmon double-forks) come back to us, not to init: we see them.
         _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.mini_root = self.dir / "mini"
+        # No mini the harness starts may make a bridge or NAT rules in this machine's network
+        # namespace: rows say `--network none`, and this catches any that forgets (the bridge
+        # row runs inside a private network namespace of its own, see rows.py).
         self.env = dict(os.environ, MINI_ROOT=str(self.mini_root / "lib"),
                         MINI_RUN=str(self.mini_root / "run"), MINI_CGROUP_PARENT=self.cgroup_prefix,
+                        MINI_DEFAULT_NETWORK="none",
                         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         os.environ.update(self.env)  # for the image store used in-process (images.py)
         # Byte-code ahead of time, as provision.sh does: where PYTHONDONTWRITEBYTECODE is set
         # and nothing was compiled, every `mini` would compile its modules (~16 ms) each time.
         compileall.compile_dir(str(REPO / "mini_runtime"), quiet=1)
+        # The `mini` command as `make setup` installs it (scripts/launcher.py), for this Python.
+        self.mini_launcher = self.dir / "mini-command"
+        runpy.run_path(str(REPO / "scripts" / "launcher.py"))["write"](str(self.mini_launcher), sys.executable)
 
     def path(self, name: str) -> Path:
         path = self.dir / name

@@ -81,10 +81,11 @@ def _inherit_cpuset(directory: Path) -> None:
             (directory / name).write_text((directory.parent / name).read_text())
 
 
-def sweep_empty(min_age: float = 60.0) -> None:
+def sweep_empty(min_age: float = 60.0, live: frozenset[str] = frozenset()) -> None:
     """Remove container cgroups under `mini/` that hold no process and are older than `min_age`
     seconds: what a killed `mini` left. (A new cgroup is empty for a moment before its
-    process joins: the age keeps us off those.)"""
+    process joins: the age keeps us off those.) Those of `live` containers are not even looked
+    at: this runs at every create, and should cost one directory listing per hierarchy."""
     if mode() == "v2":
         parents = [ROOT / PARENT]
     else:
@@ -94,6 +95,8 @@ def sweep_empty(min_age: float = 60.0) -> None:
         if not parent.is_dir():
             continue
         for directory in parent.iterdir():
+            if directory.name in live:
+                continue
             try:
                 if (directory.is_dir() and now - directory.stat().st_mtime > min_age
                         and not (directory / "cgroup.procs").read_text().strip()):
@@ -121,6 +124,38 @@ def join(directory: Path, pid: int) -> None:
     """Move a process (and so all its future children) into the cgroup at `directory`."""
     (directory / "cgroup.procs").write_text(str(pid))
 # <<< join
+
+
+# >>> warm-up
+def warm_up() -> None:
+    """Start paying, in a thread, the wait of the first cgroup.procs write after a quiet spell.
+
+    Every write to any cgroup.procs takes one lock for the whole machine (the kernel's
+    cgroup_threadgroup_rwsem) for writing. Readers of that lock (every fork) are made cheap,
+    and the price is paid by the writer: the first one after a quiet spell waits for an RCU
+    grace period, 5-20 ms here; writers that follow within a moment do not. So we write our own
+    pid into the cgroup we are already in (nothing moves) while the container is being made,
+    and the real write, a few ms later, is quick. Best effort: any error is ignored."""
+    import _thread
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return
+    own = next((where for _, names, where in lines if names == ("" if mode() == "v2" else "pids")), None)
+    if own is None:
+        return
+    procs = ROOT / ("" if mode() == "v2" else "pids") / own.lstrip("/") / "cgroup.procs"
+
+    def write() -> None:
+        try:
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
+    _thread.start_new_thread(write, ())
+# <<< warm-up
 
 
 # >>> limit-files
@@ -217,6 +252,7 @@ class Cgroup:
             self.dirs = {"unified": ROOT / PARENT / name}
         else:
             self.dirs = {c: ROOT / c / PARENT / name for c in V1_CONTROLLERS if (ROOT / c).is_dir()}
+        self._hierarchies: list[tuple[str, Path]] | None = None
 
     @property
     def unified(self) -> Path:
@@ -224,11 +260,14 @@ class Cgroup:
 
     def hierarchies(self) -> list[tuple[str, Path]]:
         """One entry per hierarchy: some hosts mount cpu and cpuacct together
-        (/sys/fs/cgroup/cpu -> cpu,cpuacct), and then both names are one directory."""
-        seen: dict[Path, tuple[str, Path]] = {}
-        for controller, directory in self.dirs.items():
-            seen.setdefault(directory.parent.parent.resolve(), (controller, directory))
-        return list(seen.values())
+        (/sys/fs/cgroup/cpu -> cpu,cpuacct), and then both names are one directory. (Worked
+        out once: resolving the mount points is a few syscalls each.)"""
+        if self._hierarchies is None:
+            seen: dict[Path, tuple[str, Path]] = {}
+            for controller, directory in self.dirs.items():
+                seen.setdefault(directory.parent.parent.resolve(), (controller, directory))
+            self._hierarchies = list(seen.values())
+        return self._hierarchies
 
     def processes(self) -> set[int]:
         """The pids in this cgroup, in any hierarchy. While there is one, the container runs:

@@ -144,7 +144,10 @@ def rename(directory: Path, new_name: str) -> None:
 
 
 def save(directory: Path, record: dict[str, Any]) -> None:
-    paths.atomic_write(directory / RECORD, json.dumps(record, indent=2).encode())
+    """Atomically; durably (fsync) unless the container goes when it ends (--rm): after a crash
+    its owner is gone and the sweep removes it whatever the file holds."""
+    durable = not record.get("HostConfig", {}).get("AutoRemove", False)
+    paths.atomic_write(directory / RECORD, json.dumps(record, indent=2).encode(), durable=durable)
 
 
 def load(directory: Path) -> dict[str, Any]:
@@ -161,7 +164,7 @@ def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",
                            json.dumps({"pid": pid, "started": start_time(pid),
-                                       "namespaces": namespaces}).encode())
+                                       "namespaces": namespaces}).encode(), durable=False)
 
 
 def records() -> list[dict[str, Any]]:
@@ -231,11 +234,12 @@ def sweep_stale() -> None:
     """
     from mini_runtime import cgroups  # chapter 04: the cgroups a killed mini left
 
-    cgroups.sweep_empty()
-    base = containers_dir()
-    if not base.is_dir():
-        return
-    for directory in base.iterdir():
+    try:  # only containers with an owner (created or running) have a run dir: not every record
+        live = frozenset(os.listdir(paths.run_root() / "containers"))
+    except OSError:
+        live = frozenset()
+    cgroups.sweep_empty(live=live)
+    for directory in [containers_dir() / name for name in live]:
         try:
             pid, started = (run_dir(directory.name) / "owner").read_text().split()
         except (OSError, ValueError):

@@ -43,7 +43,7 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         record.update(ResolvConfPath=str(endpoint.files.resolv_conf),
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
     container.save(directory, record)
-    paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode())
+    paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode(), durable=not config.remove)
     return endpoint, held
 # <<< connect-container
 
@@ -74,7 +74,7 @@ def serve_localhost(container_id: str, endpoint: network.Endpoint | None, held) 
     if held and endpoint and endpoint.ip:
         from mini_runtime.network import ports, proxy
         pid = proxy.spawn(held, endpoint.ip)
-        paths.atomic_write(container.run_dir(container_id) / PROXY, str(pid).encode())
+        paths.atomic_write(container.run_dir(container_id) / PROXY, str(pid).encode(), durable=False)
         ports.release(held)
 
 

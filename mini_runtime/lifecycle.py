@@ -28,7 +28,7 @@ def spawn_monitor(container_id: str) -> socket.socket:
     fork) so that nobody has to reap it but init, with /dev/null as its stdin, stdout and
     stderr; returns our end of its channel."""
     ours, theirs = socket.socketpair()
-    argv = [sys.executable, "-m", "mini_runtime.monitor", container_id, "--channel", str(theirs.fileno())]
+    argv = monitor.monitor_argv(container_id, "--channel", str(theirs.fileno()))
     env = monitor.monitor_env()
     pid = os.fork()
     if pid == 0:

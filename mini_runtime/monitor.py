@@ -11,9 +11,12 @@ stays the parent of the container's init and the owner in its record):
 
     setup   full imports (monitor_setup.py): runtime.create; "start" from the channel or the
             socket (clients may attach before); runtime.start
-    serve   lean (python -S, json/socket/select/signal/fcntl/termios, logs.py and attach.py
-            only): relay, log, attach, kill, wait -- the part that lives as long as the
-            container, paid once per container
+    serve   lean (json/socket/select/signal/fcntl/termios, logs.py and attach.py only): relay,
+            log, attach, kill, wait -- the part that lives as long as the container, paid
+            once per container
+
+All three run `python -S` (no `site`: no .pth file runs, nothing it imports stays in memory),
+with the paths site would add passed on in PYTHONPATH (monitor_env).
     finish  full imports again: the exit code, OOM, runtime.cleanup; answer the waiters
 
 Measured (4 running, two with -t, Debian's python3.11, bytecode cached): the serve phase holds
@@ -232,16 +235,16 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
 
 
 def monitor_argv(container_id: str, *args: str) -> list[str]:
-    """The serve phase runs with -S: no site-packages (and its pages); the others need them."""
-    lean = ["-S"] if args[:1] == ("--serve",) else []
-    return [sys.executable, *lean, "-m", "mini_runtime.monitor", container_id, *args]
+    """Every phase runs with -S: no `site`, so no .pth file runs (and no pages of what they
+    import stay); monitor_env() gives the paths site would have added."""
+    return [sys.executable, "-S", "-m", "mini_runtime.monitor", container_id, *args]
 
 
 def monitor_env() -> dict[str, str]:
-    """-S skips site-packages (and its pages): the package is found through PYTHONPATH."""
+    """PYTHONPATH: this package's directory, then every directory on our own sys.path, in its
+    order (site-packages for pyroute2 in setup and finish): what `site` would add, already found."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, PYTHONPATH=here + (":" + path if path else ""))
+    return dict(os.environ, PYTHONPATH=":".join([here] + [p for p in sys.path[1:] if p and p != here]))
 
 
 # --- phase 3: finish -------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class Exited(NamedTuple):
 def create(config: ContainerConfig, store: Store | None = None, container_id: str | None = None) -> Created:
     """Everything up to the child waiting for "go". Nothing is left behind if a step fails.
     (Chapter 06's monitor picks the id itself, so that it is in its command line.)"""
+    cgroups.warm_up()                               # 04: the first cgroup write's wait, now
     store = store or Store()
     extension_flags(config)                         # exercises 01 02: --ulimit, --tmpfs
     image = store.get(config.image)                 # 01: unknown image -> exit 125
@@ -185,7 +186,8 @@ def recreate(container_id: str, store: Store | None = None) -> Created:
 
 def keep_config(created: Created) -> None:
     """The settings, defaults resolved, beside the record: what `start` runs again (06)."""
-    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode())
+    paths.atomic_write(created.directory / CONFIG, json.dumps(created.config._asdict()).encode(),
+                       durable=not created.config.remove)  # (--rm: removed when it ends)
 
 
 # >>> resolve-defaults

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import signal
 from typing import Callable
 
@@ -114,9 +113,10 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make `new_root` the root of this mount namespace, old root at `put_old`."""
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine  # (what platform.machine() returns, without importing platform)
+    number = _SYS_PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(38, os.strerror(38), f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise OSError(38, os.strerror(38), f"pivot_root: unknown syscall number on {machine}")
     _check(_libc.syscall(ctypes.c_long(number), _bytes(new_root), _bytes(put_old)),
            "pivot_root", new_root, put_old)
 

@@ -123,6 +123,10 @@ fi
 # Byte-code ahead of time: `mini run` starts faster, also where PYTHONDONTWRITEBYTECODE is set.
 "$venv/bin/python" -m compileall -q "$here/mini_runtime" "$here/exercises" >/dev/null || true
 
+# The `mini` command: pip's script replaced by one that starts python with -S and sets the paths
+# `site` would have added (scripts/launcher.py says why: no .pth file runs at every start).
+"$venv/bin/python" "$here/scripts/launcher.py" "$venv/bin/mini"
+
 # The bench's chart. From PyPI rather than apt: Debian's python3-matplotlib brings ~60
 # packages (scipy, sympy, tk) with it; the wheels are a handful. Only `make bench` imports it.
 if [ $want_bench = 1 ] && ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then

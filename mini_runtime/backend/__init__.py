@@ -201,9 +201,14 @@ class Backend(abc.ABC):
         """mini's own: is this machine ready for containers (`mini doctor`)? Its exit status."""
 
 
-def connect() -> Backend:
+def connect(creating: bool = False) -> Backend:
     """The backend this process uses: the local one (chapter 09 adds a remote one, chosen by
-    DOCKER_HOST / --host)."""
+    DOCKER_HOST / --host). `creating`: a container will be made; the local backend starts the
+    kernel's slow first cgroup write at once, while the pipeline's modules are imported (04)."""
+    if creating:
+        from mini_runtime import cgroups
+
+        cgroups.warm_up()
     from mini_runtime.backend.local import LocalBackend
 
     return LocalBackend()

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-from mini_runtime import container, lifecycle, monitor, overlay, views
+from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import ExecError, NotFound
@@ -110,6 +110,8 @@ class LocalBackend(Backend):
     def container_list(self, all: bool = False, limit: int | None = None,
                        filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         container.sweep_stale()                     # a monitor that died: shown as docker would
+        from mini_runtime import views  # (ps and inspect only: not on run's path)
+
         return views.summaries(all, limit, filters)
 
     def container_pause(self, container_id: str) -> None:
@@ -126,6 +128,8 @@ class LocalBackend(Backend):
 
     def container_inspect(self, container_id: str) -> dict[str, Any]:
         container.sweep_stale()
+        from mini_runtime import views
+
         return views.inspect(container.find(container_id))
 
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,

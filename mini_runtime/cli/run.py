@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from mini_runtime import backend
 
     config = config_of(args)
-    engine = backend.connect()
+    engine = backend.connect(creating=True)
     if (args.tty or args.interactive) and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:

@@ -7,10 +7,8 @@ descriptors in `index.json`. Spec: github.com/opencontainers/image-spec/blob/mai
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +22,8 @@ LAYER_TAR_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib  # (only where blobs are written or checked: not on `mini run`'s path)
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -78,6 +78,9 @@ class Layout:
         path = self.blob_path(expected)
         if path.exists():
             return expected
+        import hashlib
+        import tempfile
+
         digest, written = hashlib.sha256(), 0
         fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=path.parent)
         try:

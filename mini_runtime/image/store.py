@@ -13,7 +13,6 @@ image (`<none>`) until `rmi` removes it, as in docker.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, NamedTuple
@@ -62,6 +61,8 @@ class Image(NamedTuple):
 def chain_id(diff_ids: list[str]) -> str:
     """ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
     chain = diff_ids[0]
+    if len(diff_ids) > 1:
+        import hashlib  # (2 ms of imports: a one-layer image, as busybox, never needs it)
     for diff_id in diff_ids[1:]:
         chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
     return chain
