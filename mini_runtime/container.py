@@ -232,13 +232,13 @@ def sweep_stale() -> None:
     whose owner is gone but whose cgroup still holds a process is still running (its processes
     are dying right now, or outlived their mini): it is left for a later sweep.
     """
-    from mini_runtime import cgroups  # chapter 04: the cgroups a killed mini left
+    from mini_runtime import cgroup_upkeep, cgroups  # chapter 04: the cgroups a killed mini left
 
     try:  # only containers with an owner (created or running) have a run dir: not every record
         live = frozenset(os.listdir(paths.run_root() / "containers"))
     except OSError:
         live = frozenset()
-    cgroups.sweep_empty(live=live)
+    cgroup_upkeep.sweep_empty(live=live)
     for directory in [containers_dir() / name for name in live]:
         try:
             pid, started = (run_dir(directory.name) / "owner").read_text().split()

@@ -33,7 +33,7 @@ import signal
 from pathlib import Path
 from typing import NamedTuple
 
-from mini_runtime import cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
+from mini_runtime import cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.image.store import Image, Store
@@ -69,7 +69,7 @@ class Exited(NamedTuple):
 def create(config: ContainerConfig, store: Store | None = None, container_id: str | None = None) -> Created:
     """Everything up to the child waiting for "go". Nothing is left behind if a step fails.
     (Chapter 06's monitor picks the id itself, so that it is in its command line.)"""
-    cgroups.warm_up()                               # 04: the first cgroup write's wait, now
+    cgroup_upkeep.warm_up()                         # 04: the first cgroup write's wait, now
     store = store or Store()
     extension_flags(config)                         # exercises 01 02: --ulimit, --tmpfs
     image = store.get(config.image)                 # 01: unknown image -> exit 125

@@ -206,9 +206,9 @@ def connect(creating: bool = False) -> Backend:
     DOCKER_HOST / --host). `creating`: a container will be made; the local backend starts the
     kernel's slow first cgroup write at once, while the pipeline's modules are imported (04)."""
     if creating:
-        from mini_runtime import cgroups
+        from mini_runtime import cgroup_upkeep
 
-        cgroups.warm_up()
+        cgroup_upkeep.warm_up()
     from mini_runtime.backend.local import LocalBackend
 
     return LocalBackend()
