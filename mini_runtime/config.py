@@ -42,6 +42,8 @@ class ContainerConfig(NamedTuple):
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
+    restart: str = "no"                         # --restart POLICY: docker's restart policies are
+                                                # exercise 06's extension (the reference: "no")
 
 
 class ProcessSpec(NamedTuple):

@@ -157,13 +157,14 @@ def run(config: ContainerConfig, store: Store | None = None) -> Exited:
 # <<< run
 
 
-def recreate(container_id: str, store: Store | None = None) -> Created:
+def recreate(container_id: str, store: Store | None = None, *, again: bool = False) -> Created:
     """`start` of a container that has exited (06): its record, settings and upper dir as they
-    are, a new cgroup and a new process waiting for "go". On failure it stays as it was."""
+    are, a new cgroup and a new process waiting for "go". On failure it stays as it was.
+    (`again`: a restart policy's restart, of a container that is "restarting".)"""
     store = store or Store()
     directory = container.containers_dir() / container_id
     config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
-    record = container.reopen(directory)            # 06: owned by this monitor again
+    record = container.reopen(directory, again)     # 06: owned by this monitor again
     group = cgroups.Cgroup(container_id)
     endpoint, held = None, []                       # 07
     try:
@@ -361,7 +362,8 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                            "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
                            "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
-                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network},
+                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
+                           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 

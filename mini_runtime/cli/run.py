@@ -62,6 +62,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
     run.add_argument("-P", "--publish-all", action="store_true",
                      help="publish every port the image exposes, each on a free host port")
+    run.add_argument("--restart", default="no", metavar="POLICY",
+                     help="no (default), on-failure[:N], always, unless-stopped (exercise 06's extension)")
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     engine = backend.connect()
-    if (args.tty or args.interactive) and not args.detach:
+    if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
         from mini_runtime.cli import terminal
@@ -160,7 +162,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", True),
                              network=args.network, publish=args.publish,
-                             publish_all=args.publish_all)
+                             publish_all=args.publish_all, restart=args.restart or "no")
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config
