@@ -235,7 +235,7 @@ def monitor_argv(container_id: str, *args: str) -> list[str]:
     """How a monitor (or its next phase) is started, in one place. The serve phase runs with -S:
     no site-packages (and its pages); the others need them."""
     lean = ["-S"] if args[:1] == ("--serve",) else []
-    return [sys.executable, *lean, "-m", "mini_runtime.monitor", container_id, *args]
+    return [sys.executable, *lean, "-m", __spec__.name, container_id, *args]  # (this module, also as -m)
 
 
 def monitor_env() -> dict[str, str]:

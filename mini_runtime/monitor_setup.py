@@ -224,5 +224,6 @@ def error_of(e: BaseException) -> dict:
     kind = next((k.__name__ for k in type(e).__mro__
                  if isinstance(getattr(errors, k.__name__, None), type)), "MiniError")
     kind = kind if issubclass(getattr(errors, kind), errors.MiniError) else "System"
-    return {"Kind": kind, "Message": str(e) if str(e) else kind,
+    message = f"NotImplementedError: {e}" if isinstance(e, NotImplementedError) else str(e)  # (a TODO left)
+    return {"Kind": kind, "Message": message if str(e) else kind,
             "ExitCode": getattr(e, "exit_code", 125)}
