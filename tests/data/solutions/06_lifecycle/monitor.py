@@ -42,7 +42,7 @@ def next_wait(directory, ran_for: float) -> float:
     of ten seconds or more."""
     try:
         last = float((directory / BACKOFF_FILE).read_text())
-    except (OSError, ValueError):
+    except (ValueError, OSError):                     # none yet: the first restart
         last = 0.0
     if ran_for >= STEADY_RUN:
         last = 0.0
@@ -58,41 +58,48 @@ def policy_applies(policy: dict, exit_code: int, restarts: int) -> bool:
     return name == "on-failure" and exit_code != 0 and (most == 0 or restarts < most)
 
 
+def set_state(here, count: int | None = None, **state) -> bool:
+    """Change the container's State (and RestartCount) under the records' lock; False if `rm -f`
+    removed it meanwhile (saving would make its directory again)."""
+    from mini_runtime import container
+
+    lock = container.record_lock()
+    with lock:
+        if not here.is_dir():
+            return False
+        latest = container.load(here)
+        latest["State"] = {**latest["State"], **state}
+        if count is not None:
+            latest["RestartCount"] = count
+        container.save(here, latest)
+    return True
+
+
 def restart_after(directory, exit_code: int) -> bool:
     """docker's handleContainerExit: decide, count, say "restarting", wait; `stop`, `kill` or
     `rm -f` meanwhile (the `stopped` file, or the directory gone) end it as exited."""
     from mini_runtime import container
     from mini_runtime.units import parse_rfc3339
 
+    here = directory
     try:
-        record = container.load(directory)
+        ended = container.load(here)
     except OSError:
         return False                                    # removed (rm -f) as it ended
-    state = record["State"]
-    ran_for = (parse_rfc3339(state.get("FinishedAt") or "") or 0) - (parse_rfc3339(state.get("StartedAt") or "") or 0)
-    wait = next_wait(directory, ran_for)
-    restarts = record.get("RestartCount", 0)
-    if (directory / "stopped").exists() or not policy_applies(record["HostConfig"]["RestartPolicy"],
-                                                              exit_code, restarts):
+    times = [parse_rfc3339(ended["State"].get(key) or "") or 0.0 for key in ("StartedAt", "FinishedAt")]
+    wait = next_wait(here, times[1] - times[0])
+    restarts = ended.get("RestartCount", 0)
+    if (here / "stopped").exists() or not policy_applies(ended["HostConfig"]["RestartPolicy"],
+                                                         exit_code, restarts):
         return False
-    with container.record_lock():
-        record = container.load(directory)
-        record["RestartCount"] = restarts + 1
-        record["State"] = dict(record["State"], Status="restarting", Running=True, Restarting=True, Pid=0)
-        container.save(directory, record)
+    if not set_state(here, restarts + 1, Status="restarting", Running=True, Restarting=True, Pid=0):
+        return False
     deadline = time.monotonic() + wait
-    while True:
-        if not directory.is_dir():
-            return False
-        if (directory / "stopped").exists():
-            try:
-                with container.record_lock():
-                    record = container.load(directory)
-                    record["State"] = dict(record["State"], Status="exited", Running=False, Restarting=False)
-                    container.save(directory, record)
-            except OSError:
-                pass                                    # (and removed meanwhile)
+    while here.is_dir():
+        if (here / "stopped").exists():
+            set_state(here, Status="exited", Running=False, Restarting=False)
             return False
         if time.monotonic() >= deadline:
             return True
         time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
+    return False
