@@ -49,6 +49,8 @@ class ContainerConfig(NamedTuple):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
     tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)
     uptime_offset: int | None = None            # --uptime-offset SECONDS (exercise 03)
+    restart: str = "no"                         # --restart POLICY: docker's restart policies are
+                                                # exercise 06's extension (the reference: "no")
 
 
 class ProcessSpec(NamedTuple):

@@ -36,6 +36,7 @@ class Status(str, Enum):
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
+    RESTARTING = "restarting"   # a restart policy waits to run it again (exercise 06)
     EXITED = "exited"
     DEAD = "dead"
 
@@ -46,7 +47,7 @@ class Status(str, Enum):
     @property
     def can_remove(self) -> bool:
         """Without --force: a container that runs (or is paused) must be stopped first."""
-        return self not in (Status.RUNNING, Status.PAUSED)
+        return self not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
     @property
     def can_pause(self) -> bool:
@@ -58,7 +59,8 @@ class Status(str, Enum):
 
     @property
     def has_process(self) -> bool:
-        return self in (Status.RUNNING, Status.PAUSED)
+        """(docker counts a restarting container as running: stop, kill and rm -f act on it)"""
+        return self in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
 
 def status(record: dict[str, Any]) -> Status:
@@ -110,12 +112,14 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
     return directory
 
 
-def reopen(directory: Path) -> dict[str, Any]:
+def reopen(directory: Path, again: bool = False) -> dict[str, Any]:
     """`start` again (chapter 06): a container that has exited gets an owner and volatile files
-    again. Only one `start` wins: the others find it running (docker's answer: nothing to do)."""
+    again. Only one `start` wins: the others find it running (docker's answer: nothing to do).
+    `again`: its monitor restarts it (a restart policy), so it is "restarting"."""
     with paths.locked(paths.state_root() / "containers.lock"):
         record = load(directory)
-        if not status(record).can_start or run_dir(directory.name).exists():
+        wanted = status(record) is Status.RESTARTING if again else status(record).can_start
+        if not wanted or run_dir(directory.name).exists():
             raise Conflict(f"container {directory.name} is already running")
         run_dir(directory.name).mkdir(parents=True)
         (run_dir(directory.name) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
@@ -159,7 +163,7 @@ def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
     init's pid, and its start time, which tells it from a later process given the same pid."""
     record = load(directory)
     record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
-                           ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
+                           Restarting=False, ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
     save(directory, record)
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",
@@ -198,7 +202,8 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
         return
     record = load(directory)
     record["State"] = dict(record.get("State", {}), Status=Status.EXITED.value, Running=False, Pid=0,
-                           Paused=False, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now_rfc3339())
+                           Paused=False, Restarting=False, ExitCode=exit_code, OOMKilled=oom,
+                           FinishedAt=now_rfc3339())
     save(directory, record)
     shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
     remove_run_dir(directory.name)                        # no owner, no pid: it has ended
@@ -206,6 +211,17 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
         if ".tmp-" in path.name:                           # (a half-written record)
             path.unlink()
 # <<< finish
+
+
+def manually_stopped(directory: Path, stopped: bool = True) -> None:
+    """docker's HasBeenManuallyStopped: `stop`, `kill` and `rm -f` leave a file `stopped` beside
+    the record (a restart policy must not bring such a container back, exercise 06); a `start`
+    by hand removes it."""
+    marker = directory / "stopped"
+    try:
+        marker.touch() if stopped else marker.unlink(missing_ok=True)
+    except OSError:
+        pass  # (removed meanwhile)
 
 
 def remove(directory: Path) -> None:

@@ -103,6 +103,8 @@ def answer(reply: dict | None) -> dict:
         kind = getattr(errors, error["Kind"], errors.System)
         if kind is errors.ExecError:
             raise errors.ExecError(error["Message"], error["ExitCode"])
+        if kind is errors.Exercise:                     # (its message is made already)
+            raise errors.UsageError(error["Message"])
         raise kind(error["Message"])
     return reply
 
@@ -148,6 +150,7 @@ def parse_signal(text: str | int) -> int:
 
 def kill(directory: Path, signal: str | int) -> None:
     number = parse_signal(signal)
+    container.manually_stopped(directory)               # no restart policy brings it back
     thawed(directory)
     reply = monitor.request(run_dir(directory), {"op": "kill", "signal": number}, timeout=5)
     if reply is None or "Error" in reply:
@@ -170,6 +173,9 @@ def stop(directory: Path, timeout: float) -> None:
     if not container.status(record).has_process:
         return
     where = run_dir(directory)
+    container.manually_stopped(directory)               # no restart policy brings it back
+    if not restarting_ended(directory):                 # (between two runs of a restart policy)
+        return
     thawed(directory)
     if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
         return                                          # it has ended meanwhile
@@ -179,17 +185,34 @@ def stop(directory: Path, timeout: float) -> None:
 # <<< stop
 
 
+def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
+    """A container between two runs of its restart policy has no process to signal: its monitor
+    sees the `stopped` file and records it as exited; wait until it has (exercise 06). Whether
+    it runs (it started again just before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = container.status(container.load(directory))
+        except OSError:
+            return False
+        if state is not container.Status.RESTARTING or time.monotonic() > deadline:
+            return state.has_process
+        time.sleep(0.02)
+
+
 def remove(directory: Path, text: str, force: bool) -> None:
     record = container.load(directory)
     if container.status(record) is container.Status.CREATED:
         monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up
     if container.status(record).has_process:
         if not force:
-            raise Conflict(f'cannot remove container "{record["Name"]}": container is running: '
-                           "stop the container before removing or force remove")
-        thawed(directory)
-        monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
-        monitor.request(run_dir(directory), {"op": "wait"}, 30)
+            raise Conflict(f'cannot remove container "{record["Name"]}": container is '
+                           f"{container.status(record).value}: stop the container before removing or force remove")
+        container.manually_stopped(directory)
+        if restarting_ended(directory):                 # (it may have started again meanwhile)
+            thawed(directory)
+            monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
+            monitor.request(run_dir(directory), {"op": "wait"}, 30)
         container.sweep_stale()
     container.remove(directory)
 
@@ -223,6 +246,7 @@ def prepare_start(directory: Path) -> socket.socket:
     """A container that has exited, made ready to run again (a new monitor waits for "start"),
     so that a client can attach first (`start -a`). Returns the new monitor's channel; closing it
     without "start" leaves the container as it was."""
+    container.manually_stopped(directory, False)
     channel = spawn_monitor(directory.name)
     try:
         monitor.send(channel, {"Restart": True})
@@ -243,6 +267,7 @@ def start_kept(directory: Path) -> None:
         return
     if not state.can_start:
         return
+    container.manually_stopped(directory, False)        # started by hand: policies apply again
     channel = spawn_monitor(directory.name)
     with channel:
         monitor.send(channel, {"Restart": True})

@@ -158,13 +158,14 @@ def run(config: ContainerConfig, store: Store | None = None) -> Exited:
 # <<< run
 
 
-def recreate(container_id: str, store: Store | None = None) -> Created:
+def recreate(container_id: str, store: Store | None = None, *, again: bool = False) -> Created:
     """`start` of a container that has exited (06): its record, settings and upper dir as they
-    are, a new cgroup and a new process waiting for "go". On failure it stays as it was."""
+    are, a new cgroup and a new process waiting for "go". On failure it stays as it was.
+    (`again`: a restart policy's restart, of a container that is "restarting".)"""
     store = store or Store()
     directory = container.containers_dir() / container_id
     config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
-    record = container.reopen(directory)            # 06: owned by this monitor again
+    record = container.reopen(directory, again)     # 06: owned by this monitor again
     group = cgroups.Cgroup(container_id)
     endpoint, held = None, []                       # 07
     try:
@@ -298,7 +299,8 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
                            "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,
                            "MemoryReservation": config.memory_reservation or 0,
-                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network},
+                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
+                           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 

@@ -54,7 +54,7 @@ def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None
     found = [summary(r) for r in records if wanted(r, filters)]
     if limit is not None and limit > 0:
         return found[:limit]
-    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused")]
+    return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused", "restarting")]
 
 
 def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:

@@ -259,6 +259,15 @@ MUTANTS = {
     ("05", "view-in-the-callers-mount-namespace"): (
         '    syscalls.unshare(syscalls.CLONE_NEWNS)\n'
         '    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)\n', "", "5.7"),
+    ("06", "stops-reading-at-the-exit"): ("if status is not None and (not streams or time.monotonic() > drain_until):",
+                                          "if status is not None:", "6.2"),
+    ("06", "kill-always-sigkill"): ('os.kill(pid, int(message.get("signal", signal.SIGKILL)))',
+                                    "os.kill(pid, signal.SIGKILL)", "6.3"),
+    ("06", "on-failure-restarts-a-success"): ('return name == "on-failure" and exit_code != 0 and',
+                                              'return name == "on-failure" and', "6.6"),
+    ("06", "restarted-after-a-stop"): ('if (here / "stopped").exists() or not policy_applies(',
+                                       "if not policy_applies(", "6.7"),
+    ("06", "backoff-never-reset"): ("    if ran_for >= STEADY_RUN:\n        last = 0.0\n", "", "6.8"),
 }
 
 

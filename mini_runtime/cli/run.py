@@ -74,6 +74,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
     run.add_argument("-P", "--publish-all", action="store_true",
                      help="publish every port the image exposes, each on a free host port")
+    run.add_argument("--restart", default="no", metavar="POLICY",
+                     help="no (default), on-failure[:N], always, unless-stopped (exercise 06's extension)")
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     engine = backend.connect(creating=True)
-    if (args.tty or args.interactive) and not args.detach:
+    if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
         from mini_runtime.cli import terminal
@@ -173,7 +175,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              stdin_once=args.interactive and not getattr(args, "detach", True),
                              network=args.network, publish=args.publish,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
-                             uptime_offset=_go_int("--uptime-offset", args.uptime_offset))
+                             uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
+                             restart=args.restart or "no")
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config

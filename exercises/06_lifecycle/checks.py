@@ -1,0 +1,118 @@
+"""The graded checks of chapter 06: the rebuild part (10 of 25 points). Each plugs some of your
+functions into the reference runtime: into a foreground `mini run`, which is its container's
+monitor itself, and into every monitor of a detached container (`mini run -d`), whose three
+phases run with your functions too. The extend part is in checks_extend.py."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from exercises.grading import Chapter, Context
+
+CHAPTER = Chapter(number="06", slug="lifecycle", module="mini_runtime.monitor", learner_file="monitor.py",
+                  given=("SOCKET", "send", "receive", "socket_path", "request", "relay_all"))
+check = CHAPTER.check
+
+
+def last_line(result) -> str:  # noqa: ANN001 - a CompletedProcess
+    return (result.stderr.strip().splitlines() or [""])[-1][:200]
+
+
+def detached(ctx: Context, *args: str) -> str:
+    """`mini run -d ARGS`: the container's id (or a failed check that says why not)."""
+    result = ctx.mini("run", "-d", *args)
+    ctx.expect(result.returncode == 0 and len(result.stdout.strip()) == 64,
+               f"`mini run -d {' '.join(args)[:60]}` to print the container's id",
+               f"exit {result.returncode}, {last_line(result)!r}")
+    return result.stdout.strip()
+
+
+def logged(ctx: Context, container: str, line: str, within: float = 10.0) -> bool:
+    """Whether `line` shows in the container's log within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if line in ctx.mini("logs", container, plug=()).stdout.splitlines():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@check("6.1", "serve: relays stdout and stderr apart, logs both, returns the wait status", points=3,
+       section="§ Three phases, and why the middle one is lean", plug=("serve",))
+def relay_and_log(ctx: Context) -> None:
+    out, err, code = f"out-{ctx.rng.randrange(10**6)}", f"err-{ctx.rng.randrange(10**6)}", ctx.rng.randrange(1, 120)
+    result = ctx.mini("run", "--name", "relay", "busybox", "sh", "-c", f"echo {out}; echo {err} >&2; exit {code}")
+    ctx.expect(result.returncode == code, f"`mini run ... exit {code}` to exit {code}",
+               f"exit {result.returncode}, {last_line(result)!r}")
+    ctx.expect(result.stdout.split() == [out] and err in result.stderr.split(),
+               f"{out!r} on mini's stdout only and {err!r} on its stderr",
+               f"stdout {result.stdout.strip()[:80]!r}, stderr {result.stderr.strip()[:80]!r}")
+    logs = ctx.mini("logs", "relay", plug=())
+    ctx.expect(logs.stdout.split() == [out] and logs.stderr.split() == [err],
+               f"`mini logs` to give {out!r} as stdout and {err!r} as stderr (the json-file log)",
+               f"stdout {logs.stdout.strip()[:80]!r}, stderr {logs.stderr.strip()[:80]!r}")
+
+
+@check("6.2", "serve: nothing lost at the end, in the foreground and in a detached monitor", points=3,
+       section="§ Three phases, and why the middle one is lean", plug=("serve",), retry=True, timeout=60)
+def drain(ctx: Context) -> None:
+    lines, code = ctx.rng.randrange(40000, 70000), ctx.rng.randrange(1, 120)
+    result = ctx.mini("run", "--name", "burst", "busybox", "sh", "-c", f"seq 1 {lines}; exit {code}")
+    got = result.stdout.split()
+    ctx.expect(result.returncode == code and len(got) == lines and got[-1:] == [str(lines)],
+               f"all {lines} lines of `seq 1 {lines}` (its last output, still in the pipe when it exited), "
+               f"then exit {code}", f"{len(got)} lines ending {got[-1:]}, exit {result.returncode}, "
+               f"{last_line(result)!r}")
+    logs = ctx.mini("logs", "--tail", "1", "burst", plug=()).stdout.split()
+    ctx.expect(logs == [str(lines)], f"the log to end with {lines} too", repr(logs))
+    lines, code = ctx.rng.randrange(40000, 70000), ctx.rng.randrange(1, 120)
+    container = detached(ctx, "busybox", "sh", "-c", f"seq 1 {lines}; exit {code}")
+    waited = ctx.mini("wait", container)
+    ctx.expect(waited.stdout.strip() == str(code), f"`mini wait` of a detached `... exit {code}` to print {code}",
+               f"{waited.stdout.strip()!r}, {last_line(waited)!r}")
+    logs = ctx.mini("logs", container, plug=()).stdout.split()
+    ctx.expect(len(logs) == lines and logs[-1:] == [str(lines)],
+               f"its monitor to log all {lines} lines", f"{len(logs)} lines ending {logs[-1:]}")
+
+
+SIGNALS = [signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
+
+
+@check("6.3", "answer: kill delivers the signal asked for, wait answers when it has ended", points=2,
+       section="§ The state machine", plug=("answer",), retry=True)
+def kill_and_wait(ctx: Context) -> None:
+    sig, code = ctx.rng.choice(SIGNALS), ctx.rng.randrange(1, 120)
+    name = signal.Signals(sig).name
+    container = detached(ctx, "busybox", "sh", "-c",
+                         f'trap "exit {code}" {name[3:]}; echo ready; while :; do sleep 0.1; done')
+    ctx.expect(logged(ctx, container, "ready"), "the container to start and log 'ready'", "no 'ready'")
+    killed = ctx.mini("kill", "-s", name, container)
+    ctx.expect(killed.returncode == 0, f"`mini kill -s {name}` to exit 0", f"exit {killed.returncode}, "
+               f"{last_line(killed)!r}")
+    waited = ctx.mini("wait", container, timeout=15)
+    ctx.expect(waited.stdout.strip() == str(code),
+               f"`mini wait` to print {code}: the shell's trap for {name} ran", f"{waited.stdout.strip()!r}")
+
+
+@check("6.4", "why? stop, and a PID 1 without handlers: predict the exit code, then see it", points=2,
+       section="§ The state machine", plug=("serve", "answer"), retry=True, timeout=45)
+def stop_pid1(ctx: Context) -> None:
+    bare = detached(ctx, "busybox", "sh", "-c", "echo ready; while :; do sleep 0.1; done")
+    code = ctx.rng.randrange(1, 120)
+    trapped = detached(ctx, "busybox", "sh", "-c", f'trap "exit {code}" TERM; echo ready; while :; do sleep 0.1; done')
+    for container in (bare, trapped):
+        ctx.expect(logged(ctx, container, "ready"), "the containers to start and log 'ready'", "no 'ready'")
+    started = time.monotonic()
+    ctx.mini("stop", "-t", "2", bare, timeout=30)
+    took = time.monotonic() - started
+    state = ctx.mini("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", bare, plug=()).stdout.split()
+    ctx.expect(state == ["exited", "137"] and took >= 1.8,
+               "a PID-1 shell without handlers to ignore SIGTERM and end by the SIGKILL 2 s later: exited 137",
+               f"{' '.join(state)} after {took:.1f} s")
+    ctx.mini("stop", "-t", "10", trapped, timeout=30)
+    state = ctx.mini("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", trapped, plug=()).stdout.split()
+    ctx.expect(state == ["exited", str(code)], f"the shell with a TERM trap to exit with its own {code}",
+               " ".join(state))
+
+
