@@ -74,21 +74,21 @@ def register(chapter: Chapter) -> None:
         ctx.expect(len(Store(root).get(source).layers) == 3 and original == ["no", "yes"],
                    f"{source} unchanged: 3 layers, the same files", repr(original))
 
-    @check("5.10", "mini image squash of a committed container: its deletions and its opaque /etc", points=5,
+    @check("5.10", "mini image squash of a committed container: its deletions and its opaque /usr", points=5,
            section=SECTION, plug=("squash_layer",), part="extend", timeout=120)
     def squash_commit(ctx: Context) -> None:
         root = ctx.private_state_root()
         applet, file, content = helpers["applet"](ctx), f"f{token(ctx, 6)}", token(ctx)
         name, snap, flat = f"c{token(ctx)}", f"snap{token(ctx, 4)}:1", f"flat{token(ctx, 4)}:1"
         loaded(ctx, "run", "--name", name, "busybox", "sh", "-c",
-               f"rm /{applet} && rm -rf /etc && mkdir /etc && echo {content} > /etc/{file}")
+               f"rm /{applet} && rm -rf /usr && mkdir /usr && echo {content} > /usr/{file}")
         committed = ctx.mini("commit", name, snap)
         ctx.expect(committed.returncode == 0, f"`mini commit {name} {snap}` (exit 0)", _last(committed))
         _squash(ctx, root, snap, flat)
-        out = loaded(ctx, "run", "--rm", flat, "sh", "-c", f"{_present(['/' + applet, '/bin/busybox'])} ls /etc; "
-                     f"cat /etc/{file}", what=f"a container of {flat}").split()
-        ctx.expect(out == ["no", "yes", file, content], f"/{applet} absent, /bin/busybox present, /etc holding "
-                   f"only {file} ({content}): the container's rm -rf /etc then mkdir made it opaque", repr(out))
+        out = loaded(ctx, "run", "--rm", flat, "sh", "-c", f"{_present(['/' + applet, '/bin/busybox'])} ls /usr; "
+                     f"cat /usr/{file}", what=f"a container of {flat}").split()
+        ctx.expect(out == ["no", "yes", file, content], f"/{applet} absent, /bin/busybox present, /usr holding "
+                   f"only {file} ({content}): the container's rm -rf /usr then mkdir made it opaque", repr(out))
         missing = ctx.mini("image", "squash", f"nosuch{token(ctx, 4)}:1", f"x{token(ctx, 4)}:1")
         images = ctx.mini("images", "-q").stdout.split()
         ctx.expect(missing.returncode == 1 and _last(missing).startswith("mini: ") and len(images) == 3,
