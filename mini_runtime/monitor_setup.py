@@ -19,6 +19,7 @@ import sys
 
 from mini_runtime import attach, container, runtime
 from mini_runtime.config import ContainerConfig
+from mini_runtime.errors import NotStarted
 from mini_runtime.monitor import monitor_argv, monitor_env, receive, send, socket_path
 
 
@@ -110,7 +111,8 @@ def setup(container_id: str, channel_fd: int) -> int:
     except Exception as e:  # noqa: BLE001
         listener.close()
         clients.close()
-        runtime.cleanup(created, None)
+        if not isinstance(e, NotStarted):               # (NotStarted: left as it was, tidied)
+            runtime.cleanup(created, None)
         send(starter, {"Error": error_of(e)})
         return 0
     send(starter, {"Id": container_id, "Pid": created.child.pid})

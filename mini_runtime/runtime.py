@@ -20,8 +20,9 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
 The phases are separate so that they can run in different processes (chapter 06's monitor runs
 start/wait/cleanup). The pipeline never prints and never parses argv: it returns or raises.
 Chapter 07 adds the network: at create, connect() makes and wires the network namespace (the
-child joins it, or unshares an empty one for `--network none`) and holds the published host
-ports; start hands them to the userland proxy; cleanup disconnects. Chapter 08 slots in as
+child joins it, or unshares an empty one for `--network none`); start publishes the ports (holds
+the host ports, DNAT, the userland proxy: a port in use leaves the container as it was, as
+docker's does); cleanup disconnects. Chapter 08 slots in as
 privileges (inside).
 """
 
@@ -35,8 +36,8 @@ from typing import NamedTuple
 
 from mini_runtime import cgroups, container, namespaces, network, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
-from mini_runtime.errors import InvalidParameter
-from mini_runtime.image.store import Image, Store
+from mini_runtime.errors import InvalidParameter, MiniError, NotStarted
+from mini_runtime.image.store import Store
 from mini_runtime.units import now_rfc3339
 
 
@@ -55,7 +56,7 @@ class Created(NamedTuple):
     group: cgroups.Cgroup
     child: process.Child
     endpoint: network.Endpoint | None = None  # 07: its place on the network
-    held: tuple = ()                            # 07: the host ports it publishes, bound
+    bindings: tuple = ()                        # 07: the ports to publish at start (-p, -P)
 
 
 class Exited(NamedTuple):
@@ -81,29 +82,31 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     container_id = container_id or container.new_id()
     group = cgroups.Cgroup(container_id)            # 04
     config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
-    directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
-    endpoint, held = None, []                       # 07
+    directory = container.create(container_id, container.describe(config, spec, image, lower))  # 05: the record
+    endpoint, bindings = None, []                   # 07
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
-        endpoint, held = connect(config, directory, image.config)  # 07: netns, wired; ports held
+        endpoint, bindings = connect(config, directory, image.config)  # 07: netns, wired
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
                                   setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        disconnect(endpoint, held)                  # 07
+        disconnect(endpoint)                        # 07
         group.remove()                              # 04
         container.finish(directory, None, keep=False)   # 05: it never ran: nothing to keep
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(held))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
 
 
 def start(created: Created) -> None:
-    """Let the child run its command, inside its cgroup. If that fails, the child is gone."""
+    """Let the child run its command, inside its cgroup. If that fails, the child is gone (and
+    if its ports could not be published, the container is as it was: NotStarted)."""
     pid = created.child.pid
+    held = publish(created)                         # 07: host ports held, DNAT (or NotStarted)
     try:
         created.group.add(pid)                      # 04: limited before it runs anything
-        serve_localhost(created)                    # 07: the userland proxy for 127.0.0.1
+        serve_localhost(created, held)              # 07: the userland proxy for 127.0.0.1
         process.release(created.child)              # 01: go! (126/127 if execve failed)
         container.mark_running(created.directory, pid, namespace_ids(pid))  # 03: running, its pid
     except BaseException:
@@ -131,7 +134,7 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    warning = disconnect(created.endpoint or network_of(created.directory), created.held,
+    warning = disconnect(created.endpoint or network_of(created.directory),
                          created.directory) or warning  # 07: links, rules, proxy, netns
     code = None if exited is None else exited.code  # 05: None: it never ran
     container.finish(created.directory, code, keep=not created.config.remove,
@@ -165,22 +168,22 @@ def recreate(container_id: str, store: Store | None = None) -> Created:
     config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
     record = container.reopen(directory)            # 06: owned by this monitor again
     group = cgroups.Cgroup(container_id)
-    endpoint, held = None, []                       # 07
+    endpoint, bindings = None, []                   # 07
     try:
         image = store.get(record["Image"])
         spec = process_spec(config, image.config)
         files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
         files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
         limit(group, config)
-        endpoint, held = connect(config, directory, image.config)
+        endpoint, bindings = connect(config, directory, image.config)
         with namespaces.children_in_new_pid_namespace():
             child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        disconnect(endpoint, held)
+        disconnect(endpoint)
         group.remove()
-        container.finish(directory, record["State"].get("ExitCode", 0), keep=True)
+        container.unstarted(directory, record["State"])  # as it was: created, or exited
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(held))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
 
 
 def keep_config(created: Created) -> None:
@@ -250,8 +253,8 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 
 # >>> connect-container
 def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tuple[network.Endpoint, list]:
-    """07: the container's network, made before its child exists (by --network; -p and -P's
-    host ports held first), and recorded as docker inspect shows it."""
+    """07: the container's network, made before its child exists (by --network), and recorded
+    as docker inspect shows it; and the ports that start will publish (-p, -P)."""
     from mini_runtime.network import ports
     exposed = dict((image_config.get("config") or {}).get("ExposedPorts") or {})
     bindings = ports.parse_all(config.publish, config.publish_all, exposed)
@@ -265,8 +268,8 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         bindings = []                               # docker: discarded in these modes
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
-    endpoint, held = network.connect(directory.name, directory, config.hostname or "", mode,
-                                     record["Name"].lstrip("/"), bindings, share)
+    endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
+                               record["Name"].lstrip("/"), share)
     record["NetworkSettings"] = network.settings(endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
                                 PublishAllPorts=config.publish_all)
@@ -276,8 +279,37 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
     container.save(directory, record)
     paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode())
-    return endpoint, held
+    return endpoint, bindings
 # <<< connect-container
+
+
+# >>> publish-at-start
+def publish(created: Created) -> list:
+    """07, at start (docker's order): hold the host ports and DNAT them; the record shows the
+    ports really held. If that fails (a port in use), the child is killed, everything of the
+    attempt is undone and the container is left as it was (`created`, or exited) with the
+    error in its record: NotStarted, with docker's words."""
+    if not created.bindings or created.endpoint is None:
+        return []
+    try:
+        endpoint, held = network.publish(created.endpoint, created.bindings)
+    except MiniError as e:
+        name = container.load(created.directory)["Name"].lstrip("/")
+        error = NotStarted(f"driver failed programming external connectivity on endpoint {name} "
+                           f"({created.id}): {e}")
+        before = container.load(created.directory)["State"]
+        kill_and_reap(created.child.pid)
+        created.group.remove()
+        disconnect(created.endpoint, created.directory)
+        container.unstarted(created.directory, before, error=str(error),
+                            auto_remove=created.config.remove)
+        raise error from None
+    record = container.load(created.directory)
+    record["NetworkSettings"] = network.settings(endpoint, record["Config"].get("ExposedPorts") or {})
+    container.save(created.directory, record)
+    paths.atomic_write(created.directory / NETWORK, json.dumps(endpoint.record()).encode())
+    return held
+# <<< publish-at-start
 
 
 def shared_network(name: str) -> tuple[str, tuple[str, network.EtcFiles | None]]:
@@ -300,22 +332,21 @@ def network_of(directory: Path) -> network.Endpoint | None:
         return None
 
 
-def serve_localhost(created: Created) -> None:
+def serve_localhost(created: Created, held: list) -> None:
     """07: published ports get the userland proxy (a process of its own, the monitor's child),
     which takes over the held host ports."""
-    if created.held and created.endpoint and created.endpoint.ip:
+    if held:
         from mini_runtime.network import ports, proxy
-        pid = proxy.spawn(created.held, created.endpoint.ip)
-        paths.atomic_write(container.run_dir(created.id) / PROXY, str(pid).encode())
-        ports.release(created.held)
+        try:
+            pid = proxy.spawn(held, created.endpoint.ip)
+            paths.atomic_write(container.run_dir(created.id) / PROXY, str(pid).encode())
+        finally:
+            ports.release(held)
 
 
-def disconnect(endpoint: network.Endpoint | None, held, directory: Path | None = None) -> str | None:
-    """07: undo connect(): the held ports, the proxy, the links, rules and netns; the record
+def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None) -> str | None:
+    """07: undo connect() and publish(): the proxy, the links, rules and netns; the record
     shows no address any more. Returns what could not be undone, as a warning."""
-    from mini_runtime.errors import MiniError
-    for h in held:
-        h.sock.close()
     if directory is not None:
         pid_file = container.run_dir(directory.name) / PROXY
         if pid_file.exists():
@@ -335,34 +366,6 @@ def disconnect(endpoint: network.Endpoint | None, held, directory: Path | None =
                                                                       network_id=endpoint.network_id))
         container.save(directory, record)
     return None
-
-
-def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
-    """The container's record, in docker inspect's names: Config holds the command as it was
-    resolved against the image (Entrypoint, Cmd, Env, WorkingDir, User), HostConfig the flags."""
-    defaults = image.config.get("config") or {}
-    if config.entrypoint is not None:
-        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else None), list(config.command) or None
-    else:
-        entrypoint, cmd = defaults.get("Entrypoint"), list(config.command) or defaults.get("Cmd")
-    return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
-            "Path": spec.args[0], "Args": spec.args[1:],
-            "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
-                       "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
-                       "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
-                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
-                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
-                       "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},
-                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
-            "State": container.initial_state(), "RestartCount": 0, "Driver": "overlay",
-            "Platform": "linux",
-            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
-                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
-                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
-                           "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
-                           "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
-                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network},
-            "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 
 def namespace_ids(pid: int) -> dict[str, int]:

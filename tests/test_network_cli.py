@@ -103,19 +103,45 @@ def containers() -> set[str]:
     return set(mini("ps", "-a", "-q").stdout.split())
 
 
-def test_a_fixed_port_and_a_second_claim_of_it(test_host):
+def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
+    """Check F5 as docker does it: ports are published at start, so `run` creates the second
+    container, its start fails (125, docker's words) and it stays `created` with the error in
+    its record, nothing of the attempt left (no process, monitor, address, link, rule, netns);
+    `start` fails the same way (1) while the port is taken and runs it once the port is free."""
+    from mini_runtime import container
+    from mini_runtime.network import ipam, namespace, nat
     before = containers()
-    web("web", "-p", "18080:80")
+    first = web("web", "-p", "18080:80")
     try:
         assert get("http://127.0.0.1:18080/") == "<h1>hello from web</h1>\n"
         assert "0.0.0.0:18080->80/tcp" in mini("ps").stdout
-        again = bridged("run", "-d", "--name", "web2", "-p", "18080:80", "busybox", "true")
-        assert again.returncode == 125
-        assert again.stderr == "mini: Bind for 0.0.0.0:18080 failed: port is already allocated\n"
-        assert containers() - before == {inspect("web")["Id"][:12]}   # nothing of web2
+        again = bridged("run", "-d", "--name", "web2", "-p", "18080:80", *[w.format(name="web2") for w in WEB])
+        second = inspect("web2")
+        refusal = (f"driver failed programming external connectivity on endpoint web2 ({second['Id']}): "
+                   "Bind for 0.0.0.0:18080 failed: port is already allocated")
+        assert (again.returncode, again.stderr) == (125, f"mini: {refusal}\n")
+        state = second["State"]
+        assert (state["Status"], state["Running"], state["Pid"], state["ExitCode"]) == ("created", False, 0, 128)
+        assert state["Error"] == refusal and second["NetworkSettings"]["IPAddress"] == ""
+        assert second["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "18080"}]}
+        assert namespace.names() == [first] and list(ipam.owners()) == [first] and nat.owners() == {first}
+        assert not container.run_dir(second["Id"]).exists()            # no monitor, no owner
+        assert "Created" in next(line for line in mini("ps", "-a").stdout.splitlines() if "web2" in line)
+        foreground = bridged("run", "--name", "web3", "-p", "18080:80", "busybox", "true")
+        assert foreground.returncode == 125 and inspect("web3")["State"]["Status"] == "created"
+        removed = bridged("run", "--rm", "-p", "127.0.0.1:18080:80", "busybox", "true")   # --rm: gone
+        assert removed.returncode == 125 and "Bind for 127.0.0.1:18080 failed" in removed.stderr
+        still = mini("start", "web2")
+        assert still.returncode == 1 and refusal in still.stderr
+        assert inspect("web2")["State"]["Status"] == "created"
+        assert mini("rm", "-f", "web").returncode == 0                  # the port is free again
+        assert mini("start", "web2").returncode == 0
+        assert get("http://127.0.0.1:18080/") == "<h1>hello from web2</h1>\n"
+        assert inspect("web2")["State"]["Error"] == ""
     finally:
-        mini("rm", "-f", "web")
+        mini("rm", "-f", "web", "web2", "web3")
     nothing_of_ours_left()
+    assert containers() == before
 
 
 @pytest.mark.parametrize("spec, message", [("80:abc", "invalid containerPort: abc"),
