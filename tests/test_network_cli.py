@@ -146,7 +146,11 @@ def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
 
 @pytest.mark.parametrize("spec, message", [("80:abc", "invalid containerPort: abc"),
                                            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
-                                           ("80/sctp", "invalid proto: sctp")])
+                                           ("80/sctp", "invalid proto: sctp"),
+                                           ("[::]:8080:80", "invalid IP address: [::] (an IPv6 host address "
+                                            "needs an IPv6 network; mini's are IPv4-only, as docker's default bridge)"),
+                                           ("::1:8080:80/udp", "invalid IP address: [::1] (an IPv6 host address "
+                                            "needs an IPv6 network; mini's are IPv4-only, as docker's default bridge)")])
 def test_a_bad_publish_spec_is_one_line_and_leaves_nothing(test_host, spec, message):
     before = containers()
     result = bridged("run", "-p", spec, "busybox", "true")

@@ -63,9 +63,11 @@ def parse(spec: str) -> list[PortBinding]:
     proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp"):
         raise InvalidParameter(f"invalid proto: {proto}")
+    if rest.startswith("[") or rest.count(":") > 2:   # [::]:8080:80, [::1]::80, ::1:8080:80
+        address = rest[1:rest.find("]")] if rest.startswith("[") and "]" in rest else rest.rsplit(":", 2)[0]
+        raise InvalidParameter(f"invalid IP address: [{address}] (an IPv6 host address needs an IPv6 "
+                               "network; mini's are IPv4-only, as docker's default bridge)")
     parts = rest.split(":")
-    if len(parts) > 3 or rest.startswith("["):
-        raise InvalidParameter(f"invalid port format: {spec!r} (IPv6 host addresses are not supported)")
     host_ip, host, container = ([""] * (3 - len(parts)) + parts)
     if host_ip:
         try:
