@@ -250,6 +250,47 @@ def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tm
     nothing_of_ours_left()
 
 
+# --- restart ------------------------------------------------------------------------------------
+
+def test_restart_brings_address_proxy_and_rules_back_and_releases_them(test_host):
+    """`restart` ends the container (its address, veth, rules, proxy and netns go) and starts it
+    again (all of them made anew). The address is the lowest free one at each start: docker too
+    keeps an address across restarts only when it was asked for (--ip, user-defined networks),
+    which mini lacks. A `--network container:web` container keeps the namespace it joined:
+    when web restarts, that namespace loses its eth0 (the veth pair goes with web) and the
+    joined container is left with lo only, as with docker, until it is restarted itself."""
+    from mini_runtime.network import bridge, ipam, namespace, nat
+    first = web("web", "-p", "18087:80")
+    try:
+        before = inspect("web")["NetworkSettings"]
+        assert before["IPAddress"] == "172.29.0.2" and get("http://127.0.0.1:18087/").startswith("<h1>")
+        joined = bridged("run", "-d", "--name", "joined", "--network", "container:web", "busybox", "sleep", "600")
+        assert joined.returncode == 0, joined.stderr
+        assert mini("stop", "-t", "0", "web").returncode == 0
+        assert nat.owners() == set() and first not in ipam.owners() and first not in namespace.names()
+        assert not [link for link in bridge.links() if link.startswith("mv")]
+        with pytest.raises(OSError):
+            get("http://127.0.0.1:18087/", timeout=0)                  # the proxy has gone
+        other = web("other")                                            # takes the freed .2
+        assert inspect("other")["NetworkSettings"]["IPAddress"] == "172.29.0.2"
+        assert mini("restart", "web").returncode == 0
+        after = inspect("web")["NetworkSettings"]
+        assert after["IPAddress"] == "172.29.0.3" and after["Ports"] == before["Ports"]
+        assert get("http://127.0.0.1:18087/") == "<h1>hello from web</h1>\n"
+        assert get(f"http://{test_host.host_ip}:18087/") == "<h1>hello from web</h1>\n"   # DNAT again
+        assert nat.owners() == {first} and sorted(ipam.owners()) == sorted([first, other])
+        assert mini("restart", "-t", "0", "web").returncode == 0         # running: stop, then start
+        assert get("http://127.0.0.1:18087/") == "<h1>hello from web</h1>\n"
+        links = mini("exec", "joined", "ip", "-o", "link").stdout
+        assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"]   # web's old eth0 is gone
+        assert mini("restart", "-t", "0", "joined").returncode == 0      # joins web's namespace now
+        seen = mini("exec", "joined", "wget", "-q", "-O-", "http://127.0.0.1/")
+        assert seen.stdout == "<h1>hello from web</h1>\n", seen.stderr
+    finally:
+        mini("rm", "-f", "joined", "web", "other")
+    nothing_of_ours_left()
+
+
 # --- cleanup after a killed monitor ------------------------------------------------------------
 
 def test_a_sigkilled_monitors_network_is_swept(test_host):
