@@ -74,6 +74,7 @@ def nothing_of_ours_left() -> None:
 
 # --- the seed ----------------------------------------------------------------------------------
 
+@pytest.mark.nat
 def test_the_seed_web_server_on_a_free_port(test_host):
     """`run -d -p 80 --name web busybox httpd ...`: port, ps, and the page from the test host
     (127.0.0.1 through the proxy, the host's address through DNAT) and from outside."""
@@ -103,6 +104,7 @@ def containers() -> set[str]:
     return set(mini("ps", "-a", "-q").stdout.split())
 
 
+@pytest.mark.nat
 def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
     """Check F5 as docker does it: ports are published at start, so `run` creates the second
     container, its start fails (125, docker's words) and it stays `created` with the error in
@@ -159,6 +161,7 @@ def test_a_bad_publish_spec_is_one_line_and_leaves_nothing(test_host, spec, mess
     nothing_of_ours_left()
 
 
+@pytest.mark.nat
 def test_a_subnet_that_overlaps_a_route_is_refused(test_host):
     before = containers()
     result = bridged("run", "--rm", "busybox", "true", MINI_SUBNET="198.51.100.0/25")
@@ -170,6 +173,7 @@ def test_a_subnet_that_overlaps_a_route_is_refused(test_host):
 
 # --- what a container sees ---------------------------------------------------------------------
 
+@pytest.mark.nat
 def test_a_bridge_container_its_address_route_and_etc_files(test_host):
     shown = bridged("run", "--name", "box", "busybox", "sh", "-c",
                     "ip -o -4 addr show eth0; ip route; ip -o link | wc -l; echo ==; "
@@ -199,6 +203,7 @@ def test_network_none_has_only_lo_and_makes_nothing(test_host):
     nothing_of_ours_left()
 
 
+@pytest.mark.nat
 def test_masquerade_the_outside_sees_the_test_hosts_address(test_host):
     peer = python_in(test_host.outside_path, PEER.format(port=7100))
     wait_ready(peer)
@@ -210,6 +215,7 @@ def test_masquerade_the_outside_sees_the_test_hosts_address(test_host):
     assert shown.stdout == f"you are {test_host.host_ip}\n", shown.stderr
 
 
+@pytest.mark.nat
 def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tmp_path):
     assert mini("network", "create", "minitestnet").returncode == 0
     try:
@@ -252,6 +258,7 @@ def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tm
 
 # --- restart ------------------------------------------------------------------------------------
 
+@pytest.mark.nat
 def test_restart_brings_address_proxy_and_rules_back_and_releases_them(test_host):
     """`restart` ends the container (its address, veth, rules, proxy and netns go) and starts it
     again (all of them made anew). The address is the lowest free one at each start: docker too
@@ -293,6 +300,7 @@ def test_restart_brings_address_proxy_and_rules_back_and_releases_them(test_host
 
 # --- cleanup after a killed monitor ------------------------------------------------------------
 
+@pytest.mark.nat
 def test_a_sigkilled_monitors_network_is_swept(test_host):
     web("web", "-p", "18081:80")
     assert get("http://127.0.0.1:18081/").startswith("<h1>")
