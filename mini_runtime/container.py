@@ -21,11 +21,15 @@ import re
 import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mini_runtime import names, paths
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
 from mini_runtime.units import now_rfc3339
+
+if TYPE_CHECKING:
+    from mini_runtime.config import ContainerConfig, ProcessSpec
+    from mini_runtime.image.store import Image
 
 RECORD = "container.json"
 NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -72,6 +76,37 @@ def initial_state() -> dict[str, Any]:
     return {"Status": Status.CREATED.value, "Running": False, "Paused": False, "OOMKilled": False,
             "Dead": False, "Pid": 0, "ExitCode": 0, "StartedAt": "0001-01-01T00:00:00Z",
             "FinishedAt": "0001-01-01T00:00:00Z"}
+
+
+def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
+    """The container's record, in docker inspect's names: Config holds the command as it was
+    resolved against the image (Entrypoint, Cmd, Env, WorkingDir, User), HostConfig the flags."""
+    defaults = image.config.get("config") or {}
+    if config.entrypoint is not None:
+        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else None), list(config.command) or None
+    else:
+        entrypoint, cmd = defaults.get("Entrypoint"), list(config.command) or defaults.get("Cmd")
+    return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
+            "Path": spec.args[0], "Args": spec.args[1:],
+            "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
+                       "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                       "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
+                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
+                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
+                       "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},
+                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
+            "State": initial_state(), "RestartCount": 0, "Driver": "overlay",
+            "Platform": "linux",
+            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
+                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
+                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
+                           "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
+                           "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
+                           "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,
+                           "MemoryReservation": config.memory_reservation or 0,
+                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
+                           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
+            "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
 
 
 class NoSuchContainer(NotFound):
@@ -163,7 +198,7 @@ def mark_running(directory: Path, pid: int, namespaces: dict[str, int]) -> None:
     init's pid, and its start time, which tells it from a later process given the same pid."""
     record = load(directory)
     record["State"] = dict(record["State"], Status=Status.RUNNING.value, Running=True, Pid=pid,
-                           Restarting=False, ExitCode=0, OOMKilled=False, StartedAt=now_rfc3339())  # (a start again)
+                           Restarting=False, ExitCode=0, OOMKilled=False, Error="", StartedAt=now_rfc3339())  # (a start again)
     save(directory, record)
     if namespaces:  # (a command that has already ended leaves nothing to record)
         paths.atomic_write(run_dir(directory.name) / "state.json",
@@ -222,6 +257,22 @@ def manually_stopped(directory: Path, stopped: bool = True) -> None:
         marker.touch() if stopped else marker.unlink(missing_ok=True)
     except OSError:
         pass  # (removed meanwhile)
+
+
+def unstarted(directory: Path, before: dict[str, Any], error: str = "", auto_remove: bool = False) -> None:
+    """A start that failed before the container's command ran: it stays as it was (`created`, or
+    exited with its code), with no owner; `error` (a port in use) is recorded as docker does,
+    with exit code 128. `auto_remove` (--rm): nothing is kept, as docker's AutoRemove."""
+    if auto_remove and error:
+        remove(directory)
+        return
+    record = load(directory)
+    record["State"] = dict(before, Running=False, Paused=False, Pid=0)
+    if error:
+        record["State"].update(Error=error, ExitCode=128)
+    save(directory, record)
+    shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space
+    remove_run_dir(directory.name)
 
 
 def remove(directory: Path) -> None:

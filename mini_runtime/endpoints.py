@@ -1,6 +1,7 @@
 """Chapter 07: a container's network endpoint over its life, as the pipeline (runtime.py) uses
 the network package: connect() at create (before the child exists, so that it joins a wired
-namespace), serve_localhost() at start, disconnect() at cleanup (or when create fails). What was
+namespace), serve_localhost() at start (after runtime.publish held the ports),
+disconnect() at cleanup (or when create fails). What was
 made is recorded beside the container's record (network.json), so that a later process (the
 monitor's finish phase, a sweep) can undo it."""
 
@@ -11,15 +12,15 @@ from pathlib import Path
 
 from mini_runtime import container, network, paths
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import InvalidParameter
+from mini_runtime.errors import InvalidParameter, MiniError
 
 NETWORK, PROXY = "network.json", "proxy.pid"
 
 
 # >>> connect-container
 def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tuple[network.Endpoint, list]:
-    """07: the container's network, made before its child exists (by --network; -p and -P's
-    host ports held first), and recorded as docker inspect shows it."""
+    """07: the container's network, made before its child exists (by --network), and recorded
+    as docker inspect shows it; and the ports that start will publish (-p, -P)."""
     from mini_runtime.network import ports
     exposed = dict((image_config.get("config") or {}).get("ExposedPorts") or {})
     bindings = ports.parse_all(config.publish, config.publish_all, exposed)
@@ -33,8 +34,8 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         bindings = []                               # docker: discarded in these modes
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
-    endpoint, held = network.connect(directory.name, directory, config.hostname or "", mode,
-                                     record["Name"].lstrip("/"), bindings, share)
+    endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
+                               record["Name"].lstrip("/"), share)
     record["NetworkSettings"] = network.settings(endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
                                 PublishAllPorts=config.publish_all)
@@ -44,8 +45,9 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
     container.save(directory, record)
     paths.atomic_write(directory / NETWORK, json.dumps(endpoint.record()).encode(), durable=not config.remove)
-    return endpoint, held
+    return endpoint, bindings
 # <<< connect-container
+
 
 
 def shared_network(name: str) -> tuple[str, tuple[str, network.EtcFiles | None]]:
@@ -68,22 +70,21 @@ def of(directory: Path) -> network.Endpoint | None:
         return None
 
 
-def serve_localhost(container_id: str, endpoint: network.Endpoint | None, held) -> None:
+def serve_localhost(container_id: str, endpoint: network.Endpoint | None, held: list) -> None:
     """At start: published ports get the userland proxy (a process of its own, the monitor's
     child), which takes over the held host ports."""
-    if held and endpoint and endpoint.ip:
+    if held:
         from mini_runtime.network import ports, proxy
-        pid = proxy.spawn(held, endpoint.ip)
-        paths.atomic_write(container.run_dir(container_id) / PROXY, str(pid).encode(), durable=False)
-        ports.release(held)
+        try:
+            pid = proxy.spawn(held, endpoint.ip)
+            paths.atomic_write(container.run_dir(container_id) / PROXY, str(pid).encode(), durable=False)
+        finally:
+            ports.release(held)
 
 
-def disconnect(endpoint: network.Endpoint | None, held, directory: Path | None = None) -> str | None:
-    """07: undo connect(): the held ports, the proxy, the links, rules and netns; the record
+def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None) -> str | None:
+    """07: undo connect() and publish(): the proxy, the links, rules and netns; the record
     shows no address any more. Returns what could not be undone, as a warning."""
-    from mini_runtime.errors import MiniError
-    for h in held:
-        h.sock.close()
     if directory is not None:
         pid_file = container.run_dir(directory.name) / PROXY
         if pid_file.exists():

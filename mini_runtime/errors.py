@@ -73,3 +73,9 @@ class ExecError(InvalidParameter):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class NotStarted(System):
+    """The container could not start and stays as it was (`created`, or exited), with nothing of
+    the attempt left: a published host port in use or not ours. docker's "driver failed
+    programming external connectivity on endpoint NAME (ID): ..." (HTTP 500)."""

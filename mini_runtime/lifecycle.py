@@ -66,9 +66,10 @@ def create_here(config: ContainerConfig, container_id: str) -> Here:
 def start_here(here: Here) -> None:
     try:
         runtime.start(here.created)
-    except BaseException:
+    except BaseException as e:
         close_here(here)
-        runtime.cleanup(here.created, None)
+        if not isinstance(e, errors.NotStarted):        # (NotStarted: left created, tidied)
+            runtime.cleanup(here.created, None)
         raise
 
 
@@ -262,9 +263,9 @@ def start_kept(directory: Path) -> None:
     its monitor; one that has exited runs again under a new monitor (detached); a running one is
     left as it is (docker's answer)."""
     state = container.status(container.load(directory))
-    if state is container.Status.CREATED:
+    if state is container.Status.CREATED and container.run_dir(directory.name).exists():
         answer(monitor.request(run_dir(directory), {"op": "start"}, timeout=60))
-        return
+        return                                          # (else no monitor: a start that failed)
     if not state.can_start:
         return
     container.manually_stopped(directory, False)        # started by hand: policies apply again

@@ -19,7 +19,7 @@ import sys
 
 from mini_runtime import attach, container, monitor, runtime
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import InvalidParameter
+from mini_runtime.errors import InvalidParameter, NotStarted
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
 
 
@@ -114,7 +114,8 @@ def setup(container_id: str, channel_fd: int) -> int:
     except Exception as e:  # noqa: BLE001
         listener.close()
         clients.close()
-        runtime.cleanup(created, None)
+        if not isinstance(e, NotStarted):               # (NotStarted: left as it was, tidied)
+            runtime.cleanup(created, None)
         send(starter, {"Error": error_of(e)})
         return 0
     send(starter, {"Id": container_id, "Pid": created.child.pid})

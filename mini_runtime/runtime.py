@@ -20,8 +20,9 @@ Each chapter adds its steps here, in order, so you can read what chapter N contr
 The phases are separate so that they can run in different processes (chapter 06's monitor runs
 start/wait/cleanup). The pipeline never prints and never parses argv: it returns or raises.
 Chapter 07 adds the network: at create, connect() makes and wires the network namespace (the
-child joins it, or unshares an empty one for `--network none`) and holds the published host
-ports; start hands them to the userland proxy; cleanup disconnects. Chapter 08 slots in as
+child joins it, or unshares an empty one for `--network none`); start publishes the ports (holds
+the host ports, DNAT, the userland proxy: a port in use leaves the container as it was, as
+docker's does); cleanup disconnects. Chapter 08 slots in as
 privileges (inside).
 """
 
@@ -35,9 +36,8 @@ from typing import NamedTuple
 
 from mini_runtime import cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
-from mini_runtime.errors import InvalidParameter
-from mini_runtime.image.store import Image, Store
-from mini_runtime.units import now_rfc3339
+from mini_runtime.errors import InvalidParameter, MiniError, NotStarted
+from mini_runtime.image.store import Store
 
 
 #: The container's settings (ContainerConfig, defaults resolved), beside its record (06).
@@ -54,7 +54,7 @@ class Created(NamedTuple):
     group: cgroups.Cgroup
     child: process.Child
     endpoint: network.Endpoint | None = None  # 07: its place on the network
-    held: tuple = ()                            # 07: the host ports it publishes, bound
+    bindings: tuple = ()                        # 07: the ports to publish at start (-p, -P)
 
 
 class Exited(NamedTuple):
@@ -82,29 +82,31 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     container_id = container_id or container.new_id()
     group = cgroups.Cgroup(container_id)            # 04
     config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
-    directory = container.create(container_id, describe(config, spec, image, lower))  # 05: the record
-    endpoint, held = None, []                       # 07
+    directory = container.create(container_id, container.describe(config, spec, image, lower))  # 05: the record
+    endpoint, bindings = None, []                   # 07
     try:
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
-        endpoint, held = endpoints.connect(config, directory, image.config)  # 07: netns, wired; ports held
+        endpoint, bindings = endpoints.connect(config, directory, image.config)  # 07: netns, wired
         with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
             child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
                                   setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        endpoints.disconnect(endpoint, held)                  # 07
+        endpoints.disconnect(endpoint)              # 07
         group.remove()                              # 04
         container.finish(directory, None, keep=False)   # 05: it never ran: nothing to keep
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(held))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
 
 
 def start(created: Created) -> None:
-    """Let the child run its command, inside its cgroup. If that fails, the child is gone."""
+    """Let the child run its command, inside its cgroup. If that fails, the child is gone (and
+    if its ports could not be published, the container is as it was: NotStarted)."""
     pid = created.child.pid
+    held = publish(created)                         # 07: host ports held, DNAT (or NotStarted)
     try:
         created.group.add(pid)                      # 04: limited before it runs anything
-        endpoints.serve_localhost(created.id, created.endpoint, created.held)                    # 07: the userland proxy for 127.0.0.1
+        endpoints.serve_localhost(created.id, created.endpoint, held)  # 07: the userland proxy for 127.0.0.1
         process.release(created.child)              # 01: go! (126/127 if execve failed)
         container.mark_running(created.directory, pid, namespace_ids(pid))  # 03: running, its pid
     except BaseException:
@@ -132,7 +134,7 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory), created.held,
+    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory),
                          created.directory) or warning  # 07: links, rules, proxy, netns
     code = None if exited is None else exited.code  # 05: None: it never ran
     container.finish(created.directory, code, keep=not created.config.remove,
@@ -167,22 +169,22 @@ def recreate(container_id: str, store: Store | None = None, *, again: bool = Fal
     config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
     record = container.reopen(directory, again)     # 06: owned by this monitor again
     group = cgroups.Cgroup(container_id)
-    endpoint, held = None, []                       # 07
+    endpoint, bindings = None, []                   # 07
     try:
         image = store.get(record["Image"])
         spec = process_spec(config, image.config)
         files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
         files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
         limit(group, config)
-        endpoint, held = endpoints.connect(config, directory, image.config)
+        endpoint, bindings = endpoints.connect(config, directory, image.config)
         with namespaces.children_in_new_pid_namespace():
             child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint))
     except BaseException:
-        endpoints.disconnect(endpoint, held)
+        endpoints.disconnect(endpoint)
         group.remove()
-        container.finish(directory, record["State"].get("ExitCode", 0), keep=True)
+        container.unstarted(directory, record["State"])  # as it was: created, or exited
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(held))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
 
 
 def keep_config(created: Created) -> None:
@@ -273,35 +275,36 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 # <<< limit
 
 
-def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: list[str]) -> dict:
-    """The container's record, in docker inspect's names: Config holds the command as it was
-    resolved against the image (Entrypoint, Cmd, Env, WorkingDir, User), HostConfig the flags."""
-    defaults = image.config.get("config") or {}
-    if config.entrypoint is not None:
-        entrypoint, cmd = ([config.entrypoint] if config.entrypoint else None), list(config.command) or None
-    else:
-        entrypoint, cmd = defaults.get("Entrypoint"), list(config.command) or defaults.get("Cmd")
-    return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
-            "Path": spec.args[0], "Args": spec.args[1:],
-            "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
-                       "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
-                       "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
-                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
-                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
-                       "Entrypoint": entrypoint, "Labels": defaults.get("Labels") or {},
-                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
-            "State": container.initial_state(), "RestartCount": 0, "Driver": "overlay",
-            "Platform": "linux",
-            "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
-                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
-                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
-                           "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
-                           "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
-                           "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,
-                           "MemoryReservation": config.memory_reservation or 0,
-                           "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
-                           "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
-            "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
+# >>> publish-at-start
+def publish(created: Created) -> list:
+    """07, at start (docker's order): hold the host ports and DNAT them; the record shows the
+    ports really held. If that fails (a port in use), the child is killed, everything of the
+    attempt is undone and the container is left as it was (`created`, or exited) with the
+    error in its record: NotStarted, with docker's words."""
+    if not created.bindings or created.endpoint is None:
+        return []
+    try:
+        endpoint, held = network.publish(created.endpoint, created.bindings)
+    except MiniError as e:
+        name = container.load(created.directory)["Name"].lstrip("/")
+        error = NotStarted(f"driver failed programming external connectivity on endpoint {name} "
+                           f"({created.id}): {e}")
+        before = container.load(created.directory)["State"]
+        kill_and_reap(created.child.pid)
+        created.group.remove()
+        endpoints.disconnect(created.endpoint, created.directory)
+        container.unstarted(created.directory, before, error=str(error),
+                            auto_remove=created.config.remove)
+        raise error from None
+    record = container.load(created.directory)
+    record["NetworkSettings"] = network.settings(endpoint, record["Config"].get("ExposedPorts") or {})
+    container.save(created.directory, record)
+    paths.atomic_write(created.directory / endpoints.NETWORK, json.dumps(endpoint.record()).encode(),
+                       durable=not created.config.remove)
+    return held
+# <<< publish-at-start
+
+
 
 
 def namespace_ids(pid: int) -> dict[str, int]:

@@ -24,9 +24,14 @@ BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else
 KEPT: list[str] = []   # ids of the containers the tour keeps (no --rm), removed in chapter 05
 # The tour of chapters 01-06 lives in chapter 03's network world: containers with an empty
 # network namespace, so that it never makes a bridge, NAT rules or a forwarding sysctl on the
-# machine it runs on. (Chapter 07's web server is not on the tour yet: it needs the machine's
-# network, which is the learner's VM but not a shared CI host.)
+# machine it runs on. Chapter 07's web server needs a bridge, NAT and a published port: it gets
+# the machine's network only where MINI_DEMO_NETWORK=1 says that is fine (the course VM: the
+# Vagrantfile sets it, and forwards the host's 127.0.0.1:8080 to the VM's 8080); anywhere else
+# (a CI host, the test suite) that stop runs in a network namespace of its own, made here and
+# gone with it, whose only link is its loopback.
 os.environ.setdefault("MINI_DEFAULT_NETWORK", "none")
+OWN_NETWORK = os.environ.get("MINI_DEMO_NETWORK") == "1"
+WEB_PORT = 8080
 
 
 def say(text: str) -> None:
@@ -211,6 +216,70 @@ def chapter_06() -> None:
         subprocess.run(MINI + ["rm", "-f", name], capture_output=True, timeout=60)
 
 
+def chapter_07() -> None:
+    say("Chapter 07 — the network: a bridge, a veth pair per container, NAT, and published ports.")
+    if OWN_NETWORK:
+        say("This is the course VM (MINI_DEMO_NETWORK=1): the web server is published on the VM's port 8080.")
+        web_server()
+        return
+    say("Not in the course VM: this stop runs in a network namespace the tour makes, with only its loopback.")
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from mini_runtime import namespaces, syscalls
+
+            syscalls.unshare(syscalls.CLONE_NEWNET)     # this process and what it starts: a private network
+            namespaces.bring_up_loopback()
+            web_server()
+            code = 0
+        except SystemExit as e:
+            print(e, file=sys.stderr)
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("demo: chapter 07 failed")
+
+
+def web_server() -> None:
+    """The seed's web server: busybox httpd, detached, its port 80 published on 8080."""
+    import urllib.request
+
+    name = f"demo-web-{secrets.token_hex(3)}"
+    page = "<h1>hello from a mini container</h1>"
+    try:
+        say("A detached web server; -p 8080:80 publishes its port 80 on the host's port 8080:")
+        show(["run", "-d", "--name", name, "--network", "bridge", "-p", f"{WEB_PORT}:80", "busybox", "sh", "-c",
+              f"mkdir -p /www && echo '{page}' > /www/index.html && exec httpd -f -p 80 -h /www"])
+        say("`port` and `ps` show where it is published:")
+        show(["port", name])
+        show(["ps", "--filter", f"name={name}"])
+        say(f"An HTTP GET from the host to 127.0.0.1:{WEB_PORT} (served by the userland proxy) returns the page:")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/", timeout=2) as answer:
+                    body = answer.read().decode().strip()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("demo: the web server did not answer") from None
+                time.sleep(0.2)
+        print(f"  {body}")
+        if body != page:
+            raise SystemExit(f"demo: expected {page!r}, got {body!r}")
+        if OWN_NETWORK:
+            say(f"On your computer, http://localhost:{WEB_PORT} shows it too (Vagrant forwards that port), "
+                "for as long as such a container runs.")
+        say("`rm -f` ends it; its address, veth pair, NAT rules and proxy go with it:")
+        show(["rm", "-f", name])
+    finally:
+        subprocess.run(MINI + ["rm", "-f", name], capture_output=True, timeout=60)
+
+
 def wait_for_lines(name: str, at_least: int) -> int:
     """How many lines the container has logged, once there are `at_least` (at most 10 s)."""
     deadline = time.monotonic() + 10
@@ -230,10 +299,11 @@ def main() -> int:
         chapter_04()
         chapter_05()
         chapter_06()
+        chapter_07()
     finally:  # a tour that failed half-way leaves nothing behind either
         for kept in KEPT:
             subprocess.run(MINI + ["rm", kept], capture_output=True, timeout=60)
-    say("End of the tour so far. Next: chapter 06's terminals (-it, attach) and exec, then chapter 07, networking (coming).")
+    say("End of the tour so far. Next: chapter 08, security (coming).")
     return 0
 
 

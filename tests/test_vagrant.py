@@ -154,3 +154,13 @@ def test_readme_links_to_finished_chapters_exist():
         if not (REPO / path).is_file():                 # a folder fails in JupyterLab
             broken.append(target)
     assert not broken, f"README.md links to missing files or anchors: {broken}"
+
+
+def test_the_vm_lets_the_demo_publish_its_web_server_and_forwards_it():
+    """`make demo`'s web server (-p 8080:80) uses the VM's network only where the Vagrantfile says
+    so (MINI_DEMO_NETWORK=1, for login shells), and the host reaches it on its own loopback."""
+    text = (REPO / "Vagrantfile").read_text()
+    assert re.search(r"^\s*export MINI_DEMO_NETWORK=1$", text, re.M)
+    forward = re.search(r'forwarded_port", id: "web", guest: (\d+), host: (\d+),\s*host_ip: "([^"]+)"', text)
+    assert forward and forward.groups() == ("8080", "8080", "127.0.0.1")
+    assert "WEB_PORT = 8080" in (REPO / "scripts" / "demo.py").read_text()

@@ -88,7 +88,8 @@ class LocalBackend(Backend):
     def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
         directory = container.find(container_id)
         state = container.status(container.load(directory))
-        if state is container.Status.EXITED and directory.name not in self._channels:
+        unowned = state is container.Status.CREATED and not container.run_dir(directory.name).exists()
+        if (state is container.Status.EXITED or unowned) and directory.name not in self._channels:
             self._channels[directory.name] = lifecycle.prepare_start(directory)
         return Attached(*lifecycle.attach(directory, stdin))
 

@@ -8,27 +8,31 @@
     etcfiles.py   /etc/hosts, /etc/hostname, /etc/resolv.conf per container
     networks.py   bridge/host/none and user-defined networks; names by /etc/hosts kept current
 
-The pipeline calls four functions of this module (the others are for `mini network`, tests and
+The pipeline calls five functions of this module (the others are for `mini network`, tests and
 inspect). All of them act on the network namespace the calling thread is in.
 
-- **create** (parent, before forking the child):
-  `endpoint, held = network.attach(id, directory, hostname, network="bridge"|"none"|"host"|NAME,
-  name=..., aliases=..., ports=ports.parse_all(-p..., -P, image ExposedPorts))`. Holds the host
-  ports first (a port in use: Conflict "Bind for 0.0.0.0:8080 failed: port is already allocated",
-  nothing made), then makes the netns `$MINI_RUN/netns/<id>`, an address, the bridge and rules,
-  the veth pair, the DNAT rules, the three /etc files in `directory`. On any error everything
-  is undone and the error raised. Keep `held` open and hand it to the monitor: its
-  `ports.Proxy(held, endpoint.ip).start()` serves 127.0.0.1 (close() it when the container ends).
-  Record `settings(endpoint, exposed)` as NetworkSettings and `endpoint` itself (`endpoint.record()`).
+- **create** (parent, before forking the child): `endpoint = network.connect(id, directory,
+  hostname, mode, name)` by `--network` (`bridge`, `none`, `host`, `container:ID` or a user-defined
+  network; `attach` for the bridges): makes the netns `$MINI_RUN/netns/<id>`, an address, the
+  bridge and its rules, the veth pair, the three /etc files in `directory`. On any error
+  everything is undone and the error raised. Record `settings(endpoint, exposed)` as
+  NetworkSettings and `endpoint` itself (`endpoint.record()`).
+- **start** (docker's order: ports are a start-time matter, so a port in use leaves the container
+  `created`): `endpoint, held = network.publish(endpoint, ports.parse_all(-p..., -P, image
+  ExposedPorts))` holds the host ports (a port in use: Conflict "Bind for 0.0.0.0:8080 failed:
+  port is already allocated", nothing held, no rule added) and adds their DNAT rules. The
+  userland proxy (proxy.spawn(held, endpoint.ip), a process of the monitor) takes the held
+  sockets over and serves 127.0.0.1.
 - **in the child, before exec**: `network.join(endpoint)` instead of unshare(CLONE_NEWNET)
   (nothing for `host`); after the overlay is mounted and before pivot_root,
   `etcfiles.bind(endpoint.files, merged)`, with `etcfiles.init_layer(directory)` as the topmost
   lower dir of the overlay so that the mount points exist and nothing lands in the upper dir.
 - **exec**: `namespace.join(endpoint.netns)` (or /proc/PID/ns/net while the container runs).
-- **cleanup** (container ended or removed): `network.detach(id)`: rules, veth, netns, address,
-  membership; the default bridge when its last container is gone, our nftables table when its
-  last rule is. Idempotent and keyed by the id only. `network.sweep(alive)` does it for every id
-  that `alive(id)` says is gone (a SIGKILLed monitor's leftovers).
+- **cleanup** (container ended or removed): `network.disconnect(endpoint)` (`detach(id)` for a
+  bridge): rules, veth, netns, address, membership; the default bridge when its last container
+  is gone, our nftables table when its last rule is. Idempotent and keyed by the id only.
+  `network.sweep(alive)` does it for every id that `alive(id)` says is gone (a SIGKILLed
+  monitor's leftovers).
 """
 
 from __future__ import annotations
@@ -71,24 +75,22 @@ class Endpoint(NamedTuple):
 
 # >>> connect
 def connect(container_id: str, directory: Path, hostname: str, mode: str, name: str = "",
-            bindings: Iterable[PortBinding] = (), share: tuple[str, EtcFiles | None] | None = None
-            ) -> tuple[Endpoint, list[Held]]:
+            share: tuple[str, EtcFiles | None] | None = None) -> Endpoint:
     """The pipeline's one call at create, by network mode: `none` (the child unshares an empty
     namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
     (`share` = that container's namespace file and /etc files: a second name for its
     namespace), or a bridge network (`bridge`, or a user-defined one: attach)."""
     source = etcfiles.resolv_source()
     if mode == "none":
-        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source)), []
+        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source))
     if mode == "host":
         files = etcfiles.write(directory, hostname, None, source, own_network=False)
-        return Endpoint(container_id, mode, files=files), []
+        return Endpoint(container_id, mode, files=files)
     if mode.startswith("container:"):
         netns, files = share or ("", None)
         path = str(namespace.create(container_id, netns)) if netns else ""
-        return Endpoint(container_id, mode, path, files=files), []
-    return attach(container_id, directory, hostname, mode, name=name, bindings=bindings,
-                  resolv_source=source)
+        return Endpoint(container_id, mode, path, files=files)
+    return attach(container_id, directory, hostname, mode, name=name, resolv_source=source)[0]
 # <<< connect
 
 
@@ -111,15 +113,14 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
            name: str = "", aliases: Iterable[str] = (), bindings: Iterable[PortBinding] = (),
            resolv_source: Path | None = None, dns: Iterable[str] = (),
            dns_search: Iterable[str] = (), dns_options: Iterable[str] = ()) -> tuple[Endpoint, list[Held]]:
-    """Everything a container needs on the network, made before its child starts."""
+    """Everything a container needs on the network, made before its child starts; with
+    `bindings`, published at once too (the pipeline publishes at start: `publish`)."""
     from mini_runtime.network import networks    # (pyroute2 comes with it: not on the child's path)
     record = networks.load(network)
     if record is None:
         raise NotFound(f"network {network} not found")
     source = resolv_source or etcfiles.resolv_source()
     dns_args = dict(dns=dns, search=dns_search, options=dns_options)
-    on_bridge = network not in ("host", "none")
-    held: list[Held] = ports.hold(bindings) if on_bridge else []   # first: nothing to undo yet
     with networks.lock():
         try:
             if network == "host":
@@ -130,21 +131,24 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
                 files = etcfiles.write(directory, hostname, None, source, **dns_args)
                 endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
             else:
-                endpoint = wire(record, container_id, directory, hostname, held, source, dns_args)
+                endpoint = wire(record, container_id, directory, hostname, source, dns_args)
             networks.join(network, container_id, member(endpoint, name, aliases, hostname))
         except BaseException:
-            ports.release(held)
             with contextlib.suppress(Exception):    # the first error is the one to report
                 undo(container_id)
             raise
-    return endpoint, held
+    try:
+        return publish(endpoint, bindings)
+    except BaseException:
+        detach(container_id)
+        raise
 # <<< attach
 
 
 # >>> wire
-def wire(record: dict, container_id: str, directory: Path, hostname: str, held: list[Held],
-         resolv_source: Path, dns_args: dict) -> Endpoint:
-    """A container on a bridge network (the lock is held): address, bridge, veth, DNAT, files."""
+def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv_source: Path,
+         dns_args: dict) -> Endpoint:
+    """A container on a bridge network (the lock is held): address, bridge, veth, files."""
     from mini_runtime.network import bridge, ipam, nat, networks
     subnet, bridge_name = networks.subnet_of(record), networks.bridge_of(record)
     ipam.check_no_overlap(subnet, bridge.routes(), own_device=bridge_name)  # routes may have changed
@@ -154,12 +158,32 @@ def wire(record: dict, container_id: str, directory: Path, hostname: str, held: 
     networks.wire(record)                      # the bridge, its address, its rules (idempotent)
     address = ipam.Interface(f"{ip}/{subnet.prefixlen}")
     mac = bridge.connect(container_id, bridge_name, netns, address, pool.gateway)
-    nat.publish(container_id, bridge_name, str(ip), [h.binding for h in held])
     files = etcfiles.write(directory, hostname, str(ip), resolv_source,
                            extra=networks.peers(record, container_id), **dns_args)
     return Endpoint(container_id, record["Name"], netns, bridge_name, str(ip), subnet.prefixlen,
-                    str(pool.gateway), mac, tuple(h.binding for h in held), files, record["Id"])
+                    str(pool.gateway), mac, (), files, record["Id"])
 # <<< wire
+
+
+# >>> publish
+def publish(endpoint: Endpoint, bindings: Iterable[PortBinding]) -> tuple[Endpoint, list[Held]]:
+    """At start: hold the host ports (the bind says whether a port is free, with no race), then
+    DNAT them to the container, in one nftables transaction. A port in use fails the whole
+    request with docker's message, and nothing stays held or added. Returns the endpoint with
+    the ports really held (`-p 80` gets one from the ephemeral range) and the held sockets."""
+    bindings = list(bindings)
+    if not bindings or not endpoint.ip:             # none, host, container:NAME publish nothing
+        return endpoint, []
+    from mini_runtime.network import nat, networks
+    held = ports.hold(bindings)
+    try:
+        with networks.lock():
+            nat.publish(endpoint.container_id, endpoint.bridge, endpoint.ip, [h.binding for h in held])
+    except BaseException:
+        ports.release(held)
+        raise
+    return endpoint._replace(ports=tuple(h.binding for h in held)), held
+# <<< publish
 
 
 def member(endpoint: Endpoint, name: str, aliases: Iterable[str], hostname: str) -> dict:

@@ -56,6 +56,14 @@ def port_range(text: str, what: str) -> list[int]:
     return list(range(low, high + 1))
 
 
+def is_ipv6(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+        return True
+    except OSError:
+        return False
+
+
 # >>> parse-port
 def parse(spec: str) -> list[PortBinding]:
     """One `-p` value -> its bindings (a range gives several)."""
@@ -63,9 +71,13 @@ def parse(spec: str) -> list[PortBinding]:
     proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp"):
         raise InvalidParameter(f"invalid proto: {proto}")
+    address = rest[1:rest.find("]")] if rest.startswith("[") else rest.rsplit(":", 2)[0]
+    if rest.count(":") > 2 and is_ipv6(address):    # [::]:8080:80, [::1]::80, ::1:8080:80
+        raise InvalidParameter(f"invalid IP address: [{address}] (an IPv6 host address needs an IPv6 "
+                               "network; mini's are IPv4-only, as docker's default bridge)")
     parts = rest.split(":")
-    if len(parts) > 3 or rest.startswith("["):
-        raise InvalidParameter(f"invalid port format: {spec!r} (IPv6 host addresses are not supported)")
+    if len(parts) > 3:
+        raise InvalidParameter(f"invalid port format: {spec!r}")
     host_ip, host, container = ([""] * (3 - len(parts)) + parts)
     if host_ip:
         try:

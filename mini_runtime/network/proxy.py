@@ -5,6 +5,10 @@ ports, and kills it when the container ends. Why not a thread in the monitor: th
 serve phase is kept lean (a few MiB of unique memory per container, see monitor.py), and
 threads plus sockets would make every container pay for what few use; a separate process costs
 only the containers that publish ports, and its death (or the monitor's) is easy to see.
+Measured (Debian's python3.11, bytecode cached, in the test harness): one proxy per container
+whatever the number of ports, 6.9 MiB of unique memory (USS) with one port and with four (each
+port adds a thread and a socket, a few KiB); the monitor's serve phase stays at 4.6 MiB with or
+without published ports. (docker runs one docker-proxy per port.)
 
     python -S -m mini_runtime.network.proxy PARENT_PID CONTAINER_IP FD:IP:HOSTPORT:PORT:PROTO...
 
