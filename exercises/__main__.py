@@ -2,7 +2,10 @@
 
     grade 01                      grade your copy in exercises/01_processes/
     grade 01 --path FILE|DIR      grade another copy (a file, or a folder that contains it)
-    grade 01 --reference          grade the reference implementation (should be full marks)
+    grade 01 --reference          grade the reference implementation (full marks on the rebuild
+                                  part; the extend part is not in it)
+    grade 01 --model              instructors: the model solution, the reference with the
+                                  extension of tests/data/solutions/ (full marks)
     grade 01 --gradescope PATH    also write Gradescope's results.json to PATH
     grade 01 --submissions DIR --csv OUT [-j N] [--json OUT] [--feedback DIR]
                                   instructors: grade every learner copy in DIR (one folder or
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("chapter", help="chapter number, e.g. 01")
     g.add_argument("--path", type=Path, help="the learner's file or folder to grade")
     g.add_argument("--reference", action="store_true", help="grade the reference implementation")
+    g.add_argument("--model", action="store_true",
+                   help="grade the model solution (the reference and its extension)")
     g.add_argument("--gradescope", type=Path, metavar="PATH", help="write Gradescope results.json")
     g.add_argument("--submissions", type=Path, metavar="DIR", help="grade every submission in DIR")
     g.add_argument("--csv", type=Path, metavar="OUT", help="with --submissions: the CSV to write")
@@ -66,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"grade: {e}", file=sys.stderr)
         return 2
-    results = grading.grade(chapter, path, args.seed, only)
-    title = "reference implementation" if args.reference else str(path)
+    source = None
+    if args.model:
+        from exercises import parts
+
+        source, path = parts.model_source(chapter), parts.solution_file(chapter)
+    results = grading.grade(chapter, path, args.seed, only, source=source)
+    title = "model solution" if args.model else "reference implementation" if args.reference else str(path)
     sys.stdout.write(reports.score_table(chapter, results, title))
     if args.gradescope:
         args.gradescope.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ class Check:
     function: Callable[["Context"], None]
     timeout: float = 30.0
     retry: bool = False                  # timing-sensitive: a failure is tried once more
+    part: str = "rebuild"                # "rebuild" (the chapter's code) or "extend" (exercises.parts)
 
 
 @dataclass
@@ -106,10 +107,11 @@ class Chapter:
         return list(dict.fromkeys(name for check in self.checks for name in check.plug))
 
     def check(self, number: str, title: str, *, points: float, section: str,
-              plug: tuple[str, ...] = (), timeout: float = 30.0, retry: bool = False) -> Callable:
-        """Decorator that registers a check function."""
+              plug: tuple[str, ...] = (), timeout: float = 30.0, retry: bool = False,
+              part: str = "rebuild") -> Callable:
+        """Decorator that registers a check function (`part="extend"`: see exercises.parts)."""
         def register(fn: Callable[["Context"], None]) -> Callable[["Context"], None]:
-            self.checks.append(Check(number, title, points, section, plug, fn, timeout, retry))
+            self.checks.append(Check(number, title, points, section, plug, fn, timeout, retry, part))
             return fn
         return register
 

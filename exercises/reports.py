@@ -40,6 +40,11 @@ def score_table(chapter: Chapter, results: list[Result], title: str, *, every_me
             out.write(f"    {r.message}\n")
     got, most = total(results)
     out.write(f"{'-' * (width + 12)}\nTOTAL {_fmt(got)} / {_fmt(most)}\n")
+    if any(r.check.part != "rebuild" for r in results):
+        parts = [f"{part} {_fmt(sum(r.score for r in results if r.check.part == part))} / "
+                 f"{_fmt(sum(r.check.points for r in results if r.check.part == part))}"
+                 for part in ("rebuild", "extend")]
+        out.write(f"({', '.join(parts)})\n")
     if results and results[0].seed is not None:
         out.write(f"(random inputs from --seed {results[0].seed}: pass it to repeat this run)\n")
     return out.getvalue()
@@ -62,6 +67,7 @@ def gradescope_json(chapter: Chapter, results: list[Result], version: str) -> di
             "score": r.score,
             "max_score": r.check.points,
             "status": "passed" if r.passed else "failed",
+            "tags": [r.check.part],
             "output": r.message if r.passed else
                       f"{r.message}\nreread: {chapter.chapter_text} {r.check.section}",
             "visibility": "visible",

@@ -49,6 +49,15 @@ class UsageError(InvalidParameter):
     """Bad flags or arguments."""
 
 
+class Exercise(UsageError):
+    """A flag or command whose work the reference runtime leaves to an exercise's *extend* part:
+    it exists, and says whose it is, with docker's 125 (as for a flag docker does not know)."""
+
+    def __init__(self, what: str, folder: str) -> None:
+        super().__init__(f"{what} is not in the reference runtime: it is exercise {folder[:2]}'s extension "
+                         f"(exercises/{folder}/README.md); grade your solution, which plugs it in")
+
+
 class ImageNotFound(NotFound):
     """The image is not in the local store."""
 
