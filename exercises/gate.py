@@ -108,10 +108,11 @@ def dynamic_gate(ctx: "Context") -> None:
 
 def _grader_files() -> list[Path]:
     """The grader, the checks and the runtime; not the learner's files in the exercise folders
-    (everything there but checks.py), which a learner may be editing while a run goes on."""
+    (everything there but checks*.py), which a learner may be editing while a run goes on."""
     files = [*EXERCISES.rglob("*.py"), *(REPO / "mini_runtime").rglob("*.py")]
     return sorted(p for p in files if "__pycache__" not in p.parts
-                  and not (p.parent.parent == EXERCISES and p.parent.name[:2].isdigit() and p.name != "checks.py"))
+                  and not (p.parent.parent == EXERCISES and p.parent.name[:2].isdigit()
+                         and not p.name.startswith("checks")))
 
 
 def fingerprint() -> dict[str, str]:
@@ -136,6 +137,6 @@ def version(chapter: Chapter) -> str:
     from mini_runtime import __version__
 
     digest = hashlib.sha256()
-    for path in sorted([*EXERCISES.glob("*.py"), chapter.folder / "checks.py"]):
+    for path in sorted([*EXERCISES.glob("*.py"), *chapter.folder.glob("checks*.py")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return f"mini_runtime {__version__} (git {git or 'unknown'}), checks {digest.hexdigest()[:12]}"

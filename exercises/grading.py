@@ -133,8 +133,10 @@ def find_chapter(number: str) -> Chapter:
     if not folders:
         available = ", ".join(sorted(p.parent.name[:2] for p in EXERCISES.glob("*_*/checks.py")))
         raise SystemExit(f"grade: no exercise for chapter {number} (available: {available})")
-    module = load_module(folders[0], f"exercises_checks_{number}")
-    return module.CHAPTER
+    chapter = load_module(folders[0], f"exercises_checks_{number}").CHAPTER
+    for more in sorted(folders[0].parent.glob("checks_*.py")):  # e.g. checks_extend.py: register(chapter)
+        load_module(more, f"exercises_{more.stem}_{number}").register(chapter)
+    return chapter
 
 
 def resolve_learner_file(chapter: Chapter, path: Path | None, reference: bool) -> Path:
