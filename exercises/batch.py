@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from exercises import gate, grading, reports
+from exercises import gate, grading, parts, reports
 from exercises.grading import Chapter
 
 
@@ -72,7 +72,9 @@ def run(chapter: Chapter, directory: Path, csv_path: Path, *, seed: int | None, 
     print(f"wrote {csv_path} and {json_path} ({len(rows)} submissions), feedback files in {feedback}/")
 
     sources = {name: source.decode(errors="replace") for name, source in todo if isinstance(source, bytes)}
-    reference = grading.resolve_learner_file(chapter, None, True).read_text()
+    # the model solution (reference and extension) where the chapter has one
+    reference = (parts.model_source(chapter).decode() if parts.solution_file(chapter).is_file()
+                 else grading.resolve_learner_file(chapter, None, True).read_text())
     text, matrix = reports.similarity_report(chapter, sources, reference)
     matrix_path = csv_path.parent / f"{csv_path.stem}-similarity.csv"
     reports.write_matrix(matrix_path, matrix)

@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from exercises import grading
+from exercises import grading, parts
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.grader]
@@ -76,14 +76,62 @@ def grade_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
+def model(chapter: grading.Chapter) -> bytes:
+    """The model solution (the reference and its extension's hooks), or the reference itself
+    for a chapter without an extend part yet."""
+    if parts.solution_file(chapter).is_file():
+        return parts.model_source(chapter)
+    return grading.resolve_learner_file(chapter, None, True).read_bytes()
+
+
 @pytest.mark.parametrize("number", params(CHAPTERS))
-def test_reference_gets_full_marks(number, tmp_path):
+def test_model_solution_gets_full_marks(number, tmp_path):
     chapter = chapter_here(number)
+    path = grading.resolve_learner_file(chapter, None, True)
     for seed in (1,) if number in IN_GUEST else (1, 2):  # the guest kernel is slow
-        results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), seed)
+        results = grading.grade(chapter, path, seed, source=model(chapter))
         failed = [f"{r.check.number}: {r.message}" for r in results if not r.passed]
         assert not failed, failed
         assert grading.total(results)[0] == sum(c.points for c in chapter.checks) > 0
+
+
+@pytest.mark.parametrize("number", params(CHAPTERS))
+def test_the_reference_alone_scores_no_extend_check(number):
+    """The reference has the extension's plumbing only: each extend check fails with the
+    line that names the exercise (its rebuild checks run the model's code, graded above)."""
+    chapter = chapter_here(number)
+    extend = [c.number for c in chapter.checks if c.part == "extend"]
+    if not extend:
+        pytest.skip(f"chapter {number} has no extend part yet")
+    results = grading.grade(chapter, grading.resolve_learner_file(chapter, None, True), 1, extend)
+    assert [r.check.number for r in results] == extend
+    for r in results:
+        assert not r.passed and f"exercise {number}'s extension" in r.message, (r.check.number, r.message)
+
+
+@pytest.mark.parametrize("number", CHAPTERS)
+def test_two_parts_extend_is_at_least_60_percent_and_absent_from_the_reference(number):
+    """The two-part rule holds, and no line of the model extension is in what learners read
+    (the runtime, the chapters, the notebooks, the exercise folders)."""
+    chapter = grading.find_chapter(number)
+    if not any(c.part == "extend" for c in chapter.checks):
+        pytest.skip(f"chapter {number} has no extend part yet")
+    assert parts.problems(chapter) == []
+    solution = parts.solution_file(chapter)
+    assert solution.is_file() and not solution.is_relative_to(REPO / "exercises")
+    reference = __import__(chapter.module, fromlist=["x"])
+    for hook in parts.hooks(chapter):
+        assert hasattr(reference, hook), f"{hook}: the reference's plumbing calls it"
+    body = [line.strip() for line in solution.read_text().splitlines()
+            if len(line.strip()) > 24 and not line.strip().startswith(("#", '"', "def ", "from ", "import "))]
+    assert body, "the model solution has lines of its own"
+    visible = [*(REPO / "mini_runtime").rglob("*.py"), *(REPO / "chapters").glob("*.md"),
+               *(REPO / "notebooks").glob("*.ipynb"), *chapter.folder.rglob("*")]
+    for path in visible:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            found = [line for line in body if line in text]
+            assert not found, f"{path.relative_to(REPO)} shows the model solution: {found[0]!r}"
 
 
 @pytest.mark.parametrize("number", params(CHAPTERS))
@@ -199,7 +247,7 @@ def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     broken function out (partial credit stays fair)."""
     old, new, failing = MUTANTS[chapter_number, name]
     chapter = chapter_here(chapter_number)
-    source = (REPO / (chapter.module.replace(".", "/") + ".py")).read_text()
+    source = model(chapter).decode()
     assert source.count(old) == 1
     (tmp_path / chapter.learner_file).write_text(source.replace(old, new))
     # In the slow guest kernel, only the check that must fail: the others run the reference's
