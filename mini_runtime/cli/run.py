@@ -62,6 +62,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
     run.add_argument("-P", "--publish-all", action="store_true",
                      help="publish every port the image exposes, each on a free host port")
+    run.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                     help="add a line to /etc/hosts; IP may be host-gateway (exercise 07's extension)")
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
@@ -159,7 +161,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", True),
-                             network=args.network, publish=args.publish,
+                             network=args.network, publish=args.publish, add_hosts=args.add_host,
                              publish_all=args.publish_all)
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
