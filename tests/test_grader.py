@@ -238,6 +238,22 @@ MUTANTS = {
     ("05", "view-in-the-callers-mount-namespace"): (
         '    syscalls.unshare(syscalls.CLONE_NEWNS)\n'
         '    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)\n', "", "5.7"),
+    ("07", "route-before-address"): (
+        '                ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)\n'
+        '                ns.link("set", index=eth0, state="up")\n'
+        '                ns.link("set", index=index(ns, "lo"), state="up")\n'
+        '                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))\n',
+        '                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))\n'
+        '                ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)\n'
+        '                ns.link("set", index=eth0, state="up")\n'
+        '                ns.link("set", index=index(ns, "lo"), state="up")\n', "7.1"),
+    ("07", "loopback-left-down"): ('                ns.link("set", index=index(ns, "lo"), state="up")\n', "", "7.1"),
+    ("07", "host-end-not-on-the-bridge"): ('ipr.link("set", ifname=outside, master=index(ipr, bridge), state="up")',
+                                           'ipr.link("set", ifname=outside, state="up")', "7.1"),
+    ("07", "host-gateway-is-docker0"): ("value = str(next(ipam.default_subnet().hosts()))",
+                                        'value = "172.17.0.1"', "7.5"),
+    ("07", "add-host-split-at-the-last-colon"): ('name, sep, value = spec.partition(":")',
+                                                 'name, sep, value = spec.rpartition(":")', "7.4"),
 }
 
 
