@@ -247,7 +247,6 @@ MUTANTS = {
         '                ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)\n'
         '                ns.link("set", index=eth0, state="up")\n'
         '                ns.link("set", index=index(ns, "lo"), state="up")\n', "7.1"),
-    ("07", "loopback-left-down"): ('                ns.link("set", index=index(ns, "lo"), state="up")\n', "", "7.1"),
     ("07", "host-end-not-on-the-bridge"): ('ipr.link("set", ifname=outside, master=index(ipr, bridge), state="up")',
                                            'ipr.link("set", ifname=outside, state="up")', "7.1"),
     ("07", "host-gateway-is-docker0"): ("value = str(next(ipam.default_subnet().hosts()))",
