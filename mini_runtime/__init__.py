@@ -8,4 +8,5 @@ accounting, control), 05 images (layers, overlayfs copy-on-write, the OCI image 
 __version__ = "0.1.0"
 
 #: The chapters whose code is in this tree; `mini doctor` and the demo read it.
-CHAPTERS_DONE = ("01-processes", "02-rootfs", "03-namespaces", "04-cgroups", "05-images", "06-lifecycle")
+CHAPTERS_DONE = ("01-processes", "02-rootfs", "03-namespaces", "04-cgroups", "05-images", "06-lifecycle",
+                 "07-network")

@@ -44,6 +44,7 @@ class ContainerConfig(NamedTuple):
     network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
+    add_hosts: tuple[str, ...] | list[str] = ()  # --add-host NAME:IP as given (exercise 07's extension)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)

@@ -29,16 +29,18 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     if mode.startswith("container:"):
         if bindings:
             raise InvalidParameter("conflicting options: port publishing and the container type network mode")
+        if config.add_hosts:
+            raise InvalidParameter("conflicting options: custom host-to-IP mapping and the network mode")
         mode, share = shared_network(mode.partition(":")[2])
     elif mode in ("none", "host"):
         bindings = []                               # docker: discarded in these modes
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
     endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
-                               record["Name"].lstrip("/"), share)
+                               record["Name"].lstrip("/"), share, config.add_hosts)
     record["NetworkSettings"] = network.settings(endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
-                                PublishAllPorts=config.publish_all)
+                                PublishAllPorts=config.publish_all, ExtraHosts=list(config.add_hosts) or None)
     record["Config"]["ExposedPorts"] = exposed or None
     if endpoint.files:
         record.update(ResolvConfPath=str(endpoint.files.resolv_conf),

@@ -29,29 +29,10 @@ import pytest
 
 from mini_runtime import syscalls
 
-HOST_IP, OUTSIDE_IP, PREFIX = "198.51.100.1", "198.51.100.2", 24
+from exercises.netlab import (HOST_IP, OUTSIDE_IP, delete_netns, joiner, make_netns,  # noqa: F401
+                             run_in, two_hosts)
 
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
-def make_netns(name: str) -> None:
-    """A namespace `ip netns` knows, made by util-linux's unshare: `ip netns add` would also turn
-    /run/netns into a shared mount of its own and leave that on the machine."""
-    os.makedirs("/run/netns", exist_ok=True)
-    open(f"/run/netns/{name}", "x").close()
-    subprocess.run(["unshare", f"--net=/run/netns/{name}", "true"], check=True)
-
-
-def delete_netns(name: str) -> None:
-    path = f"/run/netns/{name}"
-    try:
-        syscalls.umount2(path, syscalls.MNT_DETACH)
-    except OSError:
-        pass
-    if os.path.exists(path):
-        os.unlink(path)
+NETNS = Path("/run/netns")
 
 
 class TestHost(NamedTuple):
@@ -63,20 +44,6 @@ class TestHost(NamedTuple):
     @property
     def outside_path(self) -> str:
         return f"/run/netns/{self.outside}"
-
-
-def joiner(netns: str | Path):
-    """A preexec_fn: the child process joins `netns` before it execs."""
-    def enter() -> None:
-        fd = os.open(netns, os.O_RDONLY)
-        syscalls.setns(fd, syscalls.CLONE_NEWNET)
-        os.close(fd)
-    return enter
-
-
-def run_in(netns: str | Path, argv: list[str], timeout: float = 20, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, preexec_fn=joiner(netns), capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
 
 
 def popen_in(netns: str | Path, argv: list[str], **kwargs) -> subprocess.Popen[str]:
@@ -142,22 +109,12 @@ def test_host(request):
         require_nat()
     pid = os.getpid()
     host = TestHost(f"mini-test-host-{pid}", f"mini-test-out-{pid}")
-    make_netns(host.name)
-    try:
-        make_netns(host.outside)
-        ip("-n", host.name, "link", "add", "mth0", "type", "veth", "peer", "name", "mto0", "netns", host.outside)
-        for ns, link, address in ((host.name, "mth0", host.host_ip), (host.outside, "mto0", host.outside_ip)):
-            ip("-n", ns, "addr", "add", f"{address}/{PREFIX}", "dev", link)
-            ip("-n", ns, "link", "set", link, "up")
-            ip("-n", ns, "link", "set", "lo", "up")
+    with two_hosts(NETNS / host.name, NETNS / host.outside):
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             yield from inside(host, home)
         finally:
             os.close(home)
-    finally:
-        delete_netns(host.outside)
-        delete_netns(host.name)
 
 
 def inside(host: TestHost, home: int):

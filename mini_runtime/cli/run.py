@@ -76,6 +76,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="publish every port the image exposes, each on a free host port")
     run.add_argument("--restart", default="no", metavar="POLICY",
                      help="no (default), on-failure[:N], always, unless-stopped (exercise 06's extension)")
+    run.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                     help="add a line to /etc/hosts; IP may be host-gateway (exercise 07's extension)")
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
@@ -176,7 +178,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              network=args.network, publish=args.publish,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
-                             restart=args.restart or "no")
+                             restart=args.restart or "no", add_hosts=args.add_host)
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config

@@ -75,23 +75,35 @@ class Endpoint(NamedTuple):
 
 # >>> connect
 def connect(container_id: str, directory: Path, hostname: str, mode: str, name: str = "",
-            share: tuple[str, EtcFiles | None] | None = None) -> Endpoint:
+            share: tuple[str, EtcFiles | None] | None = None, add_hosts: Iterable[str] = ()) -> Endpoint:
     """The pipeline's one call at create, by network mode: `none` (the child unshares an empty
     namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
     (`share` = that container's namespace file and /etc files: a second name for its
-    namespace), or a bridge network (`bridge`, or a user-defined one: attach)."""
+    namespace), or a bridge network (`bridge`, or a user-defined one: attach). --add-host's
+    entries are checked first (exercise 07's hook), before anything is made."""
+    extra = extra_hosts(add_hosts)
     source = etcfiles.resolv_source()
     if mode == "none":
-        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source))
+        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source, extra))
     if mode == "host":
-        files = etcfiles.write(directory, hostname, None, source, own_network=False)
+        files = etcfiles.write(directory, hostname, None, source, extra, own_network=False)
         return Endpoint(container_id, mode, files=files)
     if mode.startswith("container:"):
         netns, files = share or ("", None)
         path = str(namespace.create(container_id, netns)) if netns else ""
         return Endpoint(container_id, mode, path, files=files)
-    return attach(container_id, directory, hostname, mode, name=name, resolv_source=source)[0]
+    return attach(container_id, directory, hostname, mode, name=name, resolv_source=source,
+                  extra_hosts=extra)[0]
 # <<< connect
+
+
+def extra_hosts(specs: Iterable[str]) -> list[tuple[str, str]]:
+    """--add-host's (ip, name) entries, by bridge.extra_hosts (exercise 07's extension)."""
+    specs = list(specs)
+    if not specs:
+        return []
+    from mini_runtime.network import bridge        # (pyroute2 comes with it)
+    return [(str(ip), str(name)) for ip, name in bridge.extra_hosts(specs)]
 
 
 def disconnect(endpoint: Endpoint) -> None:
@@ -112,7 +124,8 @@ def anything_left() -> bool:
 def attach(container_id: str, directory: Path, hostname: str, network: str = "bridge",
            name: str = "", aliases: Iterable[str] = (), bindings: Iterable[PortBinding] = (),
            resolv_source: Path | None = None, dns: Iterable[str] = (),
-           dns_search: Iterable[str] = (), dns_options: Iterable[str] = ()) -> tuple[Endpoint, list[Held]]:
+           dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
+           extra_hosts: Iterable[tuple[str, str]] = ()) -> tuple[Endpoint, list[Held]]:
     """Everything a container needs on the network, made before its child starts; with
     `bindings`, published at once too (the pipeline publishes at start: `publish`)."""
     from mini_runtime.network import networks    # (pyroute2 comes with it: not on the child's path)
@@ -121,18 +134,19 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
         raise NotFound(f"network {network} not found")
     source = resolv_source or etcfiles.resolv_source()
     dns_args = dict(dns=dns, search=dns_search, options=dns_options)
+    extra = list(extra_hosts)
     with networks.lock():
         try:
             if network == "host":
-                files = etcfiles.write(directory, hostname, None, source, own_network=False, **dns_args)
+                files = etcfiles.write(directory, hostname, None, source, extra, own_network=False, **dns_args)
                 endpoint = Endpoint(container_id, network, files=files, network_id=record["Id"])
             elif network == "none":
                 netns = str(namespace.create(container_id))
-                files = etcfiles.write(directory, hostname, None, source, **dns_args)
+                files = etcfiles.write(directory, hostname, None, source, extra, **dns_args)
                 endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
             else:
-                endpoint = wire(record, container_id, directory, hostname, source, dns_args)
-            networks.join(network, container_id, member(endpoint, name, aliases, hostname))
+                endpoint = wire(record, container_id, directory, hostname, source, dns_args, extra)
+            networks.join(network, container_id, member(endpoint, name, aliases, hostname, extra))
         except BaseException:
             with contextlib.suppress(Exception):    # the first error is the one to report
                 undo(container_id)
@@ -147,7 +161,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
 
 # >>> wire
 def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv_source: Path,
-         dns_args: dict) -> Endpoint:
+         dns_args: dict, extra: list[tuple[str, str]] = ()) -> Endpoint:
     """A container on a bridge network (the lock is held): address, bridge, veth, files."""
     from mini_runtime.network import bridge, ipam, nat, networks
     subnet, bridge_name = networks.subnet_of(record), networks.bridge_of(record)
@@ -159,7 +173,7 @@ def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv
     address = ipam.Interface(f"{ip}/{subnet.prefixlen}")
     mac = bridge.connect(container_id, bridge_name, netns, address, pool.gateway)
     files = etcfiles.write(directory, hostname, str(ip), resolv_source,
-                           extra=networks.peers(record, container_id), **dns_args)
+                           extra=networks.peers(record, container_id) + extra, **dns_args)
     return Endpoint(container_id, record["Name"], netns, bridge_name, str(ip), subnet.prefixlen,
                     str(pool.gateway), mac, (), files, record["Id"])
 # <<< wire
@@ -186,12 +200,14 @@ def publish(endpoint: Endpoint, bindings: Iterable[PortBinding]) -> tuple[Endpoi
 # <<< publish
 
 
-def member(endpoint: Endpoint, name: str, aliases: Iterable[str], hostname: str) -> dict:
+def member(endpoint: Endpoint, name: str, aliases: Iterable[str], hostname: str,
+           extra: Iterable[tuple[str, str]] = ()) -> dict:
     """The container as a network's record lists it (docker network inspect's Containers)."""
     return {"Name": name, "EndpointID": endpoint.container_id, "MacAddress": endpoint.mac,
             "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}" if endpoint.ip else "",
             "IPv6Address": "", "Aliases": list(aliases), "Hostname": hostname,
-            "HostsPath": str(endpoint.files.hosts) if endpoint.files else ""}
+            "HostsPath": str(endpoint.files.hosts) if endpoint.files else "",
+            "ExtraHosts": [list(e) for e in extra]}  # --add-host: kept when the hosts file is rewritten
 
 
 # >>> join

@@ -22,6 +22,7 @@ the private "test host" namespace.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Iterator
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mini_runtime.errors import System
+from mini_runtime.errors import Exercise, System
 
 Interface = ipaddress.IPv4Interface
 RT_TABLE_MAIN = 254
@@ -142,6 +143,26 @@ def connect(container_id: str, bridge: str, netns: str | Path, address: Interfac
             raise
     return mac
 # <<< connect
+
+
+# >>> why-errnos
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions as data (exercise 07 checks them against the kernel):
+    the errno netlink answers for three wiring mistakes."""
+    return {"name_too_long": errno.ERANGE,           # IFNAMSIZ is 16 bytes with the NUL: 15 left
+            "gateway_not_on_link": errno.ENETUNREACH,  # no address yet in the gateway's subnet
+            "master_not_a_bridge": errno.EOPNOTSUPP}   # only a bridge (or bond...) takes ports
+# <<< why-errnos
+
+
+# --- exercise 07's extension: the reference has the flag, the learner writes this ----------
+
+def extra_hosts(specs: list[str]) -> list[tuple[str, str]]:
+    """docker's --add-host NAME:IP (or NAME=IP, or NAME:host-gateway) as /etc/hosts entries
+    (ip, name), in the order given; docker's errors for a bad spec ([] when none is given)."""
+    if not specs:
+        return []
+    raise Exercise("--add-host", "07_network")
 
 
 def loopback_up(netns: str | Path) -> None:

@@ -226,5 +226,5 @@ def refresh_hosts(record: dict) -> None:
         path = Path(ep.get("HostsPath") or "")
         if path.is_file():
             etcfiles.rewrite(path, etcfiles.hosts(ep["Hostname"], ep["IPv4Address"].split("/")[0],
-                                                  peers(record, cid)))
+                                                  peers(record, cid) + [tuple(e) for e in ep.get("ExtraHosts") or ()]))
 # <<< refresh-hosts
