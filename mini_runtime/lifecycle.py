@@ -163,9 +163,10 @@ def stop_signal(record: dict[str, Any]) -> int:
 
 
 def stop(directory: Path, timeout: float) -> None:
-    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s.
-    (A PID 1 without handlers ignores SIGTERM: the kernel does not apply default actions to the
-    init of a PID namespace, so such a container ends by the SIGKILL.)"""
+    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s;
+    a negative `timeout` waits for good, as docker's does. (A PID 1 without handlers ignores
+    SIGTERM: the kernel does not apply default actions to the init of a PID namespace, so such
+    a container ends by the SIGKILL.)"""
     record = container.load(directory)
     if not container.status(record).has_process:
         return
@@ -173,7 +174,7 @@ def stop(directory: Path, timeout: float) -> None:
     thawed(directory)
     if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
         return                                          # it has ended meanwhile
-    if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
+    if monitor.request(where, {"op": "wait"}, None if timeout < 0 else max(timeout, 0.001)) is None:
         monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
         monitor.request(where, {"op": "wait"})
 # <<< stop
