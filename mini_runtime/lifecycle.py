@@ -57,9 +57,12 @@ class Here(NamedTuple):
     err_r: int
     in_w: int           # (-1: a foreground container's stdin is ours)
     listener: socket.socket
+    console: None       # (never -t: `run -t` attaches to a monitor of its own, cli/run.py)
 
 
 def create_here(config: ContainerConfig, container_id: str) -> Here:
+    if config.tty:
+        raise InvalidParameter("a container with a tty is run by a monitor of its own")
     return Here(*monitor_setup.create_with_pipes(config, container_id))
 
 
@@ -352,4 +355,5 @@ def exec_in(directory: Path, text: str, config: dict[str, Any],
     init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
     return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
                        detach=bool(config.get("Detach")),
-                       console=console if config.get("Tty") else None)
+                       console=console if config.get("Tty") else None,
+                       size=tuple(config.get("ConsoleSize") or (0, 0)))
