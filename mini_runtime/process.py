@@ -226,7 +226,7 @@ def take_terminal(console: socket.socket) -> None:
     with the right one; the master goes back over it (SCM_RIGHTS, as runc's --console-socket);
     the slave becomes our controlling terminal, whose line discipline turns a typed ctrl-C into
     SIGINT for the foreground process group, and our stdin, stdout and stderr."""
-    size = console.recv(WINSIZE.size, socket.MSG_WAITALL)  # sent before "go": never waits
+    size = console.recv(WINSIZE.size, socket.MSG_WAITALL)  # (sent first: never waits)
     master, slave = os.openpty()                    # /dev/ptmx -> pts/ptmx: the container's
     if any(size):
         fcntl.ioctl(slave, termios.TIOCSWINSZ, size)

@@ -81,6 +81,7 @@ def make_raw(attrs: list) -> list:
     return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 
 
+# >>> raw
 @contextlib.contextmanager
 def raw(fd: int) -> Iterator[None]:
     """The terminal `fd` in raw mode inside the `with`; as it was after, however the `with` ends
@@ -104,6 +105,7 @@ def raw(fd: int) -> Iterator[None]:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+# <<< raw
 
 
 def stdin_refused(attach_stdin: bool, tty: bool) -> bool:
