@@ -37,10 +37,12 @@ def resize(master: int, rows: int, columns: int) -> None:
 
 class Clients:
     """The connections attached to one container. `stdin` is the pty master (tty) or the write
-    end of the container's stdin pipe, or -1 (no -i)."""
+    end of the container's stdin pipe, or -1 (no -i; or -t before the container has started and
+    made its pty: what is typed meanwhile waits, as does the window `size` its init is given)."""
 
     def __init__(self, tty: bool, stdin: int = -1, once: bool = False) -> None:
         self.tty, self.stdin, self.once = tty, stdin, once
+        self.size = (0, 0)
         self.outputs: list[socket.socket] = []
         self.inputs: list[socket.socket] = []
         self.pending = b""
@@ -48,7 +50,7 @@ class Clients:
     def add(self, conn: socket.socket, wants_stdin: bool) -> None:
         conn.settimeout(10)                                 # a client that stops reading is dropped
         self.outputs.append(conn)
-        if wants_stdin and self.stdin >= 0:
+        if wants_stdin and (self.stdin >= 0 or self.tty):
             self.inputs.append(conn)
 
     def handed_over(self) -> list[list[int]]:

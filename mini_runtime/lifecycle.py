@@ -57,9 +57,12 @@ class Here(NamedTuple):
     err_r: int
     in_w: int           # (-1: a foreground container's stdin is ours)
     listener: socket.socket
+    console: None       # (never -t: `run -t` attaches to a monitor of its own, cli/run.py)
 
 
 def create_here(config: ContainerConfig, container_id: str) -> Here:
+    if config.tty:
+        raise InvalidParameter("a container with a tty is run by a monitor of its own")
     return Here(*monitor_setup.create_with_pipes(config, container_id))
 
 
@@ -167,9 +170,10 @@ def stop_signal(record: dict[str, Any]) -> int:
 
 
 def stop(directory: Path, timeout: float) -> None:
-    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s.
-    (A PID 1 without handlers ignores SIGTERM: the kernel does not apply default actions to the
-    init of a PID namespace, so such a container ends by the SIGKILL.)"""
+    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s;
+    a negative `timeout` waits for good, as docker's does. (A PID 1 without handlers ignores
+    SIGTERM: the kernel does not apply default actions to the init of a PID namespace, so such
+    a container ends by the SIGKILL.)"""
     record = container.load(directory)
     if not container.status(record).has_process:
         return
@@ -180,7 +184,7 @@ def stop(directory: Path, timeout: float) -> None:
     thawed(directory)
     if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
         return                                          # it has ended meanwhile
-    if timeout < 0 or monitor.request(where, {"op": "wait"}, max(timeout, 0.001)) is None:
+    if monitor.request(where, {"op": "wait"}, None if timeout < 0 else max(timeout, 0.001)) is None:
         monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
         monitor.request(where, {"op": "wait"})
 # <<< stop
@@ -377,4 +381,5 @@ def exec_in(directory: Path, text: str, config: dict[str, Any],
     init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
     return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
                        detach=bool(config.get("Detach")),
-                       console=console if config.get("Tty") else None)
+                       console=console if config.get("Tty") else None,
+                       size=tuple(config.get("ConsoleSize") or (0, 0)))

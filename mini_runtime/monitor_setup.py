@@ -2,8 +2,11 @@
 our pipes or on a pty, wait for "start" (clients may attach meanwhile: none of a short-lived
 container's output is lost), start it, and replace ourselves by the lean serve phase.
 
-    -t          a pty: its slave is the container's stdin, stdout and stderr (and, in the child,
-                its controlling terminal); we keep the master: output is logged as "stdout"
+    -t          a pty of the container's own /dev/pts, made by its init once its /dev is the
+                container's (process.take_terminal): until then the init's stdin is a unix
+                socket to us, on which we send the window size before "go" and receive the
+                pty's master (runc's --console-socket). The slave is its stdin, stdout, stderr
+                and controlling terminal; we keep the master: output is logged as "stdout"
     -i, no -t   a pipe to its stdin, kept by us for attached clients; pipes from stdout, stderr
     neither     pipes from stdout and stderr; its stdin is ours (/dev/null for a monitor, the
                 terminal of a foreground `mini run`)
@@ -17,7 +20,7 @@ import select
 import socket
 import sys
 
-from mini_runtime import attach, container, monitor, runtime
+from mini_runtime import attach, container, monitor, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter, NotStarted
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
@@ -27,27 +30,33 @@ def log_path(directory) -> str:
     return str(directory / f"{directory.name}-json.log")
 
 
-def stdio_for(config: ContainerConfig) -> tuple[tuple[int, int, int], tuple[int, int, int], list[int]]:
-    """(what the child gets as 0, 1, 2; what we keep: out, err, in; what we close after)."""
+Stdio = tuple[tuple[int, int, int], tuple[int, int, int], list[int], "socket.socket | None"]
+
+
+def stdio_for(config: ContainerConfig) -> Stdio:
+    """(what the child gets as 0, 1, 2; what we keep: out, err, in; what we close after; with -t
+    our end of the console socket: out and in are the pty master once the child has sent it)."""
     if config.tty:
-        master, slave = os.openpty()
-        return (slave, slave, slave), (master, -1, master), [slave]
+        ours, theirs = process.console_socket()
+        null = os.open(os.devnull, os.O_RDWR)
+        child = theirs.detach()
+        return (child, null, null), (-1, -1, -1), [child, null], ours
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe() if config.open_stdin else (0, -1)
-    return (in_r, out_w, err_w), (out_r, err_r, in_w), [out_w, err_w] + ([in_r] if in_w >= 0 else [])
+    return (in_r, out_w, err_w), (out_r, err_r, in_w), [out_w, err_w] + ([in_r] if in_w >= 0 else []), None
 
 
-def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Created, out_r, err_r, in_w, listener)
+def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Created, out_r, err_r, in_w, listener, console)
     """runtime.create (or recreate, for `start`; config None) with the container's stdio on new
-    pipes or a pty, its record pointing at its log, and its socket listening."""
+    pipes or a console socket (-t), its record pointing at its log, and its socket listening."""
     if config is None:
         with open(container.containers_dir() / container_id / runtime.CONFIG) as f:
             wanted = ContainerConfig(**json.load(f))
     else:
         wanted = config
     policy = restart_policy(config) if config is not None else None
-    theirs, ours, after = stdio_for(wanted)
+    theirs, ours, after, console = stdio_for(wanted)
     saved = [os.dup(fd) for fd in (0, 1, 2)]
     for fd, source in enumerate(theirs):
         os.dup2(source, fd)                             # what the container's init inherits
@@ -60,6 +69,8 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
     except BaseException:
         for fd in {fd for fd in ours if fd >= 0}:
             os.close(fd)
+        if console is not None:
+            console.close()
         raise
     finally:
         for fd, saved_fd in enumerate(saved):
@@ -78,7 +89,23 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
         listener.listen(16)
     finally:
         os.close(dir_fd)
-    return (created, *ours, listener)
+    return (created, *ours, listener, console)
+
+
+# >>> start-with-terminal
+def start_with_terminal(created: runtime.Created, console: socket.socket | None,
+                        size: tuple[int, int]) -> int:
+    """runtime.start; with -t, the window size goes to the init first (it sets it before its
+    command runs) and the pty master comes back, sent before its execve: returned (else -1)."""
+    if console is None:
+        runtime.start(created)
+        return -1
+    with console:
+        process.send_size(console, *size)
+        runtime.start(created)                          # "go": the init makes the pty ...
+        master = process.receive_terminal(console)      # ... and has sent it before execve
+    return -1 if master is None else master
+# <<< start-with-terminal
 
 
 def setup(container_id: str, channel_fd: int) -> int:
@@ -89,7 +116,7 @@ def setup(container_id: str, channel_fd: int) -> int:
         return 0                                        # `mini` died before it asked anything
     config = ContainerConfig(**asked["Config"]) if "Config" in asked else None
     try:
-        created, out_r, err_r, in_w, listener = create_with_pipes(config, container_id)
+        created, out_r, err_r, in_w, listener, console = create_with_pipes(config, container_id)
     except Exception as e:  # noqa: BLE001 - the error goes to `mini`, which says it
         send(channel, {"Error": error_of(e)})
         return 0
@@ -100,6 +127,8 @@ def setup(container_id: str, channel_fd: int) -> int:
     if op in ("remove", "abandon"):                     # `rm` of a created container; or the
         listener.close()                                # `start -a` of an exited one went away
         clients.close()
+        if console is not None:
+            console.close()
         if op == "abandon":
             runtime.kill_and_reap(created.child.pid)
             created.group.remove()
@@ -110,7 +139,7 @@ def setup(container_id: str, channel_fd: int) -> int:
             send(starter, {"ok": True})
         return 0
     try:
-        runtime.start(created)
+        master = start_with_terminal(created, console, clients.size)
     except Exception as e:  # noqa: BLE001
         listener.close()
         clients.close()
@@ -118,6 +147,8 @@ def setup(container_id: str, channel_fd: int) -> int:
             runtime.cleanup(created, None)
         send(starter, {"Error": error_of(e)})
         return 0
+    if console is not None:
+        out_r = in_w = clients.stdin = master            # -t: the pty, from now on
     send(starter, {"Id": container_id, "Pid": created.child.pid})
     waiters.append(starter.detach())                    # (the channel: a foreground wait, later)
     return serve_phase(created, out_r, err_r, in_w, listener, waiters, clients)
@@ -145,12 +176,14 @@ def restart(container_id: str) -> int:
     if stopped:
         return 0
     try:
-        created, out_r, err_r, in_w, listener = create_with_pipes(None, container_id, again=True)
+        created, out_r, err_r, in_w, listener, console = create_with_pipes(None, container_id, again=True)
     except Exception:  # noqa: BLE001 - recreate has recorded it as exited
         return 0
     clients = attach.Clients(created.config.tty, in_w, created.config.stdin_once)
     try:
-        runtime.start(created)
+        master = start_with_terminal(created, console, clients.size)
+        if console is not None:
+            out_r = in_w = clients.stdin = master        # -t: the pty, from now on
     except Exception:  # noqa: BLE001 - as a failed `start`: it stays exited
         listener.close()
         clients.close()
@@ -211,7 +244,7 @@ def wait_for_start(channel: socket.socket, listener: socket.socket, waiters: lis
                     clients.add(conn, bool(asked.get("stdin")))
                 continue
             if asked.get("op") == "resize" and clients.tty:
-                attach.resize(clients.stdin, int(asked.get("h", 0)), int(asked.get("w", 0)))
+                clients.size = (int(asked.get("h", 0)), int(asked.get("w", 0)))  # for the init
                 send(conn, {"ok": True})
             else:
                 send(conn, {"Error": "is not running"})

@@ -40,11 +40,9 @@ cgroup and its root, so `exec` makes a process that joins them, as nsenter(1) an
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
-import termios
 from typing import Callable, NamedTuple, NoReturn
 
 from mini_runtime import cgroups, process, syscalls, users
@@ -100,13 +98,17 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
 
 
 def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False,
-        detach: bool = False, console: Callable[[int], None] | None = None) -> int | None:
+        detach: bool = False, console: Callable[[int], None] | None = None,
+        size: tuple[int, int] = (0, 0)) -> int | None:
     """Run `spec` in the container: its exit code (None with `detach`, which returns once the
     command has started). Our stdout and stderr are its own, and our stdin with `stdin`. With
-    `console` it gets a new pty of the container's /dev/pts instead, whose master is handed to
-    `console` (which relays it, and returns at its end)."""
+    `console` it gets a new pty of the container's /dev/pts instead, of window `size` (rows,
+    columns) from the start, whose master is handed to `console` (which relays it, and returns
+    at its end): process.take_terminal, as `run -t` does."""
     err_r, err_w = os.pipe()                        # close-on-exec: EOF means execve worked
-    ours, theirs = socket.socketpair() if console and not detach else (None, None)
+    ours, theirs = process.console_socket() if console and not detach else (None, None)
+    if ours is not None:
+        process.send_size(ours, *size)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     stdio = (0 if stdin and not detach else null, null if detach else 1, null if detach else 2)
     mini = os.getpid()
@@ -123,7 +125,7 @@ def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False
     master, reaped = None, False
     try:
         if ours is not None:
-            master = receive_terminal(ours)         # (None: it failed first; the pipe says why)
+            master = process.receive_terminal(ours)         # (None: it failed first; the pipe says why)
         report = read_all(err_r)
         if report or detach:
             reaped = True
@@ -219,7 +221,7 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
         keep = (0, 1, 2, err_w) + ((console.fileno(),) if console else ())
         syscalls.close_other_fds(keep)               # no host fd (the root's!) may stay open
         if console is not None:
-            take_terminal(console)
+            process.take_terminal(console)           # a pty of its /dev/pts, as `run -t`
         try:
             os.chdir(spec.cwd)
         except OSError as e:
@@ -245,24 +247,3 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
     finally:
         os._exit(code)
 # <<< enter
-
-
-def take_terminal(console: socket.socket) -> None:
-    """A new pty of the container's own /dev/pts (so `tty` inside names it): the master goes to
-    mini over the socket (as runc's --console-socket), the slave becomes our controlling terminal
-    and our stdin, stdout and stderr."""
-    master, slave = os.openpty()
-    socket.send_fds(console, [b"pty"], [master])
-    os.close(master)
-    console.close()
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
-
-
-def receive_terminal(sock: socket.socket) -> int | None:
-    _, fds, _, _ = socket.recv_fds(sock, 16, 1)
-    return fds[0] if fds else None

@@ -24,6 +24,8 @@ import fcntl
 import os
 import select
 import signal
+import socket
+import struct
 import termios
 from typing import Callable, Iterator, NamedTuple, NoReturn
 
@@ -216,11 +218,50 @@ def release(child: Child) -> None:
 # <<< release
 
 
-def take_controlling_terminal(fd: int = 0) -> None:
-    """In the child, a session leader whose stdin is a pty (-t, chapter 06): make it the
-    session's controlling terminal (TIOCSCTTY), so that its line discipline turns a typed ctrl-C
-    into SIGINT for the foreground process group, and a shell's job control works."""
-    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+# >>> take-terminal
+def take_terminal(console: socket.socket) -> None:
+    """-t (chapter 06), in the container's process once its /dev is the container's: a new pty
+    from the container's own /dev/ptmx, so its slave is the container's /dev/pts/0 (the host's
+    ptys stay out of view). Its window size arrives first on `console`, so the command starts
+    with the right one; the master goes back over it (SCM_RIGHTS, as runc's --console-socket);
+    the slave becomes our controlling terminal, whose line discipline turns a typed ctrl-C into
+    SIGINT for the foreground process group, and our stdin, stdout and stderr."""
+    size = console.recv(WINSIZE.size, socket.MSG_WAITALL)  # (sent first: never waits)
+    master, slave = os.openpty()                    # /dev/ptmx -> pts/ptmx: the container's
+    if any(size):
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+    socket.send_fds(console, [b"pty"], [master])
+    os.close(master)
+    console.close()
+    if os.getsid(0) != os.getpid():                 # (a container's init is a leader already)
+        os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+# <<< take-terminal
+
+
+#: struct winsize: rows, columns, and two sizes in pixels nobody uses.
+WINSIZE = struct.Struct("HHHH")
+
+
+def console_socket() -> tuple[socket.socket, socket.socket]:
+    """(ours, theirs): the socket pair take_terminal speaks on: `theirs` goes to the process
+    that makes the pty; on `ours` we send_size, then receive_terminal."""
+    return socket.socketpair()
+
+
+def send_size(ours: socket.socket, rows: int, columns: int) -> None:
+    """The window size the pty gets before the command runs ((0, 0): the kernel's)."""
+    ours.sendall(WINSIZE.pack(rows, columns, 0, 0))
+
+
+def receive_terminal(ours: socket.socket) -> int | None:
+    """The pty master take_terminal sent; None if the process ended before it did."""
+    _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+    return fds[0] if fds else None
 
 
 # >>> wait-for

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import NamedTuple
 
@@ -208,8 +209,6 @@ def resolve_defaults(config: ContainerConfig, container_id: str, cgroup_mode: st
 def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
            endpoint: network.Endpoint | None = None) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
-    if config.tty:
-        process.take_controlling_terminal()         # 06: -t: the pty is its terminal
     mode = endpoint.network if endpoint else "none"  # (07: else the parent made it)
     namespaces.enter_namespaces(new_network=mode == "none")  # 03: its own UTS, IPC (and network)
     if endpoint:
@@ -228,6 +227,8 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
     if config.cgroupns == "private" and v2:
         rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
+    if config.tty:                                  # 06: -t: a pty of its own /dev/pts, its
+        process.take_terminal(socket.socket(fileno=0))  # terminal; the monitor's socket is fd 0
     namespaces.set_hostname(config.hostname or "")  # 03: resolved at create
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     for path, flags, data in map(rootfs.parse_tmpfs, config.tmpfs):

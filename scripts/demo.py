@@ -11,6 +11,7 @@ removed with `mini rmi`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -194,6 +195,21 @@ def chapter_06() -> None:
         show(["logs", "-t", "--tail", "2", name])
         say("`top` lists its processes as the host numbers them (inside, the shell is PID 1):")
         show(["top", name])
+        say("`inspect -f` picks one field with a Go template: the host pid of its PID 1...")
+        pid = show(["inspect", "-f", "{{.State.Pid}}", name]).strip()
+        say("...and `exec` runs one more process inside it, in its namespaces and cgroup: this `ps` sees the "
+            "container's processes only, the loop as PID 1:")
+        out = show(["exec", name, "ps", "-o", "pid,ppid,args"])
+        assert re.search(r"^\s*1\s+0\s+sh -c while true", out, re.M), out
+        assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        say("`stats --no-stream`: what its cgroup counts (chapter 04), once:")
+        show(["stats", "--no-stream", name])
+        say("A second container with the same `--name` is refused with docker's conflict message (125), "
+            "and the first one runs on:")
+        out = show(["run", "-d", "--name", name, "busybox", "true"], expect_code=125)
+        assert out == "", out
+        out = show(["ps", "--filter", f"name={name}"])
+        assert " Up " in out, out
         say("`pause` freezes every process of the container (the cgroup freezer of chapter 04); `ps` says so:")
         show(["pause", name])
         show(["ps", "--filter", f"name={name}"])
@@ -303,7 +319,8 @@ def main() -> int:
     finally:  # a tour that failed half-way leaves nothing behind either
         for kept in KEPT:
             subprocess.run(MINI + ["rm", kept], capture_output=True, timeout=60)
-    say("End of the tour so far. Next: chapter 08, security (coming).")
+    say("End of the tour so far. Try `mini run -it busybox sh` in a terminal (ctrl-P ctrl-Q detaches, `mini attach` "
+        "comes back, `mini exec -it NAME sh` joins it); next: chapter 08, security (coming).")
     return 0
 
 

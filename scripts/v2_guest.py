@@ -6,8 +6,9 @@ is a Linux 6.1 kernel (cgroup v2 only) that boots as an ordinary process in abou
 We boot it with this machine's own filesystem as its root (hostfs), so the guest sees this
 checkout and its virtualenv, and an init script of ours:
 
-- mounts /proc, /sys and cgroup2 at /sys/fs/cgroup, and tmpfs on /tmp, /var/tmp and /run (the guest's
-  scratch space: tests put their state there, never on the host's /tmp);
+- mounts /proc, /sys and cgroup2 at /sys/fs/cgroup, a devpts of its own for /dev/ptmx, and tmpfs
+  on /tmp, /var/tmp and /run (the guest's scratch space: tests put their state there, never on
+  the host's /tmp);
 - loads overlay, veth, bridge and nf_tables (for later chapters) from the package's own module
   tree, seen through a guest-only mount;
 - runs pytest on the kernel-facing tests (MINI_V2_GUEST=1: the network tests that need nftables'
@@ -96,6 +97,21 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs tmpfs /run
+# ptys (the notebooks' `run -it`): /dev is the host's, seen through hostfs, without a devpts
+# (and nothing may be created there). So the guest gets a /dev of its own: a tmpfs with the
+# host's entries bound at their names, a devpts at /dev/pts, and /dev/ptmx -> pts/ptmx.
+mkdir -p /run/hostdev && mount --bind /dev /run/hostdev
+mount -t tmpfs -o mode=0755 tmpfs /dev
+for e in /run/hostdev/*; do
+  n="/dev/${{e##*/}}"
+  case "$n" in /dev/pts|/dev/ptmx) continue;; esac
+  if [ -L "$e" ]; then cp -P "$e" "$n"
+  elif [ -d "$e" ]; then mkdir "$n" && mount --bind "$e" "$n"
+  else touch "$n" && mount --bind "$e" "$n"; fi
+done
+mkdir /dev/pts
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
+ln -s pts/ptmx /dev/ptmx
 # /tmp and /var/tmp become the guest's own tmpfs (the host's disk, seen through hostfs, cannot
 # hold overlay upper directories, and nothing a test leaves there must reach the host). The
 # checkout (CI clones may live under /tmp) and the result directory stay visible at their paths

@@ -256,6 +256,18 @@ def test_stop_sends_the_images_stop_signal():
         mini("rmi", "stopsig")
 
 
+def test_stop_with_a_negative_timeout_waits_for_good():
+    """docker's containerStop: a negative timeout has no deadline, so no SIGKILL: the container's
+    own TERM handler (2 s here) decides how it ends."""
+    cid = run_d("busybox", "sh", "-c", 'trap "sleep 2; exit 7" TERM; echo ready; while true; do sleep 0.1; done')
+    until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+    began = time.monotonic()
+    assert mini("stop", "-t", "-1", cid).returncode == 0
+    assert time.monotonic() - began >= 1.5
+    assert state(cid)["ExitCode"] == 7                      # its handler's code, not SIGKILL's 137
+    assert mini("rm", cid).returncode == 0
+
+
 def test_ps_filters_latest_and_last():
     done = run_d("--name", "done1", "busybox", "true")
     mini("wait", done)

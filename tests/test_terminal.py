@@ -246,7 +246,7 @@ def test_a_sigkilled_attached_cli_leaves_the_container_running_and_consistent(se
 
 def test_bad_detach_keys_say_docker_s_message_and_create_nothing():
     before = mini("ps", "-aq", "--no-trunc").stdout
-    bad = mini("run", "-it", "--detach-keys", "shift-a", "busybox", "true")
+    bad = mini("run", "-i", "--detach-keys", "shift-a", "busybox", "true")  # (-it: not a TTY first)
     assert (bad.returncode, bad.stdout, bad.stderr) == (125, "", "mini: Invalid detach keys (shift-a) provided\n")
     assert mini("ps", "-aq", "--no-trunc").stdout == before
     cid = mini("create", "busybox", "true").stdout.strip()
@@ -262,3 +262,47 @@ def test_attach_to_a_stopped_container_is_refused():
     assert (refused.returncode, refused.stderr) == (
         1, "mini: You cannot attach to a stopped container, start it first\n")
     assert mini("rm", cid).returncode == 0
+
+
+def test_the_pty_is_the_container_s_own(sessions):
+    """As runc's: the init opens the container's /dev/ptmx, so `tty` names /dev/pts/0 of the
+    container's devpts, which holds no pty of the host; an exec -it gets the next one."""
+    s = sessions("run", "-it", "--name", "ownpty", "busybox", "sh")
+    s.expect(PROMPT)
+    s.type(b"tty; echo $(ls /dev/pts) end\r")
+    assert b"/dev/pts/0\r\n0 ptmx end\r\n" in s.expect(PROMPT)
+    e = sessions("exec", "-it", "ownpty", "sh")
+    e.expect(PROMPT)
+    e.type(b"tty; echo $(ls /dev/pts) end; exit 3\r")
+    assert e.wait() == 3
+    assert b"/dev/pts/1\r\n0 1 ptmx end\r\n" in e.seen
+    s.type(b"exit\r")
+    assert s.wait() == 0
+    assert mini("rm", "ownpty").returncode == 0
+
+
+def test_stdin_that_is_not_a_terminal_cannot_drive_a_pty():
+    """docker's CheckTty: `run -it`, `exec -it` and `attach` (to a -t container) refuse a piped
+    stdin with exit 1 and create nothing; -t alone, -d, and `attach --no-stdin` are fine."""
+    def piped(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(MINI + list(args), input="echo hi\n", capture_output=True, text=True,
+                              timeout=30)
+
+    refused = (1, "", "mini: the input device is not a TTY\n")
+    before = mini("ps", "-aq", "--no-trunc").stdout
+    ran = piped("run", "-it", "--rm", "busybox", "sh")
+    assert (ran.returncode, ran.stdout, ran.stderr) == refused
+    assert mini("ps", "-aq", "--no-trunc").stdout == before
+    cid = mini("run", "-dit", "busybox", "sh", "-c", "sleep 2; echo bye").stdout.strip()
+    try:
+        ex = piped("exec", "-it", cid, "sh")
+        assert (ex.returncode, ex.stdout, ex.stderr) == refused
+        missing = piped("exec", "-it", "no-such-box", "sh")  # (a missing container says so first)
+        assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: No such container: no-such-box\n")
+        assert piped("exec", "-t", cid, "true").returncode == 0
+        at = piped("attach", cid)
+        assert (at.returncode, at.stdout, at.stderr) == refused
+        quiet = piped("attach", "--no-stdin", cid)
+        assert (quiet.returncode, quiet.stdout) == (0, "bye\n")     # (text mode: \r\n read as \n)
+    finally:
+        assert mini("rm", "-f", cid).returncode == 0

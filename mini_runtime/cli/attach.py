@@ -76,6 +76,8 @@ def attach(args: argparse.Namespace) -> int:
         raise Conflict("You cannot attach to a stopped container, start it first")
     if state["Paused"]:
         raise Conflict("You cannot attach to a paused container, unpause it first")
+    if terminal.stdin_refused(not args.no_stdin, bool(found["Config"].get("Tty"))):
+        return 1
     stdin = not args.no_stdin and bool(found["Config"].get("OpenStdin"))
     attached = engine.container_attach(found["Id"], stdin=stdin)
     if attached.tty:

@@ -100,13 +100,15 @@ def run(args: argparse.Namespace) -> int:
     up, --rm too. With -d, its id at once."""
     from mini_runtime import backend
 
+    from mini_runtime.cli import terminal
+
     config = config_of(args)
+    if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
+        return 1
     engine = backend.connect(creating=True)
     if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
-        from mini_runtime.cli import terminal
-
         terminal.detach_sequence(args.detach_keys)     # docker's message for a bad one
     container_id = engine.container_create(config, stdio=not args.detach)["Id"]
     engine.container_start(container_id)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from mini_runtime import backend
 from mini_runtime.cli.run import env_flags
-from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, UsageError
+from mini_runtime.errors import Conflict, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
 #: `docker stats`' columns, in its order.
@@ -57,13 +57,18 @@ def exec_(args: argparse.Namespace) -> int:
     """docker exec: create the exec, start it attached (or not: -d), its exit code is ours."""
     if not args.cmd:
         raise UsageError('"mini exec" requires at least 2 arguments')
-    if args.tty and args.interactive and not args.detach and not os.isatty(0):
-        raise InvalidParameter("the input device is not a TTY")
+    from mini_runtime.cli import terminal
+
     engine = backend.connect()
     config = {"Cmd": args.cmd, "Env": env_flags(args.env), "User": args.user or "",
               "WorkingDir": args.workdir or "", "Tty": args.tty, "AttachStdin": args.interactive,
               "AttachStdout": not args.detach, "AttachStderr": not args.detach, "Detach": args.detach}
+    if args.tty:                                        # (docker's fillConsoleSize)
+        config["ConsoleSize"] = list(terminal.window_size(1) or terminal.window_size(0) or (0, 0))
     try:
+        engine.container_inspect(args.container)       # (as docker: "No such container" first)
+        if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
+            return 1
         made = engine.exec_create(args.container, config)
     except (Conflict, NotFound) as e:
         print(f"Error response from daemon: {e}", file=sys.stderr)

@@ -21,12 +21,17 @@ import os
 import select
 import signal
 import socket
+import sys
 import termios
 from typing import Callable, Iterator
 
 from mini_runtime.errors import InvalidParameter
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+#: docker's CheckTty message (docker 28's cli/streams/in.go; newer ones say "cannot attach stdin
+#: to a TTY-enabled container because stdin is not a terminal").
+NOT_A_TTY = "the input device is not a TTY"
 
 #: docker's names of the control characters, by their code (moby/term's ASCII table).
 CONTROL_NAMES = ["ctrl-@", *(f"ctrl-{c}" for c in "abcdefghijklmnopqrstuvwxyz"),
@@ -76,6 +81,7 @@ def make_raw(attrs: list) -> list:
     return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 
 
+# >>> raw
 @contextlib.contextmanager
 def raw(fd: int) -> Iterator[None]:
     """The terminal `fd` in raw mode inside the `with`; as it was after, however the `with` ends
@@ -99,6 +105,18 @@ def raw(fd: int) -> Iterator[None]:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+# <<< raw
+
+
+def stdin_refused(attach_stdin: bool, tty: bool) -> bool:
+    """docker's CheckTty, for `run` and `exec` (not -d) and `attach`: our stdin may drive a
+    container's pty only if it is a terminal itself (piped or redirected, it would be typed
+    into the pty, echoed, and its ctrl-C bytes turned into signals). True, with docker's line
+    said, when refused: the command then exits with 1."""
+    if tty and attach_stdin and not os.isatty(0):
+        print(f"mini: {NOT_A_TTY}", file=sys.stderr)
+        return True
+    return False
 
 
 def window_size(fd: int) -> tuple[int, int] | None:
