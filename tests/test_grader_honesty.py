@@ -86,7 +86,7 @@ def test_a_file_that_takes_a_graded_function_by_a_trick_scores_zero(number, tmp_
     tricky = tmp_path / chapter.learner_file
     tricky.write_text(skeleton(chapter) + (
         "\nimport importlib as _il\n"
-        f"_ref = _il.import_module('mini_runtime' + '.' + '{chapter.module.rpartition('.')[2]}')\n"
+        f"_ref = _il.import_module('{chapter.module.rpartition('.')[0]}' + '.' + '{chapter.module.rpartition('.')[2]}')\n"
         f"{first} = getattr(_ref, '{first}')\n"))
     assert_refused(grading.grade(chapter, tricky, seed=1),
                    f"`{first}` must be written in your file, not imported")
