@@ -149,7 +149,9 @@ def floor(b: Bench) -> Side:
 
 
 def mini_run(b: Bench, *flags: str) -> Side:
-    return b.mini(" ".join(["mini run --rm", *flags]), "run", "--rm", *flags, "busybox", "true")
+    """`mini run --rm --network none busybox true` (the peers' rows have no network either)."""
+    return b.mini(" ".join(["mini run --rm", *flags]), "run", "--rm", "--network", "none", *flags,
+                  "busybox", "true")
 
 
 # --- start → exit of `true` ----------------------------------------------------------------
@@ -234,7 +236,7 @@ def memory_cost(b: Bench) -> tuple[Side, Side]:
 
 def mini_commit(b: Bench) -> Side:
     def container() -> str:
-        images.mini(b.ws, "run", "--name", images.COMMIT_CONTAINER, "busybox", *images.CHANGE)
+        images.mini(b.ws, "run", "--name", images.COMMIT_CONTAINER, "--network", "none", "busybox", *images.CHANGE)
         return images.COMMIT_CONTAINER
     name = b.cached("mini-commit-container", container)
     side = b.mini("mini commit (10 MB)", "commit", name, images.COMMIT_IMAGE)

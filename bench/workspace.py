@@ -74,8 +74,12 @@ class Workspace:
         # Orphans of our peers (conmon double-forks) come back to us, not to init: we see them.
         _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.mini_root = self.dir / "mini"
+        # No mini the harness starts may make a bridge or NAT rules in this machine's network
+        # namespace: rows say `--network none`, and this catches any that forgets (the bridge
+        # row runs inside a private network namespace of its own, see rows.py).
         self.env = dict(os.environ, MINI_ROOT=str(self.mini_root / "lib"),
                         MINI_RUN=str(self.mini_root / "run"), MINI_CGROUP_PARENT=self.cgroup_prefix,
+                        MINI_DEFAULT_NETWORK="none",
                         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         os.environ.update(self.env)  # for the image store used in-process (images.py)
         # Byte-code ahead of time, as provision.sh does: where PYTHONDONTWRITEBYTECODE is set
