@@ -27,22 +27,20 @@ def parse_bytes(text: str) -> int:
 
 def human_size(size: float) -> str:
     """go-units HumanSize: decimal units, three significant digits ("4.26MB")."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.3g}{units[i]}"
+    return _scaled(size, 1000, ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"], 3)
 
 
 def bytes_size(size: float) -> str:
     """go-units BytesSize: binary units, four significant digits ("23.54GiB", "552KiB")."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    return _scaled(size, 1024, ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"], 4)
+
+
+def _scaled(size: float, base: int, units: list[str], digits: int) -> str:
     i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
+    while size >= base and i < len(units) - 1:
+        size /= base
         i += 1
-    return f"{size:.4g}{units[i]}"
+    return f"{size:.{digits}g}{units[i]}"
 
 
 # --- durations ---------------------------------------------------------------------------------
