@@ -259,17 +259,15 @@ def manually_stopped(directory: Path, stopped: bool = True) -> None:
         pass  # (removed meanwhile)
 
 
-def unstarted(directory: Path, before: dict[str, Any], error: str = "", auto_remove: bool = False) -> None:
+def unstarted(directory: Path, before: dict[str, Any], error: str, code: int, auto_remove: bool = False) -> None:
     """A start that failed before the container's command ran: it stays as it was (`created`, or
-    exited with its code), with no owner; `error` (a port in use) is recorded as docker does,
-    with exit code 128. `auto_remove` (--rm): nothing is kept, as docker's AutoRemove."""
-    if auto_remove and error:
+    exited), with no owner, the error and docker's exit code for it in its record (docker's
+    State.Error). `auto_remove` (--rm): nothing is kept, as docker's AutoRemove."""
+    if auto_remove:
         remove(directory)
         return
     record = load(directory)
-    record["State"] = dict(before, Running=False, Paused=False, Pid=0)
-    if error:
-        record["State"].update(Error=error, ExitCode=128)
+    record["State"] = dict(before, Running=False, Paused=False, Pid=0, Error=error, ExitCode=code)
     save(directory, record)
     shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space
     remove_run_dir(directory.name)

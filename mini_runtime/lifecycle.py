@@ -71,8 +71,7 @@ def start_here(here: Here) -> None:
         runtime.start(here.created)
     except BaseException as e:
         close_here(here)
-        if not isinstance(e, errors.NotStarted):        # (NotStarted: left created, tidied)
-            runtime.cleanup(here.created, None)
+        runtime.not_started(here.created, e)            # as docker: it stays created, with the error
         raise
 
 

@@ -22,7 +22,7 @@ import sys
 
 from mini_runtime import attach, container, monitor, process, runtime
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import InvalidParameter, NotStarted
+from mini_runtime.errors import InvalidParameter
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
 
 
@@ -143,8 +143,7 @@ def setup(container_id: str, channel_fd: int) -> int:
     except Exception as e:  # noqa: BLE001
         listener.close()
         clients.close()
-        if not isinstance(e, NotStarted):               # (NotStarted: left as it was, tidied)
-            runtime.cleanup(created, None)
+        runtime.not_started(created, e)                 # as docker: it stays created, with the error
         send(starter, {"Error": error_of(e)})
         return 0
     if console is not None:

@@ -21,8 +21,9 @@ The phases are separate so that they can run in different processes (chapter 06'
 start/wait/cleanup). The pipeline never prints and never parses argv: it returns or raises.
 Chapter 07 adds the network: at create, connect() makes and wires the network namespace (the
 child joins it, or unshares an empty one for `--network none`); start publishes the ports (holds
-the host ports, DNAT, the userland proxy: a port in use leaves the container as it was, as
-docker's does); cleanup disconnects. Chapter 08 slots in as
+the host ports, DNAT, the userland proxy); cleanup disconnects. Since chapter 06, a start
+that fails (a port in use, a command not found) leaves the container as it was, with the error in
+its record, as docker's does (not_started). Chapter 08 slots in as
 privileges (inside).
 """
 
@@ -102,10 +103,10 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
 
 def start(created: Created) -> None:
     """Let the child run its command, inside its cgroup. If that fails, the child is gone (and
-    if its ports could not be published, the container is as it was: NotStarted)."""
+    chapter 06's callers leave the container as it was, with the error: not_started)."""
     pid = created.child.pid
-    held = publish(created)                         # 07: host ports held, DNAT (or NotStarted)
     try:
+        held = publish(created)                     # 07: host ports held, DNAT (or NotStarted)
         created.group.add(pid)                      # 04: limited before it runs anything
         endpoints.serve_localhost(created.id, created.endpoint, held)  # 07: the userland proxy for 127.0.0.1
         process.release(created.child)              # 01: go! (126/127 if execve failed)
@@ -180,10 +181,11 @@ def recreate(container_id: str, store: Store | None = None, *, again: bool = Fal
         endpoint, bindings = endpoints.connect(config, directory, image.config)
         with namespaces.children_in_new_pid_namespace():
             child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint))
-    except BaseException:
+    except BaseException as e:
         endpoints.disconnect(endpoint)
         group.remove()
-        container.unstarted(directory, record["State"])  # as it was: created, or exited
+        container.unstarted(directory, record["State"], str(e) or type(e).__name__,
+                            getattr(e, "exit_code", 128))  # as it was: created, or exited
         raise
     return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
 
@@ -279,24 +281,15 @@ def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
 # >>> publish-at-start
 def publish(created: Created) -> list:
     """07, at start (docker's order): hold the host ports and DNAT them; the record shows the
-    ports really held. If that fails (a port in use), the child is killed, everything of the
-    attempt is undone and the container is left as it was (`created`, or exited) with the
-    error in its record: NotStarted, with docker's words."""
+    ports really held. If that fails (a port in use): NotStarted, with docker's words."""
     if not created.bindings or created.endpoint is None:
         return []
     try:
         endpoint, held = network.publish(created.endpoint, created.bindings)
     except MiniError as e:
         name = container.load(created.directory)["Name"].lstrip("/")
-        error = NotStarted(f"driver failed programming external connectivity on endpoint {name} "
-                           f"({created.id}): {e}")
-        before = container.load(created.directory)["State"]
-        kill_and_reap(created.child.pid)
-        created.group.remove()
-        endpoints.disconnect(created.endpoint, created.directory)
-        container.unstarted(created.directory, before, error=str(error),
-                            auto_remove=created.config.remove)
-        raise error from None
+        raise NotStarted(f"driver failed programming external connectivity on endpoint {name} "
+                         f"({created.id}): {e}") from None
     record = container.load(created.directory)
     record["NetworkSettings"] = network.settings(endpoint, record["Config"].get("ExposedPorts") or {})
     container.save(created.directory, record)
@@ -304,6 +297,18 @@ def publish(created: Created) -> list:
                        durable=not created.config.remove)
     return held
 # <<< publish-at-start
+
+
+def not_started(created: Created, error: BaseException) -> None:
+    """06: after a start that failed (its child is gone), everything of the attempt is undone
+    and the container left as it was (`created`, or exited) with the error and docker's exit
+    code in its record: 126/127 for a command that cannot run, 128 for anything else (a port
+    in use). With --rm it is gone."""
+    before = container.load(created.directory)["State"]
+    created.group.remove()
+    endpoints.disconnect(created.endpoint, created.directory)
+    container.unstarted(created.directory, before, error=str(error) or type(error).__name__,
+                        code=getattr(error, "exit_code", 128), auto_remove=created.config.remove)
 
 
 

@@ -236,8 +236,8 @@ def test_platform_selection_A10():
 def test_a_failed_start_leaves_no_container(state_root):
     containers = state_root / "containers"
     before = set(os.listdir(containers)) if containers.exists() else set()
-    assert mini("run", "busybox", "/no/such/command").returncode == 127
-    assert mini("run", "-u", "ghost", "busybox", "true").returncode == 125
+    assert mini("run", "--rm", "busybox", "/no/such/command").returncode == 127
+    assert mini("run", "--rm", "-u", "ghost", "busybox", "true").returncode == 125
     assert set(os.listdir(containers)) == before
 
 

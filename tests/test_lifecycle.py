@@ -319,6 +319,25 @@ def test_create_then_start_or_rm():
     assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()
 
 
+def test_a_start_that_fails_leaves_the_container_created_with_the_error():
+    """docker's rule (specs §4.11): a command not found fails the start, not the container."""
+    for args, code, words in (([], 127, 'exec: "nosuchcmd": executable file not found in $PATH'),
+                              (["-d"], 127, 'exec: "nosuchcmd": executable file not found in $PATH'),
+                              (["-u", "ghost"], 125, "unable to find user ghost")):
+        result = mini("run", "--name", "unstarted", *args, "busybox", "nosuchcmd")
+        assert result.returncode == code and words in result.stderr, result
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+        record = state("unstarted")
+        assert (record["Status"], record["ExitCode"], record["Pid"]) == ("created", code, 0), record
+        assert words in record["Error"] and not record["Running"]
+        assert [row[4] for row in ps_rows("-a", "--filter", "name=unstarted")] == ["Created"]
+        again = mini("start", "unstarted")                 # fails again, the same way
+        assert again.returncode != 0 and words in again.stderr and state("unstarted")["Status"] == "created"
+        assert mini("rm", "unstarted").returncode == 0     # (not running: no -f needed)
+    gone = mini("run", "--rm", "--name", "unstarted", "busybox", "nosuchcmd")
+    assert gone.returncode == 127 and mini("inspect", "unstarted").returncode == 1
+
+
 def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
     cid = run_d("busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done")
     until(lambda: len(mini("logs", cid).stdout.split()) >= 3, what="the counter to count")

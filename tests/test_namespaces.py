@@ -167,8 +167,8 @@ def test_exit_codes_and_signals_propagate_as_in_chapter_01():
     assert mini("run", "--init", "busybox", "sh", "-c", "kill -9 $$").returncode == 137
     assert mini("run", "--init", "busybox", "sh", "-c", "kill -TERM $$").returncode == 143
     assert mini("run", "--init", "busybox", "sh", "-c", "exit 9").returncode == 9
-    assert mini("run", "--init", "busybox", "nosuchcmd").returncode == 127
-    assert mini("run", "busybox", "nosuchcmd").returncode == 127
+    assert mini("run", "--rm", "--init", "busybox", "nosuchcmd").returncode == 127
+    assert mini("run", "--rm", "busybox", "nosuchcmd").returncode == 127
 
 
 def test_namespaces_are_recorded_while_running(state_root):

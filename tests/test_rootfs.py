@@ -178,15 +178,15 @@ def test_symlinked_mount_targets_never_touch_the_host(target, link, mode, host_s
     image = image_variant(f"mini-test-{target}-link", drop=(target,),
                           add=((target, tarfile.SYMTYPE, link),))
     etc_before, secret_before = _digest("/etc"), host_secret.read_text()
-    result = mini("run", *mode, image, "true")
+    result = mini("run", "--rm", *mode, image, "true")
     assert result.returncode == 125
     assert len(result.stderr.splitlines()) == 1 and f"/{target} is a symlink" in result.stderr
     assert _digest("/etc") == etc_before and host_secret.read_text() == secret_before
 
 
 def test_exec_errors_after_pivot_root():
-    assert mini("run", "busybox", "nosuchcmd").returncode == 127
-    assert mini("run", "busybox", "/etc/passwd").returncode == 126
+    assert mini("run", "--rm", "busybox", "nosuchcmd").returncode == 127
+    assert mini("run", "--rm", "busybox", "/etc/passwd").returncode == 126
 
 
 def test_read_only_with_a_new_workdir_creates_it_first():

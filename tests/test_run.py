@@ -57,19 +57,19 @@ def test_invalid_image_name_is_125_with_one_line():
 
 
 def test_missing_command_is_127():
-    result = mini("run", "busybox", "nosuchcmd")
+    result = mini("run", "--rm", "busybox", "nosuchcmd")
     assert result.returncode == 127
     assert result.stderr == 'mini: exec: "nosuchcmd": executable file not found in $PATH\n'
 
 
 def test_not_executable_is_126():
-    result = mini("run", "busybox", "/etc/passwd")
+    result = mini("run", "--rm", "busybox", "/etc/passwd")
     assert result.returncode == 126
     assert result.stderr == 'mini: exec: "/etc/passwd": permission denied\n'
 
 
 def test_directory_is_126():
-    assert mini("run", "busybox", "/etc").returncode == 126
+    assert mini("run", "--rm", "busybox", "/etc").returncode == 126
 
 
 def test_bad_flag_is_125_with_one_line():
