@@ -90,6 +90,9 @@ def nat_missing() -> str | None:
     return _NAT[0]
 
 
+NO_NAT = "nftables has no ip family on this kernel: NAT, DNAT and bridge networks need it"
+
+
 def require_nat() -> None:
     """For a test that needs NAT: skipped in the cgroup-v2 guest (Debian's UML kernel builds
     nf_tables with the bridge family only), with one reason; anywhere else a failure, never a
@@ -97,10 +100,9 @@ def require_nat() -> None:
     why = nat_missing()
     if why is None:
         return
-    reason = "nftables has no ip family on this kernel: NAT, DNAT and bridge networks need it"
     if os.environ.get("MINI_V2_GUEST") == "1":
-        pytest.skip(f"v2 guest: {reason} (they run on the host)")
-    pytest.fail(f"{reason}: {why}")
+        pytest.skip(f"v2 guest: {NO_NAT} (they run on the host)")
+    pytest.fail(f"{NO_NAT}: {why}")
 
 
 @pytest.fixture

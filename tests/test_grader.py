@@ -297,25 +297,32 @@ MUTANTS = {
 
 @pytest.mark.parametrize("chapter_number, name", params(sorted(MUTANTS)))
 def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
-    """A plausible mistake fails the check that targets it, and no check that leaves the
-    broken function out (partial credit stays fair)."""
+    """A plausible mistake fails the check that targets it. Only that check is graded: every
+    other check plugs only the functions it names (grading.py) and runs the reference's code
+    for the rest, so a check that leaves the broken function out cannot see the mistake: its
+    verdict is test_reference_gets_full_marks's (and test_model_solution_gets_full_marks's)."""
     old, new, failing = MUTANTS[chapter_number, name]
     chapter = chapter_here(chapter_number)
     source = model(chapter).decode()
     assert source.count(old) == 1
     (tmp_path / chapter.learner_file).write_text(source.replace(old, new))
-    # In the slow guest kernel, only the check that must fail: the others run the reference's
-    # code (a check plugs only the functions it names), which test_reference_gets_full_marks grades.
-    # On the host, the rebuild part (and the check that must fail): the extend part runs the
-    # model's hooks, which test_model_solution_gets_full_marks grades.
-    only = [failing] if chapter_number in IN_GUEST else [
-        c.number for c in chapter.checks if c.part == "rebuild" or c.number == failing]
-    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / chapter.learner_file, 11, only)}
-    assert not results[failing].passed, f"{name} was not caught by {failing}"
+    [result] = grading.grade(chapter, tmp_path / chapter.learner_file, 11, [failing])
+    assert result.check.number == failing and not result.passed, f"{name} was not caught by {failing}"
+    assert result.message and not result.refused, result
+
+
+def test_one_broken_function_costs_only_the_checks_that_plug_it(tmp_path):
+    """Partial credit stays fair: with one classic mistake in, every rebuild check that leaves
+    the broken function out still passes (why the mutant tests grade one check each)."""
+    old, new, failing = MUTANTS["05", "view-in-the-callers-mount-namespace"]
+    chapter = chapter_here("05")
+    (tmp_path / chapter.learner_file).write_text(model(chapter).decode().replace(old, new))
+    rebuild = [c.number for c in chapter.checks if c.part == "rebuild"]
+    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / chapter.learner_file, 11, rebuild)}
     broken = set(next(c for c in chapter.checks if c.number == failing).plug)
-    for check in chapter.checks:
-        if check.number in results and not set(check.plug) & broken and check.part == "rebuild":
-            assert results[check.number].passed, f"{check.number}: {results[check.number].message}"
+    assert not results[failing].passed
+    spared = [c.number for c in chapter.checks if c.number in results and not set(c.plug) & broken]
+    assert spared and all(results[n].passed for n in spared), [(n, results[n].message) for n in spared]
 
 
 EXTENSION_MUTANTS = {

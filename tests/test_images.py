@@ -233,7 +233,7 @@ def test_platform_selection_A10():
         manifest.select(index, lambda d: {}, {"os": "linux", "architecture": "s390x"})
 
 
-def test_a_failed_start_leaves_no_container(state_root):
+def test_a_failed_start_with_rm_leaves_no_container(state_root):
     containers = state_root / "containers"
     before = set(os.listdir(containers)) if containers.exists() else set()
     assert mini("run", "--rm", "busybox", "/no/such/command").returncode == 127

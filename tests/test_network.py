@@ -73,7 +73,7 @@ def container(tmp_path, test_host):
 
     def make(name: str, **kwargs) -> tuple[network.Endpoint, list[ports.Held]]:
         if kwargs.get("network", "bridge") not in ("none", "host"):
-            require_nat()                       # (a bridge network's rules: the v2 guest skips)
+            require_nat()                       # (a bridge network's rules: mark the test `nat`)
         container_id = os.urandom(32).hex()
         made.append(container_id)
         resolv = tmp_path / "resolv.conf"
@@ -134,6 +134,7 @@ def test_a_veth_pair_carries_a_ping_between_two_namespaces(test_host):
 
 # --- the bridge --------------------------------------------------------------------------------
 
+@pytest.mark.nat
 def test_two_containers_on_the_bridge_reach_each_other(container):
     one, _ = container("one")
     two, _ = container("two")
@@ -162,6 +163,7 @@ def test_network_none_has_only_lo(container):
     assert "mini0" not in bridge.links()
 
 
+@pytest.mark.nat
 def test_masquerade_the_outside_sees_the_test_hosts_address(container, test_host):
     one, _ = container("one")
     peer = server(test_host.outside_path, 7000, "you are")
@@ -173,6 +175,7 @@ def test_masquerade_the_outside_sees_the_test_hosts_address(container, test_host
     assert one.ip != test_host.host_ip
 
 
+@pytest.mark.nat
 def test_without_the_nat_table_the_outside_gets_the_container_address_and_cannot_answer(container, test_host):
     """The honest half of the test above: take MASQUERADE away and the reply has no way back."""
     one, _ = container("one")
@@ -188,6 +191,7 @@ def test_without_the_nat_table_the_outside_gets_the_container_address_and_cannot
 
 # --- published ports ---------------------------------------------------------------------------
 
+@pytest.mark.nat
 def test_dnat_a_published_port_reaches_the_container_from_outside(container, test_host):
     web, held = container("web", bindings=ports.parse("18080:80"))
     assert [h.binding for h in held] == [ports.PortBinding("", 18080, 80, "tcp")]
@@ -203,6 +207,7 @@ def test_dnat_a_published_port_reaches_the_container_from_outside(container, tes
         ports.release(held)
 
 
+@pytest.mark.nat
 def test_localhost_needs_the_userland_proxy(container):
     web, held = container("web", bindings=ports.parse("80") + ports.parse("5353/udp"))
     tcp, udp = held
@@ -236,6 +241,7 @@ def test_localhost_needs_the_userland_proxy(container):
         finish(listener, echo)
 
 
+@pytest.mark.nat
 def test_a_port_in_use_fails_with_dockers_message_and_leaves_nothing(container, test_host):
     taken = socket.socket()
     taken.bind(("0.0.0.0", 18082))
@@ -251,12 +257,14 @@ def test_a_port_in_use_fails_with_dockers_message_and_leaves_nothing(container, 
         taken.close()
 
 
+@pytest.mark.nat
 def test_a_host_address_that_is_not_ours_is_refused(container, test_host):
     with pytest.raises(InvalidParameter, match="Bind for 192.0.2.77:18086/tcp failed: Cannot assign requested address"):
         container("web", bindings=ports.parse("192.0.2.77:18086:80"))
     assert namespace.names() == [] and nat.table() is None
 
 
+@pytest.mark.nat
 def test_a_subnet_overlapping_a_route_is_refused(container, test_host):
     with bridge.netlink() as ipr:       # the test host's link to the outside gets a 172.29.7.0/24
         ipr.addr("add", index=bridge.index(ipr, "mth0"), address="172.29.7.1", prefixlen=24)
@@ -270,6 +278,7 @@ def test_a_subnet_overlapping_a_route_is_refused(container, test_host):
             ipr.addr("del", index=bridge.index(ipr, "mth0"), address="172.29.7.1", prefixlen=24)
 
 
+@pytest.mark.nat
 def test_everything_is_removed_after_detach(container, test_host):
     forward_before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     web, held = container("web", bindings=ports.parse("18085:80"))
@@ -284,6 +293,7 @@ def test_everything_is_removed_after_detach(container, test_host):
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
 
 
+@pytest.mark.nat
 def test_sweep_removes_what_a_dead_container_left(container):
     alive, _ = container("alive")
     dead, _ = container("dead")
@@ -294,6 +304,7 @@ def test_sweep_removes_what_a_dead_container_left(container):
 
 # --- /etc files and user-defined networks ------------------------------------------------------
 
+@pytest.mark.nat
 def test_etc_files_of_a_bridge_container(container):
     web, _ = container("web")
     assert web.files.hosts.read_text().splitlines()[-1] == f"{web.ip}\t{web.container_id[:12]}"

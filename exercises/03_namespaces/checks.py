@@ -84,10 +84,10 @@ def init(ctx: Context) -> None:
     try:
         proc.send_signal(sig)  # mini forwards it to PID 1, which must pass it on to the command
         try:
-            got = proc.wait(timeout=10)
+            got = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             raise CheckFailed(f"{signal.Signals(sig).name} to mini to end the command (PID 2): "
-                              "it was still running 10 s later") from None
+                              "it was still running 5 s later") from None
     finally:
         ctx.stop(proc, pid)
     ctx.expect(got == 128 + sig, f"exit {128 + sig} after {signal.Signals(sig).name}", str(got))
