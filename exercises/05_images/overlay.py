@@ -8,13 +8,14 @@ without changing the image or any other container. overlayfs does that in the ke
     upper/   = this container's own changes (new files, copies of changed ones, whiteouts)
     lower/   = the image's layers, top first, shared by every container of the image, never written
 
-Fill in the six functions below. The grader plugs them into the reference runtime:
+Fill in the seven functions below. The grader plugs them into the reference runtime:
 
     mini run:     parent: prepare(containers/<id>, layers root, lower) → upper/ work/ rootfs/
                   child:  (its own mount namespace) mount(layout) → uses mount_options(layout)
     unpacking a layer:    a `.wh.<name>` entry → make_whiteout(directory fd, name)
     mini diff, commit:    is_whiteout(lstat of each file in upper/) → "D /path", `.wh.<name>`
     mini export:          with view(layout) as merged: tar up merged/
+    check 5.9:            predicted_errnos() against the kernel's answers ("why?" as data)
 
     python -m exercises grade 05          (one check: --only 5.3)
 
@@ -26,6 +27,7 @@ https://docs.kernel.org/filesystems/overlayfs.html
 from __future__ import annotations
 
 import contextlib
+import errno  # noqa: F401 - for predicted_errnos
 import os
 import stat
 import tempfile
@@ -126,6 +128,24 @@ def view(layout: Overlay) -> Iterator[Path]:
     #   why? Why not mount the container's upper dir as an upperdir again, with its workdir?
     #   And who else on the machine could see the mount, and for how long, without step 1?
     raise NotImplementedError("view")
+
+
+def predicted_errnos() -> dict[str, int]:
+    """Why? Three mistakes the kernel refuses. Predict its errno for each (errno.E...); check 5.9
+    makes each mistake for real, in a mount namespace of its own, and compares."""
+    # TODO: return {"work_on_another_mount": ..., "lower_layer_missing": ...,
+    #               "rmdir_of_a_mount_point": ...}
+    #   work_on_another_mount: an overlay mount whose workdir is on another mount than its
+    #       upperdir (two tmpfs mounts, say). The kernel moves files from work/ to upper/ with
+    #       rename(2). When does it find out that it could not?
+    #   lower_layer_missing: an overlay mount whose lowerdir names a directory that does not
+    #       exist (check 5.3's missing layer).
+    #   rmdir_of_a_mount_point: rmdir(2) of a directory on which a tmpfs is mounted, in the
+    #       caller's own mount namespace.
+    #   man: https://man7.org/linux/man-pages/man2/mount.2.html,
+    #   https://man7.org/linux/man-pages/man2/rmdir.2.html (ERRORS); doc: "Upper and Lower" in
+    #   overlayfs.html. Try them in `unshare -m` (as root, on a tmpfs of your own), not on the host.
+    raise NotImplementedError("predicted_errnos")
 
 
 # --- the extension (12 of the 20 points): a command the reference runtime does not have --------
