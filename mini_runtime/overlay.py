@@ -18,6 +18,7 @@ with the container: nothing to unmount on the host, even if mini is killed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -132,6 +133,14 @@ def view(layout: Overlay) -> Iterator[Path]:
         finally:
             syscalls.umount2(target, syscalls.MNT_DETACH)
 # <<< overlay-view
+
+
+def predicted_errnos() -> dict[str, int]:
+    """The chapter's "why?" questions answered as data (exercise 05 checks them against the
+    kernel): which errno an overlay mount, or the rmdir of its mount point, fails with."""
+    return {"work_on_another_mount": errno.EINVAL,    # refused at mount time, not an EXDEV later
+            "lower_layer_missing": errno.ENOENT,      # each lowerdir is looked up as a path
+            "rmdir_of_a_mount_point": errno.EBUSY}    # in the caller's own mount namespace
 
 
 # --- exercise 05's extension: `mini image squash` exists, the learner writes this -------------

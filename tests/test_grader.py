@@ -212,7 +212,7 @@ def test_cli_reference_table_and_gradescope_json(tmp_path):
 
 MUTANTS = {
     # (chapter, name): (the text to replace, its replacement, the check that must catch it)
-    # the orchestration (the order of the steps) and the "why?" predictions of 01-03
+    # the orchestration (the order of the steps) and the "why?" predictions of 01-03 and 05
     ("01", "child-does-not-wait-for-go"): ("        if os.read(go_read, len(GO)) != GO:\n"
                                            "            os._exit(125)                     # the parent went away without releasing us\n",
                                            "", "1.7"),
@@ -268,6 +268,8 @@ MUTANTS = {
     ("05", "view-in-the-callers-mount-namespace"): (
         '    syscalls.unshare(syscalls.CLONE_NEWNS)\n'
         '    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)\n', "", "5.7"),
+    ("05", "why-work-on-another-mount-is-exdev"): ('"work_on_another_mount": errno.EINVAL',
+                                                   '"work_on_another_mount": errno.EXDEV', "5.9"),
     ("06", "stops-reading-at-the-exit"): ("if status is not None and (not streams or time.monotonic() > drain_until):",
                                           "if status is not None:", "6.2"),
     ("06", "kill-always-sigkill"): ('os.kill(pid, int(message.get("signal", signal.SIGKILL)))',
@@ -333,7 +335,7 @@ EXTENSION_MUTANTS = {
     ("04", "reservation-above-memory-accepted"): ("    if memory and memory < memory_reservation:\n",
                                                   "    if False:\n", "4.14"),
     ("05", "squash-keeps-only-the-top-layer"): ('"lowerdir=" + ":".join(lower)', '"lowerdir=" + lower[0] + ":" + lower[0]',
-                                                "5.9"),
+                                                "5.10"),
 }
 
 

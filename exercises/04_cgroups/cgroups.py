@@ -12,9 +12,10 @@ Fill in the seven functions below. The grader plugs them into the reference runt
 
     python -m exercises grade 04          (one check: --only 4.3)
 
-It targets cgroup v2, what the course VM has. Every TODO has a hint, the documentation to read,
-and a "why?". Chapter text: chapters/04-cgroups.md. Kernel documentation for every file named
-here: https://docs.kernel.org/admin-guide/cgroup-v2.html
+It targets cgroup v2, what the course VM has. Every TODO names the documentation to read and
+the pitfall to avoid (never the line to write), and asks a "why?". Chapter text:
+chapters/04-cgroups.md. Kernel documentation for every file named here:
+https://docs.kernel.org/admin-guide/cgroup-v2.html
 """
 
 from __future__ import annotations
@@ -35,20 +36,20 @@ def enable_controllers(root: Path, parent: Path) -> None:
     """v2 delegation: a controller works in a cgroup only if its parent lists it in
     `cgroup.subtree_control`, and so on up to the root. Hand memory, cpu, pids (and cpuset)
     down from the root to `parent`; `parent` never holds a process, so it may."""
-    # TODO: read the controllers the root offers (`root / "cgroup.controllers"`, words
-    #   separated by spaces); keep those of V2_CONTROLLERS that are offered; write them as one
-    #   line "+memory +cpu ..." to `cgroup.subtree_control` of `root`, then of `parent`.
-    #   doc: "Enabling and Disabling" and "Top-down Constraint" in cgroup-v2.html
-    #   why? Writing "+cpuset" on a machine without that controller fails with ENOENT: that is
-    #   why you filter. And why may `parent` not hold a process of its own when it hands
-    #   controllers down? (Read "No Internal Process Constraint".)
+    # TODO: doc: "Enabling and Disabling" and "Top-down Constraint" in cgroup-v2.html: which
+    #   file says what a cgroup is offered, which one what it hands down, and in what syntax?
+    #   pitfall: V2_CONTROLLERS is what a container wants, not what this machine has; and a
+    #   cgroup gets a controller only if every ancestor down from the root hands it on.
+    #   why? Writing "+cpuset" on a machine without that controller fails with ENOENT: what
+    #   does that tell you to do first? And why may `parent` not hold a process of its own when
+    #   it hands controllers down? (Read "No Internal Process Constraint".)
     raise NotImplementedError("enable_controllers")
 
 
 def join(directory: Path, pid: int) -> None:
     """Move a process (and so all its future children) into the cgroup at `directory`."""
-    # TODO: write the pid, as text, to `directory / "cgroup.procs"`.
-    #   doc: "Processes" in cgroup-v2.html
+    # TODO: doc: "Processes" in cgroup-v2.html: which file of a cgroup moves a process into it
+    #   when written, and what does it take?
     #   why? The runtime calls this after the fork but before the command's execve. What could
     #   the command do in between if it joined after it had started?
     raise NotImplementedError("join")
@@ -57,9 +58,11 @@ def join(directory: Path, pid: int) -> None:
 def shares_to_weight(shares: int) -> int:
     """cgroup v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), as runc >= 1.4 does:
     a curve through 2 -> 1, 1024 -> 100 (both defaults) and 262144 -> 10000."""
-    # TODO: 1 for shares <= 2, 10000 for shares >= 262144; in between, with l = log2(shares):
-    #   math.ceil(10 ** ((l * l + 125 * l) / 612.0 - 7.0 / 34.0))
+    # TODO: the chapter's § Limits gives runc's curve, where it comes from and a table to test
+    #   against; the docstring's three points are where the minimums, defaults and maximums meet.
     #   doc: https://github.com/opencontainers/runc/blob/main/docs/cgroup-v2.md (cpu.weight)
+    #   pitfall: docker passes on whatever the user typed: what happens below 2 and above
+    #   262144? And does the curve round up or down?
     #   why? The older, linear conversion 1 + (shares - 2) * 9999 / 262142 maps docker's
     #   default 1024 to 39, not 100. What would that do to a container with default shares
     #   that competes with a process outside docker (weight 100)?
@@ -71,18 +74,16 @@ def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
                 pids: int | None = None) -> dict[str, str]:
     """docker's --memory, --memory-swap, --cpus, --cpu-shares and --pids-limit as v2 files:
     {file name: what to write}. A limit that is None is left out."""
-    # TODO: build and return a dict; each value is the text to write:
-    #   memory (bytes)  -> "memory.max": the bytes. And "memory.swap.max": docker's memory_swap
-    #                      counts memory + swap, v2 counts the swap alone, so write
-    #                      memory_swap - memory (never below 0); "max" if memory_swap is -1;
-    #                      with memory_swap None, docker allows as much swap as memory.
-    #                      (memory_swap without memory: nothing to write.)
-    #   cpus (0.5)      -> "cpu.max": "QUOTA PERIOD" in microseconds, PERIOD = CPU_PERIOD,
-    #                      QUOTA = int(cpus * CPU_PERIOD)
-    #   cpu_shares      -> "cpu.weight": shares_to_weight(cpu_shares)
-    #   pids            -> "pids.max": the number, or "max" when it is 0 or less (no limit)
+    # TODO: {file name: the text to write} for each limit given. Which v2 file holds each one,
+    #   and in which unit and format?
     #   doc: "Memory Interface Files", "CPU Interface Files", "PID Interface Files" in
-    #   cgroup-v2.html; https://docs.docker.com/engine/containers/resource_constraints/
+    #   cgroup-v2.html; docker's side: https://docs.docker.com/engine/containers/resource_constraints/
+    #   ("--memory-swap details"). cpu_shares goes through your shares_to_weight.
+    #   pitfall: docker's --memory-swap counts memory *and* swap; what does v2's swap file
+    #   count? What does docker mean by -1, and by no --memory-swap at all? (Without --memory,
+    #   --memory-swap limits nothing.)
+    #   pitfall: cpu.max is a quota per period, both in microseconds; CPU_PERIOD is docker's.
+    #   pitfall: how does docker say "no limit" with --pids-limit, and how does pids.max?
     #   why? --memory stops a container at a size; --cpus only slows it down. Why can the
     #   kernel throttle CPU time but not memory, so that memory's only answer is a kill?
     raise NotImplementedError("limit_files")
@@ -90,11 +91,11 @@ def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
 
 def read_usage(directory: Path) -> dict[str, int]:
     """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
-    # TODO: return {"memory": ..., "memory_peak": ..., "cpu_ns": ..., "pids": ...} from
-    #   memory.current, memory.peak (0 if the file does not exist: it came in Linux 5.19),
-    #   the `usage_usec` line of cpu.stat (lines of "key value"; in ns: times 1000), and
-    #   pids.current. Each of these files holds one number.
+    # TODO: return {"memory": ..., "memory_peak": ..., "cpu_ns": ..., "pids": ...}: bytes, bytes,
+    #   nanoseconds, a count. Which interface file holds each, in which unit and format?
     #   doc: "memory.current", "memory.peak", "cpu.stat", "pids.current" in cgroup-v2.html
+    #   pitfall: cpu.stat is not one number, and its unit is not the one asked for; memory.peak
+    #   came in Linux 5.19 (before: no such file, and 0 here).
     #   why? `docker stats` shows these numbers. Why are they more accurate for a container
     #   than adding up what `ps` shows for each of its processes?
     raise NotImplementedError("read_usage")
@@ -102,10 +103,10 @@ def read_usage(directory: Path) -> dict[str, int]:
 
 def set_frozen(directory: Path, frozen: bool) -> None:
     """Stop (or restart) every process in the cgroup at once, and wait until it has."""
-    # TODO: write "1" (or "0") to `directory / "cgroup.freeze"`; then wait, polling every 10 ms
-    #   or so with time.sleep, until the lines of `cgroup.events` include "frozen 1" (or
-    #   "frozen 0"). Give up with a TimeoutError after 5 seconds.
-    #   doc: "cgroup.freeze" and "cgroup.events" in cgroup-v2.html
+    # TODO: doc: "cgroup.freeze" and "cgroup.events" in cgroup-v2.html: what does a write to
+    #   the first start, and where does the kernel say that it is done?
+    #   pitfall: a task in the middle of a system call stops later than the others; and a wait
+    #   must end some time (a TimeoutError after 5 seconds).
     #   why? Why is the write not enough, and why must `docker pause` wait for cgroup.events
     #   before it reports that the container is paused?
     raise NotImplementedError("set_frozen")
@@ -113,9 +114,9 @@ def set_frozen(directory: Path, frozen: bool) -> None:
 
 def oom_kill_count(directory: Path) -> int:
     """How many processes the kernel's OOM killer ended in this cgroup."""
-    # TODO: `directory / "memory.events"` holds lines of "key value"; return the value of
-    #   "oom_kill" as an int (0 if the line is missing).
-    #   doc: "memory.events" in cgroup-v2.html
+    # TODO: doc: "memory.events" in cgroup-v2.html: which of its counters counts the processes
+    #   the OOM killer ended, and what is the file's format?
+    #   pitfall: two counters there have "oom" in their names; and a counter may be missing (0).
     #   why? An OOM-killed process dies of SIGKILL, exit 137, like one killed by `kill -9`.
     #   How else could mini tell the two apart?
     raise NotImplementedError("oom_kill_count")

@@ -6,6 +6,7 @@ the extend part, `mini image squash`, is in checks_extend.py."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exercises.grading import Chapter, CheckFailed, Context
-from mini_runtime import container, overlay
+from mini_runtime import container, overlay, syscalls
 from mini_runtime.errors import MiniError
 from mini_runtime.image import archive, busybox
 from mini_runtime.image.layout import sha256_digest
@@ -306,7 +307,7 @@ def copy_on_write(ctx: Context) -> None:
                repr(out.split()))
 
 
-@check("5.5", "make_whiteout: a layer's .wh. entries hide the files of the layers below", points=1.5,
+@check("5.5", "make_whiteout: a layer's .wh. entries hide the files of the layers below", points=1,
        section="§ Whiteouts: deleting in a layer", plug=("make_whiteout",), timeout=90)
 def whiteouts(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -333,7 +334,7 @@ def whiteouts(ctx: Context) -> None:
                    f"the unpacked top layer to hold {path} as a character device 0/0", kind)
 
 
-@check("5.6", "is_whiteout: mini diff says D, mini commit writes .wh. entries", points=1,
+@check("5.6", "is_whiteout: mini diff says D, mini commit writes .wh. entries", points=0.5,
        section="§ diff, commit and export", plug=("is_whiteout",), timeout=90)
 def diff_and_commit(ctx: Context) -> None:
     root = ctx.private_state_root()
@@ -483,3 +484,65 @@ def everything(ctx: Context) -> None:
                f"the export to hold /{new} and lack /etc/group and /opt/{hidden}", repr(sorted(names)[:5]))
     after = {n: _tree(store.layers_root / n) for n in store.layer_dirs(image)}
     ctx.expect(after == before, "the image's layers unchanged", "they changed")
+
+
+def _kernel_errnos(token: str) -> dict[str, int]:
+    """The three mistakes of predicted_errnos(), made in a child with a mount namespace of its
+    own (every mount private first, so nothing reaches the checker's; its tmpfs hides /tmp
+    from that child only, and everything goes when the child ends)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+
+            def errno_of(action) -> int:  # noqa: ANN001
+                try:
+                    action()
+                except OSError as e:
+                    return e.errno or 0
+                return 0
+
+            def overlay_at(target: str, options: str) -> None:
+                syscalls.mount("overlay", target, "overlay", 0, options)
+                syscalls.umount2(target, syscalls.MNT_DETACH)  # (it should not have worked)
+
+            syscalls.unshare(syscalls.CLONE_NEWNS)
+            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+            scratch = "/tmp"
+            syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=1m")
+            lower, upper, merged, other = (os.path.join(scratch, f"{n}-{token}")
+                                           for n in ("lower", "upper", "merged", "other"))
+            for path in (lower, upper, merged, other):
+                os.mkdir(path)
+            syscalls.mount("tmpfs", other, "tmpfs", 0, "size=64k")  # a second mount
+            os.mkdir(os.path.join(other, "work"))
+            os.mkdir(os.path.join(scratch, "work"))
+            found = {"work_on_another_mount": errno_of(lambda: overlay_at(
+                         merged, f"lowerdir={lower},upperdir={upper},workdir={other}/work")),
+                     "lower_layer_missing": errno_of(lambda: overlay_at(
+                         merged, f"lowerdir={scratch}/missing-{token},upperdir={upper},workdir={scratch}/work")),
+                     "rmdir_of_a_mount_point": errno_of(lambda: os.rmdir(other))}
+            os.write(write, json.dumps(found).encode())
+        except BaseException as e:  # noqa: BLE001 - the check's own failure, said in its verdict
+            os.write(write, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answers:
+        data = answers.read()
+    os.waitpid(pid, 0)
+    return json.loads(data) if data else {}
+
+
+@check("5.9", "why? predict the kernel's errno for three overlay mistakes", points=1,
+       section="§ Mounting the union", plug=("predicted_errnos",))
+def why(ctx: Context) -> None:
+    predicted = ctx.learner.predicted_errnos()
+    kernel = _kernel_errnos(_token(ctx))
+    ctx.expect(len(kernel) == 3 and all(kernel.values()),
+               "the kernel to refuse all three (the check's own sanity test)", repr(kernel))
+    names = {k: errno.errorcode.get(v, v) for k, v in kernel.items()}
+    got = predicted if isinstance(predicted, dict) else {}
+    wrong = {k: errno.errorcode.get(got.get(k), got.get(k)) for k in kernel if got.get(k) != kernel[k]}
+    ctx.expect(not wrong, f"predicted_errnos() to match the kernel: {names}", f"{wrong or predicted!r}")

@@ -46,7 +46,7 @@ def register(chapter: Chapter) -> None:
     helpers = base.HELPERS
     token, image, loaded = helpers["token"], helpers["image"], helpers["run"]
 
-    @check("5.9", "mini image squash: whiteouts and opaque directories applied, one layer", points=7,
+    @check("5.10", "mini image squash: whiteouts and opaque directories applied, one layer", points=7,
            section=SECTION, plug=("squash_layer",), part="extend", timeout=120)
     def squash(ctx: Context) -> None:
         root = ctx.private_state_root()
@@ -74,7 +74,7 @@ def register(chapter: Chapter) -> None:
         ctx.expect(len(Store(root).get(source).layers) == 3 and original == ["no", "yes"],
                    f"{source} unchanged: 3 layers, the same files", repr(original))
 
-    @check("5.10", "mini image squash of a committed container: its deletions and its opaque /usr", points=5,
+    @check("5.11", "mini image squash of a committed container: its deletions and its opaque /usr", points=5,
            section=SECTION, plug=("squash_layer",), part="extend", timeout=120)
     def squash_commit(ctx: Context) -> None:
         root = ctx.private_state_root()
