@@ -158,5 +158,5 @@ def test_instructor_guide_lists_every_planted_mistake():
     planted = collections.Counter((chapter, value[2]) for (chapter, _), value in mutants.items())
     guide = (REPO / "exercises" / "INSTRUCTORS.md").read_text()
     table = guide[guide.index("## Common mistakes"):]
-    rows = collections.Counter(re.findall(r"^\| (\d\d) \|.*\| (\d\.\d) \|$", table, re.M))
+    rows = collections.Counter(re.findall(r"^\| (\d\d) \|.*\| (\d\.\d+) \|$", table, re.M))
     assert rows == planted
