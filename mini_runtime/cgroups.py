@@ -102,8 +102,6 @@ def join(directory: Path, pid: int) -> None:
 # <<< join
 
 
-
-
 # >>> limit-files
 def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
                 cpus: float | None = None, cpu_shares: int | None = None,
@@ -125,6 +123,28 @@ def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
         files["pids.max"] = "max" if pids <= 0 else str(pids)
     return files
 # <<< limit-files
+
+
+# >>> create-limited
+def create_limited(root: Path, parent: Path, directory: Path, files: dict[str, str]) -> None:
+    """Make `directory`, a cgroup in `parent`, with `files` (limit_files's) in it. A limit file
+    appears only once `parent` hands its controller down; a value the kernel refuses leaves
+    nothing behind (the cgroup goes, and `parent` too if nothing else is in it)."""
+    parent.mkdir(exist_ok=True)
+    enable_controllers(root, parent)
+    directory.mkdir()  # no exist_ok: a new id's cgroup that is already there is a bug
+    try:
+        for name, value in files.items():
+            if name != "memory.swap.max" or (directory / name).exists():  # swap accounting on?
+                (directory / name).write_text(value)
+    except BaseException:
+        directory.rmdir()
+        try:
+            parent.rmdir()
+        except OSError:
+            pass  # another container's cgroup is in there
+        raise
+# <<< create-limited
 
 
 # >>> read-usage
@@ -205,9 +225,8 @@ class Cgroup:
         return self.dirs["unified"]
 
     def hierarchies(self) -> list[tuple[str, Path]]:
-        """One entry per hierarchy: some hosts mount cpu and cpuacct together
-        (/sys/fs/cgroup/cpu -> cpu,cpuacct), and then both names are one directory. (Worked
-        out once: resolving the mount points is a few syscalls each.)"""
+        """One entry per hierarchy: some hosts mount cpu and cpuacct together (cpu ->
+        cpu,cpuacct), one directory for both names. (Worked out once: a few syscalls each.)"""
         if self._hierarchies is None:
             seen: dict[Path, tuple[str, Path]] = {}
             for controller, directory in self.dirs.items():
@@ -227,13 +246,25 @@ class Cgroup:
         return found
 
     # >>> cgroup-create
-    def create(self) -> None:
-        """Make the directories; on v2, first hand the controllers down from the root."""
+    def create(self, *, memory: int | None = None, memory_swap: int | None = None,
+               cpus: float | None = None, cpu_shares: int | None = None, pids: int | None = None,
+               cpu_period: int | None = None, cpu_quota: int | None = None,
+               memory_reservation: int | None = None) -> None:
+        """The container's cgroup with docker's limits in it: on v2 one directory, which
+        create_limited() makes; on v1 a directory per tree, then the limits in v1's files."""
+        files = limit_files(memory=memory, memory_swap=memory_swap, cpus=cpus,
+                            cpu_shares=cpu_shares, pids=pids)
+        files.update(cpu_quota_files(cpu_period=cpu_period, cpu_quota=cpu_quota, cpus=cpus))  # exercise 04
+        files.update(reservation_files(memory_reservation=memory_reservation, memory=memory))
         if self.mode == "v2":
-            (ROOT / PARENT).mkdir(exist_ok=True)
-            enable_controllers(ROOT, ROOT / PARENT)
-        for controller, directory in self.hierarchies():
             for attempt in range(3):  # another run may remove an empty `mini` parent meanwhile
+                try:
+                    return create_limited(ROOT, ROOT / PARENT, self.unified, files)
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
+        for controller, directory in self.hierarchies():  # v1: a directory in every tree
+            for attempt in range(3):  # (the same race)
                 directory.parent.mkdir(exist_ok=True)
                 if controller == "cpuset":
                     _inherit_cpuset(directory.parent)
@@ -245,6 +276,7 @@ class Cgroup:
                         raise
             if controller == "cpuset":
                 _inherit_cpuset(directory)
+        self._limit_v1(files, cpu_shares)
     # <<< cgroup-create
 
     def _file(self, controller: str, name: str) -> Path:
@@ -262,21 +294,8 @@ class Cgroup:
             join(directory, pid)
 
     # >>> cgroup-limits
-    def set_limits(self, *, memory: int | None = None, memory_swap: int | None = None,
-                   cpus: float | None = None, cpu_shares: int | None = None,
-                   pids: int | None = None, cpu_period: int | None = None, cpu_quota: int | None = None,
-                   memory_reservation: int | None = None) -> None:
-        """docker's limit flags, written to v2's files or translated to v1's."""
-        files = limit_files(memory=memory, memory_swap=memory_swap, cpus=cpus,
-                            cpu_shares=cpu_shares, pids=pids)
-        files.update(cpu_quota_files(cpu_period=cpu_period, cpu_quota=cpu_quota, cpus=cpus))  # exercise 04
-        files.update(reservation_files(memory_reservation=memory_reservation, memory=memory))
-        if self.mode == "v2":
-            for name, value in files.items():
-                if name != "memory.swap.max" or (self.unified / name).exists():  # swap accounting on?
-                    (self.unified / name).write_text(value)
-            return
-        # v1: other names and units for the same limits
+    def _limit_v1(self, files: dict[str, str], cpu_shares: int | None) -> None:
+        """v1: other names and units for the same limits."""
         if "memory.max" in files:
             self._write("memory", "memory.limit_in_bytes", files["memory.max"])
             if self._file("memory", "memory.memsw.limit_in_bytes").exists():

@@ -268,11 +268,10 @@ def extension_flags(config: ContainerConfig) -> None:
 
 # >>> limit
 def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
-    """Make the container's cgroup and write docker's limits into it."""
-    group.create()
-    group.set_limits(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
-                     cpu_shares=config.cpu_shares, pids=config.pids_limit, cpu_period=config.cpu_period,
-                     cpu_quota=config.cpu_quota, memory_reservation=config.memory_reservation)
+    """Make the container's cgroup with docker's limits written into it."""
+    group.create(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
+                 cpu_shares=config.cpu_shares, pids=config.pids_limit, cpu_period=config.cpu_period,
+                 cpu_quota=config.cpu_quota, memory_reservation=config.memory_reservation)
     if config.cpuset_cpus is not None:
         group.set_cpuset(config.cpuset_cpus)
 # <<< limit

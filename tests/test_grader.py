@@ -254,6 +254,21 @@ MUTANTS = {
                                          "return 1 + (shares - 2) * 9999 // 262142", "4.1"),
     ("04", "swap-limit-counts-memory-too"): ("str(max(memory_swap - memory, 0))", "str(memory_swap)", "4.4"),
     ("04", "pids-limit-0-taken-literally"): ('"max" if pids <= 0 else str(pids)', "str(pids)", "4.5"),
+    ("04", "limits-before-the-controllers"): (
+        "    enable_controllers(root, parent)\n"
+        "    directory.mkdir()  # no exist_ok: a new id's cgroup that is already there is a bug\n"
+        "    try:\n        for name, value in files.items():\n"
+        '            if name != "memory.swap.max" or (directory / name).exists():  # swap accounting on?\n'
+        "                (directory / name).write_text(value)\n",
+        "    directory.mkdir()  # no exist_ok: a new id's cgroup that is already there is a bug\n"
+        "    try:\n        for name, value in files.items():\n"
+        '            if name != "memory.swap.max" or (directory / name).exists():  # swap accounting on?\n'
+        "                (directory / name).write_text(value)\n"
+        "        enable_controllers(root, parent)\n", "4.9"),
+    ("04", "cgroup-left-after-a-bad-value"): (
+        "    except BaseException:\n        directory.rmdir()\n        try:\n            parent.rmdir()\n"
+        "        except OSError:\n            pass  # another container's cgroup is in there\n        raise\n",
+        "    except BaseException:\n        raise\n", "4.9"),
     ("05", "lowerdir-bottom-first"): ("f\"lowerdir={':'.join(layout.lower)},upperdir=",
                                       "f\"lowerdir={':'.join(reversed(layout.lower))},upperdir=", "5.2"),
     ("05", "upper-and-work-swapped"): ("upperdir={layout.upper},\"\n            f\"workdir={layout.work},",
@@ -329,11 +344,11 @@ def test_one_broken_function_costs_only_the_checks_that_plug_it(tmp_path):
 
 EXTENSION_MUTANTS = {
     # mistakes in the model solution of an extension (tests/data/solutions/), each caught by its check
-    ("04", "quota-minimum-not-checked"): ("    if 0 < quota < 1000:\n", "    if False:\n", "4.12"),
+    ("04", "quota-minimum-not-checked"): ("    if 0 < quota < 1000:\n", "    if False:\n", "4.13"),
     ("04", "reservation-as-memory-min"): ('{"memory.low": str(memory_reservation)}',
-                                          '{"memory.min": str(memory_reservation)}', "4.13"),
+                                          '{"memory.min": str(memory_reservation)}', "4.14"),
     ("04", "reservation-above-memory-accepted"): ("    if memory and memory < memory_reservation:\n",
-                                                  "    if False:\n", "4.14"),
+                                                  "    if False:\n", "4.15"),
     ("05", "squash-keeps-only-the-top-layer"): ('"lowerdir=" + ":".join(lower)', '"lowerdir=" + lower[0] + ":" + lower[0]',
                                                 "5.10"),
 }

@@ -1,11 +1,12 @@
 """Chapter 04 exercise: control groups limit, weigh, count and stop a container's processes.
 Your copy of the cgroup v2 half of `mini_runtime/cgroups.py`.
 
-Fill in the seven functions below. The grader plugs them into the reference runtime, whose
+Fill in the eight functions below. The grader plugs them into the reference runtime, whose
 `Cgroup` class calls them for a container's cgroup, /sys/fs/cgroup/mini/<container id>:
 
-    create:  enable_controllers(/sys/fs/cgroup, /sys/fs/cgroup/mini) → mkdir the container's cgroup
-    limits:  limit_files(memory=..., cpus=..., ...) → write each file  (uses shares_to_weight)
+    create:  limit_files(memory=..., cpus=..., ...)  (uses shares_to_weight), then
+             create_limited(/sys/fs/cgroup, /sys/fs/cgroup/mini, the cgroup, those files),
+             whose steps are yours to order (enable_controllers is one of them)
     start:   join(cgroup, pid) before the container's command runs
     exit:    oom_kill_count(cgroup): was it the OOM killer? → rmdir
     (and for chapter 06's stats, pause and unpause: read_usage(cgroup), set_frozen(cgroup, ...))
@@ -89,6 +90,27 @@ def limit_files(*, memory: int | None = None, memory_swap: int | None = None,
     raise NotImplementedError("limit_files")
 
 
+def create_limited(root: Path, parent: Path, directory: Path, files: dict[str, str]) -> None:
+    """Make `directory`, a cgroup in `parent`, with `files` (limit_files's) in it. A limit file
+    appears only once `parent` hands its controller down; a value the kernel refuses leaves
+    nothing behind (the cgroup goes, and `parent` too if nothing else is in it)."""
+    # TODO: the orchestration: the order of the steps is yours to find. The chapter's
+    #   § Delegation and subtree_control; doc: "Processes" (mkdir and rmdir of a cgroup) and
+    #   "Enabling and Disabling" in cgroup-v2.html. Your enable_controllers is one of the steps.
+    #   pitfall: what files does a new cgroup have before its parent hands memory down, and
+    #   what does the kernel answer to a write of one that is not there yet? Try it in a
+    #   cgroup of your own.
+    #   pitfall: memory.swap.max exists only where the kernel accounts swap (not everywhere):
+    #   that one file may be missing; any other missing file is a bug to hear about.
+    #   pitfall: a value the kernel refuses (pids.max past its maximum, a cpu.max quota under
+    #   1 ms) raises OSError halfway. What have you made by then? The caller must still hear
+    #   the kernel's error; and `parent` may hold other containers' cgroups.
+    #   man: https://man7.org/linux/man-pages/man2/rmdir.2.html
+    #   why? The container's first process joins only later (join). Why is a cgroup without a
+    #   process the one moment when undoing is sure to work?
+    raise NotImplementedError("create_limited")
+
+
 def read_usage(directory: Path) -> dict[str, int]:
     """Accounting: memory now and at its peak (bytes), CPU time (ns), process count."""
     # TODO: return {"memory": ..., "memory_peak": ..., "cpu_ns": ..., "pids": ...}: bytes, bytes,
@@ -124,7 +146,7 @@ def oom_kill_count(directory: Path) -> int:
 
 def predicted_errnos() -> dict[str, int]:
     """Why? Three mistakes the kernel refuses. Predict its errno for each (errno.E...), then
-    check 4.10 makes each mistake on a real cgroup and compares."""
+    check 4.11 makes each mistake on a real cgroup and compares."""
     # TODO: return {"hand_down_with_process": ..., "hand_down_not_offered": ..., "rmdir_with_process": ...}
     #   hand_down_with_process: "+memory" written to cgroup.subtree_control of a cgroup that
     #       holds a process. doc: "No Internal Process Constraint" in cgroup-v2.html

@@ -1,5 +1,5 @@
-"""The graded checks of chapter 04. Rebuild (4.1-4.10, 10 points): they plug your functions into
-the real runtime, or call them on the cgroup of a real, running container. Extend (4.11-4.14,
+"""The graded checks of chapter 04. Rebuild (4.1-4.11, 10 points): they plug your functions into
+the real runtime, or call them on the cgroup of a real, running container. Extend (4.12-4.15,
 15 points, in checks_extend.py beside this file): black-box, docker's --cpu-period, --cpu-quota and
 --memory-reservation on real containers. cgroup v2 only: what the course VM has."""
 
@@ -215,7 +215,7 @@ def _advances(pid: int, seconds: float) -> bool:
     return _counter(pid) > before
 
 
-@check("4.8", "set_frozen: a counter stops while frozen and goes on after the thaw", points=1.5,
+@check("4.8", "set_frozen: a counter stops while frozen and goes on after the thaw", points=1,
        section="§ Freezing", plug=("set_frozen",), retry=True)
 def freeze(ctx: Context) -> None:
     proc, pid = ctx.start("run", "busybox", "sh", "-c",
@@ -240,9 +240,53 @@ def freeze(ctx: Context) -> None:
         ctx.stop(proc, pid)
 
 
-@check("4.9", "all together: a container under every limit, and no cgroup left after it", points=1.5,
+# Values only the kernel refuses, with EINVAL: pids.max past PID_MAX_LIMIT (4194304: docker and
+# mini pass --pids-limit on as it is), a cpu.max quota under 1 ms (mini's --cpus stops at 0.01).
+def _refused_value(ctx: Context) -> tuple[str, str]:
+    if ctx.rng.random() < 0.5:
+        return "pids.max", str(ctx.rng.randrange(5_000_000, 1 << 31))
+    return "cpu.max", f"{ctx.rng.randrange(1, 1000)} {cgroups.CPU_PERIOD}"
+
+
+@check("4.9", "create_limited: the controllers, the cgroup, its limits; nothing left after a bad value",
+       points=1.5, section="§ Delegation and subtree_control", plug=("enable_controllers", "create_limited"))
+def orchestration(ctx: Context) -> None:
+    megabytes, limit = ctx.rng.randrange(16, 90), ctx.rng.randrange(8, 60)
+    cpus = ctx.rng.choice([c for c in (0.1, 0.25, 0.5, 1.0) if c <= (os.cpu_count() or 1)])
+    proc, pid = ctx.start("run", "--memory", f"{megabytes}m", "--cpus", str(cpus), "--pids-limit", str(limit),
+                          "busybox", "sh", "-c", "echo ready; sleep 20")
+    try:
+        directory = _cgroup(pid)
+        files = {name: _read(directory, name) for name in ("memory.max", "cpu.max", "pids.max")}
+    finally:
+        ctx.stop(proc, pid)
+    want = {"memory.max": str(megabytes << 20), "pids.max": str(limit),
+            "cpu.max": f"{int(cpus * cgroups.CPU_PERIOD)} {cgroups.CPU_PERIOD}"}
+    ctx.expect(files == want, f"`mini run --memory {megabytes}m --cpus {cpus} --pids-limit {limit}`: "
+               f"the container's {want}", repr(files))
+    # Direct: a limit the kernel refuses, after one it takes, in a parent made for the call.
+    parent = cgroups.ROOT / cgroups.PARENT
+    ctx.expect(not parent.exists(), f"{parent} removed with the container (the check's own sanity test)",
+               "it is still there")
+    directory = parent / f"direct-{ctx.rng.randrange(1 << 30):x}"
+    name, value = _refused_value(ctx)
+    files = {"memory.max": str(megabytes << 20), name: value}
+    try:
+        ctx.learner.create_limited(cgroups.ROOT, parent, directory, files)
+        raised = "nothing"
+    except OSError as e:
+        raised = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0, e.errno)}"
+    ctx.expect(raised.endswith("EINVAL"), f"create_limited(..., {files}) to raise the kernel's "
+               f"OSError (EINVAL: {name} {value} is refused), so that the caller hears it", raised)
+    left = [str(d) for d in (directory, parent) if d.exists()]
+    ctx.expect(not left, f"nothing left after the refused {name}: no {directory.name}, no "
+               f"{parent.name} (create_limited made both)", f"{', '.join(left)} still there")
+
+
+@check("4.10", "all together: a container under every limit, and no cgroup left after it", points=1,
        section="§ Cleaning up",
-       plug=("enable_controllers", "join", "shares_to_weight", "limit_files", "oom_kill_count"))
+       plug=("enable_controllers", "create_limited", "join", "shares_to_weight", "limit_files",
+             "oom_kill_count"))
 def everything(ctx: Context) -> None:
     megabytes, limit = ctx.rng.randrange(16, 40), ctx.rng.randrange(8, 30)
     proc, pid = ctx.start("run", "--memory", f"{megabytes}m", "--memory-swap", f"{megabytes}m",
@@ -272,7 +316,7 @@ def _errno_of(action) -> int:  # noqa: ANN001 - a callable that should fail
     return 0
 
 
-@check("4.10", "why? predict the kernel's errno for three cgroup mistakes", points=1.5,
+@check("4.11", "why? predict the kernel's errno for three cgroup mistakes", points=1,
        section="§ Delegation and subtree_control", plug=("predicted_errnos",))
 def why(ctx: Context) -> None:
     """Your predictions against what the kernel answers here and now, on cgroups of the check's own."""

@@ -41,7 +41,7 @@ def _refused(ctx: Context, flags: list[str], message: str) -> None:
 def register(chapter: Chapter) -> None:
     check = chapter.check
 
-    @check("4.11", "--cpu-period and --cpu-quota: cpu.max, and a busy loop is throttled", points=5,
+    @check("4.12", "--cpu-period and --cpu-quota: cpu.max, and a busy loop is throttled", points=5,
            section=SECTION, plug=("cpu_quota_files",), part="extend", timeout=90)
     def cpu_quota(ctx: Context) -> None:
         ctx.private_state_root()
@@ -66,7 +66,7 @@ def register(chapter: Chapter) -> None:
         ctx.expect(lines[:1] == [f"max {other}"],
                    f"`--cpu-period {other} --cpu-quota -1` (no quota): cpu.max max {other}", repr(lines[:1]))
 
-    @check("4.12", "--cpu-period and --cpu-quota: docker's errors, exit 125, nothing left", points=3,
+    @check("4.13", "--cpu-period and --cpu-quota: docker's errors, exit 125, nothing left", points=3,
            section=SECTION, plug=("cpu_quota_files",), part="extend", timeout=90)
     def cpu_quota_errors(ctx: Context) -> None:
         ctx.private_state_root()
@@ -80,7 +80,7 @@ def register(chapter: Chapter) -> None:
         _refused(ctx, ["--cpus", "0.5", "--cpu-quota", str(ctx.rng.randrange(2, 100) * 1000)],
                  "Conflicting options: Nano CPUs and CPU Quota cannot both be set")
 
-    @check("4.13", "--memory-reservation: memory.low, beside --memory", points=4,
+    @check("4.14", "--memory-reservation: memory.low, beside --memory", points=4,
            section=SECTION, plug=("reservation_files",), part="extend", timeout=90)
     def reservation(ctx: Context) -> None:
         ctx.private_state_root()
@@ -97,7 +97,7 @@ def register(chapter: Chapter) -> None:
         lines = _files(ctx, "--memory", f"{limit}m")
         ctx.expect(lines[1:2] == ["0"], "no --memory-reservation: memory.low 0", repr(lines[1:2]))
 
-    @check("4.14", "--memory-reservation: docker's errors, exit 125, nothing left", points=3,
+    @check("4.15", "--memory-reservation: docker's errors, exit 125, nothing left", points=3,
            section=SECTION, plug=("reservation_files",), part="extend", timeout=90)
     def reservation_errors(ctx: Context) -> None:
         ctx.private_state_root()
