@@ -29,6 +29,7 @@ privileges (inside).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -269,9 +270,16 @@ def extension_flags(config: ContainerConfig) -> None:
 # >>> limit
 def limit(group: cgroups.Cgroup, config: ContainerConfig) -> None:
     """Make the container's cgroup with docker's limits written into it."""
-    group.create(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
-                 cpu_shares=config.cpu_shares, pids=config.pids_limit, cpu_period=config.cpu_period,
-                 cpu_quota=config.cpu_quota, memory_reservation=config.memory_reservation)
+    limits = dict(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
+                  cpu_shares=config.cpu_shares, pids=config.pids_limit, cpu_period=config.cpu_period,
+                  cpu_quota=config.cpu_quota, memory_reservation=config.memory_reservation)
+    try:
+        group.create(**limits)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        asked = ", ".join(f"{name}={value}" for name, value in limits.items() if value is not None)
+        raise InvalidParameter(f"the kernel refused a cgroup limit ({asked}): {e.strerror}") from None
     if config.cpuset_cpus is not None:
         group.set_cpuset(config.cpuset_cpus)
 # <<< limit

@@ -297,3 +297,11 @@ def test_the_sweep_leaves_a_container_whose_processes_still_run(state_root):
     assert not (container.run_dir(cid) / "owner").exists()
     assert not any(d.exists() for d in group.dirs.values())
     container.remove(directory)
+
+
+def test_a_limit_the_kernel_refuses_is_one_line_and_leaves_no_cgroup():
+    """pids.max takes at most the kernel's PID_MAX_LIMIT (4194304): EINVAL, said as the flags
+    asked, with docker's 125; the leak check sees that no cgroup (nor its parent) stays."""
+    result = mini("run", "--rm", "--pids-limit", "5000000", "busybox", "true")
+    assert result.returncode == 125 and result.stdout == "", result
+    assert result.stderr == "mini: the kernel refused a cgroup limit (pids=5000000): Invalid argument\n"
