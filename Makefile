@@ -22,8 +22,7 @@ setup-test:
 	@bash scripts/provision.sh --test
 
 test: setup-test
-	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) scripts/v2_guest.py
+	@bash scripts/test.sh $(PY) $(PYTEST_ARGS)
 
 test-v2: setup-test
 	$(PY) scripts/v2_guest.py $(PYTEST_ARGS)

@@ -207,6 +207,9 @@ def end_group(guest: subprocess.Popen) -> None:
 
 
 def main() -> int:
+    # `make test` stops a guest it started beside pytest with SIGTERM: end it as an exception,
+    # so that boot()'s `finally` ends UML's process group and removes the work directory.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return boot(sys.argv[1:])
     except GuestError as e:
