@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
 import time
 
 from exercises.grading import Chapter, CheckFailed, Context
-from exercises.why import expect_predictions
+from exercises.why import errno_of, errnos_in_child, expect_predictions
 from mini_runtime.syscalls import MS_PRIVATE, MS_REC
 
 CHAPTER = Chapter(number="02", slug="rootfs", module="mini_runtime.rootfs", learner_file="rootfs.py",
@@ -219,45 +218,26 @@ def enter(ctx: Context) -> None:
                f"comm {lines[0]!r}, '..' {'is the root itself: pivot_root was used' if root == up else 'leads out'}")
 
 
-def _kernel_errnos() -> dict[str, int]:
+def _kernel_errnos() -> dict[str, object]:
     """The three mistakes of predicted_errnos(), made in a child with a mount namespace of its
     own (every mount private first, so nothing reaches the checker's; its tmpfs hides /tmp
     from that child only)."""
     from mini_runtime import syscalls
 
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read)
+    def mistakes() -> dict[str, int]:
+        syscalls.unshare(syscalls.CLONE_NEWNS)
+        syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)
+        found = {"pivot_root_on_the_root_mount": errno_of(lambda: syscalls.pivot_root("/", "/"))}
+        scratch = "/tmp"
+        syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=64k")
+        os.mkdir(os.path.join(scratch, "new"))
+        new = os.path.join(scratch, "new")
+        found["pivot_root_not_a_mount_point"] = errno_of(lambda: syscalls.pivot_root(new, new))
+        os.chdir(scratch)
+        found["umount_in_use"] = errno_of(lambda: syscalls.umount2(scratch, 0))
+        return found
 
-            def errno_of(action) -> int:  # noqa: ANN001
-                try:
-                    action()
-                except OSError as e:
-                    return e.errno or 0
-                return 0
-
-            syscalls.unshare(syscalls.CLONE_NEWNS)
-            syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE)
-            found = {"pivot_root_on_the_root_mount": errno_of(lambda: syscalls.pivot_root("/", "/"))}
-            scratch = "/tmp"
-            syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=64k")
-            os.mkdir(os.path.join(scratch, "new"))
-            new = os.path.join(scratch, "new")
-            found["pivot_root_not_a_mount_point"] = errno_of(lambda: syscalls.pivot_root(new, new))
-            os.chdir(scratch)
-            found["umount_in_use"] = errno_of(lambda: syscalls.umount2(scratch, 0))
-            os.write(write, json.dumps(found).encode())
-        except BaseException as e:  # noqa: BLE001 - the check's own failure, said in its verdict
-            os.write(write, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as answers:
-        data = answers.read()
-    os.waitpid(pid, 0)
-    return json.loads(data) if data else {}
+    return errnos_in_child(mistakes)
 
 
 @check("2.8", "why? predict the kernel's errno for three mount mistakes", points=1,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exercises.grading import Chapter, CheckFailed, Context
-from exercises.why import expect_predictions
+from exercises.why import errno_of, errnos_in_child, expect_predictions
 from mini_runtime import container, overlay, syscalls
 from mini_runtime.errors import MiniError
 from mini_runtime.image import archive, busybox
@@ -486,53 +486,34 @@ def everything(ctx: Context) -> None:
     ctx.expect(after == before, "the image's layers unchanged", "they changed")
 
 
-def _kernel_errnos(token: str) -> dict[str, int]:
+def _kernel_errnos(token: str) -> dict[str, object]:
     """The three mistakes of predicted_errnos(), made in a child with a mount namespace of its
     own (every mount private first, so nothing reaches the checker's; its tmpfs hides /tmp
     from that child only, and everything goes when the child ends)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read)
+    def mistakes() -> dict[str, int]:
+        def overlay_at(target: str, options: str) -> None:
+            syscalls.mount("overlay", target, "overlay", 0, options)
+            syscalls.umount2(target, syscalls.MNT_DETACH)  # (it should not have worked)
 
-            def errno_of(action) -> int:  # noqa: ANN001
-                try:
-                    action()
-                except OSError as e:
-                    return e.errno or 0
-                return 0
+        syscalls.unshare(syscalls.CLONE_NEWNS)
+        syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+        scratch = "/tmp"
+        syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=1m")
+        lower, upper, merged, other = (os.path.join(scratch, f"{n}-{token}")
+                                       for n in ("lower", "upper", "merged", "other"))
+        for path in (lower, upper, merged, other):
+            os.mkdir(path)
+        syscalls.mount("tmpfs", other, "tmpfs", 0, "size=64k")  # a second mount
+        os.mkdir(os.path.join(other, "work"))
+        os.mkdir(os.path.join(scratch, "work"))
+        found = {"work_on_another_mount": errno_of(lambda: overlay_at(
+                     merged, f"lowerdir={lower},upperdir={upper},workdir={other}/work")),
+                 "lower_layer_missing": errno_of(lambda: overlay_at(
+                     merged, f"lowerdir={scratch}/missing-{token},upperdir={upper},workdir={scratch}/work")),
+                 "rmdir_of_a_mount_point": errno_of(lambda: os.rmdir(other))}
+        return found
 
-            def overlay_at(target: str, options: str) -> None:
-                syscalls.mount("overlay", target, "overlay", 0, options)
-                syscalls.umount2(target, syscalls.MNT_DETACH)  # (it should not have worked)
-
-            syscalls.unshare(syscalls.CLONE_NEWNS)
-            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
-            scratch = "/tmp"
-            syscalls.mount("tmpfs", scratch, "tmpfs", 0, "size=1m")
-            lower, upper, merged, other = (os.path.join(scratch, f"{n}-{token}")
-                                           for n in ("lower", "upper", "merged", "other"))
-            for path in (lower, upper, merged, other):
-                os.mkdir(path)
-            syscalls.mount("tmpfs", other, "tmpfs", 0, "size=64k")  # a second mount
-            os.mkdir(os.path.join(other, "work"))
-            os.mkdir(os.path.join(scratch, "work"))
-            found = {"work_on_another_mount": errno_of(lambda: overlay_at(
-                         merged, f"lowerdir={lower},upperdir={upper},workdir={other}/work")),
-                     "lower_layer_missing": errno_of(lambda: overlay_at(
-                         merged, f"lowerdir={scratch}/missing-{token},upperdir={upper},workdir={scratch}/work")),
-                     "rmdir_of_a_mount_point": errno_of(lambda: os.rmdir(other))}
-            os.write(write, json.dumps(found).encode())
-        except BaseException as e:  # noqa: BLE001 - the check's own failure, said in its verdict
-            os.write(write, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as answers:
-        data = answers.read()
-    os.waitpid(pid, 0)
-    return json.loads(data) if data else {}
+    return errnos_in_child(mistakes)
 
 
 @check("5.9", "why? predict the kernel's errno for three overlay mistakes", points=1,
