@@ -17,7 +17,8 @@ from pathlib import Path
 
 from bench import report
 from bench.measure import Failed, Sample, Side, interleave, run_side
-from bench.rows import ROWS, Bench, Measured, RowSpec, Skip
+from bench.peers import Bench, Skip
+from bench.rows import ROWS, Measured, RowSpec
 from bench.workspace import REPO, Workspace, report_problems
 
 RESULTS = REPO / "bench" / "results"
@@ -125,6 +126,7 @@ def main(argv: list[str]) -> int:
         bench.notes.append(f"Load during the run (1-minute load average, {os.cpu_count()} CPUs, sampled "
                            f"between rows): {min(load):.1f} to {max(load):.1f}, median "
                            f"{sorted(load)[len(load) // 2]:.1f}. Only the ratios survive load.")
+        bench.bridge_notes()
         docker = bench.started("docker")
         if docker is not None:
             bench.notes.append(f"Resident besides, between runs: dockerd + containerd "

@@ -13,11 +13,15 @@ Container cgroups (and conmon's) go under `/mini-bench-<pid>-podman`; its cpuacc
 is the CPU podman's helpers use (conmon, runc, the container), which podman never waits for.
 
 dockerd gets a data root, exec root, pidfile, key and socket under the workspace, no bridge,
-no iptables rules, no sysctls, and runs in a mount namespace of its own in which /run and /opt
-are fresh tmpfs (dockerd 20.10 and containerd 1.6 write /run/docker, /run/containerd and
-/opt/containerd whatever their roots): its mounts and those files vanish with it. It and its
-containerd and shims live in the cgroup `/mini-bench-<pid>-docker` (cpuacct: the daemon side's
-CPU per run), containers below it. It is stopped by PID (SIGTERM, then SIGKILL) at the end.
+no iptables rules, no sysctls (NO_NETWORK), and runs in a mount namespace of its own in which
+/run and /opt are fresh tmpfs (dockerd 20.10 and containerd 1.6 write /run/docker,
+/run/containerd and /opt/containerd whatever their roots): its mounts and those files vanish
+with it. It and its containerd and shims live in the cgroup `/mini-bench-<pid>-docker`
+(cpuacct: the daemon side's CPU per run), containers below it. It is stopped by PID (SIGTERM,
+then SIGKILL) at the end.
+
+The bridge rows have a podman and a dockerd of their own (`name`), each with its network
+defaults, run inside a private network namespace (`net_ns`): see netns.py.
 """
 
 from __future__ import annotations
@@ -52,11 +56,16 @@ def run_checked(argv: list[str], env: dict[str, str], timeout: float = 300) -> s
 
 
 class Podman:
-    def __init__(self, ws: Workspace) -> None:
+    """podman with private everything. `name` keeps two apart (the bridge rows' own, which
+    runs in the private network namespace `net_ns`, with `mounts` added to its mount
+    namespace: see netns.py)."""
+
+    def __init__(self, ws: Workspace, name: str = "podman", net_ns: str | None = None,
+                 mounts: str = "") -> None:
         binary = tool("podman")
         tool("conmon")
-        self.ws = ws
-        home = ws.path("podman")
+        self.ws, self.net_ns = ws, net_ns
+        home = ws.path(name)
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         # conmon leaves runc a hard NPROC of at most pid_max (measured: 32768 here), and runc
         # may not raise it: ask for no more than that.
@@ -66,17 +75,19 @@ class Podman:
             f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
             f'[engine]\nevents_logger = "file"\nevents_logfile_path = "{home}/events.log"\n')
         self.env = dict(ws.env, CONTAINERS_CONF=str(home / "containers.conf"),
-                        TMPDIR=str(ws.path("podman/tmp")))
+                        TMPDIR=str(ws.path(f"{name}/tmp")))
         self.base = [binary, "--root", str(home / "root"), "--runroot", str(home / "runroot"),
                      "--tmpdir", str(home / "libpod"), "--volumepath", str(home / "volumes"),
-                     "--network-config-dir", str(ws.path("podman/networks")),
+                     "--network-config-dir", str(ws.path(f"{name}/networks")),
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc"]
-        self.cgroup = f"/{ws.cgroup_prefix}-podman"
-        self.cpuacct = ws.cgroup("podman", "cpuacct")
-        self.mount_ns = ws.mount_namespace("podman", "mount -t tmpfs -o size=64m mini-bench-podman /run"
-                                           " && mount -t tmpfs -o size=16m mini-bench-podman /var/lib")
-        self.nsenter = [tool("nsenter"), f"--mount={self.mount_ns}", "--"]
-        ws.on_close("podman's storage", self.reset)
+        self.cgroup = f"/{ws.cgroup_prefix}-{name}"
+        self.cpuacct = ws.cgroup(name, "cpuacct")
+        self.mount_ns = ws.mount_namespace(name, "mount -t tmpfs -o size=64m mini-bench-podman /run"
+                                           " && mount -t tmpfs -o size=16m mini-bench-podman /var/lib"
+                                           + (f" && {mounts}" if mounts else ""))
+        self.nsenter = [tool("nsenter"), f"--mount={self.mount_ns}",
+                        *([f"--net={net_ns}"] if net_ns else []), "--"]
+        ws.on_close(f"{name}'s storage", self.reset)
         self.version = version([binary, "--version"]) + ", " + version([tool("conmon"), "--version"])
 
     def __call__(self, *args: str, timeout: float = 300) -> str:
@@ -84,7 +95,7 @@ class Podman:
 
     def side(self, label: str, *args: str) -> Side:
         return Side(label, [[*self.base, *args]], env=self.env, mount_ns=self.mount_ns,
-                    extra_cpu=lambda: cpuacct_seconds(self.cpuacct))
+                    net_ns=self.net_ns, extra_cpu=lambda: cpuacct_seconds(self.cpuacct))
 
     def run_args(self, *extra: str) -> list[str]:
         return ["run", "--rm", "--pull=never", "--network=none", f"--cgroup-parent={self.cgroup}",
@@ -98,29 +109,40 @@ class Podman:
                            timeout=120)
 
 
+#: The no-network rows' dockerd: no bridge, no iptables rules, no sysctls.
+NO_NETWORK = ["--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
+              "--ip-masq=false", "--userland-proxy=false"]
+
+
 class Docker:
-    def __init__(self, ws: Workspace) -> None:
+    """A dockerd of our own. `name` keeps two apart: the bridge rows' one runs with docker's
+    defaults (bridge, iptables, ip_forward) inside the private network namespace `net_ns`,
+    with `mounts` added to its mount namespace (see netns.py); the other has no network."""
+
+    def __init__(self, ws: Workspace, name: str = "docker", net_ns: str | None = None,
+                 mounts: str = "") -> None:
         dockerd, self.client, unshare = tool("dockerd"), "/usr/bin/docker", tool("unshare")
         if not os.access(self.client, os.X_OK):
             self.client = tool("docker")
         self.ws = ws
-        home = ws.path("docker")
+        home = ws.path(name)
         (home / "daemon.json").write_text(json.dumps({"deprecated-key-path": str(home / "key.json")}))
-        self.cpuacct = ws.cgroup("docker", "cpuacct")
-        self.cgroup_parent = f"/{ws.cgroup_prefix}-docker/containers"
+        self.cpuacct = ws.cgroup(name, "cpuacct")
+        self.cgroup_parent = f"/{ws.cgroup_prefix}-{name}/containers"
         launch = ("echo $$ > \"$1\" && shift && mount -t tmpfs -o mode=0755,size=64m mini-bench /run "
-                  "&& mount -t tmpfs -o mode=0755,size=64m mini-bench /opt && exec \"$@\"")
-        argv = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", launch,
+                  "&& mount -t tmpfs -o mode=0755,size=64m mini-bench /opt "
+                  + (f"&& {mounts} " if mounts else "") + "&& exec \"$@\"")
+        enter = [tool("nsenter"), f"--net={net_ns}", "--"] if net_ns else []
+        argv = [*enter, unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", launch,
                 "mini-bench-dockerd", str(self.cpuacct / "cgroup.procs"),
                 dockerd, "--config-file", str(home / "daemon.json"),
                 "--data-root", str(home / "data"), "--exec-root", str(home / "exec"),
                 "--pidfile", str(home / "docker.pid"), "--host", f"unix://{home / 'docker.sock'}",
-                "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
-                "--ip-masq=false", "--userland-proxy=false",
+                *([] if net_ns else NO_NETWORK),
                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", self.cgroup_parent]
         self.env = {k: v for k, v in ws.env.items() if not k.startswith("DOCKER_")}
         self.env.update(DOCKER_HOST=f"unix://{home / 'docker.sock'}",
-                        DOCKER_CONFIG=str(ws.path("docker/client")))
+                        DOCKER_CONFIG=str(ws.path(f"{name}/client")))
         self.log = home / "dockerd.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,

@@ -1,12 +1,13 @@
 """Timing one command from outside, and pairs of commands interleaved.
 
 Each run goes through `spawn` (spawn.c, compiled once per run of the harness): a small C
-launcher that joins a mount namespace if asked, forks, execs the command, waits for it with
-`wait4` and reports the wall time around fork and wait, the user and system CPU time of the
-command's whole process tree (rusage includes whatever it waited for) and the peak RSS of its
-largest process. Why not fork from Python: the child would carry the harness's memory until
-exec, and the kernel counts that into its peak RSS. A daemon does work that no child of ours
-waits for; a side says where to read that (`extra_cpu`, a cgroup's cpuacct).
+launcher that joins namespaces if asked (a private mount namespace, a private network
+namespace), forks, execs the command, waits for it with `wait4` and reports the wall time
+around fork and wait, the user and system CPU time of the command's whole process tree (rusage
+includes whatever it waited for) and the peak RSS of its largest process. Why not fork from
+Python: the child would carry the harness's memory until exec, and the kernel counts that into
+its peak RSS. A daemon does work that no child of ours waits for; a side says where to read
+that (`extra_cpu`, a cgroup's cpuacct).
 
 Why interleave: this machine is shared and noisy. Running A B A B ... exposes both sides of a
 pair to the same moment's load, and the ratio taken pair by pair, then its median, is what
@@ -44,7 +45,13 @@ class Side:
     after: Callable[[], None] | None = None    # untimed, after each run (e.g. remove the image)
     extra_cpu: Callable[[], float] | None = None  # a daemon's CPU seconds so far (a counter)
     mount_ns: str | None = None                # /proc/PID/ns/mnt to run in (crun, podman)
+    net_ns: str | None = None                  # /proc/PID/ns/net to run in (the bridge rows)
     note: str = ""
+
+    @property
+    def namespaces(self) -> list[str]:
+        """What the launcher joins before its clock starts."""
+        return [ns for ns in (self.mount_ns, self.net_ns) if ns]
 
 
 @dataclass
@@ -113,14 +120,14 @@ def parse_report(line: str) -> tuple[Sample, int]:
 
 
 def run_once(launcher: Path, argv: list[str], env: dict[str, str], stderr: str,
-             mount_ns: str | None = None) -> tuple[Sample, int]:
-    """Run `argv` through the launcher: (its sample, its exit status)."""
+             namespaces: Sequence[str] = ()) -> tuple[Sample, int]:
+    """Run `argv` through the launcher, in `namespaces` if any: (its sample, its exit status)."""
     read, write = os.pipe()
     if write == 3:  # dup2(3, 3) would keep close-on-exec set
         write, old = os.dup(write), write
         os.close(old)
     try:
-        pid = os.posix_spawn(str(launcher), [str(launcher), mount_ns or "-", stderr, *argv], env,
+        pid = os.posix_spawn(str(launcher), [str(launcher), ",".join(namespaces) or "-", stderr, *argv], env,
                              file_actions=[(os.POSIX_SPAWN_DUP2, write, 3)])
     finally:
         os.close(write)
@@ -141,7 +148,7 @@ def run_side(launcher: Path, side: Side, stderr: str) -> Sample:
     cpu_before = side.extra_cpu() if side.extra_cpu else 0.0
     total = Sample(0.0, 0.0, 0)
     for argv in side.steps:
-        sample, code = run_once(launcher, argv, env, stderr, side.mount_ns)
+        sample, code = run_once(launcher, argv, env, stderr, side.namespaces)
         if code != 0:
             raise Failed(f"{' '.join(Path(argv[0]).name.split() + argv[1:2])} ... exited {code}: "
                          f"{last_line(stderr)}")

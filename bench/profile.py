@@ -1,5 +1,8 @@
 """`python -m bench.profile`: where the parent side of `mini run --rm busybox true` spends its time.
 
+`--bridge` profiles the run on mini's default bridge instead of `--network none`, inside a
+private network namespace as the bridge rows run it (netns.py), never in this machine's own.
+
 Two views of the same command, in private roots like the harness's (nothing is left behind):
 - `python -X importtime`: what importing costs, module by module (cumulative, microseconds);
 - `cProfile` of the whole parent process: functions by cumulative and by own time. The
@@ -20,20 +23,36 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import images
+from typing import NamedTuple
+
+from bench import images, netns
 from bench.workspace import Workspace, report_problems
 
 RUN = ["run", "--rm", "--network", "none", "busybox", "true"]
 
 
-def importtime(ws: Workspace, runs: int) -> list[tuple[int, int, str, str]]:
+class Target(NamedTuple):
+    """How to start the profiled `mini`: before its argv (nsenter), its environment, its args."""
+    enter: list[str]
+    env: dict[str, str]
+    run: list[str]
+
+
+def target(ws: Workspace, bridge: bool) -> Target:
+    if not bridge:
+        return Target([], ws.env, RUN)
+    side = netns.mini_side(ws)  # its own netns, roots and env; one untimed run done
+    return Target(["nsenter", f"--net={side.net_ns}", "--"], side.env or ws.env, ["run", "--rm", "busybox", "true"])
+
+
+def importtime(ws: Workspace, t: Target, runs: int) -> list[tuple[int, int, str, str]]:
     """(cumulative µs, self µs, module, imported by) for every import of the run with the
     median total. `-X importtime` prints a module after the modules it imports, one indent
     deeper: the importer is the next line with a smaller indent."""
     tables = []
     for _ in range(runs):
-        err = subprocess.run([*images.mini_argv(ws, "-X", "importtime"), *RUN],
-                             env=ws.env, capture_output=True, text=True, check=True).stderr
+        err = subprocess.run([*t.enter, *images.mini_argv(ws, "-X", "importtime"), *t.run],
+                             env=t.env, capture_output=True, text=True, check=True).stderr
         parsed = [(int(m.group(2)), int(m.group(1)), len(m.group(3)), m.group(4))
                   for m in re.finditer(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", err)]
         rows = []
@@ -45,13 +64,13 @@ def importtime(ws: Workspace, runs: int) -> list[tuple[int, int, str, str]]:
     return tables[len(tables) // 2]
 
 
-def cprofile(ws: Workspace, runs: int) -> pstats.Stats:
+def cprofile(ws: Workspace, t: Target, runs: int) -> pstats.Stats:
     """The profile of the run with the median total time."""
     profiles = []
     for i in range(runs):
         out = ws.dir / f"run-{i}.prof"
-        subprocess.run([*images.mini_argv(ws, "-m", "cProfile", "-o", str(out)), *RUN],
-                       env=ws.env, capture_output=True, check=True)
+        subprocess.run([*t.enter, *images.mini_argv(ws, "-m", "cProfile", "-o", str(out)), *t.run],
+                       env=t.env, capture_output=True, check=True)
         stats = pstats.Stats(str(out))
         profiles.append((stats.total_tt, stats))  # type: ignore[attr-defined]
     profiles.sort(key=lambda p: p[0])
@@ -93,6 +112,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=5, help="profiled runs; the median one is shown")
     p.add_argument("--top", type=int, default=25, help="rows per table")
+    p.add_argument("--bridge", action="store_true",
+                   help="mini's default bridge, in a private network namespace (not --network none)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("bench.profile: run as root", file=sys.stderr)
@@ -100,9 +121,10 @@ def main(argv: list[str]) -> int:
     ws = Workspace()
     try:
         images.busybox_rootfs(ws)
+        t = target(ws, args.bridge)
         for _ in range(2):  # warm: the layer unpacked, the byte-code compiled, caches full
-            images.mini(ws, *RUN)
-        print(markdown(importtime(ws, args.runs), cprofile(ws, args.runs), args.top))
+            subprocess.run([*t.enter, *images.mini_argv(ws), *t.run], env=t.env, capture_output=True, check=True)
+        print(markdown(importtime(ws, t, args.runs), cprofile(ws, t, args.runs), args.top))
     finally:
         problems = ws.close()
         report_problems(problems)

@@ -1,37 +1,30 @@
 """The rows of `make bench`: each a small function that returns the two sides to interleave.
 
-A row function gets the `Bench` (the workspace and the peers, each set up on first use) and
-returns (A, B); the ratio reported is A/B. A row that cannot run raises `Skip` with a one-line
-reason; a peer that cannot run here makes every row that needs it skip with the same reason.
-Adding a row is one function with `@row(...)`; the rows of chapters not written yet say which
-chapter they wait for (`needs`), and say so differently once that chapter's command exists.
+A row function gets the `Bench` (peers.py: the workspace and the peers, each set up on first
+use) and returns (A, B); the ratio reported is A/B. A row that cannot run raises `Skip` with a
+one-line reason; a peer that cannot run here makes every row that needs it skip with the same
+reason. Adding a row is one function with `@row(...)`; the rows of chapters not written yet say
+which chapter they wait for (`needs`), and say so differently once that chapter's command exists.
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench import engines, images, oci
+from bench import images, oci
 from bench import measure
 from bench.measure import Side
-from bench.workspace import Workspace
+from bench.peers import MIB, Bench, Skip  # noqa: F401 (Skip: what rows raise, for readers and tests)
 
-MIB = 1024 * 1024
 START = "Start → exit of `true`, no network"
 FLOORS = "Floors: what any start pays"
 MEMORY = "Start → exit with `--memory 64m` (the cgroup's cost)"
 IMAGES = "Images"
 LATER = "Later chapters"
-
-
-class Skip(Exception):
-    """This row cannot run here; the message is the one-line reason."""
 
 
 @dataclass
@@ -50,95 +43,6 @@ def row(group: str, title: str, warmup: int = 2) -> Callable:
         ROWS.append(RowSpec(group, title, make, warmup))
         return make
     return register
-
-
-class Bench:
-    """The workspace, and each peer set up once, on first use, and remembered (or its failure,
-    so every row that needs a missing peer skips with the same one line)."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.launcher = measure.build_launcher(ws.dir)
-        self.versions: dict[str, str] = {}
-        self.notes: list[str] = []
-        self._cache: dict[str, Any] = {}
-
-    def cached(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            try:
-                self._cache[key] = make()
-            except (oci.Unavailable, RuntimeError, OSError, subprocess.SubprocessError) as e:
-                self._cache[key] = Skip(f"{key}: {e}")
-        value = self._cache[key]
-        if isinstance(value, Skip):
-            raise value
-        return value
-
-    def started(self, key: str) -> Any | None:
-        """The peer `key` if a row has set it up (None if none did, or it could not run)."""
-        value = self._cache.get(key)
-        return None if isinstance(value, Skip) else value
-
-    # --- mini -------------------------------------------------------------------------------
-
-    def mini(self, label: str, *args: str) -> Side:
-        self.cached("busybox", lambda: images.busybox_rootfs(self.ws))  # built before timing
-        return Side(label, [[*images.mini_argv(self.ws), *args]], env=self.ws.env)
-
-    def mini_commands(self) -> str:
-        """`mini --help` and `mini run --help`: what commands and flags exist today."""
-        return self.cached("mini-help", lambda: images.mini(self.ws, "--help")
-                           + images.mini(self.ws, "run", "--help"))
-
-    def requires(self, chapter: str, word: str) -> None:
-        """Skip unless `mini --help` (or `run --help`) lists `word`: chapter NN is not there."""
-        if word not in self.mini_commands():
-            raise Skip(f"needs chapter {chapter}")
-
-    def needs(self, chapter: str, word: str) -> None:
-        """Skip: the row waits for a chapter, or (once its command exists) for its code here."""
-        self.requires(chapter, word)
-        raise Skip(f"mini has `{word.strip()}` now: write this row in bench/rows.py")
-
-    # --- peers ------------------------------------------------------------------------------
-
-    def rootfs(self) -> str:
-        return str(self.cached("busybox", lambda: images.busybox_rootfs(self.ws)))
-
-    def oci(self, runtime: str, memory: int | None = None) -> Side:
-        mount_ns = self.cached("crun-mask", self._crun_mask) if runtime == "crun" else None
-        self.cached(runtime, lambda: self.versions.setdefault(
-            runtime, oci.runtime_version(self.ws, runtime)))
-        bundle = self.cached(f"bundle-{memory}", lambda: oci.make_bundle(
-            self.ws, f"m{memory // MIB}" if memory else "plain", images.busybox_rootfs(self.ws), memory))
-        return oci.run_delete(self.ws, runtime, bundle, mount_ns)
-
-    def _crun_mask(self) -> str | None:
-        oci.tool("crun")
-        mount_ns = oci.crun_mount_ns(self.ws)
-        if mount_ns:
-            self.notes.append("crun 1.8 refuses a hybrid cgroup host whose cgroup2 tree lists a "
-                              "controller (here hugetlb): it runs in a private mount namespace where "
-                              "/sys/fs/cgroup/unified/cgroup.controllers reads empty; the launcher joins "
-                              "it before its clock starts (no wrapper process is timed). crun 1.8 has "
-                              "no `run --keep`: its row is `crun run`, which deletes at exit.")
-        return mount_ns
-
-    def podman(self) -> engines.Podman:
-        def start() -> engines.Podman:
-            podman = engines.Podman(self.ws)
-            podman("load", "-i", str(images.busybox_archive(self.ws)))
-            self.versions["podman"] = podman.version + ", runtime runc"
-            return podman
-        return self.cached("podman", start)
-
-    def docker(self) -> engines.Docker:
-        def start() -> engines.Docker:
-            docker = engines.Docker(self.ws)
-            docker("load", "-i", str(images.busybox_archive(self.ws)))
-            self.versions["docker"] = docker.version
-            return docker
-        return self.cached("docker", start)
 
 
 def then(call: Callable[..., object], *args: object) -> Callable[[], None]:
@@ -191,15 +95,31 @@ def true_docker(b: Bench) -> tuple[Side, Side]:
 
 # --- floors ----------------------------------------------------------------------------------
 
+#: What any container runtime in Python imports before its own first line: records (json), the
+#: monitor's socket, signals, the syscalls Python lacks (ctypes), and the types and paths of
+#: readable code (typing, pathlib).
+RUNTIME_STDLIB = "import json, socket, signal, ctypes, typing, pathlib, fcntl, select, termios, struct"
+
+
+def python_floor_side(b: Bench) -> Side:
+    """The interpreter as `mini` starts it: -S, no `site` (scripts/launcher.py)."""
+    return Side("python3 -S -c pass", [[sys.executable, "-S", "-c", "pass"]], env=b.ws.env)
+
+
 @row(FLOORS, "Python floor vs the bare syscalls")
 def python_floor(b: Bench) -> tuple[Side, Side]:
-    return Side("python3 -c pass", [[sys.executable, "-c", "pass"]], env=b.ws.env), floor(b)
+    return python_floor_side(b), floor(b)
+
+
+@row(FLOORS, "a runtime's standard library vs Python floor")
+def stdlib_floor(b: Bench) -> tuple[Side, Side]:
+    return Side("python3 -S -c 'import json, socket, …'", [[sys.executable, "-S", "-c", RUNTIME_STDLIB]],
+                env=b.ws.env), python_floor_side(b)
 
 
 @row(FLOORS, "CLI floor vs Python floor")
 def cli_floor(b: Bench) -> tuple[Side, Side]:
-    return b.mini("mini version", "version"), \
-        Side("python3 -c pass", [[sys.executable, "-c", "pass"]], env=b.ws.env)
+    return b.mini("mini version", "version"), python_floor_side(b)
 
 
 @row(FLOORS, "mini run vs CLI floor")
@@ -383,13 +303,24 @@ def monitor_uss(b: Bench) -> tuple[Side, Side]:
     raise Measured(text + ". podman's conmon: not measured")
 
 
-@row(LATER, "run with the default bridge: mini vs podman, docker")
-def bridge(b: Bench) -> tuple[Side, Side]:
+def mini_bridge(b: Bench) -> Side:
+    """mini on its default bridge, in a private network namespace (netns.py), as docker and
+    podman run there: never a bridge or NAT rule in this machine's own namespace."""
     b.requires("07", "--network")
-    raise Skip("the bridge rows must run inside a private network namespace of the harness's "
-               "(as tests/netharness.py makes for the network tests), with mini, podman and "
-               "docker all started in it; that is not built yet, and no bridge or NAT rule may "
-               "ever be made in this machine's own network namespace")
+    return b.bridge_mini()
+
+
+@row(LATER, "run with the default bridge: mini vs docker")
+def bridge_docker(b: Bench) -> tuple[Side, Side]:
+    a, docker = mini_bridge(b), b.bridge_docker()
+    return a, docker.side("docker run --rm (bridge)", "run", "--rm", "busybox", "true")
+
+
+@row(LATER, "run with the default bridge: mini vs podman")
+def bridge_podman(b: Bench) -> tuple[Side, Side]:
+    a, podman = mini_bridge(b), b.bridge_podman()
+    return a, podman.side("podman run --rm (bridge)", "run", "--rm", "--pull=never",
+                          f"--cgroup-parent={podman.cgroup}", "busybox", "true")
 
 
 @row(LATER, "pull busybox from a local registry: mini vs skopeo")

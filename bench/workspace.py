@@ -3,18 +3,22 @@
 One temporary directory `mini-bench-*` holds mini's private roots, the OCI bundles, podman's
 storage, dockerd's data and exec roots, the test images. Every cgroup the harness or a peer
 makes is named `mini-bench-<pid>...` at the top of each hierarchy. Peers that run in the
-background (dockerd, the crun mount-namespace holder) are registered here with a way to stop
-them. `close()` undoes it all in reverse order, then checks: nothing mounted under the
-directory, no cgroup of ours, no process of ours, no default state directory of a peer that
-was not there before (runc, crun, podman and docker write some whatever their roots are).
+background (dockerd, the holders of private mount and network namespaces) are registered here
+with a way to stop them. `close()` undoes it all in reverse order, then checks: nothing mounted
+under the directory, no cgroup of ours, no process of ours, no namespace of ours still held by
+anything, no default state directory of a peer that was not there before (runc, crun, podman
+and docker write some whatever their roots are), and this machine's own network (links,
+addresses, nftables and iptables rules, ip_forward, /run/netns) as it was at the start.
 It runs on a normal end, on an exception and on ctrl-C or SIGTERM (see __main__.py).
 """
 
 from __future__ import annotations
 
 import compileall
+import contextlib
 import ctypes
 import os
+import re
 import runpy
 import shutil
 import signal
@@ -72,6 +76,8 @@ class Workspace:
         self.cgroup_prefix = f"mini-bench-{self.pid}"
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self._defaults_before = {p for p in PEER_DEFAULTS if os.path.lexists(p)}
+        self._namespaces: list[tuple[str, str]] = []  # (what, "net:[INODE]"), checked at the end
+        self._network_before = host_network()
         # Orphans of our peers (conmon double-forks) come back to us, not to init: we see them.
         _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.mini_root = self.dir / "mini"
@@ -116,13 +122,19 @@ class Workspace:
                 return
 
     def mount_namespace(self, name: str, script: str) -> str:
-        """A private mount namespace, set up by the shell `script` (mounts) and held by a
-        sleeping process until close(): its /proc/PID/ns/mnt, for the launcher (or nsenter)
-        to run a peer in. Whatever is mounted in it never reaches the host, and vanishes
-        with its last process."""
+        """A private mount namespace, set up by the shell `script` (mounts): its
+        /proc/PID/ns/mnt, for the launcher (or nsenter) to run a peer in. Whatever is mounted
+        in it never reaches the host, and vanishes with its last process."""
+        return self.namespace(name, "mnt", script)
+
+    def namespace(self, name: str, kind: str, script: str = "true") -> str:
+        """A new namespace of `kind` ("mnt" or "net"), set up by the shell `script` run in it
+        and held by a sleeping process until close(): its /proc/PID/ns/KIND. A holder process
+        rather than a bind mount: nothing to unmount, nothing under /run/netns, and the
+        namespace ends with the last process in it. close() checks that none is left."""
+        flags = {"mnt": ["--mount", "--propagation", "private"], "net": ["--net"]}[kind]
         holder = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-             f"{script} && echo ready && exec sleep infinity"],
+            ["unshare", *flags, "--", "/bin/sh", "-c", f"{script} && echo ready && exec sleep infinity"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent)
 
@@ -130,12 +142,14 @@ class Workspace:
             holder.kill()
             holder.wait(10)
 
-        self.on_close(f"{name}'s mount namespace (holder pid {holder.pid})", stop)
+        self.on_close(f"{name}'s {kind} namespace (holder pid {holder.pid})", stop)
         if holder.stdout is None or holder.stdout.readline().strip() != "ready":
             holder.wait(10)
             error = (holder.stderr.read().strip().splitlines() or ["?"])[-1] if holder.stderr else "?"
-            raise OSError(f"{name}: could not set up its mount namespace: {error}")
-        return f"/proc/{holder.pid}/ns/mnt"
+            raise OSError(f"{name}: could not set up its {kind} namespace: {error}")
+        path = f"/proc/{holder.pid}/ns/{kind}"
+        self._namespaces.append((f"{name}'s {kind} namespace", os.readlink(path)))
+        return path
 
     # --- the end ---------------------------------------------------------------------------
 
@@ -153,6 +167,8 @@ class Workspace:
             _LIBC.umount2(point.encode(), MNT_DETACH)
             problems.append(f"mount left at {point}: lazily unmounted")
         problems += self._remove_cgroups()
+        problems += namespaces_held(self._namespaces)
+        problems += network_changes(self._network_before, host_network())
         for path in sorted(set(PEER_DEFAULTS) - self._defaults_before):
             if os.path.lexists(path):
                 try:
@@ -227,6 +243,57 @@ class Workspace:
                             problems.append(f"cgroup {directory} not removed: {e.strerror}")
                         time.sleep(0.05)
         return problems
+
+
+def host_network() -> dict[str, list[str]]:
+    """This machine's own network, as the harness (which never leaves it) sees it: links,
+    addresses, nftables and iptables rulesets, ip_forward, /run/netns. No row may change any of
+    it: the bridge rows run in private network namespaces (netns.py). Counters, lifetimes and
+    the tools' timestamps are left out: they change by themselves."""
+    def lines(*argv: str) -> list[str]:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            return [f"({argv[0]} could not run)"]
+        return [re.sub(r"\[\d+:\d+\]|valid_lft .*|qlen \d+", "", line).rstrip()
+                for line in out.splitlines() if line.strip() and not line.startswith("#")]
+
+    return {"links": lines("ip", "-o", "link"), "addresses": lines("ip", "-o", "addr"),
+            "nftables": lines("nft", "-s", "list", "ruleset"), "iptables": lines("iptables-save"),
+            "ip6tables": lines("ip6tables-save"),
+            "ip_forward": [Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()],
+            "/run/netns": sorted(n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else [])
+                                 if not n.startswith("mini-test-"))}  # (other sessions' tests)
+
+
+def network_changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    """One line per part of the host's network that differs (with what came and went)."""
+    problems = []
+    for part in before:
+        if before[part] != after.get(part):
+            gone = [x for x in before[part] if x not in after.get(part, [])]
+            new = [x for x in after.get(part, []) if x not in before[part]]
+            problems.append(f"this machine's {part} changed during the run (another session, or us: "
+                            f"please check): new {new[:3]}, gone {gone[:3]}")
+    return problems
+
+
+def namespaces_held(namespaces: list[tuple[str, str]]) -> list[str]:
+    """Each of our namespaces (`net:[INODE]`) that a process or a mount still holds: its
+    links and rules would live on. None should be left once the holders and peers are gone."""
+    if not namespaces:
+        return []
+    held: dict[str, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            for kind in ("net", "mnt"):
+                with contextlib.suppress(OSError):
+                    held.setdefault(os.readlink(f"/proc/{entry}/ns/{kind}"), f"process {entry}")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            root = line.split()[3]
+            held.setdefault(root, f"a mount at {line.split()[4]}")
+    return [f"{what} ({ns}) is still held by {held[ns]}" for what, ns in namespaces if ns in held]
 
 
 def report_problems(problems: list[str]) -> None:

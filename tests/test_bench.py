@@ -6,8 +6,11 @@ tests only make sure the numbers the harness prints are computed as its README s
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import measure, report, rows  # noqa: E402
+from bench import measure, report, rows, workspace  # noqa: E402
 from bench.measure import Result, Sample, Stats  # noqa: E402
 
 
@@ -134,9 +137,36 @@ def test_rows_are_unique_and_later_chapters_say_which():
     pull_row = next(r for r in later if "pull" in r.title)
     with pytest.raises(rows.Skip, match="write this row"):
         pull_row.make(FakeBench("    run\n    pull   pull an image from a registry"))
-    bridge_row = next(r for r in later if "bridge" in r.title)
-    with pytest.raises(rows.Skip, match="private network namespace"):
-        bridge_row.make(FakeBench("    run  --network NETWORK"))
+    assert sorted(r.title for r in later if "bridge" in r.title) == [
+        "run with the default bridge: mini vs docker", "run with the default bridge: mini vs podman"]
+
+
+def test_a_change_of_the_machines_network_is_reported_and_nothing_else():
+    before = {"links": ["1: lo", "2: eth0"], "nftables": [], "ip_forward": ["0"]}
+    assert workspace.network_changes(before, {k: list(v) for k, v in before.items()}) == []
+    after = dict(before, links=["1: lo", "2: eth0", "5: docker0"], nftables=["table ip nat {"])
+    problems = workspace.network_changes(before, after)
+    assert len(problems) == 2
+    assert "links changed" in problems[0] and "5: docker0" in problems[0]
+    assert "nftables changed" in problems[1] and "table ip nat {" in problems[1]
+
+
+@pytest.mark.root
+def test_a_namespace_still_held_is_reported():
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/net"
+        for _ in range(100):  # until unshare has made it and exec'd sleep
+            if os.readlink(path) != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.02)
+        ours = [("the test's net namespace", os.readlink(path))]
+        assert workspace.namespaces_held(ours) == [
+            f"the test's net namespace ({ours[0][1]}) is still held by process {holder.pid}"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert workspace.namespaces_held(ours) == []
 
 
 @pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
