@@ -236,9 +236,11 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
 
 def monitor_argv(container_id: str, *args: str) -> list[str]:
     """Every phase runs with -S: no `site`, so no .pth file runs (and no pages of what they
-    import stay); monitor_env() gives the paths site would have added."""
+    import stay); monitor_env() gives the paths site would have added. And with -P: `-m` would
+    put the current directory first on sys.path, so a `mini_runtime/` there (another checkout,
+    or anyone's files in /tmp) would be the code this root process runs."""
     # (__spec__.name: this module, whoever runs it with -m: exercises/plugged.py for a learner's)
-    return [sys.executable, "-S", "-m", __spec__.name, container_id, *args]
+    return [sys.executable, "-S", "-P", "-m", __spec__.name, container_id, *args]
 
 
 def monitor_env() -> dict[str, str]:
