@@ -41,9 +41,9 @@ def isolate(scratch: Path) -> bool:
     syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC)
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     syscalls.mount("tmpfs", str(scratch), "tmpfs", syscalls.MS_NOSUID, "mode=755,size=1g")
-    containers = paths.state_root() / "containers"
-    containers.mkdir(parents=True, exist_ok=True)
-    syscalls.mount("tmpfs", str(containers), "tmpfs", syscalls.MS_NOSUID, "mode=700")
+    for kept in ("containers", "names"):  # (names.py's index: who holds each name)
+        (paths.state_root() / kept).mkdir(parents=True, exist_ok=True)
+        syscalls.mount("tmpfs", str(paths.state_root() / kept), "tmpfs", syscalls.MS_NOSUID, "mode=700")
     # Their volatile files (pids, owners) too: they go with the sandbox, whatever the learner did.
     paths.run_root().mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(paths.run_root()), "tmpfs", syscalls.MS_NOSUID, "mode=755")

@@ -4,6 +4,7 @@
         container.json   the record: id, name, image, command, state (docker inspect's names;
                          chapter 06 grows it into `ps`, `inspect`, `start`, `logs`)
         upper/ work/ rootfs/   chapter 05's overlay directories
+    $MINI_ROOT/names/<name> -> <64-hex id>   who holds each name (a symlink: names.py)
     $MINI_RUN/containers/<64-hex id>/     volatile (gone at reboot, and when the container ends)
         owner            "pid starttime" of the `mini` running it
         state.json       its init's pid, start time and namespaces while it runs (exec)
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,18 +133,37 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
     if name and not NAME.match(name):
         raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     directory = containers_dir() / container_id
-    with paths.locked(paths.state_root() / "containers.lock"):
-        names_in_use = {other["Name"]: other["Id"] for other in records()}
+    with record_lock():
+        index_names()
         if not name:  # docker's adjective_surname, drawn again while taken (06)
-            name = names.generate(lambda n: "/" + n in names_in_use, fallback=container_id[:12])
-        for other in [{"Name": n, "Id": i} for n, i in names_in_use.items()]:
-            if other["Name"] == "/" + name.lstrip("/"):
-                raise name_in_use(name.lstrip("/"), other["Id"])
-        directory.mkdir(parents=True)
-        run_dir(container_id).mkdir(parents=True)
-        (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
-        save(directory, dict(record, Id=container_id, Name="/" + (name.lstrip("/") or container_id[:12])))
+            name = names.generate(lambda n: holder(n) is not None, fallback=container_id[:12])
+        name = name.lstrip("/")
+        other = holder(name)
+        if other is not None:
+            raise name_in_use(name, other)
+        names.claim(name, container_id)
+        try:
+            directory.mkdir(parents=True)
+            run_dir(container_id).mkdir(parents=True)
+            (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+            save(directory, dict(record, Id=container_id, Name="/" + name))
+        except BaseException:
+            names.release(name, container_id)
+            raise
     return directory
+
+
+def holder(name: str) -> str | None:
+    """The id of the container that holds `name` (names.py's index: one readlink); None if
+    nobody does, or if its container is gone (a removal interrupted between its two steps)."""
+    container_id = names.indexed(name)
+    return container_id if container_id and (containers_dir() / container_id / RECORD).exists() else None
+
+
+def index_names() -> None:
+    """Once (under the record lock): the index of a state made before there was one."""
+    if not names.index_dir().is_dir():
+        names.build_index((r["Name"], r["Id"]) for r in records())
 
 
 def reopen(directory: Path, again: bool = False) -> dict[str, Any]:
@@ -173,13 +192,17 @@ def name_in_use(name: str, other: str) -> Conflict:
 
 
 def rename(directory: Path, new_name: str) -> None:
-    """docker rename: the new name must be valid and free."""
+    """docker rename: the new name must be valid and free (its own name is not free either)."""
     name = names.validate(new_name)
-    with paths.locked(paths.state_root() / "containers.lock"):
-        for other in records():
-            if other["Name"] == "/" + name:
-                raise name_in_use(name, other["Id"])
+    with record_lock():
+        index_names()
+        other = holder(name)
+        if other is not None:
+            raise name_in_use(name, other)
+        old = load(directory)["Name"]
+        names.claim(name, directory.name)
         save(directory, dict(load(directory), Name="/" + name))
+        names.release(old, directory.name)
 
 
 def save(directory: Path, record: dict[str, Any]) -> None:
@@ -218,15 +241,25 @@ def records() -> list[dict[str, Any]]:
 
 
 def find(text: str) -> Path:
-    """A container by full id, unique id prefix or name, as docker finds them."""
-    matches = [r for r in records() if r["Id"] == text or r["Name"] == "/" + text.lstrip("/")]
-    if not matches and len(text) >= 1 and all(c in "0123456789abcdef" for c in text):
-        matches = [r for r in records() if r["Id"].startswith(text)]
+    """A container by full id, name or unique id prefix, in docker's order; from directory
+    names and the name index, without reading every record."""
+    base = containers_dir()
+    hexadecimal = bool(text) and all(c in "0123456789abcdef" for c in text)
+    if hexadecimal and (base / text / RECORD).exists():
+        return base / text
+    if not names.index_dir().is_dir():
+        with record_lock():
+            index_names()
+    by_name = holder(text)
+    if by_name is not None:
+        return base / by_name
+    matches = [d for d in (os.listdir(base) if hexadecimal and base.is_dir() else [])
+               if d.startswith(text) and (base / d / RECORD).exists()]
     if len(matches) != 1:
         if len(matches) > 1:
             raise InvalidParameter(f"multiple containers found with provided prefix: {text}")
         raise NoSuchContainer(f"No such container: {text}")
-    return containers_dir() / matches[0]["Id"]
+    return base / matches[0]
 
 
 # >>> finish
@@ -240,7 +273,7 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
                            Paused=False, Restarting=False, ExitCode=exit_code, OOMKilled=oom,
                            FinishedAt=now_rfc3339())
     save(directory, record)
-    shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space, not needed now
+    paths.remove_tree(directory / "work")  # overlay's scratch space, not needed now
     remove_run_dir(directory.name)                        # no owner, no pid: it has ended
     for path in directory.iterdir():
         if ".tmp-" in path.name:                           # (a half-written record)
@@ -269,19 +302,24 @@ def unstarted(directory: Path, before: dict[str, Any], error: str, code: int, au
     record = load(directory)
     record["State"] = dict(before, Running=False, Paused=False, Pid=0, Error=error, ExitCode=code)
     save(directory, record)
-    shutil.rmtree(directory / "work", ignore_errors=True)  # overlay's scratch space
+    paths.remove_tree(directory / "work")  # overlay's scratch space
     remove_run_dir(directory.name)
 
 
 def remove(directory: Path) -> None:
+    try:
+        name = load(directory)["Name"]
+    except (OSError, ValueError, KeyError):
+        name = ""  # (half-made: a link it may have left holds nothing once the record is gone)
     remove_run_dir(directory.name)
-    shutil.rmtree(directory, ignore_errors=True)
+    paths.remove_tree(directory)
+    names.release(name, directory.name)
 
 
 def remove_run_dir(container_id: str) -> None:
     """Its volatile files, and their parent once no container has any: a run root with no
     container running is empty."""
-    shutil.rmtree(run_dir(container_id), ignore_errors=True)
+    paths.remove_tree(run_dir(container_id))
     try:
         run_dir(container_id).parent.rmdir()
     except OSError:

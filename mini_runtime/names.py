@@ -1,5 +1,6 @@
-"""Container names: docker's rule for a valid one, and a generated `adjective_surname` when the
-user gives none (`mini run` without `--name` -> "plucky_noether").
+"""Container names: docker's rule for a valid one, a generated `adjective_surname` when the
+user gives none (`mini run` without `--name` -> "plucky_noether"), and the index of who holds
+each name.
 
 docker (moby pkg/namesgenerator, daemon/names.go) draws an adjective and the surname of a
 notable scientist or engineer; on a clash it draws again with a random digit appended, five more
@@ -8,10 +9,12 @@ times, and then falls back to the container's short id. Our word lists are our o
 
 from __future__ import annotations
 
-import random
+import os
 import re
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
+from mini_runtime import paths
 from mini_runtime.errors import InvalidParameter
 
 VALID_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
@@ -56,11 +59,23 @@ def validate(name: str) -> str:
     return name.removeprefix("/")
 
 
+class UrandomDraws:
+    """generate's draws from os.urandom: the `random` module would add ~0.6 ms to every
+    `mini run` without --name (the bias of `% len` over 32 random bits is negligible here)."""
+
+    @staticmethod
+    def randrange(n: int) -> int:
+        return int.from_bytes(os.urandom(4), "big") % n
+
+    def choice(self, words: list[str]) -> str:
+        return words[self.randrange(len(words))]
+
+
 def generate(taken: Callable[[str], bool], fallback: str | None = None,
-             rng: random.Random | None = None) -> str:
+             rng: UrandomDraws | None = None) -> str:
     """A free generated name: `taken(name)` says whether a container already has it. After
     docker's six draws, `fallback` (docker uses the short id), or more draws if there is none."""
-    rng = rng or random.Random()
+    rng = rng or UrandomDraws()
     for attempt in range(ATTEMPTS if fallback is not None else 1000):
         name = f"{rng.choice(ADJECTIVES)}_{rng.choice(SURNAMES)}"
         if attempt:
@@ -70,3 +85,47 @@ def generate(taken: Callable[[str], bool], fallback: str | None = None,
     if fallback is None:
         raise InvalidParameter("no free container name could be generated")
     return fallback
+
+
+# >>> name-index
+def index_dir() -> Path:
+    """The name index: a symlink per name, to the id of the container that holds it (`ls -l
+    $MINI_ROOT/names`). docker keeps its names in the daemon's memory; mini has no daemon, and
+    reading every record to check one name would make each start slower than the last. Beside
+    containers/, not in it: a listing of containers/ holds containers only."""
+    return paths.state_root() / "names"
+
+
+def indexed(name: str) -> str | None:
+    """The id `name` points to, if any (the container may be gone: the caller checks)."""
+    if not VALID_NAME.fullmatch(name.removeprefix("/")):
+        return None                                 # (never a path: "../x" is no name)
+    try:
+        return os.readlink(index_dir() / name.removeprefix("/"))
+    except OSError:
+        return None
+
+
+def claim(name: str, container_id: str) -> None:
+    """Point `name` at the container (under the record lock; over a stale link)."""
+    link = index_dir() / name.removeprefix("/")
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    os.symlink(container_id, tmp)
+    os.replace(tmp, link)
+
+
+def release(name: str, container_id: str) -> None:
+    """Give `name` back, if this container holds it."""
+    if indexed(name) == container_id:
+        (index_dir() / name.removeprefix("/")).unlink(missing_ok=True)
+
+
+def build_index(held: Iterable[tuple[str, str]]) -> None:
+    """The index from (name, id) pairs, made aside and renamed into place."""
+    tmp = index_dir().with_name(f".names.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True)
+    for name, container_id in held:
+        if VALID_NAME.fullmatch(name.removeprefix("/")) and not (tmp / name.removeprefix("/")).is_symlink():
+            os.symlink(container_id, tmp / name.removeprefix("/"))
+    tmp.rename(index_dir())
+# <<< name-index

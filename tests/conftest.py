@@ -233,6 +233,10 @@ def _stray_state() -> set[str]:
         leftovers = {"work"} & set(os.listdir(directory))
         if not exited or leftovers:
             found.add(directory + (f" ({', '.join(sorted(leftovers))})" if leftovers else ""))
+    index = os.path.join(os.path.dirname(containers), "names")
+    for name in os.listdir(index) if os.path.isdir(index) else []:
+        if not os.path.isdir(os.path.join(containers, os.readlink(os.path.join(index, name)))):
+            found.add(os.path.join(index, name) + " (its container is gone)")  # a name not given back
     return found
 
 

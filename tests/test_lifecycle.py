@@ -124,6 +124,43 @@ def test_generated_names_and_duplicate_name_conflict():
         assert mini("rm", "-f", container).returncode == 0
 
 
+def test_a_monitor_never_runs_code_from_the_current_directory(tmp_path: Path):
+    """`python -m` puts the current directory first on sys.path: a `mini_runtime/` there (another
+    checkout, anyone's files in /tmp) would be what the root monitor runs. Monitors start with -P."""
+    rogue = tmp_path / "mini_runtime"
+    rogue.mkdir()
+    marker = tmp_path / "ran"
+    (rogue / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    cid = mini("run", "-d", "busybox", "sh", "-c", "echo from the real monitor", cwd=tmp_path).stdout.strip()
+    assert until(lambda: mini("wait", cid).stdout == "0\n", what="the container's end")
+    assert mini("logs", cid).stdout == "from the real monitor\n"
+    assert not marker.exists()
+    assert mini("rm", cid).returncode == 0
+
+def test_the_name_index_follows_create_rename_and_rm():
+    """Names are checked with one readlink in $MINI_ROOT/names, not by reading every record: the
+    index follows create, rename and rm; a state made before it existed is indexed on first use
+    (its names still conflict); a link whose container is gone holds nothing."""
+    index = Path(os.environ["MINI_ROOT"]) / "names"
+    cid = mini("create", "--name", "indexed", "busybox", "true").stdout.strip()
+    assert os.readlink(index / "indexed") == cid
+    assert mini("rename", "indexed", "renamed").returncode == 0
+    assert not (index / "indexed").is_symlink() and os.readlink(index / "renamed") == cid
+    for link in index.iterdir():                         # as a state from before the index
+        link.unlink()
+    index.rmdir()
+    clash = mini("create", "--name", "renamed", "busybox", "true")
+    assert clash.returncode == 125 and f'in use by container "{cid}"' in clash.stderr
+    assert os.readlink(index / "renamed") == cid
+    assert mini("inspect", "-f", "{{.Id}}", "renamed").stdout.strip() == cid   # found by its link
+    assert mini("rm", "renamed").returncode == 0
+    assert not (index / "renamed").is_symlink()
+    os.symlink("0" * 64, index / "stale")               # its container is gone: the name is free
+    again = mini("create", "--name", "stale", "busybox", "true").stdout.strip()
+    assert os.readlink(index / "stale") == again
+    assert mini("rm", "stale").returncode == 0
+
+
 def test_rm_of_a_running_container_needs_force():
     cid = run_d("busybox", "sleep", "30")
     refused = mini("rm", cid)
