@@ -1,5 +1,5 @@
 """`python -m mini_runtime ...` is the same as the `mini` command."""
 
-from mini_runtime.cli import main
+from mini_runtime.cli import command
 
-raise SystemExit(main())
+command()

@@ -35,17 +35,27 @@ def sweep_empty(min_age: float = 60.0, live: frozenset[str] = frozenset()) -> No
 
 
 # >>> warm-up
-def warm_up() -> None:
-    """Start paying, in a thread, the wait of the first cgroup.procs write after a quiet spell.
+#: Until when this process keeps the cgroup lock warm (0: it has not started to).
+_warm_until = [0.0]
+
+
+def warm_up(seconds: float = 0.3) -> None:
+    """Keep the kernel's slow first cgroup.procs write off the start path.
 
     Every write to any cgroup.procs takes one lock for the whole machine (the kernel's
     cgroup_threadgroup_rwsem) for writing. Readers of that lock (every fork) are made cheap,
-    and the price is paid by the writer: the first one after a quiet spell waits for an RCU
-    grace period, 5-20 ms here; writers that follow within a moment do not. So we write our own
-    pid into the cgroup we are already in (nothing moves) while the container is being made,
-    and the real write, a few ms later, is quick. Best effort: any error is ignored."""
+    and the writer pays: the first write after a quiet spell waits for an RCU grace period,
+    8-20 ms here, and holds cgroup_mutex meanwhile, so a mkdir in any cgroup tree waits too.
+    A write within ~10 ms of the last one does not wait. So, from the moment `mini` knows it
+    will make a container, a thread writes our own pid into the cgroup we are already in
+    (nothing moves) every few ms for `seconds`: the one wait passes while the pipeline's
+    modules are imported, and the container's own write, later, is quick. Once per process;
+    best effort: any error ends the thread."""
     import _thread
 
+    if _warm_until[0]:
+        return
+    _warm_until[0] = time.monotonic() + seconds
     try:
         with open("/proc/self/cgroup") as f:
             lines = [line.rstrip("\n").split(":", 2) for line in f]
@@ -56,11 +66,16 @@ def warm_up() -> None:
         return
     procs = cgroups.ROOT / ("" if cgroups.mode() == "v2" else "pids") / own.lstrip("/") / "cgroup.procs"
 
-    def write() -> None:
+    def keep_warm() -> None:
         try:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                while time.monotonic() < _warm_until[0]:
+                    os.write(fd, str(os.getpid()).encode())
+                    time.sleep(0.004)
+            finally:
+                os.close(fd)
         except OSError:
             pass
-    _thread.start_new_thread(write, ())
+    _thread.start_new_thread(keep_warm, ())
 # <<< warm-up

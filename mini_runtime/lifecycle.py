@@ -4,6 +4,9 @@ json-file log is read here (logs).
 
 What docker shows for a container whose monitor died (SIGKILL): its init died with it (the
 kernel's parent-death signal), so `container.sweep_stale` records it as exited with 137.
+
+A foreground `mini run` is its container's monitor itself: foreground.py. (Apart, so that
+`exec`, `stop`, `ps` ... do not import the pipeline they do not run.)
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator
 
-from mini_runtime import container, errors, logs, monitor, monitor_setup, process, runtime, syscalls
-from mini_runtime.config import ContainerConfig, ProcessSpec
+from mini_runtime import container, errors, logs, monitor, syscalls
+from mini_runtime.config import ProcessSpec
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 
 
@@ -48,53 +51,6 @@ def spawn_monitor(container_id: str) -> socket.socket:
     os.waitpid(pid, 0)
     return ours
 # <<< spawn-monitor
-
-
-class Here(NamedTuple):
-    """A foreground container whose monitor is this process (`mini run` without -d)."""
-    created: runtime.Created
-    out_r: int
-    err_r: int
-    in_w: int           # (-1: a foreground container's stdin is ours)
-    listener: socket.socket
-    console: None       # (never -t: `run -t` attaches to a monitor of its own, cli/run.py)
-
-
-def create_here(config: ContainerConfig, container_id: str) -> Here:
-    if config.tty:
-        raise InvalidParameter("a container with a tty is run by a monitor of its own")
-    return Here(*monitor_setup.create_with_pipes(config, container_id))
-
-
-def start_here(here: Here) -> None:
-    try:
-        runtime.start(here.created)
-    except BaseException as e:
-        close_here(here)
-        runtime.not_started(here.created, e)            # as docker: it stays created, with the error
-        raise
-
-
-def wait_here(here: Here) -> dict[str, Any]:
-    """Be its monitor until it ends: its output to our stdout and stderr and to its log, our
-    signals to it, kill and wait for other `mini`s; then finish as a monitor does."""
-    created, waiters = here.created, []
-    try:
-        with process.forward_signals(created.child.pid):
-            status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
-                                   here.listener, monitor_setup.log_path(created.directory), monitor=False)
-    except BaseException:
-        runtime.kill_and_reap(created.child.pid)
-        here.listener.close()
-        runtime.cleanup(created, runtime.Exited(137, False))
-        raise
-    return monitor.finish(created, status, here.listener, waiters)
-
-
-def close_here(here: Here) -> None:
-    here.listener.close()
-    for fd in {here.out_r, here.err_r, here.in_w} - {-1}:
-        os.close(fd)
 
 
 def answer(reply: dict | None) -> dict:

@@ -170,7 +170,9 @@ def civil_seconds(year: int, month: int, day: int, hour: int = 0, minute: int = 
 
 RFC3339 = "2006-01-02T15:04:05Z07:00"
 RFC3339_NANO = "2006-01-02T15:04:05.999999999Z07:00"
-LAYOUT_ELEMENT = re.compile(r"2006|01|02|15|04|05|\.999999999|Z07:00|[^0-9Z.]+")
+#: Patterns as text: `re` compiles each on first use and caches it (compiling them all at import
+#: would cost every `mini` start, though only `logs --since` and `stop -t` parse these).
+LAYOUT_ELEMENT = r"2006|01|02|15|04|05|\.999999999|Z07:00|[^0-9Z.]+"
 RANGES = {"01": ("month", 1, 12), "15": ("hour", 0, 23), "04": ("minute", 0, 59),
           "05": ("second", 0, 59)}
 
@@ -198,7 +200,7 @@ def go_parse(value: str, layout: str, local_offset: int | None) -> int:
             n += 1
         return int(text[1:min(n, 10)].ljust(9, "0")), text[n:]
 
-    for element in LAYOUT_ELEMENT.findall(layout):
+    for element in re.findall(LAYOUT_ELEMENT, layout):
         if element in fields:
             width = 4 if element == "2006" else 2
             digits = rest[:width] if element != "15" else re.match(r"\d{0,2}", rest)[0]
@@ -241,8 +243,8 @@ ZERO_NS = go_parse(ZERO_TIME, RFC3339, None)
 
 # --- docker's --since and --until (api/types/time/timestamp.go) ---------------------------------
 
-DURATION = re.compile(r"([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+|0)")
-DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+DURATION = r"([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+|0)"
+DURATION_PART = r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
 DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
                   "m": 60 * 10**9, "h": 3600 * 10**9}
 
@@ -250,11 +252,11 @@ DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6,
 def go_duration_ns(text: str) -> int | None:
     """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-2s", "0") in nanoseconds; None if
     `text` is not a duration."""
-    m = DURATION.fullmatch(text)
+    m = re.fullmatch(DURATION, text)
     if not m:
         return None
     total = sum(round(float(number) * DURATION_UNITS[unit])
-                for number, unit in DURATION_PART.findall(m[2]))
+                for number, unit in re.findall(DURATION_PART, m[2]))
     return -total if m[1] == "-" else total
 
 

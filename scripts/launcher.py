@@ -27,8 +27,8 @@ TEMPLATE = '''#!{python} -S
 run at every start); the directories site would add are these, in its order."""
 import sys
 sys.path.extend({paths!r})
-from mini_runtime.cli import main
-sys.exit(main())
+from mini_runtime.cli import command
+command()
 '''
 
 

@@ -21,6 +21,7 @@ import pytest
 from mini_runtime import network, syscalls
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from mini_runtime.network import bridge, etcfiles, ipam, namespace, nat, networks, ports
+from mini_runtime.network import proxy as network_proxy
 from netharness import python_in, require_nat, run_in, test_host, wait_ready  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
@@ -222,7 +223,7 @@ def test_localhost_needs_the_userland_proxy(container):
         # the monitor gets the held sockets as file descriptors and serves them
         handed = [ports.adopt(h.binding, os.dup(h.sock.fileno())) for h in held]
         ports.release(held)
-        proxy = ports.Proxy(handed, web.ip).start()
+        proxy = network_proxy.Proxy(handed, web.ip).start()
         try:
             assert fetch("127.0.0.1", tcp.binding.host_port).startswith("hello from web ")
             # hairpin: the container through the host's published port (not DNATed: iifname

@@ -201,11 +201,12 @@ class Backend(abc.ABC):
         """mini's own: is this machine ready for containers (`mini doctor`)? Its exit status."""
 
 
-def connect(creating: bool = False) -> Backend:
+def connect(warm_cgroups: bool = False) -> Backend:
     """The backend this process uses: the local one (chapter 09 adds a remote one, chosen by
-    DOCKER_HOST / --host). `creating`: a container will be made; the local backend starts the
-    kernel's slow first cgroup write at once, while the pipeline's modules are imported (04)."""
-    if creating:
+    DOCKER_HOST / --host). `warm_cgroups`: a process will soon be moved into a container's
+    cgroup (run, create, exec); the local backend starts paying the kernel's slow first cgroup
+    write at once, while the pipeline's modules are imported (04, cgroup_upkeep.warm_up)."""
+    if warm_cgroups:
         from mini_runtime import cgroup_upkeep
 
         cgroup_upkeep.warm_up()

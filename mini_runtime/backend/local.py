@@ -10,14 +10,16 @@ from __future__ import annotations
 import io
 import socket
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import ExecError, NotFound
-from mini_runtime.image.store import NONE, Image, Store
 from mini_runtime.units import now_rfc3339, parse_rfc3339
+
+if TYPE_CHECKING:  # (the image store is imported where images are used: not on exec's path)
+    from mini_runtime.image.store import Image, Store
 
 #: docker diff's kinds, as the Engine API numbers them.
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
@@ -27,12 +29,14 @@ class LocalBackend(Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._channels: dict[str, socket.socket] = {}   # to the monitors we started
-        self._here: dict[str, lifecycle.Here] = {}     # foreground: we are their monitor
+        self._here: dict[str, Any] = {}                # foreground.Here: we are their monitor
         self._execs: dict[str, dict[str, Any]] = {}     # ExecInspect's answers, by exec id
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from mini_runtime.image.store import Store
+
             self._store = Store()
         return self._store
 
@@ -43,7 +47,9 @@ class LocalBackend(Backend):
         is its monitor: its stdin is ours, its output comes to our stdout and stderr too."""
         container_id = container.new_id()
         if stdio:
-            self._here[container_id] = lifecycle.create_here(config, container_id)
+            from mini_runtime import foreground  # (the pipeline: not on exec's, ps's ... path)
+
+            self._here[container_id] = foreground.create_here(config, container_id)
             return {"Id": container_id, "Warnings": []}
         channel = lifecycle.spawn_monitor(container_id)
         monitor.send(channel, {"Config": config._asdict()})
@@ -57,7 +63,9 @@ class LocalBackend(Backend):
 
     def container_start(self, container_id: str) -> None:
         if container_id in self._here:
-            lifecycle.start_here(self._here[container_id])
+            from mini_runtime import foreground
+
+            foreground.start_here(self._here[container_id])
             return
         channel = self._channels.get(container_id)
         if channel is None:
@@ -74,7 +82,9 @@ class LocalBackend(Backend):
         """Until it has ended; a foreground container's monitor is this process: it runs here.
         The monitor we started answers on its channel (a waiter since "start")."""
         if container_id in self._here:
-            return lifecycle.wait_here(self._here.pop(container_id))
+            from mini_runtime import foreground
+
+            return foreground.wait_here(self._here.pop(container_id))
         channel = self._channels.pop(container_id, None)
         if channel is not None and timeout is None:
             with channel:
@@ -243,6 +253,8 @@ class LocalBackend(Backend):
     # --- images --------------------------------------------------------------------------------
 
     def image_list(self) -> list[dict[str, Any]]:
+        from mini_runtime.image.store import NONE
+
         summaries: dict[str, dict[str, Any]] = {}
         for image in self.store.list():
             summary = summaries.setdefault(image.id, {

@@ -3,18 +3,23 @@
 A file per command group (run, containers, lifecycle, running, images, system), each with its parsers beside its
 handlers. Handlers talk only to the `Backend` interface (backend/__init__.py): they turn flags into
 its calls and its Engine-API-shaped answers into docker's output. Only the parser of the command
-being run is built, and heavier modules are imported inside the commands, so `mini run` starts
-fast. Errors are printed here, in one place, with docker's exit codes.
+being run is built; `run`, `create` and `exec` are parsed without argparse where that is easy
+(flags.py); heavier modules are imported inside the commands, so `mini run` starts fast. Errors
+are printed here, in one place, with docker's exit codes.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
+import os
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
+from mini_runtime.cli import flags
 from mini_runtime.errors import ExecError, MiniError, UsageError
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Each command, and the module of this package that defines its parser and handler.
 GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",
@@ -26,24 +31,35 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
           "network": "network", "exec": "running", "stats": "running", "port": "running"}
 
-Handler = Callable[[argparse.Namespace], int]
+#: The commands parsed without argparse when their command line is plain (flags.py).
+FAST = ("run", "create", "exec")
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def build_parser(only: str | None = None) -> Parser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of the command `only` (all of them without it: for `mini --help`)."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
+
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(f"{message} (see '{self.prog} --help')")
+
     parser = Parser(prog="mini", description="A small container runtime, built chapter by chapter.")
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in [only] if only in GROUPS else list(GROUPS):
         group_of(name).PARSERS[name](sub)
     return parser
+
+
+def parse(words: list[str], command: str | None) -> argparse.Namespace:
+    """The command line's flags: without argparse if flags.py can (the hot commands)."""
+    if command in FAST and words[:1] == [command]:
+        args = flags.parse(command, words[1:], group_of(command).PARSERS[command])
+        if args is not None:
+            return args  # type: ignore[return-value]  (the same attributes)
+    return build_parser(command).parse_args(go_booleans(words))
 
 
 def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
@@ -86,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = args_command(words)
     try:
-        parser = build_parser(command)
-        args = parser.parse_args(go_booleans(words))
+        args = parse(words, command)
         if args.version:
             args.command = "version"
         if args.command is None:
@@ -104,5 +119,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 125
 
 
+def command() -> NoReturn:
+    """The `mini` command: main(), its output flushed, and an exit without the interpreter's
+    teardown. Tearing down the hundred modules a `mini run` has imported costs 3-5 ms of every
+    start; a command has nothing left to tear down (main has closed, waited for and removed
+    what it made), so os._exit skips it. Tests call main(), which returns; under a profiler or
+    a tracer (cProfile, coverage) the exit is the normal one, so that they write their report."""
+    code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`mini ps | head -1`): nothing to say
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
+from typing import TYPE_CHECKING
 
+from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.errors import UsageError
 from mini_runtime.units import human_size, parse_bytes
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +85,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
-    run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    run.add_argument("args", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def env_flags(values: list[str]) -> list[str]:
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
         return 1
-    engine = backend.connect(creating=True)
+    engine = backend.connect(warm_cgroups=True)
     if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:

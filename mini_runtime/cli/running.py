@@ -3,17 +3,20 @@ output and exit codes."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
 import sys
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from mini_runtime import backend
+from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.cli.run import env_flags
 from mini_runtime.errors import Conflict, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 #: `docker stats`' columns, in its order.
 STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
@@ -32,7 +35,7 @@ def add_exec(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
     p.add_argument("-u", "--user", metavar="USER", help="username or UID (format: <name|uid>[:<group|gid>])")
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p.add_argument("cmd", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def add_stats(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +62,7 @@ def exec_(args: argparse.Namespace) -> int:
         raise UsageError('"mini exec" requires at least 2 arguments')
     from mini_runtime.cli import terminal
 
-    engine = backend.connect()
+    engine = backend.connect(warm_cgroups=True)          # (the command joins the container's cgroup)
     config = {"Cmd": args.cmd, "Env": env_flags(args.env), "User": args.user or "",
               "WorkingDir": args.workdir or "", "Tty": args.tty, "AttachStdin": args.interactive,
               "AttachStdout": not args.detach, "AttachStderr": not args.detach, "Detach": args.detach}

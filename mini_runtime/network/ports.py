@@ -1,4 +1,4 @@
-"""Published ports: docker's `-p` and `-P`, the host ports they hold, and the userland proxy.
+"""Published ports: docker's `-p` and `-P`, and the host ports they hold (proxy.py serves them).
 
 `-p` forms (docker's): `CONTAINER`, `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `IP::CONTAINER`, each
 with an optional `/tcp` (default) or `/udp`, and ranges `8000-8002:80-82` or `80-82`. An empty
@@ -8,26 +8,19 @@ entry of the image that way.
 
 A host port is *held* by binding a socket to it, as docker-proxy does: the bind itself says
 whether the port is free (no race with a check first), and once held nobody else can take it.
-The same sockets then serve the **userland proxy**: a connection to 127.0.0.1:8080 never
-passes the DNAT rules (see nat.py), so it arrives at the proxy's listening socket, and the proxy
-copies bytes to and from the container's address. Two threads per TCP connection (one per
-direction) keep the copying easy to read; UDP has one upstream socket per client.
+The same sockets then serve the userland proxy (proxy.py).
 """
 
 from __future__ import annotations
 
 import errno
-import random
 import socket
-import threading
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from mini_runtime.errors import Conflict, InvalidParameter
 
 PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-UDP_IDLE = 90.0     # seconds without a datagram before a UDP flow is forgotten (docker: 90)
-CHUNK = 65536
 
 
 class PortBinding(NamedTuple):
@@ -162,6 +155,8 @@ def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Hel
 
 
 def any_free(b: PortBinding, source: Path) -> Held:
+    import random  # (here: every `mini run` imports this module, few ask for any free port)
+
     low, high = local_port_range(source)
     start = random.randint(low, high)
     for port in list(range(start, high + 1)) + list(range(low, start)):
@@ -199,136 +194,3 @@ def settings(bindings: Iterable[PortBinding], exposed: Iterable[str] = ()) -> di
         out.setdefault(b.key, None)
         out[b.key] = (out[b.key] or []) + [{"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)}]
     return out
-
-
-# --- the userland proxy ------------------------------------------------------------------------
-
-# >>> proxy
-class Proxy:
-    """Copies connections (TCP) and datagrams (UDP) from the held host ports to the container.
-    `start()` runs it in daemon threads; `close()` stops it and lets the ports go."""
-
-    def __init__(self, held: Iterable[Held], container_ip: str) -> None:
-        self.held = list(held)
-        self.container_ip = container_ip
-        self.closed = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.open: set[socket.socket] = set()
-        self.lock = threading.Lock()
-
-    def start(self) -> "Proxy":
-        for h in self.held:
-            target = self.accept_loop if h.binding.proto == "tcp" else self.udp_loop
-            self.spawn(target, h)
-        return self
-
-    def spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        with self.lock:
-            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
-
-    def accept_loop(self, h: Held) -> None:
-        while not self.closed.is_set():
-            try:
-                client, _ = h.sock.accept()
-            except OSError:
-                return                               # close() shut the listening socket
-            self.spawn(self.relay, client, h.binding.container_port)
-
-    def relay(self, client: socket.socket, port: int) -> None:
-        """One connection: a thread for each direction; closed once both have ended."""
-        self.track(client)
-        try:
-            upstream = socket.create_connection((self.container_ip, port), timeout=5)
-            upstream.settimeout(None)
-        except OSError:
-            self.untrack(client)                     # nothing listens in the container
-            return
-        self.track(upstream)
-        back = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
-        back.start()
-        self.pump(client, upstream)
-        back.join()
-        self.untrack(client, upstream)
-
-    def pump(self, source: socket.socket, sink: socket.socket) -> None:
-        """One direction of a connection; EOF is passed on as a half-close."""
-        try:
-            while data := source.recv(CHUNK):
-                sink.sendall(data)
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            for s in (source, sink):
-                self.shut(s)
-# <<< proxy
-
-    def udp_loop(self, h: Held) -> None:
-        flows: dict[tuple, socket.socket] = {}
-        h.sock.settimeout(0.2)
-        while not self.closed.is_set():
-            try:
-                data, client = h.sock.recvfrom(CHUNK)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            upstream = flows.get(client)
-            if upstream is None or upstream.fileno() < 0:
-                upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                upstream.connect((self.container_ip, h.binding.container_port))
-                flows[client] = upstream
-                self.track(upstream)
-                self.spawn(self.udp_replies, h.sock, upstream, client)
-            try:
-                upstream.send(data)
-            except OSError:
-                pass
-
-    def udp_replies(self, listener: socket.socket, upstream: socket.socket, client: tuple) -> None:
-        upstream.settimeout(0.2)
-        idle = 0.0
-        while not self.closed.is_set() and idle < UDP_IDLE:
-            try:
-                listener.sendto(upstream.recv(CHUNK), client)
-                idle = 0.0
-            except socket.timeout:
-                idle += 0.2
-            except OSError:
-                break
-        self.untrack(upstream)
-
-    def track(self, *sockets: socket.socket) -> None:
-        with self.lock:
-            self.open.update(sockets)
-
-    def untrack(self, *sockets: socket.socket) -> None:
-        with self.lock:
-            self.open.difference_update(sockets)
-        for s in sockets:
-            s.close()
-
-    @staticmethod
-    def shut(s: socket.socket) -> None:
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        """Stop: no new connection, the open ones cut, the host ports free again."""
-        self.closed.set()
-        for h in self.held:
-            self.shut(h.sock)                        # wakes accept()
-        with self.lock:
-            for s in self.open:
-                self.shut(s)
-        with self.lock:
-            threads = list(self.threads)
-        for thread in threads:
-            thread.join(timeout=2)
-        with self.lock:
-            for s in self.open:
-                s.close()
-            self.open.clear()
-        release(self.held)

@@ -1,0 +1,62 @@
+"""Chapter 06: a foreground `mini run` (no -d, no -t) is its container's monitor itself: it
+creates the container with the container's output on pipes to us, starts it, serves it (its
+output to our stdout and stderr and to its log; kill and wait for other `mini`s) and finishes
+it as a monitor does. No monitor process is started: one Python start less.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, NamedTuple
+
+from mini_runtime import monitor, monitor_setup, process, runtime
+from mini_runtime.config import ContainerConfig
+from mini_runtime.errors import InvalidParameter
+
+
+class Here(NamedTuple):
+    """A foreground container whose monitor is this process (`mini run` without -d)."""
+    created: runtime.Created
+    out_r: int
+    err_r: int
+    in_w: int           # (-1: a foreground container's stdin is ours)
+    listener: socket.socket
+    console: None       # (never -t: `run -t` attaches to a monitor of its own, cli/run.py)
+
+
+def create_here(config: ContainerConfig, container_id: str) -> Here:
+    if config.tty:
+        raise InvalidParameter("a container with a tty is run by a monitor of its own")
+    return Here(*monitor_setup.create_with_pipes(config, container_id))
+
+
+def start_here(here: Here) -> None:
+    try:
+        runtime.start(here.created)
+    except BaseException as e:
+        close_here(here)
+        runtime.not_started(here.created, e)            # as docker: it stays created, with the error
+        raise
+
+
+def wait_here(here: Here) -> dict[str, Any]:
+    """Be its monitor until it ends: its output to our stdout and stderr and to its log, our
+    signals to it, kill and wait for other `mini`s; then finish as a monitor does."""
+    created, waiters = here.created, []
+    try:
+        with process.forward_signals(created.child.pid):
+            status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
+                                   here.listener, monitor_setup.log_path(created.directory), monitor=False)
+    except BaseException:
+        runtime.kill_and_reap(created.child.pid)
+        here.listener.close()
+        runtime.cleanup(created, runtime.Exited(137, False))
+        raise
+    return monitor.finish(created, status, here.listener, waiters)
+
+
+def close_here(here: Here) -> None:
+    here.listener.close()
+    for fd in {here.out_r, here.err_r, here.in_w} - {-1}:
+        os.close(fd)
