@@ -167,11 +167,13 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
 # <<< spawn
 
 
-def default_signals() -> None:
-    """Right before execve: Python ignores SIGPIPE and SIGXFSZ, and ignored signals stay ignored
-    across execve; the command gets the defaults a shell would give it."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+def default_signals(but: tuple[int, ...] = ()) -> None:
+    """Right before execve: ignored signals stay ignored across execve, and Python ignores
+    SIGPIPE and SIGXFSZ, and `nohup mini run` ignores SIGHUP; the command gets every signal at
+    its default, as a docker container's command does. (`but`: those to leave ignored.)"""
+    for sig in signal.valid_signals():
+        if sig not in but and signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def exec_failure(name: str, error: OSError) -> tuple[int, str]:

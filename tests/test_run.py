@@ -146,6 +146,18 @@ def test_signals_to_mini_are_forwarded(sig):
     assert (proc.returncode, out) == (3, f"got-{name}\n")
 
 
+def test_the_command_ignores_no_signal_that_mini_ignored():
+    """Ignored stays ignored across execve: Python's SIGPIPE and SIGXFSZ, and SIGHUP under
+    `nohup mini run`. The command starts with none ignored, as a docker container's does, so
+    its shell can still trap SIGHUP."""
+    def as_nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    result = subprocess.run(MINI + ["run", "busybox", "grep", "SigIgn", "/proc/self/status"],
+                            capture_output=True, text=True, timeout=60, preexec_fn=as_nohup)
+    assert result.stdout.split() == ["SigIgn:", "0" * 16], result.stderr
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid` (its children, theirs, ...)."""
     found = []
