@@ -43,6 +43,7 @@ CHAINS = (("prerouting", "nat", "prerouting", -100), ("output", "nat", "output",
 #: Every bridge of ours starts with this (`mini0`, `mini-<id>`): the "not one of ours" match.
 OURS = "mini*"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+CONTEXT: list[Any] = []  # (apply's libnftables context, made on first use)
 
 
 # --- the adapter: one JSON document, two ways to apply it ---------------------------------------
@@ -56,9 +57,10 @@ def apply(commands: list[dict]) -> list[dict]:
     except ImportError:
         nftables = None
     if nftables is not None:
-        nft = nftables.Nftables()
-        nft.set_json_output(True)
-        code, output, error = nft.json_cmd(document)
+        if not CONTEXT:  # one per process: each loads libnftables' state, and a run applies ~8 times
+            CONTEXT.append(nftables.Nftables())
+            CONTEXT[0].set_json_output(True)
+        code, output, error = CONTEXT[0].json_cmd(document)
     else:
         if not shutil.which("nft"):
             raise Unavailable("nftables is not installed (apt install nftables python3-nftables)")
