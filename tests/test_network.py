@@ -467,3 +467,21 @@ def test_etc_files_are_bind_mounted_over_the_init_layer_and_never_copied_up(tmp_
     finally:
         syscalls.umount2(str(merged))
     assert list(upper.iterdir()) == []
+
+
+def test_bridge_imports_one_part_of_pyroute2_and_the_package_stays_whole():
+    """bridge.py skips pyroute2's __init__ (it imports all of pyroute2); a later user of the
+    package itself still gets all of it."""
+    script = textwrap.dedent("""
+        import sys
+        from mini_runtime.network import bridge
+        print(len([m for m in sys.modules if m.startswith("pyroute2")]), "ndb" in str(sorted(sys.modules)))
+        import pyroute2
+        from pyroute2 import IPRoute, NDB
+        print(IPRoute is bridge.IPRoute, NDB.__name__)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    lazy, whole = done.stdout.splitlines()
+    count, ndb_loaded = lazy.split()
+    assert ndb_loaded == "False" and int(count) < 120, lazy
+    assert whole == "True NDB", done.stderr
