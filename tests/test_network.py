@@ -485,3 +485,23 @@ def test_bridge_imports_one_part_of_pyroute2_and_the_package_stays_whole():
     count, ndb_loaded = lazy.split()
     assert ndb_loaded == "False" and int(count) < 120, lazy
     assert whole == "True NDB", done.stderr
+
+
+@pytest.mark.nat
+def test_nftables_rules_land_in_the_namespace_the_caller_is_in(test_host):
+    """apply() keeps a libnftables context, and a context keeps the netlink socket it opened in
+    one namespace: kept per process, a table meant for the test host would land in the
+    namespace of the first call (the real host's, in a run that started there)."""
+    nat.ensure_table()
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    outside = os.open(test_host.outside_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(outside, syscalls.CLONE_NEWNET)
+        try:
+            assert nat.table() is None
+        finally:
+            syscalls.setns(here, syscalls.CLONE_NEWNET)
+        assert nat.table() is not None
+    finally:
+        os.close(here), os.close(outside)
+        assert nat.drop_table_if_unused()

@@ -28,6 +28,7 @@ otherwise through `nft -j -f -`: the same JSON document either way.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,7 +44,8 @@ CHAINS = (("prerouting", "nat", "prerouting", -100), ("output", "nat", "output",
 #: Every bridge of ours starts with this (`mini0`, `mini-<id>`): the "not one of ours" match.
 OURS = "mini*"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
-CONTEXT: list[Any] = []  # (apply's libnftables context, made on first use)
+#: apply's libnftables contexts, one per network namespace (keyed by /proc/self/ns/net's inode).
+CONTEXTS: dict[tuple[int, int], Any] = {}
 
 
 # --- the adapter: one JSON document, two ways to apply it ---------------------------------------
@@ -57,10 +59,14 @@ def apply(commands: list[dict]) -> list[dict]:
     except ImportError:
         nftables = None
     if nftables is not None:
-        if not CONTEXT:  # one per process: each loads libnftables' state, and a run applies ~8 times
-            CONTEXT.append(nftables.Nftables())
-            CONTEXT[0].set_json_output(True)
-        code, output, error = CONTEXT[0].json_cmd(document)
+        # A context is kept (a run applies ~8 times), but it keeps the netlink socket it opened,
+        # which speaks to the namespace it was opened in: one per namespace, not per process.
+        here = os.stat("/proc/self/ns/net")
+        nft = CONTEXTS.get((here.st_dev, here.st_ino))
+        if nft is None:
+            nft = CONTEXTS[here.st_dev, here.st_ino] = nftables.Nftables()
+            nft.set_json_output(True)
+        code, output, error = nft.json_cmd(document)
     else:
         if not shutil.which("nft"):
             raise Unavailable("nftables is not installed (apt install nftables python3-nftables)")
