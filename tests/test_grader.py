@@ -219,7 +219,7 @@ MUTANTS = {
     ("01", "parent-keeps-the-childs-pipe-ends"): ("    os.close(go_read)\n    os.close(err_write)\n", "", "1.7"),
     ("01", "release-ignores-the-report"): ("        raise ExecError(message, int(code))   # the caller reaps the child\n",
                                            "        pass\n", "1.7"),
-    ("01", "sigpipe-left-ignored"): ("    signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n", "", "1.8"),
+    ("01", "sigpipe-left-ignored"): ("        default_signals()\n", "", "1.8"),
     ("01", "why-wait-twice-is-esrch"): ('"wait_twice": errno.ECHILD}', '"wait_twice": errno.ESRCH}', "1.9"),
     ("02", "mounts-before-the-new-root"): ("    if pivot:\n        pivot_into(rootfs)\n    else:\n        chroot_into(rootfs)\n"
                                            "    mount_proc()\n    mount_dev()\n    mount_sys()\n",
