@@ -170,10 +170,13 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
 def default_signals(but: tuple[int, ...] = ()) -> None:
     """Right before execve: ignored signals stay ignored across execve, and Python ignores
     SIGPIPE and SIGXFSZ, and `nohup mini run` ignores SIGHUP; the command gets every signal at
-    its default, as a docker container's command does. (`but`: those to leave ignored.)"""
+    its default, as a docker container's command does (`make` ignores 32 and 33, which Python cannot
+    even ask about). (`but`: those to leave ignored.)"""
     for sig in signal.valid_signals():
         if sig not in but and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)
+    for sig in set(range(1, signal.NSIG)) - signal.valid_signals():  # the C library's own: 32, 33
+        syscalls.set_disposition(sig, ignore=False)
 
 
 def exec_failure(name: str, error: OSError) -> tuple[int, str]:

@@ -59,6 +59,7 @@ PR_SET_NAME = 15
 
 # System call numbers that glibc 2.36 has no wrapper for.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "armv7l": 174, "riscv64": 134}
 
 
 def _check(result: int, what: str, *args: object) -> int:
@@ -111,14 +112,29 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
     signal.pidfd_send_signal(pidfd, sig)
 
 
+def _syscall_number(table: dict[str, int], name: str) -> int:
+    machine = os.uname().machine  # (what platform.machine() returns, without importing platform)
+    if machine not in table:
+        raise OSError(38, os.strerror(38), f"{name}: unknown syscall number on {machine}")
+    return table[machine]
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make `new_root` the root of this mount namespace, old root at `put_old`."""
-    machine = os.uname().machine  # (what platform.machine() returns, without importing platform)
-    number = _SYS_PIVOT_ROOT.get(machine)
-    if number is None:
-        raise OSError(38, os.strerror(38), f"pivot_root: unknown syscall number on {machine}")
+    number = _syscall_number(_SYS_PIVOT_ROOT, "pivot_root")
     _check(_libc.syscall(ctypes.c_long(number), _bytes(new_root), _bytes(put_old)),
            "pivot_root", new_root, put_old)
+
+
+def set_disposition(sig: int, ignore: bool) -> None:
+    """rt_sigaction(2) to SIG_DFL (or SIG_IGN) for any signal, through the raw system call: the
+    C library's sigaction (and so Python's signal module) refuses the two it keeps for itself,
+    32 and 33, yet a parent that ignored them (GNU make does) passes that on across execve."""
+    number = _syscall_number(_SYS_RT_SIGACTION, "rt_sigaction")
+    action = (ctypes.c_ulong * 4)(int(ignore))  # the kernel's struct: handler (SIG_DFL 0, SIG_IGN 1),
+                                                # then zero flags, restorer and mask
+    _check(_libc.syscall(ctypes.c_long(number), ctypes.c_int(sig), action, None, ctypes.c_size_t(8)),
+           "rt_sigaction", sig)
 
 
 def sethostname(name: str) -> None:
