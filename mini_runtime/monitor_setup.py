@@ -82,6 +82,9 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
     if policy is not None:
         record["HostConfig"]["RestartPolicy"] = {"Name": policy[0], "MaximumRetryCount": policy[1]}
     container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
+    # Made now: the serve phase opens it after `run -d` may have returned, and a `logs -f`
+    # that found no file would have ended at once with nothing.
+    os.close(os.open(log_path(created.directory), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
     dir_fd, path = socket_path(str(container.run_dir(container_id)))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -182,6 +182,15 @@ def test_kill_with_a_signal_and_wait_for_the_code():
     assert mini("rm", cid).returncode == 0
 
 
+def test_the_log_exists_when_run_d_returns():
+    """`logs -f` right after `run -d` must find the log: the monitor's serve phase, which
+    writes it, may start after `run -d` has returned, so the file is made before."""
+    cid = run_d("busybox", "sleep", "30")
+    log = Path(os.environ["MINI_ROOT"], "containers", cid, f"{cid}-json.log")
+    assert log.is_file()
+    assert mini("rm", "-f", cid).returncode == 0
+
+
 def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
     cid = run_d("busybox", "sh", "-c", "echo out; echo err >&2; for i in 1 2 3; do echo $i; sleep 0.2; done")
     followed = mini("logs", "-f", cid, timeout=20)
