@@ -25,6 +25,8 @@ FLOORS = "Floors: what any start pays"
 MEMORY = "Start → exit with `--memory 64m` (the cgroup's cost)"
 IMAGES = "Images"
 LATER = "Later chapters"
+COURSE = "The course"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @dataclass
@@ -221,7 +223,8 @@ MANY = 50                         # containers for the ps and USS rows
 
 
 class Measured(Exception):
-    """A row whose figure is not a time (memory per container): the message is the result."""
+    """A row whose figure is not a pair of times (memory per container, the notebooks' time):
+    the message is the result."""
 
 
 def mini_running(b: Bench, name: str) -> str:
@@ -321,6 +324,31 @@ def bridge_podman(b: Bench) -> tuple[Side, Side]:
     a, podman = mini_bridge(b), b.bridge_podman()
     return a, podman.side("podman run --rm (bridge)", "run", "--rm", "--pull=never",
                           f"--cgroup-parent={podman.cgroup}", "busybox", "true")
+
+
+@row(COURSE, "the notebooks, each run top to bottom once")
+def notebooks(b: Bench) -> tuple[Side, Side]:
+    """Not a pair: what a learner's "Run All" costs, each notebook run once by nbclient in a
+    fresh kernel, as `make test` runs them (each makes and removes its own lab directory)."""
+    import time
+
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError:
+        raise Skip("needs nbclient and nbformat (make setup)") from None
+    took = {}
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        start = time.monotonic()
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        took[path.name[:2]] = time.monotonic() - start  # (a failing cell raises: the row fails)
+    if not took:
+        raise Skip(f"no notebook in {NOTEBOOKS}")
+    slowest = max(took, key=took.__getitem__)
+    raise Measured(f"{len(took)} notebooks in {sum(took.values()):.1f} s ("
+                   + ", ".join(f"{n}: {t:.1f}" for n, t in took.items()) + f"; slowest {slowest})")
 
 
 @row(LATER, "pull busybox from a local registry: mini vs skopeo")

@@ -141,6 +141,24 @@ def test_rows_are_unique_and_later_chapters_say_which():
         "run with the default bridge: mini vs docker", "run with the default bridge: mini vs podman"]
 
 
+def test_the_notebooks_row_times_each_notebook_and_fails_with_a_failing_cell(tmp_path, monkeypatch):
+    import nbformat
+
+    monkeypatch.setattr(rows, "NOTEBOOKS", tmp_path)
+    spec = next(r for r in rows.ROWS if r.group == rows.COURSE)
+    with pytest.raises(rows.Skip, match="no notebook"):
+        spec.make(None)
+    cell = nbformat.v4.new_code_cell
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell("x = 6 * 7"), cell("assert x == 42")]),
+                   tmp_path / "01-one.ipynb")
+    with pytest.raises(rows.Measured, match=r"^1 notebooks in [0-9.]+ s \(01: [0-9.]+; slowest 01\)$"):
+        spec.make(None)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell("assert False, 'a failing cell'")]),
+                   tmp_path / "02-two.ipynb")
+    with pytest.raises(Exception, match="a failing cell"):
+        spec.make(None)
+
+
 def test_a_change_of_the_machines_network_is_reported_and_nothing_else():
     before = {"links": ["1: lo", "2: eth0"], "nftables": [], "ip_forward": ["0"]}
     assert workspace.network_changes(before, {k: list(v) for k, v in before.items()}) == []
