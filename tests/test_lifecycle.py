@@ -186,9 +186,10 @@ def test_the_log_exists_when_run_d_returns():
     """`logs -f` right after `run -d` must find the log: the monitor's serve phase, which
     writes it, may start after `run -d` has returned, so the file is made before."""
     cid = run_d("busybox", "sleep", "30")
-    log = Path(os.environ["MINI_ROOT"], "containers", cid, f"{cid}-json.log")
-    assert log.is_file()
-    assert mini("rm", "-f", cid).returncode == 0
+    try:
+        assert Path(os.environ["MINI_ROOT"], "containers", cid, f"{cid}-json.log").is_file()
+    finally:
+        assert mini("rm", "-f", cid).returncode == 0
 
 
 def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
