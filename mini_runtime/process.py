@@ -168,10 +168,10 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
 
 
 def default_signals(but: tuple[int, ...] = ()) -> None:
-    """Right before execve: ignored signals stay ignored across execve, and Python ignores
-    SIGPIPE and SIGXFSZ, and `nohup mini run` ignores SIGHUP; the command gets every signal at
-    its default, as a docker container's command does (`make` ignores 32 and 33, which Python cannot
-    even ask about). (`but`: those to leave ignored.)"""
+    """Right before execve: ignored signals stay ignored across execve. Python ignores SIGPIPE
+    and SIGXFSZ, `nohup mini run` SIGHUP, `make` glibc's own 32 and 33 (which Python's signal
+    module cannot touch); the command gets every signal at its default, as a docker container's
+    command does. (`but`: those to leave ignored.)"""
     for sig in signal.valid_signals():
         if sig not in but and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)

@@ -57,7 +57,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 
-# System call numbers that glibc 2.36 has no wrapper for.
+# System call numbers, for calls glibc 2.36 has no wrapper for (pivot_root) or whose wrapper
+# refuses what we need (sigaction: signals 32 and 33).
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}
 _SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "armv7l": 174, "riscv64": 134}
 
