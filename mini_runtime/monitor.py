@@ -245,7 +245,7 @@ def monitor_argv(container_id: str, *args: str) -> list[str]:
 
 def monitor_env() -> dict[str, str]:
     """PYTHONPATH: this package's directory, then every directory on our own sys.path, in its
-    order (site-packages for pyroute2 in setup and finish): what `site` would add, already found."""
+    order (dist-packages for the nftables binding in setup and finish): what `site` would add."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return dict(os.environ, PYTHONPATH=":".join([here] + [p for p in sys.path[1:] if p and p != here]))
 

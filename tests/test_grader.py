@@ -295,16 +295,16 @@ MUTANTS = {
                                        "if not policy_applies(", "6.7"),
     ("06", "backoff-never-reset"): ("    if ran_for >= STEADY_RUN:\n        last = 0.0\n", "", "6.8"),
     ("07", "route-before-address"): (
-        '                ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)\n'
-        '                ns.link("set", index=eth0, state="up")\n'
-        '                ns.link("set", index=index(ns, "lo"), state="up")\n'
-        '                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))\n',
-        '                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))\n'
-        '                ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)\n'
-        '                ns.link("set", index=eth0, state="up")\n'
-        '                ns.link("set", index=index(ns, "lo"), state="up")\n', "7.1"),
-    ("07", "host-end-not-on-the-bridge"): ('ipr.link("set", ifname=outside, master=index(ipr, bridge), state="up")',
-                                           'ipr.link("set", ifname=outside, state="up")', "7.1"),
+        '                ns.add_address(eth0, address)\n'
+        '                ns.set_link(eth0, up=True)\n'
+        '                ns.set_link("lo", up=True)\n'
+        '                ns.add_default_route(gateway)\n',
+        '                ns.add_default_route(gateway)\n'
+        '                ns.add_address(eth0, address)\n'
+        '                ns.set_link(eth0, up=True)\n'
+        '                ns.set_link("lo", up=True)\n', "7.1"),
+    ("07", "host-end-not-on-the-bridge"): ('nl.set_link(outside, master=nl.index(bridge), up=True)',
+                                           'nl.set_link(outside, up=True)', "7.1"),
     ("07", "host-gateway-is-docker0"): ("value = str(next(ipam.default_subnet().hosts()))",
                                         'value = "172.17.0.1"', "7.5"),
     ("07", "add-host-split-at-the-last-colon"): ('name, sep, value = spec.partition(":")',

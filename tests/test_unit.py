@@ -291,3 +291,19 @@ def test_an_endpoint_survives_the_container_record():
     shown = network.settings(endpoint, ["443/tcp"])
     assert shown["Networks"]["bridge"]["IPAddress"] == shown["IPAddress"] == "172.29.0.2"
     assert shown["Ports"] == {"443/tcp": None, "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
+
+
+def test_rtnetlink_attributes_are_padded_to_four_bytes_and_read_back_nested():
+    """rtattr: length (without the padding), type, value; a nested value is attributes again."""
+    from mini_runtime.network import rtnetlink as rt
+    name = rt.attr(rt.IFLA_IFNAME, "eth0")                    # 4 + "eth0\0" = 9, padded to 12
+    assert name == b"\x09\x00\x03\x00eth0\x00\x00\x00\x00"
+    assert rt.attr(rt.IFLA_MASTER, 5) == b"\x08\x00\x0a\x00\x05\x00\x00\x00"
+    info = rt.attr(rt.IFLA_LINKINFO | 0x8000, rt.attr(rt.IFLA_INFO_KIND, "veth"))  # NLA_F_NESTED
+    found = rt.parse_attrs(name + info + rt.attr(rt.IFLA_MASTER, 5))
+    assert rt.text(found[rt.IFLA_IFNAME]) == "eth0" and rt.u32(found[rt.IFLA_MASTER]) == 5
+    assert rt.text(rt.parse_attrs(found[rt.IFLA_LINKINFO])[rt.IFLA_INFO_KIND]) == "veth"
+    assert rt.parse_attrs(b"\x02\x00\x03\x00") == {}     # a length below the header's: stop
+    by_name = rt.ifinfo("mini0", up=True)                     # index 0 and the name: the kernel looks it up
+    assert rt.IFINFO.unpack_from(by_name)[2:] == (0, rt.IFF_UP, rt.IFF_UP) and by_name.endswith(b"mini0\0\0\0")
+    assert rt.IFINFO.unpack_from(rt.ifinfo(7))[2:] == (7, 0, 0)  # up=None: the flag left alone

@@ -19,31 +19,32 @@ import ipaddress
 import os  # noqa: F401
 from pathlib import Path
 
-from pyroute2.netlink.exceptions import NetlinkError  # noqa: F401
-
 from mini_runtime.errors import UsageError  # noqa: F401 - for the extension's errors
+from mini_runtime.network.rtnetlink import NetlinkError  # noqa: F401 - a refusal, with its errno
 
-# Given (the same as the reference): the host end's name, the MAC for an address, netlink
-# sockets (`with netlink() as ipr:` here, `with netlink(netns) as ns:` inside a namespace) and a
-# link's index by name.
-from mini_runtime.network.bridge import Interface, host_end, index, mac_for, netlink  # noqa: F401
+# Given (the same as the reference): the host end's name, the MAC for an address, and netlink
+# sockets (`with netlink() as nl:` here, `with netlink(netns) as ns:` inside a namespace), whose
+# methods send one rtnetlink message each: read mini_runtime/network/rtnetlink.py.
+from mini_runtime.network.bridge import Interface, host_end, mac_for, netlink  # noqa: F401
 
 
 def connect(container_id: str, bridge: str, netns: str | Path, address: Interface,
             gateway: ipaddress.IPv4Address) -> str:
     """A veth pair from `bridge` to `eth0` in `netns`, addressed and routed. Returns the MAC.
     If a step fails the pair is deleted: nothing is left half-wired."""
-    # TODO: the steps, each one netlink message (pyroute2's ipr.link(...), ns.addr(...),
-    #   ns.route(...)): a veth pair on the host (the host end is host_end(container_id), the
-    #   other end any name of 15 bytes at most); the host end plugged into the bridge and up;
-    #   the other end moved into the namespace (net_ns_fd: an open fd of `netns`); there: named
-    #   eth0 with mac_for(address.ip), the address, eth0 up, lo up, the default route via gateway.
+    # TODO: the steps, each one netlink message (nl.add_veth(...), nl.set_link(...),
+    #   ns.add_address(...), ns.add_default_route(...): rtnetlink.py, each method says which `ip`
+    #   command it is): a veth pair whose host end is host_end(container_id) and whose other end
+    #   is born inside the namespace (peer_netns_fd: an open fd of `netns`) as eth0 with
+    #   mac_for(address.ip); the host end plugged into the bridge and up; inside: the address,
+    #   eth0 up, lo up, the default route via gateway.
     #   man: ip-link(8) (veth, master, netns, name, address), veth(4), rtnetlink(7) (RTM_NEWLINK,
-    #   RTM_NEWADDR, RTM_NEWROUTE); pyroute2's IPRoute.link/addr/route take the same words.
+    #   IFLA_NET_NS_FD, RTM_NEWADDR, RTM_NEWROUTE). Try each step by hand first, in a namespace of
+    #   your own (`ip netns add demo`, `ip -n demo ...`).
     #   Pitfalls, each of which the kernel answers with an errno (see predicted_errnos):
-    #   - the order. Some steps need another first (one of them is a "why?" below): which? Try
-    #     them by hand in a namespace of your own (`ip netns add demo`, `ip -n demo ...`).
-    #   - what a link keeps when it changes namespace (its addresses? its up flag?).
+    #   - the order. Some steps need another first (one of them is a "why?" below): which?
+    #   - why is the other end made inside the namespace, not made on the host and moved there
+    #     (`ip link set mpX netns NS`, then renamed)? Both work; time them (chapter 07 says why).
     #   - a failure after the pair exists must not leave it behind (deleting one end deletes both).
     raise NotImplementedError("connect")
 

@@ -1,7 +1,8 @@
 """Chapter 07: the network. A namespace per container, wired to a bridge, NATed to the world.
 
     namespace.py  a named network namespace (bind mount under $MINI_RUN/netns), join with setns
-    bridge.py     the bridge and each container's veth pair, through netlink (pyroute2)
+    bridge.py     the bridge and each container's veth pair, through netlink
+    rtnetlink.py  the netlink messages themselves: links, addresses, routes (what `ip` sends)
     ipam.py       who has which address, persisted under the state root, with a file lock
     nat.py        MASQUERADE, DNAT of published ports, forwarding rules: nftables JSON, table `ip mini`
     ports.py      -p / -P, holding host ports, the userland proxy for 127.0.0.1
@@ -102,7 +103,7 @@ def extra_hosts(specs: Iterable[str]) -> list[tuple[str, str]]:
     specs = list(specs)
     if not specs:
         return []
-    from mini_runtime.network import bridge        # (pyroute2 comes with it)
+    from mini_runtime.network import bridge
     return [(str(ip), str(name)) for ip, name in bridge.extra_hosts(specs)]
 
 
@@ -128,7 +129,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
            extra_hosts: Iterable[tuple[str, str]] = ()) -> tuple[Endpoint, list[Held]]:
     """Everything a container needs on the network, made before its child starts; with
     `bindings`, published at once too (the pipeline publishes at start: `publish`)."""
-    from mini_runtime.network import networks    # (pyroute2 comes with it: not on the child's path)
+    from mini_runtime.network import networks    # (netlink and nftables: not on the child's path)
     record = networks.load(network)
     if record is None:
         raise NotFound(f"network {network} not found")
