@@ -119,8 +119,8 @@ def identity(netns: str | Path) -> int:
 @contextlib.contextmanager
 def entered(netns: str | Path) -> Iterator[None]:
     """Run a block with this thread in `netns`, then come back. Sockets made inside stay in
-    `netns`; /proc/sys/net opened inside is the namespace's. Never in a threaded daemon's
-    request handler: use a forked helper there."""
+    `netns`; /proc/sys/net opened inside is the namespace's. setns(2) moves the calling thread
+    only, so a daemon's other threads stay where they are; keep the block to opening things."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         join(netns)

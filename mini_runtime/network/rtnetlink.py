@@ -16,6 +16,7 @@ as much code as importing a netlink library costs in time (pyroute2: ~65 ms, mor
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -23,7 +24,7 @@ import socket
 import struct
 from typing import NamedTuple
 
-from mini_runtime import syscalls
+from mini_runtime.network import namespace
 
 # <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>, <linux/veth.h>
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -114,20 +115,8 @@ class Netlink:
 
     def __init__(self, netns: str | os.PathLike | None = None) -> None:
         self.seq = 0
-        if netns is None:
+        with namespace.entered(netns) if netns is not None else contextlib.nullcontext():
             self.sock = self.open()
-            return
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        there = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(there, syscalls.CLONE_NEWNET)
-            try:
-                self.sock = self.open()
-            finally:
-                syscalls.setns(home, syscalls.CLONE_NEWNET)
-        finally:
-            os.close(there)
-            os.close(home)
 
     @staticmethod
     def open() -> socket.socket:
