@@ -304,6 +304,7 @@ def test_rtnetlink_attributes_are_padded_to_four_bytes_and_read_back_nested():
     assert rt.text(found[rt.IFLA_IFNAME]) == "eth0" and rt.u32(found[rt.IFLA_MASTER]) == 5
     assert rt.text(rt.parse_attrs(found[rt.IFLA_LINKINFO])[rt.IFLA_INFO_KIND]) == "veth"
     assert rt.parse_attrs(b"\x02\x00\x03\x00") == {}     # a length below the header's: stop
+    assert rt.text(b"caf\xe9\0junk") == "caf\ufffd"           # a name that is not UTF-8: shown, no crash
     by_name = rt.ifinfo("mini0", up=True)                     # index 0 and the name: the kernel looks it up
     assert rt.IFINFO.unpack_from(by_name)[2:] == (0, rt.IFF_UP, rt.IFF_UP) and by_name.endswith(b"mini0\0\0\0")
     assert rt.IFINFO.unpack_from(rt.ifinfo(7))[2:] == (7, 0, 0)  # up=None: the flag left alone

@@ -105,7 +105,9 @@ def u32(value: bytes) -> int:
 
 
 def text(value: bytes) -> str:
-    return value.split(b"\0", 1)[0].decode()
+    """A name attribute: up to its NUL. A link's name may hold any byte but "/", ":", NUL and
+    spaces, so one that is not UTF-8 is shown with U+FFFD rather than crashing a listing."""
+    return value.split(b"\0", 1)[0].decode(errors="replace")
 
 
 class Netlink:
