@@ -44,7 +44,8 @@ def connect(container_id: str, bridge: str, netns: str | Path, address: Interfac
     #   Pitfalls, each of which the kernel answers with an errno (see predicted_errnos):
     #   - the order. Some steps need another first (one of them is a "why?" below): which?
     #   - why is the other end made inside the namespace, not made on the host and moved there
-    #     (`ip link set mpX netns NS`, then renamed)? Both work; time them (chapter 07 says why).
+    #     (`ip link set mpX netns NS`, then renamed)? Both work: time both by hand with `ip`
+    #     (chapter 07 says why one is slower).
     #   - a failure after the pair exists must not leave it behind (deleting one end deletes both).
     raise NotImplementedError("connect")
 
