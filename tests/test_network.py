@@ -317,6 +317,33 @@ def test_everything_is_removed_after_detach(container, test_host):
 
 
 @pytest.mark.nat
+def test_the_last_container_and_the_bridge_go_in_one_group_and_no_other_link_does(container, test_host):
+    """disconnect_last deletes a link group: a link of the host that already has the group mini
+    would try first must keep it, and stay; the group mini used is gone with its two links."""
+    from mini_runtime.network.rtnetlink import Netlink
+    subprocess.run(["ip", "link", "set", "mth0", "group", str(bridge.GROUP)], check=True)
+    try:
+        one, _ = container("one")
+        two, _ = container("two")
+        network.detach(one.container_id)             # not the last: the pair alone
+        assert "mini0" in bridge.links() and bridge.bridge_ports("mini0") == [bridge.host_end(two.container_id)]
+        network.detach(two.container_id)             # the last: its pair and mini0 in one batch
+        with Netlink() as nl:
+            left = {link.name: link.group for link in nl.links()}
+        assert left == {"lo": 0, "mth0": bridge.GROUP}, left
+    finally:
+        subprocess.run(["ip", "link", "set", "mth0", "group", "0"], check=True)
+
+
+def test_link_group_0_cannot_be_deleted(test_host):
+    """Group 0 is every link's until it is given another: the kernel refuses to delete it."""
+    from mini_runtime.network.rtnetlink import Netlink, NetlinkError
+    with Netlink() as nl, pytest.raises(NetlinkError) as refused:
+        nl.delete_group(0)
+    assert refused.value.errno == errno.EPERM and "mth0" in bridge.links()
+
+
+@pytest.mark.nat
 def test_sweep_removes_what_a_dead_container_left(container):
     alive, _ = container("alive")
     dead, _ = container("dead")

@@ -239,7 +239,10 @@ def undo(container_id: str) -> None:
             failures.append(str(e))
 
     step(lambda: nat.unpublish(container_id))            # its DNAT and forward rules
-    step(lambda: bridge.disconnect(container_id))        # the veth pair, both ends
+    if last_on_default_bridge(container_id):             # its veth pair and mini0, at once
+        step(lambda: bridge.disconnect_last(container_id, networks.DEFAULT_BRIDGE))
+    else:
+        step(lambda: bridge.disconnect(container_id))    # the veth pair, both ends
     step(lambda: namespace.remove(container_id))         # the netns mount
     step(lambda: networks.leave(container_id))           # membership; the others' /etc/hosts
     step(lambda: ipam.release_everywhere(container_id))  # its address
@@ -248,6 +251,15 @@ def undo(container_id: str) -> None:
     if failures:
         raise System(f"cleaning up the network of {container_id[:12]}: {failures[0]}")
 # <<< detach
+
+
+def last_on_default_bridge(container_id: str) -> bool:
+    """True when the default bridge's only address is this container's (call with the lock held)."""
+    from mini_runtime.network import ipam, networks
+    try:
+        return set(ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated().values()) == {container_id}
+    except (MiniError, OSError, ValueError):
+        return False
 
 
 def drop_default_bridge_if_unused() -> None:
