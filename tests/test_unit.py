@@ -308,3 +308,21 @@ def test_rtnetlink_attributes_are_padded_to_four_bytes_and_read_back_nested():
     by_name = rt.ifinfo("mini0", up=True)                     # index 0 and the name: the kernel looks it up
     assert rt.IFINFO.unpack_from(by_name)[2:] == (0, rt.IFF_UP, rt.IFF_UP) and by_name.endswith(b"mini0\0\0\0")
     assert rt.IFINFO.unpack_from(rt.ifinfo(7))[2:] == (7, 0, 0)  # up=None: the flag left alone
+
+
+def test_rtnetlink_a_reply_shorter_than_its_header_is_an_error_not_a_loop():
+    """A length below 16 would never move the reader on: refused with EBADMSG."""
+    import socket as sockets
+
+    from mini_runtime.network import rtnetlink as rt
+    nl = rt.Netlink.__new__(rt.Netlink)
+    nl.seq, (nl.sock, kernel) = 0, sockets.socketpair(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    try:
+        kernel.send(rt.HEADER.pack(0, rt.NLMSG_ERROR, 0, 7, 0) + bytes(4))  # (another request's)
+        with pytest.raises(rt.NetlinkError) as refused:
+            nl.exchange(rt.RTM_GETLINK, 0, rt.ifinfo("lo"))
+        assert refused.value.errno == errno.EBADMSG
+        assert kernel.recv(100)[4:6] == rt.RTM_GETLINK.to_bytes(2, "little")  # the request went out
+    finally:
+        nl.close()
+        kernel.close()

@@ -148,6 +148,8 @@ class Netlink:
             data, at = self.sock.recv(65536), 0
             while at + HEADER.size <= len(data):
                 length, reply, reply_flags, seq, _ = HEADER.unpack_from(data, at)
+                if length < HEADER.size:
+                    raise NetlinkError(errno.EBADMSG, "netlink: a reply shorter than its header")
                 payload = data[at + HEADER.size:at + length]
                 at += (length + 3) & ~3
                 if seq != self.seq:
