@@ -48,13 +48,18 @@ def rfc3339_nano(ns: int) -> str:
     return stamp + (f".{fraction:09d}".rstrip("0") if fraction else "") + "Z"
 
 
+def open_log(path: str) -> int:
+    """The json log, for appending; made (owner rw, group r) when it is not there yet."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
 class LogWriter:
     """Appends a container's output to its json-file log, line by line, as docker's copier does.
 
     One writer per container; `write` takes whatever a read from the pty or pipe returned."""
 
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.fd = open_log(path)
         self.pending = {name: bytearray() for name in STREAMS}
         self.partial_time: dict[str, str] = {}  # stream -> time of the first piece of its line
 

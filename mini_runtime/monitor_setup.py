@@ -20,7 +20,7 @@ import select
 import socket
 import sys
 
-from mini_runtime import attach, container, monitor, process, runtime
+from mini_runtime import attach, container, logs, monitor, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
@@ -84,7 +84,7 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
     container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
     # Made now: the serve phase opens it after `run -d` may have returned, and a `logs -f`
     # that found no file would have ended at once with nothing.
-    os.close(os.open(log_path(created.directory), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
+    os.close(logs.open_log(log_path(created.directory)))
     dir_fd, path = socket_path(str(container.run_dir(container_id)))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

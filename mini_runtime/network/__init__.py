@@ -253,19 +253,23 @@ def undo(container_id: str) -> None:
 # <<< detach
 
 
-def last_on_default_bridge(container_id: str) -> bool:
-    """True when the default bridge's only address is this container's (call with the lock held)."""
+def default_bridge_users() -> set[str]:
+    """The containers that have an address on the default bridge (call with the lock held)."""
     from mini_runtime.network import ipam, networks
+    return set(ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated().values())
+
+
+def last_on_default_bridge(container_id: str) -> bool:
     try:
-        return set(ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated().values()) == {container_id}
+        return default_bridge_users() == {container_id}
     except (MiniError, OSError, ValueError):
-        return False
+        return False        # (the plain path then; the bridge goes in drop_default_bridge_if_unused)
 
 
 def drop_default_bridge_if_unused() -> None:
     """mini0 goes when its last container has: nothing of ours stays on an idle host."""
-    from mini_runtime.network import bridge, ipam, nat, networks
-    if not ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated():
+    from mini_runtime.network import bridge, nat, networks
+    if not default_bridge_users():
         nat.remove_network(networks.DEFAULT_BRIDGE)
         bridge.remove_bridge(networks.DEFAULT_BRIDGE)
 
