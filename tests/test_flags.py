@@ -1,5 +1,5 @@
-"""cli/flags.py parses `run`, `create` and `exec` without argparse: on any command line it must
-give what argparse gives, or step aside (None) and let argparse decide (and refuse)."""
+"""cli/flags.py parses plain command lines without argparse: on any command line of any command
+it must give what argparse gives, or step aside (None) and let argparse decide (and refuse)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,20 @@ WORDS = ["--rm", "-d", "-i", "-t", "-it", "-dit", "-ti", "-id", "-e", "--env", "
          "sh", "-c", "echo hi", "ls", "-l", "c1", "--user", "--workdir", "--ulimit", "--cpus",
          "0.5", "--interactive", "--tty", "--detach"]
 
-command_lines = st.tuples(st.sampled_from(flags_commands := ["run", "create", "exec"]),
-                          st.lists(st.sampled_from(WORDS), max_size=8))
+#: ... and the other commands' flags, with values of each kind (a number for `--time`, not one).
+OTHER_WORDS = ["-a", "--all", "-f", "--force", "--format", "{{.ID}}", "-q", "--quiet", "-n", "3",
+               "-n3", "x3", "--last=2", "--last", "--tail", "all", "-t", "10", "--time", "--time=5",
+               "--follow", "--timestamps", "-s", "KILL", "--signal=TERM", "--no-trunc", "--no-stream",
+               "-l", "--latest", "--filter", "status=exited", "-o", "out.tar", "--output", "-m",
+               "msg", "--author", "-p", "--pause=false", "-H", "--human=false", "--no-stdin",
+               "--attach", "c2", "c3", "new_name", "80/tcp", "-aq", "-qa", "-ef", "--since", "-i",
+               "ls", "create", "--driver", "bridge", "--subnet", "10.1.0.0/24"]
+
+#: Every command: the fast path is tried for all of them (cli.parse).
+COMMANDS = sorted(cli.GROUPS)
+
+command_lines = st.tuples(st.sampled_from(COMMANDS),
+                          st.lists(st.sampled_from(WORDS + OTHER_WORDS), max_size=8))
 
 
 def with_argparse(words: list[str]) -> dict | str:
@@ -35,7 +47,7 @@ def with_argparse(words: list[str]) -> dict | str:
         return "help"
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=6000, deadline=None)
 @given(command_lines)
 def test_the_fast_path_agrees_with_argparse_or_steps_aside(line: tuple[str, list[str]]) -> None:
     command, words = line
@@ -51,6 +63,11 @@ def test_the_fast_path_agrees_with_argparse_or_steps_aside(line: tuple[str, list
     ["create", "--cgroupns", "host", "-m", "64m", "busybox"],
     ["exec", "-it", "c1", "ls", "-l"],
     ["exec", "-e", "K=V", "-w", "/tmp", "c1", "env"],
+    ["ps", "-a"], ["ps", "-aq", "--no-trunc", "-n", "3"], ["ps", "--format", "{{.Names}}"],
+    ["rm", "-f", "c1", "c2"], ["logs", "--tail", "5", "c1"], ["logs", "c1", "-f"],
+    ["stop", "-t", "1", "c1"], ["inspect", "-f", "{{.State.Pid}}", "c1"], ["version"],
+    ["top", "c1", "-ef"], ["port", "c1", "80/tcp"], ["kill", "-s", "TERM", "c1"], ["images", "-q"],
+    ["tag", "busybox", "mine:1"], ["stats", "--no-stream"], ["start", "-a", "c1"], ["wait", "c1"],
 ])
 def test_plain_command_lines_take_the_fast_path(words: list[str]) -> None:
     """The lines users type most go without argparse (else the speed is gone unnoticed)."""
@@ -60,6 +77,10 @@ def test_plain_command_lines_take_the_fast_path(words: list[str]) -> None:
 
 @pytest.mark.parametrize("words", [["run"], ["run", "--rmx", "busybox"], ["run", "--nam", "x", "busybox"],
                                    ["run", "--cgroupns", "bogus", "busybox"], ["exec", "-h"],
-                                   ["run", "--name", "-x", "busybox"], ["run", "-eA=1", "busybox"]])
+                                   ["run", "--name", "-x", "busybox"], ["run", "-eA=1", "busybox"],
+                                   ["rm"], ["rm", "c1", "-f", "c2"], ["stop", "-t", "x", "c1"],
+                                   ["ps", "extra"], ["rename", "c1"], ["logs", "c1", "c2"],
+                                   ["history", "--human=false", "busybox"],  # (argparse's action)
+                                   ["network", "ls"], ["ps", "--", "-a"], ["inspect", "-"]])
 def test_what_argparse_must_decide_is_left_to_it(words: list[str]) -> None:
     assert flags.parse(words[0], words[1:], cli.group_of(words[0]).PARSERS[words[0]]) is None

@@ -3,9 +3,9 @@
 A file per command group (run, containers, lifecycle, running, images, system), each with its parsers beside its
 handlers. Handlers talk only to the `Backend` interface (backend/__init__.py): they turn flags into
 its calls and its Engine-API-shaped answers into docker's output. Only the parser of the command
-being run is built; `run`, `create` and `exec` are parsed without argparse where that is easy
-(flags.py); heavier modules are imported inside the commands, so `mini run` starts fast. Errors
-are printed here, in one place, with docker's exit codes.
+being run is built, and none where the command line is plain (flags.py); heavier modules are
+imported inside the commands, so `mini run` starts fast. Errors are printed here, in one place,
+with docker's exit codes.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
           "network": "network", "exec": "running", "stats": "running", "port": "running"}
 
-#: The commands parsed without argparse when their command line is plain (flags.py).
-FAST = ("run", "create", "exec")
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of the command `only` (all of them without it: for `mini --help`)."""
     import argparse
@@ -54,8 +50,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def parse(words: list[str], command: str | None) -> argparse.Namespace:
-    """The command line's flags: without argparse if flags.py can (the hot commands)."""
-    if command in FAST and words[:1] == [command]:
+    """The command line's flags: without argparse if flags.py can (plain command lines)."""
+    if command in GROUPS and words[:1] == [command]:
         args = flags.parse(command, words[1:], group_of(command).PARSERS[command])
         if args is not None:
             return args  # type: ignore[return-value]  (the same attributes)

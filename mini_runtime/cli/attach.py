@@ -3,12 +3,15 @@ terminal joined to a container's streams through its monitor, until it ends or w
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from mini_runtime import backend
 from mini_runtime.errors import Conflict, MiniError, NotFound
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 
 def add_detach_keys(parser: argparse.ArgumentParser) -> None:

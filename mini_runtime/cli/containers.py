@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from mini_runtime import backend
 from mini_runtime.cli.streams import output_to
 from mini_runtime.errors import MiniError
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 #: The Engine API's change kinds, as docker diff prints them.
 KIND_LETTERS = {0: "C", 1: "A", 2: "D"}
@@ -37,12 +40,14 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def add_commit(sub: argparse._SubParsersAction) -> None:
+    from argparse import BooleanOptionalAction  # (--x=false: argparse parses this command)
+
     commit = simple(sub, "commit", "Create a new image from a container's changes.",
                     "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
     commit.add_argument("-a", "--author", default="",
                         help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
     commit.add_argument("-m", "--message", default="", help="commit message")
-    commit.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
+    commit.add_argument("-p", "--pause", action=BooleanOptionalAction, default=True,
                         help="pause the container during commit (default true)")
     commit.add_argument("container", metavar="CONTAINER")
     commit.add_argument("repository", nargs="?")

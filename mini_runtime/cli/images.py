@@ -5,15 +5,18 @@ Each prints what docker prints, in docker's formats, from the backend's Engine-A
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from mini_runtime import backend
 from mini_runtime.cli.formatting import short_id, table
 from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 
 def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
@@ -41,8 +44,10 @@ def add_rmi(sub: argparse._SubParsersAction) -> None:
 
 
 def add_history(sub: argparse._SubParsersAction) -> None:
+    from argparse import BooleanOptionalAction  # (--x=false: argparse parses this command)
+
     history = simple(sub, "history", "Show the history of an image.", "[OPTIONS] IMAGE")
-    history.add_argument("-H", "--human", action=argparse.BooleanOptionalAction, default=True,
+    history.add_argument("-H", "--human", action=BooleanOptionalAction, default=True,
                          help="print sizes and dates in human readable format (default true)")
     history.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     history.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mini_runtime import backend
+from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.errors import MiniError, UsageError
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 
 def parser(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
@@ -101,7 +104,7 @@ def add_unpause(sub: argparse._SubParsersAction) -> None:
 def add_top(sub: argparse._SubParsersAction) -> None:
     top = parser(sub, "top", "Display the running processes of a container.", "CONTAINER [ps OPTIONS]")
     top.add_argument("container", metavar="CONTAINER")
-    top.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="ps OPTIONS")
+    top.add_argument("ps_args", nargs=REMAINDER, metavar="ps OPTIONS")
 
 
 def ps(args: argparse.Namespace) -> int:

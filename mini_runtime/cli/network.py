@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from mini_runtime import backend
 from mini_runtime.errors import MiniError, UsageError
+
+if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
+    import argparse
 
 
 def add_network(sub: argparse._SubParsersAction) -> None:
