@@ -1,7 +1,7 @@
 """Command lines parsed without argparse, when that is easy (every command's plain lines).
 
 Why: importing argparse and building a parser costs about 5 ms of every `mini` command (`mini
-ps` 47 → 41 ms here): argparse's gettext lookups import `locale`, and each add_argument asks for
+ps -a` 41.7 → 37.7 ms here): argparse's gettext lookups import `locale`, and each add_argument asks for
 the terminal's size, which imports `shutil`, which imports `bz2` and `lzma`. Why not a
 second parser: the flags are declared once, by the add_argument calls of each command's module.
 Here those calls are only recorded (`Recorder` stands in for argparse's objects), and argv is
