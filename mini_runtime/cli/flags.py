@@ -1,11 +1,11 @@
 """Command lines parsed without argparse, when that is easy (every command's plain lines).
 
-Why: importing argparse and building a parser costs about 5 ms of every `mini` command (`mini
-ps -a` 41.7 → 37.7 ms here): argparse's gettext lookups import `locale`, and each add_argument asks for
-the terminal's size, which imports `shutil`, which imports `bz2` and `lzma`. Why not a
-second parser: the flags are declared once, by the add_argument calls of each command's module.
-Here those calls are only recorded (`Recorder` stands in for argparse's objects), and argv is
-matched against the record in the plain cases:
+Why: importing argparse and building a parser costs about 5 ms of every `mini` command
+(`mini ps -a` 41.7 → 37.7 ms here): argparse's gettext lookups import `locale`, and each
+add_argument asks for the terminal's size, which imports `shutil`, which imports `bz2` and
+`lzma`. Why not a second parser: the flags are declared once, by the add_argument calls of each
+command's module. Here those calls are only recorded (`Recorder` stands in for argparse's
+objects), and argv is matched against the record in the plain cases:
 
     --name VALUE   --name=VALUE   -n VALUE   -d   -it (switches bundled)   -n 5 (type=int)
     the positionals together, before or after the flags: `rm -f a b`, `logs c1 -f`
