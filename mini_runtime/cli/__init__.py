@@ -31,6 +31,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
           "network": "network", "exec": "running", "stats": "running", "port": "running"}
 
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of the command `only` (all of them without it: for `mini --help`)."""
     import argparse
