@@ -265,6 +265,8 @@ CASES: dict[str, Callable[[], bytes]] = {
         model(), target="config", mutate=_set(("rootfs", "diff_ids"), [sha(LAYER1)] * 3))),
     "a DiffID that is not the layer's": lambda: write(members(
         model(), target="config", mutate=_set(("rootfs", "diff_ids", 1), sha(b"other")))),
+    "a plain tar's DiffID that is not its digest": lambda: write(members(   # (not hashed twice)
+        model(), target="config", mutate=_set(("rootfs", "diff_ids", 0), sha(b"other")))),
     "an index with no manifests": lambda: write(members(model(), fmt="oci", target="index",
                                                         mutate=_set(("manifests",), []))),
     "an empty docker manifest list": lambda: write(members(model(), fmt="docker", target="docker",

@@ -278,15 +278,16 @@ class _Applier:
 
 
 # >>> apply-layer
-def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool) -> str:
+def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str | None = None) -> str:
     """Apply one uncompressed layer to `root` and return its DiffID.
 
     The DiffID is the sha256 of the tar bytes, hashed while they stream by (a layer is never
-    held in memory), up to EOF, trailing zero blocks included. On an error, `root` is left half
+    held in memory), up to EOF, trailing zero blocks included; unless the caller `known` it
+    already (a plain tar blob, hashed when it was stored). On an error, `root` is left half
     done: apply into a temporary directory.
     """
     digest = hashlib.sha256()
-    stream = _Tap(tar_stream, digest.update)
+    stream = _Tap(tar_stream, digest.update if known is None else lambda chunk: None)
     with closing(os.open(root, ROOT_FLAGS)) as root_fd:
         applier = _Applier(root_fd, overlay)
         try:
@@ -298,5 +299,5 @@ def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool) -> str:
         applier.set_dir_times()
     while stream.read(1 << 20):
         pass
-    return "sha256:" + digest.hexdigest()
+    return known or "sha256:" + digest.hexdigest()
 # <<< apply-layer

@@ -270,15 +270,19 @@ class Store:
         import tempfile
 
         from mini_runtime.image.checked import Invalid
-        from mini_runtime.image.layers import apply_layer, open_layer
+        from mini_runtime.image.layers import MEDIA_TYPES, apply_layer, open_layer
 
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=directory.parent)) if into is None else into
         target = tmp / "diff" if into is None else into
         target.mkdir(mode=0o755, exist_ok=True)
         try:
+            # A plain tar's DiffID is its blob's digest, checked when the blob was stored: not
+            # hashed again (a compressed one's is the digest of what it decompresses to).
+            plain = descriptor["mediaType"] in MEDIA_TYPES and MEDIA_TYPES[descriptor["mediaType"]] is None
             with self.layout.open_blob(descriptor["digest"]) as blob:
-                got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay)
+                got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay,
+                                  known=descriptor["digest"] if plain else None)
             if got != diff_id:
                 raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
                               f"config says {diff_id}: the image is corrupt or was tampered with")
