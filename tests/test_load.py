@@ -14,6 +14,7 @@ import lzma
 import os
 import shutil
 import stat
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import mini
+from conftest import MINI, mini
 from mini_runtime.errors import MiniError
 from mini_runtime.image import archive, manifest
 from mini_runtime.image.layout import REF_NAME
@@ -483,6 +484,38 @@ def test_mini_load_of_a_good_archive_with_dot_slash_names(tmp_path):
     result = _cli_load(tmp_path, write(members(model("dotslash:1")), prefix="./"))
     assert result.returncode == 0 and result.stdout == "Loaded image: dotslash:1\n", result.stderr
     assert mini("rmi", "dotslash:1").returncode == 0
+
+
+def test_a_layer_changed_in_the_file_while_it_loads_is_refused(store, tmp_path, monkeypatch):
+    """`-i FILE` is read where it is, not copied first: a layer that changes between its digest
+    (the first read) and its copy into the store (read and hashed again) is refused, never stored
+    under a digest it does not have."""
+    layer = tar_of([("big", os.urandom(1 << 20))])   # (larger than any read buffer on the way)
+    path = tmp_path / "archive.tar"
+    path.write_bytes(write({"manifest.json": dumps([{"Config": "config.json", "RepoTags": ["changed:1"],
+                                                     "Layers": ["layer.tar"]}]),
+                            "config.json": dumps(_config([sha(layer)])), "layer.tar": layer}))
+    real = archive.ingest_all
+
+    def change_then_store(store: Store, pending: list) -> list:
+        data = bytearray(path.read_bytes())
+        data[data.index(layer) + len(layer) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))                   # the same file: the open archive sees it
+        return real(store, pending)
+
+    monkeypatch.setattr(archive, "ingest_all", change_then_store)
+    before = tree(store.root)
+    with path.open("rb") as source, pytest.raises(MiniError, match="does not match"):
+        archive.load(store, source)
+    assert tree(store.root) == before
+
+
+def test_mini_load_from_a_pipe(tmp_path):
+    """A pipe cannot seek: the archive is copied into a temporary file first, and loads."""
+    data = write(members(model("piped:1"), fmt="docker"))
+    result = subprocess.run(MINI + ["load"], input=data, capture_output=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == b"Loaded image: piped:1\n", result.stderr
+    assert mini("rmi", "piped:1").returncode == 0
 
 
 # --- import --------------------------------------------------------------------------------------

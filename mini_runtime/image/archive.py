@@ -19,6 +19,7 @@ import lzma
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from typing import IO, Any, BinaryIO, Callable
@@ -77,9 +78,7 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
     """Store every image of a docker-archive or OCI archive, or none of them (a bad blob, name
     or layer refuses the archive, and the store stays as it was); docker's `Loaded image:`
     lines. Whatever is wrong with the archive is one `invalid archive: ...` line."""
-    with tempfile.TemporaryFile() as raw, checked.reading("invalid archive"):
-        shutil.copyfileobj(source, raw, 1 << 20)  # a tar on a pipe cannot seek: keep a copy
-        raw.seek(0)
+    with checked.reading("invalid archive"), _seekable(source) as raw:
         with _plain(raw) as spool:
             try:
                 tar = tarfile.open(fileobj=spool, mode="r:")
@@ -97,6 +96,26 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
             images = ingest_all(store, pending)
     return [f"Loaded image: {image.name}" if image.name != NONE else f"Loaded image ID: {image.id}"
             for image in images]
+
+
+def _seekable(source: IO[bytes]) -> IO[bytes]:
+    """The archive as a file to seek in: a regular file read where it is (`-i FILE`, `< FILE`),
+    anything else (a pipe, a request body) copied into a temporary file first. Read in place, the
+    file could change between the two reads of a layer (its digest, then its copy into the
+    store): the copy is hashed again, so a changed layer is refused, never stored."""
+    try:
+        if stat.S_ISREG(os.fstat(source.fileno()).st_mode) and source.tell() == 0:
+            return open(os.dup(source.fileno()), "rb")
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass                                        # (no fd: BytesIO; a closed or odd stream)
+    raw = tempfile.TemporaryFile()
+    try:
+        shutil.copyfileobj(source, raw, 1 << 20)
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
 
 
 def _plain(spool: IO[bytes]) -> IO[bytes]:
