@@ -121,25 +121,29 @@ def flag(record: Recorder, values: dict[str, Any], words: list[str], i: int) -> 
         if known["action"] == "store_true" and not equals:
             values[known["dest"]] = True
             return i
-        if known["action"] in ("store", "append") and not equals:
-            if i + 1 == len(words) or words[i + 1].startswith("-"):
-                return -1
-            return i + 1 if store(values, known, words[i + 1]) else -1
-        if known["action"] in ("store", "append"):
+        if known["action"] in ("store", "append") and equals:
             return i if store(values, known, value) else -1
+        if known["action"] in ("store", "append"):
+            return next_word(values, known, words, i)
         return -1                                   # (--help, --rm=x: argparse's to say)
     if word.startswith("--") or equals or len(word) < 2:
         return -1
     switches = [record.options.get("-" + c) for c in word[1:]]
     if len(word) == 2 and switches[0] is not None and switches[0]["action"] in ("store", "append"):
-        if i + 1 == len(words) or words[i + 1].startswith("-"):
-            return -1
-        return i + 1 if store(values, switches[0], words[i + 1]) else -1
+        return next_word(values, switches[0], words, i)
     if all(s is not None and s["action"] == "store_true" for s in switches):
         for s in switches:
             values[s["dest"]] = True
         return i
     return -1
+
+
+def next_word(values: dict[str, Any], known: dict[str, Any], words: list[str], i: int) -> int:
+    """`--name web`, `-n 3`: the next word is the value (i + 1), unless there is none or it
+    looks like a flag, which argparse decides about (-1)."""
+    if i + 1 == len(words) or words[i + 1].startswith("-"):
+        return -1
+    return i + 1 if store(values, known, words[i + 1]) else -1
 
 
 def assign(declared: list[dict[str, Any]], found: list[str], command_line: bool) -> dict[str, Any] | None:
