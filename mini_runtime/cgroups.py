@@ -21,7 +21,7 @@ import errno
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime.errors import Exercise, System, Unavailable, UsageError

@@ -5,16 +5,21 @@ Each chapter adds the fields for its flags (chapter 02 `read_only`, 04 `memory`,
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The PATH a container gets when neither the image nor -e sets one (docker's, and the images').
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# NamedTuple rather than dataclasses: same readability, and `mini run` skips importing
+# Named tuples rather than dataclasses: same readability, and `mini run` skips importing
 # dataclasses (and inspect) at every start.
 
 
-class ContainerConfig(NamedTuple):
+@named_tuple
+class ContainerConfig:
     image: str
     command: tuple[str, ...] | list[str] = ()   # empty: the image's Cmd
     env: tuple[str, ...] | list[str] = ()       # "K=V" from -e
@@ -54,7 +59,8 @@ class ContainerConfig(NamedTuple):
                                                 # exercise 06's extension (the reference: "no")
 
 
-class ProcessSpec(NamedTuple):
+@named_tuple
+class ProcessSpec:
     """The process to start inside the container, after the image's defaults are applied."""
     args: list[str]
     env: dict[str, str]

@@ -21,13 +21,15 @@ import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mini_runtime import names, paths
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
 from mini_runtime.units import now_rfc3339
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mini_runtime.config import ContainerConfig, ProcessSpec
     from mini_runtime.image.store import Image
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, NamedTuple
 
 from mini_runtime import monitor, monitor_setup, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class Here(NamedTuple):
+@named_tuple
+class Here:
     """A foreground container whose monitor is this process (`mini run` without -d)."""
     created: runtime.Created
     out_r: int

@@ -17,12 +17,16 @@ import signal as signals
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
 from mini_runtime import container, errors, logs, monitor, syscalls
 from mini_runtime.config import ProcessSpec
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 # >>> spawn-monitor

@@ -2,9 +2,10 @@
 
     {"log":"hello world\n","stream":"stdout","time":"2026-11-27T17:39:53.640547432Z"}
 
-The writer runs in the long-lived monitor (chapter 06), so this module imports only os, time
-and collections at the top: every page a monitor maps is paid once per running container. The
-reader runs in the CLI or the daemon: `read` (`--tail`, `--since`, `--until`) and `follow` (`-f`).
+The writer runs in the long-lived monitor (chapter 06), so this module imports only os, time,
+collections and tuples.py at the top: every page a monitor maps is paid once per running
+container. The reader runs in the CLI or the daemon: `read` (`--tail`, `--since`, `--until`) and
+`follow` (`-f`).
 
 What docker does, and so we do (moby daemon/logger/copier.go and jsonfilelog/jsonlog):
 - output is cut into lines; each line's entry keeps its "\n";
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections import namedtuple
 from collections.abc import Callable, Iterator
+
+from mini_runtime.tuples import named_tuple
 
 #: docker's copier buffer: a line that fills it without a newline is logged as a partial entry.
 LINE_LIMIT = 16 * 1024
@@ -112,9 +114,12 @@ class LogWriter:
 
 # --- reading --------------------------------------------------------------------------------
 
-#: One line of the log: its text (with "\\n" unless partial), stream, and time as written
-#: (a namedtuple, not typing.NamedTuple: typing alone would cost the monitor 10 ms and pages).
-Entry = namedtuple("Entry", "log stream time")
+@named_tuple
+class Entry:
+    """One line of the log: its text (with "\\n" unless partial), stream, and time as written."""
+    log: str
+    stream: str
+    time: str
 
 
 def read(path: str, tail: int | None = None, since: int | None = None,

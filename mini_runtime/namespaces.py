@@ -20,10 +20,14 @@ import os
 import signal
 import socket
 import struct
-from typing import Iterator, NoReturn
+from collections.abc import Iterator
 
 from mini_runtime import syscalls
 from mini_runtime.errors import Exercise
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: The namespaces a container gets, as /proc/PID/ns names them.
 KINDS = ("mnt", "uts", "ipc", "pid", "net")

@@ -43,12 +43,17 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import Callable, NamedTuple, NoReturn
+from collections.abc import Callable
 
 from mini_runtime import cgroups, process, syscalls, users
 from mini_runtime.config import ProcessSpec
 from mini_runtime.container import start_time
 from mini_runtime.errors import Conflict, ExecError, System
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: The helper's parent-death signal once the command runs: it kills the command and reaps it.
 MINI_GONE = signal.SIGRTMIN
@@ -58,7 +63,8 @@ JOINED = (syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
           | syscalls.CLONE_NEWNET | syscalls.CLONE_NEWCGROUP)
 
 
-class Init(NamedTuple):
+@named_tuple
+class Init:
     """The container's init, held so that its pid cannot be someone else's."""
     pid: int
     pidfd: int

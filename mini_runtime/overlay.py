@@ -21,11 +21,12 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
 
 from mini_runtime import syscalls
 from mini_runtime.errors import Exercise, MiniError
+from mini_runtime.tuples import named_tuple
 
 #: Options that keep the upper dir a plain "diff" a tar can express (no redirect or metacopy
 #: xattrs, no index of hard links): what `diff` and `commit` read.
@@ -34,7 +35,8 @@ PAGE = 4096  # mount(2) passes the options in one page of memory
 OPAQUE_XATTR = "trusted.overlay.opaque"  # (user.overlay.opaque with `userxattr`, rootless)
 
 
-class Overlay(NamedTuple):
+@named_tuple
+class Overlay:
     layers_root: Path      # lower paths are relative to it (short links: more layers fit)
     lower: list[str]       # top layer first
     upper: Path

@@ -27,11 +27,16 @@ import signal
 import socket
 import struct
 import termios
-from typing import Callable, Iterator, NamedTuple, NoReturn
+from collections.abc import Callable, Iterator
 
 from mini_runtime import syscalls
 from mini_runtime.config import ProcessSpec
 from mini_runtime.errors import ExecError, Exercise, MiniError, System
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 #: The signals `mini` passes on to the container (docker's --sig-proxy passes these and more).
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -46,7 +51,8 @@ READY = b"ready\n"
 GO = b"go\n"
 
 
-class Child(NamedTuple):
+@named_tuple
+class Child:
     pid: int
     go: int       # write end of the "go" pipe: the child blocks until we write to it
     errors: int   # read end of the error pipe: empty at EOF means execve succeeded

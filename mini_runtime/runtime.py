@@ -35,12 +35,12 @@ import os
 import signal
 import socket
 from pathlib import Path
-from typing import NamedTuple
 
 from mini_runtime import cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter, MiniError, NotStarted
 from mini_runtime.image.store import Store
+from mini_runtime.tuples import named_tuple
 
 
 #: The container's settings (ContainerConfig, defaults resolved), beside its record (06).
@@ -49,7 +49,8 @@ CONFIG = "config.json"
 #: pid of its userland proxy, in its run dir.
 
 
-class Created(NamedTuple):
+@named_tuple
+class Created:
     """A created container, its child waiting for "go": what start, wait and cleanup need."""
     id: str
     directory: Path
@@ -60,7 +61,8 @@ class Created(NamedTuple):
     bindings: tuple = ()                        # 07: the ports to publish at start (-p, -P)
 
 
-class Exited(NamedTuple):
+@named_tuple
+class Exited:
     """How the container ended: docker's exit code, whether the OOM killer struck, and what
     cleanup could not undo (a cgroup still busy), said as a warning."""
     code: int

@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 from mini_runtime import cgroups, container
 from mini_runtime.units import ZERO_TIME, now_rfc3339
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: How often a stream of stats gives a sample, in seconds (docker's).
 INTERVAL = 1.0

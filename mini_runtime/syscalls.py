@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 def _load_libc() -> ctypes.CDLL:
     try:

@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from mini_runtime.errors import InvalidParameter, System
 

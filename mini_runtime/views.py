@@ -5,12 +5,16 @@ they never ask a monitor, so `ps` with many containers stays one directory scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
 
 from mini_runtime import container
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.units import command_line, parse_rfc3339, status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

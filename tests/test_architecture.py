@@ -20,7 +20,7 @@ OWN_OR_STDLIB = {"self", "cls", "os", "sys", "argparse"}
 
 #: One file per kernel concept: they build on the syscalls and the shared vocabulary only.
 CONCEPTS = {"process", "rootfs", "namespaces", "cgroups", "overlay", "users", "network", "security"}
-VOCABULARY = {"syscalls", "paths", "errors", "units"}
+VOCABULARY = {"syscalls", "paths", "errors", "units", "tuples"}
 #: What `image/` may never reach: the pipeline and the faces above it.
 PIPELINE = {"runtime", "endpoints", "cgroup_upkeep", "container", "lifecycle", "views", "monitor", "process", "rootfs", "namespaces",
             "cgroups", "users", "backend", "cli", "commands", "daemon", "server"}
@@ -107,6 +107,35 @@ def test_import_rules(path: Path) -> None:
 def test_no_module_over_the_limit(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(REPO)} has {lines} lines (at most {MAX_LINES})"
+
+
+def typing_at_run_time(path: Path) -> list[str]:
+    """Imports of `typing` that run: any not inside an `if TYPE_CHECKING:` block (tuples.py)."""
+    tree = ast.parse(path.read_text(), str(path))
+    checked_only = {id(inner) for node in ast.walk(tree)
+                    if isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                    and node.test.id == "TYPE_CHECKING"
+                    for statement in node.body for inner in ast.walk(statement)}
+    return [f"line {node.lineno}" for node in ast.walk(tree) if id(node) not in checked_only and (
+        isinstance(node, ast.Import) and any(first(a.name) == "typing" for a in node.names)
+        or isinstance(node, ast.ImportFrom) and first(node.module or "") == "typing")]
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(REPO)))
+def test_typing_is_not_imported_at_run_time(path: Path) -> None:
+    """3 ms at every start (chapter 01, "Why mini starts fast"): `@named_tuple` for records,
+    `collections.abc` for Callable and Iterator, and the rest under `if TYPE_CHECKING:`."""
+    assert typing_at_run_time(path) == []
+
+
+def test_the_typing_rule_catches_an_import(tmp_path: Path) -> None:
+    cases = {"from typing import Any\n": 1, "import typing\n": 1, "import os, typing.io\n": 1,
+             "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    from typing import Any\n": 0,
+             "TYPE_CHECKING = False\nif TYPE_CHECKING:\n    pass\nfrom typing import Any\n": 1,
+             "def f():\n    from typing import cast\n": 1}
+    for text, expected in cases.items():
+        (tmp_path / "m.py").write_text(text)
+        assert len(typing_at_run_time(tmp_path / "m.py")) == expected, text
 
 
 def test_no_private_name_crosses_a_file() -> None:

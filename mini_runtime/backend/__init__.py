@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import abc
 import socket
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
 
 from mini_runtime.config import ContainerConfig
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 __all__ = ["Attached", "Backend", "ContainerConfig", "connect"]
 
 
-class Attached(NamedTuple):
+@named_tuple
+class Attached:
     """ContainerAttach's hijacked connection: with `tty` raw bytes both ways; without, the
     output in docker's frames (stdout and stderr apart) and a half-close for the end of stdin."""
     stream: socket.socket

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Attached, Backend
@@ -18,7 +18,10 @@ from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import ExecError, NotFound
 from mini_runtime.units import now_rfc3339, parse_rfc3339
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (the image store is imported where images are used: not on exec's path)
+    from typing import Any, BinaryIO
+
     from mini_runtime.image.store import Image, Store
 
 #: docker diff's kinds, as the Engine API numbers them.

@@ -13,13 +13,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from collections.abc import Sequence
 
 from mini_runtime.cli import flags
 from mini_runtime.errors import ExecError, MiniError, UsageError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn
 
 #: Each command, and the module of this package that defines its parser and handler.
 GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",

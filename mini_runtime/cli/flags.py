@@ -22,8 +22,12 @@ tests/test_flags.py checks that on random command lines of every command.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: argparse.REMAINDER's value (the declarations use this one, so that they need no argparse).
 REMAINDER = "..."

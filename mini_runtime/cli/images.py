@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from mini_runtime import backend
 from mini_runtime.cli.formatting import short_id, table
@@ -15,6 +14,7 @@ from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.errors import MiniError, UsageError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
 

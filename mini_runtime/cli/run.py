@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
 
 from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.errors import UsageError
 from mini_runtime.units import human_size, parse_bytes
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
 
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER
@@ -15,8 +15,10 @@ from mini_runtime.cli.run import env_flags
 from mini_runtime.errors import Conflict, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
+    from typing import Any
 
 #: `docker stats`' columns, in its order.
 STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]

@@ -6,9 +6,13 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import IO, BinaryIO, Iterator
+from collections.abc import Iterator
 
 from mini_runtime.errors import NotFound, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO, IO
 
 
 def open_input(path: str) -> BinaryIO:

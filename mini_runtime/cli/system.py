@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from mini_runtime import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
 

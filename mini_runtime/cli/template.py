@@ -12,8 +12,6 @@ after docker's "template parsing error: ".
 
 from __future__ import annotations
 
-from typing import Any
-
 from mini_runtime.cli import formatting
 from mini_runtime.cli.template_funcs import (FUNCTIONS, HEADER_FUNCTIONS, MISSING, go_print,
                                              go_type, truth)
@@ -21,6 +19,10 @@ from mini_runtime.cli.template_lex import TemplateError
 from mini_runtime.cli.template_parse import (Action, Chain, Command, Constant, Control, Dot,
                                              Field, Identifier, Jump, Pipe, Text, Variable, parse,
                                              text)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def render(format: str, data: Any, missing_key_error: bool = False) -> str:

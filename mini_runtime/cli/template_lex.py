@@ -5,9 +5,10 @@ text/template/parse/lex.go). `template_parse.py` builds the tree, `template.py` 
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
 
 from mini_runtime.errors import InvalidParameter
+from mini_runtime.tuples import named_tuple
 
 KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block", "break",
             "continue"}
@@ -28,7 +29,8 @@ class TemplateError(InvalidParameter):
     """A --format that Go's text/template would reject; the message is Go's."""
 
 
-class Token(NamedTuple):
+@named_tuple
+class Token:
     kind: str   # text, left, right, space, field, dot, var, ident, keyword, string, number,
     value: str  # bool, nil, pipe, lparen, rparen, declare, assign, char, error, eof
     pos: int

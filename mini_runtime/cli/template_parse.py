@@ -5,29 +5,37 @@ operand"), so a format that works with docker works here and a broken one fails 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, NoReturn
 
 from mini_runtime.cli.formatting import go_quote
 from mini_runtime.cli.template_lex import FUNCTIONS, TemplateError, Token, describe, lex, unquote
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 # Nodes of the tree. `pos` is the byte offset in the template, for error messages.
-class Text(NamedTuple):
+@named_tuple
+class Text:
     text: str
 
 
-class Pipe(NamedTuple):
+@named_tuple
+class Pipe:
     pos: int
     decl: list[str]
     assign: bool
     cmds: list[Any]
 
 
-class Action(NamedTuple):
+@named_tuple
+class Action:
     pos: int
     pipe: Pipe
 
 
-class Control(NamedTuple):
+@named_tuple
+class Control:
     kind: str  # if, range, with
     pos: int
     pipe: Pipe
@@ -35,43 +43,51 @@ class Control(NamedTuple):
     orelse: list[Any]
 
 
-class Jump(NamedTuple):  # {{break}} or {{continue}} in a range
+@named_tuple
+class Jump:
     kind: str
     pos: int
 
 
-class Command(NamedTuple):
+@named_tuple
+class Command:
     pos: int
     args: list[Any]
 
 
-class Field(NamedTuple):
+@named_tuple
+class Field:
     pos: int
     names: tuple[str, ...]
 
 
-class Variable(NamedTuple):
+@named_tuple
+class Variable:
     pos: int
     name: str
     names: tuple[str, ...]
 
 
-class Chain(NamedTuple):  # (pipeline).Field.Other
+@named_tuple
+class Chain:
     pos: int
     node: Any
     names: tuple[str, ...]
 
 
-class Dot(NamedTuple):
+@named_tuple
+class Dot:
     pos: int
 
 
-class Identifier(NamedTuple):
+@named_tuple
+class Identifier:
     pos: int
     name: str
 
 
-class Constant(NamedTuple):  # bool, number, string or nil
+@named_tuple
+class Constant:
     pos: int
     value: Any
     text: str

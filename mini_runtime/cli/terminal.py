@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import termios
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from mini_runtime.errors import InvalidParameter
 

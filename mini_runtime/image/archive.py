@@ -22,15 +22,21 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from typing import IO, Any, BinaryIO, Callable
+from collections.abc import Callable
 
 from mini_runtime.image import checked
 from mini_runtime.image import manifest as mf
 from mini_runtime.image import reference
-from mini_runtime.image.ingest import Opener, Pending, ingest_all, read_document
+from mini_runtime.image.ingest import Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import IO, Any, BinaryIO
+
+    from mini_runtime.image.ingest import Opener
 
 _MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
 _COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}

@@ -17,9 +17,12 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 from mini_runtime.config import DEFAULT_PATH
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSYBOX = Path(os.environ.get("MINI_BUSYBOX", "/bin/busybox"))
 

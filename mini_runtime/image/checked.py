@@ -24,11 +24,16 @@ import re
 import tarfile
 import time
 import zlib
-from typing import Any, Iterator, NamedTuple
+from collections.abc import Iterator
 
 from mini_runtime.errors import InvalidParameter, InvalidReference, MiniError
 from mini_runtime.image import reference
 from mini_runtime.image.manifest import DOCKER_CONFIG, INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
 
@@ -219,7 +224,8 @@ def name(text: str, what: str) -> str:
 
 # --- the documents -------------------------------------------------------------------------------
 
-class Descriptor(NamedTuple):
+@named_tuple
+class Descriptor:
     """A checked descriptor; `raw` is the object as written (what platform selection reads)."""
 
     media_type: str
@@ -250,7 +256,8 @@ def _schema(document: dict[str, Any], what: str) -> None:
         raise Invalid(f"{what}.schemaVersion must be 2, not {version!r:.80}")
 
 
-class Index(NamedTuple):
+@named_tuple
+class Index:
     manifests: list[Descriptor]
     raw: dict[str, Any]
 
@@ -265,7 +272,8 @@ def index(data: bytes, what: str) -> Index:
     return Index([descriptor(d, f"{what}.manifests[{i}]") for i, d in enumerate(entries)], document)
 
 
-class Manifest(NamedTuple):
+@named_tuple
+class Manifest:
     media_type: str | None
     config: Descriptor
     layers: list[Descriptor]
@@ -346,7 +354,8 @@ def config(data: bytes, layers: int, what: str) -> dict[str, Any]:
     return document
 
 
-class DockerEntry(NamedTuple):
+@named_tuple
+class DockerEntry:
     """One image of a docker-archive's manifest.json: paths inside the archive, and names."""
 
     config: str

@@ -18,23 +18,28 @@ image already in the store stays. The store's lock is held from step 2 to the en
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NamedTuple
 
 from mini_runtime import paths
 from mini_runtime.errors import InvalidReference
 from mini_runtime.image import checked, reference
 from mini_runtime.image.layout import MANIFEST_MEDIA_TYPE, sha256_digest
 from mini_runtime.paths import atomic_write
+from mini_runtime.tuples import named_tuple
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from mini_runtime.image.store import Image, Store
 
-#: Opens a blob of the source by its descriptor (a dict with at least "digest").
-Opener = Callable[[dict[str, Any]], BinaryIO]
+    #: Opens a blob of the source by its descriptor (a dict with at least "digest").
+    Opener = Callable[[dict[str, Any]], BinaryIO]
 
 
-class Pending(NamedTuple):
+@named_tuple
+class Pending:
     """An image to store: its manifest's bytes (kept as given: its digest is the image's
     manifest digest), the names it gets (none: dangling) and where its blobs come from."""
 
@@ -45,7 +50,8 @@ class Pending(NamedTuple):
     what: str = "manifest"   # how error messages call this manifest
 
 
-class _Checked(NamedTuple):
+@named_tuple
+class _Checked:
     pending: Pending
     names: list[str]
     manifest: checked.Manifest

@@ -27,8 +27,8 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
@@ -36,6 +36,10 @@ from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
                                      UnsafeLayer, closing, is_at, lstat_at, make_opaque_at,
                                      open_dir, remove_at, set_metadata)
 from mini_runtime.overlay import OPAQUE_XATTR  # noqa: F401 (part of this module's vocabulary)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 #: A layer may expand to at most this many bytes (a gzip bomb is a few KB that expand to TBs).
 DEFAULT_LIMIT = 16 << 30

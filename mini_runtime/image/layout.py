@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from mini_runtime.paths import atomic_write
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 REF_NAME = "org.opencontainers.image.ref.name"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"

@@ -9,12 +9,16 @@ Spec: github.com/opencontainers/image-spec (manifest.md, image-index.md).
 from __future__ import annotations
 
 import platform as _platform
-from typing import Any, Callable
+from collections.abc import Callable
 
 from mini_runtime.errors import MiniError
 from mini_runtime.image.layout import CONFIG_MEDIA_TYPE as OCI_CONFIG
 from mini_runtime.image.layout import INDEX_MEDIA_TYPE as OCI_INDEX
 from mini_runtime.image.layout import MANIFEST_MEDIA_TYPE as OCI_MANIFEST
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

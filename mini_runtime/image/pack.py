@@ -11,14 +11,19 @@ import contextlib
 import os
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 from mini_runtime import overlay
 from mini_runtime.image.layers import OPAQUE, WHITEOUT
 from mini_runtime.image.tree import (DIR_FLAGS, FILE_FLAGS, PAX_XATTR, ROOT_FLAGS, TAR_TYPES,
                                      UnsafeLayer, allowed_xattr, closing, is_opaque_at,
                                      lstat_at, open_dir, xattrs_at)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 def _walk(dir_fd: int, prefix: str = "") -> Iterator[tuple[str, int, str, os.stat_result]]:
     """(path, parent fd, name, lstat) of everything below dir_fd: sorted, parents first,

@@ -4,9 +4,9 @@ parses them (github.com/distribution/reference)."""
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from mini_runtime.errors import InvalidReference
+from mini_runtime.tuples import named_tuple
 
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|-+)"
@@ -24,7 +24,8 @@ DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"
 
 
-class Reference(NamedTuple):
+@named_tuple
+class Reference:
     domain: str
     path: str
     tag: str | None

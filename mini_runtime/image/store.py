@@ -13,9 +13,8 @@ image (`<none>`) until `rmi` removes it, as in docker.
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, NamedTuple
 
 from mini_runtime import paths
 from mini_runtime.errors import Conflict, ImageNotFound, MiniError
@@ -23,12 +22,18 @@ from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
                                        MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
                                        sha256_digest)
+from mini_runtime.tuples import named_tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 BUILTIN = "busybox:latest"
 NONE = "<none>:<none>"
 
 
-class Image(NamedTuple):
+@named_tuple
+class Image:
     name: str                 # familiar name with tag, e.g. "busybox:latest", or NONE
     manifest_digest: str
     config_digest: str        # the image ID
@@ -235,7 +240,7 @@ class Store:
             self.layout.blob_path(digest).unlink(missing_ok=True)
         for directory in list(self.layers_root.iterdir()) if self.layers_root.is_dir() else []:
             if len(directory.name) == 64 and directory.name not in chains:
-                shutil.rmtree(directory, ignore_errors=True)
+                paths.remove_tree(directory)
         links = self.layers_root / "l"
         for link in list(links.iterdir()) if links.is_dir() else []:
             if not link.exists():
@@ -290,7 +295,7 @@ class Store:
                 tmp.rename(directory)
         except BaseException:
             if into is None:
-                shutil.rmtree(tmp, ignore_errors=True)
+                paths.remove_tree(tmp)
             raise
 
     def rootfs(self, image: Image) -> Path:
@@ -312,7 +317,7 @@ class Store:
                 tmp.chmod(0o755)
                 tmp.rename(target)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                paths.remove_tree(tmp)
                 raise
         return target
 

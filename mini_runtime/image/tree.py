@@ -12,7 +12,7 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from mini_runtime import overlay
 from mini_runtime.errors import InvalidParameter

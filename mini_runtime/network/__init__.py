@@ -39,16 +39,18 @@ inspect). All of them act on the network namespace the calling thread is in.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
 
 from mini_runtime.errors import MiniError, NotFound, System
 from mini_runtime.network import etcfiles, namespace, ports
 from mini_runtime.network.etcfiles import EtcFiles
 from mini_runtime.network.ports import Held, PortBinding
+from mini_runtime.tuples import named_tuple
 
 
-class Endpoint(NamedTuple):
+@named_tuple
+class Endpoint:
     """A container's place on the network: what inspect shows and what the child joins."""
     container_id: str
     network: str                       # "bridge", "none", "host", or a user-defined network

@@ -24,8 +24,8 @@ import contextlib
 import errno
 import ipaddress
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mini_runtime.errors import Exercise, System
 from mini_runtime.network.rtnetlink import Netlink, NetlinkError

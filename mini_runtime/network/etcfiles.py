@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
 
 from mini_runtime import syscalls
 from mini_runtime.errors import InvalidParameter
+from mini_runtime.tuples import named_tuple
 
 #: The lines every container's /etc/hosts starts with (moby's etchosts.defaultContent).
 DEFAULT_HOSTS = (("127.0.0.1", "localhost"), ("::1", "localhost ip6-localhost ip6-loopback"),
@@ -34,7 +35,8 @@ RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
 NAMES = ("hosts", "hostname", "resolv.conf")
 
 
-class EtcFiles(NamedTuple):
+@named_tuple
+class EtcFiles:
     """Where a container's three files are on the host (inspect's HostsPath, ...)."""
     hosts: Path
     hostname: Path

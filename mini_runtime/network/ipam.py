@@ -17,8 +17,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mini_runtime import paths
 from mini_runtime.errors import Conflict, InvalidParameter, Unavailable

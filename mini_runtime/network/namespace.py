@@ -18,8 +18,8 @@ import contextlib
 import errno
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mini_runtime import syscalls
 from mini_runtime.errors import Conflict, System

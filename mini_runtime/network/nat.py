@@ -31,11 +31,15 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
 
 from mini_runtime import paths
 from mini_runtime.errors import System, Unavailable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 FAMILY, TABLE = "ip", "mini"
 #: Our base chains: (name, type, hook, priority). dstnat is -100, srcnat 100, filter 0.

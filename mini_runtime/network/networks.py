@@ -26,8 +26,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mini_runtime import paths
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
 
 from mini_runtime.errors import Conflict, InvalidParameter
+from mini_runtime.tuples import named_tuple
 
 PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
-class PortBinding(NamedTuple):
+@named_tuple
+class PortBinding:
     """One published port; host_port 0 = any free port, host_ip "" = every address."""
     host_ip: str
     host_port: int
@@ -110,7 +112,8 @@ def local_port_range(source: Path = PORT_RANGE) -> tuple[int, int]:
 
 # --- holding host ports ------------------------------------------------------------------------
 
-class Held(NamedTuple):
+@named_tuple
+class Held:
     """A binding with its real host port, and the bound socket that holds that port."""
     binding: PortBinding
     sock: socket.socket

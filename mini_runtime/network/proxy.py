@@ -28,7 +28,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from mini_runtime import syscalls
 from mini_runtime.network import ports

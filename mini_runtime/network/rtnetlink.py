@@ -22,9 +22,9 @@ import ipaddress
 import os
 import socket
 import struct
-from typing import NamedTuple
 
 from mini_runtime.network import namespace
+from mini_runtime.tuples import named_tuple
 
 # <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>, <linux/veth.h>
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -51,13 +51,15 @@ class NetlinkError(OSError):
     """The kernel refused a request: `errno` is its answer (EEXIST, ENODEV, ERANGE...)."""
 
 
-class Message(NamedTuple):
+@named_tuple
+class Message:
     kind: int                          # RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE...
     head: tuple                        # the fixed struct's fields (ifinfomsg, ifaddrmsg, rtmsg)
     attrs: dict[int, bytes]            # attribute type -> raw value
 
 
-class Link(NamedTuple):
+@named_tuple
+class Link:
     index: int
     name: str
     up: bool
@@ -66,7 +68,8 @@ class Link(NamedTuple):
     group: int                         # the link group (`ip link set DEV group N`); 0 by default
 
 
-class Route(NamedTuple):
+@named_tuple
+class Route:
     destination: str                   # "0.0.0.0/0" for the default route
     device: int | None                 # RTA_OIF
     gateway: str | None
