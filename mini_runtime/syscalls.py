@@ -151,18 +151,14 @@ def prctl(option: int, arg2: int = 0) -> int:
 
 
 def close_other_fds(keep: tuple[int, ...] = (0, 1, 2)) -> None:
-    """Close every fd not in `keep`: nothing of the runtime's may leak into a container."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        names = [str(fd) for fd in range(3, 1024)]
-    for name in names:
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    """Close every fd not in `keep`: nothing of the runtime's may leak into a container.
+    os.closerange is close_range(2) (Linux 5.9): one call per gap between the kept fds, and no
+    need of /proc, which a new mount namespace may not have yet."""
+    low = 0
+    for fd in sorted(set(keep)) + [os.sysconf("SC_OPEN_MAX")]:
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
 
 
 def signal_forwarder(pid: int) -> Callable[[int, object], None]:

@@ -326,3 +326,36 @@ def test_rtnetlink_a_reply_shorter_than_its_header_is_an_error_not_a_loop():
     finally:
         nl.close()
         kernel.close()
+
+
+def test_close_other_fds_keeps_only_what_it_is_told() -> None:
+    """In a forked child: every fd but the kept ones is closed, also one above 1024 (the old
+    /proc-less fallback's limit) and one between two kept fds."""
+    from mini_runtime import syscalls
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            opened = [os.open("/dev/null", os.O_RDONLY) for _ in range(6)]
+            high = os.dup2(opened[0], 1500)
+            keep = (0, 1, 2, write_end, opened[2], opened[4])
+            syscalls.close_other_fds(keep)
+            left = [fd for fd in [*opened, high, read_end] if _is_open(fd)]
+            os.write(write_end, json.dumps([left, [opened[2], opened[4]]]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        left, expected = json.loads(f.read())
+    os.waitpid(pid, 0)
+    assert left == expected
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
