@@ -84,3 +84,36 @@ def test_plain_command_lines_take_the_fast_path(words: list[str]) -> None:
                                    ["network", "ls"], ["ps", "--", "-a"], ["inspect", "-"]])
 def test_what_argparse_must_decide_is_left_to_it(words: list[str]) -> None:
     assert flags.parse(words[0], words[1:], cli.group_of(words[0]).PARSERS[words[0]]) is None
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["rm", "a", "-f", "b"], {"force": True, "containers": ["a", "b"]}),
+    (["rm", "a", "b", "--force"], {"force": True, "containers": ["a", "b"]}),
+    (["stop", "c1", "-t", "1", "c2"], {"time": 1, "containers": ["c1", "c2"]}),
+    (["kill", "c1", "-s", "KILL", "c2"], {"signal": "KILL", "containers": ["c1", "c2"]}),
+    (["inspect", "c1", "-f", "{{.Id}}", "c2"], {"format": "{{.Id}}", "containers": ["c1", "c2"]}),
+    (["history", "busybox", "--human=false"], {"human": False, "image": "busybox"}),
+])
+def test_flags_may_follow_the_names_as_in_docker(words: list[str], expected: dict) -> None:
+    """docker's flags are interspersed (pflag): `docker rm web -f db` removes both, forced."""
+    args = vars(cli.parse(words, words[0]))
+    assert {key: args[key] for key in expected} == expected and args["command"] == words[0]
+
+
+@pytest.mark.parametrize("words, attribute, expected", [
+    (["run", "busybox", "ls", "-f", "--rm"], "args", ["ls", "-f", "--rm"]),
+    (["create", "busybox", "echo", "-d"], "args", ["echo", "-d"]),
+    (["exec", "c1", "ls", "-l", "-a"], "cmd", ["ls", "-l", "-a"]),
+    (["top", "c1", "-e", "-f"], "ps_args", ["-e", "-f"]),
+])
+def test_a_containers_command_keeps_its_flags(words: list[str], attribute: str, expected: list) -> None:
+    """...but not after the image or container of run, create, exec and top: from there on the
+    words are the container's command (docker turns interspersing off for these)."""
+    assert getattr(cli.parse(words, words[0]), attribute) == expected
+    assert getattr(cli.parse([*words, "-x", "--"], words[0]), attribute) == [*expected, "-x", "--"]
+
+
+def test_an_intermixed_line_is_still_checked() -> None:
+    for words in (["rm", "a", "-z", "b"], ["stop", "c1", "-t", "x"], ["ps", "extra", "-a"]):
+        with pytest.raises(UsageError):
+            cli.parse(words, words[0])

@@ -40,6 +40,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     class Parser(argparse.ArgumentParser):
         """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
+        commands: dict[str, argparse.ArgumentParser] = {}   # each command's own parser, by name
 
         def error(self, message: str) -> NoReturn:
             raise UsageError(f"{message} (see '{self.prog} --help')")
@@ -49,16 +50,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in [only] if only in GROUPS else list(GROUPS):
         group_of(name).PARSERS[name](sub)
+    parser.commands = sub.choices
     return parser
 
 
 def parse(words: list[str], command: str | None) -> argparse.Namespace:
-    """The command line's flags: without argparse if flags.py can (plain command lines)."""
+    """The command line's flags: without argparse if flags.py can (plain command lines).
+
+    As docker's, flags may come after the names (`mini rm web -f db`): argparse's intermixed
+    parsing. Except where a positional takes the rest of the line (run, create, exec, top: the
+    container's command is not ours to parse) or sub-commands follow (network, image), which
+    argparse refuses to intermix with a TypeError: there flags stop at the first positional,
+    as in docker's commands that turn interspersed flags off."""
     if command in GROUPS and words[:1] == [command]:
         args = flags.parse(command, words[1:], group_of(command).PARSERS[command])
         if args is not None:
             return args  # type: ignore[return-value]  (the same attributes)
-    return build_parser(command).parse_args(go_booleans(words))
+    parser = build_parser(command)
+    words = go_booleans(words)
+    if command in GROUPS and words[:1] == [command]:
+        try:
+            args = parser.commands[command].parse_intermixed_args(words[1:])
+        except TypeError:
+            pass
+        else:
+            args.command, args.version = command, False
+            return args
+    return parser.parse_args(words)
 
 
 def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
