@@ -11,6 +11,7 @@ Tests and the grader point both at private temporary directories.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -25,13 +26,100 @@ def run_root() -> Path:
     return Path(os.environ.get("MINI_RUN", "/run/mini"))
 
 
-def remove_tree(path: Path) -> None:
-    """`rm -rf`, never following a symlink out (shutil.rmtree's descent by directory fds).
-    shutil is imported here, when something is removed: its import pulls in bz2 and lzma
-    (~1.5 ms), which `exec`, `ps` or `run -d` would pay for nothing."""
-    import shutil
+#: How a directory is opened to be emptied: never through a symlink.
+DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def remove_tree(path: Path) -> None:
+    """`rm -rf path`, as far as it goes: what cannot be removed (a busy mount point) stays."""
+    remove_at(None, str(path), ignore_errors=True)
+
+
+def remove_at(dir_fd: int | None, name: str, ignore_errors: bool = False) -> None:
+    """`rm -rf --one-file-system` of `name` in the directory `dir_fd` (None: the working one).
+
+    A container or a layer can plant a symlink that points out, or make a tree deeper than
+    Python's recursion limit (which shutil.rmtree, recursive, dies of). So this walks by
+    directory fds, removes a symlink and never follows one, never enters another file system
+    (a mount left behind is not emptied through), and holds two fds at any depth: it climbs back
+    by "..", checked to be the directory it came from. `ignore_errors`: go on past what cannot
+    be removed. (And `run --rm` need not import shutil, with its bz2, lzma and threading.)"""
+    try:
+        os.unlink(name, dir_fd=dir_fd)  # anything but a directory; a symlink to one too
+        return
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        here = os.open(name, DIRECTORY, dir_fd=dir_fd)
+    except OSError:
+        if ignore_errors:
+            return
+        raise
+    device = os.fstat(here).st_dev
+    up: list[tuple[os.stat_result, list[str], str]] = []  # per level: parent, its rest, name
+    try:
+        todo = _unlink_all_but_directories(here, ignore_errors)
+        while True:
+            if todo:
+                sub = todo.pop()
+                try:
+                    child = os.open(sub, DIRECTORY, dir_fd=here)
+                except OSError as e:
+                    _failed(e, ignore_errors)
+                    continue
+                if os.fstat(child).st_dev != device:
+                    os.close(child)
+                    _failed(OSError(errno.EXDEV, "another file system: not emptied", sub), ignore_errors)
+                    continue
+                up.append((os.fstat(here), todo, sub))
+                os.close(here)
+                here = child
+                todo = _unlink_all_but_directories(here, ignore_errors)
+                continue
+            if not up:
+                break
+            expected, todo, sub = up.pop()
+            parent = os.open("..", DIRECTORY, dir_fd=here)
+            os.close(here)
+            here = parent
+            found = os.fstat(here)
+            if (found.st_dev, found.st_ino) != (expected.st_dev, expected.st_ino):
+                raise OSError(errno.ESTALE, "moved while it was being removed", sub)
+            try:
+                os.rmdir(sub, dir_fd=here)
+            except OSError as e:
+                _failed(e, ignore_errors)
+    except OSError:
+        if not ignore_errors:
+            raise
+    finally:
+        os.close(here)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError as e:
+        _failed(e, ignore_errors)
+
+
+def _unlink_all_but_directories(here: int, ignore_errors: bool) -> list[str]:
+    """Unlink everything in `here` that is not a directory; the names of its subdirectories."""
+    subdirectories = []
+    with os.scandir(here) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subdirectories.append(entry.name)
+                continue
+            try:
+                os.unlink(entry.name, dir_fd=here)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                _failed(e, ignore_errors)
+    return subdirectories
+
+
+def _failed(error: OSError, ignore_errors: bool) -> None:
+    if not ignore_errors:
+        raise error
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:

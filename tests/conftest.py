@@ -45,7 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(_STATE, ignore_errors=True)
+    from mini_runtime import paths
+
+    paths.remove_tree(_STATE)  # (not shutil.rmtree: a failed test may leave a tree too deep for it)
     # This run's cgroup parent, if empty (as /sys/fs/cgroup/*/docker, it stays after containers).
     parent = os.environ["MINI_CGROUP_PARENT"]
     for hierarchy in {"/sys/fs/cgroup", *(e.path for e in os.scandir("/sys/fs/cgroup") if e.is_dir())}:

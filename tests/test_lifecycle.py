@@ -171,6 +171,21 @@ def test_rm_of_a_running_container_needs_force():
     assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
 
 
+def test_a_tree_deeper_than_pythons_recursion_limit_is_removed(state_root):
+    """A container can make its upper directory 1200 levels deep; `rm` (with a flag after the
+    name, as docker takes it) and `run --rm` still remove everything (shutil.rmtree's recursion
+    once died of it, with a traceback, and left the container)."""
+    deep = 'i=0; while [ $i -lt 1200 ]; do mkdir a; cd a; i=$((i+1)); done'
+    cid = mini("create", "busybox", "sh", "-c", deep).stdout.strip()
+    assert mini("start", "-a", cid).returncode == 0
+    removed = mini("rm", cid, "-f")
+    assert (removed.returncode, removed.stdout, removed.stderr) == (0, f"{cid}\n", "")
+    assert not (state_root / "containers" / cid).exists()
+    result = mini("run", "--rm", "--name", "deep-rm", "busybox", "sh", "-c", deep)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "deep-rm" not in mini("ps", "-a", "--format", "{{.Names}}").stdout.split()
+
+
 def test_kill_with_a_signal_and_wait_for_the_code():
     cid = run_d("busybox", "sh", "-c", 'trap "exit 3" TERM; echo ready; while true; do sleep 0.1; done')
     until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")

@@ -359,3 +359,41 @@ def _is_open(fd: int) -> bool:
     except OSError:
         return False
 
+
+@pytest.mark.root  # (it mounts a tmpfs)
+def test_remove_tree_goes_deep_and_never_out(tmp_path) -> None:
+    """`paths.remove_tree`: a tree deeper than Python's recursion limit goes, a symlink goes
+    without its target, and a file system mounted inside is not emptied (it stays, busy)."""
+    import subprocess
+
+    from mini_runtime import paths
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("host data")
+    tree = tmp_path / "tree"
+    here = tree
+    for _ in range(1200):
+        here.mkdir(parents=True)
+        (here / "file").write_text("x")
+        (here / "link").symlink_to(outside)
+        (here / "dirlink").symlink_to(outside, target_is_directory=True)
+        here = here / "d"
+    paths.remove_tree(tree)
+    assert not tree.exists() and (outside / "keep").read_text() == "host data"
+    mounted = tmp_path / "tree2" / "a" / "mnt"
+    mounted.mkdir(parents=True)
+    (tmp_path / "tree2" / "a" / "b").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "minitest", str(mounted)], check=True)
+    try:
+        (mounted / "inside").write_text("on tmpfs")
+        paths.remove_tree(tmp_path / "tree2")
+        assert (mounted / "inside").read_text() == "on tmpfs"
+        assert sorted(p.name for p in (tmp_path / "tree2" / "a").iterdir()) == ["mnt"]
+        with pytest.raises(OSError):
+            paths.remove_at(None, str(tmp_path / "tree2"))       # strict: says what it left
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    paths.remove_at(None, str(tmp_path / "tree2"))
+    assert not (tmp_path / "tree2").exists()
+    paths.remove_at(None, str(tmp_path / "nothing"))              # rm -rf of nothing: fine

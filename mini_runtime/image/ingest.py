@@ -17,7 +17,6 @@ image already in the store stays. The store's lock is held from step 2 to the en
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,7 +119,7 @@ class _Added:
                 if entry.is_symlink():
                     entry.unlink()
                 else:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    paths.remove_tree(entry)
 
 
 def ingest_all(store: Store, images: list[Pending]) -> list[Image]:

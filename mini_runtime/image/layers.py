@@ -34,8 +34,9 @@ from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
                                      UnsafeLayer, closing, is_at, lstat_at, make_opaque_at,
-                                     open_dir, remove_at, set_metadata)
+                                     open_dir, set_metadata)
 from mini_runtime.overlay import OPAQUE_XATTR  # noqa: F401 (part of this module's vocabulary)
+from mini_runtime.paths import remove_at
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:

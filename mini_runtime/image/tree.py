@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -93,15 +92,6 @@ def make_opaque_at(dir_fd: int, name: str) -> None:
 def is_opaque_at(dir_fd: int, name: str) -> bool:
     with closing(os.open(name, FILE_FLAGS, dir_fd=dir_fd)) as fd:
         return overlay.is_opaque(fd)
-
-
-def remove_at(dir_fd: int, name: str) -> None:
-    """rm -rf of one name; rmtree with dir_fd walks by fds and never follows a symlink."""
-    if is_at(dir_fd, name, stat.S_ISDIR):
-        shutil.rmtree(name, dir_fd=dir_fd)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=dir_fd)
 
 
 def allowed_xattr(name: str) -> bool:
