@@ -79,12 +79,9 @@ def remove_at(dir_fd: int | None, name: str, ignore_errors: bool = False) -> Non
             if not up:
                 break
             expected, todo, sub = up.pop()
-            parent = os.open("..", DIRECTORY, dir_fd=here)
+            parent = climb(here, expected, sub)
             os.close(here)
             here = parent
-            found = os.fstat(here)
-            if (found.st_dev, found.st_ino) != (expected.st_dev, expected.st_ino):
-                raise OSError(errno.ESTALE, "moved while it was being removed", sub)
             try:
                 os.rmdir(sub, dir_fd=here)
             except OSError as e:
@@ -98,6 +95,17 @@ def remove_at(dir_fd: int | None, name: str, ignore_errors: bool = False) -> Non
         os.rmdir(name, dir_fd=dir_fd)
     except OSError as e:
         _failed(e, ignore_errors)
+
+
+def climb(here: int, parent: os.stat_result, name: str) -> int:
+    """The directory above `here` (opened by ".."), which must be `parent`, the one the walk
+    came down from: a directory moved meanwhile would take the walk somewhere else."""
+    above = os.open("..", DIRECTORY, dir_fd=here)
+    found = os.fstat(above)
+    if (found.st_dev, found.st_ino) != (parent.st_dev, parent.st_ino):
+        os.close(above)
+        raise OSError(errno.ESTALE, "moved while the tree was walked", name)
+    return above
 
 
 def _unlink_all_but_directories(here: int, ignore_errors: bool) -> list[str]:

@@ -434,6 +434,34 @@ def test_export_round_trip(tmp_path):
     assert dump(copy) == dump(flat)
 
 
+def test_a_tree_deeper_than_pythons_recursion_limit_packs_and_diffs(tmp_path):
+    """A container can make its upper dir deeper than that: write_tar (commit, export) and
+    changes (diff) walk it without recursing, the tar unpacks to the same tree, and a symlink
+    on the way is packed as a symlink, never followed."""
+    from mini_runtime import paths
+
+    upper, copy, depth = tmp_path / "upper", tmp_path / "copy", sys.getrecursionlimit() + 50
+    try:
+        here = upper
+        for level in range(depth):
+            here = here / "a"
+            here.mkdir(parents=True)
+        (here / "deepest").write_text("bottom")
+        (upper / "a" / "out").symlink_to(tmp_path)
+        out = io.BytesIO()
+        write_tar(out, upper, upper=True)
+        with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+            members = tar.getmembers()
+        assert len(members) == depth + 2 and members[-2].name == "a/" * depth + "deepest"
+        assert [m.linkname for m in members if m.issym()] == [str(tmp_path)]
+        flatten([out.getvalue()], copy)
+        assert (copy / ("a/" * depth) / "deepest").read_text() == "bottom"
+        found = changes(upper, [])
+        assert len(found) == depth + 2 and ("A", "/" + "a/" * depth + "deepest") in found
+    finally:  # (pytest's own clean-up, shutil.rmtree, would recurse too deep: rm -rf does not)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(upper), str(copy)], check=True)
+
+
 # --- H1: malicious layers ------------------------------------------------------------------------
 
 def bomb() -> bytes:

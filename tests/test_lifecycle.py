@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -171,13 +173,23 @@ def test_rm_of_a_running_container_needs_force():
     assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
 
 
-def test_a_tree_deeper_than_pythons_recursion_limit_is_removed(state_root):
-    """A container can make its upper directory 1200 levels deep; `rm` (with a flag after the
-    name, as docker takes it) and `run --rm` still remove everything (shutil.rmtree's recursion
-    once died of it, with a traceback, and left the container)."""
-    deep = 'i=0; while [ $i -lt 1200 ]; do mkdir a; cd a; i=$((i+1)); done'
+def test_a_tree_deeper_than_pythons_recursion_limit(state_root):
+    """A container can make its upper directory 1200 levels deep. `diff`, `export`, `commit`,
+    `rm` (with a flag after the name, as docker takes it) and `run --rm` still work: they walk
+    the tree without recursing (shutil.rmtree and a recursive walk once died of it with a
+    traceback, and left the container behind)."""
+    deep = 'i=0; while [ $i -lt 1200 ]; do mkdir a; cd a; i=$((i+1)); done; echo x > f'
     cid = mini("create", "busybox", "sh", "-c", deep).stdout.strip()
     assert mini("start", "-a", cid).returncode == 0
+    bottom = "/a" * 1200 + "/f"
+    diff = mini("diff", cid)
+    assert (diff.returncode, diff.stderr) == (0, "") and f"A {bottom}" in diff.stdout.splitlines()
+    exported = subprocess.run(MINI + ["export", cid], capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
+        assert bottom[1:] in tar.getnames()
+    committed = mini("commit", cid, "deep:1")
+    assert committed.returncode == 0 and committed.stdout.startswith("sha256:")
+    assert mini("rmi", "deep:1").returncode == 0
     removed = mini("rm", cid, "-f")
     assert (removed.returncode, removed.stdout, removed.stderr) == (0, f"{cid}\n", "")
     assert not (state_root / "containers" / cid).exists()

@@ -379,8 +379,11 @@ def test_remove_tree_goes_deep_and_never_out(tmp_path) -> None:
         (here / "link").symlink_to(outside)
         (here / "dirlink").symlink_to(outside, target_is_directory=True)
         here = here / "d"
-    paths.remove_tree(tree)
-    assert not tree.exists() and (outside / "keep").read_text() == "host data"
+    try:
+        paths.remove_tree(tree)
+        assert not tree.exists() and (outside / "keep").read_text() == "host data"
+    finally:  # (if it failed, pytest's own clean-up, shutil.rmtree, would recurse too deep)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(tree)], check=True)
     mounted = tmp_path / "tree2" / "a" / "mnt"
     mounted.mkdir(parents=True)
     (tmp_path / "tree2" / "a" / "b").mkdir()

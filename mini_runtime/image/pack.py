@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mini_runtime import overlay
+from mini_runtime import overlay, paths
 from mini_runtime.image.layers import OPAQUE, WHITEOUT
 from mini_runtime.image.tree import (DIR_FLAGS, FILE_FLAGS, PAX_XATTR, ROOT_FLAGS, TAR_TYPES,
                                      UnsafeLayer, allowed_xattr, closing, is_opaque_at,
@@ -25,15 +25,33 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 
-def _walk(dir_fd: int, prefix: str = "") -> Iterator[tuple[str, int, str, os.stat_result]]:
+def _walk(dir_fd: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
     """(path, parent fd, name, lstat) of everything below dir_fd: sorted, parents first,
-    never following a symlink (a container can plant them in its upper dir)."""
-    for name in sorted(os.listdir(dir_fd)):
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        yield prefix + name, dir_fd, name, st
-        if stat.S_ISDIR(st.st_mode):
-            with closing(os.open(name, DIR_FLAGS, dir_fd=dir_fd)) as child:
-                yield from _walk(child, f"{prefix}{name}/")
+    never following a symlink (a container can plant them in its upper dir). At any depth: a
+    container can make its tree deeper than Python's recursion limit, so the walk climbs back
+    by ".." (as paths.remove_at does) and holds two fds, not one per level."""
+    here = os.dup(dir_fd)
+    up: list[tuple[os.stat_result, list[str], str]] = []  # per level: parent, its rest, prefix
+    names, prefix = sorted(os.listdir(here), reverse=True), ""
+    try:
+        while names or up:
+            if not names:
+                parent, names, prefix = up.pop()
+                above = paths.climb(here, parent, prefix)
+                os.close(here)
+                here = above
+                continue
+            name = names.pop()
+            st = os.stat(name, dir_fd=here, follow_symlinks=False)
+            yield prefix + name, here, name, st
+            if stat.S_ISDIR(st.st_mode):
+                child = os.open(name, DIR_FLAGS, dir_fd=here)
+                up.append((os.fstat(here), names, prefix))
+                os.close(here)
+                here = child
+                names, prefix = sorted(os.listdir(here), reverse=True), f"{prefix}{name}/"
+    finally:
+        os.close(here)
 
 
 def _tar_info(path: str, dir_fd: int, name: str, st: os.stat_result,
