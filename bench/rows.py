@@ -98,9 +98,9 @@ def true_docker(b: Bench) -> tuple[Side, Side]:
 # --- floors ----------------------------------------------------------------------------------
 
 #: What any container runtime in Python imports before its own first line: records (json), the
-#: monitor's socket, signals, the syscalls Python lacks (ctypes), and the types and paths of
-#: readable code (typing, pathlib).
-RUNTIME_STDLIB = "import json, socket, signal, ctypes, typing, pathlib, fcntl, select, termios, struct"
+#: monitor's socket, signals, the syscalls Python lacks (ctypes), and the paths of readable code
+#: (pathlib). Not typing: mini's annotations need none of it at run time (mini_runtime/tuples.py).
+RUNTIME_STDLIB = "import json, socket, signal, ctypes, pathlib, fcntl, select, termios, struct"
 
 
 def python_floor_side(b: Bench) -> Side:
