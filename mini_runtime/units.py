@@ -238,7 +238,7 @@ def go_parse(value: str, layout: str, local_offset: int | None) -> int:
     return seconds * 10**9 + nanos
 
 
-ZERO_NS = go_parse(ZERO_TIME, RFC3339, None)
+ZERO_NS = civil_seconds(1, 1, 1) * 10**9  # ZERO_TIME, by arithmetic: no pattern compiled at import
 
 
 # --- docker's --since and --until (api/types/time/timestamp.go) ---------------------------------

@@ -400,3 +400,11 @@ def test_remove_tree_goes_deep_and_never_out(tmp_path) -> None:
     paths.remove_at(None, str(tmp_path / "tree2"))
     assert not (tmp_path / "tree2").exists()
     paths.remove_at(None, str(tmp_path / "nothing"))              # rm -rf of nothing: fine
+
+
+def test_go_zero_time_is_read_as_never() -> None:
+    """ZERO_NS (by arithmetic) is what go_parse reads in Go's zero time, which inspect shows for
+    "never" (FinishedAt of a container that has not ended): rfc3339_ns gives None for it."""
+    assert units.ZERO_NS == units.go_parse(units.ZERO_TIME, units.RFC3339, None)
+    assert units.rfc3339_ns(units.ZERO_TIME) is None and units.parse_rfc3339(units.ZERO_TIME) is None
+    assert units.rfc3339_ns("0001-01-01T00:00:01Z") == units.ZERO_NS + 10**9
