@@ -480,6 +480,35 @@ def test_template_execution_errors_are_gos(format, missing_error, want):
     assert str(e.value) == "template parsing error: template: " + want
 
 
+@pytest.mark.parametrize("format", ["{{if 1}}" * 3000 + "x" + "{{end}}" * 3000,
+                                    "{{" + "(" * 3000 + "1" + ")" * 3000 + "}}",
+                                    "{{range .Args}}" * 3000 + "{{end}}" * 3000,
+                                    "{{with .State}}" * 400 + "{{.Pid}}" + "{{end}}" * 400])
+def test_a_template_nested_too_deep_is_one_error_not_a_traceback(format):
+    """Go's parser and executor have depth limits; ours is Python's stack, a few hundred levels:
+    deeper is refused with Go's words, never a RecursionError."""
+    with pytest.raises(InvalidParameter) as e:
+        template.render(format, INSPECT)
+    assert str(e.value) in ("template parsing error: template: :1: max expression depth exceeded",
+                            "template parsing error: template: :1: exceeded maximum template depth")
+    assert template.render("{{if 1}}" * 50 + "x" + "{{end}}" * 50, INSPECT) == "x"
+
+
+def test_a_template_run_out_of_stack_is_one_error_too():
+    """The executor's own guard: a tree parsed fine, run where little stack is left."""
+    import sys
+
+    format = "{{with .}}" * 100 + "x" + "{{end}}" * 100
+    tree = template.parse_format(format)
+
+    def deep(n: int) -> str:
+        return template.Executor(format, tree, INSPECT).run() if n == 0 else deep(n - 1)
+
+    with pytest.raises(InvalidParameter, match="exceeded maximum template depth"):
+        deep(sys.getrecursionlimit() - 150)
+    assert deep(10) == "x"
+
+
 def test_table_format_has_a_header_and_aligned_columns():
     rows = [{"ID": "eb6e0cc1e1dd", "Names": "hungry_mahavira", "Status": "Up 28 seconds"},
             {"ID": "c8a2e152be3b", "Names": "web", "Status": "Up 32 seconds"}]

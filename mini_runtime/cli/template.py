@@ -50,10 +50,14 @@ def render_table(format: str, rows: list[dict], headers: dict[str, str]) -> str:
 
 
 def parse_format(format: str) -> list[Any]:
+    """The parsed template. Nesting deeper than Python's stack allows ({{if}} in {{if}}, ( in (,
+    a few hundred deep) is refused with Go's words for its own limit, not a traceback."""
     try:
         return parse(format)
     except TemplateError as e:
         raise TemplateError(f"template parsing error: {e}") from None
+    except RecursionError:
+        raise TemplateError("template parsing error: template: :1: max expression depth exceeded") from None
 
 
 # --- execution ----------------------------------------------------------------------------------
@@ -90,6 +94,9 @@ class Executor:
         except ExecError as e:
             raise TemplateError(f"template parsing error: template: {self.where(e.node)}: "
                                 f"{e}") from None
+        except RecursionError:
+            raise TemplateError("template parsing error: template: :1: exceeded maximum "
+                                "template depth") from None
         return "".join(self.out)
 
     def where(self, node: Any) -> str:
