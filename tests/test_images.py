@@ -7,12 +7,14 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from conftest import mini
+from mini_runtime.cli.formatting import IMAGES_FORMAT
 from mini_runtime.image import busybox, manifest
 from mini_runtime.image.layout import sha256_digest
 from mini_runtime.image.store import Store
@@ -144,6 +146,24 @@ def test_images_tag_rmi_like_docker():
     assert mini("rmi", "other:x").stdout == "Untagged: other:x\n"  # busybox:latest still names it
     assert image.short_id in mini("images", "-q").stdout.split()
     assert not any(line.startswith(("other ", "me/app ")) for line in mini("images").stdout.splitlines())
+
+
+def test_images_format_as_docker():
+    """`images --format`: docker's fields and its table; CreatedAt as Go prints a time."""
+    image = Store().get("busybox")
+    assert mini("tag", "busybox", "fmt/app:v2").returncode == 0
+    try:
+        named = mini("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout.splitlines()
+        assert f"fmt/app:v2 {image.short_id}" in named and f"busybox:latest {image.short_id}" in named
+        lines = mini("images", "--format", "table {{.Repository}}\\t{{.Size}}").stdout.splitlines()
+        assert lines[0].split() == ["REPOSITORY", "SIZE"] and len(lines) == len(named) + 1
+        created = mini("images", "--format", "{{.CreatedAt}}").stdout.splitlines()[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", created)
+        assert mini("images").stdout == mini("images", "--format", IMAGES_FORMAT).stdout
+        bad = mini("images", "--format", "{{.Nope")
+        assert bad.returncode == 1 and bad.stderr.startswith("mini: template parsing error:")
+    finally:
+        mini("rmi", "fmt/app:v2")
 
 
 def test_rmi_deletes_blobs_and_unpacked_layers_of_the_last_name():

@@ -18,6 +18,12 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
               "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
               "LocalVolumes": "LOCAL VOLUMES"}
+#: `docker images`'s default format and column titles (formatter/image.go), for --format.
+IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+                  "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                  "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+                  "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
 #: strconv.Quote's short escapes.
 GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
               "\v": "\\v", '"': '\\"', "\\": "\\\\"}
@@ -58,6 +64,14 @@ def table(rows: list[list[str]], minwidth: int = 10) -> str:
     if not rows:
         return ""
     return tabwriter("".join("\t".join(row) + "\n" for row in rows), minwidth)
+
+
+def go_time(seconds: float) -> str:
+    """A time as Go's Time.String() prints it in the local zone, as {{.CreatedAt}} of `ps` and
+    `images` shows: "2026-12-07 01:48:31 +0000 UTC"."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(seconds))
 
 
 def short_id(image_id: str) -> str:

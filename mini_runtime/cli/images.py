@@ -9,7 +9,7 @@ import sys
 import time
 
 from mini_runtime import backend
-from mini_runtime.cli.formatting import short_id, table
+from mini_runtime.cli.formatting import IMAGES_FORMAT, IMAGES_HEADERS, go_time, short_id, table
 from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
@@ -28,6 +28,7 @@ def add_images(sub: argparse._SubParsersAction) -> None:
                             usage="mini images [OPTIONS]")
     images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     images.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    images.add_argument("--format", help="format output using a Go template")
 
 
 def add_tag(sub: argparse._SubParsersAction) -> None:
@@ -99,15 +100,27 @@ def ago(created: int) -> str:
 
 
 def images(args: argparse.Namespace) -> int:
-    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
-    ids = []
+    """docker images: one row per name (an image without one shows <none>:<none>), as a
+    table, or with --format as the template says (docker's fields: .Repository, .Tag, .ID,
+    .CreatedSince, .CreatedAt, .Size, ...)."""
+    rows, ids = [], []
     for summary in backend.connect().image_list():
         image_id = summary["Id"] if args.no_trunc else short_id(summary["Id"])
         ids.append(image_id)
+        size = human_size(summary["Size"])
         for name in summary["RepoTags"] or ["<none>:<none>"]:
             repository, _, tag = name.rpartition(":")
-            rows.append([repository, tag, image_id, ago(summary["Created"]), human_size(summary["Size"])])
-    sys.stdout.write("".join(f"{i}\n" for i in ids) if args.quiet else table(rows))
+            rows.append({"Repository": repository, "Tag": tag, "ID": image_id, "Digest": "<none>",
+                         "CreatedSince": ago(summary["Created"]),
+                         "CreatedAt": go_time(summary["Created"]), "Size": size,
+                         "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
+                         "VirtualSize": size})
+    if args.quiet:
+        sys.stdout.write("".join(f"{i}\n" for i in ids))
+        return 0
+    from mini_runtime.cli.template import render_table
+
+    sys.stdout.write(render_table(args.format or IMAGES_FORMAT, rows, IMAGES_HEADERS))
     return 0
 
 

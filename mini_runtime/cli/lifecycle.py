@@ -109,7 +109,8 @@ def add_top(sub: argparse._SubParsersAction) -> None:
 
 
 def ps(args: argparse.Namespace) -> int:
-    from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, ports_column
+    from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
+                                             ports_column)
     from mini_runtime.cli.template import render_table
     from mini_runtime.units import ago
 
@@ -125,7 +126,7 @@ def ps(args: argparse.Namespace) -> int:
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
                      "Image": summary["Image"],
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
-                     "CreatedAt": summary["Created"], "RunningFor": ago(summary["Created"]),
+                     "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
                      "Status": summary["Status"], "State": summary["State"],
                      "Ports": ports_column(summary.get("Ports") or []),
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]), "Labels": "",
