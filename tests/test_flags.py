@@ -117,3 +117,25 @@ def test_an_intermixed_line_is_still_checked() -> None:
     for words in (["rm", "a", "-z", "b"], ["stop", "c1", "-t", "x"], ["ps", "extra", "-a"]):
         with pytest.raises(UsageError):
             cli.parse(words, words[0])
+
+
+@pytest.mark.parametrize("words, same", [
+    (["image", "ls", "-q"], ["images", "-q"]), (["image", "list"], ["images"]),
+    (["image", "rm", "a:1", "b"], ["rmi", "a:1", "b"]), (["image", "tag", "a", "b"], ["tag", "a", "b"]),
+    (["container", "ls", "-a"], ["ps", "-a"]), (["container", "rm", "-f", "web"], ["rm", "-f", "web"]),
+    (["container", "run", "--rm", "busybox", "ls", "ls"], ["run", "--rm", "busybox", "ls", "ls"]),
+    (["container", "exec", "c1", "container", "ls"], ["exec", "c1", "container", "ls"]),
+])
+def test_dockers_management_commands_are_the_same_commands(words: list[str], same: list[str]) -> None:
+    """`docker image ls`, `docker container rm`: the group's verb is the command, and the rest
+    of the line (a container's own command included) is left as it is."""
+    assert cli.management(words) == same
+    assert vars(cli.parse(cli.management(words), same[0])) == vars(cli.parse(same, same[0]))
+
+
+def test_an_unknown_management_verb_is_a_usage_error() -> None:
+    for words in (["container", "bogus"], ["container"], ["image", "bogus"]):
+        with pytest.raises(UsageError):
+            cli.parse(cli.management(words), words[0])
+    assert cli.management(["image", "squash", "a", "b"]) == ["image", "squash", "a", "b"]
+    assert cli.management(["run", "busybox", "image", "ls"]) == ["run", "busybox", "image", "ls"]

@@ -160,6 +160,7 @@ def test_images_format_as_docker():
         created = mini("images", "--format", "{{.CreatedAt}}").stdout.splitlines()[0]
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", created)
         assert mini("images").stdout == mini("images", "--format", IMAGES_FORMAT).stdout
+        assert mini("image", "ls").stdout == mini("images").stdout      # docker's other name
         bad = mini("images", "--format", "{{.Nope")
         assert bad.returncode == 1 and bad.stderr.startswith("mini: template parsing error:")
     finally:

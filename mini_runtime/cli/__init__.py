@@ -30,7 +30,20 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
-          "network": "network", "exec": "running", "stats": "running", "port": "running"}
+          "network": "network", "exec": "running", "stats": "running", "port": "running",
+          "container": "containers"}
+
+#: docker's management commands, `mini image ls` for `mini images`, `mini container rm` for
+#: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
+MANAGEMENT = {
+    "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
+              "history": "history", "import": "import", "save": "save", "load": "load"},
+    "container": {"ls": "ps", "list": "ps", "ps": "ps", "remove": "rm",
+                  **{name: name for name in ("run", "create", "rm", "start", "stop", "restart",
+                                             "kill", "wait", "logs", "inspect", "exec", "top",
+                                             "port", "rename", "pause", "unpause", "attach",
+                                             "diff", "export", "commit", "stats")}},
+}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -113,13 +126,21 @@ def go_booleans(argv: list[str]) -> list[str]:
     return out
 
 
+def management(words: list[str]) -> list[str]:
+    """`image ls -q` is `images -q`, `container rm -f web` is `rm -f web`."""
+    verbs = MANAGEMENT.get(words[0]) if words else None
+    if verbs and len(words) > 1 and words[1] in verbs:
+        return [verbs[words[1]], *words[2:]]
+    return words
+
+
 def args_command(argv: Sequence[str] | None) -> str | None:
     words = list(sys.argv[1:] if argv is None else argv)
     return next((w for w in words if not w.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+    words = management(list(sys.argv[1:] if argv is None else argv))
     command = args_command(words)
     try:
         args = parse(words, command)

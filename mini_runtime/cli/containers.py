@@ -6,7 +6,7 @@ import sys
 
 from mini_runtime import backend
 from mini_runtime.cli.streams import output_to
-from mini_runtime.errors import MiniError
+from mini_runtime.errors import MiniError, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -85,5 +85,24 @@ def commit(args: argparse.Namespace) -> int:
     return 0
 
 
-PARSERS = {"rm": add_rm, "diff": add_diff, "export": add_export, "commit": add_commit}
-HANDLERS = {"rm": rm, "diff": diff, "export": export, "commit": commit}
+def add_container(sub: argparse._SubParsersAction) -> None:
+    """`mini container VERB`: docker's management command. Its verbs are the container commands
+    under other names (cli.MANAGEMENT), and main() turns the line into that command before it is
+    parsed, so this parser only ever sees a verb that is not one, or none."""
+    from mini_runtime.cli import MANAGEMENT
+
+    verbs = MANAGEMENT["container"]
+    same = ", ".join(sorted(v for v in verbs if verbs[v] == v))
+    other = ", ".join(f"{v} (mini {verbs[v]})" for v in sorted(verbs) if verbs[v] != v)
+    container = sub.add_parser("container", help="manage containers", usage="mini container COMMAND",
+                               description=f"Manage containers. Commands: {same}; {other}.")
+    container.add_argument("verb", metavar="COMMAND", choices=sorted(verbs))
+
+
+def container(args: argparse.Namespace) -> int:
+    raise UsageError(f"'mini container {args.verb}' is 'mini {args.verb}' (put no flag before it)")
+
+
+PARSERS = {"rm": add_rm, "diff": add_diff, "export": add_export, "commit": add_commit,
+           "container": add_container}
+HANDLERS = {"rm": rm, "diff": diff, "export": export, "commit": commit, "container": container}

@@ -80,8 +80,11 @@ def add_image(sub: argparse._SubParsersAction) -> None:
     """`mini image squash` (exercise 05's extension). Its shape is docker's `tag`, SOURCE TARGET:
     the source stays, the target is a new image of one layer with the source's config (Cmd, Env,
     ...), unlike `export | import`, which loses the config."""
-    image = sub.add_parser("image", help="manage images", description="Manage images.",
-                           usage="mini image COMMAND")
+    from mini_runtime.cli import MANAGEMENT
+
+    aliases = ", ".join(f"{verb} (mini {command})" for verb, command in MANAGEMENT["image"].items())
+    image = sub.add_parser("image", help="manage images", usage="mini image COMMAND",
+                           description=f"Manage images. Commands: squash; and as docker's, {aliases}.")
     verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image))
     squash = verbs.add_parser("squash", help="squash an image's layers into one (exercise 05's extension)",
                               description="Create TARGET_IMAGE: SOURCE_IMAGE's files in one layer.",
