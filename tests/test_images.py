@@ -167,6 +167,24 @@ def test_images_format_as_docker():
         mini("rmi", "fmt/app:v2")
 
 
+def test_inspect_an_image_as_docker():
+    """`inspect` takes an image where no container has the name (`--type` and `image inspect`
+    ask for one kind); docker's fields, and its words when there is none."""
+    image = Store().get("busybox")
+    found = json.loads(mini("inspect", "busybox").stdout)
+    assert [d["Id"] for d in found] == [image.id] and "busybox:latest" in found[0]["RepoTags"]
+    assert found[0]["Config"] == image.config["config"]
+    assert found[0]["RootFS"] == {"Type": "layers", "Layers": image.diff_ids}
+    assert found[0]["Os"] == "linux" and found[0]["Size"] == image.size
+    by_id = mini("image", "inspect", "-f", "{{.Id}} {{.Os}}", image.short_id)
+    assert (by_id.returncode, by_id.stdout) == (0, f"{image.id} linux\n")
+    for words, kind in ((["container", "inspect", "busybox"], "container"),
+                        (["inspect", "--type", "image", "nosuch"], "image"), (["inspect", "nosuch"], "object")):
+        missing = mini(*words)
+        assert (missing.returncode, missing.stdout) == (1, "[]\n")
+        assert missing.stderr == f"Error: No such {kind}: {words[-1]}\n"
+
+
 def test_rmi_deletes_blobs_and_unpacked_layers_of_the_last_name():
     _image("solo:1", {"Cmd": ["cat", "/only-here"]}, {"only-here": b"solo\n"})
     store = Store()

@@ -148,6 +148,10 @@ class Backend(abc.ABC):
     # --- images --------------------------------------------------------------------------------
 
     @abc.abstractmethod
+    def image_inspect(self, name: str) -> dict[str, Any]:
+        """ImageInspect: the image's config and its layers' DiffIDs, in docker's fields."""
+
+    @abc.abstractmethod
     def image_list(self) -> list[dict[str, Any]]:
         """ImageList: ImageSummary dicts (Id, RepoTags, Created as Unix seconds, Size), in the
         store's order."""

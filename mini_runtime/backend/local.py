@@ -16,7 +16,7 @@ from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import ExecError, NotFound
-from mini_runtime.units import now_rfc3339, parse_rfc3339
+from mini_runtime.units import ZERO_TIME, now_rfc3339, parse_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (the image store is imported where images are used: not on exec's path)
@@ -267,6 +267,19 @@ class LocalBackend(Backend):
             if image.name != NONE:
                 summary["RepoTags"].append(image.name)
         return list(summaries.values())
+
+    def image_inspect(self, name: str) -> dict[str, Any]:
+        image = self.store.get(name)
+        config = image.config
+        return {"Id": image.id, "RepoTags": self.store.names(image), "RepoDigests": [],
+                "Parent": "", "Comment": config.get("comment", ""),
+                "Created": config.get("created") or ZERO_TIME, "Container": "", "ContainerConfig": {},
+                "DockerVersion": "", "Author": config.get("author", ""),
+                "Config": config.get("config") or {}, "Architecture": config.get("architecture", ""),
+                "Os": config.get("os", ""), "Size": image.size, "VirtualSize": image.size,
+                "GraphDriver": {"Data": None, "Name": "overlay"},
+                "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+                "Metadata": {"LastTagTime": ZERO_TIME}}
 
     def image_tag(self, source: str, target: str) -> None:
         self.store.tag(source, target)

@@ -37,10 +37,12 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
 #: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
 MANAGEMENT = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
-              "history": "history", "import": "import", "save": "save", "load": "load"},
+              "history": "history", "import": "import", "save": "save", "load": "load",
+              "inspect": "inspect --type=image"},
     "container": {"ls": "ps", "list": "ps", "ps": "ps", "remove": "rm",
+                  "inspect": "inspect --type=container",
                   **{name: name for name in ("run", "create", "rm", "start", "stop", "restart",
-                                             "kill", "wait", "logs", "inspect", "exec", "top",
+                                             "kill", "wait", "logs", "exec", "top",
                                              "port", "rename", "pause", "unpause", "attach",
                                              "diff", "export", "commit", "stats")}},
 }
@@ -127,10 +129,11 @@ def go_booleans(argv: list[str]) -> list[str]:
 
 
 def management(words: list[str]) -> list[str]:
-    """`image ls -q` is `images -q`, `container rm -f web` is `rm -f web`."""
+    """`image ls -q` is `images -q`, `container rm -f web` is `rm -f web`, `image inspect X`
+    is `inspect --type=image X`."""
     verbs = MANAGEMENT.get(words[0]) if words else None
     if verbs and len(words) > 1 and words[1] in verbs:
-        return [verbs[words[1]], *words[2:]]
+        return [*verbs[words[1]].split(), *words[2:]]
     return words
 
 

@@ -34,10 +34,12 @@ def add_ps(sub: argparse._SubParsersAction) -> None:
 
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
-    inspect = parser(sub, "inspect", "Return low-level information on containers.",
-                     "[OPTIONS] CONTAINER [CONTAINER...]")
+    inspect = parser(sub, "inspect", "Return low-level information on containers or images.",
+                     "[OPTIONS] NAME|ID [NAME|ID...]")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
-    inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
+    inspect.add_argument("--type", choices=["container", "image"],
+                         help="return JSON for the specified type (a container first, then an image)")
+    inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
 
 
 def add_logs(sub: argparse._SubParsersAction) -> None:
@@ -137,14 +139,21 @@ def ps(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
+    """docker inspect: each name as a container, else as an image (--type: only that one)."""
     from mini_runtime.cli.template import render
 
     engine, found, failed = backend.connect(), [], False
+    kinds = [args.type] if args.type else ["container", "image"]
     for text in args.containers:
-        try:
-            found.append(engine.container_inspect(text))
-        except MiniError:
-            print(f"Error: No such object: {text}", file=sys.stderr)
+        for kind in kinds:
+            try:
+                found.append(engine.container_inspect(text) if kind == "container"
+                             else engine.image_inspect(text))
+                break
+            except MiniError:
+                continue
+        else:
+            print(f"Error: No such {args.type or 'object'}: {text}", file=sys.stderr)
             failed = True
     if args.format:
         for data in found:
