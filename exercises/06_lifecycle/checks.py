@@ -54,11 +54,18 @@ def relay_and_log(ctx: Context) -> None:
                f"stdout {logs.stdout.strip()[:80]!r}, stderr {logs.stderr.strip()[:80]!r}")
 
 
+def burst(lines: int, code: int) -> str:
+    """A container command that ends with its pipe full: the lines are made first, then `cat`
+    writes them as fast as the pipe takes them (a monitor that logs them cannot keep up), and the
+    shell exits right after. Whatever `serve` had not read when it saw the exit is still there."""
+    return f"seq 1 {lines} > /tmp/lines; cat /tmp/lines; exit {code}"
+
+
 @check("6.2", "serve: nothing lost at the end, in the foreground and in a detached monitor", points=3,
        section="§ Three phases, and why the middle one is lean", plug=("serve",), retry=True, timeout=60)
 def drain(ctx: Context) -> None:
     lines, code = ctx.rng.randrange(40000, 70000), ctx.rng.randrange(1, 120)
-    result = ctx.mini("run", "--name", "burst", "busybox", "sh", "-c", f"seq 1 {lines}; exit {code}")
+    result = ctx.mini("run", "--name", "burst", "busybox", "sh", "-c", burst(lines, code))
     got = result.stdout.split()
     ctx.expect(result.returncode == code and len(got) == lines and got[-1:] == [str(lines)],
                f"all {lines} lines of `seq 1 {lines}` (its last output, still in the pipe when it exited), "
@@ -67,7 +74,7 @@ def drain(ctx: Context) -> None:
     logs = ctx.mini("logs", "--tail", "1", "burst", plug=()).stdout.split()
     ctx.expect(logs == [str(lines)], f"the log to end with {lines} too", repr(logs))
     lines, code = ctx.rng.randrange(40000, 70000), ctx.rng.randrange(1, 120)
-    container = detached(ctx, "busybox", "sh", "-c", f"seq 1 {lines}; exit {code}")
+    container = detached(ctx, "busybox", "sh", "-c", burst(lines, code))
     waited = ctx.mini("wait", container)
     ctx.expect(waited.stdout.strip() == str(code), f"`mini wait` of a detached `... exit {code}` to print {code}",
                f"{waited.stdout.strip()!r}, {last_line(waited)!r}")
