@@ -91,7 +91,7 @@ def test_what_argparse_must_decide_is_left_to_it(words: list[str]) -> None:
     (["rm", "a", "b", "--force"], {"force": True, "containers": ["a", "b"]}),
     (["stop", "c1", "-t", "1", "c2"], {"time": 1, "containers": ["c1", "c2"]}),
     (["kill", "c1", "-s", "KILL", "c2"], {"signal": "KILL", "containers": ["c1", "c2"]}),
-    (["inspect", "c1", "-f", "{{.Id}}", "c2"], {"format": "{{.Id}}", "containers": ["c1", "c2"]}),
+    (["inspect", "c1", "-f", "{{.Id}}", "c2"], {"format": "{{.Id}}", "names": ["c1", "c2"]}),
     (["history", "busybox", "--human=false"], {"human": False, "image": "busybox"}),
 ])
 def test_flags_may_follow_the_names_as_in_docker(words: list[str], expected: dict) -> None:

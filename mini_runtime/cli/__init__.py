@@ -94,8 +94,8 @@ def parse(words: list[str], command: str | None) -> argparse.Namespace:
 
 
 def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
-    """The module of `command`, imported now. (The import statement's own function: the
-    `importlib` package would import `warnings` too, a millisecond of every start.)"""
+    """The module of `command`, imported now (with the import statement's own function:
+    `importlib.import_module` would be one more package to import at every start)."""
     name = f"mini_runtime.cli.{GROUPS[command]}"
     __import__(name)
     return sys.modules[name]

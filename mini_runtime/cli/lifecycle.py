@@ -39,7 +39,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("--type", choices=["container", "image"],
                          help="return JSON for the specified type (a container first, then an image)")
-    inspect.add_argument("containers", nargs="+", metavar="NAME|ID")
+    inspect.add_argument("names", nargs="+", metavar="NAME|ID")
 
 
 def add_logs(sub: argparse._SubParsersAction) -> None:
@@ -144,7 +144,7 @@ def inspect(args: argparse.Namespace) -> int:
 
     engine, found, failed = backend.connect(), [], False
     kinds = [args.type] if args.type else ["container", "image"]
-    for text in args.containers:
+    for text in args.names:
         for kind in kinds:
             try:
                 found.append(engine.container_inspect(text) if kind == "container"
