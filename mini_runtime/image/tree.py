@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 
 from mini_runtime import overlay
 from mini_runtime.errors import InvalidParameter
+from mini_runtime.paths import DIRECTORY
 
 PAX_XATTR = "SCHILY.xattr."
 
 # Directories inside a tree: real ones, never a symlink to one (O_NOFOLLOW); O_RDONLY so they
 # can be listed and carry xattrs. The tree's own root comes from mini and may be a symlink.
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = DIRECTORY  # (paths.py's: remove_at and climb open directories the same way)
 ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NODES = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
