@@ -90,5 +90,22 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
         env[key] = value
     env.setdefault("PATH", DEFAULT_PATH)
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
-    return ProcessSpec(args, env, cwd, config.user or defaults.get("User") or "")
+    return checked(ProcessSpec(args, env, cwd, config.user or defaults.get("User") or ""))
 # <<< process-spec
+
+
+def checked(spec: ProcessSpec) -> ProcessSpec:
+    """Refuse now, in docker's words, what chdir(2) and execve(2) would refuse in the child
+    after everything was made: a relative working directory, a variable with no name (`-e =x`,
+    or an image's Env), a NUL byte (a C string ends there; only an image or an API body can
+    carry one)."""
+    if not spec.cwd.startswith("/"):
+        raise ValueError(f"the working directory '{spec.cwd}' is invalid, it needs to be an absolute path")
+    for key, value in spec.env.items():
+        if not key:
+            raise ValueError(f"invalid environment variable: ={value}")
+    texts = [*spec.args, *spec.env, *spec.env.values(), spec.cwd, spec.user]
+    if any("\0" in text for text in texts):
+        raise ValueError("invalid argument: a NUL byte in the command, environment, working "
+                         "directory or user (execve(2) takes C strings)")
+    return spec

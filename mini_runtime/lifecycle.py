@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, syscalls
-from mini_runtime.config import ProcessSpec
+from mini_runtime.config import ProcessSpec, checked
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -319,11 +319,12 @@ def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
         env.setdefault("TERM", "xterm")
     env.update(item.partition("=")[::2] for item in config.get("Env") or [])
     cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
-    if not cwd.startswith("/"):
-        raise InvalidParameter(f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
     if not config.get("Cmd"):
         raise InvalidParameter("No exec command specified")
-    return ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or "")
+    try:
+        return checked(ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or ""))
+    except ValueError as e:
+        raise InvalidParameter(str(e)) from None
 
 
 def exec_in(directory: Path, text: str, config: dict[str, Any],

@@ -113,6 +113,9 @@ def test_exec_exit_codes_as_docker(box):
     assert nobody.returncode == 126 and "unable to find user nosuchuser" in nobody.stderr
     relative = mini("exec", "-w", "tmp", "box", "pwd")
     assert relative.returncode == 1 and "needs to be an absolute path" in relative.stderr
+    nameless = mini("exec", "-e", "=x", "box", "true")
+    assert (nameless.returncode, nameless.stderr) == (
+        125, 'mini: invalid argument "=x" for "-e, --env" flag: invalid environment variable: =x\n')
 
 
 def test_exec_stdin_only_with_i_and_detached(box):

@@ -79,6 +79,17 @@ def test_bad_flag_is_125_with_one_line():
     assert "--no-such-flag" in result.stderr
 
 
+@pytest.mark.parametrize("flags, want", [
+    (["-e", "=x"], 'mini: invalid argument "=x" for "-e, --env" flag: invalid environment variable: =x\n'),
+    (["-w", "srv"], "mini: the working directory 'srv' is invalid, it needs to be an absolute path\n"),
+])
+def test_a_bad_env_or_workdir_is_125_and_creates_nothing(state_root, flags, want):
+    before = sorted((state_root / "containers").iterdir())
+    result = mini("run", "--rm", *flags, "busybox", "true")
+    assert (result.returncode, result.stderr) == (125, want)
+    assert sorted((state_root / "containers").iterdir()) == before
+
+
 def test_tty_flag_without_a_terminal_still_gives_the_container_one():
     # (chapter 06: -t makes a pty for the container even when ours is a pipe; its output comes
     # through the pty's line discipline, so "\n" arrives as "\r\n", as with docker run -t.)

@@ -82,6 +82,21 @@ def test_process_spec_merges_image_defaults_and_flags():
         process_spec(ContainerConfig("x"), {"config": {}})
 
 
+@pytest.mark.parametrize("config, image, want", [
+    (ContainerConfig("x", workdir="srv"), {"Cmd": ["sh"]}, "the working directory 'srv' is invalid"),
+    (ContainerConfig("x"), {"Cmd": ["sh"], "WorkingDir": "srv"}, "the working directory 'srv' is invalid"),
+    (ContainerConfig("x", env=["=x"]), {"Cmd": ["sh"]}, "invalid environment variable: =x"),
+    (ContainerConfig("x"), {"Cmd": ["sh"], "Env": ["=1"]}, "invalid environment variable: =1"),
+    (ContainerConfig("x"), {"Cmd": ["sh", "a\0b"]}, "a NUL byte"),
+    (ContainerConfig("x"), {"Cmd": ["sh"], "Env": ["A=\0"]}, "a NUL byte"),
+    (ContainerConfig("x"), {"Cmd": ["sh"], "User": "r\0t"}, "a NUL byte"),
+])
+def test_process_spec_refuses_what_execve_and_chdir_would(config, image, want):
+    """From the flags or from a hostile image: refused before anything is made, not in the child."""
+    with pytest.raises(ValueError, match=want):
+        process_spec(config, {"config": image})
+
+
 def _status(action: str, value: int) -> int:
     pid = os.fork()
     if pid == 0:

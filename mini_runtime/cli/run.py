@@ -92,6 +92,8 @@ def env_flags(values: list[str]) -> list[str]:
     """-e K=V as given; -e K takes K from our own environment (and is dropped if unset)."""
     result = []
     for item in values:
+        if item.partition("=")[0] == "":
+            raise UsageError(f'invalid argument "{item}" for "-e, --env" flag: invalid environment variable: {item}')
         if "=" in item:
             result.append(item)
         elif item in os.environ:
