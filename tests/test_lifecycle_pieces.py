@@ -280,12 +280,12 @@ def test_default_ps_table_is_dockers():
             {"ID": "5da91b989347", "Image": "busybox", "Command": '"sh"',
              "RunningFor": "About a minute ago", "Status": "Up About a minute", "Ports": "",
              "Names": "vigilant_golick"}]
-    assert template.render_table(formatting.PS_FORMAT, rows, formatting.PS_HEADERS) == (
+    assert template.render_table(formatting.PS_FORMAT, rows, formatting.PS_HEADERS, CTX) == (
         "CONTAINER ID   IMAGE     COMMAND            CREATED              STATUS              PORTS                                       NAMES\n"
         "eb6e0cc1e1dd   busybox   \"httpd -f -p 80\"   29 seconds ago       Up 28 seconds       0.0.0.0:32768->80/tcp, [::]:32768->80/tcp   hungry_mahavira\n"
         "c8a2e152be3b   busybox   \"httpd -f -p 80\"   32 seconds ago       Up 32 seconds       0.0.0.0:8080->80/tcp, [::]:8080->80/tcp     web\n"
         "5da91b989347   busybox   \"sh\"               About a minute ago   Up About a minute                                               vigilant_golick\n")
-    assert template.render_table(formatting.PS_FORMAT, [], formatting.PS_HEADERS) == (
+    assert template.render_table(formatting.PS_FORMAT, [], formatting.PS_HEADERS, CTX) == (
         "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n")
 
 
@@ -513,10 +513,25 @@ def test_table_format_has_a_header_and_aligned_columns():
     rows = [{"ID": "eb6e0cc1e1dd", "Names": "hungry_mahavira", "Status": "Up 28 seconds"},
             {"ID": "c8a2e152be3b", "Names": "web", "Status": "Up 32 seconds"}]
     headers = {"ID": "CONTAINER ID", "Names": "NAMES", "Status": "STATUS"}
-    assert template.render_table(r"table {{.ID}}\t{{.Names}}\t{{.Status}}", rows, headers) == (
+    assert template.render_table(r"table {{.ID}}\t{{.Names}}\t{{.Status}}", rows, headers, CTX) == (
         "CONTAINER ID   NAMES             STATUS\n"
         "eb6e0cc1e1dd   hungry_mahavira   Up 28 seconds\n"
         "c8a2e152be3b   web               Up 32 seconds\n")
-    assert template.render_table("table {{.ID}}", [], headers) == "CONTAINER ID\n"
-    assert template.render_table("{{.Names}}", rows, headers) == "hungry_mahavira\nweb\n"
-    assert template.render_table("table {{upper .Names}}", rows[1:], headers) == "NAMES\nWEB\n"
+    assert template.render_table("table {{.ID}}", [], headers, CTX) == "CONTAINER ID\n"
+    assert template.render_table("{{.Names}}", rows, headers, CTX) == "hungry_mahavira\nweb\n"
+    assert template.render_table("table {{upper .Names}}", rows[1:], headers, CTX) == "NAMES\nWEB\n"
+
+
+CTX = "*formatter.ContainerContext"
+
+
+def test_a_field_a_ps_row_does_not_have_is_an_error_as_in_docker():
+    """A row is docker's ContainerContext, a struct: no "<no value>" for a field it lacks; a
+    header with no rows is a map, as docker's, so it still prints "<no value>"."""
+    rows = [{"ID": "eb6e0cc1e1dd", "Names": "web"}]
+    with pytest.raises(InvalidParameter) as e:
+        template.render_table("{{.Names}} {{.Nope}}", rows, {}, CTX)
+    assert str(e.value) == ('template parsing error: template: :1:13: executing "" at <.Nope>: '
+                            "can't evaluate field Nope in type *formatter.ContainerContext")
+    assert template.render_table("table {{.Nope}}", [], {}, CTX) == "<no value>\n"
+    assert template.render_table("{{with .}}{{.ID}}{{end}}", rows, {}, CTX) == "eb6e0cc1e1dd\n"

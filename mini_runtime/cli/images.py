@@ -123,7 +123,7 @@ def images(args: argparse.Namespace) -> int:
         return 0
     from mini_runtime.cli.template import render_table
 
-    sys.stdout.write(render_table(args.format or IMAGES_FORMAT, rows, IMAGES_HEADERS))
+    sys.stdout.write(render_table(args.format or IMAGES_FORMAT, rows, IMAGES_HEADERS, "*formatter.ImageContext"))
     return 0
 
 

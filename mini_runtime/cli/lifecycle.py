@@ -134,7 +134,7 @@ def ps(args: argparse.Namespace) -> int:
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]), "Labels": "",
                      "Mounts": "", "Networks": ""})
     format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT)
-    sys.stdout.write(render_table(format, rows, PS_HEADERS))
+    sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
     return 0
 
 

@@ -32,17 +32,19 @@ def render(format: str, data: Any, missing_key_error: bool = False) -> str:
     return Executor(format, parse_format(format), data, missing_key_error).run()
 
 
-def render_table(format: str, rows: list[dict], headers: dict[str, str]) -> str:
+def render_table(format: str, rows: list[dict], headers: dict[str, str], struct: str) -> str:
     """`ps --format`: each row executed and ended with a newline. A format that starts with
     "table" also gets a header (the same template on `headers`, docker's field titles such as
     {"ID": "CONTAINER ID"}) and columns aligned by tabwriter(10, 3); `\\t` and `\\n` written
-    as two characters in the format become a tab and a newline, as docker's formatter does."""
+    as two characters in the format become a tab and a newline, as docker's formatter does.
+    A row is a Go struct in docker (`struct` names its type): a field it does not have is an
+    error, not "<no value>"."""
     is_table = format.startswith("table")
     if is_table:
         format = format[len("table"):]
     format = format.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     tree = parse_format(format)
-    body = "".join(Executor(format, tree, row).run() + "\n" for row in rows)
+    body = "".join(Executor(format, tree, row, struct=struct).run() + "\n" for row in rows)
     if not is_table:
         return body
     header = Executor(format, tree, headers, header=True).run() + "\n"
@@ -81,9 +83,9 @@ class Executor:
     """Runs a parsed template on data; `src` is its text, for the positions in errors."""
 
     def __init__(self, src: str, tree: list[Any], data: Any, missing_key_error: bool = False,
-                 header: bool = False) -> None:
+                 header: bool = False, struct: str | None = None) -> None:
         self.src, self.tree, self.data = src, tree, data
-        self.missing_key_error = missing_key_error
+        self.missing_key_error, self.struct = missing_key_error, struct
         self.funcs = HEADER_FUNCTIONS if header else FUNCTIONS
         self.vars: list[tuple[str, Any]] = [("$", data)]
         self.out: list[str] = []
@@ -217,6 +219,8 @@ class Executor:
             if not isinstance(value, dict):
                 raise ExecError(node, f"can't evaluate field {name} in type {go_type(value)}")
             if name not in value:
+                if self.struct and value is self.data:
+                    raise ExecError(node, f"can't evaluate field {name} in type {self.struct}")
                 if self.missing_key_error:
                     raise ExecError(node, f'map has no entry for key "{name}"')
                 return MISSING
