@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -119,6 +120,32 @@ def test_host(request):
             os.close(home)
 
 
+def no_container_left(timeout: float = 5) -> None:
+    """Nothing of any container in the test host: no netns mount, address or rule of its own,
+    and no veth pair once the kernel has torn the namespaces down (it does so soon, not at
+    once: bridge.unplug). mini0 and its rules may stay, as docker0 and docker's do."""
+    from mini_runtime.network import bridge, ipam, namespace, nat
+    deadline = time.monotonic() + timeout
+    while (pairs := [n for n in bridge.links() if n.startswith(("mv", "mp"))]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pairs, f"veth pairs left: {pairs}"
+    assert namespace.names() == [] and ipam.owners() == {} and nat.owners() == set()
+    assert bridge.bridge_ports("mini0") == []
+
+
+def settled(before: dict, timeout: float = 5) -> dict:
+    """The test host's state once mini's pending work is done: mini0 and its rules taken down
+    as `mini network prune` does (they stay between containers, as docker0 does), and every
+    container's veth pair gone, which the kernel deletes with the container's namespace, soon
+    but not at once."""
+    from mini_runtime import network
+    network.prune_default_bridge()      # (nothing, while a leaked container is still on it)
+    deadline = time.monotonic() + timeout
+    while (after := inner_state()) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return after
+
+
 def inside(host: TestHost, home: int):
     target = f"/run/netns/{host.name}"
     joiner(target)()
@@ -126,7 +153,7 @@ def inside(host: TestHost, home: int):
         assert os.stat("/proc/thread-self/ns/net").st_ino == os.stat(target).st_ino, "not in the test host"
         before = inner_state()
         yield host
-        after = inner_state()
+        after = settled(before)
         if after != before:
             from mini_runtime import network
             network.sweep(lambda _id: False)      # tidy up, so that one failure stays one

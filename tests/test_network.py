@@ -23,7 +23,7 @@ from mini_runtime import network, syscalls
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
 from mini_runtime.network import bridge, etcfiles, ipam, namespace, nat, networks, ports
 from mini_runtime.network import proxy as network_proxy
-from netharness import python_in, require_nat, run_in, test_host, wait_ready  # noqa: F401 (a fixture)
+from netharness import no_container_left, python_in, require_nat, run_in, test_host, wait_ready  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 BUSYBOX = "/bin/busybox"
@@ -249,8 +249,7 @@ def test_a_port_in_use_fails_with_dockers_message_and_leaves_nothing(container, 
         with pytest.raises(Conflict) as e:
             container("web", bindings=ports.parse("18083:81") + ports.parse("18082:80"))
         assert str(e.value) == "Bind for 0.0.0.0:18082 failed: port is already allocated"
-        assert namespace.names() == [] and "mini0" not in bridge.links() and nat.table() is None
-        assert ipam.owners() == {}
+        no_container_left()
         socket.socket().bind(("0.0.0.0", 18083))   # the port held before the failure is free again
     finally:
         taken.close()
@@ -285,7 +284,7 @@ def test_rtnetlink_raises_the_kernels_errno_for_the_three_wiring_mistakes(test_h
 def test_a_host_address_that_is_not_ours_is_refused(container, test_host):
     with pytest.raises(InvalidParameter, match="Bind for 192.0.2.77:18086/tcp failed: Cannot assign requested address"):
         container("web", bindings=ports.parse("192.0.2.77:18086:80"))
-    assert namespace.names() == [] and nat.table() is None
+    no_container_left()
 
 
 @pytest.mark.nat
@@ -302,45 +301,43 @@ def test_a_subnet_overlapping_a_route_is_refused(container, test_host):
 
 
 @pytest.mark.nat
-def test_everything_is_removed_after_detach(container, test_host):
+def test_everything_is_removed_after_detach_and_mini0_after_a_prune(container, test_host):
     forward_before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     web, held = container("web", bindings=ports.parse("18085:80"))
     ports.release(held)
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == "1\n"
     assert nat.owners() == {web.container_id}
+    assert not network.prune_default_bridge() and bridge.bridge_ports("mini0")  # in use: it stays
     network.detach(web.container_id)
     network.detach(web.container_id)            # idempotent
+    no_container_left()
+    assert "mini0" in bridge.links() and nat.table() is not None    # docker0 stays too
+    assert network.prune_default_bridge()       # `mini network prune`: the host as it was
     assert nat.table() is None and "mini0" not in bridge.links()
-    assert not any(name.startswith("mv") for name in bridge.links())
-    assert namespace.names() == [] and ipam.owners() == {}
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
+    assert not network.prune_default_bridge()   # idempotent
 
 
 @pytest.mark.nat
-def test_the_last_container_and_the_bridge_go_in_one_group_and_no_other_link_does(container, test_host):
-    """disconnect_last deletes a link group: a link of the host that already has the group mini
-    would try first must keep it, and stay; the group mini used is gone with its two links."""
-    from mini_runtime.network.rtnetlink import Netlink
-    subprocess.run(["ip", "link", "set", "mth0", "group", str(bridge.GROUP)], check=True)
+def test_a_containers_pair_leaves_the_bridge_at_once_and_goes_with_its_namespace(container, test_host):
+    """detach unplugs the host end (off mini0, down: no wait) and removes the netns mount; the
+    kernel then deletes the pair with the namespace. A namespace another name still holds
+    (`--network container:NAME`) outlives the container: its pair is deleted there and then."""
+    one, _ = container("one")
+    two, _ = container("two")
+    three, _ = container("three")
+    namespace.create("sharer", three.netns)     # what `--network container:three` makes
     try:
-        one, _ = container("one")
-        two, _ = container("two")
-        network.detach(one.container_id)             # not the last: the pair alone
-        assert "mini0" in bridge.links() and bridge.bridge_ports("mini0") == [bridge.host_end(two.container_id)]
-        network.detach(two.container_id)             # the last: its pair and mini0 in one batch
-        with Netlink() as nl:
-            left = {link.name: link.group for link in nl.links()}
-        assert left == {"lo": 0, "mth0": bridge.GROUP}, left
+        network.detach(one.container_id)
+        assert bridge.bridge_ports("mini0") == sorted([bridge.host_end(two.container_id),
+                                                       bridge.host_end(three.container_id)])
+        network.detach(three.container_id)      # shared: deleted at once, not left to the kernel
+        assert bridge.host_end(three.container_id) not in bridge.links()
+        assert namespace.names() == sorted(["sharer", two.container_id])
     finally:
-        subprocess.run(["ip", "link", "set", "mth0", "group", "0"], check=True)
-
-
-def test_link_group_0_cannot_be_deleted(test_host):
-    """Group 0 is every link's until it is given another: the kernel refuses to delete it."""
-    from mini_runtime.network.rtnetlink import Netlink, NetlinkError
-    with Netlink() as nl, pytest.raises(NetlinkError) as refused:
-        nl.delete_group(0)
-    assert refused.value.errno == errno.EPERM and "mth0" in bridge.links()
+        namespace.remove("sharer")
+    network.detach(two.container_id)
+    no_container_left()
 
 
 @pytest.mark.nat

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import mini
 from mini_runtime.network import ports
-from netharness import python_in, run_in, test_host, wait_ready  # noqa: F401 (a fixture)
+from netharness import no_container_left, python_in, run_in, test_host, wait_ready  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
@@ -67,9 +67,9 @@ def inspect(name: str) -> dict:
 
 
 def nothing_of_ours_left() -> None:
-    from mini_runtime.network import bridge, ipam, namespace, nat
-    assert not [link for link in bridge.links() if link.startswith(("mini", "mv", "mp"))]
-    assert nat.table() is None and namespace.names() == [] and ipam.owners() == {}
+    """No container's traces (netharness.no_container_left); mini0 may stay, as docker0 does,
+    and the test host's check takes it down as `mini network prune` does."""
+    no_container_left()
 
 
 # --- the seed ----------------------------------------------------------------------------------
@@ -253,6 +253,33 @@ def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tm
         mini("rm", "-f", "web", "other")
         removed = mini("network", "rm", "minitestnet")
     assert removed.stdout == "minitestnet\n", removed.stderr
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_network_prune_asks_then_removes_the_unused_and_takes_mini0_down(test_host):
+    """mini0 stays between containers, as docker0 does; `network prune` removes the user-defined
+    networks no container uses (docker's) and takes mini0 and its rules down once no container
+    is on it (mini's own: the host as it was before mini)."""
+    from mini_runtime.network import bridge, nat
+    for name in ("minitestused", "minitestidle"):
+        assert mini("network", "create", name).returncode == 0
+    try:
+        assert bridged("run", "--rm", "busybox", "true").returncode == 0
+        assert "mini0" in bridge.links() and nat.table() is not None   # kept for the next one
+        web("web", "--network", "minitestused")
+        asked = mini("network", "prune", input="n\n")
+        assert asked.returncode == 0 and asked.stdout.endswith("Are you sure you want to continue? [y/N] ")
+        assert "minitestidle" in mini("network", "ls").stdout and "mini0" in bridge.links()
+        pruned = mini("network", "prune", "-f")
+        assert (pruned.returncode, pruned.stdout) == (0, "Deleted Networks:\nminitestidle\n"), pruned.stderr
+        assert "mini0" not in bridge.links()                            # no container was on it
+        assert "minitestused" in mini("network", "ls").stdout
+    finally:
+        mini("rm", "-f", "web")
+        mini("network", "rm", "minitestused", "minitestidle")
+    assert mini("network", "prune", "-f").stdout == ""
+    assert nat.table() is None and not [n for n in bridge.links() if n.startswith("mini")]
     nothing_of_ours_left()
 
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -81,15 +82,22 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
     return (result.stderr.strip().splitlines() or [""])[-1]
 
 
-def leftovers() -> dict[str, list[str]]:
-    """What mini made in the test host and should have removed (read from inside it)."""
-    from mini_runtime.network import bridge, ipam, namespace, nat
+def leftovers(timeout: float = 5) -> dict[str, list[str]]:
+    """What mini made in the test host for its containers and should have removed (read from
+    inside it). mini0 and its rules stay for the next container, as docker0 does; a container's
+    veth pair goes with its namespace, which the kernel tears down soon but not at once, so a
+    pair counts as left only if it is still there after `timeout` seconds."""
+    from mini_runtime.network import bridge, ipam, namespace, nat, networks
 
-    links = [name for name in bridge.links() if name not in ("lo", netlab.HOST_LINK)]
-    tables = [] if nat.table() is None else ["ip mini"]
-    found = {"links": links, "netns mounts": namespace.names(), "addresses": sorted(ipam.owners()),
-             "nftables": tables}
-    return {k: v for k, v in found.items() if v}
+    deadline = time.monotonic() + timeout
+    while True:
+        links = [name for name in bridge.links() if name not in ("lo", netlab.HOST_LINK, networks.DEFAULT_BRIDGE)]
+        found = {"links": links, "netns mounts": namespace.names(), "addresses": sorted(ipam.owners()),
+                 "rules": sorted(nat.owners()), "ports of mini0": bridge.bridge_ports(networks.DEFAULT_BRIDGE)}
+        found = {k: v for k, v in found.items() if v}
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 SCRIPT = ("ip -o -4 addr show eth0; cat /sys/class/net/eth0/address; ip route; ip -o link show lo; "

@@ -204,6 +204,11 @@ class Backend(abc.ABC):
     def network_delete(self, name: str) -> str:
         """NetworkDelete: only a user-defined network without containers; returns its name."""
 
+    @abc.abstractmethod
+    def network_prune(self) -> dict[str, Any]:
+        """NetworksPrune: every user-defined network without containers, {"NetworksDeleted":
+        [names]}; and, mini's own, the default bridge's link and rules if no container is on it."""
+
     # --- system --------------------------------------------------------------------------------
 
     @abc.abstractmethod

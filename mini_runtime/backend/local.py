@@ -15,7 +15,7 @@ from pathlib import Path
 from mini_runtime import container, lifecycle, monitor, overlay
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import ExecError, NotFound
+from mini_runtime.errors import Conflict, ExecError, NotFound
 from mini_runtime.units import ZERO_TIME, now_rfc3339, parse_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -363,6 +363,19 @@ class LocalBackend(Backend):
     def network_delete(self, name: str) -> str:
         from mini_runtime.network import networks
         return networks.remove(name)
+
+    def network_prune(self) -> dict[str, Any]:
+        from mini_runtime import network
+        from mini_runtime.network import networks
+        deleted = []
+        for record in networks.user_records():
+            if not record["Containers"]:
+                try:
+                    deleted.append(networks.remove(record["Id"]))
+                except (Conflict, NotFound):     # a container joined it, or it went, meanwhile
+                    pass
+        network.prune_default_bridge()
+        return {"NetworksDeleted": deleted}
 
     # --- system --------------------------------------------------------------------------------
 

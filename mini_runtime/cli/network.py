@@ -1,4 +1,4 @@
-"""`mini network create | ls | rm | inspect` (chapter 07): docker's flags and output."""
+"""`mini network create | ls | rm | inspect | prune` (chapter 07): docker's flags and output."""
 
 from __future__ import annotations
 
@@ -30,11 +30,17 @@ def add_network(sub: argparse._SubParsersAction) -> None:
     inspect = verbs.add_parser("inspect", help="display detailed information on one or more networks",
                                usage="mini network inspect NETWORK [NETWORK...]")
     inspect.add_argument("names", nargs="+", metavar="NETWORK")
+    prune = verbs.add_parser("prune", help="remove all unused networks", usage="mini network prune [OPTIONS]",
+                             description="Remove all unused networks, and take the default bridge (mini0) "
+                                         "and its rules down when no container is on it.")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
 
 
 def network(args: argparse.Namespace) -> int:
     if args.verb is None:
-        raise UsageError("'mini network' needs a command: create, ls, rm or inspect")
+        raise UsageError("'mini network' needs a command: create, ls, rm, inspect or prune")
+    if args.verb == "prune":
+        return prune(args.force)
     engine = backend.connect()
     if args.verb == "create":
         if args.driver != "bridge":
@@ -65,6 +71,23 @@ def network(args: argparse.Namespace) -> int:
     if args.verb == "inspect":
         print(json.dumps(found, indent=4))
     return 1 if failed else 0
+
+
+PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container,\n"
+                 "and take mini0 and its rules down if no container is on it.\n")
+
+
+def prune(force: bool) -> int:
+    """docker network prune: asks first unless -f (an answer other than y, or EOF, is no)."""
+    if not force:
+        sys.stdout.write(PRUNE_WARNING + "Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    deleted = backend.connect().network_prune()["NetworksDeleted"]
+    if deleted:
+        sys.stdout.write("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted))
+    return 0
 
 
 PARSERS = {"network": add_network}

@@ -30,8 +30,9 @@ inspect). All of them act on the network namespace the calling thread is in.
   lower dir of the overlay so that the mount points exist and nothing lands in the upper dir.
 - **exec**: `namespace.join(endpoint.netns)` (or /proc/PID/ns/net while the container runs).
 - **cleanup** (container ended or removed): `network.disconnect(endpoint)` (`detach(id)` for a
-  bridge): rules, veth, netns, address, membership; the default bridge when its last container
-  is gone, our nftables table when its last rule is. Idempotent and keyed by the id only.
+  bridge): rules, veth (unplugged; the kernel deletes it with the netns), netns, address,
+  membership. The default bridge and its rules stay for the next container, as docker0 does
+  (`mini network prune` takes them down). Idempotent and keyed by the id only.
   `network.sweep(alive)` does it for every id that `alive(id)` says is gone (a SIGKILLed
   monitor's leftovers).
 """
@@ -241,39 +242,33 @@ def undo(container_id: str) -> None:
             failures.append(str(e))
 
     step(lambda: nat.unpublish(container_id))            # its DNAT and forward rules
-    if last_on_default_bridge(container_id):             # its veth pair and mini0, at once
-        step(lambda: bridge.disconnect_last(container_id, networks.DEFAULT_BRIDGE))
+    if namespace.shared(container_id):                   # container:NAME users keep the netns:
+        step(lambda: bridge.disconnect(container_id))    # the veth pair must go now
     else:
-        step(lambda: bridge.disconnect(container_id))    # the veth pair, both ends
-    step(lambda: namespace.remove(container_id))         # the netns mount
+        step(lambda: bridge.unplug(container_id))        # off the bridge, down: the pair goes
+    step(lambda: namespace.remove(container_id))         # with the netns, in the kernel's time
     step(lambda: networks.leave(container_id))           # membership; the others' /etc/hosts
     step(lambda: ipam.release_everywhere(container_id))  # its address
-    step(lambda: drop_default_bridge_if_unused())
-    step(nat.drop_table_if_unused)                       # the table goes with the last rule
     if failures:
         raise System(f"cleaning up the network of {container_id[:12]}: {failures[0]}")
 # <<< detach
 
 
-def default_bridge_users() -> set[str]:
-    """The containers that have an address on the default bridge (call with the lock held)."""
-    from mini_runtime.network import ipam, networks
-    return set(ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated().values())
-
-
-def last_on_default_bridge(container_id: str) -> bool:
-    try:
-        return default_bridge_users() == {container_id}
-    except (MiniError, OSError, ValueError):
-        return False        # (the plain path then; the bridge goes in drop_default_bridge_if_unused)
-
-
-def drop_default_bridge_if_unused() -> None:
-    """mini0 goes when its last container has: nothing of ours stays on an idle host."""
-    from mini_runtime.network import bridge, nat, networks
-    if not default_bridge_users():
-        nat.remove_network(networks.DEFAULT_BRIDGE)
-        bridge.remove_bridge(networks.DEFAULT_BRIDGE)
+def prune_default_bridge() -> bool:
+    """`mini network prune`: mini0 and its rules, when no container is on it, and our table
+    and ip_forward's old value when nothing of ours is left. True if mini0 went. (Like docker0,
+    mini0 otherwise stays between containers: see bridge.unplug.)"""
+    from mini_runtime.network import bridge, ipam, nat, networks
+    with networks.lock():
+        if ipam.Pool(networks.DEFAULT, ipam.default_subnet()).allocated():
+            return False
+        there = networks.DEFAULT_BRIDGE in bridge.links()
+        if there:
+            nat.remove_network(networks.DEFAULT_BRIDGE)
+            bridge.remove_bridge(networks.DEFAULT_BRIDGE)
+        if there or nat.forward_memory().exists():   # (our table was made: ensure_table)
+            nat.drop_table_if_unused()
+        return there
 
 
 def sweep(alive: Callable[[str], bool]) -> list[str]:

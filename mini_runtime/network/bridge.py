@@ -11,7 +11,8 @@ namespaces. So a container is wired like this:
 Steps, each one netlink message (`ip` would send the same ones): create the pair with its
 container end already inside the container's namespace, named eth0 and with its MAC; plug the
 host end into the bridge and bring it up; inside, give eth0 its address, bring it and `lo` up,
-add the default route. Deleting the host end deletes the pair.
+add the default route. Deleting the host end deletes the pair; so does the end of the container's
+namespace, which is how a container's pair goes (`unplug`).
 
 `netlink(netns)` makes its socket inside that namespace (this thread steps in and straight back),
 so nothing else moves. Everything acts on the namespace the calling thread is in: the host's,
@@ -109,7 +110,13 @@ def connect(container_id: str, bridge: str, netns: str | Path, address: Interfac
     with netlink() as nl:
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            nl.add_veth(outside, "eth0", peer_netns_fd=fd, peer_mac=mac)  # eth0 born in there
+            try:
+                nl.add_veth(outside, "eth0", peer_netns_fd=fd, peer_mac=mac)  # eth0 born in there
+            except NetlinkError as e:    # a restart: its last pair, not taken by the kernel yet
+                if e.errno != errno.EEXIST:
+                    raise
+                nl.delete_link(outside)
+                nl.add_veth(outside, "eth0", peer_netns_fd=fd, peer_mac=mac)
         finally:
             os.close(fd)
         try:
@@ -160,28 +167,22 @@ def disconnect(container_id: str) -> bool:
         return True
 
 
-# >>> last-out
-#: Where disconnect_last starts looking for an unused link group: "mini" in ASCII.
-GROUP = 0x6D696E69
-
-
-def disconnect_last(container_id: str, bridge: str) -> None:
-    """The bridge's last container is leaving: its veth pair and the bridge go in one request.
-    The kernel makes every link deletion wait for RCU grace periods (20-50 ms here, for a veth
-    as for a bridge), and a batch of links waits once. One request deletes a batch when it names
-    a link group: so both links get a group no other link has, then the group is deleted."""
+# >>> unplug
+def unplug(container_id: str) -> bool:
+    """Take the container's end off its bridge and down, and leave the pair to its namespace.
+    Deleting a link makes the caller wait for RCU grace periods (15-50 ms here); a namespace
+    that nothing holds any more is torn down by a kernel worker, its links with it, and the
+    veth's other end goes too. Unplugged first, the end can no longer take frames meant for
+    the next container to get this address (and so this MAC). False when there was none."""
     with netlink() as nl:
-        taken = {link.group for link in nl.links()}
-        group = next(g for g in range(GROUP, GROUP + 4096) if g not in taken)
-        for name in (host_end(container_id), bridge):
-            try:
-                nl.set_link(name, group=group)
-            except NetlinkError as e:
-                if e.errno != errno.ENODEV:            # gone already: one link less to delete
-                    raise
-        with contextlib.suppress(NetlinkError):    # (ENODEV: both were gone)
-            nl.delete_group(group)
-# <<< last-out
+        try:
+            nl.set_link(host_end(container_id), up=False, master=0)
+        except NetlinkError as e:
+            if e.errno == errno.ENODEV:
+                return False
+            raise
+        return True
+# <<< unplug
 
 
 def container_view(netns: str | Path) -> dict:

@@ -111,6 +111,21 @@ def names() -> list[str]:
         return []
 
 
+def shared(name: str) -> bool:
+    """Does another name hold the same namespace (`--network container:NAME`)?"""
+    try:
+        mine = os.stat(path(name))
+    except OSError:
+        return False
+    for other in names():
+        if other != name:
+            with contextlib.suppress(OSError):
+                theirs = os.stat(path(other))
+                if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+                    return True
+    return False
+
+
 def identity(netns: str | Path) -> int:
     """The namespace's inode: equal numbers, same namespace (compare /proc/PID/ns/net)."""
     return os.stat(netns).st_ino

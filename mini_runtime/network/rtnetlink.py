@@ -33,7 +33,7 @@ NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 10, 18, 27, 28
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
@@ -65,7 +65,6 @@ class Link:
     up: bool
     master: int | None                 # the bridge it is a port of
     mac: str
-    group: int                         # the link group (`ip link set DEV group N`); 0 by default
 
 
 @named_tuple
@@ -193,7 +192,7 @@ class Netlink:
             mac = m.attrs.get(IFLA_ADDRESS, b"")
             found.append(Link(m.head[2], text(m.attrs[IFLA_IFNAME]), bool(m.head[3] & IFF_UP),
                               u32(m.attrs[IFLA_MASTER]) if IFLA_MASTER in m.attrs else None,
-                              ":".join(f"{b:02x}" for b in mac), u32(m.attrs.get(IFLA_GROUP, bytes(4)))))
+                              ":".join(f"{b:02x}" for b in mac)))
         return found
 
     def add_link(self, name: str, kind: str, data: bytes = b"") -> None:
@@ -213,20 +212,14 @@ class Netlink:
         self.add_link(name, "veth", attr(VETH_INFO_PEER, about_peer))
     # <<< add-veth
 
-    def set_link(self, link: int | str, *, up: bool | None = None, master: int | None = None,
-                 group: int | None = None) -> None:
-        """`ip link set DEV [up|down] [master BRIDGE] [group N]` (ENODEV when there is no such link)."""
-        self.request(RTM_NEWLINK, ifinfo(link, up) + (attr(IFLA_MASTER, master) if master is not None else b"")
-                     + (attr(IFLA_GROUP, group) if group is not None else b""))
+    def set_link(self, link: int | str, *, up: bool | None = None, master: int | None = None) -> None:
+        """`ip link set DEV [up|down] [master BRIDGE|nomaster]` (master 0: off its bridge;
+        ENODEV when there is no such link)."""
+        self.request(RTM_NEWLINK, ifinfo(link, up) + (attr(IFLA_MASTER, master) if master is not None else b""))
 
     def delete_link(self, link: int | str) -> None:
         """`ip link del DEV`: a veth goes with its peer; a bridge's ports are unplugged, not deleted."""
         self.request(RTM_DELLINK, ifinfo(link))
-
-    def delete_group(self, group: int) -> None:
-        """`ip link del group N`: every link of the group, in one batch (ENODEV: no link has it).
-        The kernel refuses group 0 (EPERM), every link's group until it is given another."""
-        self.request(RTM_DELLINK, ifinfo() + attr(IFLA_GROUP, group))
 
     # --- addresses and routes ---------------------------------------------------------------
 
