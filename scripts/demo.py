@@ -292,8 +292,12 @@ def web_server() -> None:
                 "for as long as such a container runs.")
         say("`rm -f` ends it; its address, veth pair, NAT rules and proxy go with it:")
         show(["rm", "-f", name])
+        say("The bridge mini0 and its rules stay for the next container, as docker0 does; "
+            "`network prune` takes them down when no container is on it:")
+        show(["network", "prune", "-f"])
     finally:
         subprocess.run(MINI + ["rm", "-f", name], capture_output=True, timeout=60)
+        subprocess.run(MINI + ["network", "prune", "-f"], capture_output=True, timeout=60)
 
 
 def wait_for_lines(name: str, at_least: int) -> int:

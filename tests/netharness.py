@@ -157,6 +157,7 @@ def inside(host: TestHost, home: int):
         if after != before:
             from mini_runtime import network
             network.sweep(lambda _id: False)      # tidy up, so that one failure stays one
+            network.prune_default_bridge()
             changed = {k: (before[k], after[k]) for k in after if after[k] != before[k]}
             pytest.fail(f"the test left this behind in the test host: {changed}")
     finally:
