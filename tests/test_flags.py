@@ -139,3 +139,17 @@ def test_an_unknown_management_verb_is_a_usage_error() -> None:
             cli.parse(cli.management(words), words[0])
     assert cli.management(["image", "squash", "a", "b"]) == ["image", "squash", "a", "b"]
     assert cli.management(["run", "busybox", "image", "ls"]) == ["run", "busybox", "image", "ls"]
+
+
+@pytest.mark.parametrize("words, hint, names", [
+    (["network", "create"], "see 'mini network create --help'", ["NETWORK"]),
+    (["network", "prune", "extra"], "see 'mini network --help'", ["extra"]),
+    (["image", "squash", "a"], "see 'mini image squash --help'", ["target"]),
+    (["image", "bogus"], "see 'mini image --help'", ["'ls'", "'load'", "'squash'"]),
+])
+def test_a_groups_error_names_the_help_to_read_and_every_verb(words: list[str], hint: str, names: list[str]) -> None:
+    """The `--help` named is the command's own (not `mini network COMMAND create`, nor `mini`),
+    and an unknown verb lists them all, the docker names main() rewrites included."""
+    with pytest.raises(UsageError) as e:
+        cli.parse(cli.management(words), words[0])
+    assert hint in str(e.value) and all(name in str(e.value) for name in names), str(e.value)

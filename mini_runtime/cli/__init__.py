@@ -83,13 +83,13 @@ def parse(words: list[str], command: str | None) -> argparse.Namespace:
     parser = build_parser(command)
     words = go_booleans(words)
     if command in GROUPS and words[:1] == [command]:
+        own = parser.commands[command]
         try:
-            args = parser.commands[command].parse_intermixed_args(words[1:])
+            args = own.parse_intermixed_args(words[1:])
         except TypeError:
-            pass
-        else:
-            args.command, args.version = command, False
-            return args
+            args = own.parse_args(words[1:])        # (its errors name its own --help)
+        args.command, args.version = command, False
+        return args
     return parser.parse_args(words)
 
 

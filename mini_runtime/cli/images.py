@@ -85,15 +85,22 @@ def add_image(sub: argparse._SubParsersAction) -> None:
     aliases = ", ".join(f"{verb} (mini {command})" for verb, command in MANAGEMENT["image"].items())
     image = sub.add_parser("image", help="manage images", usage="mini image COMMAND",
                            description=f"Manage images. Commands: squash; and as docker's, {aliases}.")
-    verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image))
+    verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image),
+                               prog="mini image")
     squash = verbs.add_parser("squash", help="squash an image's layers into one (exercise 05's extension)",
                               description="Create TARGET_IMAGE: SOURCE_IMAGE's files in one layer.",
                               usage="mini image squash SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
     squash.add_argument("source")
     squash.add_argument("target")
+    for verb, command in MANAGEMENT["image"].items():   # (main() turns these into their command
+        verbs.add_parser(verb, help=f"mini {command}")    # first: listed for `invalid choice`)
 
 
 def image(args: argparse.Namespace) -> int:
+    if args.verb != "squash":
+        from mini_runtime.cli import MANAGEMENT
+        raise UsageError(f"'mini image {args.verb}' is 'mini {MANAGEMENT['image'][args.verb]}' "
+                         "(put no flag before it)")
     print(backend.connect().image_squash(args.source, args.target)["Id"])
     return 0
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
 def add_network(sub: argparse._SubParsersAction) -> None:
     network = sub.add_parser("network", help="manage networks", description="Manage networks.",
                              usage="mini network COMMAND")
-    verbs = network.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs = network.add_subparsers(dest="verb", metavar="COMMAND", prog="mini network")
     create = verbs.add_parser("create", help="create a network", usage="mini network create [OPTIONS] NETWORK")
     create.add_argument("--subnet", help="subnet in CIDR format (default: a free /24 of 172.30.0.0/16)")
     create.add_argument("-d", "--driver", default="bridge", help='driver (only "bridge")')
