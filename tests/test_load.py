@@ -345,6 +345,40 @@ def test_a_failed_load_keeps_what_was_there_before(store):
     assert (store.layers_root / store.layer_dirs(image)[0] / "etc/hello").read_bytes() == b"hello\n"
 
 
+def _same_config_other_blobs(layers: list[tuple[str, bytes]]) -> bytes:
+    """An OCI archive of model()'s config (so the image's layers are unpacked in the store
+    already) whose manifest points at other layer blobs: (media type, blob) each."""
+    config = dumps(model()["config"])
+    manifest_doc = {"schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
+                    "config": {"mediaType": manifest.OCI_CONFIG, "digest": sha(config), "size": len(config)},
+                    "layers": [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]}
+    manifest_bytes = dumps(manifest_doc)
+    index = {"schemaVersion": 2, "mediaType": manifest.OCI_INDEX,
+             "manifests": [{"mediaType": manifest.OCI_MANIFEST, "digest": sha(manifest_bytes),
+                            "size": len(manifest_bytes), "annotations": {REF_NAME: "other:1"}}]}
+    entries = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": dumps(index),
+               f"blobs/sha256/{sha(config)[7:]}": config, f"blobs/sha256/{sha(manifest_bytes)[7:]}": manifest_bytes}
+    entries.update({f"blobs/sha256/{sha(b)[7:]}": b for _, b in layers})
+    return write(entries)
+
+
+def test_a_new_blob_of_a_layer_the_store_has_is_checked_too(store):
+    """The store has the image's layers unpacked: a second archive of the same config is not
+    unpacked again, but its new layer blobs must still decompress to the config's DiffIDs. Else
+    any blob (here a layer that escapes with `..`) would be stored, and come out of `save`."""
+    assert check_load(store, write(members(model()))) == ["Loaded image: fuzz:1"]
+    evil = gzip.compress(tar_of([("../escaped", b"x")]), mtime=0)
+    refused = check_load(store, _same_config_other_blobs([(TAR, LAYER1), (TAR + "+gzip", evil)]))
+    assert isinstance(refused, MiniError) and "unpacks to DiffID" in str(refused), refused
+    assert not store.layout.blob_path(sha(evil)).exists()
+    junk = b"not a tar at all" * 64
+    refused = check_load(store, _same_config_other_blobs([(TAR, junk), (TAR + "+gzip", LAYER2)]))
+    assert isinstance(refused, MiniError) and "unpacks to DiffID" in str(refused), refused
+    # the same tars compressed another way: the same layers, so the same image, loaded
+    other = [(TAR + "+gzip", gzip.compress(LAYER1, mtime=1)), (TAR, LAYER2_TAR)]
+    assert check_load(store, _same_config_other_blobs(other)) == ["Loaded image: other:1"]
+
+
 # --- the property: any mutation loads a working image, or is one line and changes nothing ------
 
 _DIGESTS = [sha(LAYER1), sha(LAYER2), sha(LAYER2_TAR), "sha256:" + "0" * 64, "sha256:" + "A" * 64]

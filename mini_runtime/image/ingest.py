@@ -6,7 +6,9 @@ The order is what makes "none" possible:
 1. check everything that can be checked without storing anything: every name, every manifest,
    every config (read from the source, verified against its digest);
 2. store the blobs, each verified against its descriptor while it streams in;
-3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here);
+3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here;
+   a new blob of a layer the store has unpacked already is not unpacked again, but its DiffID is
+   checked all the same);
 4. name the images.
 
 A failure at any step removes exactly what this ingest added (blobs, unpacked layer directories
@@ -144,7 +146,9 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
                 added.put(manifest_digest, lambda: store.layout.put_blob(item.pending.manifest_bytes))
                 stored.append(Image(NONE, manifest_digest, manifest.config.digest, item.config,
                                     [layer.raw for layer in manifest.layers]))
+            new_blobs = {f"sha256:{path.name}" for path in added.blobs}
             for image in stored:                                                      # 3
+                store.check_diff_ids(image, new_blobs)
                 store.layer_dirs(image)
             result = []
             for item, image in zip(ready, stored):                                    # 4

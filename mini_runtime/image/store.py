@@ -268,6 +268,33 @@ class Store:
         return names[::-1]
     # <<< layer-dirs
 
+    def check_diff_ids(self, image: Image, new_blobs: set[str]) -> None:
+        """Each layer blob new to the store whose layer is unpacked already (from another blob:
+        the same tar, compressed another way) is not unpacked again, so its DiffID is checked
+        here: the digest of what it decompresses to must be the config's. Otherwise any blob
+        would be stored under an image whose layers the store already has, and come back out
+        with `save`."""
+        import hashlib
+
+        from mini_runtime.image.checked import Invalid
+        from mini_runtime.image.layers import MEDIA_TYPES, open_layer
+
+        for descriptor, diff_id, chain in zip(image.layers, image.diff_ids, image.chain_ids):
+            if descriptor["digest"] not in new_blobs or not (self.layers_root / chain.removeprefix("sha256:")).is_dir():
+                continue                                # (unpacked and checked in layer_dirs)
+            if MEDIA_TYPES.get(descriptor["mediaType"], "?") is None:
+                got = descriptor["digest"]              # a plain tar is its own DiffID
+            else:
+                digest = hashlib.sha256()
+                with self.layout.open_blob(descriptor["digest"]) as blob:
+                    layer = open_layer(blob, descriptor["mediaType"])
+                    while chunk := layer.read(1 << 20):
+                        digest.update(chunk)
+                got = f"sha256:{digest.hexdigest()}"
+            if got != diff_id:
+                raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
+                              f"config says {diff_id}: the image is corrupt or was tampered with")
+
     def _unpack(self, descriptor: dict[str, Any], diff_id: str, directory: Path, *, overlay: bool,
                 into: Path | None = None) -> None:
         """Apply one layer blob into a new directory (or, flattening, onto `into`); the DiffID
