@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 from pathlib import Path
 
@@ -118,6 +119,24 @@ def test_a_failed_save_or_export_leaves_no_file(tmp_path):
         result = mini(*command)
         assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
         assert list(tmp_path.iterdir()) == []
+
+
+def test_save_and_export_never_replace_a_device_a_pipe_or_a_directory(tmp_path):
+    """-o FILE is written beside FILE and renamed over it: a device node or a named pipe there
+    would become a regular file (`mini save -o /dev/null` once replaced /dev/null). Refused
+    first, as docker's ValidateOutputPath does, and left as they were."""
+    device, fifo, directory = tmp_path / "null", tmp_path / "fifo", tmp_path / "dir"
+    os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 3))      # a /dev/null of our own
+    os.mkfifo(fifo)
+    directory.mkdir()
+    cases = {device: "got a device", fifo: "got a named pipe", directory: "is a directory",
+             tmp_path / "none" / "x.tar": 'directory "' + str(tmp_path / "none") + '" does not exist'}
+    for command in ("save", "export"):
+        for path, words in cases.items():
+            result = mini(command, "-o", str(path), "busybox" if command == "save" else "no-such-container")
+            assert (result.returncode, result.stdout) == (1, "") and words in result.stderr, result.stderr
+    assert stat.S_ISCHR(device.lstat().st_mode) and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "fifo", "null"]
 
 
 def test_export_is_the_containers_whole_filesystem(tmp_path):

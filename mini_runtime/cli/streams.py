@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 
-from mini_runtime.errors import NotFound, UsageError
+from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def output_to(path: str | None) -> Iterator[IO[bytes]]:
             raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         yield sys.stdout.buffer
         return
+    check_output_path(path)
     try:
         fd, temporary = tempfile.mkstemp(prefix=".mini-", dir=os.path.dirname(path) or ".")
     except OSError as e:
@@ -45,6 +47,28 @@ def output_to(path: str | None) -> Iterator[IO[bytes]]:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def check_output_path(path: str) -> None:
+    """docker's ValidateOutputPath, before any work: FILE is renamed over at the end, so a
+    device there (`-o /dev/null`) would be replaced by a regular file, and so would a named pipe
+    (`-o /dev/stdout` when it is one: the symlink in /dev itself); a directory cannot be; a
+    missing directory is named at once."""
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        raise InvalidParameter(f'invalid output path: directory "{parent}" does not exist')
+    try:
+        mode = os.stat(path).st_mode                # (through a symlink, as docker's os.Stat)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InvalidParameter(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidParameter(f"open {path}: is a directory")
+    if not stat.S_ISREG(mode):                      # (docker lets a pipe or socket be replaced)
+        kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a named pipe" if stat.S_ISFIFO(mode) else "an irregular file"
+        raise InvalidParameter(f'invalid output path: "{path}" must be a directory or a regular file: got {kind}')
 
 
 def _umask() -> int:
