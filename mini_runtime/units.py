@@ -22,7 +22,16 @@ def parse_bytes(text: str) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", text.strip().lower())
     if not m:
         raise UsageError(f"invalid size: {text!r} (a number with an optional unit b, k, m, g, t or p)")
-    return int(float(m[1]) * 1024 ** " kmgtp".index(m[2] or " "))
+    unit = 1024 ** " kmgtp".index(m[2] or " ")
+    whole, _, fraction = m[1].partition(".")
+    size = int(whole) * unit + int(float(f"0.{fraction or 0}") * unit)   # (exact for whole numbers)
+    if size > INT64_MAX:
+        raise UsageError(f"invalid size: {text!r} (more than 8 EiB: the kernel's and docker's sizes "
+                         "are 64-bit numbers)")
+    return size
+
+
+INT64_MAX = (1 << 63) - 1
 
 
 def human_size(size: float) -> str:

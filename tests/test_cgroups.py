@@ -17,6 +17,7 @@ import pytest
 
 from conftest import MINI, container_pid, mini
 from mini_runtime import cgroups, units
+from mini_runtime.errors import UsageError
 
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.cgroup]
 V2 = cgroups.mode() == "v2"
@@ -52,6 +53,14 @@ def _cgroup_of(pid: int, controller: str) -> Path:
                                          ("1.5g", 3 << 29)])
 def test_docker_size_units(text, value):
     assert units.parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "8192p", str(1 << 63), "99999999999999999999g"])
+def test_a_size_beyond_64_bits_is_refused_not_a_traceback(text):
+    """Once `float("9" * 400)` was infinity and int() of it an OverflowError."""
+    with pytest.raises(UsageError, match="more than 8 EiB"):
+        units.parse_bytes(text)
+    assert units.parse_bytes(str((1 << 63) - 1)) == (1 << 63) - 1
 
 
 @pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 100), (262144, 10000), (512, 59)])

@@ -167,6 +167,17 @@ def test_images_tag_rmi_like_docker():
     assert not any(line.startswith(("other ", "me/app ")) for line in mini("images").stdout.splitlines())
 
 
+def test_a_digest_or_an_image_id_cannot_be_a_tag():
+    """docker's refusals: a digest names content, 64 hex digits look like an image ID."""
+    digest_ref = "bb@sha256:" + "0" * 64
+    for target, words in ((digest_ref, "refusing to create a tag with a digest reference"),
+                          ("a" * 64, "cannot specify 64-byte hexadecimal strings")):
+        for command in (["tag", "busybox", target], ["import", "-", target]):
+            result = mini(*command, input="")
+            assert result.returncode == 1 and words in result.stderr, (command, result.stderr)
+    assert "bb" not in mini("images", "--format", "{{.Repository}}").stdout.split()
+
+
 def test_images_format_as_docker():
     """`images --format`: docker's fields and its table; CreatedAt as Go prints a time."""
     image = Store().get("busybox")

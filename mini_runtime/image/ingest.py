@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime import paths
-from mini_runtime.errors import InvalidReference
 from mini_runtime.image import checked, reference
 from mini_runtime.image.layout import MANIFEST_MEDIA_TYPE, sha256_digest
 from mini_runtime.paths import atomic_write
@@ -73,7 +72,7 @@ def read_document(source: BinaryIO, descriptor: checked.Descriptor, what: str) -
 
 
 def _check(pending: Pending) -> _Checked:
-    names = [_name(n) for n in pending.names]
+    names = [reference.tag_name(n) for n in pending.names]
     manifest = checked.manifest(pending.manifest_bytes, pending.media_type, pending.what)
     what = f"config {manifest.config.digest[:19]}…"
     config_bytes = read_document(pending.open_blob(manifest.config.raw), manifest.config, what)
@@ -81,12 +80,6 @@ def _check(pending: Pending) -> _Checked:
     return _Checked(pending, names, manifest, config_bytes, config)
 
 
-def _name(text: str) -> str:
-    """A name to give an image: "name:tag" (docker's message for a digest reference)."""
-    ref = reference.parse(text)
-    if ref.digest:
-        raise InvalidReference("refusing to create a tag with a digest reference")
-    return str(ref)
 
 
 class _Added:

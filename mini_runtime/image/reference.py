@@ -75,3 +75,15 @@ def parse(text: str) -> Reference:
         path = f"library/{path}"
     tag = m["tag"] or (None if m["digest"] else DEFAULT_TAG)
     return Reference(domain, path, tag, m["digest"])
+
+
+def tag_name(text: str) -> str:
+    """The name `tag`, `commit`, `load` and `import` give an image ("name:tag"), refused in
+    docker's words where it cannot be one: a digest (it names content, not an image) or 64 hex
+    digits (what an image ID looks like)."""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        raise InvalidReference(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
+    ref = parse(text)
+    if ref.digest:
+        raise InvalidReference("refusing to create a tag with a digest reference")
+    return str(ref)

@@ -196,7 +196,7 @@ class Store:
                       "digest": image.manifest_digest,
                       "size": self.layout.blob_path(image.manifest_digest).stat().st_size}
         with paths.locked(self.lock_path):
-            self.set_name(str(reference.parse(target)), descriptor)
+            self.set_name(reference.tag_name(target), descriptor)
 
     # --- removing images -----------------------------------------------------------------
 
