@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from enum import Enum
 from pathlib import Path
 
 from mini_runtime import names, paths
-from mini_runtime.errors import Conflict, InvalidParameter, NotFound, UsageError
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound
 from mini_runtime.units import now_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from mini_runtime.image.store import Image
 
 RECORD = "container.json"
-NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 class Status(str, Enum):
@@ -132,8 +130,8 @@ def run_dir(container_id: str) -> Path:
 def create(container_id: str, record: dict[str, Any]) -> Path:
     """Make the container's directory, its owner file and its record; names are unique."""
     name = record.get("Name") or ""
-    if name and not NAME.match(name):
-        raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if name:
+        names.validate(name)
     directory = containers_dir() / container_id
     with record_lock():
         index_names()

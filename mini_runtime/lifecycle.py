@@ -97,15 +97,23 @@ def wait(directory: Path, timeout: float | None = None) -> dict[str, Any]:
 
 
 def parse_signal(text: str | int) -> int:
-    """docker kill -s: "KILL", "SIGKILL" or "9"."""
+    """docker kill -s: "KILL", "SIGKILL", "9", and the real-time ones docker names:
+    "RTMIN", "RTMIN+1" to "RTMIN+15", "RTMAX-14" to "RTMAX-1", "RTMAX"."""
     try:
         number = int(text)
     except ValueError:
-        name = str(text).upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        if not hasattr(signals.Signals, name):
+        name = str(text).upper().removeprefix("SIG")
+        base, sign, offset = name[:5], name[5:6], name[6:]
+        if base in ("RTMIN", "RTMAX") and (sign, offset) != ("", ""):
+            step = int(offset) if offset.isdigit() and offset[0] != "0" else 0
+            if (base, sign) == ("RTMIN", "+") and 1 <= step <= 15:
+                return int(signals.SIGRTMIN) + step
+            if (base, sign) == ("RTMAX", "-") and 1 <= step <= 14:
+                return int(signals.SIGRTMAX) - step
+            raise InvalidParameter(f"Invalid signal: {text}")
+        if not hasattr(signals.Signals, "SIG" + name):
             raise InvalidParameter(f"Invalid signal: {text}") from None
-        return int(signals.Signals[name])
+        return int(signals.Signals["SIG" + name])
     if not 0 < number < 65:
         raise InvalidParameter(f"Invalid signal: {text}")
     return number

@@ -56,7 +56,14 @@ def validate(name: str) -> str:
     (`docker run --name 'a b'`: exit 125)."""
     if not VALID_NAME.fullmatch(name.removeprefix("/")):
         raise InvalidParameter(f"Invalid container name ({name}), only {VALID_CHARS} are allowed")
+    if len(name.removeprefix("/")) > MAX_NAME:
+        raise InvalidParameter(f"Invalid container name ({name[:20]}...): at most {MAX_NAME} characters "
+                               "(mini's name index has a file named after it, and a file name has at most 255)")
     return name.removeprefix("/")
+
+
+#: docker has no limit of its own; mini's name index (a link per name) needs room for a suffix.
+MAX_NAME = 200
 
 
 class UrandomDraws:

@@ -9,12 +9,13 @@ import json
 import os
 import re
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import mini
+from conftest import MINI, mini
 from mini_runtime.cli.formatting import IMAGES_FORMAT
 from mini_runtime.image import busybox, manifest
 from mini_runtime.image.layout import sha256_digest
@@ -165,6 +166,20 @@ def test_images_tag_rmi_like_docker():
     assert mini("rmi", "other:x").stdout == "Untagged: other:x\n"  # busybox:latest still names it
     assert image.short_id in mini("images", "-q").stdout.split()
     assert not any(line.startswith(("other ", "me/app ")) for line in mini("images").stdout.splitlines())
+
+
+def test_save_to_a_full_disk_or_a_closed_pipe():
+    """A full disk is one line and exit 1 (docker's code outside run and create); a reader that
+    went away (`mini save | head -c 10`) is silence and 141, as for a program killed by SIGPIPE."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(MINI + ["save", "busybox"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert (result.returncode, result.stderr) == (1, "mini: no space left on device\n")
+    reader, writer = os.pipe()
+    with subprocess.Popen(MINI + ["save", "busybox"], stdout=writer, stderr=subprocess.PIPE, text=True) as proc:
+        os.close(writer)
+        assert os.read(reader, 10)
+        os.close(reader)                                # the reader goes away
+        assert (proc.wait(timeout=30), proc.stderr.read()) == (141, "")
 
 
 def test_a_digest_or_an_image_id_cannot_be_a_tag():

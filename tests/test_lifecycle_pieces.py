@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import threading
 import time
@@ -535,3 +536,18 @@ def test_a_field_a_ps_row_does_not_have_is_an_error_as_in_docker():
                             "can't evaluate field Nope in type *formatter.ContainerContext")
     assert template.render_table("table {{.Nope}}", [], {}, CTX) == "<no value>\n"
     assert template.render_table("{{with .}}{{.ID}}{{end}}", rows, {}, CTX) == "eb6e0cc1e1dd\n"
+
+
+@pytest.mark.parametrize("text, number", [("KILL", 9), ("sigterm", 15), ("usr1", 10), ("9", 9),
+                                          ("RTMIN", 34), ("RTMIN+3", 37), ("SIGRTMIN+15", 49),
+                                          ("rtmax-1", 63), ("RTMAX-14", 50), ("RTMAX", 64)])
+def test_signals_by_docker_names_real_time_ones_too(text, number):
+    from mini_runtime.lifecycle import parse_signal
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["RTMIN+16", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMIN+03", "NOPE", "0", "65"])
+def test_a_signal_docker_does_not_name_is_refused(text):
+    from mini_runtime.lifecycle import parse_signal
+    with pytest.raises(InvalidParameter, match=f"Invalid signal: {re.escape(text)}"):
+        parse_signal(text)

@@ -90,6 +90,19 @@ def test_a_bad_env_or_workdir_is_125_and_creates_nothing(state_root, flags, want
     assert sorted((state_root / "containers").iterdir()) == before
 
 
+def test_a_name_too_long_for_the_name_index_is_one_line():
+    result = mini("create", "--name", "a" * 5000, "busybox", "true")
+    assert result.returncode == 125 and result.stderr.startswith("mini: Invalid container name (aaaa")
+    assert len(result.stderr) < 300 and "at most 200 characters" in result.stderr
+
+
+def test_an_int_flag_beyond_64_bits_is_dockers_parse_error():
+    result = mini("run", "--rm", "--pids-limit", "9" * 30, "busybox", "true")
+    assert result.returncode == 125 and result.stderr == (
+        f'mini: invalid argument "{"9" * 30}" for "--pids-limit" flag: strconv.ParseInt: '
+        f'parsing "{"9" * 30}": value out of range\n')
+
+
 def test_tty_flag_without_a_terminal_still_gives_the_container_one():
     # (chapter 06: -t makes a pty for the container even when ours is a pipe; its output comes
     # through the pty's line discipline, so "\n" arrives as "\r\n", as with docker run -t.)

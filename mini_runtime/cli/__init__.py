@@ -158,9 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(command, e)
     except KeyboardInterrupt:
         return 130
-    except OSError as e:  # e.g. no permission on the state root: still one line, docker's 125
-        print(f"mini: {e}", file=sys.stderr)
-        return 125
+    except BrokenPipeError:  # `mini save | head -c 10`: what a C or Go program does on SIGPIPE
+        return 128 + 13
+    except OSError as e:  # e.g. no permission on the state root, a full disk: still one line
+        reason = (e.strerror or str(e)).lower()
+        print(f"mini: {e.filename}: {reason}" if e.filename else f"mini: {reason}", file=sys.stderr)
+        return 125 if command in ("run", "create") else 1
 
 
 def command() -> NoReturn:

@@ -221,6 +221,9 @@ def _limits(args: argparse.Namespace) -> dict:
             value = kind(text)
         except ValueError:
             raise UsageError(f"invalid value {text!r} for {flag}") from None
+        if kind is int and not -(1 << 63) <= value < 1 << 63:      # docker's are int64
+            raise UsageError(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+                             f'parsing "{text}": value out of range')
         return value
 
     limits = {
