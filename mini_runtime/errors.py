@@ -79,3 +79,15 @@ class NotStarted(System):
     """The container could not start and stays as it was (`created`, or exited), with nothing of
     the attempt left: a published host port in use or not ours. docker's "driver failed
     programming external connectivity on endpoint NAME (ID): ..." (HTTP 500)."""
+
+
+def reason(error: BaseException) -> str:
+    """An error as one line in Go's style, as docker prints it: an OSError is "PATH: no such
+    file or directory", not Python's "[Errno 2] No such file or directory: 'PATH'"."""
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror.lower()
+        if error.filename is None:
+            return text
+        where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else f"{error.filename}"
+        return f"{where}: {text}"
+    return str(error)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 from mini_runtime import syscalls
 from mini_runtime.config import ProcessSpec
-from mini_runtime.errors import ExecError, Exercise, MiniError, System
+from mini_runtime.errors import ExecError, Exercise, MiniError, System, reason
 from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -158,7 +158,7 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
             stay_tied_to_parent(err_write)    # setup may have changed who we are (-u)
         default_signals()
     except BaseException as e:  # noqa: BLE001 - anything at all must reach the parent
-        message = f"container setup failed: {e}"
+        message = f"container setup failed: {reason(e)}"
     else:
         try:
             exec_command(spec, root)

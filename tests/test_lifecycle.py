@@ -287,6 +287,19 @@ def test_start_runs_an_exited_container_again_with_its_files():
     assert mini("rm", "again").returncode == 0
 
 
+def test_start_a_right_after_a_start_that_ended_at_once():
+    """`start` then `start -a` of a container that ends at once: the second may look while the
+    first run's monitor is finishing; it waits for it, then starts and attaches (docker's
+    result), instead of 'is not running'."""
+    run_d("--name", "quick", "busybox", "sh", "-c", "echo run >> /runs; wc -l < /runs")
+    assert mini("wait", "quick").stdout == "0\n"
+    for round in range(2, 7, 2):
+        assert mini("start", "quick").returncode == 0
+        attached = mini("start", "-a", "quick")
+        assert (attached.returncode, attached.stdout, attached.stderr) == (0, f"{round + 1}\n", "")
+    assert mini("rm", "quick").returncode == 0
+
+
 @pytest.mark.cgroup
 def test_a_detached_oom_kill_is_recorded():
     cid = run_d("--memory", "64m", "--memory-swap", "64m", "busybox",

@@ -96,6 +96,12 @@ def test_a_name_too_long_for_the_name_index_is_one_line():
     assert len(result.stderr) < 300 and "at most 200 characters" in result.stderr
 
 
+def test_a_setup_failure_is_worded_as_go_words_it():
+    """The child's OSError, as one line in docker's style: not Python's "[Errno 17] ..."."""
+    result = mini("run", "--rm", "-w", "/etc/passwd", "busybox", "true")
+    assert (result.returncode, result.stderr) == (125, "mini: container setup failed: /etc/passwd: file exists\n")
+
+
 def test_an_int_flag_beyond_64_bits_is_dockers_parse_error():
     result = mini("run", "--rm", "--pids-limit", "9" * 30, "busybox", "true")
     assert result.returncode == 125 and result.stderr == (

@@ -423,3 +423,28 @@ def test_go_zero_time_is_read_as_never() -> None:
     assert units.ZERO_NS == units.go_parse(units.ZERO_TIME, units.RFC3339, None)
     assert units.rfc3339_ns(units.ZERO_TIME) is None and units.parse_rfc3339(units.ZERO_TIME) is None
     assert units.rfc3339_ns("0001-01-01T00:00:01Z") == units.ZERO_NS + 10**9
+
+
+_PASSWD = ("root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nevil:x:abc:0::/:/bin/sh\n"
+           "big:x:99999999999:0::/:/bin/sh\n")
+_GROUP = "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\nbad:x:zz:nobody\n"
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("root", (0, 0, [])), ("nobody", (65534, 65534, [10])), ("1000", (1000, 0, [])),
+    ("1000:1000", (1000, 1000, [])), ("nobody:wheel", (65534, 10, [])),
+    ("evil", "unable to find user evil"), ("²", "unable to find user ²"), ("1:²", "unable to find group ²"),
+    ("big", "uids and gids must be in range 0-2147483647"), ("4294967296", "must be in range"),
+    ("1:99999999999", "must be in range"),
+])
+def test_users_resolve_takes_only_plain_numbers_in_runcs_range(monkeypatch, spec, want):
+    """An image's /etc/passwd may hold anything, and -u anything: a uid is ASCII digits up to
+    2**31-1 (runc's words beyond), an entry with another uid field is no entry ('²'.isdigit())."""
+    from mini_runtime import users
+    monkeypatch.setattr(users, "_entries", lambda path: [line.split(":") for line in
+                                                         (_PASSWD if path.endswith("passwd") else _GROUP).splitlines()])
+    if isinstance(want, tuple):
+        assert users.resolve(spec) == want
+    else:
+        with pytest.raises(LookupError, match=want):
+            users.resolve(spec)

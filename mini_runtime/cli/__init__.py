@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mini_runtime.cli import flags
-from mini_runtime.errors import ExecError, MiniError, UsageError
+from mini_runtime.errors import ExecError, MiniError, UsageError, reason
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `mini save | head -c 10`: what a C or Go program does on SIGPIPE
         return 128 + 13
     except OSError as e:  # e.g. no permission on the state root, a full disk: still one line
-        reason = (e.strerror or str(e)).lower()
-        print(f"mini: {e.filename}: {reason}" if e.filename else f"mini: {reason}", file=sys.stderr)
+        print(f"mini: {reason(e)}", file=sys.stderr)
         return 125 if command in ("run", "create") else 1
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import Conflict, MiniError, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -226,7 +226,14 @@ def start(args: argparse.Namespace) -> int:
         raise UsageError("you cannot start and attach multiple containers at once")
     found = engine.container_inspect(args.containers[0])
     container_id, stdin = found["Id"], args.interactive and bool(found["Config"].get("OpenStdin"))
-    attached = engine.container_attach(container_id, stdin=stdin)
+    try:
+        attached = engine.container_attach(container_id, stdin=stdin)
+    except Conflict:
+        if not found["State"]["Running"]:
+            raise
+        engine.container_wait(container_id)           # it ended as we looked: once its monitor
+        found = engine.container_inspect(container_id)  # has finished, start it again, attached
+        attached = engine.container_attach(container_id, stdin=stdin)
     if not found["State"]["Running"]:                   # (running: docker just attaches)
         try:
             if attached.tty:
