@@ -168,6 +168,24 @@ def test_images_tag_rmi_like_docker():
     assert not any(line.startswith(("other ", "me/app ")) for line in mini("images").stdout.splitlines())
 
 
+def test_an_image_by_a_short_prefix_of_its_id_as_docker():
+    """docker looks a name up first, then any unique prefix of an image id: `run 6464`."""
+    image = Store().get("busybox")
+    short = image.id.removeprefix("sha256:")[:4]
+    ran = mini("run", "--rm", short, "echo", "ok")
+    assert (ran.returncode, ran.stdout) == (0, "ok\n"), ran.stderr
+    shown = mini("image", "inspect", "-f", "{{.Id}}", short)
+    assert shown.stdout == f"{image.id}\n", shown.stderr
+    assert mini("tag", "busybox", "prefix/two:1").returncode == 0
+    try:                                   # by id, an image of two names is refused unforced
+        refused = mini("rmi", short)
+        assert refused.returncode == 1 and "referenced in multiple repositories" in refused.stderr
+    finally:
+        assert mini("rmi", "prefix/two:1").returncode == 0
+    assert mini("run", "--rm", "ffffffffff" if not image.id[7:].startswith("f") else "eeeeeeeeee",
+                "true").returncode == 125
+
+
 def test_save_to_a_full_disk_or_a_closed_pipe():
     """A full disk is one line and exit 1 (docker's code outside run and create); a reader that
     went away (`mini save | head -c 10`) is silence and 141, as for a program killed by SIGPIPE."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime import paths
-from mini_runtime.errors import Conflict, ImageNotFound, MiniError
+from mini_runtime.errors import Conflict, ImageNotFound, InvalidReference, MiniError
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
                                        MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
@@ -84,7 +84,8 @@ class Store:
     # --- finding images ------------------------------------------------------------------
 
     def get(self, name: str) -> Image:
-        """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", or 12+ hex digits)."""
+        """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", 12+ hex digits, or a
+        shorter unique prefix that is no image's name)."""
         by_id = self.find_by_id(name)
         if by_id is not None:
             return by_id
@@ -93,18 +94,31 @@ class Store:
             self.ensure_builtin()
         descriptor = self.layout.find_ref(key) if self.layout.exists() else None
         if descriptor is None:
+            by_prefix = self.find_by_id(name, shortest=1)   # docker: the name first, then any
+            if by_prefix is not None:                       # unique prefix of an id ("6464")
+                return by_prefix
             raise ImageNotFound(f"Unable to find image '{key}' locally "
                                 "(until chapter 10 adds pull, 'mini images' lists what you can run)")
         return self._load(key, descriptor)
 
-    def find_by_id(self, text: str) -> Image | None:
+    def find_by_id(self, text: str, shortest: int = 12) -> Image | None:
+        """The image whose id starts with `text` (hex, `sha256:` or not, at least `shortest`
+        digits), None if none does; an error if several do."""
         hexpart = text.removeprefix("sha256:")
-        if not (12 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
+        if not (shortest <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
             return None
         matches = {i.id: i for i in (self._images() if self.layout.exists() else []) if i.id.removeprefix("sha256:").startswith(hexpart)}
         if len(matches) > 1:
             raise MiniError(f"ambiguous image id {text!r}: it starts {len(matches)} image ids")
         return next(iter(matches.values()), None)
+
+    def _by_prefix(self, text: str) -> Image | None:
+        """The image whose id starts with a short `text`, when no image has it as its name."""
+        try:
+            named = self.layout.exists() and self.layout.find_ref(str(reference.parse(text)))
+        except InvalidReference:
+            return None
+        return None if named else self.find_by_id(text, shortest=1)
 
     def list(self) -> list[Image]:
         """Every name, and every dangling image, in index order."""
@@ -204,7 +218,7 @@ class Store:
         """`rmi`: untag a name, and delete the image once no name is left. `in_use` holds the ids
         of images that kept containers use: those stay (dangling, with -f). Returns docker's
         lines (Untagged: / Deleted:)."""
-        by_id = self.find_by_id(text)
+        by_id = self.find_by_id(text) or self._by_prefix(text)
         image = by_id or self.get(text)
         with paths.locked(self.lock_path):
             names = self.names(image)
