@@ -59,7 +59,12 @@ class Exercise(UsageError):
 
 
 class ImageNotFound(NotFound):
-    """The image is not in the local store."""
+    """The image is not in the local store: docker's "No such image: NAME" (`run` and `create`
+    say it as docker's CLI does, about to pull: cli.main)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No such image: {name}")
+        self.name = name
 
 
 class InvalidReference(InvalidParameter):

@@ -68,6 +68,8 @@ def answer(reply: dict | None) -> dict:
             raise errors.ExecError(error["Message"], error["ExitCode"])
         if kind is errors.Exercise:                     # (its message is made already)
             raise errors.UsageError(error["Message"])
+        if kind is errors.ImageNotFound:                # (made from the image's name)
+            raise errors.ImageNotFound(error["Message"].removeprefix("No such image: "))
         raise kind(error["Message"])
     return reply
 

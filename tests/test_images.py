@@ -186,6 +186,16 @@ def test_an_image_by_a_short_prefix_of_its_id_as_docker():
                 "true").returncode == 125
 
 
+def test_an_unknown_image_is_dockers_no_such_image_but_for_run_and_create():
+    for command in (["rmi"], ["history"], ["tag"], ["save", "-o", "/tmp/never-written.tar"]):
+        result = mini(*command, "nope", *(["x:1"] if command == ["tag"] else []))
+        assert result.returncode == 1 and "No such image: nope:latest" in result.stderr, (command, result.stderr)
+    for command in (["run", "--rm"], ["run", "-d"], ["create"]):
+        result = mini(*command, "nope", "true")
+        assert result.returncode == 125 and result.stderr.startswith(
+            "mini: Unable to find image 'nope:latest' locally"), (command, result.stderr)
+
+
 def test_save_to_a_full_disk_or_a_closed_pipe():
     """A full disk is one line and exit 1 (docker's code outside run and create); a reader that
     went away (`mini save | head -c 10`) is silence and 141, as for a program killed by SIGPIPE."""

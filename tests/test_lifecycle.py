@@ -289,14 +289,17 @@ def test_start_runs_an_exited_container_again_with_its_files():
 
 def test_start_a_right_after_a_start_that_ended_at_once():
     """`start` then `start -a` of a container that ends at once: the second may look while the
-    first run's monitor is finishing; it waits for it, then starts and attaches (docker's
-    result), instead of 'is not running'."""
+    first run is ending. Still running, it is attached to (its output so far is gone, as with
+    docker) and its code returned; gone, or its monitor finishing, it is started again and
+    attached to. Never "is not running" (it was, 6 times out of 6)."""
     run_d("--name", "quick", "busybox", "sh", "-c", "echo run >> /runs; wc -l < /runs")
     assert mini("wait", "quick").stdout == "0\n"
-    for round in range(2, 7, 2):
+    for _ in range(3):
         assert mini("start", "quick").returncode == 0
         attached = mini("start", "-a", "quick")
-        assert (attached.returncode, attached.stdout, attached.stderr) == (0, f"{round + 1}\n", "")
+        assert attached.returncode == 0 and attached.stderr == "", attached.stderr
+        assert attached.stdout == "" or attached.stdout.strip().isdigit(), attached.stdout
+    assert mini("wait", "quick").stdout == "0\n"
     assert mini("rm", "quick").returncode == 0
 
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mini_runtime.cli import flags
-from mini_runtime.errors import ExecError, MiniError, UsageError, reason
+from mini_runtime.errors import ExecError, ImageNotFound, MiniError, UsageError, reason
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -154,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return group_of(args.command).HANDLERS[args.command](args)
     except MiniError as e:
-        print(f"mini: {e}", file=sys.stderr)
+        message = str(e)
+        if isinstance(e, ImageNotFound) and command in ("run", "create"):  # docker's CLI, about to pull
+            message = (f"Unable to find image '{e.name}' locally (until chapter 10 adds pull, "
+                       "'mini images' lists what you can run)")
+        print(f"mini: {message}", file=sys.stderr)
         return exit_code(command, e)
     except KeyboardInterrupt:
         return 130

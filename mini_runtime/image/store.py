@@ -97,8 +97,7 @@ class Store:
             by_prefix = self.find_by_id(name, shortest=1)   # docker: the name first, then any
             if by_prefix is not None:                       # unique prefix of an id ("6464")
                 return by_prefix
-            raise ImageNotFound(f"Unable to find image '{key}' locally "
-                                "(until chapter 10 adds pull, 'mini images' lists what you can run)")
+            raise ImageNotFound(key)
         return self._load(key, descriptor)
 
     def find_by_id(self, text: str, shortest: int = 12) -> Image | None:
