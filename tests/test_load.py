@@ -345,10 +345,10 @@ def test_a_failed_load_keeps_what_was_there_before(store):
     assert (store.layers_root / store.layer_dirs(image)[0] / "etc/hello").read_bytes() == b"hello\n"
 
 
-def _same_config_other_blobs(layers: list[tuple[str, bytes]]) -> bytes:
-    """An OCI archive of model()'s config (so the image's layers are unpacked in the store
-    already) whose manifest points at other layer blobs: (media type, blob) each."""
-    config = dumps(model()["config"])
+def _other_blobs(layers: list[tuple[str, bytes]], cmd: str = "sh") -> bytes:
+    """An OCI archive of model()'s layers (by DiffID: the store has them unpacked already) in
+    other blobs, (media type, blob) each; with `cmd`, a config of its own, so another image."""
+    config = dumps(model()["config"] | {"config": {"Cmd": [cmd], "Env": ["A=1"]}})
     manifest_doc = {"schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
                     "config": {"mediaType": manifest.OCI_CONFIG, "digest": sha(config), "size": len(config)},
                     "layers": [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]}
@@ -362,21 +362,37 @@ def _same_config_other_blobs(layers: list[tuple[str, bytes]]) -> bytes:
     return write(entries)
 
 
+EVIL = gzip.compress(tar_of([("../escaped", b"x")]), mtime=0)
+
+
 def test_a_new_blob_of_a_layer_the_store_has_is_checked_too(store):
-    """The store has the image's layers unpacked: a second archive of the same config is not
+    """Another image (its own config) whose layers the store has unpacked already is not
     unpacked again, but its new layer blobs must still decompress to the config's DiffIDs. Else
     any blob (here a layer that escapes with `..`) would be stored, and come out of `save`."""
     assert check_load(store, write(members(model()))) == ["Loaded image: fuzz:1"]
-    evil = gzip.compress(tar_of([("../escaped", b"x")]), mtime=0)
-    refused = check_load(store, _same_config_other_blobs([(TAR, LAYER1), (TAR + "+gzip", evil)]))
+    refused = check_load(store, _other_blobs([(TAR, LAYER1), (TAR + "+gzip", EVIL)], cmd="other"))
     assert isinstance(refused, MiniError) and "unpacks to DiffID" in str(refused), refused
-    assert not store.layout.blob_path(sha(evil)).exists()
+    assert not store.layout.blob_path(sha(EVIL)).exists()
     junk = b"not a tar at all" * 64
-    refused = check_load(store, _same_config_other_blobs([(TAR, junk), (TAR + "+gzip", LAYER2)]))
+    refused = check_load(store, _other_blobs([(TAR, junk), (TAR + "+gzip", LAYER2)], cmd="other"))
     assert isinstance(refused, MiniError) and "unpacks to DiffID" in str(refused), refused
-    # the same tars compressed another way: the same layers, so the same image, loaded
+    # the same tars compressed another way: the same layers, so a good image
     other = [(TAR + "+gzip", gzip.compress(LAYER1, mtime=1)), (TAR, LAYER2_TAR)]
-    assert check_load(store, _same_config_other_blobs(other)) == ["Loaded image: other:1"]
+    assert check_load(store, _other_blobs(other, cmd="other")) == ["Loaded image: other:1"]
+
+
+def test_an_image_stored_already_is_named_not_stored_twice(store):
+    """One image per id (its config's digest), as docker keeps it: an archive of a config the
+    store has gives its names to that image. None of its blobs is read or stored (docker reuses
+    layers it has by chain id the same way), and removing one name leaves the image."""
+    assert check_load(store, write(members(model()))) == ["Loaded image: fuzz:1"]
+    blobs = set(store.layout.blobs())
+    assert check_load(store, _other_blobs([(TAR, LAYER1), (TAR + "+gzip", EVIL)])) == ["Loaded image: other:1"]
+    assert set(store.layout.blobs()) == blobs
+    first, second = store.get("fuzz:1"), store.get("other:1")
+    assert (first.id, first.manifest_digest) == (second.id, second.manifest_digest)
+    assert store.remove("fuzz:1", in_use=set()) == ["Untagged: fuzz:1"]   # no "Deleted:"
+    assert store.get("other:1").id == first.id
 
 
 # --- the property: any mutation loads a working image, or is one line and changes nothing ------

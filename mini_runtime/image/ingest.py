@@ -5,7 +5,8 @@ The order is what makes "none" possible:
 
 1. check everything that can be checked without storing anything: every name, every manifest,
    every config (read from the source, verified against its digest);
-2. store the blobs, each verified against its descriptor while it streams in;
+2. store the blobs, each verified against its descriptor while it streams in (an image whose
+   config, so whose id, is stored already is not stored twice: its names go to that image);
 3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here;
    a new blob of a layer the store has unpacked already is not unpacked again, but its DiffID is
    checked all the same);
@@ -128,9 +129,15 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
         store.layout.init()
         added = _Added(store)
         stored: list[Image] = []
+        kept: set[str] = set()      # the manifests of images stored already, reused
         try:
             for item in ready:                                                        # 2
                 manifest = item.manifest
+                same = store.find_by_id(manifest.config.digest)
+                if same is not None:    # one image per id, as docker keeps: its names point at
+                    stored.append(same)  # the manifest stored already, not at a second one
+                    kept.add(same.manifest_digest)
+                    continue
                 added.put(manifest.config.digest,
                           lambda: store.layout.put_blob(item.config_bytes, manifest.config.digest))
                 for layer in manifest.layers:
@@ -145,9 +152,9 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
                 store.layer_dirs(image)
             result = []
             for item, image in zip(ready, stored):                                    # 4
-                descriptor = {"mediaType": item.manifest.media_type or item.pending.media_type
-                              or MANIFEST_MEDIA_TYPE,
-                              "digest": image.manifest_digest, "size": len(item.pending.manifest_bytes)}
+                descriptor = store.descriptor(image) if image.manifest_digest in kept else {
+                    "mediaType": item.manifest.media_type or item.pending.media_type or MANIFEST_MEDIA_TYPE,
+                    "digest": image.manifest_digest, "size": len(item.pending.manifest_bytes)}
                 for name in item.names or [None]:
                     store.set_name(name, descriptor)
                     result.append(image._replace(name=name or NONE))

@@ -204,12 +204,14 @@ class Store:
     def tag(self, source: str, target: str) -> None:
         """Another name for an image (the name moves if another image had it)."""
         image = self.get(source)
-        manifest = self.layout.read_json(image.manifest_digest)
-        descriptor = {"mediaType": manifest.get("mediaType", MANIFEST_MEDIA_TYPE),
-                      "digest": image.manifest_digest,
-                      "size": self.layout.blob_path(image.manifest_digest).stat().st_size}
         with paths.locked(self.lock_path):
-            self.set_name(reference.tag_name(target), descriptor)
+            self.set_name(reference.tag_name(target), self.descriptor(image))
+
+    def descriptor(self, image: Image) -> dict[str, Any]:
+        """The index entry of the image's manifest, as a name points at it."""
+        manifest = self.layout.read_json(image.manifest_digest)
+        return {"mediaType": manifest.get("mediaType", MANIFEST_MEDIA_TYPE), "digest": image.manifest_digest,
+                "size": self.layout.blob_path(image.manifest_digest).stat().st_size}
 
     # --- removing images -----------------------------------------------------------------
 
