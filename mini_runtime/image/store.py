@@ -291,7 +291,6 @@ class Store:
         with `save`."""
         import hashlib
 
-        from mini_runtime.image.checked import Invalid
         from mini_runtime.image.layers import MEDIA_TYPES, open_layer
 
         for descriptor, diff_id, chain in zip(image.layers, image.diff_ids, image.chain_ids):
@@ -306,9 +305,7 @@ class Store:
                     while chunk := layer.read(1 << 20):
                         digest.update(chunk)
                 got = f"sha256:{digest.hexdigest()}"
-            if got != diff_id:
-                raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
-                              f"config says {diff_id}: the image is corrupt or was tampered with")
+            check_diff_id(descriptor, got, diff_id)
 
     def _unpack(self, descriptor: dict[str, Any], diff_id: str, directory: Path, *, overlay: bool,
                 into: Path | None = None) -> None:
@@ -316,7 +313,6 @@ class Store:
         of what was applied must be the config's, or nothing is kept."""
         import tempfile
 
-        from mini_runtime.image.checked import Invalid
         from mini_runtime.image.layers import MEDIA_TYPES, apply_layer, open_layer
 
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -330,9 +326,7 @@ class Store:
             with self.layout.open_blob(descriptor["digest"]) as blob:
                 got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay,
                                   known=descriptor["digest"] if plain else None)
-            if got != diff_id:
-                raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
-                              f"config says {diff_id}: the image is corrupt or was tampered with")
+            check_diff_id(descriptor, got, diff_id)
             if into is None:
                 tmp.rename(directory)
         except BaseException:
@@ -362,6 +356,15 @@ class Store:
                 paths.remove_tree(tmp)
                 raise
         return target
+
+
+def check_diff_id(descriptor: dict[str, Any], got: str, diff_id: str) -> None:
+    """What a layer blob decompressed to must be what the image's config says it is."""
+    from mini_runtime.image.checked import Invalid
+
+    if got != diff_id:
+        raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
+                      f"config says {diff_id}: the image is corrupt or was tampered with")
 
 
 def _without_duplicate_danglings(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
