@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime import container
+from mini_runtime import filters as flt
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.units import command_line, parse_rfc3339, status
 
@@ -25,7 +26,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "ImageID": record.get("Image", ""),
             "Command": command_line(record.get("Path", ""), record.get("Args", [])),
             "Created": int(parse_rfc3339(record.get("Created", "")) or 0),
-            "Ports": port_list(record.get("NetworkSettings") or {}), "Labels": {},
+            "Ports": port_list(record.get("NetworkSettings") or {}),
+            "Labels": (record.get("Config") or {}).get("Labels") or {},
             "State": state.get("Status", "dead"),
             "Status": status(state), "Mounts": []}
 
@@ -44,26 +46,47 @@ def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-    """ContainerList: newest first; running ones only unless `all` (or a `limit`, as docker);
-    `filters` as the Engine API's: {"status": [...], "name": [...], "ancestor": [...]}, each
-    key a match of any of its values, all keys at once."""
+    """ContainerList: newest first; running ones only unless `all` (or a `limit`, or a `status`
+    filter, as docker); `filters` as the Engine API's, {"status": [...], "name": [...], ...}:
+    a key matches if any of its values does, and every key given must match."""
     records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
     filters = filters or {}
-    unknown = set(filters) - {"status", "name", "ancestor", "id"}
-    if unknown:
-        raise InvalidParameter(f"invalid filter '{sorted(unknown)[0]}'")
+    flt.check(filters, ACCEPTED)
     for value in filters.get("status", []):
         if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
             raise InvalidParameter(f"invalid filter 'status={value}'")
+    for value in filters.get("exited", []):
+        if not re.fullmatch(r"[+-]?[0-9]+", value):
+            raise InvalidParameter(f'strconv.Atoi: parsing "{value}": invalid syntax')
+    records = between(records, filters)
     found = [summary(r) for r in records if wanted(r, filters)]
     if limit is not None and limit > 0:
         return found[:limit]
     return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused", "restarting")]
 
 
+#: The keys `docker ps --filter` accepts that mini knows (docker's volume, publish, expose,
+#: health, isolation and is-task have nothing to match here).
+ACCEPTED = ("status", "name", "ancestor", "id", "label", "exited", "before", "since", "network")
+
+
+def between(records: list[dict[str, Any]], filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`before=C`: the containers created before C; `since=C`: after it (newest first)."""
+    for key in ("before", "since"):
+        for value in filters.get(key, []):
+            mark = container.find(value)
+            ids = [r["Id"] for r in records]
+            if mark.name not in ids:
+                continue
+            at = ids.index(mark.name)
+            records = records[at + 1:] if key == "before" else records[:at]
+    return records
+
+
 def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     """docker's filters: status exactly, name a substring (or a regular expression), id a
-    prefix, ancestor the image as it was named (":latest" implied) or its id."""
+    prefix, ancestor the image as it was named (":latest" implied) or its id, label every
+    KEY or KEY=VALUE given, exited the exit code of a container that ran, network a name."""
     def any_of(key: str, match: Callable[[str], bool]) -> bool:
         return key not in filters or any(match(value) for value in filters[key])
 
@@ -71,12 +94,19 @@ def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
         return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
 
     name = record["Name"].lstrip("/")
-    image = (record.get("Config") or {}).get("Image", "")
-    return (any_of("status", lambda v: v == record["State"].get("Status"))
+    config, state = record.get("Config") or {}, record.get("State") or {}
+    image = config.get("Image", "")
+    ran = not state.get("Running") and (parse_rfc3339(state.get("StartedAt") or "") or 0) > 0
+    networks = ((record.get("NetworkSettings") or {}).get("Networks") or {})
+    return (any_of("status", lambda v: v == state.get("Status"))
             and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
             and any_of("id", lambda v: record["Id"].startswith(v))
             and any_of("ancestor", lambda v: tagged(v) == tagged(image)
-                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-")))
+                       or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-"))
+            and flt.labels_match(filters, config.get("Labels"))
+            and any_of("exited", lambda v: ran and int(v) == state.get("ExitCode"))
+            and any_of("network", lambda v: v in networks
+                       or (record.get("HostConfig") or {}).get("NetworkMode") == v))
 
 
 def inspect(directory: Path) -> dict[str, Any]:

@@ -243,6 +243,56 @@ def test_images_format_as_docker():
         mini("rmi", "fmt/app:v2")
 
 
+def _dated(name: str | None, created: float, labels: dict[str, str]) -> str:
+    """An image of busybox's layer, created at `created`, with `labels`: its id."""
+    layer = busybox.build_layer()
+    config = busybox.image_config(sha256_digest(layer), created)
+    config["config"]["Labels"] = labels
+    return Store().add_image(name, [layer], config).id
+
+
+def test_images_filters_as_docker():
+    """`images [REPOSITORY[:TAG]]` and `-f`: docker's reference (Go's path.Match), dangling,
+    label, before and since; newest first; `-q` prints an id per row, as docker does."""
+    old = _dated("flt/old:v1", 1_000_000_000, {"tier": "db"})
+    mid = _dated("flt/mid:v1", 1_100_000_000, {"tier": "web", "team": "a"})
+    new = _dated(None, 1_200_000_000, {"tier": "web"})
+    assert mini("tag", "flt/mid:v1", "flt/mid:v2").returncode == 0
+    try:
+        def listed(*words: str) -> list[str]:
+            result = mini("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", *words)
+            assert result.returncode == 0, result.stderr
+            return [line for line in result.stdout.splitlines() if line.split()[-1] in (old, mid, new)]
+        assert listed("flt/mid") == [f"flt/mid:v1 {mid}", f"flt/mid:v2 {mid}"]
+        assert listed("flt/mid:v2") == [f"flt/mid:v2 {mid}"]
+        assert listed("flt/*") == [f"flt/mid:v1 {mid}", f"flt/mid:v2 {mid}", f"flt/old:v1 {old}"]
+        assert listed("-f", "reference=*") == []                  # `*` stops at `/`
+        assert listed("-f", "reference=flt/[m]id:v?") == [f"flt/mid:v1 {mid}", f"flt/mid:v2 {mid}"]
+        assert listed("-f", "dangling=true") == [f"<none>:<none> {new}"]
+        assert f"<none>:<none> {new}" not in listed("-f", "dangling=false")
+        assert listed("-f", "label=tier=web") == [f"<none>:<none> {new}", f"flt/mid:v1 {mid}",
+                                                 f"flt/mid:v2 {mid}"]
+        assert listed("-f", "label=tier=web", "-f", "label=team") == [f"flt/mid:v1 {mid}", f"flt/mid:v2 {mid}"]
+        assert listed("-f", "before=flt/mid:v1") == [f"flt/old:v1 {old}"]
+        assert listed("-f", "since=flt/mid:v2", "-f", "dangling=true") == [f"<none>:<none> {new}"]
+        quiet = mini("images", "-q", "--no-trunc", "flt/mid").stdout.split()
+        assert quiet == [mid, mid]                                 # a row per name, as docker
+        table = mini("images", "-a", "--digests", "flt/old").stdout.splitlines()
+        assert table[0].split()[:3] == ["REPOSITORY", "TAG", "DIGEST"]
+        assert table[1].split()[:3] == ["flt/old", "v1", "<none>"]
+        for words, message in ((["-f", "colour=red"], "invalid filter 'colour'"),
+                               (["-f", "dangling=maybe"], "Invalid filter 'dangling=[maybe]'"),
+                               (["-f", "reference=flt/["], "syntax error in pattern"),
+                               (["-f", "before=nosuch"], "No such image: nosuch:latest"),
+                               (["-f", "label"], 'invalid argument "label" for "-f, --filter" flag: '
+                                                 'bad format of filter (expected name=value)')):
+            bad = mini("images", *words)
+            code = 125 if words == ["-f", "label"] else 1      # a flag's error, or the daemon's
+            assert (bad.returncode, bad.stderr) == (code, f"mini: {message}\n"), words
+    finally:
+        mini("rmi", "flt/old:v1", "flt/mid:v1", "flt/mid:v2", new)
+
+
 def test_inspect_an_image_as_docker():
     """`inspect` takes an image where no container has the name (`--type` and `image inspect`
     ask for one kind); docker's fields, and its words when there is none."""

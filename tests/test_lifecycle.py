@@ -378,6 +378,46 @@ def test_ps_filters_latest_and_last():
         assert mini("rm", "-f", container).returncode == 0
 
 
+def test_labels_and_the_other_ps_filters(tmp_path):
+    """`run -l K=V` and `--label-file` (over the image's Labels), ps's LABELS column, and the
+    filters label (every one), exited (a code of a container that ran), before, since, network."""
+    (tmp_path / "labels").write_text("# ours\ntier=front\n\nteam\n")
+    web = run_d("--name", "lweb", "-l", "app=web", "--label-file", str(tmp_path / "labels"),
+                "busybox", "true")
+    db = run_d("--name", "ldb", "-l", "app=db", "busybox", "sh", "-c", "exit 3")
+    up = run_d("--name", "lup", "--network", "none", "busybox", "sleep", "30")
+    new = mini("create", "--name", "lnew", "busybox", "true").stdout.strip()
+    mini("wait", web, db)
+    try:
+        def names(*flags: str) -> list[str]:
+            out = mini("ps", "-a", "--format", "{{.Names}}", *flags)
+            assert out.returncode == 0, out.stderr
+            return [n for n in out.stdout.split() if n in ("lweb", "ldb", "lup", "lnew")]
+        labels = mini("inspect", "-f", "{{json .Config.Labels}}", "lweb").stdout
+        assert json.loads(labels) == {"app": "web", "tier": "front", "team": ""}
+        assert mini("ps", "-a", "-f", "name=lweb", "--format", "{{.Labels}}").stdout == "app=web,team=,tier=front\n"
+        assert names("-f", "label=app") == ["ldb", "lweb"]
+        assert names("-f", "label=app=web") == ["lweb"]
+        assert names("-f", "label=app", "-f", "label=tier=front") == ["lweb"]   # all of them
+        assert names("-f", "exited=3") == ["ldb"] and names("-f", "exited=0") == ["lweb"]
+        assert names("-f", "before=lup") == ["ldb", "lweb"]
+        assert names("-f", "since=ldb") == ["lnew", "lup"]
+        assert "lup" in names("-f", "network=none") and names("-f", "network=nosuch") == []
+        assert mini("ps", "-q", "-f", "since=ldb").stdout.split() == [up[:12]]   # running only, without -a
+        for flags, code, message in ((["-f", "exited=x"], 1, 'strconv.Atoi: parsing "x": invalid syntax'),
+                                     (["-f", "since=nosuch"], 1, "No such container: nosuch")):
+            bad = mini("ps", *flags)
+            assert (bad.returncode, bad.stderr) == (code, f"mini: {message}\n")
+        before = mini("ps", "-aq").stdout
+        for flags, message in ((["-l", "app"], 'invalid argument "app" for "-l, --label" flag: bad attribute format: app'),
+                               (["--label-file", str(tmp_path / "none")], f"open {tmp_path / 'none'}: no such file or directory")):
+            bad = mini("run", *flags, "busybox", "true")
+            assert (bad.returncode, bad.stderr) == (125, f"mini: {message}\n")
+        assert mini("ps", "-aq").stdout == before                 # nothing was created
+    finally:
+        assert mini("rm", "-f", web, db, up, new).returncode == 0
+
+
 def test_rename_and_restart():
     cid = run_d("--name", "before", "busybox", "sh", "-c", "echo run; exec sleep 30")
     taken = run_d("--name", "taken", "busybox", "true")

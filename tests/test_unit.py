@@ -448,3 +448,34 @@ def test_users_resolve_takes_only_plain_numbers_in_runcs_range(monkeypatch, spec
     else:
         with pytest.raises(LookupError, match=want):
             users.resolve(spec)
+
+
+@pytest.mark.parametrize("pattern, name, expected", [
+    ("busybox", "busybox", True), ("busy*", "busybox", True), ("*", "me/app", False),
+    ("*/*", "me/app", True), ("b?sybox", "busybox", True), ("me?app", "me/app", False),
+    ("[a-c]usybox", "busybox", True), ("[^a-c]usybox", "busybox", False), ("x\\*", "x*", True),
+    ("x\\*", "xy", False), ("a-b", "a-b", True), ("[-a]", "-", True), ("mini.*", "minix", False),
+])
+def test_reference_patterns_are_go_path_match(pattern, name, expected):
+    """`images --filter reference=`: Go's path.Match (its `*` stops at `/`), not fnmatch."""
+    from mini_runtime.filters import path_match
+
+    assert path_match(pattern, name) is expected
+
+
+@pytest.mark.parametrize("pattern", ["[", "[a", "x\\", "[z-a]", "[\\]"])
+def test_a_bad_reference_pattern_is_docker_s_error(pattern):
+    from mini_runtime.errors import InvalidParameter
+    from mini_runtime.filters import path_match
+
+    with pytest.raises(InvalidParameter, match="^syntax error in pattern$"):
+        path_match(pattern, "x")
+
+
+def test_label_filters_need_every_label():
+    from mini_runtime.filters import labels_match
+
+    labels = {"app": "web", "tier": ""}
+    assert labels_match({}, None) and labels_match({"label": ["app", "tier="]}, labels)
+    assert not labels_match({"label": ["app=web", "team"]}, labels)
+    assert not labels_match({"label": ["app=db"]}, labels) and not labels_match({"label": ["app"]}, None)

@@ -152,9 +152,9 @@ class Backend(abc.ABC):
         """ImageInspect: the image's config and its layers' DiffIDs, in docker's fields."""
 
     @abc.abstractmethod
-    def image_list(self) -> list[dict[str, Any]]:
-        """ImageList: ImageSummary dicts (Id, RepoTags, Created as Unix seconds, Size), in the
-        store's order."""
+    def image_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """ImageList: ImageSummary dicts (Id, RepoTags, Created as Unix seconds, Size, Labels),
+        newest first; filters dangling, label, before, since, reference."""
 
     @abc.abstractmethod
     def image_tag(self, source: str, target: str) -> None:

@@ -255,18 +255,10 @@ class LocalBackend(Backend):
 
     # --- images --------------------------------------------------------------------------------
 
-    def image_list(self) -> list[dict[str, Any]]:
-        from mini_runtime.image.store import NONE
+    def image_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        from mini_runtime.image import listing
 
-        summaries: dict[str, dict[str, Any]] = {}
-        for image in self.store.list():
-            summary = summaries.setdefault(image.id, {
-                "Id": image.id, "ParentId": "", "RepoTags": [], "RepoDigests": [],
-                "Created": int(parse_rfc3339(image.config.get("created") or "") or 0),
-                "Size": image.size, "SharedSize": -1, "Labels": {}, "Containers": -1})
-            if image.name != NONE:
-                summary["RepoTags"].append(image.name)
-        return list(summaries.values())
+        return listing.summaries(self.store, filters)
 
     def image_inspect(self, name: str) -> dict[str, Any]:
         image = self.store.get(name)

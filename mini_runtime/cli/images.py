@@ -9,7 +9,7 @@ import sys
 import time
 
 from mini_runtime import backend
-from mini_runtime.cli.formatting import IMAGES_FORMAT, IMAGES_HEADERS, go_time, short_id, table
+from mini_runtime.cli.formatting import IMAGES_DIGESTS_FORMAT, IMAGES_FORMAT, IMAGES_HEADERS, go_time, short_id, table
 from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
@@ -25,10 +25,18 @@ def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) ->
 
 def add_images(sub: argparse._SubParsersAction) -> None:
     images = sub.add_parser("images", help="list images", description="List images.",
-                            usage="mini images [OPTIONS]")
+                            usage="mini images [OPTIONS] [REPOSITORY[:TAG]]")
+    images.add_argument("-a", "--all", action="store_true",
+                        help="show all images (mini keeps no intermediate images: the same list)")
+    images.add_argument("--digests", action="store_true", help="show digests")
+    images.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
+                        help="filter output based on conditions provided (dangling=, reference=, "
+                             "before=, since=, label=)")
     images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     images.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     images.add_argument("--format", help="format output using a Go template")
+    images.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                        help="only this name, or the names that match this pattern (busy*)")
 
 
 def add_tag(sub: argparse._SubParsersAction) -> None:
@@ -112,11 +120,13 @@ def ago(created: int) -> str:
 def images(args: argparse.Namespace) -> int:
     """docker images: one row per name (an image without one shows <none>:<none>), as a
     table, or with --format as the template says (docker's fields: .Repository, .Tag, .ID,
-    .CreatedSince, .CreatedAt, .Size, ...)."""
-    rows, ids = [], []
-    for summary in backend.connect().image_list():
+    .CreatedSince, .CreatedAt, .Size, ...). REPOSITORY[:TAG] is a `reference=` filter."""
+    from mini_runtime.cli.lifecycle import filter_flags
+
+    wanted = filter_flags(args.filter + ([f"reference={args.repository}"] if args.repository else []))
+    rows = []
+    for summary in backend.connect().image_list(wanted):
         image_id = summary["Id"] if args.no_trunc else short_id(summary["Id"])
-        ids.append(image_id)
         size = human_size(summary["Size"])
         for name in summary["RepoTags"] or ["<none>:<none>"]:
             repository, _, tag = name.rpartition(":")
@@ -125,12 +135,11 @@ def images(args: argparse.Namespace) -> int:
                          "CreatedAt": go_time(summary["Created"]), "Size": size,
                          "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
                          "VirtualSize": size})
-    if args.quiet:
-        sys.stdout.write("".join(f"{i}\n" for i in ids))
-        return 0
     from mini_runtime.cli.template import render_table
 
-    sys.stdout.write(render_table(args.format or IMAGES_FORMAT, rows, IMAGES_HEADERS, "*formatter.ImageContext"))
+    format = args.format or (IMAGES_DIGESTS_FORMAT if args.digests else IMAGES_FORMAT)
+    sys.stdout.write(render_table("{{.ID}}" if args.quiet else format, rows, IMAGES_HEADERS,
+                                  "*formatter.ImageContext"))
     return 0
 
 

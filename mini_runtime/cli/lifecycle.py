@@ -30,7 +30,8 @@ def add_ps(sub: argparse._SubParsersAction) -> None:
     ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     ps.add_argument("--format", help="format output using a Go template")
     ps.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
-                    help='filter output based on conditions provided (status=, name=, id=, ancestor=)')
+                    help='filter output based on conditions provided (status=, name=, id=, ancestor=, '
+                         'label=, exited=, before=, since=, network=)')
 
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -110,6 +111,19 @@ def add_top(sub: argparse._SubParsersAction) -> None:
     top.add_argument("ps_args", nargs=REMAINDER, metavar="ps OPTIONS")
 
 
+def filter_flags(texts: list[str]) -> dict[str, list[str]]:
+    """`-f status=exited -f name=web` as the Engine API's `filters` object. A key is
+    case-insensitive and may be padded (`Status = exited`), as docker's CLI takes it."""
+    filters: dict[str, list[str]] = {}
+    for text in texts:
+        key, eq, value = text.partition("=")
+        if not eq:
+            raise UsageError(f'invalid argument "{text}" for "-f, --filter" flag: '
+                             'bad format of filter (expected name=value)')
+        filters.setdefault(key.strip().lower(), []).append(value)
+    return filters
+
+
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
                                              ports_column)
@@ -117,13 +131,8 @@ def ps(args: argparse.Namespace) -> int:
     from mini_runtime.units import ago
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
-    filters: dict[str, list[str]] = {}
-    for text in args.filter:
-        key, eq, value = text.partition("=")
-        if not eq:
-            raise UsageError(f'bad format of filter (expected name=value): "{text}"')
-        filters.setdefault(key.strip().lower(), []).append(value)
     rows = []
+    filters = filter_flags(args.filter)
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters):
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
                      "Image": summary["Image"],
@@ -131,7 +140,8 @@ def ps(args: argparse.Namespace) -> int:
                      "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
                      "Status": summary["Status"], "State": summary["State"],
                      "Ports": ports_column(summary.get("Ports") or []),
-                     "Names": ",".join(n.lstrip("/") for n in summary["Names"]), "Labels": "",
+                     "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
+                     "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
                      "Mounts": "", "Networks": ""})
     format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT)
     sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))

@@ -61,6 +61,10 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--read-only", action="store_true",
                      help="mount the container's root filesystem read-only")
     run.add_argument("--name", help="assign a name to the container")
+    run.add_argument("-l", "--label", action="append", default=[], metavar="K=V",
+                     help="set metadata on the container (ps --filter label=K=V finds it)")
+    run.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                     help="read labels from a file of K=V lines")
     run.add_argument("--entrypoint", metavar="CMD", help="overwrite the image's ENTRYPOINT (and drop its CMD)")
     run.add_argument("-u", "--user", metavar="USER", help="user name or uid, and optionally group: NAME|UID[:GROUP|GID]")
     run.add_argument("--no-pivot", action="store_true",
@@ -99,6 +103,26 @@ def env_flags(values: list[str]) -> list[str]:
         elif item in os.environ:
             result.append(f"{item}={os.environ[item]}")
     return result
+
+
+def label_flags(values: list[str], files: list[str]) -> list[str]:
+    """--label-file's lines (blank ones and #comments skipped), then -l K=V: a later one wins."""
+    from mini_runtime.cli.streams import open_input
+
+    found = []
+    for path in files:
+        with open_input(path) as lines:
+            for line in lines.read().decode(errors="replace").splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    found.append(line.strip() if "=" in line else line.strip() + "=")
+    for item in values:
+        if "=" not in item:   # docker 20.10's ValidateLabel
+            raise UsageError(f'invalid argument "{item}" for "-l, --label" flag: bad attribute format: {item}')
+        found.append(item)
+    for item in found:
+        if not item.partition("=")[0] or "\0" in item:
+            raise UsageError(f"invalid label {item!r}: a label is KEY=VALUE, KEY not empty")
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,7 +210,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              network=args.network, publish=args.publish,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
-                             restart=args.restart or "no", add_hosts=args.add_host)
+                             restart=args.restart or "no", add_hosts=args.add_host,
+                             labels=label_flags(args.label, args.label_file))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config

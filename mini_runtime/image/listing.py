@@ -1,0 +1,65 @@
+"""ImageList (`mini images`): one summary per image, newest first, and docker's filters.
+
+An image with several names is one summary with several RepoTags; the CLI prints a row per name.
+"""
+
+from __future__ import annotations
+
+from mini_runtime import filters as flt
+from mini_runtime.image.store import NONE, Image, Store
+from mini_runtime.units import parse_rfc3339
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+#: The keys `docker images --filter` accepts.
+ACCEPTED = ("dangling", "label", "before", "since", "reference")
+
+
+def summaries(store: Store, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """ImageSummary dicts (the Engine API's), filtered as moby's daemon does:
+
+    - `reference=PATTERN`: only the names that match (Go's path.Match on `name:tag`, or on the
+      name alone), and no image without a matching name;
+    - `dangling=true|false`: only the images without a name, or only those with one;
+    - `before=IMAGE`, `since=IMAGE`: created strictly before, or after, that image;
+    - `label=KEY` or `label=KEY=VALUE`: every one given, among the config's Labels.
+    """
+    filters = filters or {}
+    flt.check(filters, ACCEPTED)
+    dangling = flt.boolean(filters, "dangling")
+    before = min((created(store.get(v)) for v in filters.get("before", [])), default=None)
+    since = max((created(store.get(v)) for v in filters.get("since", [])), default=None)
+    patterns = filters.get("reference", [])
+    found: dict[str, dict[str, Any]] = {}
+    for image in store.list():
+        summary = found.get(image.id) or found.setdefault(image.id, summary_of(image))
+        if image.name != NONE and (not patterns or any(matches(p, image.name) for p in patterns)):
+            summary["RepoTags"].append(image.name)
+    listed = []
+    for summary in found.values():
+        if (before is not None and summary["Created"] >= before
+                or since is not None and summary["Created"] <= since
+                or not flt.labels_match(filters, summary["Labels"])):
+            continue
+        named = bool(summary["RepoTags"])
+        if not named and patterns or dangling is not None and dangling == named:
+            continue
+        listed.append(summary)
+    return sorted(listed, key=lambda s: s["Created"], reverse=True)
+
+
+def summary_of(image: Image) -> dict[str, Any]:
+    return {"Id": image.id, "ParentId": "", "RepoTags": [], "RepoDigests": [],
+            "Created": created(image), "Size": image.size, "SharedSize": -1,
+            "Labels": (image.config.get("config") or {}).get("Labels") or {}, "Containers": -1}
+
+
+def created(image: Image) -> int:
+    return int(parse_rfc3339(image.config.get("created") or "") or 0)
+
+
+def matches(pattern: str, name: str) -> bool:
+    """moby's FamiliarMatch: the pattern against `name:tag`, else against the name alone."""
+    return flt.path_match(pattern, name) or flt.path_match(pattern, name.rpartition(":")[0])
