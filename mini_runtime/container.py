@@ -101,7 +101,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
             "Platform": "linux",
             "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
                            "CgroupnsMode": config.cgroupns, "Init": config.init or None,
-                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 0,
+                           "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 2 * (config.memory or 0),  # docker's default
                            "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
                            "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,

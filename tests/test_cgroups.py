@@ -78,6 +78,18 @@ def test_memory_limit_file_holds_the_bytes():
         _stop(proc, pid)
 
 
+@pytest.mark.parametrize("flags, swap", [([], 0), (["--memory", "64m"], 2 * 64 << 20),
+                                         (["--memory", "64m", "--memory-swap", "-1"], -1),
+                                         (["--memory", "64m", "--memory-swap", "96m"], 96 << 20)])
+def test_inspect_records_docker_s_memory_swap(flags, swap):
+    """docker records (and sets) memory + swap as twice --memory when --memory-swap is not given."""
+    cid = mini("create", *flags, "busybox", "true").stdout.strip()
+    try:
+        assert mini("inspect", "-f", "{{.HostConfig.MemorySwap}}", cid).stdout == f"{swap}\n"
+    finally:
+        assert mini("rm", cid).returncode == 0
+
+
 def test_allocating_past_the_limit_is_oom_killed_137():
     # dd reads 128 MiB from /dev/zero into one buffer: every page of it gets touched. As PID 1
     # it is the container, so the OOM killer's SIGKILL ends the container: 137.
@@ -195,10 +207,14 @@ def test_bad_sizes_are_125_with_one_line():
 
 
 @pytest.mark.parametrize("flags", [["--cpus", "nan"], ["--cpus", "inf"], ["--cpus", "0.001"],
-                                   ["--cpus", "9999"], ["--memory", "1k"], ["--pids-limit", "x"]])
+                                   ["--cpus", "9999"], ["--memory", "1k"], ["--pids-limit", "x"],
+                                   ["--cpuset-cpus", "1,"], ["--cpuset-cpus", "0,,1"], ["--cpuset-cpus", "1-0"],
+                                   ["--cpuset-cpus", "²"]])
 def test_bad_limits_are_125_with_one_line(flags):
     result = mini("run", *flags, "busybox", "true")
     assert result.returncode == 125 and len(result.stderr.splitlines()) == 1, result.stderr
+    if flags[0] == "--cpuset-cpus":     # (the kernel takes `1,` and `0,,1`: docker's daemon does not)
+        assert result.stderr == f"mini: Invalid value {flags[1]} for cpuset cpus\n"
 
 
 def test_cgroups_a_killed_mini_left_are_swept(state_root):

@@ -227,6 +227,19 @@ def _go_int(flag: str, text: str | None) -> int | None:
                      f'parsing "{text}": invalid syntax')
 
 
+def _cpu_list(text: str | None) -> str | None:
+    """--cpuset-cpus as docker's daemon checks it (parsers.ParseUintList): numbers and ranges
+    (`0-2,4`); the kernel would take `1,` or `0,,1` too. Empty means unset, as in docker."""
+    if not text:
+        return None
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isascii() and low.isdigit() and (not dash or high.isascii() and high.isdigit()
+                                                      and int(high) >= int(low))):
+            raise UsageError(f"Invalid value {text} for cpuset cpus")
+    return text
+
+
 # >>> report-oom
 def oom_message(memory: int, exit_code: int) -> str:
     """An OOM kill looks like any SIGKILL (137); the cgroup's counter told the pipeline it was one
@@ -258,7 +271,7 @@ def _limits(args: argparse.Namespace) -> dict:
         "cpus": number("--cpus", args.cpus, float),
         "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
         "pids_limit": number("--pids-limit", args.pids_limit, int),
-        "cpuset_cpus": args.cpuset_cpus,
+        "cpuset_cpus": _cpu_list(args.cpuset_cpus),
         # exercise 04's extension: parsed here, checked and written by the plugged-in hooks
         "cpu_period": number("--cpu-period", args.cpu_period, int),
         "cpu_quota": number("--cpu-quota", args.cpu_quota, int),
