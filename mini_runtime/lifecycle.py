@@ -294,19 +294,19 @@ def rename(directory: Path, new_name: str) -> None:
 
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,
-            since: int | None) -> Iterator[logs.Entry]:
+            since: int | None, until: int | None = None) -> Iterator[logs.Entry]:
     path = str(directory / f"{directory.name}-json.log")
     if not os.path.exists(path):
         return iter(())
     if not follow:
-        return logs.read(path, tail, since)
+        return logs.read(path, tail, since, until)
 
     def stopped() -> bool:
         try:
             return not container.status(container.load(directory)).has_process
         except OSError:
             return True
-    return logs.follow(path, stopped, tail, since)
+    return logs.follow(path, stopped, tail, since, until)
 
 
 def exec_check(directory: Path, text: str) -> dict[str, Any]:

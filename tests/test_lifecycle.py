@@ -230,6 +230,11 @@ def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
     assert [e["log"] for e in entries if e["stream"] == "stdout"] == ["out\n", "1\n", "2\n", "3\n"]
     assert mini("logs", "--since", "1h", cid).stdout == "out\n1\n2\n3\n"
     assert mini("logs", "--since", "2099-01-01T00:00:00Z", cid).stdout == ""
+    assert mini("logs", "--until", "1h", cid).stdout == ""                 # written after that
+    assert mini("logs", "--until", "2099-01-01T00:00:00Z", cid).stdout == "out\n1\n2\n3\n"
+    assert mini("logs", "--details", "--tail", "2", cid).stdout == " 2\n 3\n"   # (no attributes)
+    bad = mini("logs", "--until", "2099-13-01", cid)
+    assert bad.returncode == 1 and bad.stderr.startswith('mini: invalid value for "until"'), bad.stderr
     assert mini("rm", cid).returncode == 0
 
 

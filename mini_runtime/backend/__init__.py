@@ -92,7 +92,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-                       since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+                       since: int | None = None, until: int | None = None, timestamps: bool = False,
+                       details: bool = False) -> Iterator[tuple[str, bytes]]:
         """ContainerLogs: (stream, bytes) per entry, as `docker logs` writes them."""
 
     @abc.abstractmethod

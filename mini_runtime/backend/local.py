@@ -147,14 +147,17 @@ class LocalBackend(Backend):
         return views.inspect(container.find(container_id))
 
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-                       since: int | None = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+                       since: int | None = None, until: int | None = None, timestamps: bool = False,
+                       details: bool = False) -> Iterator[tuple[str, bytes]]:
         """ContainerLogs: (stream, bytes as docker logs writes them) for each entry; with
-        `follow`, until the container has ended. `since`: nanoseconds since the epoch."""
+        `follow`, until the container has ended. `since`, `until`: nanoseconds since the epoch.
+        `details`: the log's extra attributes first (json-file's labels and env: none here)."""
         from mini_runtime import logs
 
-        entries = lifecycle.logs_of(container.find(container_id), follow=follow, tail=tail, since=since)
+        entries = lifecycle.logs_of(container.find(container_id), follow=follow, tail=tail,
+                                    since=since, until=until)
         for entry in entries:
-            yield entry.stream, logs.render(entry, timestamps)
+            yield entry.stream, b" " * details + logs.render(entry, timestamps)
 
     def container_stats(self, container_id: str) -> Iterator[dict[str, Any]]:
         from mini_runtime import stats

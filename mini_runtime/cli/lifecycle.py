@@ -51,6 +51,9 @@ def add_logs(sub: argparse._SubParsersAction) -> None:
                       help='number of lines to show from the end of the logs (default "all")')
     logs.add_argument("--since", help="show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) "
                                       "or relative (e.g. 42m for 42 minutes)")
+    logs.add_argument("--until", help="show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) "
+                                      "or relative (e.g. 42m for 42 minutes)")
+    logs.add_argument("--details", action="store_true", help="show extra details provided to logs")
     logs.add_argument("container", metavar="CONTAINER")
 
 
@@ -184,10 +187,12 @@ def logs(args: argparse.Namespace) -> int:
             tail = int(args.tail)
         except ValueError:
             raise UsageError(f'invalid value "{args.tail}" for flag --tail') from None
-    since = timestamp_ns(api_timestamp(args.since)) if args.since else None
+    since, until = (timestamp_ns(api_timestamp(text, flag)) if text else None
+                    for text, flag in ((args.since, "since"), (args.until, "until")))
     outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     for stream, data in backend.connect().container_logs(args.container, follow=args.follow, tail=tail,
-                                                         since=since, timestamps=args.timestamps):
+                                                         since=since, until=until, details=args.details,
+                                                         timestamps=args.timestamps):
         out = outputs.get(stream, sys.stdout.buffer)
         out.write(data)
         out.flush()
