@@ -206,6 +206,10 @@ def test_stats_no_stream_columns():
         assert stopped[2:] == ["0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
         missing = mini("stats", "--no-stream", "nosuch")
         assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: No such container: nosuch\n")
+        formatted = mini("stats", "--no-stream", "--format", "{{.Container}} {{.Name}} {{.PIDs}}", idle[:6])
+        assert formatted.stdout == f"{idle[:6]} idle 3\n"                  # docker's StatsContext
+        table = mini("stats", "--no-stream", "--format", "table {{.Name}}\t{{.MemUsage}}", "idle").stdout
+        assert table.splitlines()[0].split() == ["NAME", "MEM", "USAGE", "/", "LIMIT"]
     finally:
         for cid in (busy, idle, done):
             mini("rm", "-f", cid)

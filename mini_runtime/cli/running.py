@@ -20,8 +20,11 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
     import argparse
     from typing import Any
 
-#: `docker stats`' columns, in its order.
-STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+#: `docker stats`' columns, in its order, and the headers of its fields for --format.
+STATS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
 
 
 def parser(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
@@ -46,6 +49,7 @@ def add_stats(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     p.add_argument("--no-stream", action="store_true", help="disable streaming stats and only pull the first result")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    p.add_argument("--format", help="pretty-print stats using a Go template")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
 
 
@@ -149,7 +153,8 @@ def memory_used(memory: dict[str, Any]) -> int:
     return usage
 
 
-def stats_row(s: dict[str, Any], trunc: bool) -> list[str]:
+def stats_row(s: dict[str, Any], trunc: bool, asked: str) -> dict[str, str]:
+    """docker's StatsContext: `.Container` is the container as it was asked for."""
     memory = s.get("memory_stats") or {}
     used, limit = memory_used(memory), memory.get("limit", 0)
     rx = sum(n["rx_bytes"] for n in (s.get("networks") or {}).values())
@@ -158,16 +163,17 @@ def stats_row(s: dict[str, Any], trunc: bool) -> list[str]:
     for entry in (s.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
         if entry["op"].lower() in io:
             io[entry["op"].lower()] += entry["value"]
-    return [s["id"][:12] if trunc else s["id"], s["name"].lstrip("/"), f"{cpu_percent(s):.2f}%",
-            f"{bytes_size(used)} / {bytes_size(limit)}", f"{used / limit * 100 if limit else 0:.2f}%",
-            f"{human_size(rx)} / {human_size(tx)}", f"{human_size(io['read'])} / {human_size(io['write'])}",
-            str((s.get("pids_stats") or {}).get("current", 0))]
+    return {"Container": asked, "ID": s["id"][:12] if trunc else s["id"], "Name": s["name"].lstrip("/"),
+            "CPUPerc": f"{cpu_percent(s):.2f}%", "MemUsage": f"{bytes_size(used)} / {bytes_size(limit)}",
+            "MemPerc": f"{used / limit * 100 if limit else 0:.2f}%", "NetIO": f"{human_size(rx)} / {human_size(tx)}",
+            "BlockIO": f"{human_size(io['read'])} / {human_size(io['write'])}",
+            "PIDs": str((s.get("pids_stats") or {}).get("current", 0))}
 
 
 def stats(args: argparse.Namespace) -> int:
     """docker stats: a table a second (cleared between, on a terminal) until ctrl-C; with
     --no-stream, one (each row from two samples a second apart, for CPU %)."""
-    from mini_runtime.cli.formatting import table
+    from mini_runtime.cli.template import render_table
 
     engine = backend.connect()
     streams: dict[str, Iterator[dict[str, Any]]] = {}
@@ -184,14 +190,15 @@ def stats(args: argparse.Namespace) -> int:
         rows = []
         for text in wanted:
             try:
-                rows.append(stats_row(next(streams[text]), not args.no_trunc))
+                rows.append(stats_row(next(streams[text]), not args.no_trunc, text))
             except (KeyError, MiniError, OSError):
                 streams.pop(text, None)                 # removed meanwhile: not shown
         if failed and args.containers:
             return 1
         if not args.no_stream and sys.stdout.isatty():
             sys.stdout.write("\033[2J\033[H")
-        sys.stdout.write(table([STATS_HEADER] + rows))
+        sys.stdout.write(render_table(args.format or STATS_FORMAT, rows, STATS_HEADERS,
+                                      "*formatter.statsContext"))
         sys.stdout.flush()
         if args.no_stream:
             return 0
