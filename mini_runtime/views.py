@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from mini_runtime import container
+from mini_runtime import container, paths
 from mini_runtime import filters as flt
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.units import command_line, parse_rfc3339, status
@@ -109,8 +109,16 @@ def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
                        or (record.get("HostConfig") or {}).get("NetworkMode") == v))
 
 
-def inspect(directory: Path) -> dict[str, Any]:
-    """ContainerInspect: the record, with docker's State fields in docker's order."""
+def sizes(directory: Path, image_size: int) -> dict[str, int]:
+    """`ps -s`, `inspect -s`: SizeRw, the container's own changes (its upper dir, chapter 05),
+    and SizeRootFs, every file it sees (the image's layers and those changes)."""
+    changed = paths.disk_usage(directory / "upper")
+    return {"SizeRw": changed, "SizeRootFs": changed + image_size}
+
+
+def inspect(directory: Path, sized: dict[str, int] | None = None) -> dict[str, Any]:
+    """ContainerInspect: the record, with docker's State fields in docker's order (and the
+    sizes when asked)."""
     record = container.load(directory)
     state = record.get("State", {})
     keys = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode",
@@ -122,5 +130,5 @@ def inspect(directory: Path) -> dict[str, Any]:
             "LogPath": record.get("LogPath", ""), "Name": record["Name"],
             **{k: v for k, v in record.items() if k not in ("Id", "Created", "Path", "Args",
                                                              "State", "Image", "LogPath", "Name")},
-            "Mounts": record.get("Mounts", []),
+            **(sized or {}), "Mounts": record.get("Mounts", []),
             "NetworkSettings": record.get("NetworkSettings", {})}

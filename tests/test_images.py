@@ -17,6 +17,7 @@ import pytest
 
 from conftest import MINI, mini
 from mini_runtime.cli.formatting import IMAGES_FORMAT
+from mini_runtime import units
 from mini_runtime.image import busybox, manifest
 from mini_runtime.image.layout import sha256_digest
 from mini_runtime.image.store import Store
@@ -219,6 +220,24 @@ def test_a_digest_or_an_image_id_cannot_be_a_tag():
             result = mini(*command, input="")
             assert result.returncode == 1 and words in result.stderr, (command, result.stderr)
     assert "bb" not in mini("images", "--format", "{{.Repository}}").stdout.split()
+
+
+def test_ps_and_inspect_s_show_what_the_container_wrote():
+    """`ps -s` and `inspect -s`: the bytes of the upper dir (a file with two names once), and
+    with the image's (docker's "virtual" size); `.Size` in a --format asks for them too."""
+    image = Store().get("busybox")
+    assert mini("run", "--name", "sized", "busybox", "sh", "-c",
+                "dd if=/dev/zero of=/f bs=1000 count=300 2>/dev/null && ln /f /g").returncode == 0
+    try:
+        sizes = mini("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "sized").stdout.split()
+        assert sizes == ["300000", str(300000 + image.size)]
+        assert mini("inspect", "-f", "{{.SizeRw}}", "sized").stdout == "<no value>\n"   # asked for only
+        virtual = f"300kB (virtual {units.human_size(300000 + image.size)})"
+        assert mini("ps", "-a", "-f", "name=sized", "--format", "{{.Size}}").stdout == virtual + "\n"
+        table = mini("ps", "-as", "-f", "name=sized").stdout.splitlines()
+        assert table[0].split()[-1] == "SIZE" and table[1].endswith(virtual)
+    finally:
+        assert mini("rm", "sized").returncode == 0
 
 
 def test_images_format_as_docker():

@@ -67,8 +67,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def container_list(self, all: bool = False, limit: int | None = None,
-                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        """ContainerList: ContainerSummary dicts, newest first; filters status, name, id, ancestor."""
+                       filters: dict[str, list[str]] | None = None, size: bool = False) -> list[dict[str, Any]]:
+        """ContainerList: ContainerSummary dicts, newest first; filters status, name, id, ancestor,
+        label, exited, before, since, network; `size`: SizeRw and SizeRootFs too (a walk)."""
 
     @abc.abstractmethod
     def container_pause(self, container_id: str) -> None:
@@ -87,8 +88,8 @@ class Backend(abc.ABC):
         """ContainerRename."""
 
     @abc.abstractmethod
-    def container_inspect(self, container_id: str) -> dict[str, Any]:
-        """ContainerInspect."""
+    def container_inspect(self, container_id: str, size: bool = False) -> dict[str, Any]:
+        """ContainerInspect; `size`: SizeRw and SizeRootFs too (a walk of its files)."""
 
     @abc.abstractmethod
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,

@@ -122,11 +122,18 @@ class LocalBackend(Backend):
         lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
 
     def container_list(self, all: bool = False, limit: int | None = None,
-                       filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+                       filters: dict[str, list[str]] | None = None, size: bool = False) -> list[dict[str, Any]]:
         container.sweep_stale()                     # a monitor that died: shown as docker would
         from mini_runtime import views  # (ps and inspect only: not on run's path)
 
-        return views.summaries(all, limit, filters)
+        found = views.summaries(all, limit, filters)
+        for summary in found if size else []:
+            summary.update(views.sizes(container.find(summary["Id"]), self._image_size(summary["ImageID"])))
+        return found
+
+    def _image_size(self, image_id: str) -> int:
+        image = self.store.find_by_id(image_id)
+        return image.size if image else 0
 
     def container_pause(self, container_id: str) -> None:
         lifecycle.pause(container.find(container_id), True)
@@ -140,11 +147,13 @@ class LocalBackend(Backend):
     def container_rename(self, container_id: str, name: str) -> None:
         lifecycle.rename(container.find(container_id), name)
 
-    def container_inspect(self, container_id: str) -> dict[str, Any]:
+    def container_inspect(self, container_id: str, size: bool = False) -> dict[str, Any]:
         container.sweep_stale()
         from mini_runtime import views
 
-        return views.inspect(container.find(container_id))
+        directory = container.find(container_id)
+        image = container.load(directory).get("Image", "") if size else ""
+        return views.inspect(directory, views.sizes(directory, self._image_size(image)) if size else None)
 
     def container_logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
                        since: int | None = None, until: int | None = None, timestamps: bool = False,

@@ -28,6 +28,8 @@ def add_ps(sub: argparse._SubParsersAction) -> None:
                     help="show the N last created containers (includes all states)")
     ps.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    ps.add_argument("-s", "--size", action="store_true",
+                    help="display total file sizes: the container's own, and with its image's (virtual)")
     ps.add_argument("--format", help="format output using a Go template")
     ps.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
                     help='filter output based on conditions provided (status=, name=, id=, ancestor=, '
@@ -38,6 +40,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     inspect = parser(sub, "inspect", "Return low-level information on containers or images.",
                      "[OPTIONS] NAME|ID [NAME|ID...]")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
+    inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes if the type is container")
     inspect.add_argument("--type", choices=["container", "image"],
                          help="return JSON for the specified type (a container first, then an image)")
     inspect.add_argument("names", nargs="+", metavar="NAME|ID")
@@ -131,12 +134,14 @@ def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
                                              ports_column)
     from mini_runtime.cli.template import render_table
-    from mini_runtime.units import ago
+    from mini_runtime.units import ago, human_size
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
     rows = []
     filters = filter_flags(args.filter)
-    for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters):
+    size = not args.quiet and (args.size or ".Size" in (args.format or ""))  # (docker's rule too)
+    for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
+        changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
                      "Image": summary["Image"],
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
@@ -145,8 +150,9 @@ def ps(args: argparse.Namespace) -> int:
                      "Ports": ports_column(summary.get("Ports") or []),
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
                      "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
-                     "Mounts": "", "Networks": ""})
-    format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT)
+                     "Mounts": "", "Networks": "",
+                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
+    format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT + "\t{{.Size}}" * args.size)
     sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
     return 0
 
@@ -160,7 +166,7 @@ def inspect(args: argparse.Namespace) -> int:
     for text in args.names:
         for kind in kinds:
             try:
-                found.append(engine.container_inspect(text) if kind == "container"
+                found.append(engine.container_inspect(text, size=args.size) if kind == "container"
                              else engine.image_inspect(text))
                 break
             except MiniError:
