@@ -117,10 +117,15 @@ class Clients:
         self.stdin, self.pending, self.inputs = -1, b"", []
 
     def drop(self, conn: socket.socket) -> None:
+        """A client has gone, or stopped reading. If it held a `run -i` stdin ("once"), that
+        stdin ends with it, as docker closes it: a `cat` would otherwise wait for ever."""
+        held_stdin = conn in self.inputs
         for group in (self.outputs, self.inputs):
             if conn in group:
                 group.remove(conn)
         conn.close()
+        if held_stdin and self.once:
+            self.close_stdin()
 
     def close(self) -> None:
         """The container has ended: every client sees the end of its stream."""

@@ -181,6 +181,34 @@ def test_without_a_tty_streams_stay_apart_and_stdin_eof_reaches_the_process():
     assert (piped.returncode, piped.stdout) == (0, b"hi\n")
 
 
+def test_much_input_and_output_at_once_neither_waits_for_the_other():
+    """`run -i cat` of 5 MB: the container's output comes back while we still send it input.
+    (A CLI that blocked in sending, not reading, and a monitor that blocked sending it output
+    waited for each other: 64 KiB came through, then the monitor dropped the client.)"""
+    data = os.urandom(5_000_000)
+    result = subprocess.run(MINI + ["run", "-i", "--rm", "busybox", "sh", "-c", "tee /dev/stderr"],
+                            input=data, capture_output=True, timeout=120)
+    assert (result.returncode, len(result.stdout), len(result.stderr)) == (0, len(data), len(data))
+    assert result.stdout == data and result.stderr == data
+
+
+def test_a_client_that_holds_a_once_stdin_takes_it_along_when_dropped():
+    """docker closes a StdinOnce container's stdin when its attached client goes, however it
+    goes: here dropped by the monitor (as when it stops reading), not by a half-close."""
+    import socket
+
+    from mini_runtime.attach import Clients
+
+    read_end, write_end = os.pipe()
+    ours, theirs = socket.socketpair()
+    clients = Clients(tty=False, stdin=write_end, once=True)
+    clients.add(theirs, wants_stdin=True)
+    clients.drop(theirs)
+    assert os.read(read_end, 10) == b"" and clients.stdin == -1      # EOF: the write end is closed
+    os.close(read_end)
+    ours.close()
+
+
 def test_attach_before_start_loses_no_output():
     for n in range(3):
         cid = mini("create", "busybox", "echo", f"x{n}").stdout.strip()

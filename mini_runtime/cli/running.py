@@ -108,6 +108,14 @@ class PtyStream:
 
         write_all(self.fd, data)
 
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """As much as the pty takes now (relay sends only when select says it can)."""
+        os.set_blocking(self.fd, False)
+        try:
+            return os.write(self.fd, data)
+        finally:
+            os.set_blocking(self.fd, True)
+
     def shutdown(self, how: int) -> None:
         """(A pty has no half-close: the line discipline's ctrl-D is the end of input.)"""
 

@@ -163,11 +163,25 @@ def relay(conn: socket.socket, *, tty: bool, stdin: int | None = 0, stdout: int 
     previous = None
     if on_resize is not None:
         previous = signal.signal(signal.SIGWINCH, lambda *_: _poke(wake_w))
-    frames = b""
-    inputs = [conn, wake_r] + ([stdin] if stdin is not None else [])
+    frames = outgoing = b""     # (outgoing: read from our stdin, not yet taken by the stream)
+    reading = stdin is not None
     try:
         while True:
-            for ready in select.select(inputs, [], [])[0]:
+            # Never block on a send: while the stream does not take our input, its output must
+            # still be read, or a container that echoes (`cat`) and we would wait for each other.
+            # Our stdin is read again once the stream has taken what we had.
+            readers = [conn, wake_r] + ([stdin] if reading and not outgoing else [])
+            readable, writable, _ = select.select(readers, [conn] if outgoing else [], [])
+            if writable:
+                try:
+                    outgoing = outgoing[conn.send(outgoing, socket.MSG_DONTWAIT):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return False
+                if not outgoing and not reading:
+                    _end_input(conn, tty)
+            for ready in readable:
                 if ready == wake_r:
                     os.read(wake_r, 64)
                     if on_resize is not None:
@@ -186,23 +200,28 @@ def relay(conn: socket.socket, *, tty: bool, stdin: int | None = 0, stdout: int 
                 else:
                     data = read_input(stdin)
                     if not data:
-                        inputs.remove(stdin)
-                        if not tty:                     # EOF reaches the container's stdin
-                            with contextlib.suppress(OSError):
-                                conn.shutdown(socket.SHUT_WR)
+                        reading = False
+                        if not outgoing:
+                            _end_input(conn, tty)
                         continue
                     data, detached = watch.feed(data)
-                    try:
-                        conn.sendall(data)
-                    except OSError:
-                        return False
-                    if detached:
+                    if detached:                        # (typed at a terminal: a few bytes)
+                        with contextlib.suppress(OSError):
+                            conn.sendall(outgoing + data)
                         return True
+                    outgoing += data
     finally:
         if on_resize is not None:
             signal.signal(signal.SIGWINCH, previous)
         os.close(wake_r)
         os.close(wake_w)
+
+
+def _end_input(conn: socket.socket, tty: bool) -> None:
+    """Our stdin has ended: without a tty, the container's stdin ends too (a half-close)."""
+    if not tty:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
 
 
 def _poke(fd: int) -> None:
