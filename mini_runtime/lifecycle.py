@@ -153,7 +153,8 @@ def stop(directory: Path, timeout: float) -> None:
     thawed(directory)
     if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
         return                                          # it has ended meanwhile
-    if monitor.request(where, {"op": "wait"}, None if timeout < 0 else max(timeout, 0.001)) is None:
+    forever = timeout < 0 or timeout > 10**9           # (a socket's timeout ends at ~292 years)
+    if monitor.request(where, {"op": "wait"}, None if forever else max(timeout, 0.001)) is None:
         monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
         monitor.request(where, {"op": "wait"})
 # <<< stop

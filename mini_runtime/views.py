@@ -84,7 +84,8 @@ def between(records: list[dict[str, Any]], filters: dict[str, list[str]]) -> lis
 
 
 def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    """docker's filters: status exactly, name a substring (or a regular expression), id a
+    """docker's filters: status exactly, name a regular expression (on the name with its "/" or
+    without), id a
     prefix, ancestor the image as it was named (":latest" implied) or its id, label every
     KEY or KEY=VALUE given, exited the exit code of a container that ran, network a name."""
     def any_of(key: str, match: Callable[[str], bool]) -> bool:
@@ -99,7 +100,7 @@ def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     ran = not state.get("Running") and (parse_rfc3339(state.get("StartedAt") or "") or 0) > 0
     networks = ((record.get("NetworkSettings") or {}).get("Networks") or {})
     return (any_of("status", lambda v: v == state.get("Status"))
-            and any_of("name", lambda v: re.search(v.lstrip("/"), name) is not None)
+            and any_of("name", lambda v: matches(v, name) or matches(v, "/" + name))
             and any_of("id", lambda v: record["Id"].startswith(v))
             and any_of("ancestor", lambda v: tagged(v) == tagged(image)
                        or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-"))
@@ -114,6 +115,14 @@ def sizes(directory: Path, image_size: int) -> dict[str, int]:
     and SizeRootFs, every file it sees (the image's layers and those changes)."""
     changed = paths.disk_usage(directory / "upper")
     return {"SizeRw": changed, "SizeRootFs": changed + image_size}
+
+
+def matches(pattern: str, text: str) -> bool:
+    """moby's filters.Match: a pattern that is no regular expression matches nothing."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def inspect(directory: Path, sized: dict[str, int] | None = None) -> dict[str, Any]:

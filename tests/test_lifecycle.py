@@ -375,12 +375,24 @@ def test_ps_filters_latest_and_last():
     assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
     assert ids("-f", "status=exited") == [done]
     assert ids("-a", "-f", "name=done") == [done] and ids("-a", "-f", "name=^up") == [up]
+    assert ids("-a", "-f", "name=^/up1$") == [up]                 # with docker's "/" too
+    assert mini("ps", "-a", "-f", "name=[").stdout.count("\n") == 1   # no pattern: no match, as moby
     assert ids("-a", "-f", "ancestor=busybox:latest", "-f", "status=running") == [up]
     assert ids("-a", "-f", "ancestor=nosuch") == []
     bad = mini("ps", "-f", "colour=red")
     assert (bad.returncode, bad.stderr) == (1, "mini: invalid filter 'colour'\n")
     for container in (up, done):
         assert mini("rm", "-f", container).returncode == 0
+
+
+@pytest.mark.parametrize("words", [["stop", "-t", "99999999999999999999", "x"], ["restart", "-t", "1_0", "x"],
+                                   ["ps", "-n", "\u0663"], ["stop", "-t", " 7", "x"]])
+def test_int_flags_are_go_ints(words):
+    """docker's int flags are 64-bit and ASCII digits: beyond, one line and 125 (a stop
+    timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback)."""
+    result = mini(*words)
+    assert result.returncode == 125 and "invalid int64 value" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_labels_and_the_other_ps_filters(tmp_path):

@@ -170,6 +170,15 @@ def assign(declared: list[dict[str, Any]], found: list[str], command_line: bool)
     return values
 
 
+def int64(text: str) -> int:
+    """An int flag as docker's (a Go int: 64 bits); argparse names this function when it refuses
+    one ("invalid int64 value"), in one line."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or not -(1 << 63) <= int(text) < 1 << 63:
+        raise ValueError(text)          # (int() takes "1_0", " 7" and "٣": Go does not)
+    return int(text)
+
+
 def store(values: dict[str, Any], known: dict[str, Any], value: str) -> bool:
     """Set a flag's value; False for a value argparse would refuse (not of its type, not one
     of its choices)."""

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from mini_runtime import backend
-from mini_runtime.cli.flags import REMAINDER
+from mini_runtime.cli.flags import REMAINDER, int64
 from mini_runtime.errors import Conflict, MiniError, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -24,7 +24,7 @@ def add_ps(sub: argparse._SubParsersAction) -> None:
     ps = parser(sub, "ps", "List containers.", "[OPTIONS]")
     ps.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
     ps.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
-    ps.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+    ps.add_argument("-n", "--last", type=int64, default=-1, metavar="N",
                     help="show the N last created containers (includes all states)")
     ps.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     ps.add_argument("--no-trunc", action="store_true", help="don't truncate output")
@@ -62,7 +62,7 @@ def add_logs(sub: argparse._SubParsersAction) -> None:
 
 def add_stop(sub: argparse._SubParsersAction) -> None:
     stop = parser(sub, "stop", "Stop one or more running containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
-    stop.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+    stop.add_argument("-t", "--time", type=int64, default=None, metavar="SECONDS",
                       help="seconds to wait before killing the container (default 10)")
     stop.add_argument("containers", nargs="+", metavar="CONTAINER")
 
@@ -96,7 +96,7 @@ def add_rename(sub: argparse._SubParsersAction) -> None:
 
 def add_restart(sub: argparse._SubParsersAction) -> None:
     restart = parser(sub, "restart", "Restart one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
-    restart.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+    restart.add_argument("-t", "--time", type=int64, default=None, metavar="SECONDS",
                          help="seconds to wait before killing the container (default 10)")
     restart.add_argument("containers", nargs="+", metavar="CONTAINER")
 
