@@ -50,8 +50,8 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
     for text in wanted:
         image = store.get(text)
         names = images.setdefault(image.manifest_digest, (image, []))[1]
-        if image.name != NONE and not store.find_by_id(text):
-            names.append(image.name)
+        if image.name != NONE and not store.find_by_id(text) and image.name not in names:
+            names.append(image.name)                    # (`save a a`: one name, once)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)

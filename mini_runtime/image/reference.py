@@ -79,11 +79,13 @@ def parse(text: str) -> Reference:
 
 def tag_name(text: str) -> str:
     """The name `tag`, `commit`, `load` and `import` give an image ("name:tag"), refused in
-    docker's words where it cannot be one: a digest (it names content, not an image) or 64 hex
-    digits (what an image ID looks like)."""
+    docker's words where it cannot be one: a digest (it names content, not an image), 64 hex
+    digits or the name `sha256` (what an image ID looks like)."""
     if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
         raise InvalidReference(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
     ref = parse(text)
     if ref.digest:
         raise InvalidReference("refusing to create a tag with a digest reference")
+    if ref.familiar_name == "sha256":   # `sha256:<hex>` would read as an image ID
+        raise InvalidReference("refusing to create an ambiguous tag using digest algorithm as name")
     return str(ref)
