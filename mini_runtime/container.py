@@ -194,7 +194,11 @@ def name_in_use(name: str, other: str) -> Conflict:
 
 
 def rename(directory: Path, new_name: str) -> None:
-    """docker rename: the new name must be valid and free (its own name is not free either)."""
+    """docker rename: the new name must be valid and free, and not its own name."""
+    if not new_name.lstrip("/"):
+        raise InvalidParameter("Neither old nor new names may be empty")   # docker's words
+    if "/" + new_name.lstrip("/") == load(directory)["Name"]:
+        raise InvalidParameter("Renaming a container with the same name as its current name")
     name = names.validate(new_name)
     with record_lock():
         index_names()

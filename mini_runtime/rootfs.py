@@ -139,6 +139,15 @@ def mount_cgroup() -> None:
 # <<< mount-cgroup
 
 
+def make_workdir(path: str) -> None:
+    """-w: like docker, the working directory is created if it is missing. A file in its way is
+    what chdir(2) would say, ENOTDIR (makedirs says EEXIST: true, but not the cause)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+
+
 # >>> remount-readonly
 def remount_readonly() -> None:
     """`--read-only`: the root (a bind mount) becomes read-only; /dev, /proc stay as they are."""

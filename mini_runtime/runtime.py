@@ -238,7 +238,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     for path, flags, data in map(rootfs.parse_tmpfs, config.tmpfs):
         rootfs.mount_tmpfs(path, flags, data)       # exercise 02: --tmpfs
-    os.makedirs(spec.cwd, exist_ok=True)            # 02: like docker, -w creates the directory
+    rootfs.make_workdir(spec.cwd)                   # 02: like docker, -w creates the directory
     if config.read_only:
         rootfs.remount_readonly()                   # 02: --read-only
     if config.ulimits:

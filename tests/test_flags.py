@@ -142,9 +142,9 @@ def test_an_unknown_management_verb_is_a_usage_error() -> None:
 
 
 @pytest.mark.parametrize("words, hint, names", [
-    (["network", "create"], "see 'mini network create --help'", ["NETWORK"]),
+    (["network", "create"], "see 'mini network create --help'", ['"mini network create" requires exactly 1 argument']),
     (["network", "prune", "extra"], "see 'mini network --help'", ["extra"]),
-    (["image", "squash", "a"], "see 'mini image squash --help'", ["target"]),
+    (["image", "squash", "a"], "see 'mini image squash --help'", ["requires exactly 2 arguments"]),
     (["image", "bogus"], "see 'mini image --help'", ["'ls'", "'load'", "'squash'"]),
 ])
 def test_a_groups_error_names_the_help_to_read_and_every_verb(words: list[str], hint: str, names: list[str]) -> None:

@@ -395,6 +395,19 @@ def test_int_flags_are_go_ints(words):
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
+    """`mini run` alone: docker's "requires at least 1 argument" (COMMAND is optional); an
+    empty -h is no -h, as in docker; -w over a file is chdir(2)'s ENOTDIR."""
+    for words, message in ((["run"], '"mini run" requires at least 1 argument'),
+                           (["tag", "busybox"], '"mini tag" requires exactly 2 arguments')):
+        result = mini(*words)
+        assert (result.returncode, result.stderr) == (125, f"mini: {message} (see 'mini {words[0]} --help')\n")
+    cid = mini("create", "-h", "", "busybox", "hostname").stdout.strip()
+    assert mini("start", "-a", cid).stdout == cid[:12] + "\n" and mini("rm", cid).returncode == 0
+    result = mini("run", "--rm", "-w", "/etc/passwd", "busybox", "pwd")
+    assert (result.returncode, result.stderr) == (125, "mini: container setup failed: /etc/passwd: not a directory\n")
+
+
 def test_labels_and_the_other_ps_filters(tmp_path):
     """`run -l K=V` and `--label-file` (over the image's Labels), ps's LABELS column, and the
     filters label (every one), exited (a code of a container that ran), before, since, network."""
@@ -442,6 +455,10 @@ def test_rename_and_restart():
     assert mini("inspect", "-f", "{{.Name}}", cid).stdout == "/after\n"
     clash = mini("rename", "after", "taken")
     assert clash.returncode == 1 and "is already in use by container" in clash.stderr
+    for new, words in (("after", "Renaming a container with the same name as its current name"),
+                       ("", "Neither old nor new names may be empty")):
+        refused = mini("rename", "after", new)
+        assert (refused.returncode, refused.stderr) == (1, f"mini: {words}\n")
     pid = state("after")["Pid"]
     assert mini("restart", "-t", "0", "after").stdout == "after\n"
     again = state("after")

@@ -57,7 +57,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         commands: dict[str, argparse.ArgumentParser] = {}   # each command's own parser, by name
 
         def error(self, message: str) -> NoReturn:
+            if message.startswith("the following arguments are required"):
+                message = self.too_few()
             raise UsageError(f"{message} (see '{self.prog} --help')")
+
+        def too_few(self) -> str:
+            """cobra's words: `"mini tag" requires exactly 2 arguments`, `... at least 1 ...`
+            (argparse would list `COMMAND [ARG...]` as required, which it is not)."""
+            counts = [{None: 1, "+": 1}.get(a.nargs, 0) for a in self._actions
+                      if not a.option_strings and a.nargs != argparse.PARSER]
+            exact = all(a.nargs is None for a in self._actions if not a.option_strings)
+            n = sum(counts)
+            return f'"{self.prog}" requires {"exactly" if exact else "at least"} {n} argument{"s" * (n != 1)}'
+
 
     parser = Parser(prog="mini", description="A small container runtime, built chapter by chapter.")
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")

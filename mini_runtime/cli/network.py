@@ -6,7 +6,7 @@ import json
 import sys
 
 from mini_runtime import backend
-from mini_runtime.errors import MiniError, UsageError
+from mini_runtime.errors import MiniError, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -44,7 +44,7 @@ def network(args: argparse.Namespace) -> int:
     engine = backend.connect()
     if args.verb == "create":
         if args.driver != "bridge":
-            raise UsageError(f'plugin "{args.driver}" not found: only the bridge driver is built in')
+            raise NotFound(f'plugin "{args.driver}" not found: only the bridge driver is built in')  # (404: exit 1)
         print(engine.network_create(args.name, args.subnet)["Id"])
         return 0
     if args.verb in ("ls", "list"):

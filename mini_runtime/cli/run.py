@@ -197,7 +197,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     """The flags, checked, as the value a backend runs."""
     from mini_runtime import backend
 
-    if args.hostname is not None and not 0 < len(args.hostname.encode()) <= 64:
+    args.hostname = args.hostname or None       # docker: an empty -h is no -h (the short id)
+    if args.hostname is not None and not len(args.hostname.encode()) <= 64:
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     limits = _limits(args)
