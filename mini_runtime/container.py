@@ -91,7 +91,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
             "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
                        "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
                        "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
-                       "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": cmd,
+                       "Env": config_env(config, spec, defaults), "Cmd": cmd,
                        "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
                        "Entrypoint": entrypoint,
                        "Labels": {**(defaults.get("Labels") or {}),
@@ -109,6 +109,14 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                            "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
                            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}
+
+
+def config_env(config: ContainerConfig, spec: ProcessSpec, defaults: dict) -> list[str]:
+    """Config.Env in docker's order: the -e variables, then the image's that they leave (moby's
+    merge), then what mini added (a default PATH). The values are the process's."""
+    order = [*(item.partition("=")[0] for item in config.env),
+             *(item.partition("=")[0] for item in defaults.get("Env") or []), *spec.env]
+    return [f"{key}={spec.env[key]}" for key in dict.fromkeys(order) if key in spec.env]
 
 
 class NoSuchContainer(NotFound):

@@ -186,8 +186,24 @@ RANGES = {"01": ("month", 1, 12), "15": ("hour", 0, 23), "04": ("minute", 0, 59)
           "05": ("second", 0, 59)}
 
 
+#: strconv.Quote's short escapes.
+GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+              "\v": "\\v", '"': '\\"', "\\": "\\\\"}
+
+
 def go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Go's strconv.Quote: a double-quoted string, non-printable characters escaped."""
+    out = []
+    for ch in text:
+        if ch in GO_ESCAPES:
+            out.append(GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def go_parse(value: str, layout: str, local_offset: int | None) -> int:
@@ -267,6 +283,31 @@ def go_duration_ns(text: str) -> int | None:
     total = sum(round(float(number) * DURATION_UNITS[unit])
                 for number, unit in re.findall(DURATION_PART, m[2]))
     return -total if m[1] == "-" else total
+
+
+def go_duration(text: str) -> int:
+    """go_duration_ns, or InvalidParameter in time.ParseDuration's words."""
+    nanoseconds = go_duration_ns(text)
+    if nanoseconds is not None:
+        return nanoseconds
+    number = r"[-+]?(?:\d+\.?\d*|\.\d+)"
+    if re.fullmatch(number, text):
+        raise InvalidParameter(f"time: missing unit in duration {go_quote(text)}")
+    unit = re.fullmatch(number + r"([^\d.]+)", text)
+    if unit:
+        raise InvalidParameter(f"time: unknown unit {go_quote(unit[1])} in duration {go_quote(text)}")
+    raise InvalidParameter(f"time: invalid duration {go_quote(text)}")
+
+
+def go_int(text: str, bits: int = 64) -> int:
+    """Go's strconv.ParseInt(text, 10, bits): ASCII digits after an optional sign, or
+    InvalidParameter in its words (Python's int() also takes "1_0", " 7" and "٣")."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidParameter(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
+    if not -(1 << bits - 1) <= int(text) < 1 << bits - 1:
+        raise InvalidParameter(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
+    return int(text)
 
 
 def api_timestamp(value: str, flag: str = "since", now: float | None = None) -> str:

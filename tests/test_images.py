@@ -372,6 +372,14 @@ def test_import_a_filesystem_tarball(tmp_path):
     assert mini("run", "--rm", "flat:1", "cat", "/marker").stdout == "imported\n"
     nocmd = mini("run", "--rm", "flat:1")
     assert nocmd.returncode == 125 and "no command" in nocmd.stderr
+    # --change gives the imported image what a Dockerfile would: here a command and a variable.
+    changed = mini("import", "-c", 'CMD ["sh", "-c", "cat /marker; echo $MODE"]', "-c", "ENV MODE=prod",
+                   str(exported), "flat:2")
+    assert changed.returncode == 0, changed.stderr
+    assert mini("run", "--rm", "flat:2").stdout == "imported\nprod\n"
+    refused = mini("import", "-c", "RUN rm -rf /", str(exported), "flat:3")
+    assert (refused.returncode, refused.stderr) == (1, "mini: run is not a valid change command\n")
+    assert mini("image", "inspect", "flat:3").returncode == 1
 
 
 def test_image_config_becomes_the_process_A9():

@@ -273,3 +273,65 @@ def test_skopeo_copies_mini_store_there_and_back_keeping_every_digest(state_root
     for kept in (tmp_path / "run2", tmp_path / "root2" / "containers",  # --rm: nothing kept
                  tmp_path / "run3", tmp_path / "root3" / "containers"):
         assert not kept.exists() or not os.listdir(kept)
+
+
+# --- commit --change: docker's answers are the expected ones ----------------------------------------
+
+#: -c lists, each committed from the same container in docker and in mini. None of the expected
+#: configs or messages is written here: docker says them.
+CHANGES = [
+    [],
+    ['CMD ["cat", "/f"]', 'ENV B=$A.2 C="x y" D=\'$A\' E=\\$A', "EXPOSE 80 53/udp 8000-8002 $A",
+     'LABEL "x y"="$A z" k=w'],
+    ["ENTRYPOINT /bin/echo x"], ["ENTRYPOINT []", "CMD []"], ["CMD echo hi", 'ENTRYPOINT ["/bin/echo"]'],
+    ["CMD"], ["CMD a \\", "b"], ["ENV a b c", "ENV PATH=/x:$PATH x=${A:+yes} y=${NOPE:+no} z=${NOPE:-d}"],
+    ["WORKDIR rel", "WORKDIR ../x/./y", "USER nobody:$A", "VOLUME /a /b", 'VOLUME ["/c"]'],
+    ["onbuild  run echo $A", "HEALTHCHECK --interval=5s --retries=3 CMD true"], ["HEALTHCHECK NONE"],
+    ["ADD x y"], ["STOPSIGNAL 9"], ["ENV"], ["ENV a"], ["ENV a=1 b"], ["ENV =x"], ["LABEL a"],
+    ['CMD ["a", 1]'], ["EXPOSE 80/xyz"], ["EXPOSE 70000"], ["USER"], ['VOLUME [""]'],
+    ["ONBUILD ONBUILD RUN x"], ["ONBUILD FROM x"], ["HEALTHCHECK --interval=5x CMD true"],
+    ["HEALTHCHECK FOO true"], ["CMD --foo x"], ["# a comment", ""], ["ENV x=${A"],
+    ['ENV x="unterminated'], ["ENV x=${A-d}"], ["ENV ok=1", "BAD"],
+]
+COMPARED = ("Cmd", "Entrypoint", "Env", "ExposedPorts", "Healthcheck", "Labels", "OnBuild", "User",
+            "Volumes", "WorkingDir")
+
+
+def _settings(config: dict) -> dict:
+    """The fields both keep, an empty value and a missing one alike."""
+    return {key: config.get(key) for key in COMPARED if config.get(key) not in (None, "", [], {})}
+
+
+def test_commit_with_changes_gives_the_config_docker_gives(dockerd, tmp_path):
+    archive = tmp_path / "busybox.tar"
+    ok(mini("run", "--rm", "busybox", "true"))
+    ok(mini("save", "-o", str(archive), "busybox:latest", timeout=60))
+    made = ["run", "--name", "minipeers-commit", "-e", "A=1", "-w", "/tmp", "-l", "k=v", "--network", "none",
+            "busybox", "sh", "-c", "echo hi > /f"]
+    dockerd("load", "-i", str(archive))
+    try:
+        dockerd(*made)
+        ok(mini(*made))
+        for number, changes in enumerate(CHANGES):
+            flags = [word for change in changes for word in ("-c", change)]
+            tag = f"minipeers/commit:{number}"
+            theirs = dockerd.run("commit", *flags, "minipeers-commit", tag)
+            ours = mini("commit", *flags, "minipeers-commit", tag)
+            if theirs.returncode:
+                reason = theirs.stderr.removeprefix("Error response from daemon: ")
+                assert (ours.returncode, ours.stderr) == (1, f"mini: {reason}"), changes
+                assert mini("image", "inspect", tag).returncode == 1, changes  # nothing made
+                continue
+            ok(ours)
+            want = json.loads(dockerd("image", "inspect", "--format", "{{json .Config}}", tag))
+            got = json.loads(ok(mini("image", "inspect", "--format", "{{json .Config}}", tag)))
+            assert _settings(got) == _settings(want), changes
+            if number == 1:  # and it runs as docker's does
+                assert ok(mini("run", "--rm", tag)) == dockerd("run", "--rm", "--network", "none", tag)
+            mini("rmi", tag)
+    finally:
+        mini("rm", "-f", "minipeers-commit")
+        dockerd.run("rm", "-f", "minipeers-commit")
+        tags = [f"minipeers/commit:{n}" for n in range(len(CHANGES))]
+        dockerd.run("rmi", "busybox:latest", *tags)
+        mini("rmi", *tags)

@@ -479,3 +479,37 @@ def test_label_filters_need_every_label():
     assert labels_match({}, None) and labels_match({"label": ["app", "tier="]}, labels)
     assert not labels_match({"label": ["app=web", "team"]}, labels)
     assert not labels_match({"label": ["app=db"]}, labels) and not labels_match({"label": ["app"]}, None)
+
+
+# --- image/shellwords.py and image/changes.py (docker's own answers: test_peers) -------------------
+
+def test_dockerfile_words_split_only_where_whitespace_is_not_quoted():
+    from mini_runtime.image.shellwords import split_raw, word, words
+
+    env = ["PORTS=80 443", "EMPTY="]
+    assert words('$PORTS "a b" \'\' c', env) == ["80", "443", "a b", "", "c"]
+    assert word('$PORTS "a b"', env) == "80 443 a b"
+    assert word("${EMPTY:-d}|${EMPTY:+x}|${PORTS:+set}|$|a\\", env) == "d||set|$|a"
+    assert split_raw('a="x y" b=\'1 2\' c=\\ d') == ['a="x y"', "b='1 2'", "c=\\ d"]
+    with pytest.raises(InvalidParameter, match=r'failed to process "\$\{EMPTY:\?\}": EMPTY: '):
+        word("${EMPTY:?}", env)
+
+
+def test_changes_apply_all_or_nothing_and_workdir_is_cleaned():
+    from mini_runtime.image import changes
+
+    config = {"Env": ["A=1"], "WorkingDir": "/srv"}
+    with pytest.raises(InvalidParameter, match="USER requires exactly one argument"):
+        changes.apply(config, ["ENV B=2", "USER"])
+    assert config == {"Env": ["A=1"], "WorkingDir": "/srv"}  # untouched, and no half-applied copy
+    applied = changes.apply(config, ["WORKDIR a//b/../c/.", "ENV B=$A A=2 C=$A"])
+    assert applied["WorkingDir"] == "/srv/a/c"
+    assert applied["Env"] == ["A=2", "B=1", "C=1"]  # each value expanded with the env before the line
+    assert changes.clean("/../..//x/") == "/x"
+
+
+def test_a_lone_surrogate_in_a_json_form_becomes_go_s_replacement_character():
+    from mini_runtime.image import changes
+
+    # (json.loads keeps "\ud800" as a lone surrogate, which no UTF-8 output can print)
+    assert changes.apply({}, ['CMD ["\\ud800", "\\ud83d\\ude00"]'])["Cmd"] == ["\ufffd", "\U0001F600"]

@@ -143,9 +143,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
-                     comment: str = "", pause: bool = True) -> dict[str, Any]:
+                     comment: str = "", pause: bool = True, changes: list[str] = ()) -> dict[str, Any]:
         """ImageCommit (POST /commit): {"Id": ...}; a running container is paused meanwhile
-        unless `pause` is False."""
+        unless `pause` is False; `changes` are Dockerfile instructions for the config."""
 
     # --- images --------------------------------------------------------------------------------
 
@@ -173,8 +173,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def image_import(self, source: BinaryIO, repository: str | None, *, message: str = "",
-                     origin: str = "-") -> dict[str, Any]:
-        """ImageCreate with fromSrc: a root filesystem tar becomes an image; {"Id": ...}."""
+                     origin: str = "-", changes: list[str] = ()) -> dict[str, Any]:
+        """ImageCreate with fromSrc: a root filesystem tar becomes an image; {"Id": ...};
+        `changes` are Dockerfile instructions for its config."""
 
     @abc.abstractmethod
     def image_squash(self, source: str, target: str) -> dict[str, Any]:

@@ -236,15 +236,18 @@ class LocalBackend(Backend):
 
     # >>> commit
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
-                     comment: str = "", pause: bool = True) -> dict[str, Any]:
+                     comment: str = "", pause: bool = True, changes: list[str] = ()) -> dict[str, Any]:
         """The upper dir becomes one more layer on top of the image's: deletions as whiteouts. A
         running container is paused meanwhile (unless `pause` is False), so that the layer is
-        one moment of its files, not a mix of several."""
+        one moment of its files, not a mix of several. The config is the container's (its
+        command, env, workdir...), with `changes` (Dockerfile instructions) applied."""
+        from mini_runtime.image import changes as dockerfile
         from mini_runtime.image.layout import sha256_digest
         from mini_runtime.image.pack import write_tar
 
         directory, record, layout = self._kept(container_id)
         base: Image = self.store.get(record["Image"])
+        settings = dockerfile.committed(base.config.get("config") or {}, record.get("Config") or {}, changes)
         buffer = io.BytesIO()
         paused = pause and container.status(record) is container.Status.RUNNING
         if paused:
@@ -255,9 +258,10 @@ class LocalBackend(Backend):
             if paused:
                 lifecycle.pause(directory, False)
         layer = buffer.getvalue()
-        config = dict(base.config, created=now_rfc3339(), author=author or base.config.get("author", ""))
+        config = dict(base.config, created=now_rfc3339(), author=author or base.config.get("author", ""),
+                      config=settings)
         config["rootfs"] = {"type": "layers", "diff_ids": [*base.diff_ids, sha256_digest(layer)]}
-        command = " ".join([record.get("Path", ""), *record.get("Args", [])])
+        command = " ".join((record.get("Config") or {}).get("Cmd") or [])  # docker's choice: not the entrypoint
         config["history"] = [*(base.config.get("history") or []),
                              {"created": config["created"], "created_by": command, "author": author,
                               "comment": comment}]
@@ -311,9 +315,13 @@ class LocalBackend(Backend):
         return items
 
     def image_import(self, source: BinaryIO, repository: str | None, *, message: str = "",
-                     origin: str = "-") -> dict[str, Any]:
-        """A root filesystem tarball (plain or gzip) becomes a one-layer image with no command."""
+                     origin: str = "-", changes: list[str] = ()) -> dict[str, Any]:
+        """A root filesystem tarball (plain or gzip) becomes a one-layer image: no command, unless
+        `changes` (Dockerfile instructions) give it one."""
         from mini_runtime.image import busybox
+        from mini_runtime.image import changes as dockerfile
+
+        settings = dockerfile.apply({}, changes) if changes else {}  # (before the archive is read)
         from mini_runtime.image.layers import open_layer
         from mini_runtime.image.layout import LAYER_TAR_MEDIA_TYPE, sha256_digest
 
@@ -321,7 +329,7 @@ class LocalBackend(Backend):
         gzipped = data[:2] == b"\x1f\x8b"  # decompressed by open_layer: within its size limit
         layer = open_layer(io.BytesIO(data), LAYER_TAR_MEDIA_TYPE + ("+gzip" if gzipped else "")).read()
         stamp = now_rfc3339()
-        config = {"architecture": busybox.go_arch(), "os": "linux", "created": stamp, "config": {},
+        config = {"architecture": busybox.go_arch(), "os": "linux", "created": stamp, "config": settings,
                   "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
                   "history": [{"created": stamp, "created_by": "",
                                "comment": message or f"Imported from {origin}"}]}

@@ -46,6 +46,8 @@ def add_commit(sub: argparse._SubParsersAction) -> None:
                     "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
     commit.add_argument("-a", "--author", default="",
                         help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    commit.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
+                        help="apply Dockerfile instruction to the created image")
     commit.add_argument("-m", "--message", default="", help="commit message")
     commit.add_argument("-p", "--pause", action=BooleanOptionalAction, default=True,
                         help="pause the container during commit (default true)")
@@ -80,7 +82,8 @@ def export(args: argparse.Namespace) -> int:
 
 def commit(args: argparse.Namespace) -> int:
     made = backend.connect().image_commit(args.container, args.repository, author=args.author,
-                                          comment=args.message, pause=args.pause)
+                                          comment=args.message, pause=args.pause,
+                                          changes=args.change)
     print(made["Id"])
     return 0
 

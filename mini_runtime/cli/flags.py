@@ -25,6 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import SimpleNamespace
 
+from mini_runtime.errors import InvalidParameter
+from mini_runtime.units import go_int
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     from typing import Any
@@ -173,10 +176,10 @@ def assign(declared: list[dict[str, Any]], found: list[str], command_line: bool)
 def int64(text: str) -> int:
     """An int flag as docker's (a Go int: 64 bits); argparse names this function when it refuses
     one ("invalid int64 value"), in one line."""
-    digits = text[1:] if text[:1] in "+-" else text
-    if not (digits.isascii() and digits.isdigit()) or not -(1 << 63) <= int(text) < 1 << 63:
-        raise ValueError(text)          # (int() takes "1_0", " 7" and "٣": Go does not)
-    return int(text)
+    try:
+        return go_int(text)
+    except InvalidParameter:
+        raise ValueError(text) from None
 
 
 def store(values: dict[str, Any], known: dict[str, Any], value: str) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from mini_runtime.units import go_quote  # (also what template_funcs and template_parse use)
+
 #: `docker ps`'s default format and its column titles (the CLI's formatter/container.go); `-q`
 #: is "{{.ID}}". For template.render_table.
 PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
@@ -25,9 +27,6 @@ IMAGES_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "D
                   "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
                   "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
                   "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
-#: strconv.Quote's short escapes.
-GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-              "\v": "\\v", '"': '\\"', "\\": "\\\\"}
 
 
 def tabwriter(text: str, minwidth: int = 10, padding: int = 3) -> str:
@@ -78,21 +77,6 @@ def go_time(seconds: float) -> str:
 def short_id(image_id: str) -> str:
     """docker's 12-digit form of an id."""
     return image_id.removeprefix("sha256:")[:12]
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote: a double-quoted string, non-printable characters escaped."""
-    out = []
-    for ch in text:
-        if ch in GO_ESCAPES:
-            out.append(GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def display_width(ch: str) -> int:

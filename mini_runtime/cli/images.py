@@ -66,6 +66,8 @@ def add_history(sub: argparse._SubParsersAction) -> None:
 def add_import(sub: argparse._SubParsersAction) -> None:
     imp = simple(sub, "import", "Import the contents from a tarball to create a filesystem image.",
                  "[OPTIONS] file|- [REPOSITORY[:TAG]]")
+    imp.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
+                     help="apply Dockerfile instruction to the created image")
     imp.add_argument("-m", "--message", default="", help="set commit message for imported image")
     imp.add_argument("file")
     imp.add_argument("repository", nargs="?")
@@ -180,7 +182,7 @@ def history(args: argparse.Namespace) -> int:
 def import_(args: argparse.Namespace) -> int:
     with open_input(args.file) as source:
         made = backend.connect().image_import(source, args.repository, message=args.message,
-                                              origin=args.file)
+                                              origin=args.file, changes=args.change)
     print(made["Id"])
     return 0
 
