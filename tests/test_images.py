@@ -526,3 +526,17 @@ def test_history_takes_docker_boolean_syntax():
     raw = mini("history", "--human=false", "busybox").stdout.splitlines()[1]
     assert raw.split()[1].startswith("20") and raw.split()[-1].isdigit()
     assert mini("run", "--rm", "busybox", "echo", "--human=false").stdout == "--human=false\n"
+
+
+def test_history_format_has_docker_s_fields_and_headers():
+    rows = mini("history", "--format", "{{.ID}}|{{.CreatedAt}}|{{.Size}}|{{.CreatedBy}}", "busybox")
+    image_id, created_at, size, by = rows.stdout.splitlines()[0].split("|")
+    assert mini("images", "-q", "busybox").stdout.strip() == image_id
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", created_at)
+    assert re.fullmatch(r"[\d.]+[kMG]?B", size) and by.endswith("…") and len(by) == 45
+    raw = mini("history", "-H=false", "busybox").stdout.splitlines()
+    assert re.split(r"\s{2,}", raw[0])[:2] == ["IMAGE", "CREATED AT"] and raw[1].split()[1] == created_at
+    table = mini("history", "--no-trunc", "--format", r"table {{.ID}}\t{{.Comment}}", "busybox").stdout
+    assert table.splitlines()[0].split() == ["IMAGE", "COMMENT"] and "sha256:" in table
+    wrong = mini("history", "--format", "{{.Nope}}", "busybox")
+    assert wrong.returncode == 1 and "can't evaluate field Nope in type *image.historyContext" in wrong.stderr

@@ -523,6 +523,23 @@ def test_table_format_has_a_header_and_aligned_columns():
     assert template.render_table("table {{upper .Names}}", rows[1:], headers, CTX) == "NAMES\nWEB\n"
 
 
+def test_ps_label_is_a_method_with_a_header_of_its_own():
+    """As docker 20.10 answers (probed on a private dockerd): the header is the key's last part."""
+    labels = {"com.example.version": "1.0", "tier": "web"}
+    rows = [{"ID": "eb6e0cc1e1dd", "Labels": "", "Label": lambda key: labels.get(key, "")}]
+    table = template.render_table(r'table {{.ID}}\t{{.Label "com.example.version"}}\t{{"tier" | .Label}}'
+                                  r'\t{{.Label "none"}}.', rows, formatting.PS_HEADERS, CTX)
+    assert table == "CONTAINER ID   version   tier      none.\neb6e0cc1e1dd   1.0       web       .\n"
+    for format, message in [("{{.Label}}", "wrong number of args for Label: want 1 got 0"),
+                            ('{{.Label "a" "b"}}', "wrong number of args for Label: want 1 got 2"),
+                            ("{{.Label 1}}", 'executing "" at <1>: expected string; found 1'),
+                            ('{{.ID "a"}}', "ID is not a method but has arguments")]:
+        with pytest.raises(InvalidParameter, match=re.escape(message)):
+            template.render_table(format, rows, formatting.PS_HEADERS, CTX)
+    assert template.render_table("{{json .}}", rows, formatting.PS_HEADERS, CTX) == \
+        '{"ID":"eb6e0cc1e1dd","Labels":""}\n'  # a method is no field of the JSON
+
+
 CTX = "*formatter.ContainerContext"
 
 

@@ -9,7 +9,8 @@ import sys
 import time
 
 from mini_runtime import backend
-from mini_runtime.cli.formatting import IMAGES_DIGESTS_FORMAT, IMAGES_FORMAT, IMAGES_HEADERS, go_time, short_id, table
+from mini_runtime.cli.formatting import (HISTORY_FORMAT, HISTORY_HEADERS, IMAGES_DIGESTS_FORMAT, IMAGES_FORMAT,
+                                         IMAGES_HEADERS, ellipsis, go_time, short_id)
 from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
@@ -58,6 +59,7 @@ def add_history(sub: argparse._SubParsersAction) -> None:
     history = simple(sub, "history", "Show the history of an image.", "[OPTIONS] IMAGE")
     history.add_argument("-H", "--human", action=BooleanOptionalAction, default=True,
                          help="print sizes and dates in human readable format (default true)")
+    history.add_argument("--format", help="pretty-print history using a Go template")
     history.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     history.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     history.add_argument("image", metavar="IMAGE")
@@ -163,20 +165,32 @@ def rmi(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    rows, ids = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]], []
+    """docker history: the image's steps, newest first, as a table or as --format says (docker's
+    fields: .ID, .CreatedSince, .CreatedAt, .CreatedBy, .Size, .Comment). Without -H the
+    times are RFC 3339 and the sizes bytes."""
+    from mini_runtime.cli.template import render_table
+
+    rows = []
     for item in backend.connect().image_history(args.image):
-        image_id = item["Id"] if args.no_trunc or item["Id"] == "<missing>" else short_id(item["Id"])
-        ids.append(image_id)
-        if args.human:
-            created = ago(item["Created"])
-        else:
-            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item["Created"])) if item["Created"] else ""
-        by = " ".join(item["CreatedBy"].split())
-        by = by if args.no_trunc or len(by) <= 45 else by[:44] + "…"
-        size = human_size(item["Size"]) if args.human else str(item["Size"])
-        rows.append([image_id, created, by, size, item["Comment"]])
-    sys.stdout.write("".join(f"{i}\n" for i in ids if i != "<missing>") if args.quiet else table(rows))
+        created_at = rfc3339_local(item["Created"])
+        by = item["CreatedBy"].replace("\t", " ")
+        rows.append({"ID": item["Id"] if args.no_trunc else short_id(item["Id"]),
+                     "CreatedSince": ago(item["Created"]) if args.human else created_at,
+                     "CreatedAt": created_at, "CreatedBy": by if args.no_trunc else ellipsis(by, 45),
+                     "Size": human_size(item["Size"]) if args.human else str(item["Size"]),
+                     "Comment": item["Comment"]})
+    format = args.format or ("{{.ID}}" if args.quiet else HISTORY_FORMAT if args.human else
+                             HISTORY_FORMAT.replace(".CreatedSince", ".CreatedAt"))
+    sys.stdout.write(render_table(format, rows, HISTORY_HEADERS, "*image.historyContext"))
     return 0
+
+
+def rfc3339_local(seconds: int) -> str:
+    """Go's time.Unix(s, 0).Format(time.RFC3339), in the local zone: "2026-12-07T12:00:00Z"."""
+    stamp = time.localtime(seconds)
+    offset = time.strftime("%z", stamp)
+    zone = "Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + zone
 
 
 def import_(args: argparse.Namespace) -> int:

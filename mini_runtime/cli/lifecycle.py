@@ -150,6 +150,7 @@ def ps(args: argparse.Namespace) -> int:
                      "Ports": ports_column(summary.get("Ports") or []),
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
                      "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
+                     "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
                      "Mounts": "", "Networks": "",
                      "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
     format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT + "\t{{.Size}}" * args.size)

@@ -186,6 +186,16 @@ class Executor:
             return self.call(first, cmd, args)
         if len(cmd.args) > 1 or piped:
             if isinstance(first, Field):
+                method = self.fields(first, dot, first.names)
+                if callable(method):  # a row's method, as ps's {{.Label "key"}}
+                    args = [self.arg(a, dot) for a in cmd.args[1:]] + ([final] if piped else [])
+                    if len(args) != 1:
+                        raise ExecError(first, f"wrong number of args for {first.names[-1]}: want 1 got {len(args)}")
+                    if len(cmd.args) > 1 and isinstance(cmd.args[1], Constant) and not isinstance(args[0], str):
+                        raise ExecError(cmd.args[1], f"expected string; found {text(cmd.args[1])}")
+                    if not isinstance(args[0], str):
+                        raise ExecError(first, f"wrong type for value; expected string; got {go_type(args[0])}")
+                    return method(args[0])
                 raise ExecError(first, f"{first.names[-1]} is not a method but has arguments")
             raise ExecError(first, f"can't give argument to non-function {text(first)}")
         if isinstance(first, Constant) and first.value is None:
@@ -198,7 +208,10 @@ class Executor:
         if isinstance(node, Constant):
             return node.value
         if isinstance(node, Field):
-            return self.fields(node, dot, node.names)
+            value = self.fields(node, dot, node.names)
+            if callable(value):
+                raise ExecError(node, f"wrong number of args for {node.names[-1]}: want 1 got 0")
+            return value
         if isinstance(node, Variable):
             value = next(v for n, v in reversed(self.vars) if n == node.name)
             return self.fields(node, value, node.names)

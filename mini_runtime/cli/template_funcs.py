@@ -88,7 +88,8 @@ def go_json(value: Any) -> str:
     if isinstance(value, float):
         return go_float(value, json_rule=True)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{go_json(str(k))}:{go_json(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{go_json(str(k))}:{go_json(v)}" for k, v in value.items()
+                              if not callable(v)) + "}"  # (a row's method, as .Label, is no field)
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(go_json(v) for v in value) + "]"
     text = json.dumps(None if value is MISSING else value, ensure_ascii=False)
