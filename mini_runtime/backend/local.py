@@ -320,10 +320,10 @@ class LocalBackend(Backend):
         `changes` (Dockerfile instructions) give it one."""
         from mini_runtime.image import busybox
         from mini_runtime.image import changes as dockerfile
-
-        settings = dockerfile.apply({}, changes) if changes else {}  # (before the archive is read)
         from mini_runtime.image.layers import open_layer
         from mini_runtime.image.layout import LAYER_TAR_MEDIA_TYPE, sha256_digest
+
+        settings = dockerfile.apply({}, changes) if changes else {}  # (before the archive is read)
 
         data = source.read()
         gzipped = data[:2] == b"\x1f\x8b"  # decompressed by open_layer: within its size limit

@@ -80,6 +80,16 @@ def go_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(seconds))
 
 
+def go_rfc3339(seconds: float) -> str:
+    """Go's time.Unix(s, 0).Format(time.RFC3339) in the local zone, as {{.CreatedAt}} of
+    `history` shows: "2026-12-07T12:00:00Z" (or "…+01:00")."""
+    import time
+
+    stamp = time.localtime(seconds)
+    offset = time.strftime("%z", stamp)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")
+
+
 def short_id(image_id: str) -> str:
     """docker's 12-digit form of an id."""
     return image_id.removeprefix("sha256:")[:12]

@@ -10,7 +10,7 @@ import time
 
 from mini_runtime import backend
 from mini_runtime.cli.formatting import (HISTORY_FORMAT, HISTORY_HEADERS, IMAGES_DIGESTS_FORMAT, IMAGES_FORMAT,
-                                         IMAGES_HEADERS, ellipsis, go_time, short_id)
+                                         IMAGES_HEADERS, ellipsis, go_rfc3339, go_time, short_id)
 from mini_runtime.cli.streams import open_input, output_to
 from mini_runtime.errors import MiniError, UsageError
 from mini_runtime.units import human_duration, human_size
@@ -172,7 +172,7 @@ def history(args: argparse.Namespace) -> int:
 
     rows = []
     for item in backend.connect().image_history(args.image):
-        created_at = rfc3339_local(item["Created"])
+        created_at = go_rfc3339(item["Created"])
         by = item["CreatedBy"].replace("\t", " ")
         rows.append({"ID": item["Id"] if args.no_trunc else short_id(item["Id"]),
                      "CreatedSince": ago(item["Created"]) if args.human else created_at,
@@ -183,14 +183,6 @@ def history(args: argparse.Namespace) -> int:
                              HISTORY_FORMAT.replace(".CreatedSince", ".CreatedAt"))
     sys.stdout.write(render_table(format, rows, HISTORY_HEADERS, "*image.historyContext"))
     return 0
-
-
-def rfc3339_local(seconds: int) -> str:
-    """Go's time.Unix(s, 0).Format(time.RFC3339), in the local zone: "2026-12-07T12:00:00Z"."""
-    stamp = time.localtime(seconds)
-    offset = time.strftime("%z", stamp)
-    zone = "Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + zone
 
 
 def import_(args: argparse.Namespace) -> int:

@@ -17,9 +17,9 @@ are docker's. Config keys are docker's container Config names ("Cmd", "Env", "Ex
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-import socket
 
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.image.shellwords import split_raw, word, words
@@ -52,12 +52,16 @@ def apply(config: dict, changes: list[str]) -> dict:
     for name, _, _ in parsed:
         if name not in VALID:
             raise InvalidParameter(f"{name} is not a valid change command")
-    steps = [PARSERS[name](flags, rest) for name, flags, rest in parsed]
+    steps, cmd_given = [], False
+    for name, flags, rest in parsed:
+        if name == "entrypoint":  # it clears the CMD, unless a CMD with arguments came before it
+            steps.append(parse_entrypoint(flags, rest, keep_cmd=cmd_given))
+        else:
+            steps.append(PARSERS[name](flags, rest))
+        cmd_given = cmd_given or (name == "cmd" and has_arguments(rest))
     state = json.loads(json.dumps(config))  # a deep copy
-    state["__cmd_set"] = False
     for step in steps:
         step(state)
-    del state["__cmd_set"]
     return state
 
 
@@ -120,13 +124,18 @@ def maybe_json(rest: str) -> list[str] | None:
     return [re.sub("[\ud800-\udfff]", "\ufffd", item) for item in value]  # a lone "\ud800": Go's U+FFFD
 
 
-def command_line(rest: str, state: dict) -> tuple[list[str], bool]:
-    """CMD/ENTRYPOINT's value and whether it had any argument: exec form as given, shell form
-    run by the config's shell."""
+def command_line(rest: str, state: dict) -> list[str]:
+    """CMD/ENTRYPOINT's value: the exec form as given, the shell form run by the config's shell."""
     exec_form = maybe_json(rest)
     if exec_form is not None:
-        return exec_form, bool(exec_form)
-    return [*(state.get("Shell") or SHELL), *([rest] if rest else [])], bool(rest)
+        return exec_form
+    return [*(state.get("Shell") or SHELL), *([rest] if rest else [])]
+
+
+def has_arguments(rest: str) -> bool:
+    """Whether a CMD says something (`CMD []` and a bare `CMD` do not)."""
+    exec_form = maybe_json(rest)
+    return bool(exec_form) if exec_form is not None else bool(rest)
 
 
 def at_least_one(name: str, rest: str) -> None:
@@ -140,18 +149,16 @@ def parse_cmd(flags: dict, rest: str):
     check_flags(flags)
 
     def step(state: dict) -> None:
-        state["Cmd"], given = command_line(rest, state)
-        state["__cmd_set"] = state["__cmd_set"] or given
+        state["Cmd"] = command_line(rest, state)
     return step
 
 
-def parse_entrypoint(flags: dict, rest: str):
+def parse_entrypoint(flags: dict, rest: str, keep_cmd: bool = False):
     check_flags(flags)
 
     def step(state: dict) -> None:
-        exec_form = maybe_json(rest)
-        state["Entrypoint"] = (exec_form or None) if exec_form is not None else command_line(rest, state)[0]
-        if not state["__cmd_set"]:
+        state["Entrypoint"] = command_line(rest, state) or None  # `ENTRYPOINT []`: none
+        if not keep_cmd:
             state["Cmd"] = None
     return step
 
@@ -234,8 +241,10 @@ def exposed(spec: str) -> list[str]:
     proto = (proto.split("/")[0] if slash else "") or "tcp"
     if address:
         bare = address.removeprefix("[").removesuffix("]")
-        if not any(_is_address(family, bare) for family in (socket.AF_INET, socket.AF_INET6)):
-            raise InvalidParameter(f"Invalid ip address: {bare}")
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            raise InvalidParameter(f"Invalid ip address: {bare}") from None
     if not port:
         raise InvalidParameter(f"No port specified: {spec}<empty>")
     ports = port_range(port)
@@ -246,14 +255,6 @@ def exposed(spec: str) -> list[str]:
     if proto.lower() not in ("tcp", "udp", "sctp"):
         raise InvalidParameter(f"Invalid proto: {proto}")
     return [f"{number}/{proto.lower()}" for number in range(ports[0], ports[1] + 1)]
-
-
-def _is_address(family: int, text: str) -> bool:
-    try:
-        socket.inet_pton(family, text)
-        return True
-    except OSError:
-        return False
 
 
 def exactly_one(name: str, rest: str) -> None:
@@ -328,7 +329,7 @@ def parse_healthcheck(flags: dict, rest: str):
     nanoseconds, zero fields left out. (mini records it; chapter 08's daemon could run it.)"""
     at_least_one("HEALTHCHECK", rest)
     check_flags(flags, HEALTHCHECK_FLAGS)
-    kind, _, command = rest.partition(" ") if " " in rest else (rest, "", "")
+    kind, _, command = rest.partition(" ")
     kind, command = kind.upper(), command.strip()
     if kind == "NONE":
         if command:
