@@ -309,6 +309,27 @@ def test_python_dash_m_is_the_same_command():
     assert result.stdout == "hi\n"
 
 
+NOT_ON_THE_START_PATH = {"argparse", "shutil", "tempfile", "lzma", "bz2", "threading", "hashlib",
+                         "tarfile", "typing", "locale", "subprocess", "mini_runtime.views"}
+
+
+@pytest.mark.parametrize("flags", [[], ["-l", "a=b", "-e", "X=1", "--memory", "64m"]])
+def test_a_plain_run_imports_nothing_it_does_not_need(flags):
+    """Chapter 01's 'Why mini starts fast' names what a plain `mini run` never imports: a
+    module imported by the way on the start path (a helper's import at the top of a function
+    every run calls) costs every run of every class, and no timing test would notice."""
+    import sys
+
+    assert mini("run", "--rm", "busybox", "true").returncode == 0   # (the first builds the image)
+    done = subprocess.run([sys.executable, "-S", "-X", "importtime", *MINI, "run", "--rm", *flags,
+                           "busybox", "true"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "imported package" not in line}
+    assert "mini_runtime.runtime" in imported           # (the parse read the whole pipeline)
+    assert imported & NOT_ON_THE_START_PATH == set()
+
+
 def test_images_lists_the_builtin_busybox():
     result = mini("images")
     lines = result.stdout.splitlines()

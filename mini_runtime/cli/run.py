@@ -107,10 +107,10 @@ def env_flags(values: list[str]) -> list[str]:
 
 def label_flags(values: list[str], files: list[str]) -> list[str]:
     """--label-file's lines (blank ones and #comments skipped), then -l K=V: a later one wins."""
-    from mini_runtime.cli.streams import open_input
-
     found = []
     for path in files:
+        from mini_runtime.cli.streams import open_input  # (tempfile and shutil: not on every run)
+
         with open_input(path) as lines:
             for line in lines.read().decode(errors="replace").splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
