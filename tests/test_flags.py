@@ -113,6 +113,24 @@ def test_a_containers_command_keeps_its_flags(words: list[str], attribute: str, 
     assert getattr(cli.parse([*words, "-x", "--"], words[0]), attribute) == [*expected, "-x", "--"]
 
 
+@pytest.mark.parametrize("words, expected", [
+    (["run", "-m", "-5m", "busybox"], {"memory": "-5m", "image": "busybox"}),
+    (["run", "--name", "-x", "busybox", "true"], {"name": "-x", "args": ["true"]}),
+    (["run", "-dm", "-5m", "busybox"], {"detach": True, "memory": "-5m"}),
+    (["run", "-e", "-X", "-e", "=x", "--env", "-Y=1", "busybox"], {"env": ["-X", "=x", "-Y=1"]}),
+    (["run", "-d", "busybox", "echo", "-m", "-5m"], {"memory": None, "args": ["echo", "-m", "-5m"]}),
+    (["exec", "-w", "-x", "c1", "ls", "-e", "-l"], {"workdir": "-x", "cmd": ["ls", "-e", "-l"]}),
+    (["logs", "c1", "--tail", "-5"], {"tail": "-5", "container": "c1"}),
+    (["network", "create", "--subnet", "-x", "n1"], {"subnet": "-x", "name": "n1"}),
+])
+def test_a_flags_value_may_start_with_a_dash_as_in_docker(words: list[str], expected: dict) -> None:
+    """pflag gives a flag that takes a value the next word, whatever it is: `-m -5m` is refused
+    by the size parser, in docker's words, not as a flag without its value (argparse's "expected
+    one argument"). The container's own words stay untouched."""
+    args = vars(cli.parse(words, words[0]))
+    assert {key: args[key] for key in expected} == expected
+
+
 def test_an_intermixed_line_is_still_checked() -> None:
     for words in (["rm", "a", "-z", "b"], ["stop", "c1", "-t", "x"], ["ps", "extra", "-a"]):
         with pytest.raises(UsageError):
@@ -153,3 +171,22 @@ def test_a_groups_error_names_the_help_to_read_and_every_verb(words: list[str], 
     with pytest.raises(UsageError) as e:
         cli.parse(cli.management(words), words[0])
     assert hint in str(e.value) and all(name in str(e.value) for name in names), str(e.value)
+
+
+@pytest.mark.parametrize("words", [["run", "-m"], ["run", "--name"], ["run", "-dm"], ["create", "-e"],
+                                   ["ps", "-n"], ["exec", "-w"], ["logs", "--tail"], ["stop", "-t"],
+                                   ["run", "--rm", "-p"], ["network", "create", "--subnet"]])
+def test_a_flag_without_its_value_is_refused_in_the_docker_clients_words(words, tmp_path):
+    """The docker client parses its flags before it talks to a daemon: its first line and exit
+    code are the oracle (Debian's client, with no daemon behind it)."""
+    import subprocess
+
+    from peers import DOCKER, need
+
+    need(DOCKER)
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONFIG": str(tmp_path)}
+    docker = subprocess.run([str(DOCKER), *words], capture_output=True, text=True, env=env, timeout=30)
+    with pytest.raises(UsageError) as refused:
+        cli.parse(words, words[0])
+    assert docker.returncode == cli.exit_code(words[0], refused.value) == 125
+    assert str(refused.value).split(" (see ")[0] == docker.stderr.splitlines()[0]

@@ -13,7 +13,8 @@ objects), and argv is matched against the record in the plain cases:
     and everything after it, untouched (the container's command and its own flags)
 
 Anything else returns None, and argparse parses the command line, with its own errors: an
-unknown or abbreviated flag, --help, a value that starts with "-", `-eK=V` glued together, a
+unknown or abbreviated flag, --help, a value that starts with "-" (cli.go_values glues it to
+its flag first, as pflag takes it), `-eK=V` glued together, a
 value outside `choices` or not of its `type`, a "--" or "-" anywhere, positionals split by a
 flag, too few or too many of them, and every command that declares what the record does not
 know (sub-commands, other actions). So this path either agrees with argparse or steps aside:
