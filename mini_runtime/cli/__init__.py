@@ -70,6 +70,56 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             n = sum(counts)
             return f'"{self.prog}" requires {"exactly" if exact else "at least"} {n} argument{"s" * (n != 1)}'
 
+        def go_values(self, words: list[str]) -> list[str]:
+            """A docker flag that takes a value takes the next word, whatever it starts with
+            (Go's pflag): `-m -5m` is a memory of "-5m" (refused by its parser, not as a
+            missing value), `--name -x` a name. argparse takes a word that starts with "-" for
+            a flag ("expected one argument"), unless it is glued to its flag: `--memory=-5m`.
+            The words after run's IMAGE are the container's; those after a sub-command, its
+            parser's."""
+            out, i = [], 0
+            while i < len(words):
+                word = words[i]
+                if word == "--":
+                    break
+                action = self.value_flag(word)
+                if action is not None and i + 1 == len(words):   # (pflag's words, not argparse's)
+                    needs = word if word.startswith("--") else f"'{word[-1]}' in -{word[-1]}"
+                    raise UsageError(f"flag needs an argument: {needs} (see '{self.prog} --help')")
+                if action is not None:
+                    value = words[i + 1]
+                    if not value.startswith("-"):
+                        out += [word, value]
+                    else:   # (the long name: `-e =x` glued as `-e=x` would lose its "=" to argparse)
+                        long = next((o for o in action.option_strings if o.startswith("--")), None)
+                        rest = [word[:-1]] if len(word) > 2 and not word.startswith("--") else []
+                        out += rest + [f"{long}={value}" if long else word + value]
+                    i += 2
+                    continue
+                if not word.startswith("-") or word == "-":
+                    sub = next((a for a in self._actions
+                                if a.nargs in (argparse.REMAINDER, argparse.PARSER)), None)
+                    if sub is not None and sub.nargs == argparse.PARSER and word in sub.choices:
+                        return [*out, word, *sub.choices[word].go_values(words[i + 1:])]
+                    if sub is not None:
+                        break
+                out.append(word)
+                i += 1
+            return out + words[i:]
+
+        def value_flag(self, word: str) -> argparse.Action | None:
+            """The flag `word` ends with, if it takes a value and `word` does not carry it:
+            `--name`, `-e`, `-de` (bundled switches, then -e), but not `--name=x` nor `-ex`."""
+            if word.startswith("--"):
+                found = self._option_string_actions.get(word)
+                return found if found is not None and found.nargs is None else None
+            if not word.startswith("-"):
+                return None
+            for k, letter in enumerate(word[1:], 2):
+                found = self._option_string_actions.get("-" + letter)
+                if found is None or found.nargs is None:
+                    return found if found is not None and k == len(word) else None
+            return None
 
     parser = Parser(prog="mini", description="A small container runtime, built chapter by chapter.")
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
@@ -96,7 +146,7 @@ def parse(words: list[str], command: str | None) -> argparse.Namespace:
     words = go_booleans(words)
     if command in GROUPS and words[:1] == [command]:
         own = parser.commands[command]
-        words = [command, *go_values(own, words[1:])]
+        words = [command, *own.go_values(words[1:])]
         try:
             args = own.parse_intermixed_args(words[1:])
         except TypeError:
@@ -139,60 +189,6 @@ def go_booleans(argv: list[str]) -> list[str]:
             word = flags[-1] if value.lower() in ("1", "t", "true") else "--no-" + flags[-1][2:]
         out.append(word)
     return out
-
-
-def go_values(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
-    """A docker flag that takes a value takes the next word, whatever it starts with (Go's
-    pflag): `-m -5m` is a memory of "-5m" (refused by its parser, not as a missing value), and
-    `--name -x` a name. argparse takes a word that starts with "-" for a flag ("expected one
-    argument"), unless it is glued to its flag: `--memory=-5m`. The words after run's IMAGE
-    (the container's own) are not ours; those after a sub-command are its parser's."""
-    import argparse
-
-    options = parser._option_string_actions
-    out, i = [], 0
-    while i < len(words):
-        word = words[i]
-        if word == "--":
-            break
-        action = value_flag(options, word)
-        if action is not None and i + 1 == len(words):   # (pflag's words, not argparse's)
-            needs = word if word.startswith("--") else f"'{word[-1]}' in -{word[-1]}"
-            raise UsageError(f"flag needs an argument: {needs} (see '{parser.prog} --help')")
-        if action is not None:
-            value = words[i + 1]
-            if not value.startswith("-"):
-                out += [word, value]
-            else:   # (the long name: `-e =x` glued as `-e=x` would lose its "=" to argparse)
-                long = next((o for o in action.option_strings if o.startswith("--")), None)
-                rest = [word[:-1]] if len(word) > 2 and not word.startswith("--") else []
-                out += rest + [f"{long}={value}" if long else word + value]
-            i += 2
-            continue
-        if not word.startswith("-") or word == "-":
-            sub = next((a for a in parser._actions if a.nargs in (argparse.REMAINDER, argparse.PARSER)), None)
-            if sub is not None and sub.nargs == argparse.PARSER and word in sub.choices:
-                return [*out, word, *go_values(sub.choices[word], words[i + 1:])]
-            if sub is not None:
-                break
-        out.append(word)
-        i += 1
-    return out + words[i:]
-
-
-def value_flag(options: dict[str, argparse.Action], word: str) -> argparse.Action | None:
-    """The flag `word` ends with, if it takes a value and `word` does not carry it: `--name`,
-    `-e`, `-de` (bundled switches, then -e), but not `--name=x` nor `-ex`."""
-    if word.startswith("--"):
-        found = options.get(word)
-        return found if found is not None and found.nargs is None else None
-    if not word.startswith("-"):
-        return None
-    for k, letter in enumerate(word[1:], 2):
-        found = options.get("-" + letter)
-        if found is None or found.nargs is None:
-            return found if found is not None and k == len(word) else None
-    return None
 
 
 def management(words: list[str]) -> list[str]:
