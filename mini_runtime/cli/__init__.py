@@ -48,6 +48,11 @@ MANAGEMENT = {
 }
 
 
+#: A flag's value "--" while argparse parses: argparse drops a "--" even from `--name=--`. An
+#: argument never holds a NUL, so this stands for nothing a user can type.
+DASHES = "\0--"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of the command `only` (all of them without it: for `mini --help`)."""
     import argparse
@@ -59,6 +64,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         def error(self, message: str) -> NoReturn:
             if message.startswith("the following arguments are required"):
                 message = self.too_few()
+            message = message.replace(repr(DASHES), "'--'")
             raise UsageError(f"{message} (see '{self.prog} --help')")
 
         def too_few(self) -> str:
@@ -87,7 +93,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                     needs = word if word.startswith("--") else f"'{word[-1]}' in -{word[-1]}"
                     raise UsageError(f"flag needs an argument: {needs} (see '{self.prog} --help')")
                 if action is not None:
-                    value = words[i + 1]
+                    value = DASHES if words[i + 1] == "--" else words[i + 1]
                     if not value.startswith("-"):
                         out += [word, value]
                     else:   # (the long name: `-e =x` glued as `-e=x` would lose its "=" to argparse)
@@ -151,6 +157,9 @@ def parse(words: list[str], command: str | None) -> argparse.Namespace:
             args = own.parse_intermixed_args(words[1:])
         except TypeError:
             args = own.parse_args(words[1:])        # (its errors name its own --help)
+        for key, value in vars(args).items():   # (a flag's "--", kept from argparse)
+            if value == DASHES or isinstance(value, list) and DASHES in value:
+                setattr(args, key, "--" if value == DASHES else ["--" if v == DASHES else v for v in value])
         args.command, args.version = command, False
         return args
     return parser.parse_args(words)
