@@ -199,3 +199,31 @@ def test_a_flag_without_its_value_is_refused_in_the_docker_clients_words(words, 
         cli.parse(words, words[0])
     assert docker.returncode == cli.exit_code(words[0], refused.value) == 125
     assert str(refused.value).split(" (see ")[0] == docker.stderr.splitlines()[0]
+
+
+#: Flags that take a value, and words argparse would not take for one.
+VALUE_FLAGS = ["-e", "--env", "--name", "-w", "-m", "-l", "--cgroupns", "-n", "--tail", "-t", "--format",
+               "-f", "--subnet", "-u", "-p", "--cpus", "create", "busybox", "c1"]
+DASHY = ["--", "-", "-x", "-5m", "-1", "-e", "=x"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.tuples(st.sampled_from(["run", "create", "exec", "ps", "logs", "stop", "network", "rm"]),
+                 st.lists(st.sampled_from(VALUE_FLAGS + DASHY), max_size=6)))
+def test_every_parsed_flag_has_its_kind_of_value(line: tuple[str, list[str]]) -> None:
+    """Whatever the words (a "--" where a value goes, a value that looks like a flag), a line is
+    refused in one line or each flag holds what its handler expects: a store flag one word (or
+    its type), an append flag a list of words. (argparse gave `-e --` an empty list once.)"""
+    command, words = line
+    try:
+        args = vars(cli.parse([command, *words], command))
+    except (UsageError, SystemExit):
+        return
+    record = flags.Recorder()
+    cli.group_of(command).PARSERS[command](record)
+    for flag in {id(f): f for f in record.options.values()}.values():
+        value = args.get(flag["dest"])
+        if flag["action"] == "append":
+            assert isinstance(value, list) and all(isinstance(v, str) for v in value), flag
+        elif flag["action"] == "store" and value is not None:
+            assert isinstance(value, (str, int, float)) and value != cli.DASHES, flag
