@@ -45,7 +45,7 @@ class ContainerConfig:
     name: str | None = None                     # --name (05: diff/commit/export find it by name)
     tty: bool = False                           # -t: a pty is its stdin, stdout, stderr (06)
     open_stdin: bool = False                    # -i: its stdin is a pipe attached clients write to (06)
-    stdin_once: bool = False                    # run -i (attached): the first client's EOF closes it (06)
+    stdin_once: bool = False                    # -i, not -d (create too): the first client's EOF closes it (06)
     network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)

@@ -207,7 +207,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
-                             stdin_once=args.interactive and not getattr(args, "detach", True),
+                             stdin_once=args.interactive and not getattr(args, "detach", False),
                              network=args.network, publish=args.publish,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
