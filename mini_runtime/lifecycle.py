@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, syscalls
+from mini_runtime import container, errors, logs, monitor, paths, syscalls
 from mini_runtime.config import ProcessSpec, checked
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
 
@@ -176,6 +176,23 @@ def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
 
 
 def remove(directory: Path, text: str, force: bool) -> None:
+    """ContainerDelete, one at a time: a second `rm -f` of a container being removed is
+    refused, as docker's, not run alongside (both would kill, wait and remove, and say so)."""
+    try:
+        claim = paths.try_lock(directory / ".removing")
+    except FileNotFoundError:
+        raise container.NoSuchContainer(f"No such container: {text}") from None
+    if claim is None:
+        raise Conflict(f"removal of container {text} is already in progress")
+    try:
+        if not (directory / container.RECORD).exists():      # (removed while we looked it up)
+            raise container.NoSuchContainer(f"No such container: {text}")
+        remove_claimed(directory, text, force)
+    finally:
+        os.close(claim)
+
+
+def remove_claimed(directory: Path, text: str, force: bool) -> None:
     record = container.load(directory)
     if container.status(record) is container.Status.CREATED:
         monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up

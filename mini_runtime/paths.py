@@ -171,6 +171,19 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
     os.replace(tmp, path)
 
 
+def try_lock(path: Path) -> int | None:
+    """An exclusive lock on `path` unless another process holds it (None): its descriptor,
+    closed to let go (or by the kernel, when the holder dies). Its directory is not made:
+    FileNotFoundError when that is gone."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive file lock: concurrent `mini` commands take turns here."""

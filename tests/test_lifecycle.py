@@ -173,6 +173,28 @@ def test_rm_of_a_running_container_needs_force():
     assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
 
 
+def test_a_second_rm_while_one_removes_is_refused(state_root):
+    """docker's 'removal ... already in progress': two `rm -f` of one container at once both
+    killed, waited and removed, and both said so. Here the test holds the claim a first `rm`
+    holds (its lock on the container's directory), and lets go as a dying `rm` would."""
+    from mini_runtime import paths
+
+    cid = run_d("busybox", "sleep", "30")
+    claim = paths.try_lock(state_root / "containers" / cid / ".removing")
+    assert claim is not None
+    try:
+        second = mini("rm", "-f", cid)
+        assert (second.returncode, second.stdout) == (1, "")
+        assert second.stderr == f"Error response from daemon: removal of container {cid} is already in progress\n"
+        assert state(cid)["Running"]
+    finally:
+        os.close(claim)
+    assert mini("rm", "-f", cid).stdout == f"{cid}\n"
+    gone = mini("rm", "-f", cid)                         # (-f: a missing one is no failure)
+    assert (gone.returncode, gone.stderr) == (0, f"Error: No such container: {cid}\n")
+    assert mini("rm", cid).returncode == 1
+
+
 def test_a_tree_deeper_than_pythons_recursion_limit(state_root):
     """A container can make its upper directory 1200 levels deep. `diff`, `export`, `commit`,
     `rm` (with a flag after the name, as docker takes it) and `run --rm` still work: they walk

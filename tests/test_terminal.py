@@ -343,7 +343,7 @@ def test_stdin_that_is_not_a_terminal_cannot_drive_a_pty():
         ex = piped("exec", "-it", cid, "sh")
         assert (ex.returncode, ex.stdout, ex.stderr) == refused
         missing = piped("exec", "-it", "no-such-box", "sh")  # (a missing container says so first)
-        assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: No such container: no-such-box\n")
+        assert (missing.returncode, missing.stderr) == (1, "Error: No such container: no-such-box\n")
         assert piped("exec", "-t", cid, "true").returncode == 0
         at = piped("attach", cid)
         assert (at.returncode, at.stdout, at.stderr) == refused

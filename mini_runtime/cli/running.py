@@ -79,8 +79,8 @@ def exec_(args: argparse.Namespace) -> int:
         if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
             return 1
         made = engine.exec_create(args.container, config)
-    except (Conflict, NotFound) as e:
-        print(f"Error response from daemon: {e}", file=sys.stderr)
+    except (Conflict, NotFound) as e:                  # (a 404 is the client's own words)
+        print(f"Error: {e}" if isinstance(e, NotFound) else f"Error response from daemon: {e}", file=sys.stderr)
         return 1
     engine.exec_start(made["Id"], console=(lambda master: console(master, args.interactive))
                       if args.tty else None)
