@@ -45,10 +45,13 @@ def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None,
+              image_id: Callable[[str], str | None] = lambda name: None) -> list[dict[str, Any]]:
     """ContainerList: newest first; running ones only unless `all` (or a `limit`, or a `status`
     filter, as docker); `filters` as the Engine API's, {"status": [...], "name": [...], ...}:
-    a key matches if any of its values does, and every key given must match."""
+    a key matches if any of its values does, and every key given must match. A container's
+    Image is its image's id once the name it ran by names another image or none (`image_id`:
+    what a name names now), as docker shows it: the name would tell of an image it did not run."""
     records = sorted(container.records(), key=lambda r: r.get("Created", ""), reverse=True)
     filters = filters or {}
     flt.check(filters, ACCEPTED)
@@ -60,6 +63,13 @@ def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None
             raise InvalidParameter(f'strconv.Atoi: parsing "{value}": invalid syntax')
     records = between(records, filters)
     found = [summary(r) for r in records if wanted(r, filters)]
+    named: dict[str, str | None] = {}
+    for s in found:
+        if s["Image"] != s["ImageID"]:
+            if s["Image"] not in named:
+                named[s["Image"]] = image_id(s["Image"])
+            if named[s["Image"]] != s["ImageID"]:
+                s["Image"] = s["ImageID"]
     if limit is not None and limit > 0:
         return found[:limit]
     return [s for s in found if all or "status" in filters or s["State"] in ("running", "paused", "restarting")]

@@ -564,3 +564,31 @@ def test_wait_from_two_clis_and_a_removed_container():
     assert cid not in mini("ps", "-aq", "--no-trunc").stdout.split()   # --rm: gone
     gone = mini("wait", cid)
     assert gone.returncode == 1 and "No such container" in gone.stderr
+
+
+def test_ps_shows_the_image_id_once_its_name_names_another_image():
+    """docker's ps: the name a container ran by while that name still names its image; its
+    image's id (12 digits, or whole with --no-trunc) once the tag is gone or moved on: the name
+    would tell of an image the container does not run. Checked with a private dockerd 20.10."""
+    from conftest import image_variant
+
+    image_id = json.loads(mini("image", "inspect", "busybox").stdout)[0]["Id"]
+    assert mini("tag", "busybox", "minips:1").returncode == 0
+    cid = mini("create", "minips:1", "true").stdout.strip()
+
+    def column(*flags: str) -> str:
+        return mini("ps", "-a", *flags, "--filter", f"id={cid}", "--format", "{{.Image}}").stdout
+
+    try:
+        assert column() == "minips:1\n"
+        assert mini("rmi", "minips:1").returncode == 0             # (busybox still names it)
+        assert (column(), column("--no-trunc")) == (image_id[7:19] + "\n", image_id + "\n")
+        image_variant("minips:1", drop=("bin/ls",))                # the name, on another image
+        other = json.loads(mini("image", "inspect", "minips:1").stdout)[0]["Id"]
+        assert column() == image_id[7:19] + "\n"
+        assert mini("tag", "busybox", "minips:1").returncode == 0  # ... and back
+        assert column() == "minips:1\n"
+        assert mini("rmi", other).returncode == 0
+    finally:
+        mini("rm", cid)
+        mini("rmi", "minips:1")

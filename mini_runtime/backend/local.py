@@ -126,7 +126,7 @@ class LocalBackend(Backend):
         container.sweep_stale()                     # a monitor that died: shown as docker would
         from mini_runtime import views  # (ps and inspect only: not on run's path)
 
-        found = views.summaries(all, limit, filters)
+        found = views.summaries(all, limit, filters, self.store.id_of)
         for summary in found if size else []:
             summary.update(views.sizes(container.find(summary["Id"]), self._image_size(summary["ImageID"])))
         return found

@@ -130,6 +130,14 @@ def filter_flags(texts: list[str]) -> dict[str, list[str]]:
     return filters
 
 
+def image_column(image: str, image_id: str, truncate: bool) -> str:
+    """docker's ps IMAGE: the name it ran by, or (that name now naming another image) its
+    image's id, which truncated is 12 digits, as every id in a table."""
+    if truncate and image.removeprefix("sha256:")[:12] == image_id.removeprefix("sha256:")[:12]:
+        return image_id.removeprefix("sha256:")[:12]
+    return image
+
+
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
                                              ports_column)
@@ -143,7 +151,7 @@ def ps(args: argparse.Namespace) -> int:
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
         changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
-                     "Image": summary["Image"],
+                     "Image": image_column(summary["Image"], summary["ImageID"], not args.no_trunc),
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
                      "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
                      "Status": summary["Status"], "State": summary["State"],

@@ -83,14 +83,15 @@ class Store:
 
     # --- finding images ------------------------------------------------------------------
 
-    def get(self, name: str) -> Image:
+    def get(self, name: str, build: bool = True) -> Image:
         """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", 12+ hex digits, or a
-        shorter unique prefix that is no image's name)."""
+        shorter unique prefix that is no image's name). The built-in busybox is made if missing,
+        unless not to `build`."""
         by_id = self.find_by_id(name)
         if by_id is not None:
             return by_id
         key = str(reference.parse(name))
-        if key == BUILTIN:
+        if key == BUILTIN and build:
             self.ensure_builtin()
         descriptor = self.layout.find_ref(key) if self.layout.exists() else None
         if descriptor is None:
@@ -99,6 +100,13 @@ class Store:
                 return by_prefix
             raise ImageNotFound(key)
         return self._load(key, descriptor)
+
+    def id_of(self, name: str) -> str | None:
+        """The id of the image `name` names now, None if it names none."""
+        try:
+            return self.get(name, build=False).id
+        except MiniError:
+            return None
 
     def find_by_id(self, text: str, shortest: int = 12) -> Image | None:
         """The image whose id starts with `text` (hex, `sha256:` or not, at least `shortest`
