@@ -29,6 +29,7 @@ privileges (inside).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -36,7 +37,8 @@ import signal
 import socket
 from pathlib import Path
 
-from mini_runtime import cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths, process, rootfs, users
+from mini_runtime import (cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths,
+                          process, rootfs, syscalls, users)
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter, MiniError, NotStarted
 from mini_runtime.image.store import Store
@@ -249,6 +251,8 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
         command = os.fork()
         if command:
+            with contextlib.suppress(OSError):      # (ps in it: docker's kind of PID 1, no host paths)
+                syscalls.set_command_line(["mini-init", "--", *spec.args])
             namespaces.init_loop(command)           # ... and the command runs as PID 2
         signal.pthread_sigmask(signal.SIG_UNBLOCK, namespaces.INIT_SIGNALS)
 # <<< inside

@@ -150,6 +150,25 @@ def prctl(option: int, arg2: int = 0) -> int:
                               ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl", option)
 
 
+def set_command_line(args: list[str]) -> None:
+    """What `ps` shows of this process: argv[0]'s base name as its comm (PR_SET_NAME), and `args`
+    as its /proc/self/cmdline, which the kernel reads from the memory where execve(2) put argv:
+    written over in place, cut to that length. (prctl's PR_SET_MM could point the kernel at new
+    memory, but needs CAP_SYS_RESOURCE.) Where that memory is not what cmdline shows, untouched."""
+    name = os.path.basename(args[0]).encode()[:15]
+    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), ctypes.c_char_p(name), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl", PR_SET_NAME)
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()       # (after comm, which may hold spaces)
+    with open("/proc/self/cmdline", "rb") as f:
+        shown = f.read()
+    start, end = int(fields[45]), int(fields[46])           # arg_start, arg_end: fields 48, 49
+    if end <= start or ctypes.string_at(start, end - start) != shown:
+        return
+    text = "\0".join(args).encode()[:end - start - 1]
+    ctypes.memmove(start, text.ljust(end - start, b"\0"), end - start)
+
+
 def close_other_fds(keep: tuple[int, ...] = (0, 1, 2)) -> None:
     """Close every fd not in `keep`: nothing of the runtime's may leak into a container.
     os.closerange is close_range(2) (Linux 5.9): one call per gap between the kept fds, and no

@@ -134,6 +134,39 @@ def test_init_passes_sigterm_to_the_command():
         _stop(proc, pid)
 
 
+def test_the_init_shows_itself_as_docker_init_does_and_no_host_path():
+    """docker's PID 1 under --init reads `/sbin/docker-init -- COMMAND`; mini's is a fork of
+    the runtime, whose command line named the host's interpreter and paths until it wrote its
+    own over it."""
+    ran = mini("run", "--rm", "--init", "busybox", "sh", "-c",
+               "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm")
+    assert ran.returncode == 0, ran.stderr
+    cmdline, comm = ran.stdout.splitlines()
+    assert cmdline.rstrip() == "mini-init -- sh -c tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm"
+    assert comm == "mini-init"
+
+
+def test_a_command_line_is_written_over_in_place_and_cut_to_its_length():
+    from mini_runtime import syscalls
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # (a child: the test's own ps stays true)
+        syscalls.set_command_line(["short", "a b"])
+        os.write(write, b"x")
+        time.sleep(5)
+        os._exit(0)
+    try:
+        os.read(read, 1)
+        shown = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert shown.rstrip(b"\0") == b"short\0a b" and Path(f"/proc/{pid}/comm").read_text() == "short\n"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+        os.close(write)
+
+
 def _zombies_under(pid: int) -> list[str]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
