@@ -155,9 +155,8 @@ def set_command_line(args: list[str]) -> None:
     as its /proc/self/cmdline, which the kernel reads from the memory where execve(2) put argv:
     written over in place, cut to that length. (prctl's PR_SET_MM could point the kernel at new
     memory, but needs CAP_SYS_RESOURCE.) Where that memory is not what cmdline shows, untouched."""
-    name = os.path.basename(args[0]).encode()[:15]
-    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), ctypes.c_char_p(name), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl", PR_SET_NAME)
+    name = ctypes.create_string_buffer(os.path.basename(args[0]).encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(name))
     with open("/proc/self/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()       # (after comm, which may hold spaces)
     with open("/proc/self/cmdline", "rb") as f:

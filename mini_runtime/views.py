@@ -45,8 +45,8 @@ def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None = None,
-              image_id: Callable[[str], str | None] = lambda name: None) -> list[dict[str, Any]]:
+def summaries(all: bool, limit: int | None, filters: dict[str, list[str]] | None,
+              image_id: Callable[[str], str | None]) -> list[dict[str, Any]]:
     """ContainerList: newest first; running ones only unless `all` (or a `limit`, or a `status`
     filter, as docker); `filters` as the Engine API's, {"status": [...], "name": [...], ...}:
     a key matches if any of its values does, and every key given must match. A container's

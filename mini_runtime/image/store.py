@@ -85,8 +85,8 @@ class Store:
 
     def get(self, name: str, build: bool = True) -> Image:
         """An image by name ("busybox", "me/app:v1") or by id ("sha256:…", 12+ hex digits, or a
-        shorter unique prefix that is no image's name). The built-in busybox is made if missing,
-        unless not to `build`."""
+        shorter unique prefix that is no image's name). The built-in busybox is made when missing,
+        unless `build` is false."""
         by_id = self.find_by_id(name)
         if by_id is not None:
             return by_id
