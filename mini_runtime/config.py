@@ -46,6 +46,7 @@ class ContainerConfig:
     tty: bool = False                           # -t: a pty is its stdin, stdout, stderr (06)
     open_stdin: bool = False                    # -i: its stdin is a pipe attached clients write to (06)
     stdin_once: bool = False                    # -i, not -d (create too): the first client's EOF closes it (06)
+    attached: bool = False                      # not -d (create too): a client shows its output (06)
     network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)

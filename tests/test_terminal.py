@@ -213,16 +213,19 @@ def test_a_client_that_holds_a_once_stdin_takes_it_along_when_dropped():
 def test_create_i_then_start_ai_ends_at_the_end_of_its_input():
     """docker's CLI gives `create -i` a StdinOnce stdin, as `run -i` (only -d does not attach):
     the attached client's EOF closes the container's stdin, so `cat` ends. (mini made it
-    StdinOnce for run only; `start -ai` of piped input waited for ever.)"""
+    StdinOnce for run only; `start -ai` of piped input waited for ever.) AttachStdout and
+    AttachStderr are docker's too: true unless -d (mini's were always false)."""
     cid = mini("create", "-i", "busybox", "cat").stdout.strip()
     config = json.loads(mini("inspect", "-f", "{{json .Config}}", cid).stdout)
     assert (config["OpenStdin"], config["StdinOnce"], config["AttachStdin"]) == (True, True, True)
+    assert (config["AttachStdout"], config["AttachStderr"]) == (True, True)  # (docker's, not -d)
     started = mini("start", "-ai", cid, input="hi\n", timeout=20)
     assert (started.returncode, started.stdout, started.stderr) == (0, "hi\n", "")
     assert mini("rm", cid).returncode == 0
     detached = mini("run", "-di", "busybox", "cat").stdout.strip()
     config = json.loads(mini("inspect", "-f", "{{json .Config}}", detached).stdout)
     assert (config["OpenStdin"], config["StdinOnce"], config["AttachStdin"]) == (True, False, False)
+    assert (config["AttachStdout"], config["AttachStderr"]) == (False, False)
     assert mini("rm", "-f", detached).returncode == 0
 
 

@@ -208,6 +208,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", False),
+                             attached=not getattr(args, "detach", False),
                              network=args.network, publish=args.publish,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
