@@ -342,13 +342,11 @@ def remove_run_dir(container_id: str) -> None:
 
 # >>> sweep-stale
 def sweep_stale() -> None:
-    """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup goes,
-    and the container is removed (`--rm`) or kept as exited, as docker would show it.
-
+    """Tidy up after a `mini` that was killed before its cleanup: its container's cgroup and
+    network go, and the container is removed (`--rm`) or kept as exited, as docker shows it.
     The start time tells a live owner from a new process that got the same pid. A container
     whose owner is gone but whose cgroup still holds a process is still running (its processes
-    are dying right now, or outlived their mini): it is left for a later sweep.
-    """
+    are dying right now, or outlived their mini): it is left for a later sweep."""
     from mini_runtime import cgroup_upkeep, cgroups  # chapter 04: the cgroups a killed mini left
 
     try:  # only containers with an owner (created or running) have a run dir: not every record
@@ -374,9 +372,10 @@ def sweep_stale() -> None:
             except (OSError, ValueError):
                 keep = False
             finish(directory, 137, keep=keep)
-    from mini_runtime import network  # chapter 07: the links, rules, netns a killed monitor left
-    if network.anything_left():
-        network.sweep(owner_alive)
+    from mini_runtime import endpoints, network  # chapter 07: what a killed monitor left; the
+    if network.anything_left():                   # record shows it gone (inspect, ps, port)
+        for container_id in network.sweep(owner_alive):
+            endpoints.forget(containers_dir() / container_id)
 # <<< sweep-stale
 
 

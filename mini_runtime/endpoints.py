@@ -99,10 +99,22 @@ def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None)
         network.disconnect(endpoint)
     except MiniError as e:
         return str(e)
-    if directory is not None and (directory / NETWORK).exists():
+    if directory is not None:
+        forget(directory)
+    return None
+
+
+def forget(directory: Path) -> None:
+    """The record shows no address, ports or netns any more: its network is undone (by
+    disconnect(), or by network.sweep() after a monitor was killed)."""
+    endpoint = of(directory)
+    if endpoint is None:
+        return
+    try:
         (directory / NETWORK).unlink()
         record = container.load(directory)
-        record["NetworkSettings"] = network.settings(network.Endpoint(endpoint.container_id, endpoint.network,
-                                                                      network_id=endpoint.network_id))
-        container.save(directory, record)
-    return None
+    except OSError:
+        return                                      # removed meanwhile (--rm)
+    record["NetworkSettings"] = network.settings(network.Endpoint(endpoint.container_id, endpoint.network,
+                                                                  network_id=endpoint.network_id))
+    container.save(directory, record)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, paths, syscalls
 from mini_runtime.config import ProcessSpec, checked
-from mini_runtime.errors import Conflict, InvalidParameter, NotFound, System
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, System
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -121,14 +121,23 @@ def parse_signal(text: str | int) -> int:
     return number
 
 
-def kill(directory: Path, signal: str | int) -> None:
+def kill(text: str, signal: str | int) -> None:
+    """docker kill: a bad signal in its own words; any other failure names the container as it
+    was asked for (docker's API wraps the error so). SIGKILL, the default, returns once the
+    container has ended, as docker's does: `kill c; rm c` is a script's way to remove one."""
     number = parse_signal(signal)
-    container.manually_stopped(directory)               # no restart policy brings it back
-    thawed(directory)
-    reply = monitor.request(run_dir(directory), {"op": "kill", "signal": number}, timeout=5)
-    if reply is None or "Error" in reply:
-        raise Conflict(f"Cannot kill container: {directory.name}: Container {directory.name} "
-                       "is not running")
+    try:
+        directory = container.find(text)
+        container.manually_stopped(directory)           # no restart policy brings it back
+        thawed(directory)
+        where = run_dir(directory)
+        reply = monitor.request(where, {"op": "kill", "signal": number}, timeout=5)
+        if reply is None or "Error" in reply:
+            raise Conflict(f"Container {directory.name} is not running")
+        if number == signals.SIGKILL:
+            monitor.request(where, {"op": "wait"})
+    except MiniError as e:
+        raise type(e)(f"Cannot kill container: {text}: {e}") from None
 
 
 # >>> stop

@@ -227,8 +227,21 @@ def test_kill_with_a_signal_and_wait_for_the_code():
     waited = mini("wait", cid)
     assert (waited.returncode, waited.stdout) == (0, "3\n")
     again = mini("kill", cid)
-    assert again.returncode == 1 and "is not running" in again.stderr
+    assert (again.returncode, again.stderr) == (1, f"Error response from daemon: Cannot kill container: "
+                                                f"{cid}: Container {cid} is not running\n")
     assert mini("rm", cid).returncode == 0
+    missing = mini("kill", "nosuch", "-s", "NOPE")          # (a bad signal first, as docker's API)
+    assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: Invalid signal: NOPE\n")
+    missing = mini("kill", "nosuch")
+    assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: Cannot kill container: "
+                                                    "nosuch: No such container: nosuch\n")
+    for _ in range(3):                                      # SIGKILL returns once it has ended,
+        cid = run_d("busybox", "sleep", "30")               # so that `kill c; rm c` always works
+        assert mini("kill", cid).returncode == 0
+        assert mini("rm", cid).returncode == 0
+    started = mini("start", "nosuch", "nosuch2")
+    assert (started.returncode, started.stderr.splitlines()[-1]) == (1, "Error: failed to start containers: "
+                                                                     "nosuch, nosuch2")
 
 
 def test_the_log_exists_when_run_d_returns():
@@ -477,10 +490,16 @@ def test_rename_and_restart():
     assert mini("inspect", "-f", "{{.Name}}", cid).stdout == "/after\n"
     clash = mini("rename", "after", "taken")
     assert clash.returncode == 1 and "is already in use by container" in clash.stderr
-    for new, words in (("after", "Renaming a container with the same name as its current name"),
-                       ("", "Neither old nor new names may be empty")):
-        refused = mini("rename", "after", new)
-        assert (refused.returncode, refused.stderr) == (1, f"mini: {words}\n")
+    same = mini("rename", "after", "after")                 # (the daemon's line, the client's)
+    assert (same.returncode, same.stderr) == (1, "Error response from daemon: Renaming a container with "
+                                              "the same name as its current name\nError: failed to "
+                                              "rename container named after\n")
+    for old, new in (("after", ""), (" ", "x")):
+        refused = mini("rename", old, new)
+        assert (refused.returncode, refused.stderr) == (1, "Error: Neither old nor new names may be empty\n")
+    missing = mini("rename", "nosuch", "x2")
+    assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: No such container: "
+                                                    "nosuch\nError: failed to rename container named nosuch\n")
     pid = state("after")["Pid"]
     assert mini("restart", "-t", "0", "after").stdout == "after\n"
     again = state("after")

@@ -329,18 +329,44 @@ def test_restart_brings_address_proxy_and_rules_back_and_releases_them(test_host
 
 # --- cleanup after a killed monitor ------------------------------------------------------------
 
+def dead(pid: int) -> bool:
+    """Gone, or a zombie (pytest, the subreaper, has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 @pytest.mark.nat
 def test_a_sigkilled_monitors_network_is_swept(test_host):
-    web("web", "-p", "18081:80")
+    """What a killed monitor left goes at the next sweep (here: the next run's), and its record
+    says so: no address, no ports. (The record kept them: `ps` and `port` showed a port that a
+    new container could take, and inspect an address it could be given.)"""
+    web("web", "-p", "18081:80", "-p", "127.0.0.1:18082:80")
     assert get("http://127.0.0.1:18081/").startswith("<h1>")
     record = inspect("web")
     with open(f"/proc/{record['State']['Pid']}/stat") as f:
-        monitor = int(f.read().rsplit(")", 1)[1].split()[2])           # the init's parent
-    os.kill(monitor, signal.SIGKILL)
+        monitor = int(f.read().rsplit(")", 1)[1].split()[1])           # the init's parent
+    assert mini("pause", "web").returncode == 0       # (frozen, its init cannot die yet: the
+    os.kill(monitor, signal.SIGKILL)                    # sweep takes the network, not the record)
+    try:
+        deadline = time.monotonic() + 10
+        while not dead(monitor) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        again = web("again", "-p", "18083:80")                         # its create sweeps
+        settings = inspect("web")["NetworkSettings"]
+        assert (settings["IPAddress"], settings["SandboxKey"], settings["Ports"]) == ("", "", {}), settings
+        assert mini("port", "web").stdout == ""
+        assert get("http://127.0.0.1:18083/").startswith("<h1>")
+    finally:                                            # (a frozen process cannot even be killed)
+        mini("rm", "-f", "again")
+        assert mini("unpause", "web").returncode == 0
     deadline = time.monotonic() + 10
     while mini("ps", "-q").stdout and time.monotonic() < deadline:     # ps sweeps
         time.sleep(0.2)
-    assert inspect("web")["State"]["ExitCode"] == 137
+    swept = inspect("web")
+    assert (swept["State"]["ExitCode"], swept["NetworkSettings"]["Ports"]) == (137, {})
     nothing_of_ours_left()
     with socket.socket() as s:                                         # the proxy let the port go
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)        # (a connection in TIME_WAIT)

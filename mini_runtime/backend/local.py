@@ -116,7 +116,7 @@ class LocalBackend(Backend):
             channel.close()
 
     def container_kill(self, container_id: str, signal: str | int = "KILL") -> None:
-        lifecycle.kill(container.find(container_id), signal)
+        lifecycle.kill(container_id, signal)
 
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
         lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)

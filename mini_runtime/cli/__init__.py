@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mini_runtime.cli import flags
-from mini_runtime.errors import ExecError, ImageNotFound, MiniError, UsageError, reason
+from mini_runtime.errors import ExecError, ImageNotFound, MiniError, NotFound, UsageError, reason
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -173,6 +173,11 @@ def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
     return sys.modules[name]
 
 
+#: Commands whose docker client inspects the container before it acts: a missing one is the
+#: client's "Error: No such container: X", not a line of the daemon's.
+LOOKS_UP_FIRST = ("logs", "attach", "port")
+
+
 def exit_code(command: str | None, error: MiniError) -> int:
     """docker's numbers for a failure: 126/127 when the container's command cannot be executed
     or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
@@ -230,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, ImageNotFound) and command in ("run", "create"):  # docker's CLI, about to pull
             message = (f"Unable to find image '{e.name}' locally (until chapter 10 adds pull, "
                        "'mini images' lists what you can run)")
-        print(f"mini: {message}", file=sys.stderr)
+        missing = isinstance(e, NotFound) and command in LOOKS_UP_FIRST   # (the client's own 404)
+        print(f"{'Error' if missing else 'mini'}: {message}", file=sys.stderr)
         return exit_code(command, e)
     except KeyboardInterrupt:
         return 130

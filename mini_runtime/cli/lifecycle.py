@@ -214,17 +214,20 @@ def logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def each(containers: list[str], act: Callable[[str], object]) -> int:
+def each(containers: list[str], act: Callable[[str], object], failed_line: str = "") -> int:
     """docker's way with several containers: each one's name (or result) printed as it is done;
-    failures said on stderr, and exit 1 if any."""
-    failed = False
+    failures said on stderr, and exit 1 if any. `failed_line`: the client's last line that
+    names them all (start's "failed to start containers: a, b")."""
+    failed = []
     for text in containers:
         try:
             result = act(text)
             print(text if result is None else result)
         except MiniError as e:
             print(f"Error response from daemon: {e}", file=sys.stderr)
-            failed = True
+            failed.append(text)
+    if failed and failed_line:
+        print(f"Error: {failed_line}: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -251,7 +254,7 @@ def start(args: argparse.Namespace) -> int:
     keys = terminal.detach_sequence(args.detach_keys)
     engine = backend.connect()
     if not (args.attach or args.interactive):
-        return each(args.containers, engine.container_start)
+        return each(args.containers, engine.container_start, "failed to start containers")
     if len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     found = engine.container_inspect(args.containers[0])
@@ -283,7 +286,18 @@ def start(args: argparse.Namespace) -> int:
 
 
 def rename(args: argparse.Namespace) -> int:
-    backend.connect().container_rename(args.container, args.name)
+    """docker rename; a failure is the daemon's line, then the client's own."""
+    if not args.container.strip() or not args.name.strip():
+        print("Error: Neither old nor new names may be empty", file=sys.stderr)
+        return 1
+    try:
+        backend.connect().container_rename(args.container, args.name)
+    except UsageError:
+        raise
+    except MiniError as e:
+        print(f"Error response from daemon: {e}", file=sys.stderr)
+        print(f"Error: failed to rename container named {args.container}", file=sys.stderr)
+        return 1
     return 0
 
 
