@@ -91,6 +91,8 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
         key, _, value = item.partition("=")
         env[key] = value
     env.setdefault("PATH", DEFAULT_PATH)
+    if config.tty:
+        env.setdefault("TERM", "xterm")             # docker's, for -t: less, vi, top need one
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
     return checked(ProcessSpec(args, env, cwd, config.user or defaults.get("User") or ""))
 # <<< process-spec

@@ -49,6 +49,10 @@ class UsageError(InvalidParameter):
     """Bad flags or arguments."""
 
 
+class ArgumentCount(UsageError):
+    """Too few or too many arguments: cobra's check, docker's exit 1 (a bad flag is 125)."""
+
+
 class Exercise(UsageError):
     """A flag or command whose work the reference runtime leaves to an exercise's *extend* part:
     it exists, and says whose it is, with docker's 125 (as for a flag docker does not know)."""

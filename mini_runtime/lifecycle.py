@@ -142,9 +142,13 @@ def kill(text: str, signal: str | int) -> None:
 
 # >>> stop
 def stop_signal(record: dict[str, Any]) -> int:
-    """The image's StopSignal (kept in the record's Config at create), else SIGTERM."""
+    """The image's StopSignal (kept in the record's Config at create), else SIGTERM: also for
+    one that names no signal, as docker's (an image must not make a container unstoppable)."""
     text = (record.get("Config") or {}).get("StopSignal")
-    return parse_signal(text) if text else int(signals.SIGTERM)
+    try:
+        return parse_signal(text) if text else int(signals.SIGTERM)
+    except InvalidParameter:
+        return int(signals.SIGTERM)
 
 
 def stop(directory: Path, timeout: float) -> None:
@@ -261,8 +265,10 @@ def prepare_start(directory: Path) -> socket.socket:
 def start_kept(directory: Path) -> None:
     """ContainerStart of a container not created by this process: a created one is started by
     its monitor; one that has exited runs again under a new monitor (detached); a running one is
-    left as it is (docker's answer)."""
+    left as it is (docker's answer), a paused one refused (as docker's: it would stay paused)."""
     state = container.status(container.load(directory))
+    if state is container.Status.PAUSED:
+        raise Conflict("cannot start a paused container, try unpause instead")
     if state is container.Status.CREATED and container.run_dir(directory.name).exists():
         answer(monitor.request(run_dir(directory), {"op": "start"}, timeout=60))
         return                                          # (else no monitor: a start that failed)

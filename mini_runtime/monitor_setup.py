@@ -8,8 +8,8 @@ container's output is lost), start it, and replace ourselves by the lean serve p
                 pty's master (runc's --console-socket). The slave is its stdin, stdout, stderr
                 and controlling terminal; we keep the master: output is logged as "stdout"
     -i, no -t   a pipe to its stdin, kept by us for attached clients; pipes from stdout, stderr
-    neither     pipes from stdout and stderr; its stdin is ours (/dev/null for a monitor, the
-                terminal of a foreground `mini run`)
+    neither     pipes from stdout and stderr; its stdin is /dev/null, as docker's (not our
+                terminal: `mini run busybox` ends at once, `mini run -i busybox` is a shell)
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def stdio_for(config: ContainerConfig) -> Stdio:
         return (child, null, null), (-1, -1, -1), [child, null], ours
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    in_r, in_w = os.pipe() if config.open_stdin else (0, -1)
-    return (in_r, out_w, err_w), (out_r, err_r, in_w), [out_w, err_w] + ([in_r] if in_w >= 0 else []), None
+    in_r, in_w = os.pipe() if config.open_stdin else (os.open(os.devnull, os.O_RDONLY), -1)
+    return (in_r, out_w, err_w), (out_r, err_r, in_w), [out_w, err_w, in_r], None
 
 
 def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Created, out_r, err_r, in_w, listener, console)

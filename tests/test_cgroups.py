@@ -269,7 +269,7 @@ def test_a_leaked_cgroup_is_one_warning_line_and_the_container_is_still_recorded
     cgroup that stays behind (a process from outside is kept in it)."""
     from mini_runtime import container
 
-    proc = subprocess.Popen(MINI + ["run", "--name", "leaky", "busybox", "sh", "-c", "echo ready; read x; exit 3"],
+    proc = subprocess.Popen(MINI + ["run", "-i", "--name", "leaky", "busybox", "sh", "-c", "echo ready; read x; exit 3"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sleeper = subprocess.Popen(["sleep", "30"])
     group = None

@@ -184,10 +184,16 @@ def test_a_groups_error_names_the_help_to_read_and_every_verb(words: list[str], 
 
 @pytest.mark.parametrize("words", [["run", "-m"], ["run", "--name"], ["run", "-dm"], ["create", "-e"],
                                    ["ps", "-n"], ["exec", "-w"], ["logs", "--tail"], ["stop", "-t"],
-                                   ["run", "--rm", "-p"], ["network", "create", "--subnet"]])
+                                   ["run", "--rm", "-p"], ["network", "create", "--subnet"],
+                                   ["run", "--na", "xy", "busybox", "true"], ["ps", "--al"], ["logs", "--ti", "x"],
+                                   ["rm", "-x", "a"], ["run", "-it", "-x", "busybox"], ["ps", "--bogus=3"],
+                                   ["exec", "-x", "c1", "true"], ["network", "create", "--sub", "x", "n1"],
+                                   ["ps", "-aZ"], ["run", "--mem", "10m", "busybox"]])
 def test_a_flag_without_its_value_is_refused_in_the_docker_clients_words(words, tmp_path):
     """The docker client parses its flags before it talks to a daemon: its first line and exit
-    code are the oracle (Debian's client, with no daemon behind it)."""
+    code are the oracle (Debian's client, with no daemon behind it). Also an unknown flag, and
+    an abbreviated one: pflag takes no prefix of a flag (argparse did: `--na` was --name, `--pid
+    host` a --pids-limit of 'host', `ps --al` ran as --all)."""
     import subprocess
 
     from peers import DOCKER, need
@@ -199,6 +205,25 @@ def test_a_flag_without_its_value_is_refused_in_the_docker_clients_words(words, 
         cli.parse(words, words[0])
     assert docker.returncode == cli.exit_code(words[0], refused.value) == 125
     assert str(refused.value).split(" (see ")[0] == docker.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("words", [["run"], ["exec", "c1"], ["logs", "a", "b"], ["ps", "extra"], ["port"],
+                                   ["port", "a", "80", "x"], ["wait"], ["tag", "busybox"], ["rename", "a"],
+                                   ["network", "create"], ["rm"], ["images", "a", "b"], ["history"], ["top"]])
+def test_too_few_or_too_many_arguments_are_the_docker_clients_words_and_exit_1(words, tmp_path, capsys):
+    """cobra checks the count of arguments after the flags: its line, less its final period, and
+    its exit 1 (not a bad flag's 125). (mini said 125, and argparse's "unrecognized arguments")."""
+    import subprocess
+
+    from peers import DOCKER, need
+
+    need(DOCKER)
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONFIG": str(tmp_path)}
+    docker = subprocess.run([str(DOCKER), *words], capture_output=True, text=True, env=env, timeout=30)
+    code = cli.main(words)                              # (each is refused before it acts)
+    said = capsys.readouterr().err.removeprefix("mini: ").split(" (see ")[0].rstrip("\n")
+    assert docker.returncode == code == 1
+    assert said.replace('"mini', '"docker') + "." == docker.stderr.splitlines()[0]
 
 
 #: Flags that take a value, and words argparse would not take for one.

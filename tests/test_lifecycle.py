@@ -376,14 +376,18 @@ def test_stop_sends_the_images_stop_signal():
     config = busybox.image_config(sha256_digest(layer), 0)
     config["config"] = dict(config.get("config") or {}, StopSignal="SIGUSR1")
     Store().add_image("stopsig", [layer], config)
+    config["config"]["StopSignal"] = "SIGFOO"              # no signal: docker's SIGTERM instead
+    Store().add_image("badsig", [layer], config)           # (mini's stop failed, it ran on)
     try:
-        cid = run_d("stopsig", "sh", "-c", 'trap "exit 5" USR1; echo ready; while true; do sleep 0.1; done')
-        until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
-        assert mini("stop", "-t", "10", cid).returncode == 0
-        assert state(cid)["ExitCode"] == 5                  # SIGUSR1 came, not SIGTERM nor SIGKILL
-        assert mini("rm", cid).returncode == 0
+        for image, code in (("stopsig", 5), ("badsig", 6)):
+            cid = run_d(image, "sh", "-c", 'trap "exit 5" USR1; trap "exit 6" TERM; echo ready; '
+                                           'while true; do sleep 0.1; done')
+            until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+            assert mini("stop", "-t", "10", cid).returncode == 0
+            assert state(cid)["ExitCode"] == code           # its signal came, not SIGKILL
+            assert mini("rm", cid).returncode == 0
     finally:
-        mini("rmi", "stopsig")
+        mini("rmi", "stopsig", "badsig")
 
 
 def test_stop_with_a_negative_timeout_waits_for_good():
@@ -436,7 +440,7 @@ def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
     for words, message in ((["run"], '"mini run" requires at least 1 argument'),
                            (["tag", "busybox"], '"mini tag" requires exactly 2 arguments')):
         result = mini(*words)
-        assert (result.returncode, result.stderr) == (125, f"mini: {message} (see 'mini {words[0]} --help')\n")
+        assert (result.returncode, result.stderr) == (1, f"mini: {message} (see 'mini {words[0]} --help')\n")
     cid = mini("create", "-h", "", "busybox", "hostname").stdout.strip()
     assert mini("start", "-a", cid).stdout == cid[:12] + "\n" and mini("rm", cid).returncode == 0
     result = mini("run", "--rm", "-w", "/etc/passwd", "busybox", "pwd")
@@ -556,6 +560,10 @@ def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
     time.sleep(0.5)
     assert mini("logs", cid).stdout == frozen                  # not one more line while frozen
     assert mini("pause", cid).returncode == 1 and mini("rm", cid).returncode == 1
+    started = mini("start", cid)                               # (it printed the id, still paused)
+    assert (started.returncode, started.stdout, started.stderr) == (
+        1, "", "Error response from daemon: cannot start a paused container, try unpause instead\n"
+               f"Error: failed to start containers: {cid}\n")
     assert mini("unpause", cid).returncode == 0
     until(lambda: len(mini("logs", cid).stdout) > len(frozen), what="the counter to resume")
     assert mini("pause", cid).returncode == 0

@@ -144,12 +144,16 @@ def test_the_image_env_sets_path_and_nothing_leaks_from_the_host():
 
 
 def test_default_command_is_the_images_cmd():
-    result = mini("run", "busybox", input="echo from-sh; exit 3\n")
+    result = mini("run", "-i", "busybox", input="echo from-sh; exit 3\n")
     assert (result.returncode, result.stdout) == (3, "from-sh\n")
 
 
-def test_stdin_passes_through():
-    assert mini("run", "busybox", "cat", input="piped\n").stdout == "piped\n"
+def test_stdin_passes_through_with_i_only():
+    """docker's: stdin reaches the container with -i; without, it reads /dev/null (mini's
+    foreground run handed it the terminal, so `echo x | mini run busybox cat` printed x)."""
+    assert mini("run", "-i", "busybox", "cat", input="piped\n").stdout == "piped\n"
+    without = mini("run", "busybox", "sh", "-c", "cat; readlink /proc/self/fd/0", input="piped\n")
+    assert (without.returncode, without.stdout) == (0, "/dev/null\n")
 
 
 def test_sigpipe_is_default_inside():

@@ -329,6 +329,19 @@ def test_the_pty_is_the_container_s_own(sessions):
     assert mini("rm", "ownpty").returncode == 0
 
 
+def test_a_tty_gives_term_xterm_as_docker_s_unless_given():
+    """docker gives a -t container TERM=xterm (run's, as exec's), kept out of Config.Env; an
+    -e TERM or the image's wins. (mini's run -t had no TERM: `clear`, `top`, `vi` complained.)"""
+    ran = mini("run", "--rm", "-t", "busybox", "sh", "-c", "echo $TERM")
+    assert ran.stdout.rstrip() == "xterm"
+    assert mini("run", "--rm", "-t", "-e", "TERM=vt100", "busybox", "sh", "-c", "echo $TERM").stdout.rstrip() == "vt100"
+    assert mini("run", "--rm", "busybox", "sh", "-c", "echo ${TERM-none}").stdout == "none\n"
+    cid = mini("create", "-t", "busybox").stdout.strip()
+    env = json.loads(mini("inspect", "-f", "{{json .Config.Env}}", cid).stdout)
+    assert [item for item in env if item.startswith("TERM=")] == []
+    assert mini("rm", cid).returncode == 0
+
+
 def test_stdin_that_is_not_a_terminal_cannot_drive_a_pty():
     """docker's CheckTty: `run -it`, `exec -it` and `attach` (to a -t container) refuse a piped
     stdin with exit 1 and create nothing; -t alone, -d, and `attach --no-stdin` are fine."""

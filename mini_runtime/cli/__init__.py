@@ -15,12 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from mini_runtime.cli import flags
-from mini_runtime.errors import ExecError, ImageNotFound, MiniError, NotFound, UsageError, reason
+from mini_runtime.errors import ArgumentCount, ExecError, ImageNotFound, MiniError, NotFound, UsageError, reason
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     import argparse
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 #: Each command, and the module of this package that defines its parser and handler.
 GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",
@@ -61,20 +61,44 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         """argparse, but a bad flag is docker's exit 125 with one line, not argparse's exit 2."""
         commands: dict[str, argparse.ArgumentParser] = {}   # each command's own parser, by name
 
+        def __init__(self, *args: Any, **settings: Any) -> None:
+            settings.setdefault("allow_abbrev", False)  # pflag: `--na` is no --name, `--pid` no --pids-limit
+            super().__init__(*args, **settings)
+
         def error(self, message: str) -> NoReturn:
-            if message.startswith("the following arguments are required"):
-                message = self.too_few()
+            counted = not any(a.nargs == argparse.PARSER for a in self._actions)  # (a verb's own)
+            if message.startswith("the following arguments are required") or counted and \
+                    message.startswith("unrecognized arguments: ") and message.split()[2][:1] != "-":
+                raise ArgumentCount(f"{self.arity()} (see '{self.prog} --help')")
+            if message.startswith("unrecognized arguments: -"):
+                word = message.split()[2]
+                message = f"unknown flag: {word.partition('=')[0]}" if word.startswith("--") else \
+                    f"unknown shorthand flag: {word[1:2]!r} in {word}"
+            elif ": ignored explicit argument '" in message:   # `-aZ`: -a, then an unknown -Z
+                rest = message.split(": ignored explicit argument ", 1)[1][1:-1]
+                if rest[:1].isalnum():
+                    message = f"unknown shorthand flag: {rest[0]!r} in -{rest}"
             message = message.replace(repr(DASHES), "'--'")
             raise UsageError(f"{message} (see '{self.prog} --help')")
 
-        def too_few(self) -> str:
-            """cobra's words: `"mini tag" requires exactly 2 arguments`, `... at least 1 ...`
-            (argparse would list `COMMAND [ARG...]` as required, which it is not)."""
-            counts = [{None: 1, "+": 1}.get(a.nargs, 0) for a in self._actions
-                      if not a.option_strings and a.nargs != argparse.PARSER]
-            exact = all(a.nargs is None for a in self._actions if not a.option_strings)
-            n = sum(counts)
-            return f'"{self.prog}" requires {"exactly" if exact else "at least"} {n} argument{"s" * (n != 1)}'
+        def arity(self) -> str:
+            """cobra's words for the arguments a command takes: `"mini tag" requires exactly 2
+            arguments`, `... at least 1 ...`, `"mini ps" accepts no arguments`."""
+            low, high = 0, 0.0
+            for action in self._actions:
+                if action.option_strings or action.nargs == argparse.PARSER:
+                    continue
+                low += {None: 1, "+": 1}.get(action.nargs, 0)
+                high += float("inf") if action.nargs in ("+", "*", argparse.REMAINDER) else 1
+            if not high:
+                return f'"{self.prog}" accepts no arguments'
+            if low == high:
+                needs = f"exactly {low}"
+            elif high == float("inf"):
+                needs = f"at least {low}"
+            else:
+                needs = f"at least {low} and at most {high:.0f}" if low else f"at most {high:.0f}"
+            return f'"{self.prog}" requires {needs} argument{"" if needs.endswith(" 1") else "s"}'
 
         def go_values(self, words: list[str]) -> list[str]:
             """A docker flag that takes a value takes the next word, whatever it starts with
@@ -183,6 +207,8 @@ def exit_code(command: str | None, error: MiniError) -> int:
     or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
     if isinstance(error, ExecError):
         return error.exit_code
+    if isinstance(error, ArgumentCount):
+        return 1
     return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1
 
 

@@ -24,6 +24,8 @@ def add_rm(sub: argparse._SubParsersAction) -> None:
     rm = simple(sub, "rm", "Remove one or more containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
     rm.add_argument("-f", "--force", action="store_true",
                     help="force the removal of a running container (uses SIGKILL)")
+    rm.add_argument("-v", "--volumes", action="store_true",
+                    help="remove the container's anonymous volumes (mini has no volumes: nothing to do)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
