@@ -373,3 +373,45 @@ def test_a_sigkilled_monitors_network_is_swept(test_host):
         s.bind(("0.0.0.0", 18081))
         s.listen()
     mini("rm", "web")
+
+
+# --- host names: container:NAME, host -----------------------------------------------------------
+
+@pytest.mark.nat
+def test_network_container_takes_the_others_hostname(test_host):
+    """docker copies NAME's Config.Hostname (its /etc files are NAME's already): `hostname`,
+    /etc/hostname and `hostname -i` (NAME's /etc/hosts has the line) agree, and the record
+    says so. (Before: the container's own short id, NAME's file, "Host name lookup failure".)"""
+    hip = web("hip")
+    try:
+        shown = bridged("run", "--name", "guest", "--network", "container:hip", "busybox", "sh", "-c",
+                        "hostname; cat /etc/hostname; hostname -i")
+        ip = inspect("hip")["NetworkSettings"]["IPAddress"]
+        assert (shown.returncode, shown.stdout) == (0, f"{hip[:12]}\n{hip[:12]}\n{ip}\n"), shown.stderr
+        assert inspect("guest")["Config"]["Hostname"] == hip[:12]
+    finally:
+        mini("rm", "-f", "guest", "hip")
+    nothing_of_ours_left()
+
+
+def test_network_host_takes_the_hosts_hostname_and_hosts_file(test_host, tmp_path):
+    """docker: with `--network host` and no -h, the host's name (os.Hostname) and a copy of the
+    host's /etc/hosts, so `hostname -i` resolves (here $MINI_HOSTS_FILE stands in for the
+    machine's /etc/hosts; its nameserver is the test host's loopback, where nothing answers).
+    With -h, that name. (Before: the short id, and a hosts file without it.)"""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1\tlocalhost\n192.0.2.7\t{os.uname().nodename}\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    env = dict(MINI_HOSTS_FILE=str(hosts), MINI_RESOLV_CONF=str(resolv))
+    shown = bridged("run", "--name", "onhost", "--network", "host", "busybox", "sh", "-c",
+                    "hostname; cat /etc/hostname; hostname -i; cat /etc/hosts", **env)
+    try:
+        name = os.uname().nodename
+        assert (shown.returncode, shown.stdout) == (0, f"{name}\n{name}\n192.0.2.7\n{hosts.read_text()}"), shown.stderr
+        assert inspect("onhost")["Config"]["Hostname"] == name
+    finally:
+        mini("rm", "onhost")
+    named = bridged("run", "--rm", "--network", "host", "-h", "mine", "busybox", "hostname", **env)
+    assert named.stdout == "mine\n", named.stderr
+    nothing_of_ours_left()
