@@ -415,3 +415,29 @@ def test_network_host_takes_the_hosts_hostname_and_hosts_file(test_host, tmp_pat
     named = bridged("run", "--rm", "--network", "host", "-h", "mine", "busybox", "hostname", **env)
     assert named.stdout == "mine\n", named.stderr
     nothing_of_ours_left()
+
+
+# --- rename -------------------------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_rename_renames_the_container_on_its_network(test_host):
+    """docker renames the endpoint's DNS names: the other members' /etc/hosts, `network
+    inspect` and new members know the new name at once, not the old (before: the old one,
+    until a restart)."""
+    assert mini("network", "create", "minirenamenet").returncode == 0
+    try:
+        web("old", "--network", "minirenamenet")
+        peer = bridged("run", "-d", "--name", "peer", "--network", "minirenamenet", "busybox", "sleep", "600")
+        assert peer.returncode == 0, peer.stderr
+        assert mini("rename", "old", "new").returncode == 0
+        hosts = mini("exec", "peer", "cat", "/etc/hosts").stdout
+        names = [line.split("\t", 1)[1].split() for line in hosts.splitlines()]
+        assert ["new", inspect("new")["Id"][:12]] in names and not [n for n in names if "old" in n], hosts
+        members = json.loads(mini("network", "inspect", "minirenamenet").stdout)[0]["Containers"]
+        assert sorted(m["Name"] for m in members.values()) == ["new", "peer"]
+        fetched = bridged("run", "--rm", "--network", "minirenamenet", "busybox", "wget", "-q", "-O-", "http://new/")
+        assert fetched.stdout == "<h1>hello from old</h1>\n", fetched.stderr
+    finally:
+        mini("rm", "-f", "old", "new", "peer")
+        mini("network", "rm", "minirenamenet")
+    nothing_of_ours_left()
