@@ -441,3 +441,28 @@ def test_rename_renames_the_container_on_its_network(test_host):
         mini("rm", "-f", "old", "new", "peer")
         mini("network", "rm", "minirenamenet")
     nothing_of_ours_left()
+
+
+# --- ps -----------------------------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_ps_shows_each_containers_networks(test_host):
+    """`ps --format {{.Networks}}`: the names of NetworkSettings.Networks, as docker's: bridge,
+    a user-defined network, none, host, and nothing for container:NAME (it has no endpoint of
+    its own); also after the container has ended (before: always empty)."""
+    assert mini("network", "create", "minipsnet").returncode == 0
+    try:
+        for name, mode in [("onbridge", "bridge"), ("onnet", "minipsnet"), ("onnone", "none"), ("onhost", "host")]:
+            started = bridged("run", "-d", "--name", name, "--network", mode, "busybox", "sleep", "600")
+            assert started.returncode == 0, started.stderr
+        joined = bridged("run", "-d", "--name", "joined", "--network", "container:onbridge", "busybox", "sleep", "600")
+        assert joined.returncode == 0, joined.stderr
+        assert mini("stop", "-t", "0", "onnet").returncode == 0
+        shown = mini("ps", "-a", "--format", "{{.Names}} {{.Networks}}").stdout.splitlines()
+        assert sorted(line for line in shown if line.startswith(("on", "joined"))) == [
+            "joined ", "onbridge bridge", "onhost host", "onnet minipsnet", "onnone none"]
+        assert inspect("joined")["NetworkSettings"]["Networks"] == {}
+    finally:
+        mini("rm", "-f", "joined", "onbridge", "onnet", "onnone", "onhost")
+        mini("network", "rm", "minipsnet")
+    nothing_of_ours_left()
