@@ -148,7 +148,9 @@ def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
 
 @pytest.mark.parametrize("spec, message", [("80:abc", "invalid containerPort: abc"),
                                            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
-                                           ("80/sctp", "invalid proto: sctp"),
+                                           ("80/xyz", "invalid proto: xyz"),
+                                           ("80/sctp", "80/sctp: sctp ports: mini publishes tcp and udp only "
+                                            "(docker publishes sctp too)"),
                                            ("[::]:8080:80", "invalid IP address: [::] (an IPv6 host address "
                                             "needs an IPv6 network; mini's are IPv4-only, as docker's default bridge)"),
                                            ("::1:8080:80/udp", "invalid IP address: [::1] (an IPv6 host address "
@@ -465,4 +467,25 @@ def test_ps_shows_each_containers_networks(test_host):
     finally:
         mini("rm", "-f", "joined", "onbridge", "onnet", "onnone", "onhost")
         mini("network", "rm", "minipsnet")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_docker_publish_forms_a_host_port_range_and_port_zero(test_host):
+    """`-p 8088-8089:80`: the first free port of the range (8088 is taken here); `-p 0:80`: any
+    free port, as `-p 80` (before: "invalid hostPort" for both)."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 18088))
+        taken.listen()
+        web("ranged", "-p", "18088-18089:80")
+        try:
+            web("zero", "-p", "0:80")
+            assert inspect("ranged")["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "18089"}]
+            assert inspect("ranged")["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "18088-18089"}]}
+            assert get("http://127.0.0.1:18089/") == "<h1>hello from ranged</h1>\n"
+            port = int(inspect("zero")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+            low, high = ports.local_port_range()
+            assert low <= port <= high and get(f"http://127.0.0.1:{port}/") == "<h1>hello from zero</h1>\n"
+        finally:
+            mini("rm", "-f", "ranged", "zero")
     nothing_of_ours_left()
