@@ -489,3 +489,28 @@ def test_docker_publish_forms_a_host_port_range_and_port_zero(test_host):
         finally:
             mini("rm", "-f", "ranged", "zero")
     nothing_of_ours_left()
+
+
+def test_network_inspect_of_a_missing_network_in_dockers_words(test_host):
+    """docker's client: `[]`, then "Error: No such network: NAME", exit 1 (and the networks
+    that are there are shown)."""
+    missing = mini("network", "inspect", "nosuchnet")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (1, "[]\n", "Error: No such network: nosuchnet\n")
+    both = mini("network", "inspect", "none", "nosuchnet")
+    assert (both.returncode, both.stderr) == (1, "Error: No such network: nosuchnet\n")
+    assert [n["Name"] for n in json.loads(both.stdout)] == ["none"]
+
+
+@pytest.mark.nat
+def test_network_default_is_the_default_bridge(test_host):
+    """docker's daemon takes `--network default` for its default network, the bridge."""
+    shown = bridged("run", "--name", "bydefault", "--network", "default", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+    try:
+        assert shown.returncode == 0 and "inet 172.29.0." in shown.stdout, shown.stderr
+        record = inspect("bydefault")
+        assert record["HostConfig"]["NetworkMode"] == "bridge" and list(record["NetworkSettings"]["Networks"]) == ["bridge"]
+        taken = mini("network", "create", "default")                     # (no network could be named so)
+        assert (taken.returncode, taken.stderr) == (1, "mini: network with name default already exists\n")
+    finally:
+        mini("rm", "bydefault")
+    nothing_of_ours_left()

@@ -121,7 +121,7 @@ def create(name: str, subnet: str | None = None) -> dict:
     if not NAME.fullmatch(name):
         raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     with lock():
-        if name in BUILTIN or load(name) is not None:
+        if name in (*BUILTIN, "default") or load(name) is not None:    # (default: the bridge's alias)
             raise Conflict(f"network with name {name} already exists")
         routes = bridge.routes()
         taken = [subnet_of(r) for r in user_records()] + [ipam.default_subnet()]
