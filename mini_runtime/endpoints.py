@@ -8,6 +8,7 @@ monitor's finish phase, a sweep) can undo it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from mini_runtime import container, network, paths
@@ -50,6 +51,20 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     return endpoint, bindings
 # <<< connect-container
 
+
+
+def default_hostname(mode: str, container_id: str) -> str:
+    """docker's host name without -h: the short id; with `--network host`, the host's own
+    name; with `container:NAME`, NAME's (whose /etc files it shares, with that name in them).
+    (A NAME that is not there: the short id, and connect() says what is wrong.)"""
+    if mode == "host":
+        return os.uname().nodename
+    if mode.startswith("container:"):
+        try:
+            return container.load(container.find(mode.partition(":")[2]))["Config"]["Hostname"]
+        except (MiniError, OSError, KeyError):
+            pass
+    return container_id[:12]
 
 
 def shared_network(name: str) -> tuple[str, tuple[str, network.EtcFiles | None]]:

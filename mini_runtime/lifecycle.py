@@ -323,7 +323,11 @@ def top(directory: Path, ps_args: str) -> dict[str, Any]:
 
 
 def rename(directory: Path, new_name: str) -> None:
+    """The record's name, then (07) the name its networks know it by: the other members'
+    /etc/hosts, `network inspect`, and whoever joins next."""
     container.rename(directory, new_name)
+    from mini_runtime.network import networks      # (not on the path of every other command)
+    networks.rename(directory.name, container.load(directory)["Name"].lstrip("/"))
 
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,

@@ -204,11 +204,13 @@ def keep_config(created: Created) -> None:
 # >>> resolve-defaults
 def resolve_defaults(config: ContainerConfig, container_id: str, cgroup_mode: str) -> ContainerConfig:
     """docker's defaults, decided once at create and kept in the record: the host name is the
-    short id (03); the cgroup namespace is private on cgroup v2, the host's on v1 (04)."""
+    short id (03; 07: the host's, or the joined container's, by the network); the cgroup
+    namespace is private on cgroup v2, the host's on v1 (04)."""
+    network = config.network or os.environ.get("MINI_DEFAULT_NETWORK") or "bridge"
+    network = "bridge" if network == "default" else network     # (docker's name for its default)
     return config._replace(
-        hostname=config.hostname or container_id[:12],
-        cgroupns=config.cgroupns or ("private" if cgroup_mode == "v2" else "host"),
-        network=config.network or os.environ.get("MINI_DEFAULT_NETWORK") or "bridge")
+        hostname=config.hostname or endpoints.default_hostname(network, container_id),
+        cgroupns=config.cgroupns or ("private" if cgroup_mode == "v2" else "host"), network=network)
 # <<< resolve-defaults
 
 

@@ -29,7 +29,9 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "Ports": port_list(record.get("NetworkSettings") or {}),
             "Labels": (record.get("Config") or {}).get("Labels") or {},
             "State": state.get("Status", "dead"),
-            "Status": status(state), "Mounts": []}
+            "Status": status(state),
+            "NetworkSettings": {"Networks": (record.get("NetworkSettings") or {}).get("Networks") or {}},
+            "Mounts": []}
 
 
 def port_list(settings: dict[str, Any]) -> list[dict[str, Any]]:

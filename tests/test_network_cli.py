@@ -148,7 +148,9 @@ def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
 
 @pytest.mark.parametrize("spec, message", [("80:abc", "invalid containerPort: abc"),
                                            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
-                                           ("80/sctp", "invalid proto: sctp"),
+                                           ("80/xyz", "invalid proto: xyz"),
+                                           ("80/sctp", "80/sctp: sctp ports: mini publishes tcp and udp only "
+                                            "(docker publishes sctp too)"),
                                            ("[::]:8080:80", "invalid IP address: [::] (an IPv6 host address "
                                             "needs an IPv6 network; mini's are IPv4-only, as docker's default bridge)"),
                                            ("::1:8080:80/udp", "invalid IP address: [::1] (an IPv6 host address "
@@ -373,3 +375,142 @@ def test_a_sigkilled_monitors_network_is_swept(test_host):
         s.bind(("0.0.0.0", 18081))
         s.listen()
     mini("rm", "web")
+
+
+# --- host names: container:NAME, host -----------------------------------------------------------
+
+@pytest.mark.nat
+def test_network_container_takes_the_others_hostname(test_host):
+    """docker copies NAME's Config.Hostname (its /etc files are NAME's already): `hostname`,
+    /etc/hostname and `hostname -i` (NAME's /etc/hosts has the line) agree, and the record
+    says so. (Before: the container's own short id, NAME's file, "Host name lookup failure".)"""
+    hip = web("hip")
+    try:
+        shown = bridged("run", "--name", "guest", "--network", "container:hip", "busybox", "sh", "-c",
+                        "hostname; cat /etc/hostname; hostname -i")
+        ip = inspect("hip")["NetworkSettings"]["IPAddress"]
+        assert (shown.returncode, shown.stdout) == (0, f"{hip[:12]}\n{hip[:12]}\n{ip}\n"), shown.stderr
+        assert inspect("guest")["Config"]["Hostname"] == hip[:12]
+    finally:
+        mini("rm", "-f", "guest", "hip")
+    nothing_of_ours_left()
+
+
+def test_network_host_takes_the_hosts_hostname_and_hosts_file(test_host, tmp_path):
+    """docker: with `--network host` and no -h, the host's name (os.Hostname) and a copy of the
+    host's /etc/hosts, so `hostname -i` resolves (here $MINI_HOSTS_FILE stands in for the
+    machine's /etc/hosts; its nameserver is the test host's loopback, where nothing answers).
+    With -h, that name. (Before: the short id, and a hosts file without it.)"""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1\tlocalhost\n192.0.2.7\t{os.uname().nodename}\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    env = dict(MINI_HOSTS_FILE=str(hosts), MINI_RESOLV_CONF=str(resolv))
+    shown = bridged("run", "--name", "onhost", "--network", "host", "busybox", "sh", "-c",
+                    "hostname; cat /etc/hostname; hostname -i; cat /etc/hosts", **env)
+    try:
+        name = os.uname().nodename
+        assert (shown.returncode, shown.stdout) == (0, f"{name}\n{name}\n192.0.2.7\n{hosts.read_text()}"), shown.stderr
+        assert inspect("onhost")["Config"]["Hostname"] == name
+    finally:
+        mini("rm", "onhost")
+    named = bridged("run", "--rm", "--network", "host", "-h", "mine", "busybox", "hostname", **env)
+    assert named.stdout == "mine\n", named.stderr
+    nothing_of_ours_left()
+
+
+# --- rename -------------------------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_rename_renames_the_container_on_its_network(test_host):
+    """docker renames the endpoint's DNS names: the other members' /etc/hosts, `network
+    inspect` and new members know the new name at once, not the old (before: the old one,
+    until a restart)."""
+    assert mini("network", "create", "minirenamenet").returncode == 0
+    try:
+        web("old", "--network", "minirenamenet")
+        peer = bridged("run", "-d", "--name", "peer", "--network", "minirenamenet", "busybox", "sleep", "600")
+        assert peer.returncode == 0, peer.stderr
+        assert mini("rename", "old", "new").returncode == 0
+        hosts = mini("exec", "peer", "cat", "/etc/hosts").stdout
+        names = [line.split("\t", 1)[1].split() for line in hosts.splitlines()]
+        assert ["new", inspect("new")["Id"][:12]] in names and not [n for n in names if "old" in n], hosts
+        members = json.loads(mini("network", "inspect", "minirenamenet").stdout)[0]["Containers"]
+        assert sorted(m["Name"] for m in members.values()) == ["new", "peer"]
+        fetched = bridged("run", "--rm", "--network", "minirenamenet", "busybox", "wget", "-q", "-O-", "http://new/")
+        assert fetched.stdout == "<h1>hello from old</h1>\n", fetched.stderr
+    finally:
+        mini("rm", "-f", "old", "new", "peer")
+        mini("network", "rm", "minirenamenet")
+    nothing_of_ours_left()
+
+
+# --- ps -----------------------------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_ps_shows_each_containers_networks(test_host):
+    """`ps --format {{.Networks}}`: the names of NetworkSettings.Networks, as docker's: bridge,
+    a user-defined network, none, host, and nothing for container:NAME (it has no endpoint of
+    its own); also after the container has ended (before: always empty)."""
+    assert mini("network", "create", "minipsnet").returncode == 0
+    try:
+        for name, mode in [("onbridge", "bridge"), ("onnet", "minipsnet"), ("onnone", "none"), ("onhost", "host")]:
+            started = bridged("run", "-d", "--name", name, "--network", mode, "busybox", "sleep", "600")
+            assert started.returncode == 0, started.stderr
+        joined = bridged("run", "-d", "--name", "joined", "--network", "container:onbridge", "busybox", "sleep", "600")
+        assert joined.returncode == 0, joined.stderr
+        assert mini("stop", "-t", "0", "onnet").returncode == 0
+        shown = mini("ps", "-a", "--format", "{{.Names}} {{.Networks}}").stdout.splitlines()
+        assert sorted(line for line in shown if line.startswith(("on", "joined"))) == [
+            "joined ", "onbridge bridge", "onhost host", "onnet minipsnet", "onnone none"]
+        assert inspect("joined")["NetworkSettings"]["Networks"] == {}
+    finally:
+        mini("rm", "-f", "joined", "onbridge", "onnet", "onnone", "onhost")
+        mini("network", "rm", "minipsnet")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_docker_publish_forms_a_host_port_range_and_port_zero(test_host):
+    """`-p 8088-8089:80`: the first free port of the range (8088 is taken here); `-p 0:80`: any
+    free port, as `-p 80` (before: "invalid hostPort" for both)."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 18088))
+        taken.listen()
+        web("ranged", "-p", "18088-18089:80")
+        try:
+            web("zero", "-p", "0:80")
+            assert inspect("ranged")["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "18089"}]
+            assert inspect("ranged")["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "18088-18089"}]}
+            assert get("http://127.0.0.1:18089/") == "<h1>hello from ranged</h1>\n"
+            port = int(inspect("zero")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+            low, high = ports.local_port_range()
+            assert low <= port <= high and get(f"http://127.0.0.1:{port}/") == "<h1>hello from zero</h1>\n"
+        finally:
+            mini("rm", "-f", "ranged", "zero")
+    nothing_of_ours_left()
+
+
+def test_network_inspect_of_a_missing_network_in_dockers_words(test_host):
+    """docker's client: `[]`, then "Error: No such network: NAME", exit 1 (and the networks
+    that are there are shown)."""
+    missing = mini("network", "inspect", "nosuchnet")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (1, "[]\n", "Error: No such network: nosuchnet\n")
+    both = mini("network", "inspect", "none", "nosuchnet")
+    assert (both.returncode, both.stderr) == (1, "Error: No such network: nosuchnet\n")
+    assert [n["Name"] for n in json.loads(both.stdout)] == ["none"]
+
+
+@pytest.mark.nat
+def test_network_default_is_the_default_bridge(test_host):
+    """docker's daemon takes `--network default` for its default network, the bridge."""
+    shown = bridged("run", "--name", "bydefault", "--network", "default", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+    try:
+        assert shown.returncode == 0 and "inet 172.29.0." in shown.stdout, shown.stderr
+        record = inspect("bydefault")
+        assert record["HostConfig"]["NetworkMode"] == "bridge" and list(record["NetworkSettings"]["Networks"]) == ["bridge"]
+        taken = mini("network", "create", "default")                     # (no network could be named so)
+        assert (taken.returncode, taken.stderr) == (1, "mini: network with name default already exists\n")
+    finally:
+        mini("rm", "bydefault")
+    nothing_of_ours_left()

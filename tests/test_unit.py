@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import socket
 
 import pytest
 
@@ -213,6 +214,9 @@ B = ports.PortBinding
     ("80/TCP", [B("", 0, 80, "tcp")]),
     ("8000-8001:80-81", [B("", 8000, 80, "tcp"), B("", 8001, 81, "tcp")]),
     ("80-81/udp", [B("", 0, 80, "udp"), B("", 0, 81, "udp")]),
+    ("0:80", [B("", 0, 80, "tcp")]),                                  # docker's: any free port
+    ("8088-8089:80", [B("", 8088, 80, "tcp", 8089)]),                 # the first free of the range
+    ("127.0.0.1:8088-8090:80/udp", [B("127.0.0.1", 8088, 80, "udp", 8090)]),
 ])
 def test_port_specs_parse_like_docker(spec, want):
     assert ports.parse(spec) == want
@@ -222,7 +226,8 @@ def test_port_specs_parse_like_docker(spec, want):
     ("abc", "invalid containerPort: abc"), ("70000:80", "invalid hostPort: 70000"),
     ("80/sctpx", "invalid proto: sctpx"), ("8080:", "no port specified"),
     ("1.2.3:80:80", "invalid IP address: 1.2.3"), ("8000-8002:80-81", "invalid ranges"),
-    ("1:2:3:4", "invalid port format"), ("0:80", "invalid hostPort: 0"),
+    ("1:2:3:4", "invalid port format"), ("0-2:80", "invalid hostPort: 0-2"),
+    ("8080:80-81", "invalid ranges"), ("80/sctp", "sctp ports: mini publishes tcp and udp only"),
 ])
 def test_bad_port_specs_say_what_is_wrong(spec, message):
     with pytest.raises(InvalidParameter, match=message):
@@ -232,6 +237,28 @@ def test_bad_port_specs_say_what_is_wrong(spec, message):
 def test_publish_all_adds_the_exposed_ports_not_published_yet():
     got = ports.parse_all(["8080:80"], publish_all=True, exposed={"443/tcp": {}, "80/tcp": {}, "53/udp": {}})
     assert got == [B("", 8080, 80, "tcp"), B("", 0, 53, "udp"), B("", 0, 443, "tcp")]
+
+
+def test_publish_all_refuses_an_exposed_sctp_port_clearly():
+    with pytest.raises(InvalidParameter, match="sctp ports: mini publishes tcp and udp only"):
+        ports.parse_all([], publish_all=True, exposed={"80/tcp": {}, "9899/sctp": {}})
+
+
+def test_a_host_port_range_holds_its_first_free_port_and_records_the_range():
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    try:
+        held = ports.hold([B("127.0.0.1", port, 80, "tcp", port + 1)])
+        try:
+            assert [h.binding for h in held] == [B("127.0.0.1", port + 1, 80, "tcp")]
+        finally:
+            ports.release(held)
+        with pytest.raises(Conflict, match=f"no free host port for 80/tcp in {port}-{port}"):
+            ports.hold([B("127.0.0.1", port, 80, "tcp", port)])
+    finally:
+        busy.close()
+    assert ports.port_bindings([B("", 8088, 80, "tcp", 8089)]) == {"80/tcp": [{"HostIp": "", "HostPort": "8088-8089"}]}
 
 
 def test_port_views_have_the_engine_api_shape():

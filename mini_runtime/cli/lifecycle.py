@@ -159,7 +159,8 @@ def ps(args: argparse.Namespace) -> int:
                      "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
                      "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
                      "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
-                     "Mounts": "", "Networks": "",
+                     "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {})
+                                                               .get("Networks") or {})),
                      "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
     format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT + "\t{{.Size}}" * args.size)
     sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))

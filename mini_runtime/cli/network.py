@@ -66,7 +66,9 @@ def network(args: argparse.Namespace) -> int:
             else:
                 print(engine.network_delete(name))
         except MiniError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
+            missing = isinstance(e, NotFound) and args.verb == "inspect"    # (docker's client's words)
+            print(f"Error: No such network: {name}" if missing else f"Error response from daemon: {e}",
+                  file=sys.stderr)
             failed = True
     if args.verb == "inspect":
         print(json.dumps(found, indent=4))

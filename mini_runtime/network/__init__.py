@@ -285,7 +285,8 @@ def sweep(alive: Callable[[str], bool]) -> list[str]:
 
 
 def settings(endpoint: Endpoint, exposed: Iterable[str] = ()) -> dict:
-    """NetworkSettings for inspect, with the legacy top-level fields (API <= 1.51)."""
+    """NetworkSettings for inspect, with the legacy top-level fields (API <= 1.51). No
+    Networks for `container:NAME`, as docker's: it has no endpoint of its own."""
     on_bridge = bool(endpoint.ip)
     one = {"NetworkID": endpoint.network_id, "EndpointID": endpoint.container_id if on_bridge else "",
            "Gateway": endpoint.gateway, "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen,
@@ -293,4 +294,5 @@ def settings(endpoint: Endpoint, exposed: Iterable[str] = ()) -> dict:
     return {"Bridge": endpoint.bridge, "SandboxID": endpoint.container_id if endpoint.netns else "",
             "SandboxKey": endpoint.netns, "Ports": ports.settings(endpoint.ports, exposed),
             "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen, "Gateway": endpoint.gateway,
-            "MacAddress": endpoint.mac, "Networks": {endpoint.network: one}}
+            "MacAddress": endpoint.mac,
+            "Networks": {} if endpoint.network.startswith("container:") else {endpoint.network: one}}

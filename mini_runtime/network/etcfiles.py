@@ -31,6 +31,7 @@ DEFAULT_HOSTS = (("127.0.0.1", "localhost"), ("::1", "localhost ip6-localhost ip
                  ("ff02::1", "ip6-allnodes"), ("ff02::2", "ip6-allrouters"))
 DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 HOST_RESOLV = Path("/etc/resolv.conf")
+HOST_HOSTS = Path("/etc/hosts")
 RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
 NAMES = ("hosts", "hostname", "resolv.conf")
 
@@ -117,10 +118,30 @@ def host_resolv_source(default: Path = HOST_RESOLV, upstream: Path = RESOLVED_UP
     return default
 
 
+def hosts_source() -> Path:
+    """`$MINI_HOSTS_FILE` if set (the tests' own file), else the host's /etc/hosts."""
+    return Path(os.environ.get("MINI_HOSTS_FILE") or HOST_HOSTS)
+
+
+def host_hosts(extra: list[tuple[str, str]]) -> str | None:
+    """With the host's network, docker's /etc/hosts is a copy of the host's (the host's name
+    resolves there, as on the host), unless --add-host asks for entries: then its own."""
+    if extra:
+        return None
+    try:
+        return hosts_source().read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InvalidParameter(f"cannot read {hosts_source()}: {e.strerror}") from None
+
+
 def write(directory: Path, hostname: str, ip: str | None, resolv_source: Path,
           extra: Iterable[tuple[str, str]] = (), dns: Iterable[str] = (),
           search: Iterable[str] = (), options: Iterable[str] = (), own_network: bool = True) -> EtcFiles:
-    """The three files of one container, in its directory."""
+    """The three files of one container, in its directory (`own_network=False`: the host's
+    network, whose /etc/hosts is the host's)."""
+    extra = list(extra)
     try:
         source_text = resolv_source.read_text()
     except FileNotFoundError:
@@ -129,7 +150,8 @@ def write(directory: Path, hostname: str, ip: str | None, resolv_source: Path,
         raise InvalidParameter(f"cannot read {resolv_source}: {e.strerror}") from None
     files = EtcFiles(directory / "hosts", directory / "hostname", directory / "resolv.conf")
     directory.mkdir(parents=True, exist_ok=True)
-    rewrite(files.hosts, hosts(hostname, ip, extra))
+    copied = None if own_network else host_hosts(extra)
+    rewrite(files.hosts, copied if copied is not None else hosts(hostname, ip, extra))
     rewrite(files.hostname, hostname + "\n")
     rewrite(files.resolv_conf, resolv_conf(source_text, str(resolv_source), dns, search, options,
                                                   own_network))

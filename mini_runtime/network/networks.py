@@ -9,8 +9,8 @@ containers attached to it.
 **Names.** On a user-defined network containers reach each other by name (and alias); on the
 default bridge they do not (docker's rule: there, only the legacy `--link`). Docker answers names
 with an embedded DNS server at 127.0.0.11 in every container; we keep **/etc/hosts current**
-instead: when a container joins or leaves a network, the hosts file of every member is
-rewritten with the others' names. Why: it needs no process living beside each container (a DNS
+instead: when a container joins or leaves a network, or is renamed, the hosts file of every
+member is rewritten with the others' names. Why: it needs no process living beside each container (a DNS
 server would have to run inside every container's namespace, be restarted with it and forward
 other queries to the host's resolvers), it works with any libc, static busybox included, and
 the learner can `cat /etc/hosts` and see exactly why a name resolves. What it costs: a program
@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mini_runtime import paths
@@ -121,7 +121,7 @@ def create(name: str, subnet: str | None = None) -> dict:
     if not NAME.fullmatch(name):
         raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     with lock():
-        if name in BUILTIN or load(name) is not None:
+        if name in (*BUILTIN, "default") or load(name) is not None:    # (default: the bridge's alias)
             raise Conflict(f"network with name {name} already exists")
         routes = bridge.routes()
         taken = [subnet_of(r) for r in user_records()] + [ipam.default_subnet()]
@@ -191,18 +191,32 @@ def join(name: str, container_id: str, endpoint: dict) -> None:
 
 def leave(container_id: str) -> list[str]:
     """Take the container off every network it is on (lock() held). The networks it left."""
-    left = []
-    for record in [load(n) for n in BUILTIN] + user_records():
-        if record["Containers"].pop(container_id, None) is not None:
+    return change_member(container_id, lambda found: found.pop(container_id))
+
+
+def rename(container_id: str, name: str) -> list[str]:
+    """`mini rename`: the container's new name on every network it is on, in every member's
+    /etc/hosts too (docker renames its DNS records), under lock(). The networks."""
+    with lock():
+        return change_member(container_id, lambda found: found[container_id].update(Name=name))
+
+
+def change_member(container_id: str, change: Callable[[dict], object]) -> list[str]:
+    """`change` the Containers of each network the container is on (lock() held), and rewrite
+    its members' hosts files. The networks changed."""
+    changed = []
+    for record in ls():
+        if container_id in record["Containers"]:
+            change(record["Containers"])
             save(record)
             refresh_hosts(record)
-            left.append(record["Name"])
-    return left
+            changed.append(record["Name"])
+    return changed
 
 
 def members() -> dict[str, str]:
     """{container id: network name} over every network."""
-    return {cid: r["Name"] for r in [load(n) for n in BUILTIN] + user_records() for cid in r["Containers"]}
+    return {cid: r["Name"] for r in ls() for cid in r["Containers"]}
 
 
 # >>> refresh-hosts

@@ -1,10 +1,11 @@
 """Published ports: docker's `-p` and `-P`, and the host ports they hold (proxy.py serves them).
 
 `-p` forms (docker's): `CONTAINER`, `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `IP::CONTAINER`, each
-with an optional `/tcp` (default) or `/udp`, and ranges `8000-8002:80-82` or `80-82`. An empty
-host port means "any": a free one from the kernel's ephemeral range
-(/proc/sys/net/ipv4/ip_local_port_range), reported back. `-P` publishes every `ExposedPorts`
-entry of the image that way.
+with an optional `/tcp` (default) or `/udp` (docker's `/sctp` is refused: not yet), and ranges
+`8000-8002:80-82` or `80-82`. An empty host port (or 0) means "any": a free one from the
+kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), reported back; a host range
+for one container port (`8088-8089:80`), the first free one of the range. `-P` publishes every
+`ExposedPorts` entry of the image on any free port.
 
 A host port is *held* by binding a socket to it, as docker-proxy does: the bind itself says
 whether the port is free (no race with a check first), and once held nobody else can take it.
@@ -26,11 +27,13 @@ PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 @named_tuple
 class PortBinding:
-    """One published port; host_port 0 = any free port, host_ip "" = every address."""
+    """One published port; host_port 0 = any free port, host_ip "" = every address; with
+    host_end, the first free port of host_port..host_end."""
     host_ip: str
     host_port: int
     container_port: int
     proto: str = "tcp"
+    host_end: int = 0
 
     @property
     def key(self) -> str:
@@ -46,9 +49,18 @@ def port_range(text: str, what: str) -> list[int]:
         low, high = int(first), int(last or first)
     except ValueError:
         raise InvalidParameter(f"invalid {what}: {text}") from None
-    if not (0 < low <= high <= 65535) or (what == "hostPort" and low == 0):
-        raise InvalidParameter(f"invalid {what}: {text}")
+    if not (0 < low <= high <= 65535) and not (what == "hostPort" and low == high == 0):
+        raise InvalidParameter(f"invalid {what}: {text}")   # (host port 0: any, as docker's)
     return list(range(low, high + 1))
+
+
+def check_proto(proto: str, spec: str) -> str:
+    """tcp or udp; docker's sctp too, which mini cannot publish yet: said so, not "invalid"."""
+    if proto == "sctp":
+        raise InvalidParameter(f"{spec}: sctp ports: mini publishes tcp and udp only (docker publishes sctp too)")
+    if proto not in ("tcp", "udp"):
+        raise InvalidParameter(f"invalid proto: {proto}")
+    return proto
 
 
 def is_ipv6(text: str) -> bool:
@@ -61,11 +73,10 @@ def is_ipv6(text: str) -> bool:
 
 # >>> parse-port
 def parse(spec: str) -> list[PortBinding]:
-    """One `-p` value -> its bindings (a range gives several)."""
+    """One `-p` value -> its bindings (a range gives several; a host range for one container
+    port gives one, on the first free port of that range)."""
     rest, _, proto = spec.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp"):
-        raise InvalidParameter(f"invalid proto: {proto}")
+    proto = check_proto((proto or "tcp").lower(), spec)
     address = rest[1:rest.find("]")] if rest.startswith("[") else rest.rsplit(":", 2)[0]
     if rest.count(":") > 2 and is_ipv6(address):    # [::]:8080:80, [::1]::80, ::1:8080:80
         raise InvalidParameter(f"invalid IP address: [{address}] (an IPv6 host address needs an IPv6 "
@@ -85,6 +96,8 @@ def parse(spec: str) -> list[PortBinding]:
         raise InvalidParameter(f"no port specified: {spec}<empty>")
     containers = port_range(container, "containerPort")
     hosts = port_range(host, "hostPort") if host else [0] * len(containers)
+    if len(containers) == 1 and len(hosts) > 1:
+        return [PortBinding(host_ip, hosts[0], containers[0], proto, hosts[-1])]
     if len(hosts) != len(containers):
         raise InvalidParameter(f"invalid ranges specified for container and host Ports: {spec}")
     return [PortBinding(host_ip, h, c, proto) for h, c in zip(hosts, containers)]
@@ -100,7 +113,7 @@ def parse_all(specs: Iterable[str], publish_all: bool = False,
         for key in sorted(exposed or {}, key=lambda k: (int(k.split("/")[0]), k)):
             if key not in done:
                 port, _, proto = key.partition("/")
-                bindings.append(PortBinding("", 0, int(port), proto or "tcp"))
+                bindings.append(PortBinding("", 0, int(port), check_proto(proto or "tcp", key)))
     return bindings
 
 
@@ -140,7 +153,9 @@ def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Hel
     held: list[Held] = []
     try:
         for b in bindings:
-            if b.host_port:
+            if b.host_end:
+                held.append(first_free(b, range(b.host_port, b.host_end + 1), f"{b.host_port}-{b.host_end}"))
+            elif b.host_port:
                 where = f"{b.host_ip or '0.0.0.0'}:{b.host_port}"
                 try:
                     held.append(Held(b, open_socket(b, b.host_port)))
@@ -162,12 +177,17 @@ def any_free(b: PortBinding, source: Path) -> Held:
 
     low, high = local_port_range(source)
     start = random.randint(low, high)
-    for port in list(range(start, high + 1)) + list(range(low, start)):
+    return first_free(b, [*range(start, high + 1), *range(low, start)], f"{low}-{high}")
+
+
+def first_free(b: PortBinding, candidates: Iterable[int], where: str) -> Held:
+    """The first of `candidates` that can be bound."""
+    for port in candidates:
         try:
-            return Held(b._replace(host_port=port), open_socket(b, port))
+            return Held(b._replace(host_port=port, host_end=0), open_socket(b, port))
         except OSError:
             continue
-    raise Conflict(f"no free host port for {b.key} in {low}-{high}: all ports are allocated")
+    raise Conflict(f"no free host port for {b.key} in {where}: all ports are allocated")
 
 
 def release(held: Iterable[Held]) -> None:
@@ -186,7 +206,8 @@ def port_bindings(bindings: Iterable[PortBinding]) -> dict:
     """HostConfig.PortBindings: what was asked ("" = any)."""
     out: dict = {}
     for b in bindings:
-        out.setdefault(b.key, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port or "")})
+        asked = f"{b.host_port}-{b.host_end}" if b.host_end else str(b.host_port or "")
+        out.setdefault(b.key, []).append({"HostIp": b.host_ip, "HostPort": asked})
     return out
 
 
