@@ -513,3 +513,22 @@ def test_a_lone_surrogate_in_a_json_form_becomes_go_s_replacement_character():
 
     # (json.loads keeps "\ud800" as a lone surrogate, which no UTF-8 output can print)
     assert changes.apply({}, ['CMD ["\\ud800", "\\ud83d\\ude00"]'])["Cmd"] == ["\ufffd", "\U0001F600"]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("9223372036854775807ns", (1 << 63) - 1), ("-9223372036854775808ns", -(1 << 63)),
+    ("2562047h", 2562047 * 3600 * 10**9), ("1.0000000005s", 10**9),   # Go truncates the rest
+])
+def test_go_durations_are_exact_up_to_int64_nanoseconds(text, want):
+    assert units.go_duration_ns(text) == want
+
+
+@pytest.mark.parametrize("text", ["9223372036854775808ns", "2562048h", "99999999999999h", "-2562048h"])
+def test_a_duration_beyond_int64_nanoseconds_is_invalid_as_in_go(text):
+    """Go's time.ParseDuration refuses what overflows an int64 of nanoseconds; a HEALTHCHECK
+    --interval of 99999999999999h was stored as 3.6e26 (the Engine API's Interval is an int64)."""
+    from mini_runtime.image import changes
+
+    assert units.go_duration_ns(text) is None
+    with pytest.raises(InvalidParameter, match=f'^time: invalid duration "{text}"$'):
+        changes.apply({}, [f"HEALTHCHECK --interval={text} CMD true"])
