@@ -234,6 +234,18 @@ def test_publish_all_adds_the_exposed_ports_not_published_yet():
     assert got == [B("", 8080, 80, "tcp"), B("", 0, 53, "udp"), B("", 0, 443, "tcp")]
 
 
+@pytest.mark.parametrize("key, message", [
+    ("notaport", 'invalid port specification: "notaport"'), ("0/tcp", 'invalid port specification: "0"'),
+    ("70000", 'invalid port specification: "70000"'), ("٣/tcp", 'invalid port specification: "٣"'),
+    ("80/bogus", "invalid proto: 'bogus'"),
+])
+def test_publish_all_refuses_an_exposed_port_that_is_no_port(key, message):
+    """An image's ExposedPorts are a stranger's: "notaport" gave a ValueError traceback."""
+    with pytest.raises(InvalidParameter, match=f"^{message} "):
+        ports.parse_all([], publish_all=True, exposed={"80/tcp": {}, key: {}})
+    assert ports.parse_all([], publish_all=True, exposed={"80": {}, "80/tcp": {}}) == [B("", 0, 80, "tcp")]
+
+
 def test_port_views_have_the_engine_api_shape():
     bound = [B("", 32768, 80, "tcp")]
     assert ports.settings(bound, ["443/tcp"]) == {"443/tcp": None,
