@@ -443,8 +443,8 @@ _GROUP = "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\nbad:x:zz:nobody\n"
 
 
 @pytest.mark.parametrize("spec, want", [
-    ("root", (0, 0, [])), ("nobody", (65534, 65534, [10])), ("1000", (1000, 0, [])),
-    ("1000:1000", (1000, 1000, [])), ("nobody:wheel", (65534, 10, [])),
+    ("root", (0, 0, [0])), ("", (0, 0, [0])), ("nobody", (65534, 65534, [10, 65534])),
+    ("1000", (1000, 0, [0])), ("1000:1000", (1000, 1000, [1000])), ("nobody:wheel", (65534, 10, [10])),
     ("evil", "unable to find user evil"), ("²", "unable to find user ²"), ("1:²", "unable to find group ²"),
     ("big", "uids and gids must be in range 0-2147483647"), ("4294967296", "must be in range"),
     ("1:99999999999", "must be in range"),
@@ -460,6 +460,28 @@ def test_users_resolve_takes_only_plain_numbers_in_runcs_range(monkeypatch, spec
     else:
         with pytest.raises(LookupError, match=want):
             users.resolve(spec)
+
+
+def test_etc_files_are_parsed_and_bounded(tmp_path):
+    """The container's /etc/passwd and /etc/group: a regular file of at most 16 MiB, no line
+    over 64 KiB (runc's), or one clear error (the /dev/zero and FIFO cases: test_images)."""
+    from mini_runtime import users
+
+    good = tmp_path / "passwd"
+    good.write_bytes(b"# comment\nroot:x:0:0:root:/root:/bin/sh\n\nnobody:x:65534:65534::/:/bin/false\n")
+    assert [e[0] for e in users._entries(str(good))] == ["root", "nobody"]
+    assert users._entries(str(tmp_path / "missing")) == []
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert users._entries(str(tmp_path / "dangling")) == []
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as f:
+        f.truncate(users.MAX_FILE + 1)                 # (sparse: nothing is written)
+    long = tmp_path / "long"
+    long.write_bytes(b"root:x:0:0:" + b"x" * users.MAX_LINE + b"\n")
+    for path, words in ((huge, "is larger than 16 MiB"), (long, "has a line longer than 64 KiB"),
+                        (tmp_path, "is not a regular file")):
+        with pytest.raises(LookupError, match=f"^{path} {words}$"):
+            users._entries(str(path))
 
 
 @pytest.mark.parametrize("pattern, name, expected", [
@@ -544,3 +566,4 @@ def test_a_duration_beyond_int64_nanoseconds_is_invalid_as_in_go(text):
     assert units.go_duration_ns(text) is None
     with pytest.raises(InvalidParameter, match=f'^time: invalid duration "{text}"$'):
         changes.apply({}, [f"HEALTHCHECK --interval={text} CMD true"])
+
