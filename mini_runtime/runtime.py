@@ -247,8 +247,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
         rootfs.remount_readonly()                   # 02: --read-only
     if config.ulimits:
         process.set_ulimits([process.parse_ulimit(value) for value in config.ulimits])  # exercise 01
-    if spec.user:
-        users.become(spec.user)                     # 05: the image's User, or -u
+    users.become(spec.user)                         # 05: the image's User, or -u (or root)
     if config.init:                                 # 03: --init: we stay PID 1 ...
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
         command = os.fork()

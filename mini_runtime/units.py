@@ -276,12 +276,17 @@ DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6,
 
 def go_duration_ns(text: str) -> int | None:
     """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-2s", "0") in nanoseconds; None if
-    `text` is not a duration."""
+    `text` is not a duration, or one that overflows Go's int64 of nanoseconds."""
     m = re.fullmatch(DURATION, text)
     if not m:
         return None
-    total = sum(round(float(number) * DURATION_UNITS[unit])
-                for number, unit in re.findall(DURATION_PART, m[2]))
+    total = 0
+    for number, unit in re.findall(DURATION_PART, m[2]):
+        whole, _, fraction = number.partition(".")
+        scale = DURATION_UNITS[unit]  # exact, and truncated as Go does (a float would round)
+        total += int(whole or 0) * scale + int(fraction or 0) * scale // 10 ** len(fraction)
+    if total > (1 << 63) - (m[1] != "-"):
+        return None                   # beyond int64 nanoseconds (~292 years): Go says "invalid"
     return -total if m[1] == "-" else total
 
 
@@ -291,6 +296,8 @@ def go_duration(text: str) -> int:
     if nanoseconds is not None:
         return nanoseconds
     number = r"[-+]?(?:\d+\.?\d*|\.\d+)"
+    if re.fullmatch(DURATION, text):     # well formed, but too long
+        raise InvalidParameter(f"time: invalid duration {go_quote(text)}")
     if re.fullmatch(number, text):
         raise InvalidParameter(f"time: missing unit in duration {go_quote(text)}")
     unit = re.fullmatch(number + r"([^\d.]+)", text)

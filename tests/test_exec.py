@@ -98,6 +98,9 @@ def test_exec_environment_workdir_and_user(box):
     assert result.stdout.split() == ["bar", "overridden", "/tmp", "65534", "65534"], result.stderr
     numeric = mini("exec", "-u", "1234:5678", "box", "sh", "-c", "id -u; id -g")
     assert numeric.stdout.split() == ["1234", "5678"], numeric.stderr
+    # The supplementary groups too, as docker's exec sets them (mini left the host's, or none).
+    assert mini("exec", "box", "id").stdout == "uid=0(root) gid=0(root) groups=0(root)\n"
+    assert mini("exec", "-u", "nobody", "box", "id").stdout.endswith(" groups=65534(nogroup)\n")
 
 
 def test_exec_exit_codes_as_docker(box):

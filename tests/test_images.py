@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI, mini
+from conftest import MINI, image_variant, mini
 from mini_runtime.cli.formatting import IMAGES_FORMAT
 from mini_runtime import units
 from mini_runtime.image import busybox, manifest
@@ -392,6 +392,51 @@ def test_image_config_becomes_the_process_A9():
     unknown = mini("run", "--rm", "-u", "ghost", "busybox", "true")
     assert unknown.returncode == 125
     assert "unable to find user ghost: no matching entries in passwd file" in unknown.stderr
+
+
+def test_run_P_of_an_image_exposing_no_port_is_125_and_leaves_nothing(state_root):
+    _image("badports:1", {"ExposedPorts": {"80/tcp": {}, "notaport": {}}})
+    containers = state_root / "containers"
+    before = set(os.listdir(containers)) if containers.exists() else set()
+    result = mini("run", "--rm", "-P", "badports:1", "true")
+    assert (result.returncode, result.stdout) == (125, "")
+    assert result.stderr.startswith('mini: invalid port specification: "notaport"'), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert set(os.listdir(containers)) == before
+    assert mini("rmi", "badports:1").returncode == 0
+
+
+def test_groups_are_the_users_from_etc_group_plus_the_gid_as_in_docker():
+    """setgroups was never called without -u (the host's groups stayed), and with -u it left
+    the gid out: docker's `run busybox id` says groups=0(root), with the image's memberships."""
+    assert mini("run", "--rm", "busybox", "id").stdout == "uid=0(root) gid=0(root) groups=0(root)\n"
+    image_variant("wheel:1", drop=("etc/group",),
+                  add=(("etc/group", tarfile.REGTYPE, b"root:x:0:\nwheel:x:10:root,nobody\nnogroup:x:65534:\n"),))
+    ids = {user: mini("run", "--rm", *(["-u", user] if user else []), "wheel:1", "id").stdout
+           for user in ("", "nobody", "1000", "1000:1000", "nobody:0")}
+    assert ids == {"": "uid=0(root) gid=0(root) groups=0(root),10(wheel)\n",
+                   "nobody": "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel),65534(nogroup)\n",
+                   "1000": "uid=1000 gid=0(root) groups=0(root)\n",        # a bare uid: the gid only
+                   "1000:1000": "uid=1000 gid=1000 groups=1000\n",         # an explicit group: that one
+                   "nobody:0": "uid=65534(nobody) gid=0(root) groups=0(root)\n"}
+    assert mini("rmi", "wheel:1").returncode == 0
+
+
+@pytest.mark.parametrize("file, kind, target, user, words", [
+    ("passwd", tarfile.SYMTYPE, "/dev/zero", "nobody", "unable to find user nobody: /etc/passwd is not a regular file"),
+    ("passwd", tarfile.SYMTYPE, "/dev/zero", "1000:1000", "unable to find user 1000: /etc/passwd is not a regular file"),
+    ("passwd", tarfile.FIFOTYPE, b"", "", "unable to find user 0: /etc/passwd is not a regular file"),
+    ("group", tarfile.SYMTYPE, "/dev/zero", "", "unable to find groups of user 0: /etc/group is not a regular file"),
+    ("group", tarfile.FIFOTYPE, b"", "root:1", "unable to find group 1: /etc/group is not a regular file"),
+])
+def test_an_etc_passwd_or_group_that_is_no_file_is_125_not_a_read_without_end(file, kind, target, user, words):
+    """An image's /etc/passwd -> /dev/zero made the child read without end (13 GB after 20 s;
+    --memory here only bounds the damage before the fix), a FIFO blocked it for good."""
+    image_variant("hostile-etc:1", drop=(f"etc/{file}",), add=((f"etc/{file}", kind, target),))
+    result = mini("run", "--rm", "--memory", "64m", *(["-u", user] if user else []), "hostile-etc:1", "id")
+    assert (result.returncode, result.stdout) == (125, ""), result.stderr
+    assert result.stderr == f"mini: container setup failed: {words}\n"
+    assert mini("rmi", "hostile-etc:1").returncode == 0
 
 
 def test_many_layers_fit_in_one_overlay_mount():

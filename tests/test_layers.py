@@ -547,6 +547,41 @@ def test_malicious_layer_cannot_touch_the_host(tmp_path, case, mode):
         assert len(raised.splitlines()) == 1 and len(raised) > 30, raised
 
 
+# name -> (a layer, what the one line says after "layer entry <name>: ")
+BAD_HEADERS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "mtime NaN": (lambda: layer(f("m", pax={"mtime": "nan"})), "mtime nan is not a time"),
+    "mtime 1e30": (lambda: layer(f("m", pax={"mtime": "1e30"})), "mtime 1e+30 is not a time"),
+    "mtime -1e20": (lambda: layer(f("m", pax={"mtime": "-1e20"})), "mtime -1e+20 is not a time"),
+    "a directory's mtime NaN": (lambda: layer(d("dd", pax={"mtime": "nan"})), "mtime nan is not a time"),
+    "a symlink's mtime 1e30": (lambda: layer(sym("s", "x", pax={"mtime": "1e30"})), "mtime 1e+30 is not a time"),
+    "uid -5": (lambda: layer(f("m", pax={"uid": "-5"})), "uid -5 is not in 0-4294967294"),
+    "gid 2**40": (lambda: layer(f("m", pax={"gid": str(1 << 40)})), "gid 1099511627776 is not in 0-4294967294"),
+    "uid 2**32-1 (chown's 'unchanged')": (lambda: layer(f("m", pax={"uid": str((1 << 32) - 1)})),
+                                          "uid 4294967295 is not in 0-4294967294"),
+    "an xattr over 64 KiB": (lambda: layer(f("x", xattrs={"user.big": b"v" * 70000})),
+                             "xattr user.big: argument list too long"),
+    "a capability that is garbage": (lambda: layer(f("x", xattrs={"security.capability": b"junk"})),
+                                     "xattr security.capability: invalid argument"),
+    "a 256-byte component": (lambda: layer(f("b" * 256)), "file name too long (a name is at most 255"),
+    "a 5000-character name": (lambda: layer(f("a" * 5000)), "'... (5000 characters): file name too long"),
+    "a 5000-character link target": (lambda: layer(sym("s", "t" * 5000)), "file name too long"),
+}
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+@pytest.mark.parametrize("case", list(BAD_HEADERS))
+def test_a_header_or_entry_the_kernel_refuses_is_one_line_naming_the_entry(tmp_path, case, mode):
+    """Was a traceback (OverflowError from os.utime or os.chown, ValueError for NaN) or a bare
+    'mini: 12: argument list too long', or the whole 5000-character name: now an UnsafeLayer
+    (`invalid archive: ...` in load) that names the entry, cut to 100 characters."""
+    make, words = BAD_HEADERS[case]
+    with pytest.raises(UnsafeLayer) as raised:
+        apply_layer(io.BytesIO(make()), tmp_path, overlay=mode == "overlay")
+    message = str(raised.value)
+    assert message.startswith("layer entry '") and words in message, message
+    assert len(message.splitlines()) == 1 and len(message) < 300, message
+
+
 def test_neutralised_cases_do_what_a_layer_says(tmp_path):
     """What the "never" cases above leave in the root: the layer's own files, nothing else."""
     outside = tmp_path / "outside"

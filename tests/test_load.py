@@ -317,6 +317,23 @@ def test_a_bad_archive_is_one_line_and_leaves_the_store_as_it_was(store, case):
         "no matching manifest" in str(result), str(result)
 
 
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+@pytest.mark.parametrize("name, words", [
+    ("0" * 64, "cannot specify 64-byte hexadecimal strings"),
+    ("sha256:" + "0" * 64, "refusing to create an ambiguous tag using digest algorithm as name"),
+    ("fuzz@sha256:" + "a" * 64, "refusing to create a tag with a digest reference"),
+])
+def test_a_name_that_mini_tag_refuses_is_refused_by_load_too(store, fmt, name, words):
+    """64 hex digits was stored as "<hex>:latest", which reads as an image ID wherever a name is
+    taken; docker and `mini tag` refuse it (and sha256:<hex>), and load now says so like its
+    other errors: `invalid archive: <where>: <docker's words>`."""
+    if fmt == "oci" and ":" not in name:
+        pytest.skip("an OCI ref name without ':' or '/' is a bare tag, which names no image")
+    result = check_load(store, write(members(model(name), fmt=fmt)))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert str(result).startswith("invalid archive: ") and str(result).endswith(words), str(result)
+
+
 def test_a_later_bad_image_takes_the_earlier_ones_with_it(store):
     """Two images in one archive, the second with a corrupt layer: neither is loaded, and the
     blobs and layer directories of the first (new ones, and the one shared with base:1) are as

@@ -261,6 +261,18 @@ def test_a_host_port_range_holds_its_first_free_port_and_records_the_range():
     assert ports.port_bindings([B("", 8088, 80, "tcp", 8089)]) == {"80/tcp": [{"HostIp": "", "HostPort": "8088-8089"}]}
 
 
+@pytest.mark.parametrize("key, message", [
+    ("notaport", 'invalid port specification: "notaport"'), ("0/tcp", 'invalid port specification: "0"'),
+    ("70000", 'invalid port specification: "70000"'), ("٣/tcp", 'invalid port specification: "٣"'),
+    ("80/bogus", "invalid proto: 'bogus'"),
+])
+def test_publish_all_refuses_an_exposed_port_that_is_no_port(key, message):
+    """An image's ExposedPorts are a stranger's: "notaport" gave a ValueError traceback."""
+    with pytest.raises(InvalidParameter, match=f"^{message} "):
+        ports.parse_all([], publish_all=True, exposed={"80/tcp": {}, key: {}})
+    assert ports.parse_all([], publish_all=True, exposed={"80": {}, "80/tcp": {}}) == [B("", 0, 80, "tcp")]
+
+
 def test_port_views_have_the_engine_api_shape():
     bound = [B("", 32768, 80, "tcp")]
     assert ports.settings(bound, ["443/tcp"]) == {"443/tcp": None,
@@ -458,8 +470,8 @@ _GROUP = "root:x:0:\nnogroup:x:65534:\nwheel:x:10:nobody\nbad:x:zz:nobody\n"
 
 
 @pytest.mark.parametrize("spec, want", [
-    ("root", (0, 0, [])), ("nobody", (65534, 65534, [10])), ("1000", (1000, 0, [])),
-    ("1000:1000", (1000, 1000, [])), ("nobody:wheel", (65534, 10, [])),
+    ("root", (0, 0, [0])), ("", (0, 0, [0])), ("nobody", (65534, 65534, [10, 65534])),
+    ("1000", (1000, 0, [0])), ("1000:1000", (1000, 1000, [1000])), ("nobody:wheel", (65534, 10, [10])),
     ("evil", "unable to find user evil"), ("²", "unable to find user ²"), ("1:²", "unable to find group ²"),
     ("big", "uids and gids must be in range 0-2147483647"), ("4294967296", "must be in range"),
     ("1:99999999999", "must be in range"),
@@ -475,6 +487,28 @@ def test_users_resolve_takes_only_plain_numbers_in_runcs_range(monkeypatch, spec
     else:
         with pytest.raises(LookupError, match=want):
             users.resolve(spec)
+
+
+def test_etc_files_are_parsed_and_bounded(tmp_path):
+    """The container's /etc/passwd and /etc/group: a regular file of at most 16 MiB, no line
+    over 64 KiB (runc's), or one clear error (the /dev/zero and FIFO cases: test_images)."""
+    from mini_runtime import users
+
+    good = tmp_path / "passwd"
+    good.write_bytes(b"# comment\nroot:x:0:0:root:/root:/bin/sh\n\nnobody:x:65534:65534::/:/bin/false\n")
+    assert [e[0] for e in users._entries(str(good))] == ["root", "nobody"]
+    assert users._entries(str(tmp_path / "missing")) == []
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert users._entries(str(tmp_path / "dangling")) == []
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as f:
+        f.truncate(users.MAX_FILE + 1)                 # (sparse: nothing is written)
+    long = tmp_path / "long"
+    long.write_bytes(b"root:x:0:0:" + b"x" * users.MAX_LINE + b"\n")
+    for path, words in ((huge, "is larger than 16 MiB"), (long, "has a line longer than 64 KiB"),
+                        (tmp_path, "is not a regular file")):
+        with pytest.raises(LookupError, match=f"^{path} {words}$"):
+            users._entries(str(path))
 
 
 @pytest.mark.parametrize("pattern, name, expected", [
@@ -540,3 +574,23 @@ def test_a_lone_surrogate_in_a_json_form_becomes_go_s_replacement_character():
 
     # (json.loads keeps "\ud800" as a lone surrogate, which no UTF-8 output can print)
     assert changes.apply({}, ['CMD ["\\ud800", "\\ud83d\\ude00"]'])["Cmd"] == ["\ufffd", "\U0001F600"]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("9223372036854775807ns", (1 << 63) - 1), ("-9223372036854775808ns", -(1 << 63)),
+    ("2562047h", 2562047 * 3600 * 10**9), ("1.0000000005s", 10**9),   # Go truncates the rest
+])
+def test_go_durations_are_exact_up_to_int64_nanoseconds(text, want):
+    assert units.go_duration_ns(text) == want
+
+
+@pytest.mark.parametrize("text", ["9223372036854775808ns", "2562048h", "99999999999999h", "-2562048h"])
+def test_a_duration_beyond_int64_nanoseconds_is_invalid_as_in_go(text):
+    """Go's time.ParseDuration refuses what overflows an int64 of nanoseconds; a HEALTHCHECK
+    --interval of 99999999999999h was stored as 3.6e26 (the Engine API's Interval is an int64)."""
+    from mini_runtime.image import changes
+
+    assert units.go_duration_ns(text) is None
+    with pytest.raises(InvalidParameter, match=f'^time: invalid duration "{text}"$'):
+        changes.apply({}, [f"HEALTHCHECK --interval={text} CMD true"])
+

@@ -212,14 +212,12 @@ def string_map(value: Any, what: str) -> dict[str, str]:
 
 
 def name(text: str, what: str) -> str:
-    """An image name ("name:tag") from an archive, normalised; never a digest reference."""
+    """An image name ("name:tag") from an archive, normalised, refused where `mini tag` would
+    refuse it: never a digest reference, 64 hex digits or `sha256:...` (an image ID's looks)."""
     try:
-        ref = reference.parse(text)
+        return reference.tag_name(text)
     except InvalidReference as e:
         raise Invalid(f"{what}: {e}") from None
-    if ref.digest:
-        raise Invalid(f"{what}: {text!r:.80} is a digest reference, not a name:tag")
-    return str(ref)
 
 
 # --- the documents -------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from pathlib import Path
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
-                                     UnsafeLayer, closing, is_at, lstat_at, make_opaque_at,
-                                     open_dir, set_metadata)
+                                     UnsafeLayer, closing, entry_errors, is_at, lstat_at,
+                                     make_opaque_at, open_dir, set_metadata, shown)
 from mini_runtime.overlay import OPAQUE_XATTR  # noqa: F401 (part of this module's vocabulary)
 from mini_runtime.paths import remove_at
 
@@ -128,13 +128,13 @@ def clean_name(name: str) -> tuple[str, ...]:
     path at all (empty, or with a NUL byte, where the kernel would cut the name).
     """
     if not name or "\0" in name:
-        raise UnsafeLayer(f"layer entry {name!r}: an empty name or a NUL byte is not a path")
+        raise UnsafeLayer(f"layer entry {shown(name)}: an empty name or a NUL byte is not a path")
     if name.startswith("/"):
-        raise UnsafeLayer(f"layer entry {name!r} is absolute: layer paths are relative to the "
+        raise UnsafeLayer(f"layer entry {shown(name)} is absolute: layer paths are relative to the "
                           "image root")
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
     if ".." in parts:
-        raise UnsafeLayer(f"layer entry {name!r} has a '..' component, which could climb out of "
+        raise UnsafeLayer(f"layer entry {shown(name)} has a '..' component, which could climb out of "
                           "the image root")
     return parts
 # <<< clean-name
@@ -155,11 +155,11 @@ class _Applier:
         """Apply one tar entry: an opaque marker, a whiteout, or a file of some kind."""
         parts = clean_name(member.name)
         if "\0" in member.linkname:
-            raise UnsafeLayer(f"layer entry {member.name!r}: NUL byte in its link target")
+            raise UnsafeLayer(f"layer entry {shown(member.name)}: NUL byte in its link target")
         if not parts:                              # "./", the root itself: that one is mini's
             if member.isdir():
                 return
-            raise UnsafeLayer(f"layer entry {member.name!r} would replace the image root")
+            raise UnsafeLayer(f"layer entry {shown(member.name)} would replace the image root")
         if parts[-1] == OPAQUE:
             return self.opaque(member.name, parts[:-1])
         if any(part.startswith(AUFS_META) for part in parts):
@@ -179,8 +179,8 @@ class _Applier:
         name = parts[-1]
         if not (member.isdir() or member.isreg() or member.issym() or member.islnk()
                 or member.type in NODES):
-            raise UnsafeLayer(f"layer entry {member.name!r} has tar type {member.type!r}, which "
-                              "is not a kind of file a layer may carry")
+            raise UnsafeLayer(f"layer entry {shown(member.name)} has tar type {member.type!r}, "
+                              "which is not a kind of file a layer may carry")
         existing = lstat_at(parent, name)
         if not (member.isdir() and existing and stat.S_ISDIR(existing.st_mode)):
             if existing:
@@ -211,7 +211,7 @@ class _Applier:
     def link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         """A hard link to an entry already in this root, found by the same no-symlink walk."""
         target = clean_name(member.linkname) or (".",)
-        missing = UnsafeLayer(f"hard link {member.name!r} -> {member.linkname!r}: the target must "
+        missing = UnsafeLayer(f"hard link {shown(member.name)} -> {shown(member.linkname)}: the target must "
                               "be a file already unpacked in this layer's root")
         try:
             source = open_dir(self.root, target[:-1], member.name, create=False)
@@ -229,7 +229,7 @@ class _Applier:
         """`.wh.<hidden>`: delete <hidden> of the layers below; an entry of this same layer
         stays (so a directory this layer made only loses its lower children: it turns opaque)."""
         if hidden in ("", ".", ".."):
-            raise UnsafeLayer(f"whiteout {entry!r} names nothing to delete: a whiteout is "
+            raise UnsafeLayer(f"whiteout {shown(entry)} names nothing to delete: a whiteout is "
                               "'.wh.' followed by the name it deletes")
         if self.overlay:
             with closing(open_dir(self.root, dirs, entry, create=True)) as parent:
@@ -298,7 +298,8 @@ def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str |
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
-                    applier.entry(member, tar)
+                    with entry_errors(member):      # one line naming the entry
+                        applier.entry(member, tar)
         except tarfile.TarError as e:
             raise UnsafeLayer(f"layer is not a valid tar: {e}") from None
         applier.set_dir_times()

@@ -8,6 +8,8 @@ Unpacking (`layers.py`) and packing (`pack.py`) both walk trees this way.
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import stat
 import tarfile
@@ -32,6 +34,41 @@ TAR_TYPES = {stat.S_IFREG: tarfile.REGTYPE, stat.S_IFDIR: tarfile.DIRTYPE,
 
 class UnsafeLayer(InvalidParameter, ValueError):
     """A layer mini will not apply: an entry could escape the root, or the layer is unreadable."""
+
+
+def shown(name: str) -> str:
+    """An entry's name for a message: quoted, and cut (a name may be thousands of characters)."""
+    return repr(name) if len(name) <= 100 else f"{name[:100]!r}... ({len(name)} characters)"
+
+
+#: A file's owner: what chown(2) takes, but (uid_t)-1, which means "leave it as it is".
+MAX_OWNER = (1 << 32) - 2
+#: Errors of the host, not of the layer: they pass as they are (`mini: no space left on device`).
+HOST_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM, errno.EMFILE,
+               errno.ENFILE}
+
+
+@contextlib.contextmanager
+def entry_errors(member: tarfile.TarInfo) -> Iterator[None]:
+    """Applying one entry: a header the kernel cannot take (an owner beyond uid_t, an mtime that
+    is NaN or beyond time_t: Go's archive/tar refuses those as an invalid header), and what the
+    kernel refuses of it (a name too long, a bad xattr), as one line that names the entry."""
+    for what, owner in (("uid", member.uid), ("gid", member.gid)):
+        if not 0 <= owner <= MAX_OWNER:
+            raise UnsafeLayer(f"layer entry {shown(member.name)}: {what} {owner} is not in 0-{MAX_OWNER}")
+    if not (math.isfinite(member.mtime) and -(2.0 ** 63) <= member.mtime < 2.0 ** 63):
+        raise UnsafeLayer(f"layer entry {shown(member.name)}: mtime {member.mtime} is not a time")
+    try:
+        yield
+    except OSError as e:
+        if e.errno in HOST_ERRNOS:
+            raise
+        why = (e.strerror or str(e)).lower()
+        if e.errno == errno.ENAMETOOLONG:
+            why += " (a name is at most 255 bytes; a path or a link target, 4095)"
+        raise UnsafeLayer(f"layer entry {shown(member.name)}: {why}") from None
+    except OverflowError as e:
+        raise UnsafeLayer(f"layer entry {shown(member.name)}: {e}") from None
 
 
 @contextlib.contextmanager
@@ -61,8 +98,8 @@ def open_dir(root: int, parts: tuple[str, ...], entry: str, *, create: bool) -> 
                 child = os.open(part, DIR_FLAGS, dir_fd=fd)
             except NotADirectoryError:
                 kind = "a symlink" if is_at(fd, part, stat.S_ISLNK) else "not a directory"
-                raise UnsafeLayer(f"layer entry {entry!r} goes through {part!r}, which is {kind} "
-                                  "(mini never follows a symlink while unpacking)") from None
+                raise UnsafeLayer(f"layer entry {shown(entry)} goes through {shown(part)}, which is "
+                                  f"{kind} (mini never follows a symlink while unpacking)") from None
             os.close(fd)
             fd = child
         return fd
@@ -124,6 +161,9 @@ def set_metadata(dir_fd: int, name: str, member: tarfile.TarInfo) -> None:
         for key, value in member.pax_headers.items():
             xattr = key[len(PAX_XATTR):]
             if key.startswith(PAX_XATTR) and allowed_xattr(xattr):
-                set_xattr_at(dir_fd, name, xattr, value.encode("utf-8", "surrogateescape"))
+                try:
+                    set_xattr_at(dir_fd, name, xattr, value.encode("utf-8", "surrogateescape"))
+                except OSError as e:   # (E2BIG: a value over 64 KiB; EINVAL: a bad capability)
+                    raise OSError(e.errno, f"xattr {xattr[:60]}: {e.strerror}") from None
     if not member.isdir():  # a directory's mtime changes with every child: set at the end
         os.utime(name, (member.mtime, member.mtime), dir_fd=dir_fd, follow_symlinks=False)

@@ -110,11 +110,22 @@ def parse_all(specs: Iterable[str], publish_all: bool = False,
     bindings = [b for spec in specs for b in parse(spec)]
     if publish_all:
         done = {b.key for b in bindings}
-        for key in sorted(exposed or {}, key=lambda k: (int(k.split("/")[0]), k)):
-            if key not in done:
-                port, _, proto = key.partition("/")
-                bindings.append(PortBinding("", 0, int(port), check_proto(proto or "tcp", key)))
+        wanted = {b.key: b for b in sorted(exposed_port(key) for key in exposed or {})}  # ("80", "80/tcp")
+        bindings += [b for key, b in wanted.items() if key not in done]
     return bindings
+
+
+def exposed_port(key: str) -> PortBinding:
+    """An ExposedPorts key ("80/tcp", "53/udp") as -P publishes it. An image's keys are a
+    stranger's: checked as docker checks a port (nat.ParsePort), in its words."""
+    port, _, proto = key.partition("/")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+        raise InvalidParameter(f'invalid port specification: "{port}" (the image\'s ExposedPorts {key!r:.40})')
+    if proto == "sctp":
+        check_proto(proto, key)                     # (said so: mini publishes tcp and udp only)
+    if (proto or "tcp") not in ("tcp", "udp"):
+        raise InvalidParameter(f"invalid proto: {proto!r:.20} (the image's ExposedPorts {key!r:.40})")
+    return PortBinding("", 0, int(port), proto or "tcp")
 
 
 def local_port_range(source: Path = PORT_RANGE) -> tuple[int, int]:
