@@ -32,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
+from exercises import feedback
+
 if TYPE_CHECKING:
     from exercises.jail import Jail
     from exercises.remote import LearnerFunctions, LearnerServer
@@ -216,7 +218,7 @@ class Context:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise
+            raise CheckFailed(feedback.did_not_return(args, timeout)) from None
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def start(self, *args: str, plug: tuple[str, ...] | None = None) -> tuple[subprocess.Popen[str], int]:
@@ -228,7 +230,7 @@ class Context:
         if line != "ready\n":
             proc.kill()
             raise CheckFailed(f"expected the container to start and print 'ready', got {line!r} "
-                              f"{proc.communicate()[1].strip()[:150]!r}")
+                              f"{feedback.clip(proc.communicate()[1].strip(), 150)!r}")
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         return proc, int(children[0])
 
@@ -329,10 +331,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def run_with_retry(chapter: Chapter, check: Check, source: bytes, seed: int, run_seed: int,
                    hide: tuple[str, ...] = ()) -> Result:
-    """A timing-sensitive check that fails (not by a timeout) is tried once more, with the
-    same inputs; the feedback says so either way."""
+    """A timing-sensitive check that fails (not by a timeout, nor because a function it plugs
+    is still a TODO) is tried once more, with the same inputs; the feedback says so either way."""
     result = run_check(chapter, check, source, seed, run_seed, hide)
-    if result.passed or not check.retry or result.timed_out or "ot implemented" in result.message \
+    todo = feedback.todos(source, check.plug)
+    if not result.passed and todo and "not implemented yet" not in result.message:
+        result.message += f" ({feedback.still_todo(todo)})"
+    if result.passed or not check.retry or result.timed_out or todo or "ot implemented" in result.message \
             or "NotImplementedError" in result.message:
         return result
     again = run_check(chapter, check, source, seed, run_seed, hide)

@@ -1,11 +1,13 @@
 """Learner code in a batch run gets nothing of the machine's or of other learners': no secret
 file, no model solution, no other submission, no network (not even the machine's 127.0.0.1),
-and nothing it writes outside its scratch survives the run."""
+and nothing it writes outside its scratch survives the run. And the grader's lines for what
+went wrong: why a submission was not graded, an unknown check, a `mini` that hangs, a TODO."""
 
 from __future__ import annotations
 
 import csv
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from exercises import grading, parts
+from exercises import feedback, grading, parts, reports
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.root, pytest.mark.integration, pytest.mark.grader]
@@ -150,3 +152,61 @@ def check_the_probe(chapter: grading.Chapter, solution: Path, subs: Path, tmp_pa
     assert rows["mallory.py"]["score"] == "0"
     assert secret not in json.dumps(json.loads((tmp_path / "grades.json").read_text()))
 
+
+# --- feedback lines --------------------------------------------------------------------------
+
+def test_a_submission_not_graded_says_why_in_the_csv_and_json(tmp_path):
+    """A refusal at the first step (a syntax error here) fills the `error` column and key."""
+    chapter = grading.find_chapter("01")
+    results = [grading.Result(c, False, "your file does not import: SyntaxError", 0.0, 1, refused=True)
+               for c in chapter.checks]
+    out = tmp_path / "grades.csv"
+    reports.write_csv(chapter, [("bob.py", results)], out, 1, "v")
+    assert next(csv.DictReader(out.open()))["error"] == "your file does not import: SyntaxError"
+    data = reports.batch_json(chapter, [("bob.py", results)], 1, "v")
+    assert data["submissions"]["bob.py"]["error"] == "your file does not import: SyntaxError"
+    graded = [grading.Result(c, False, "expected 1, got 2", 0.0, 1) for c in chapter.checks]
+    reports.write_csv(chapter, [("carol.py", graded)], out, 1, "v")
+    assert next(csv.DictReader(out.open()))["error"] == ""
+
+
+def test_only_a_check_that_does_not_exist_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "exercises", "grade", "06", "--only", "6.9"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "TOTAL" not in result.stdout, result.stdout
+    assert "6.9" in result.stderr and "6.1, 6.2" in result.stderr, result.stderr
+
+
+def test_a_mini_that_does_not_return_is_one_teaching_line(monkeypatch):
+    """Not `TimeoutExpired: Command '[.../python', '-m', 'exercises.plugged', ...]'`."""
+    chapter = grading.find_chapter("06")
+    ctx = grading.Context(chapter, Path("monitor.py"), random.Random(1), ())
+    container = "074a3b65aa803b2a319117a014b274fe088572d2d8f51b5f3289579976d50785"
+    monkeypatch.setattr(grading.Context, "popen", lambda self, *args, **kwargs: subprocess.Popen(
+        ["sleep", "10"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    with pytest.raises(grading.CheckFailed) as failed:
+        ctx.mini("wait", container, timeout=0.2)
+    assert str(failed.value).startswith("`mini wait 074a3b65aa80` did not return within 0.2 s ("), failed.value
+    assert "exercises.plugged" not in str(failed.value)
+
+
+def test_a_todo_left_is_not_retried_and_says_so(monkeypatch):
+    """A timing-sensitive check whose function is still the skeleton's runs once, and says so;
+    a cut quote ends at a word, with '…'."""
+    chapter = grading.find_chapter("06")
+    check = next(c for c in chapter.checks if c.number == "6.3")
+    assert check.retry and check.plug == ("answer",)
+    runs = []
+
+    def run_check(*args, **kwargs):
+        runs.append(args)
+        return grading.Result(check, False, "expected exit 0, got 'is not r'", 0.1, 1)
+    monkeypatch.setattr(grading, "run_check", run_check)
+    skeleton = (chapter.folder / chapter.learner_file).read_bytes()
+    result = grading.run_with_retry(chapter, check, skeleton, 1, 1)
+    assert len(runs) == 1 and "timing-sensitive" not in result.message
+    assert result.message.endswith("(`answer` is still a TODO: it raises NotImplementedError)")
+    written = skeleton.replace(b'raise NotImplementedError("answer")', b'return None')
+    result = grading.run_with_retry(chapter, check, written, 1, 1)
+    assert len(runs) == 3 and "(a timing-sensitive check: it failed twice)" in result.message
+    assert feedback.clip("Container 074a3b65aa80 is not running", 30) == "Container 074a3b65aa80 is not…"
