@@ -54,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"grade: {problem}", file=sys.stderr)
         return 2
-    only = args.only.split(",") if args.only else None
+    only = [n.strip() for n in args.only.split(",")] if args.only else None
+    numbers = [c.number for c in chapter.checks]
+    unknown = [n for n in only or () if n not in numbers]
+    if unknown:
+        parser.error(f"--only {','.join(unknown)}: chapter {chapter.number} has no such check "
+                     f"(its checks: {', '.join(numbers)})")
 
     if args.submissions:
         if not args.csv:

@@ -50,7 +50,9 @@ def run(chapter: Chapter, directory: Path, csv_path: Path, *, seed: int | None, 
             outcome: list[grading.Result] | str = source
             line = f"{name}: {source}"
         else:
-            outcome = grading.grade(chapter, directory / name, seed, only, source=source)
+            # (the folder is hidden from learner code: it grades a copy of this one file)
+            outcome = grading.grade(chapter, directory / name, seed, only, source=source,
+                                    hide=(str(directory.resolve()),))
             got, most = grading.total(outcome)
             retried = [r.check.number for r in outcome if "timing-sensitive" in r.message]
             line = f"{name}: {got:g} / {most:g}" + (f" (retried {', '.join(retried)})" if retried else "")

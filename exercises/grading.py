@@ -32,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
+from exercises import feedback
+
 if TYPE_CHECKING:
     from exercises.jail import Jail
     from exercises.remote import LearnerFunctions, LearnerServer
@@ -168,15 +170,16 @@ class Context:
     scratch: Path | None = None    # a directory of this check's own, removed after it
     isolated: bool = False         # running in the checker's own namespaces (as root)
     shared_root: bool = False      # the jail's "/" shared, like systemd's host (chapter 02)
+    hidden: tuple[str, ...] = ()   # more paths learner code must not see (a batch's submissions)
     _jail: "Jail | None" = None
     _server: "LearnerServer | None" = None
 
     def jail(self) -> "Jail | None":
         """The check's jail, made at the first need (None when not isolated)."""
-        if self._jail is None and self.isolated:
-            from exercises.jail import Jail
+        if self._jail is None and self.isolated and self.scratch is not None:
+            from exercises.jail import for_check
 
-            self._jail = Jail(shared_root=self.shared_root)
+            self._jail = for_check(self.scratch, REPO, shared_root=self.shared_root, hide=self.hidden)
         return self._jail
 
     @property
@@ -215,7 +218,7 @@ class Context:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise
+            raise CheckFailed(feedback.did_not_return(args, timeout)) from None
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def start(self, *args: str, plug: tuple[str, ...] | None = None) -> tuple[subprocess.Popen[str], int]:
@@ -227,7 +230,7 @@ class Context:
         if line != "ready\n":
             proc.kill()
             raise CheckFailed(f"expected the container to start and print 'ready', got {line!r} "
-                              f"{proc.communicate()[1].strip()[:150]!r}")
+                              f"{feedback.clip(proc.communicate()[1].strip(), 150)!r}")
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         return proc, int(children[0])
 
@@ -283,26 +286,19 @@ def gate_check() -> Check:
     return Check(GATE, "your file imports, and its functions are its own", 0, "", (), dynamic_gate)
 
 
-def grade_parent() -> str:
-    """The prefix of each check's cgroup parent: `mini-grade`, or under a test run's own parent
-    (MINI_CGROUP_PARENT), so that runs side by side never take each other's for leaks."""
-    parent = os.environ.get("MINI_CGROUP_PARENT")
-    return f"{parent}-grade" if parent else "mini-grade"
-
-
 def run_check(chapter: Chapter, check: Check, learner: Path | bytes, seed: int,
-              run_seed: int | None = None) -> Result:
+              run_seed: int | None = None, hide: tuple[str, ...] = ()) -> Result:
     """Run one check in a checker process and read its verdict (a line that carries a
     secret of this run, so a line printed by anyone else is not taken for it)."""
     start = time.monotonic()
     source = learner if isinstance(learner, bytes) else learner.read_bytes()
-    from exercises.jail import remove_cgroups
+    from exercises.jail import grade_parent, remove_cgroups
 
     nonce = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="mini-grade-") as scratch:
         job = {"chapter": chapter.number, "check": check.number, "learner_file": chapter.learner_file,
                "source": source.decode("utf-8", errors="surrogateescape"), "seed": seed, "nonce": nonce,
-               "scratch": scratch, "cgroup_parent": f"{grade_parent()}-{secrets.token_hex(4)}"}
+               "scratch": scratch, "cgroup_parent": f"{grade_parent()}-{secrets.token_hex(4)}", "hide": hide}
         proc = subprocess.Popen([sys.executable, "-m", "exercises.sandbox"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                 cwd=REPO)
@@ -333,14 +329,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_with_retry(chapter: Chapter, check: Check, source: bytes, seed: int, run_seed: int) -> Result:
-    """A timing-sensitive check that fails (not by a timeout) is tried once more, with the
-    same inputs; the feedback says so either way."""
-    result = run_check(chapter, check, source, seed, run_seed)
-    if result.passed or not check.retry or result.timed_out or "ot implemented" in result.message \
+def run_with_retry(chapter: Chapter, check: Check, source: bytes, seed: int, run_seed: int,
+                   hide: tuple[str, ...] = ()) -> Result:
+    """A timing-sensitive check that fails (not by a timeout, nor because a function it plugs
+    is still a TODO) is tried once more, with the same inputs; the feedback says so either way."""
+    result = run_check(chapter, check, source, seed, run_seed, hide)
+    todo = feedback.todos(source, check.plug)
+    if not result.passed and todo and "not implemented yet" not in result.message:
+        result.message += f" ({feedback.still_todo(todo)})"
+    if result.passed or not check.retry or result.timed_out or todo or "ot implemented" in result.message \
             or "NotImplementedError" in result.message:
         return result
-    again = run_check(chapter, check, source, seed, run_seed)
+    again = run_check(chapter, check, source, seed, run_seed, hide)
     again.seconds += result.seconds
     if again.passed:
         again.message = (f"passed on the second try (a timing-sensitive check, tried twice); the first "
@@ -350,11 +350,11 @@ def run_with_retry(chapter: Chapter, check: Check, source: bytes, seed: int, run
     return again
 
 
-def grade(chapter: Chapter, learner_path: Path, seed: int | None = None,
-          only: list[str] | None = None, *, source: bytes | None = None) -> list[Result]:
+def grade(chapter: Chapter, learner_path: Path, seed: int | None = None, only: list[str] | None = None,
+          *, source: bytes | None = None, hide: tuple[str, ...] = ()) -> list[Result]:
     """Run the checks. Check i gets seed + i, so `--seed S --only N` repeats one check exactly.
     A file that fails the gate (it delegates to the reference, or does not import) scores 0
-    on every check with the gate's one line."""
+    on every check with the gate's one line. `hide`: paths learner code must not see."""
     from exercises import gate
 
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
@@ -374,7 +374,7 @@ def grade(chapter: Chapter, learner_path: Path, seed: int | None = None,
     for i, check in [(-1, gate_check()), *enumerate(chapter.checks)]:
         if check.number != GATE and check not in selected:
             continue
-        result = run_with_retry(chapter, check, source, seed + max(i, 0), seed)
+        result = run_with_retry(chapter, check, source, seed + max(i, 0), seed, hide)
         changed = gate.changed(before)
         if changed:
             return everyone(f"the grader's files changed while your code ran ({', '.join(changed[:3])}): "

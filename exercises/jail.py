@@ -9,17 +9,22 @@ that answers direct calls) starts in a jail made for that one check:
   everything it starts, even a daemon that called setsid(), dies when the holder is killed
   at the end of the check;
 - a **mount namespace** of its own (a copy of the checker's, with a fresh /proc for that PID
-  namespace), where the checkout, the grader, the Python installation and the image cache are
-  read-only (the checker made them so before the copy). A mount learner code makes there never
-  reaches the checker.
+  namespace) where every mount is read-only but the check's scratch, mini's state (tmpfs of
+  the checker's), /proc, the cgroup tree and /dev/pts; /tmp, /var/tmp and /dev/shm are empty
+  tmpfs of the jail's own (gone with it); and what a learner must not read is hidden under an
+  empty read-only tmpfs (`HIDDEN`, the model solutions, the submissions folder of a batch run)
+  or, for a file, /dev/null. What the checks need there (the checkout, Python, the scratch, the
+  state roots) is bound back. A mount learner code makes there never reaches the checker.
 
-The hostname, IPC and network namespaces stay the checker's, so a check can see what learner
-code did to them (a `sethostname` outside the container renames the checker's namespace).
+The hostname, IPC and network namespaces stay the checker's, which has its own of each (the
+network one with only `lo`, `exercises.sandbox`), so a check can see what learner code did to
+them (a `sethostname` outside the container renames the checker's namespace).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +33,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mini_runtime import syscalls
+
+# Never shown to learner code: the machine's secrets and other people's files (a directory
+# becomes an empty read-only tmpfs, a file /dev/null), besides the paths the grader adds (the
+# model solutions, a batch run's submissions folder). What a check needs under them is bound back.
+HIDDEN = ("/root", "/home", "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+          "/etc/ssh", "/run/netns", "/var/run/netns")
+# Writable, but the jail's own: an empty tmpfs each, gone with the jail.
+PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
+# Mounts that stay writable besides the check's own directories: the kernel's interfaces the
+# runtime writes to (a process's uid_map, a netns's ip_forward, a terminal).
+KERNEL = ("/proc", "/dev/pts")
+# Per-mount flags a read-only remount must keep (MS_BIND | MS_REMOUNT sets them all anew).
+_KEPT_FLAGS = {"nosuid": syscalls.MS_NOSUID, "nodev": syscalls.MS_NODEV, "noexec": syscalls.MS_NOEXEC,
+               "noatime": 0x400, "nodiratime": 0x800, "relatime": 1 << 21,
+               "strictatime": syscalls.MS_STRICTATIME}
 
 
 def read_only_paths(repo: Path) -> list[Path]:
@@ -48,6 +68,18 @@ def read_only_paths(repo: Path) -> list[Path]:
     return found
 
 
+def for_check(scratch: Path, repo: Path, *, shared_root: bool, hide: tuple[str, ...]) -> "Jail":
+    """The jail of a check: learner code sees the checkout and Python (read-only), and writes
+    only to the check's scratch, mini's state roots and cgroups (the sandbox's own mounts)."""
+    from mini_runtime import cgroups, paths
+
+    writable = (str(scratch), str(paths.state_root()), str(paths.run_root()), str(cgroups.ROOT))
+    files = [os.environ[name] for name in ("MINI_RESOLV_CONF", "MINI_BUSYBOX")
+             if os.environ.get(name, "").startswith("/")]
+    keep = (*map(str, read_only_paths(repo)), os.getcwd(), *files)
+    return Jail(shared_root=shared_root, keep=keep, writable=writable, hide=hide)
+
+
 def bind_read_only(path: Path) -> None:
     """A read-only view of `path` in this mount namespace (the files stay writable elsewhere)."""
     syscalls.mount(str(path), str(path), None, syscalls.MS_BIND | syscalls.MS_REC)
@@ -60,13 +92,17 @@ class Jail:
     single-threaded: it unshares its PID namespace for its children, so every process it
     forks from now on is in the jail's PID namespace."""
 
-    def __init__(self, *, shared_root: bool = False) -> None:
+    def __init__(self, *, shared_root: bool = False, keep: tuple[str, ...] = (),
+                 writable: tuple[str, ...] = (), hide: tuple[str, ...] = ()) -> None:
+        """`keep`: paths learner code must see (the checkout, Python, the scratch ...);
+        `writable`: the directories it may write to (each a mount of the checker's);
+        `hide`: more paths it must not see (see HIDDEN)."""
         read, write = os.pipe()
         syscalls.unshare(syscalls.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:  # the holder, PID 1 of the jail: never returns
             os.close(read)
-            _hold(write, shared_root)
+            _hold(write, shared_root, Confinement(keep, writable, hide))
         os.close(write)
         with os.fdopen(read, "rb") as f:
             answer = f.read().decode(errors="replace")
@@ -115,6 +151,13 @@ class Jail:
         os.close(self.mount_ns)
 
 
+def grade_parent() -> str:
+    """The prefix of each check's cgroup parent: `mini-grade`, or under a test run's own parent
+    (MINI_CGROUP_PARENT), so that runs side by side never take each other's for leaks."""
+    parent = os.environ.get("MINI_CGROUP_PARENT")
+    return f"{parent}-grade" if parent else "mini-grade"
+
+
 def remove_cgroups(parent: str) -> None:
     """The check's cgroup parent and what is left in it, once the checker is gone (a checker
     that timed out could not tidy up; its jail, and so every process in there, is dead)."""
@@ -134,7 +177,74 @@ def remove_cgroups(parent: str) -> None:
                     time.sleep(0.01)
 
 
-def _hold(ready: int, shared_root: bool) -> None:
+class Confinement:
+    """What learner code sees of the checker's files, made in the jail's mount namespace by
+    the holder (see the module docstring)."""
+
+    def __init__(self, keep: tuple[str, ...], writable: tuple[str, ...], hide: tuple[str, ...]) -> None:
+        self.keep = tuple(dict.fromkeys(os.path.realpath(p) for p in (*keep, *writable)))
+        self.writable = tuple(os.path.realpath(p) for p in (*writable, *KERNEL))
+        self.hide = tuple(dict.fromkeys(os.path.realpath(p) for p in (*HIDDEN, *hide)))
+
+    def apply(self) -> None:
+        """Open what is kept, make every other mount read-only, cover, bind the kept back."""
+        fds = {}
+        for path in self.keep:
+            try:
+                fds[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                pass
+        self.read_only_mounts()
+        covers = [(p, True) for p in PRIVATE] + [(p, False) for p in self.hide]
+        for cover, private in sorted(covers, key=lambda c: c[0].count("/")):
+            if cover in self.keep or not os.path.lexists(cover):
+                continue
+            if not os.path.isdir(cover):
+                syscalls.mount(os.devnull, cover, None, syscalls.MS_BIND)
+                bind_read_only(Path(cover))
+                continue
+            syscalls.mount("tmpfs", cover, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV,
+                           "mode=1777" if private else "mode=755")
+            under = [path for path in fds if path.startswith(cover + "/")]
+            for path in sorted(under):  # (an ancestor's recursive bind brings what is under it)
+                if not any(path.startswith(other + "/") for other in under):
+                    _bind_back(fds[path], path)
+            if not private:
+                syscalls.mount(None, cover, None, syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY
+                               | syscalls.MS_NOSUID | syscalls.MS_NODEV)
+        for fd in fds.values():
+            os.close(fd)
+
+    def read_only_mounts(self) -> None:
+        """Every mount of this namespace read-only, but the writable ones and what is under them
+        (a bind remount: the flags of this namespace's mount, never the filesystem's)."""
+        done: set[str] = set()
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+            options = fields[5].split(",")
+            if point in done or "ro" in options or any(
+                    point == w or point.startswith(w.rstrip("/") + "/") for w in self.writable):
+                continue
+            done.add(point)
+            flags = sum(_KEPT_FLAGS.get(o, 0) for o in options)
+            try:
+                syscalls.mount(None, point, None, syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY | flags)
+            except FileNotFoundError:  # under a mount that covers it: out of reach anyway
+                pass
+
+
+def _bind_back(fd: int, path: str) -> None:
+    """Bind what `fd` holds (a directory or a file, opened before the cover) at `path`."""
+    if os.path.isdir(f"/proc/self/fd/{fd}"):
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "a").close()
+    syscalls.mount(f"/proc/self/fd/{fd}", path, None, syscalls.MS_BIND | syscalls.MS_REC)
+
+
+def _hold(ready: int, shared_root: bool, confinement: Confinement) -> None:
     """The holder: make the jail's mount namespace, say so, then reap orphans until killed."""
     try:
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -146,6 +256,7 @@ def _hold(ready: int, shared_root: bool) -> None:
         syscalls.unshare(syscalls.CLONE_NEWNS)
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
         syscalls.mount("proc", "/proc", "proc", syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
+        confinement.apply()
         if shared_root:  # like systemd's host: what a container mounts without care leaks here
             syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_SHARED)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})

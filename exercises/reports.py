@@ -78,6 +78,14 @@ def gradescope_json(chapter: Chapter, results: list[Result], version: str) -> di
 Row = tuple[str, "list[Result] | str"]  # a submission's name, and its results or why it has none
 
 
+def not_graded(results: list[Result] | str) -> str:
+    """Why a submission was not graded, in one line (a missing file, or the first step's refusal:
+    it imports the reference, does not import, hangs at import), or "" when it was."""
+    if isinstance(results, str):
+        return results
+    return results[0].message if results and all(r.refused for r in results) else ""
+
+
 def write_csv(chapter: Chapter, rows: list[Row], path: Path, seed: int, version: str) -> None:
     """One row per submission: name, score, max, error, seed, grader, then each check's score."""
     with open(path, "w", newline="") as f:
@@ -90,7 +98,7 @@ def write_csv(chapter: Chapter, rows: list[Row], path: Path, seed: int, version:
                 writer.writerow([name, 0, _fmt(most), results, seed, version] + [0] * len(chapter.checks))
                 continue
             by_number = {r.check.number: r.score for r in results}
-            writer.writerow([name, _fmt(total(results)[0]), _fmt(most), "", seed, version] +
+            writer.writerow([name, _fmt(total(results)[0]), _fmt(most), not_graded(results), seed, version] +
                             [_fmt(by_number.get(c.number, 0)) for c in chapter.checks])
 
 
@@ -98,7 +106,7 @@ def batch_json(chapter: Chapter, rows: list[Row], seed: int, version: str) -> di
     """Every submission's Gradescope results, with the run's seed and grader version."""
     return {"chapter": chapter.number, "seed": seed, "grader": version, "submissions": {
         name: {"error": results, "score": 0, "tests": []} if isinstance(results, str)
-        else gradescope_json(chapter, results, version) for name, results in rows}}
+        else {**gradescope_json(chapter, results, version), "error": not_graded(results)} for name, results in rows}}
 
 
 def feedback_text(chapter: Chapter, name: str, results: list[Result] | str, seed: int, version: str) -> str:

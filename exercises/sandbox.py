@@ -7,7 +7,8 @@ that starts with a secret of the job, so a line printed by anyone else is not a 
 
 It is the session leader of its own session (the grader kills the whole group on timeout),
 and it moves into its own mount namespace with all mounts private, so nothing a learner's code
-mounts can reach the machine. In there, the checkout, the Python installation and the image
+mounts can reach the machine, and its own network namespace (only `lo`), so nothing it starts
+reaches an address of the machine's. In there, the checkout, the Python installation and the image
 cache are read-only, and containers get their files on a tmpfs of their own: some mistakes act
 on a whole filesystem rather than on one mount (a remount without MS_BIND changes the
 superblock, shared by every namespace), and then they hit that tmpfs, not the machine's disk.
@@ -20,10 +21,12 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
 from exercises.grading import GATE, REPO, CheckFailed, Context, find_chapter, gate_check
+from exercises.parts import SOLUTIONS
 
 # Never written to by anyone: the system's own files, read-only in the sandbox too.
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")
@@ -35,21 +38,30 @@ def isolate(scratch: Path) -> bool:
     if os.geteuid() != 0:
         return False  # unprivileged graders (some hosted autograders) run without this layer
     from exercises.jail import bind_read_only, read_only_paths
-    from mini_runtime import paths, syscalls
+    from mini_runtime import namespaces, paths, syscalls
 
-    # Own mount table, hostname and IPC objects: a learner's sethostname() that runs before
-    # the container's UTS namespace exists renames this sandbox, not the machine.
-    syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC)
+    # Own mount table, hostname, IPC objects and network: a learner's sethostname() that runs
+    # before the container's UTS namespace exists renames this sandbox, not the machine, and
+    # nothing in here can reach an address of the machine's (127.0.0.1 included): `lo` only.
+    syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWNET)
+    namespaces.bring_up_loopback()
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     syscalls.mount("tmpfs", str(scratch), "tmpfs", syscalls.MS_NOSUID, "mode=755,size=1g")
-    for kept in ("containers", "names"):  # (names.py's index: who holds each name)
-        (paths.state_root() / kept).mkdir(parents=True, exist_ok=True)
-        syscalls.mount("tmpfs", str(paths.state_root() / kept), "tmpfs", syscalls.MS_NOSUID, "mode=700")
+    # mini's state root is a tmpfs of the sandbox's (containers, names, locks, network records go
+    # with it), where the machine's image store and its unpacked files are bound back read-only.
+    state, cache = paths.state_root(), ("images", "rootfs", "layers")
+    state.mkdir(parents=True, exist_ok=True)
+    kept = {name: os.open(state / name, os.O_PATH | os.O_CLOEXEC) for name in cache if (state / name).is_dir()}
+    syscalls.mount("tmpfs", str(state), "tmpfs", syscalls.MS_NOSUID, "mode=755")
+    for name, fd in kept.items():
+        (state / name).mkdir()
+        syscalls.mount(f"/proc/self/fd/{fd}", str(state / name), None, syscalls.MS_BIND | syscalls.MS_REC)
+        os.close(fd)
     # Their volatile files (pids, owners) too: they go with the sandbox, whatever the learner did.
     paths.run_root().mkdir(parents=True, exist_ok=True)
     syscalls.mount("tmpfs", str(paths.run_root()), "tmpfs", syscalls.MS_NOSUID, "mode=755")
     # Read-only: the image store and its unpacked files, the checkout, Python, the system.
-    targets = [paths.state_root() / name for name in ("images", "rootfs", "layers")]
+    targets = [state / name for name in cache]
     targets += read_only_paths(REPO) + [Path(p).resolve() for p in SYSTEM]
     done: list[Path] = []
     for target in targets:
@@ -78,19 +90,21 @@ def main() -> None:
     try:
         scratch = Path(job["scratch"])
         isolated = isolate(scratch)
+        if isolated:  # a check's temporary files where its jail sees them (its /tmp is its own)
+            tempfile.tempdir = str(scratch)
         chapter = find_chapter(job["chapter"])
         check = gate_check() if job["check"] == GATE else next(c for c in chapter.checks if c.number == job["check"])
         learner_path = scratch / "learner" / job["learner_file"]  # the copy the jail imports
         learner_path.parent.mkdir()
         learner_path.write_bytes(job["source"].encode("utf-8", errors="surrogateescape"))
         ctx = Context(chapter, learner_path.resolve(), random.Random(job["seed"]), check.plug,
-                      scratch=scratch, isolated=isolated)
+                      scratch=scratch, isolated=isolated, hidden=(str(SOLUTIONS), *job.get("hide", ())))
         check.function(ctx)
         passed, message = True, "passed"
     except CheckFailed as e:
         message = str(e)
     except NotImplementedError as e:
-        message = f"not implemented yet: {e}" if str(e) else "not implemented yet (a TODO is left)"
+        message = f"not implemented yet: {e} (still a TODO)" if str(e) else "not implemented yet (a TODO is left)"
     except Exception as e:  # noqa: BLE001 - any learner exception is a failed check
         where = getattr(e, "learner_where", None)
         if where is None:

@@ -66,7 +66,7 @@ def private_mounts(ctx: Context) -> None:
 @check("2.2", "pivot_into: the image is the root and the host's root is gone", points=2,
        section="§ pivot_root", plug=("pivot_into",))
 def pivot(ctx: Context) -> None:
-    with tempfile.NamedTemporaryFile("w", prefix="mini-secret-", dir="/tmp") as secret:
+    with tempfile.NamedTemporaryFile("w", prefix="mini-secret-") as secret:  # where the jail sees it
         word = f"secret{ctx.rng.randrange(10**9)}"
         secret.write(word)
         secret.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 
+from exercises.feedback import clip
 from exercises.grading import Chapter, Context
 
 CHAPTER = Chapter(number="06", slug="lifecycle", module="mini_runtime.monitor", learner_file="monitor.py",
@@ -16,7 +17,7 @@ check = CHAPTER.check
 
 
 def last_line(result) -> str:  # noqa: ANN001 - a CompletedProcess
-    return (result.stderr.strip().splitlines() or [""])[-1][:200]
+    return clip((result.stderr.strip().splitlines() or [""])[-1], 200)
 
 
 def detached(ctx: Context, *args: str) -> str:

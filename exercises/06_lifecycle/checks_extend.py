@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from exercises.feedback import clip
 from exercises.grading import Chapter, Context
 from mini_runtime.units import parse_rfc3339
 
@@ -15,7 +16,7 @@ HOOKS = ("parse_restart", "restart_after")
 
 
 def _last(result) -> str:  # noqa: ANN001 - a CompletedProcess
-    return (result.stderr.strip().splitlines() or [""])[-1][:200]
+    return clip((result.stderr.strip().splitlines() or [""])[-1], 200)
 
 
 def _run_d(ctx: Context, *args: str) -> str:

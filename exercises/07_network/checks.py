@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from exercises import netlab
+from exercises.feedback import clip
 from exercises.grading import Chapter, CheckFailed, Context
 from exercises.why import expect_predictions
 from mini_runtime import syscalls
@@ -111,7 +112,7 @@ def wired(ctx: Context) -> None:
         result = ctx.mini("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
                           SCRIPT.format(gateway=net.gateway), timeout=60)
         ctx.expect(result.returncode == 0, "the container to run (exit 0)",
-                   f"exit {result.returncode}, {last_line(result)[:200]!r}")
+                   f"exit {result.returncode}, {clip(last_line(result), 200)!r}")
         lines = result.stdout.splitlines()
         ip = f"10.{net.gateway.split('.')[1]}.0.2"
         mac = "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
@@ -144,7 +145,7 @@ def two(ctx: Context) -> None:
                               f"sleep 0.5; nc -w 3 {first} 7777 </dev/null", timeout=60)
             ctx.expect(result.stdout.strip() == token,
                        f"the second container to read {token!r} from {first}:7777 over the bridge",
-                       f"{result.stdout.strip()!r} {last_line(result)[:150]!r}")
+                       f"{result.stdout.strip()!r} {clip(last_line(result), 150)!r}")
         finally:
             ctx.stop(proc, pid)
         left = leftovers()

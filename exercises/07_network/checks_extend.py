@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from exercises.feedback import clip
 from exercises.grading import Chapter, Context
 
 checks = importlib.import_module("exercises_checks_07")   # checks.py, loaded first by the grader
@@ -21,7 +22,7 @@ def _name(ctx: Context) -> str:
 def _hosts_lines(ctx: Context, flags: list[str], script: str = "cat /etc/hosts") -> list[str]:
     result = ctx.mini("run", "--rm", "--network", "bridge", *flags, "busybox", "sh", "-c", script, timeout=60)
     ctx.expect(result.returncode == 0, f"`mini run {' '.join(flags)} ...` to run (exit 0)",
-               f"exit {result.returncode}, {checks.last_line(result)[:200]!r}")
+               f"exit {result.returncode}, {clip(checks.last_line(result), 200)!r}")
     return result.stdout.splitlines()
 
 
@@ -81,7 +82,7 @@ def register(chapter: Chapter) -> None:
                                   "busybox", "true", timeout=60)
                 ctx.expect(result.returncode == 125 and checks.last_line(result) == message,
                            f"`--add-host {spec}` to fail with exit 125 and docker's line {message!r}",
-                           f"exit {result.returncode}, {checks.last_line(result)[:200]!r}")
+                           f"exit {result.returncode}, {clip(checks.last_line(result), 200)!r}")
                 left = ctx.mini("ps", "-a", "-q").stdout.split()
                 network = checks.leftovers()
                 ctx.expect(not left and not network, f"nothing left after `--add-host {spec}` failed",
