@@ -236,7 +236,7 @@ def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
         os.close(fd)
     if reply is None or "Tty" not in reply:
         sock.close()
-        raise Conflict(f"container {directory.name} is not running")
+        raise Conflict(f"Container {directory.name} is not running")
     return sock, bool(reply["Tty"])
 
 
@@ -353,7 +353,7 @@ def exec_check(directory: Path, text: str) -> dict[str, Any]:
     if state is container.Status.PAUSED:
         raise Conflict(f"Container {text} is paused, unpause the container before exec")
     if not state.has_process:
-        raise Conflict(f"container {directory.name} is not running")
+        raise Conflict(f"Container {directory.name} is not running")
     return record
 
 

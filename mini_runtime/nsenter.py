@@ -72,7 +72,7 @@ class Init:
 
 
 def not_running(container_id: str) -> Conflict:
-    return Conflict(f"container {container_id} is not running")
+    return Conflict(f"Container {container_id} is not running")  # (docker's errNotRunning)
 
 
 # >>> open-init

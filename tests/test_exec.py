@@ -138,7 +138,7 @@ def test_exec_into_a_stopped_or_paused_container_is_refused():
     assert mini("unpause", "halted").returncode == 0
     assert mini("stop", "-t", "0", "halted").returncode == 0
     stopped = mini("exec", "halted", "true")
-    assert (stopped.returncode, stopped.stderr) == (1, f"Error response from daemon: container {cid} is not running\n")
+    assert (stopped.returncode, stopped.stderr) == (1, f"Error response from daemon: Container {cid} is not running\n")
     nothing = mini("exec", "nosuchcontainer", "true")
     assert (nothing.returncode, nothing.stderr) == (1, "Error: No such container: nosuchcontainer\n")
     assert mini("rm", cid).returncode == 0

@@ -268,6 +268,7 @@ def test_logs_keep_streams_apart_and_follow_ends_with_the_container():
     assert mini("logs", "--until", "1h", cid).stdout == ""                 # written after that
     assert mini("logs", "--until", "2099-01-01T00:00:00Z", cid).stdout == "out\n1\n2\n3\n"
     assert mini("logs", "--details", "--tail", "2", cid).stdout == " 2\n 3\n"   # (no attributes)
+    assert mini("logs", "--tail", "bogus", cid).stdout == "out\n1\n2\n3\n"    # docker's: no number, all
     bad = mini("logs", "--until", "2099-13-01", cid)
     assert bad.returncode == 1 and bad.stderr.startswith('mini: invalid value for "until"'), bad.stderr
     assert mini("rm", cid).returncode == 0
@@ -411,6 +412,9 @@ def test_ps_filters_latest_and_last():
     assert ids() == [up]
     assert ids("-a") == [up, done]                          # newest first
     assert mini("ps", "-lq", "--no-trunc").stdout.split() == [up]
+    assert mini("ps", "-lq", "--format", "{{.Names}}").stdout == "up1\n"   # docker's: a format wins
+    assert mini("ps", "-lq", "--format", "table", "--no-trunc").stdout == f"{up}\n"  # (not "table")
+    assert mini("ps", "-l", "--format", "table").stdout.startswith("CONTAINER ID   IMAGE")
     assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
     assert ids("-f", "status=exited") == [done]
     assert ids("-a", "-f", "name=done") == [done] and ids("-a", "-f", "name=^up") == [up]

@@ -147,7 +147,8 @@ def ps(args: argparse.Namespace) -> int:
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
     rows = []
     filters = filter_flags(args.filter)
-    size = not args.quiet and (args.size or ".Size" in (args.format or ""))  # (docker's rule too)
+    quiet = args.quiet and (args.format or "table") == "table"   # docker's: a --format of one's own wins
+    size = not quiet and (args.size or ".Size" in (args.format or ""))  # (docker's rule too)
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
         changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
         rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
@@ -162,7 +163,8 @@ def ps(args: argparse.Namespace) -> int:
                      "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {})
                                                                .get("Networks") or {})),
                      "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
-    format = PS_QUIET_FORMAT if args.quiet else (args.format or PS_FORMAT + "\t{{.Size}}" * args.size)
+    own = args.format if args.format != "table" else None        # ("table" alone: the default)
+    format = PS_QUIET_FORMAT if quiet else (own or PS_FORMAT + "\t{{.Size}}" * args.size)
     sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
     return 0
 
@@ -196,13 +198,10 @@ def inspect(args: argparse.Namespace) -> int:
 def logs(args: argparse.Namespace) -> int:
     from mini_runtime.units import api_timestamp, timestamp_ns
 
-    if args.tail == "all":
+    try:                                   # docker's daemon: what is no number ("all") is all
+        tail = None if args.tail == "all" else int(args.tail)
+    except ValueError:
         tail = None
-    else:
-        try:
-            tail = int(args.tail)
-        except ValueError:
-            raise UsageError(f'invalid value "{args.tail}" for flag --tail') from None
     since, until = (timestamp_ns(api_timestamp(text, flag)) if text else None
                     for text, flag in ((args.since, "since"), (args.until, "until")))
     outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
