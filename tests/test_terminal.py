@@ -304,6 +304,39 @@ def test_bad_detach_keys_say_docker_s_message_and_create_nothing():
     assert mini("rm", cid).returncode == 0
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Has process `pid` a handler for `sig` (SigCgt of /proc/PID/status)?"""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+def test_attach_passes_signals_on_unless_sig_proxy_is_false():
+    """docker's attach without a tty: a signal to the client is the container's (its trap
+    decides, and attach exits with its code); `--sig-proxy=false` lets the client die alone.
+    (mini's attach died of SIGTERM and left the container running.)"""
+    trap = 'trap "echo got; exit 3" TERM; echo ready; while :; do sleep 0.1; done'
+    for flags, code, left in (([], 3, "exited 3"), (["--sig-proxy=false"], -signal.SIGTERM, "running 0")):
+        cid = mini("run", "-d", "busybox", "sh", "-c", trap).stdout.strip()
+        try:
+            deadline = time.monotonic() + 10
+            while "ready" not in mini("logs", cid).stdout and time.monotonic() < deadline:
+                time.sleep(0.05)
+            client = subprocess.Popen(MINI + ["attach", *flags, cid], stdout=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 10                # (attached: its handler is set, or
+            while time.monotonic() < deadline and not (     # a while for the one it will not set)
+                    catches(client.pid, signal.SIGTERM) or flags and time.monotonic() > deadline - 9):
+                time.sleep(0.02)
+            client.send_signal(signal.SIGTERM)
+            out, _ = client.communicate(timeout=10)
+            assert client.returncode == code and ("got" in out) == (not flags), (client.returncode, out)
+            if not flags:
+                mini("wait", cid)
+            assert mini("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid).stdout == left + "\n"
+        finally:
+            mini("rm", "-f", cid)
+
+
 def test_attach_to_a_stopped_container_is_refused():
     cid = mini("create", "busybox", "true").stdout.strip()
     refused = mini("attach", cid)

@@ -213,7 +213,7 @@ def exit_code(command: str | None, error: MiniError) -> int:
 
 
 #: docker's boolean flags that default to true, by command: Go's `--pause=false` is `--no-pause`.
-BOOLEAN_FLAGS = {"history": ("-H", "--human"), "commit": ("-p", "--pause")}
+BOOLEAN_FLAGS = {"history": ("-H", "--human"), "commit": ("-p", "--pause"), "attach": ("--sig-proxy",)}
 
 
 def go_booleans(argv: list[str]) -> list[str]:

@@ -20,17 +20,43 @@ def add_detach_keys(parser: argparse.ArgumentParser) -> None:
 
 
 def add_attach(sub: argparse._SubParsersAction) -> None:
+    from argparse import BooleanOptionalAction  # (--sig-proxy=false: argparse parses this command)
+
     text = "Attach local standard input, output, and error streams to a running container."
     attach = sub.add_parser("attach", help=text, description=text, usage="mini attach [OPTIONS] CONTAINER")
     add_detach_keys(attach)
     attach.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    attach.add_argument("--sig-proxy", action=BooleanOptionalAction, default=True,
+                        help="proxy all received signals to the process (non-TTY mode only; default true)")
     attach.add_argument("container", metavar="CONTAINER")
 
 
+#: What an attached client passes on to the container without a tty (docker's sig-proxy): with
+#: one, ctrl-C is a byte on the pty, and the container's terminal makes it its signal.
+PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def proxy_signals(engine: backend.Backend, container_id: str) -> dict:
+    """Each signal of PROXIED that reaches us is the container's `kill -s`, not our end: docker's
+    attached client, so that ctrl-C or a `kill` reaches the program, which decides. Returns the
+    handlers to put back."""
+    import signal
+
+    def forward(number: int, _frame: object) -> None:
+        try:
+            engine.container_kill(container_id, number)
+        except MiniError:
+            pass                                        # (it has just ended)
+    return {sig: signal.signal(sig, forward) for sig in (getattr(signal, name) for name in PROXIED)}
+
+
 def session(engine: backend.Backend, container_id: str, attached: backend.Attached, *, stdin: bool,
-            keys: bytes) -> bool:
+            keys: bytes, proxy: bool = True) -> bool:
     """Relay until the stream ends (False) or the user detaches (True: the container carries on;
-    docker's line on stderr). With a tty our terminal is raw meanwhile, and its size follows."""
+    docker's line on stderr). With a tty our terminal is raw meanwhile, and its size follows;
+    without, our signals are the container's (`proxy`)."""
+    import signal
+
     from mini_runtime.cli import terminal
 
     out = 1 if os.isatty(1) else 0
@@ -43,6 +69,7 @@ def session(engine: backend.Backend, container_id: str, attached: backend.Attach
             except MiniError:
                 pass                                    # (it has just ended)
     raw_fd = 0 if attached.tty and stdin and os.isatty(0) else -1
+    previous = proxy_signals(engine, container_id) if proxy and not attached.tty else {}
     try:
         if raw_fd < 0:
             detached = terminal.relay(attached.stream, tty=attached.tty, stdin=0 if stdin else None,
@@ -53,6 +80,8 @@ def session(engine: backend.Backend, container_id: str, attached: backend.Attach
                                           on_resize=resized)
     finally:
         attached.stream.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if detached:
         print("read escape sequence", file=sys.stderr)
     return detached
@@ -88,7 +117,7 @@ def attach(args: argparse.Namespace) -> int:
             resize_now(engine, found["Id"])
         except MiniError:
             pass
-    if session(engine, found["Id"], attached, stdin=stdin, keys=keys):
+    if session(engine, found["Id"], attached, stdin=stdin, keys=keys, proxy=args.sig_proxy):
         return 0
     try:
         return engine.container_wait(found["Id"])["StatusCode"]
