@@ -149,9 +149,7 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
         if not name:  # docker's adjective_surname, drawn again while taken (06)
             name = names.generate(lambda n: holder(n) is not None, fallback=container_id[:12])
         name = name.lstrip("/")
-        other = holder(name)
-        if other is not None:
-            raise name_in_use(name, other)
+        claim_free(name)
         names.claim(name, container_id)
         try:
             directory.mkdir(parents=True)
@@ -196,24 +194,26 @@ def record_lock():  # -> a context manager
     return paths.locked(paths.state_root() / "containers.lock")
 
 
-def name_in_use(name: str, other: str) -> Conflict:
-    """docker's words, for create, run and rename."""
-    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
-                    "You have to remove (or rename) that container to be able to reuse that name.")
+def claim_free(name: str) -> None:
+    """Refuse a name another container holds, in docker's words (create, run and rename)."""
+    if (other := holder(name)) is not None:
+        raise Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
+                       "You have to remove (or rename) that container to be able to reuse that name.")
 
 
 def rename(directory: Path, new_name: str) -> None:
-    """docker rename: the new name must be valid and free, and not its own name."""
+    """docker rename: the new name must be valid and free, and not its own name (docker's words)."""
     if not new_name.lstrip("/"):
-        raise InvalidParameter("Neither old nor new names may be empty")   # docker's words
+        raise InvalidParameter("Neither old nor new names may be empty")
     if "/" + new_name.lstrip("/") == load(directory)["Name"]:
         raise InvalidParameter("Renaming a container with the same name as its current name")
-    name = names.validate(new_name)
     with record_lock():
         index_names()
-        other = holder(name)
-        if other is not None:
-            raise name_in_use(name, other)
+        try:                                            # (docker's daemon names it with its "/")
+            name = names.validate(new_name if new_name.startswith("/") else "/" + new_name)
+            claim_free(name)
+        except (InvalidParameter, Conflict) as e:
+            raise type(e)(f"Error when allocating new name: {e}") from None
         old = load(directory)["Name"]
         names.claim(name, directory.name)
         save(directory, dict(load(directory), Name="/" + name))

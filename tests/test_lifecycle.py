@@ -496,8 +496,13 @@ def test_rename_and_restart():
     taken = run_d("--name", "taken", "busybox", "true")
     assert mini("rename", "before", "after").returncode == 0
     assert mini("inspect", "-f", "{{.Name}}", cid).stdout == "/after\n"
-    clash = mini("rename", "after", "taken")
-    assert clash.returncode == 1 and "is already in use by container" in clash.stderr
+    clash = mini("rename", "after", "taken")                # (docker's daemon: "Error when allocating")
+    assert clash.returncode == 1 and clash.stderr.startswith("Error response from daemon: Error when "
+                                                             'allocating new name: Conflict. The container name "/taken"')
+    bad = mini("rename", "after", "bad name")
+    assert (bad.returncode, bad.stderr.splitlines()[0]) == (1, "Error response from daemon: Error when allocating new "
+                                                           "name: Invalid container name (/bad name), only "
+                                                           "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     same = mini("rename", "after", "after")                 # (the daemon's line, the client's)
     assert (same.returncode, same.stderr) == (1, "Error response from daemon: Renaming a container with "
                                               "the same name as its current name\nError: failed to "
