@@ -415,6 +415,10 @@ def test_ps_filters_latest_and_last():
     assert mini("ps", "-lq", "--format", "{{.Names}}").stdout == "up1\n"   # docker's: a format wins
     assert mini("ps", "-lq", "--format", "table", "--no-trunc").stdout == f"{up}\n"  # (not "table")
     assert mini("ps", "-l", "--format", "table").stdout.startswith("CONTAINER ID   IMAGE")
+    typo = mini("inspect", "-f", "{{.State.status}}", up)     # (docker's: Go's fields are Status)
+    assert typo.returncode == 1 and typo.stderr.endswith('map has no entry for key "status"\n'), typo.stderr
+    assert mini("inspect", "-f", "{{.Os}}", up).returncode == 1       # an image's field, not a container's
+    assert mini("inspect", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
     assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
     assert ids("-f", "status=exited") == [done]
     assert ids("-a", "-f", "name=done") == [done] and ids("-a", "-f", "name=^up") == [up]

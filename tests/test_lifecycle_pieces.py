@@ -435,6 +435,24 @@ def test_templates_print_as_docker(format, want):
     assert template.render(format, INSPECT) == want
 
 
+@pytest.mark.parametrize("format, error", [
+    ("{{.Nope}}", 'template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"'),
+    ("x{{.State.status}}", 'template: :1:3: executing "" at <.State.status>: map has no entry for key "status"'),
+    ("{{.config.Cmd}}", 'template: :1:2: executing "" at <.config.Cmd>: map has no entry for key "config"'),
+])
+def test_inspect_refuses_a_field_dockers_type_has_not(format, error):
+    """docker's inspect runs the template on its typed struct, then on the raw JSON with
+    missingkey=error: a name that is no field of ContainerJSON, or a field in the wrong case (Go's
+    are capitalised), is an error there, not a quiet "<no value>" (mini's, before). A field of the
+    type that mini's record lacks, or a map's missing key, still prints "<no value>"."""
+    fields = frozenset(INSPECT) | {"Mounts"}
+    with pytest.raises(template.TemplateError) as refused:
+        template.render(format, INSPECT, fields=fields)
+    assert str(refused.value) == f"template parsing error: {error}"
+    assert template.render("{{.Mounts}} {{.Config.Labels.c}} {{.State.Health}}", INSPECT,
+                           fields=fields) == "<no value> <no value> <nil>"
+
+
 @pytest.mark.parametrize("format, want", [
     # recorded from docker CLI 28.2.2 (`docker version -f FORMAT`: Go's own text/template)
     ("{{.A }", 'unexpected "}" in operand'),

@@ -169,6 +169,16 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The fields of docker's ContainerJSON and ImageInspect: `inspect -f '{{.Nope}}'` is an error.
+INSPECT_FIELDS = {
+    "container": frozenset("Id Created Path Args State Image ResolvConfPath HostnamePath HostsPath LogPath "
+                           "Node Name RestartCount Driver Platform MountLabel ProcessLabel AppArmorProfile "
+                           "ExecIDs HostConfig GraphDriver SizeRw SizeRootFs Mounts Config NetworkSettings".split()),
+    "image": frozenset("Id RepoTags RepoDigests Parent Comment Created Container ContainerConfig DockerVersion "
+                       "Author Config Architecture Variant Os OsVersion Size VirtualSize GraphDriver RootFS "
+                       "Metadata".split())}
+
+
 def inspect(args: argparse.Namespace) -> int:
     """docker inspect: each name as a container, else as an image (--type: only that one)."""
     from mini_runtime.cli.template import render
@@ -178,8 +188,8 @@ def inspect(args: argparse.Namespace) -> int:
     for text in args.names:
         for kind in kinds:
             try:
-                found.append(engine.container_inspect(text, size=args.size) if kind == "container"
-                             else engine.image_inspect(text))
+                found.append((kind, engine.container_inspect(text, size=args.size) if kind == "container"
+                                     else engine.image_inspect(text)))
                 break
             except MiniError:
                 continue
@@ -187,10 +197,10 @@ def inspect(args: argparse.Namespace) -> int:
             print(f"Error: No such {args.type or 'object'}: {text}", file=sys.stderr)
             failed = True
     if args.format:
-        for data in found:
-            print(render(args.format, data))
+        for kind, data in found:
+            print(render(args.format, data, fields=INSPECT_FIELDS[kind]))
     else:
-        print(json.dumps(found, indent=4, ensure_ascii=False)
+        print(json.dumps([data for _, data in found], indent=4, ensure_ascii=False)
               .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return 1 if failed else 0
 

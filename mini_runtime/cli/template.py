@@ -25,11 +25,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def render(format: str, data: Any, missing_key_error: bool = False) -> str:
+def render(format: str, data: Any, missing_key_error: bool = False,
+           fields: frozenset[str] | None = None) -> str:
     """`format` executed on `data` (no newline added: docker's inspect adds one per object).
     With `missing_key_error`, a key that is not there is an error (docker's inspect runs its
-    fallback on raw JSON with missingkey=error); otherwise it prints "<no value>"."""
-    return Executor(format, parse_format(format), data, missing_key_error).run()
+    fallback on raw JSON with missingkey=error); otherwise it prints "<no value>". `fields`:
+    those of docker's type for `data` (inspect's ContainerJSON): where docker's typed run fails
+    and its fallback says so, so does this: a name at the top that the type has not, and a
+    name anywhere that is a key but for its case (`.State.status`: Go's fields are Status)."""
+    return Executor(format, parse_format(format), data, missing_key_error, fields=fields).run()
 
 
 def render_table(format: str, rows: list[dict], headers: dict[str, str], struct: str) -> str:
@@ -83,9 +87,9 @@ class Executor:
     """Runs a parsed template on data; `src` is its text, for the positions in errors."""
 
     def __init__(self, src: str, tree: list[Any], data: Any, missing_key_error: bool = False,
-                 header: bool = False, struct: str | None = None) -> None:
+                 header: bool = False, struct: str | None = None, fields: frozenset[str] | None = None) -> None:
         self.src, self.tree, self.data = src, tree, data
-        self.missing_key_error, self.struct = missing_key_error, struct
+        self.missing_key_error, self.struct, self.typed = missing_key_error, struct, fields
         self.funcs = HEADER_FUNCTIONS if header else FUNCTIONS
         self.vars: list[tuple[str, Any]] = [("$", data)]
         self.out: list[str] = []
@@ -234,7 +238,9 @@ class Executor:
             if name not in value:
                 if self.struct and value is self.data:
                     raise ExecError(node, f"can't evaluate field {name} in type {self.struct}")
-                if self.missing_key_error:
+                if self.missing_key_error or self.typed is not None and (
+                        value is self.data and name not in self.typed
+                        or any(key.lower() == name.lower() for key in value)):
                     raise ExecError(node, f'map has no entry for key "{name}"')
                 return MISSING
             value = value[name]
