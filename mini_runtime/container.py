@@ -272,7 +272,7 @@ def find(text: str) -> Path:
                if d.startswith(text) and (base / d / RECORD).exists()]
     if len(matches) != 1:
         if len(matches) > 1:
-            raise InvalidParameter(f"multiple containers found with provided prefix: {text}")
+            raise InvalidParameter(f"Multiple IDs found with provided prefix: {text}")  # (docker's words)
         raise NoSuchContainer(f"No such container: {text}")
     return base / matches[0]
 

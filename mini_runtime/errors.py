@@ -49,8 +49,9 @@ class UsageError(InvalidParameter):
     """Bad flags or arguments."""
 
 
-class ArgumentCount(UsageError):
-    """Too few or too many arguments: cobra's check, docker's exit 1 (a bad flag is 125)."""
+class BadArguments(UsageError):
+    """Too few or too many arguments, or an unknown command: cobra's checks, docker's exit 1
+    (a bad flag is 125)."""
 
 
 class Exercise(UsageError):

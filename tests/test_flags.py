@@ -226,6 +226,26 @@ def test_too_few_or_too_many_arguments_are_the_docker_clients_words_and_exit_1(w
     assert said.replace('"mini', '"docker') + "." == docker.stderr.splitlines()[0]
 
 
+@pytest.mark.parametrize("words", [["bogus"], ["inspect", "--type", "bogus", "x"], ["rm", ""],
+                                   ["container", "bogus"], ["image", "bogus"]])
+def test_an_unknown_command_or_value_is_the_docker_clients_exit_1(words, tmp_path, capsys):
+    """docker's client refuses these before it asks a daemon, with exit 1 (mini said 125 and
+    argparse's "invalid choice", or looked for a container named "")."""
+    import subprocess
+
+    from peers import DOCKER, need
+
+    need(DOCKER)
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONFIG": str(tmp_path)}
+    docker = subprocess.run([str(DOCKER), *words], capture_output=True, text=True, env=env, timeout=30)
+    code = cli.main(words)
+    said = capsys.readouterr().err.splitlines()[0]
+    assert docker.returncode == code == 1
+    if words[0] not in ("container", "image"):            # (docker prints its usage there)
+        assert said.removeprefix("mini: " * (words != ["bogus"])).replace("mini", "docker") == \
+            docker.stderr.splitlines()[0]
+
+
 #: Flags that take a value, and words argparse would not take for one.
 VALUE_FLAGS = ["-e", "--env", "--name", "-w", "-m", "-l", "--cgroupns", "-n", "--tail", "-t", "--format",
                "-f", "--subnet", "-u", "-p", "--cpus", "create", "busybox", "c1"]

@@ -632,3 +632,18 @@ def test_ps_shows_the_image_id_once_its_name_names_another_image():
     finally:
         mini("rm", cid)
         mini("rmi", "minips:1")
+
+
+def test_an_id_prefix_of_two_containers_is_docker_s_error():
+    """17 ids: two share their first digit. docker's daemon: "Multiple IDs found with provided
+    prefix", for inspect too (mini's inspect said "No such object", its rm other words)."""
+    ids = [mini("create", "busybox", "true").stdout.strip() for _ in range(17)]
+    try:
+        firsts = [i[0] for i in ids]
+        prefix = next(c for c in firsts if firsts.count(c) > 1)
+        for words in (["inspect", prefix], ["rm", prefix]):
+            refused = mini(*words)
+            assert refused.returncode == 1, words
+            assert f"Error response from daemon: Multiple IDs found with provided prefix: {prefix}\n" in refused.stderr
+    finally:
+        mini("rm", *ids)

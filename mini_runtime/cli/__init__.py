@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from mini_runtime.cli import flags
-from mini_runtime.errors import ArgumentCount, ExecError, ImageNotFound, MiniError, NotFound, UsageError, reason
+from mini_runtime.errors import BadArguments, ExecError, ImageNotFound, MiniError, NotFound, UsageError, reason
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             counted = not any(a.nargs == argparse.PARSER for a in self._actions)  # (a verb's own)
             if message.startswith("the following arguments are required") or counted and \
                     message.startswith("unrecognized arguments: ") and message.split()[2][:1] != "-":
-                raise ArgumentCount(f"{self.arity()} (see '{self.prog} --help')")
+                raise BadArguments(f"{self.arity()} (see '{self.prog} --help')")
+            if message.startswith("argument COMMAND: invalid choice: "):   # a group's unknown verb
+                raise BadArguments(f"{message} (see '{self.prog} --help')")
             if message.startswith("unrecognized arguments: -"):
                 word = message.split()[2]
                 message = f"unknown flag: {word.partition('=')[0]}" if word.startswith("--") else \
@@ -207,7 +209,7 @@ def exit_code(command: str | None, error: MiniError) -> int:
     or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
     if isinstance(error, ExecError):
         return error.exit_code
-    if isinstance(error, ArgumentCount):
+    if isinstance(error, BadArguments):
         return 1
     return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1
 
@@ -248,6 +250,11 @@ def args_command(argv: Sequence[str] | None) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = management(list(sys.argv[1:] if argv is None else argv))
     command = args_command(words)
+    if words == ["help"]:
+        words = ["--help"]
+    elif command is not None and command not in GROUPS and words[:1] == [command]:
+        print(f"mini: '{command}' is not a mini command.\nSee 'mini --help'", file=sys.stderr)
+        return 1                                        # (docker's two lines and exit)
     try:
         args = parse(words, command)
         if args.version:

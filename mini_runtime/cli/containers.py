@@ -6,7 +6,7 @@ import sys
 
 from mini_runtime import backend
 from mini_runtime.cli.streams import output_to
-from mini_runtime.errors import MiniError, NotFound, UsageError
+from mini_runtime.errors import InvalidParameter, MiniError, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -60,6 +60,8 @@ def add_commit(sub: argparse._SubParsersAction) -> None:
 def rm(args: argparse.Namespace) -> int:
     """docker rm. A missing container is the client's own "Error: No such container" (a 404),
     and with -f no failure: `rm -f NAME` is how a script makes sure NAME is gone."""
+    if "" in args.containers:
+        raise InvalidParameter("Container name cannot be empty")     # (docker's client, exit 1)
     engine, failed = backend.connect(), False
     for text in args.containers:
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER, int64
-from mini_runtime.errors import Conflict, MiniError, UsageError
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -41,7 +41,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
                      "[OPTIONS] NAME|ID [NAME|ID...]")
     inspect.add_argument("-f", "--format", help="format output using a Go template")
     inspect.add_argument("-s", "--size", action="store_true", help="display total file sizes if the type is container")
-    inspect.add_argument("--type", choices=["container", "image"],
+    inspect.add_argument("--type", metavar="container|image",
                          help="return JSON for the specified type (a container first, then an image)")
     inspect.add_argument("names", nargs="+", metavar="NAME|ID")
 
@@ -183,6 +183,8 @@ def inspect(args: argparse.Namespace) -> int:
     """docker inspect: each name as a container, else as an image (--type: only that one)."""
     from mini_runtime.cli.template import render
 
+    if args.type not in (None, "container", "image"):
+        raise InvalidParameter(f'"{args.type}" is not a valid value for --type')   # (docker's, exit 1)
     engine, found, failed = backend.connect(), [], False
     kinds = [args.type] if args.type else ["container", "image"]
     for text in args.names:
@@ -191,8 +193,12 @@ def inspect(args: argparse.Namespace) -> int:
                 found.append((kind, engine.container_inspect(text, size=args.size) if kind == "container"
                                      else engine.image_inspect(text)))
                 break
-            except MiniError:
-                continue
+            except MiniError as e:
+                if isinstance(e, NotFound) or kind == "image":
+                    continue
+                print(f"Error response from daemon: {e}", file=sys.stderr)  # (an id prefix of two)
+                failed = True
+                break
         else:
             print(f"Error: No such {args.type or 'object'}: {text}", file=sys.stderr)
             failed = True

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.cli.run import env_flags
-from mini_runtime.errors import ArgumentCount, Conflict, MiniError, NotFound, UsageError
+from mini_runtime.errors import BadArguments, Conflict, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -65,7 +65,7 @@ def add_port(sub: argparse._SubParsersAction) -> None:
 def exec_(args: argparse.Namespace) -> int:
     """docker exec: create the exec, start it attached (or not: -d), its exit code is ours."""
     if not args.cmd:
-        raise ArgumentCount('"mini exec" requires at least 2 arguments')
+        raise BadArguments('"mini exec" requires at least 2 arguments')
     from mini_runtime.cli import terminal
 
     engine = backend.connect(warm_cgroups=True)          # (the command joins the container's cgroup)
