@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -592,6 +593,10 @@ def test_mini_load_from_a_pipe(tmp_path):
     (gzip.compress(LAYER1)[:-8] + b"\0" * 8, "gzip"),
     (b"\x1f\x8bnot gzip at all", "gzip"),
     (b"this is not a tar file\n" * 100, "tar"),
+    (bz2.compress(LAYER1)[:-30], "ends early"),
+    (lzma.compress(LAYER1)[:-30], "ends early"),
+    (b"BZh9" + b"\0" * 200, "not valid data"),
+    (tar_of([("big", b"x" * 5000)])[:2000], "tar"),
 ])
 def test_mini_import_of_bad_input_is_one_line_and_exit_1(tmp_path, state_root, data, message):
     Store().ensure_builtin()
@@ -601,7 +606,71 @@ def test_mini_import_of_bad_input_is_one_line_and_exit_1(tmp_path, state_root, d
     result = mini("import", str(path), "imported:bad")
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
-    assert (tree(state_root / "images"), tree(state_root / "layers")) == before
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before  # (no .blob- either)
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
+def test_mini_import_reads_bzip2_and_xz_as_docker_import_does(tmp_path, compress):
+    path = tmp_path / "fs.tar.z"
+    path.write_bytes(compress(LAYER1))
+    result = mini("import", str(path), "imported:packed")
+    assert result.returncode == 0, result.stderr
+    assert Store().get("imported:packed").diff_ids == ["sha256:" + hashlib.sha256(LAYER1).hexdigest()]
+    assert mini("rmi", "imported:packed").returncode == 0
+
+
+class _Zeros(io.RawIOBase):
+    """`size` zero bytes, made as they are read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_mini_import_streams_a_gzip_bomb_without_holding_it(tmp_path):
+    """200 MB of zeros in a ~200 KB gzip tar: imported with a peak RSS far below either size
+    (it was read whole, then decompressed whole: several hundred MB)."""
+    size = 200 << 20
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(_Zeros(size)))
+    assert path.stat().st_size < size // 100
+    # Measured from a small process: a child forked from pytest may count pytest's pages.
+    measure = ("import os, sys; pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:]); "
+               "_, status, usage = os.wait4(pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", measure, *MINI, "import", str(path), "imported:bomb"],
+                            capture_output=True, text=True, timeout=120)
+    code, peak = map(int, result.stdout.splitlines()[-1].split())
+    assert code == 0, result.stderr
+    assert peak < 100 << 10, f"peak RSS {peak} KiB"
+    assert Store().get("imported:bomb").layers[0]["size"] > size
+    assert mini("rmi", "imported:bomb").returncode == 0
+
+
+def test_mini_import_checks_the_name_before_reading_stdin():
+    """A bad name fails at once, even when stdin never ends (it was read to its end first)."""
+    proc = subprocess.Popen(MINI + ["import", "-", "BAD name"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write("x" * 4096)
+        proc.stdin.flush()
+        code = proc.wait(timeout=20)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert code == 1 and "invalid reference format" in proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def test_mini_import_with_an_invalid_name_stores_nothing(tmp_path, state_root):

@@ -316,24 +316,24 @@ class LocalBackend(Backend):
 
     def image_import(self, source: BinaryIO, repository: str | None, *, message: str = "",
                      origin: str = "-", changes: list[str] = ()) -> dict[str, Any]:
-        """A root filesystem tarball (plain or gzip) becomes a one-layer image: no command, unless
-        `changes` (Dockerfile instructions) give it one."""
-        from mini_runtime.image import busybox
+        """A root filesystem tarball (plain, gzip, bzip2, xz, zstd) becomes a one-layer image, no
+        command unless `changes` give one; they and the name are checked before any input is read."""
+        from mini_runtime.image import busybox, reference
         from mini_runtime.image import changes as dockerfile
-        from mini_runtime.image.layers import open_layer
-        from mini_runtime.image.layout import LAYER_TAR_MEDIA_TYPE, sha256_digest
+        from mini_runtime.image.layers import open_tarball
 
-        settings = dockerfile.apply({}, changes) if changes else {}  # (before the archive is read)
-
-        data = source.read()
-        gzipped = data[:2] == b"\x1f\x8b"  # decompressed by open_layer: within its size limit
-        layer = open_layer(io.BytesIO(data), LAYER_TAR_MEDIA_TYPE + ("+gzip" if gzipped else "")).read()
-        stamp = now_rfc3339()
-        config = {"architecture": busybox.go_arch(), "os": "linux", "created": stamp, "config": settings,
-                  "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
-                  "history": [{"created": stamp, "created_by": "",
-                               "comment": message or f"Imported from {origin}"}]}
-        return {"Id": self.store.add_image(repository, [layer], config).id}
+        settings = dockerfile.apply({}, changes) if changes else {}
+        if repository:
+            reference.tag_name(repository)
+        layer = self.store.layout.spool(open_tarball(source))   # DiffID: the digest of the tar
+        try:
+            stamp = now_rfc3339()
+            config = {"architecture": busybox.go_arch(), "os": "linux", "created": stamp, "config": settings,
+                      "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+                      "history": [{"created": stamp, "created_by": "", "comment": message or f"Imported from {origin}"}]}
+            return {"Id": self.store.add_image(repository, [layer], config).id}
+        finally:
+            layer.path.unlink(missing_ok=True)   # (adopted as the blob, or not needed)
 
     def image_squash(self, source: str, target: str) -> dict[str, Any]:
         """SOURCE's files, whiteouts and opaque directories applied, as TARGET's one layer

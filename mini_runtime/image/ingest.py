@@ -33,6 +33,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tup
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
+    from mini_runtime.image.layout import Spooled
     from mini_runtime.image.store import Image, Store
 
     #: Opens a blob of the source by its descriptor (a dict with at least "digest").
@@ -49,6 +50,7 @@ class Pending:
     media_type: str | None
     open_blob: Opener
     what: str = "manifest"   # how error messages call this manifest
+    spooled: tuple[Spooled, ...] = ()  # layer blobs written to the store already (`import`)
 
 
 @named_tuple
@@ -141,7 +143,7 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
                 added.put(manifest.config.digest,
                           lambda: store.layout.put_blob(item.config_bytes, manifest.config.digest))
                 for layer in manifest.layers:
-                    added.put(layer.digest, lambda: _stream(store, item.pending.open_blob, layer))
+                    added.put(layer.digest, lambda: _stream(store, item.pending, layer))
                 manifest_digest = sha256_digest(item.pending.manifest_bytes)
                 added.put(manifest_digest, lambda: store.layout.put_blob(item.pending.manifest_bytes))
                 stored.append(Image(NONE, manifest_digest, manifest.config.digest, item.config,
@@ -164,7 +166,11 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
     return result
 
 
-def _stream(store: Store, open_blob: Opener, layer: checked.Descriptor) -> None:
-    with open_blob(layer.raw) as source:
+def _stream(store: Store, pending: Pending, layer: checked.Descriptor) -> None:
+    """Store one layer blob: a spooled one (hashed as it was written) by renaming it."""
+    spooled = next((s for s in pending.spooled if s.digest == layer.digest), None)
+    if spooled is not None:
+        store.layout.adopt(spooled)
+        return
+    with pending.open_blob(layer.raw) as source:
         store.layout.put_blob_stream(source, layer.digest, layer.size)
-

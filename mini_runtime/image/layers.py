@@ -76,8 +76,10 @@ class _Tap(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
             chunk = self.raw.read(len(buffer))
-        except decode_errors() as e:   # a truncated or corrupt compressed layer: one line
-            raise UnsafeLayer(f"layer: {describe(e)}") from None
+        except (*decode_errors(), OSError) as e:  # a truncated or corrupt compressed layer: one
+            if (what := describe(e)) is None:     # line (an OSError with an errno: the system's)
+                raise
+            raise UnsafeLayer(f"layer: {what}") from None
         self.seen(chunk)
         buffer[:len(chunk)] = chunk
         return len(chunk)
@@ -118,6 +120,42 @@ def open_layer(blob: BinaryIO, media_type: str, *, limit: int = DEFAULT_LIMIT) -
         stream = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True)
     return io.BufferedReader(_Tap(stream, _at_most(limit)), 1 << 20)
 # <<< open-layer
+
+
+#: The compressions `import` reads, told by their first bytes (as docker import's
+#: DecompressStream): a tarball has no media type.
+MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
+
+
+class _Prefixed(io.RawIOBase):
+    """`head`, the bytes read to see what a stream is, then the rest of the stream."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self.head, self.raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        chunk = self.head[:len(buffer)] or self.raw.read(len(buffer))
+        self.head = self.head[len(chunk):]
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def open_tarball(source: BinaryIO, *, limit: int = DEFAULT_LIMIT) -> BinaryIO:
+    """The tar of `import`, plain or compressed, read as a layer is: streamed, decompressed in
+    Python, never more than `limit` bytes (bz2 and lzma are imported only for such input)."""
+    head = source.read(6)
+    stream = io.BufferedReader(_Prefixed(head, source), 1 << 20)
+    compression = next((c for c, magic in MAGIC.items() if head.startswith(magic)), None)
+    if compression == "bzip2":
+        import bz2
+        return io.BufferedReader(_Tap(bz2.BZ2File(stream), _at_most(limit)), 1 << 20)
+    if compression == "xz":
+        import lzma
+        return io.BufferedReader(_Tap(lzma.LZMAFile(stream), _at_most(limit)), 1 << 20)
+    return open_layer(stream, f"{_OCI}.v1.tar" + (f"+{compression}" if compression else ""), limit=limit)
 
 
 # >>> clean-name

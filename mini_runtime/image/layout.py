@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from mini_runtime.paths import atomic_write
+from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -40,6 +41,15 @@ def _mismatch(message: str) -> Exception:
     from mini_runtime.image.checked import Invalid  # (checked imports this module)
 
     return Invalid(message)
+
+
+@named_tuple
+class Spooled:
+    """A blob in a temporary file of the store, with the digest and size of what was written."""
+
+    path: Path
+    digest: str
+    size: int
 
 
 class Layout:
@@ -81,27 +91,43 @@ class Layout:
         path = self.blob_path(expected)
         if path.exists():
             return expected
+        spooled = self.spool(source)
+        try:
+            if spooled.digest != expected or (size is not None and spooled.size != size):
+                raise _mismatch(f"blob {expected} ({size} bytes) does not match its descriptor: "
+                                f"its content is {spooled.digest} ({spooled.size} bytes)")
+            return self.adopt(spooled)
+        except BaseException:
+            spooled.path.unlink(missing_ok=True)
+            raise
+
+    def spool(self, source: BinaryIO) -> Spooled:
+        """`source` copied to a temporary file among the blobs (hidden: a dot name), hashed
+        while it is written, so a blob of any size is never held in memory nor read twice. The
+        caller adopts it, or unlinks it."""
         import hashlib
         import tempfile
 
         digest, written = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=path.parent)
+        directory = self.root / "blobs" / "sha256"
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := source.read(1 << 20):
                     digest.update(chunk)
                     written += len(chunk)
                     out.write(chunk)
-            actual = "sha256:" + digest.hexdigest()
-            if actual != expected or (size is not None and written != size):
-                raise _mismatch(f"blob {expected} ({size} bytes) does not match its descriptor: "
-                                f"its content is {actual} ({written} bytes)")
-            os.chmod(tmp, 0o444)
-            os.rename(tmp, path)
         except BaseException:
             os.unlink(tmp)
             raise
-        return expected
+        return Spooled(Path(tmp), "sha256:" + digest.hexdigest(), written)
+
+    def adopt(self, spooled: Spooled) -> str:
+        """Give a spooled file its blob name (read-only, as every blob)."""
+        os.chmod(spooled.path, 0o444)
+        os.rename(spooled.path, self.blob_path(spooled.digest))
+        return spooled.digest
 
     def open_blob(self, digest: str) -> BinaryIO:
         return open(self.blob_path(digest), "rb")

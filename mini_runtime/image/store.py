@@ -20,8 +20,8 @@ from mini_runtime import paths
 from mini_runtime.errors import Conflict, ImageNotFound, InvalidReference, MiniError
 from mini_runtime.image import reference
 from mini_runtime.image.layout import (CONFIG_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
-                                       MANIFEST_MEDIA_TYPE, REF_NAME, Layout, canonical_json,
-                                       sha256_digest)
+                                       MANIFEST_MEDIA_TYPE, REF_NAME, Layout, Spooled,
+                                       canonical_json, sha256_digest)
 from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -158,40 +158,44 @@ class Store:
         layer = busybox.build_layer()
         self.add_image(BUILTIN, [layer], busybox.image_config(sha256_digest(layer), busybox.BUSYBOX.stat().st_mtime))
 
-    def add_image(self, name: str | None, layers: list[bytes], config: dict[str, Any],
+    def add_image(self, name: str | None, layers: list[bytes | Spooled], config: dict[str, Any],
                   base: Image | None = None) -> Image:
         """Store an image made of uncompressed layer tars (`import`, `commit`, the built-in
         image, test fixtures), on top of `base`'s layers if given; without a name it is
-        dangling, found by its id."""
+        dangling, found by its id. A large layer comes spooled into the store (`import`)."""
         import io
 
         config_bytes = canonical_json(config)
-        blobs = {sha256_digest(data): data for data in [*layers, config_bytes]}
+        blobs = {sha256_digest(data): data for data in [*layers, config_bytes] if isinstance(data, bytes)}
+        spooled = tuple(layer for layer in layers if not isinstance(layer, bytes))
+        sized = [(sha256_digest(layer), len(layer)) if isinstance(layer, bytes) else (layer.digest, layer.size)
+                 for layer in layers]
         manifest = canonical_json({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
             "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": sha256_digest(config_bytes),
                        "size": len(config_bytes)},
             "layers": [*(base.layers if base else []),
-                       *({"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": sha256_digest(layer), "size": len(layer)}
-                         for layer in layers)],
+                       *({"mediaType": LAYER_TAR_MEDIA_TYPE, "digest": digest, "size": size}
+                         for digest, size in sized)],
         })
 
         def open_blob(descriptor: dict[str, Any]) -> BinaryIO:
             data = blobs.get(descriptor["digest"])
             return io.BytesIO(data) if data is not None else self.layout.open_blob(descriptor["digest"])
 
-        return self.ingest(name, manifest, MANIFEST_MEDIA_TYPE, open_blob)
+        return self.ingest(name, manifest, MANIFEST_MEDIA_TYPE, open_blob, spooled)
 
     def ingest(self, name: str | None, manifest_bytes: bytes, media_type: str | None,
-               open_blob: Callable[[dict[str, Any]], BinaryIO]) -> Image:
+               open_blob: Callable[[dict[str, Any]], BinaryIO], spooled: tuple[Spooled, ...] = ()) -> Image:
         """Store an image from elsewhere: the manifest as given, so digests stay the same, every
         blob verified, every layer unpacked before the image gets its name (as docker load
         does): a bad name, document or layer refuses the whole image, and nothing of it stays
         (image/ingest.py)."""
         from mini_runtime.image.ingest import Pending, ingest_all
 
-        return ingest_all(self, [Pending([name] if name else [], manifest_bytes, media_type, open_blob)])[0]
+        pending = Pending([name] if name else [], manifest_bytes, media_type, open_blob, spooled=spooled)
+        return ingest_all(self, [pending])[0]
 
     def set_name(self, name: str | None, descriptor: dict[str, Any]) -> None:
         """Give a manifest a name (or none); the image that had the name keeps existing, dangling
