@@ -211,7 +211,8 @@ def test_cli_reference_table_and_gradescope_json(tmp_path):
 
 
 MUTANTS = {
-    # (chapter, name): (the text to replace, its replacement, the check that must catch it)
+    # (chapter, name): (the text to replace, its replacement, the check that must catch it[, a
+    # fragment its message must have])
     # the orchestration (the order of the steps) and the "why?" predictions of 01-03 and 05
     ("01", "child-does-not-wait-for-go"): ("        if os.read(go_read, len(GO)) != GO:\n"
                                            "            os._exit(125)                     # the parent went away without releasing us\n",
@@ -289,6 +290,19 @@ MUTANTS = {
                                           "if status is not None:", "6.2"),
     ("06", "kill-always-sigkill"): ('os.kill(pid, int(message.get("signal", signal.SIGKILL)))',
                                     "os.kill(pid, signal.SIGKILL)", "6.3"),
+    ("06", "wait-answered-at-once"): ('        waiters.append(conn.detach())\n        return\n',
+                                      '        send(conn, {"StatusCode": 0})\n        conn.close()\n        return\n',
+                                      "6.3", "a waiter must get its answer only when the container has ended"),
+    ("06", "monitor-dies-of-sigterm"): ("    if monitor:\n        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+                                        "            signal.signal(sig, signal.SIG_IGN)\n", "", "6.4",
+                                        "monitor to live through SIGTERM, SIGINT and SIGHUP"),
+    ("06", "retry-count-read-with-int"): (
+        '        if not re.fullmatch(r"[+-]?[0-9]+", count_text):\n'
+        '            raise ValueError("invalid restart policy format: maximum retry count must be an integer")\n'
+        '        count = int(count_text)\n',
+        '        try:\n            count = int(count_text)\n        except ValueError:\n'
+        '            raise ValueError("invalid restart policy format: maximum retry count must be an integer")\n',
+        "6.5", "Go's strconv.Atoi"),
     ("06", "on-failure-restarts-a-success"): ('return name == "on-failure" and exit_code != 0 and',
                                               'return name == "on-failure" and', "6.6"),
     ("06", "restarted-after-a-stop"): ('if (here / "stopped").exists() or not policy_applies(',
@@ -318,7 +332,7 @@ def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     other check plugs only the functions it names (grading.py) and runs the reference's code
     for the rest, so a check that leaves the broken function out cannot see the mistake: its
     verdict is test_reference_gets_full_marks's (and test_model_solution_gets_full_marks's)."""
-    old, new, failing = MUTANTS[chapter_number, name]
+    old, new, failing, *said = MUTANTS[chapter_number, name]
     chapter = chapter_here(chapter_number)
     source = model(chapter).decode()
     assert source.count(old) == 1
@@ -326,6 +340,7 @@ def test_checks_catch_classic_mistakes(chapter_number, name, tmp_path):
     [result] = grading.grade(chapter, tmp_path / chapter.learner_file, 11, [failing])
     assert result.check.number == failing and not result.passed, f"{name} was not caught by {failing}"
     assert result.message and not result.refused, result
+    assert all(fragment in result.message for fragment in said), result.message
 
 
 def test_one_broken_function_costs_only_the_checks_that_plug_it(tmp_path):

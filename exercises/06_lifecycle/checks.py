@@ -5,11 +5,18 @@ phases run with your functions too. The extend part is in checks_extend.py."""
 
 from __future__ import annotations
 
+import os
+import select
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 from exercises.feedback import clip
-from exercises.grading import Chapter, Context
+from exercises.grading import REPO, Chapter, Context
+from mini_runtime import container as records
+from mini_runtime import monitor
 
 CHAPTER = Chapter(number="06", slug="lifecycle", module="mini_runtime.monitor", learner_file="monitor.py",
                   given=("SOCKET", "send", "receive", "socket_path", "request", "relay_all"))
@@ -87,6 +94,41 @@ def drain(ctx: Context) -> None:
 SIGNALS = [signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
 
 
+class early_waiter:  # noqa: N801 - a context manager, named for what it holds
+    """A `wait` request of our own on the container's monitor socket, as `mini wait` makes it:
+    fails the check if the monitor answers (or hangs up) while the container still runs."""
+
+    def __init__(self, ctx: Context, container: str) -> None:
+        self.ctx, self.container, self.sock = ctx, container, socket.socket(socket.AF_UNIX)
+
+    def __enter__(self) -> socket.socket:
+        fd, path = monitor.socket_path(str(records.run_dir(self.container)))
+        try:
+            self.sock.connect(path)
+        except OSError as e:
+            self.ctx.expect(False, "the container's monitor to take a `wait` request on its socket", str(e))
+        finally:
+            os.close(fd)
+        monitor.send(self.sock, {"op": "wait"})
+        early = select.select([self.sock], [], [], 1.0)[0]
+        if early:
+            self.sock.settimeout(1)
+            try:
+                reply = monitor.receive(self.sock)
+            except ValueError:                          # not one JSON line
+                reply = {"not JSON": True}
+            self.sock.close()
+            self.ctx.expect(False, "no answer to `wait` while the container runs: a waiter must get its answer "
+                            "only when the container has ended: the finish phase sends it the exit code (keep "
+                            "the connection in `waiters`; do not answer it, do not close it)",
+                            f"{clip(repr(reply), 80) if reply else 'the connection closed'} within 1 s, while "
+                            "it still ran (a `docker wait` answered so prints an exit code there is not yet)")
+        return self.sock
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+
 @check("6.3", "answer: kill delivers the signal asked for, wait answers when it has ended", points=2,
        section="§ The state machine", plug=("answer",), retry=True)
 def kill_and_wait(ctx: Context) -> None:
@@ -95,12 +137,34 @@ def kill_and_wait(ctx: Context) -> None:
     container = detached(ctx, "busybox", "sh", "-c",
                          f'trap "exit {code}" {name[3:]}; echo ready; while :; do sleep 0.1; done')
     ctx.expect(logged(ctx, container, "ready"), "the container to start and log 'ready'", "no 'ready'")
-    killed = ctx.mini("kill", "-s", name, container)
-    ctx.expect(killed.returncode == 0, f"`mini kill -s {name}` to exit 0", f"exit {killed.returncode}, "
-               f"{last_line(killed)!r}")
+    with early_waiter(ctx, container) as waiter:
+        killed = ctx.mini("kill", "-s", name, container)
+        ctx.expect(killed.returncode == 0, f"`mini kill -s {name}` to exit 0", f"exit {killed.returncode}, "
+                   f"{last_line(killed)!r}")
+        waiter.settimeout(15)
+        reply = monitor.receive(waiter) or {}
+        ctx.expect(reply.get("StatusCode") == code, f"the monitor's answer to `wait`, once the {name} trap "
+                   f"ran, to be {{'StatusCode': {code}, ...}} (the finish phase sends it)", clip(repr(reply), 120))
     waited = ctx.mini("wait", container, timeout=15)
     ctx.expect(waited.stdout.strip() == str(code),
                f"`mini wait` to print {code}: the shell's trap for {name} ran", f"{waited.stdout.strip()!r}")
+
+
+#: Run in the jail (the monitor's pid is the jail's): signal the monitor, then is it still alive?
+PROBE = ("import os, sys, time\nfrom mini_runtime.container import start_time\n"
+         "pid, started = open(sys.argv[1]).read().split()\n"
+         "for sig in sys.argv[2:]:\n    os.kill(int(pid), int(sig))\n"
+         "time.sleep(0.5)\nprint(start_time(int(pid)) == started)\n")
+FATAL = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def monitor_survives(ctx: Context, container: str) -> bool:
+    """SIGTERM, SIGINT and SIGHUP to the container's monitor: alive 0.5 s later?"""
+    argv = [sys.executable, "-c", PROBE, str(records.run_dir(container) / "owner"), *(str(int(s)) for s in FATAL)]
+    jail = ctx.jail()
+    proc = (jail.popen if jail else subprocess.Popen)(argv, stdout=subprocess.PIPE, text=True,
+                                                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    return proc.communicate(timeout=10)[0].strip() == "True"
 
 
 @check("6.4", "why? stop, and a PID 1 without handlers: predict the exit code, then see it", points=2,
@@ -111,6 +175,11 @@ def stop_pid1(ctx: Context) -> None:
     trapped = detached(ctx, "busybox", "sh", "-c", f'trap "exit {code}" TERM; echo ready; while :; do sleep 0.1; done')
     for container in (bare, trapped):
         ctx.expect(logged(ctx, container, "ready"), "the containers to start and log 'ready'", "no 'ready'")
+    ctx.expect(monitor_survives(ctx, trapped),
+               "a detached container's monitor to live through SIGTERM, SIGINT and SIGHUP (serve ignores them "
+               "when monitor=True: only SIGKILL may end a monitor, for once it is gone nobody records the "
+               "container's exit code, keeps its log or answers `stop`)",
+               "the monitor gone 0.5 s after them")
     started = time.monotonic()
     ctx.mini("stop", "-t", "2", bare, timeout=30)
     took = time.monotonic() - started

@@ -13,6 +13,9 @@ from mini_runtime.units import parse_rfc3339
 
 SECTION = "§ The state machine"
 HOOKS = ("parse_restart", "restart_after")
+NOT_AN_INTEGER = "invalid restart policy format: maximum retry count must be an integer"
+#: Counts Python's int() reads (or would read) that Go's strconv.Atoi refuses: graded on every seed.
+ATOI_REFUSES = (" 3", "3 ", "1_0", "\uff13", "3.0")
 
 
 def _last(result) -> str:  # noqa: ANN001 - a CompletedProcess
@@ -53,9 +56,11 @@ def register(chapter: Chapter) -> None:
     def policies(ctx: Context) -> None:
         n = ctx.rng.randrange(1, 10)
         for value, want in [(f"on-failure:{n}", f"on-failure {n}"), ("always", "always 0"),
+                            (f"on-failure:+{n}", f"on-failure {n}"),  # Go's Atoi takes a sign
                             (ctx.rng.choice(["unless-stopped", "on-failure"]), None)]:
             made = ctx.mini("create", "--restart", value, "busybox", "true")
-            ctx.expect(made.returncode == 0, f"`mini create --restart {value}` to exit 0",
+            sign = " (Go's strconv.Atoi takes a sign: '+3' is 3)" if "+" in value else ""
+            ctx.expect(made.returncode == 0, f"`mini create --restart {value}` to exit 0{sign}",
                        f"exit {made.returncode}, {_last(made)!r}")
             got = ctx.mini("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} "
                            "{{.HostConfig.RestartPolicy.MaximumRetryCount}}", made.stdout.strip(), plug=())
@@ -64,7 +69,7 @@ def register(chapter: Chapter) -> None:
                        repr(got.stdout.strip()))
             ctx.mini("rm", made.stdout.strip(), plug=())
         word = ctx.rng.choice(["sometimes", "never", "on-fail", "Always"])
-        cases = [(f"on-failure:{word}", "invalid restart policy format: maximum retry count must be an integer"),
+        cases = [(f"on-failure:{word}", NOT_AN_INTEGER),
                  (f":{n}", "invalid restart policy format: no policy provided before colon"),
                  (word, f"invalid restart policy: unknown policy '{word}'; use one of 'no', 'always', "
                         "'on-failure', or 'unless-stopped'"),
@@ -76,6 +81,13 @@ def register(chapter: Chapter) -> None:
             result = ctx.mini("run", "-d", "--restart", value, "busybox", "true")
             ctx.expect(result.returncode == 125 and _last(result) == f"mini: {why}",
                        f"`--restart {value}`: exit 125 and 'mini: {why}'",
+                       f"exit {result.returncode}, {_last(result)!r}")
+        for count in ATOI_REFUSES:
+            result = ctx.mini("run", "-d", "--restart", f"on-failure:{count}", "busybox", "true")
+            ctx.expect(result.returncode == 125 and _last(result) == f"mini: {NOT_AN_INTEGER}",
+                       f"`--restart 'on-failure:{count}'`: exit 125 and 'mini: {NOT_AN_INTEGER}' (hint: docker "
+                       "reads the count with Go's strconv.Atoi: an optional sign and ASCII digits only, where "
+                       "Python's int() also takes spaces, '_' and other scripts' digits)",
                        f"exit {result.returncode}, {_last(result)!r}")
         value = ctx.rng.choice(["always", "unless-stopped", f"on-failure:{n}"])
         result = ctx.mini("run", "--rm", "--restart", value, "busybox", "true")
