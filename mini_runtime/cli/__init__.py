@@ -206,7 +206,8 @@ LOOKS_UP_FIRST = ("logs", "attach", "port")
 
 def exit_code(command: str | None, error: MiniError) -> int:
     """docker's numbers for a failure: 126/127 when the container's command cannot be executed
-    or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise."""
+    or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise
+    (a wrong count of arguments too: cobra's check, not a flag's)."""
     if isinstance(error, ExecError):
         return error.exit_code
     if isinstance(error, BadArguments):
@@ -250,9 +251,10 @@ def args_command(argv: Sequence[str] | None) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = management(list(sys.argv[1:] if argv is None else argv))
     command = args_command(words)
-    if words == ["help"]:
-        words = ["--help"]
-    elif command is not None and command not in GROUPS and words[:1] == [command]:
+    if words == ["help"]:                               # (docker's `help` is --help)
+        build_parser().print_help()
+        return 0
+    if command is not None and command not in GROUPS and words[:1] == [command]:
         print(f"mini: '{command}' is not a mini command.\nSee 'mini --help'", file=sys.stderr)
         return 1                                        # (docker's two lines and exit)
     try:

@@ -308,8 +308,6 @@ def rename(args: argparse.Namespace) -> int:
         return 1
     try:
         backend.connect().container_rename(args.container, args.name)
-    except UsageError:
-        raise
     except MiniError as e:
         print(f"Error response from daemon: {e}", file=sys.stderr)
         print(f"Error: failed to rename container named {args.container}", file=sys.stderr)
