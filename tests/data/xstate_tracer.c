@@ -29,6 +29,23 @@
 
 static const unsigned char new_xmm0[16] = "tracer-wrote-me";
 
+/* Only this function may use AVX-512: the file is compiled without -mavx512f, so that the
+ * compiler never picks zmm registers for ordinary code (a memcpy, say), which would be an
+ * illegal instruction on a CPU without AVX-512 (AMD EPYC before Zen 4, for one). */
+__attribute__((target("avx512f"))) static void load_stop_read_avx512(
+    const unsigned char *z_in, const unsigned char *xmm0_in, unsigned char *z_out, unsigned char *xmm0_out)
+{
+    __asm__ volatile(
+        "vmovdqu64 (%[zi]), %%zmm17\n\t"
+        "movdqu (%[xi]), %%xmm0\n\t"
+        "mov $39, %%eax\n\tsyscall\n\t"                     /* getpid */
+        "mov %%eax, %%edi\n\tmov $19, %%esi\n\tmov $62, %%eax\n\tsyscall\n\t" /* kill(SIGSTOP) */
+        "vmovdqu64 %%zmm17, (%[zo])\n\t"
+        "movdqu %%xmm0, (%[xo])\n\t"
+        :: [zi] "r"(z_in), [xi] "r"(xmm0_in), [zo] "r"(z_out), [xo] "r"(xmm0_out)
+        : "rax", "rdi", "rsi", "rcx", "r11", "xmm0", "xmm17", "memory");
+}
+
 static int child(int avx512)
 {
     unsigned char xmm0_in[16] = "child-xmm0-seed", xmm0_out[16];
@@ -40,15 +57,7 @@ static int child(int avx512)
     /* Registers are loaded, the stop happens and they are read back in one asm block, with
      * raw syscalls, so that no library code runs in between. */
     if (avx512) {
-        __asm__ volatile(
-            "vmovdqu64 (%[zi]), %%zmm17\n\t"
-            "movdqu (%[xi]), %%xmm0\n\t"
-            "mov $39, %%eax\n\tsyscall\n\t"                     /* getpid */
-            "mov %%eax, %%edi\n\tmov $19, %%esi\n\tmov $62, %%eax\n\tsyscall\n\t" /* kill(SIGSTOP) */
-            "vmovdqu64 %%zmm17, (%[zo])\n\t"
-            "movdqu %%xmm0, (%[xo])\n\t"
-            :: [zi] "r"(z_in), [xi] "r"(xmm0_in), [zo] "r"(z_out), [xo] "r"(xmm0_out)
-            : "rax", "rdi", "rsi", "rcx", "r11", "xmm0", "xmm17", "memory");
+        load_stop_read_avx512(z_in, xmm0_in, z_out, xmm0_out);
     } else {
         __asm__ volatile(
             "movdqu (%[xi]), %%xmm0\n\t"
