@@ -234,6 +234,21 @@ def test_bad_port_specs_say_what_is_wrong(spec, message):
         ports.parse(spec)
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and 8000-8002"),
+    ("8080:80-81/udp", "invalid ranges specified for container and host Ports: 80-81 and 8080"),
+    (" 80", "invalid containerPort:  80"), ("+80", "invalid containerPort: +80"),
+    ("8_0", "invalid containerPort: 8_0"), ("\u0668\u0660", "invalid containerPort: \u0668\u0660"),
+    ("80-:80", "invalid hostPort: 80-"), ("80:80-", "invalid containerPort: 80-"),
+])
+def test_bad_port_specs_in_dockers_words(spec, message):
+    """docker's exact words (nat.ParsePortSpec), and its strconv's digits only: Python's int()
+    took " 80", "+80", "8_0" (as 80, 80 and 80) and Arabic-Indic digits."""
+    with pytest.raises(InvalidParameter) as refused:
+        ports.parse(spec)
+    assert str(refused.value) == message
+
+
 def test_publish_all_adds_the_exposed_ports_not_published_yet():
     got = ports.parse_all(["8080:80"], publish_all=True, exposed={"443/tcp": {}, "80/tcp": {}, "53/udp": {}})
     assert got == [B("", 8080, 80, "tcp"), B("", 0, 53, "udp"), B("", 0, 443, "tcp")]
