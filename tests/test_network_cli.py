@@ -173,6 +173,43 @@ def test_a_subnet_that_overlaps_a_route_is_refused(test_host):
     nothing_of_ours_left()
 
 
+@pytest.mark.nat
+def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
+    """--gateway and --ip-range (docker's): the bridge has the gateway, containers get the
+    range. Refused with one line, exit 1, and no network, bridge or rule made: loopback,
+    multicast, 0/8, too small, another mini network's subnet, a gateway or range
+    outside the subnet. (224.0.0.0/24 was accepted, and every run on it then failed with
+    "Network is unreachable"; --gateway and --ip-range were unknown flags.)"""
+    from mini_runtime.network import bridge, nat
+    made = mini("network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.0.254",
+                "--ip-range", "10.99.0.128/30", "minitestok")
+    assert made.returncode == 0, made.stderr
+    try:
+        shown = bridged("run", "--rm", "--network", "minitestok", "busybox", "sh", "-c",
+                        "ip -o -4 addr show eth0; ip route")
+        assert "inet 10.99.0.128/24" in shown.stdout and "default via 10.99.0.254" in shown.stdout, shown.stderr
+        for flags, why in [(["--subnet", "127.0.0.0/8"], "it overlaps 127.0.0.0/8, loopback"),
+                           (["--subnet", "224.0.0.0/24"], "it overlaps 224.0.0.0/4, multicast"),
+                           (["--subnet", "0.0.0.0/8"], "it overlaps 0.0.0.0/8"),
+                           (["--subnet", "10.0.0.0/31"], "too small for a gateway and a container"),
+                           (["--subnet", "10.99.0.128/25"], "Pool overlaps with other one on this address space"),
+                           (["--gateway", "10.0.0.1"], "every ip-range or gateway must have a corresponding subnet"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.97.0.1"], "no matching subnet for gateway"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.255"], "the broadcast address"),
+                           (["--subnet", "10.98.0.0/24", "--ip-range", "10.98.0.0/23"], "no matching subnet for range")]:
+            refused = mini("network", "create", *flags, "minitestbad")
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+            assert why in refused.stderr and refused.stdout == ""
+        assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == [
+            "bridge", "host", "none", "minitestok"]
+        made = json.loads(mini("network", "inspect", "minitestok").stdout)[0]["Options"]["com.docker.network.bridge.name"]
+        assert [link for link in bridge.links() if link.startswith("mini")] == [made]
+        assert {r.get("comment") for r in nat.rules()} == {f"mini:net:{made}"}
+    finally:
+        assert mini("network", "rm", "minitestok").returncode == 0
+    nothing_of_ours_left()
+
+
 # --- what a container sees ---------------------------------------------------------------------
 
 @pytest.mark.nat

@@ -19,6 +19,8 @@ def add_network(sub: argparse._SubParsersAction) -> None:
     verbs = network.add_subparsers(dest="verb", metavar="COMMAND", prog="mini network")
     create = verbs.add_parser("create", help="create a network", usage="mini network create [OPTIONS] NETWORK")
     create.add_argument("--subnet", help="subnet in CIDR format (default: a free /24 of 172.30.0.0/16)")
+    create.add_argument("--gateway", help="IPv4 gateway for the subnet (default: its first address)")
+    create.add_argument("--ip-range", help="allocate container IPs from a sub-range (CIDR)")
     create.add_argument("-d", "--driver", default="bridge", help='driver (only "bridge")')
     create.add_argument("name", metavar="NETWORK")
     ls = verbs.add_parser("ls", aliases=["list"], help="list networks", usage="mini network ls [OPTIONS]")
@@ -45,7 +47,7 @@ def network(args: argparse.Namespace) -> int:
     if args.verb == "create":
         if args.driver != "bridge":
             raise NotFound(f'plugin "{args.driver}" not found: only the bridge driver is built in')  # (404: exit 1)
-        print(engine.network_create(args.name, args.subnet)["Id"])
+        print(engine.network_create(args.name, args.subnet, args.gateway, args.ip_range)["Id"])
         return 0
     if args.verb in ("ls", "list"):
         from mini_runtime.cli.formatting import table
