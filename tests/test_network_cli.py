@@ -414,6 +414,39 @@ def test_a_sigkilled_monitors_network_is_swept(test_host):
     mini("rm", "web")
 
 
+@pytest.mark.nat
+def test_rm_f_while_its_monitor_is_still_creating_the_container(test_host):
+    """`rm -f` of a container whose record is there but whose monitor is still making it (no
+    socket yet: cgroup, netns, address, veth) waits for the monitor, then removes it whole.
+    (Before: it removed the directory from under the monitor, whose create failed with
+    "[Errno 2] No such file or directory", wrote the record again with no name leading to it,
+    and left its address, veth and netns to a later sweep.)"""
+    import subprocess
+
+    from conftest import MINI
+    from mini_runtime import container
+    from mini_runtime.backend.local import LocalBackend
+    before = containers()
+    environ = {k: v for k, v in os.environ.items() if k != "MINI_DEFAULT_NETWORK"}
+    run = subprocess.Popen(MINI + ["run", "-d", "--name", "racer", "-p", "18110:80", "busybox", "sleep", "600"],
+                           env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while container.holder("racer") is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        LocalBackend().container_delete("racer", force=True)   # (in-process: no start-up time)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert "Errno" not in err and run.returncode in (0, 125), err
+    assert containers() == before and container.holder("racer") is None
+    assert not [d for d in container.containers_dir().iterdir() if not d.name.startswith(tuple(before))]
+    nothing_of_ours_left()
+    again = web("racer", "-p", "18110:80")                      # the name and the port are free
+    assert mini("rm", "-f", again).returncode == 0
+    nothing_of_ours_left()
+
+
 # --- host names: container:NAME, host -----------------------------------------------------------
 
 @pytest.mark.nat
