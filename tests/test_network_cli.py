@@ -178,8 +178,10 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
     """--gateway and --ip-range (docker's): the bridge has the gateway, containers get the
     range. Refused with one line, exit 1, and no network, bridge or rule made: loopback,
     multicast, 0/8, too small, another mini network's subnet, a gateway or range
-    outside the subnet. (224.0.0.0/24 was accepted, and every run on it then failed with
-    "Network is unreachable"; --gateway and --ip-range were unknown flags.)"""
+    outside the subnet, two subnets, a name too long for its files. (224.0.0.0/24 was accepted,
+    and every run on it then failed with "Network is unreachable"; --gateway and --ip-range were
+    unknown flags; of two --subnet the last was taken silently; a 300-character name gave a raw
+    "file name too long" with the whole path.)"""
     from mini_runtime.network import bridge, nat
     made = mini("network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.0.254",
                 "--ip-range", "10.99.0.128/30", "minitestok")
@@ -196,10 +198,15 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
                            (["--gateway", "10.0.0.1"], "every ip-range or gateway must have a corresponding subnet"),
                            (["--subnet", "10.98.0.0/24", "--gateway", "10.97.0.1"], "no matching subnet for gateway"),
                            (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.255"], "the broadcast address"),
-                           (["--subnet", "10.98.0.0/24", "--ip-range", "10.98.0.0/23"], "no matching subnet for range")]:
+                           (["--subnet", "10.98.0.0/24", "--ip-range", "10.98.0.0/23"], "no matching subnet for range"),
+                           (["--subnet", "10.98.0.0/24", "--subnet", "10.97.0.0/24"], "doesn't support multiple subnets"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.1", "--gateway", "10.98.0.2"],
+                            "every ip-range or gateway must have a corresponding subnet")]:
             refused = mini("network", "create", *flags, "minitestbad")
             assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
             assert why in refused.stderr and refused.stdout == ""
+        long = mini("network", "create", "a" * 201)       # (its files are named after it: no raw ENAMETOOLONG)
+        assert (long.returncode, long.stderr.count("\n")) == (1, 1) and "201 characters, at most 200" in long.stderr
         assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == [
             "bridge", "host", "none", "minitestok"]
         made = json.loads(mini("network", "inspect", "minitestok").stdout)[0]["Options"]["com.docker.network.bridge.name"]

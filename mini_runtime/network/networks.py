@@ -37,6 +37,7 @@ from mini_runtime.units import now_rfc3339
 DEFAULT, DEFAULT_BRIDGE = "bridge", "mini0"
 BUILTIN = ("bridge", "host", "none")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+NAME_MAX = 200                      # (a file name has at most 255 bytes: ".<name>.json.tmp-<pid>")
 
 
 def directory() -> Path:
@@ -128,6 +129,9 @@ def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_
     """A user-defined network: a record, a bridge, its rules. Nothing stays if a step fails."""
     if not NAME.fullmatch(name):
         raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if len(name) > NAME_MAX:
+        raise InvalidParameter(f"invalid network name {name[:20]}...: {len(name)} characters, at most "
+                               f"{NAME_MAX} (its record is a file named after it)")
     if (gateway or ip_range) and not subnet:
         raise InvalidParameter("every ip-range or gateway must have a corresponding subnet")
     with lock():
