@@ -217,6 +217,26 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
     nothing_of_ours_left()
 
 
+def test_a_network_name_never_leads_out_of_the_state_root(test_host):
+    """`--network ../../x` read $MINI_ROOT/network/networks/../../x.json as a network record: a
+    planted one could name the host's own link as its bridge (here the test host's mth0), and
+    its address file too (a traceback: KeyError 'Subnet'). A name no network can have is none."""
+    from mini_runtime import paths
+    planted = paths.state_root() / "evil.json"
+    (paths.state_root() / "network" / "networks").mkdir(parents=True, exist_ok=True)   # (there once used)
+    planted.write_text(json.dumps({"Name": "../../evil", "Id": "e" * 64, "Containers": {}, "Options": {
+        "com.docker.network.bridge.name": "mth0"}, "IPAM": {"Config": [{"Subnet": "10.66.0.0/24", "Gateway": "10.66.0.1"}]}}))
+    before = containers()
+    try:
+        for network in ("../../evil", "../networks/bridge", "a" * 300):
+            refused = bridged("run", "--rm", "--network", network, "busybox", "true")
+            assert (refused.returncode, refused.stderr) == (125, f"mini: network {network} not found\n")
+    finally:
+        planted.unlink()
+    assert not (paths.state_root() / "evil.lock").exists() and containers() == before
+    nothing_of_ours_left()                              # (and test_host: mth0 as it was)
+
+
 # --- what a container sees ---------------------------------------------------------------------
 
 @pytest.mark.nat

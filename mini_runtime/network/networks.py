@@ -70,7 +70,10 @@ def builtin(name: str) -> dict:
 
 def load(name: str) -> dict | None:
     """A network's record. A pre-defined one keeps only its members on disk: its subnet is
-    MINI_SUBNET's of now (ipam refuses a change while containers use the old one)."""
+    MINI_SUBNET's of now (ipam refuses a change while containers use the old one). A name no
+    network can have is none: it names a file, and `--network ../../x` must not read ../../x.json."""
+    if not NAME.fullmatch(name) or len(name) > NAME_MAX:
+        return None
     try:
         record = json.loads((directory() / f"{name}.json").read_text())
     except FileNotFoundError:
