@@ -217,6 +217,31 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
     nothing_of_ours_left()
 
 
+@pytest.mark.nat
+def test_a_full_network_refuses_the_next_container_and_leaves_nothing(test_host):
+    """A /30 has room for one container: the next `run` (-d or not) fails in one line with
+    docker's words and exit 125, and leaves no container, netns, address, veth, rule or held
+    port (before: "no free address left on network ...")."""
+    from mini_runtime.network import bridge, ipam, namespace, nat
+    assert mini("network", "create", "--subnet", "10.97.0.0/30", "minifull").returncode == 0
+    before = containers()
+    try:
+        first = web("one", "--network", "minifull", "-p", "18150:80")
+        for detach in (["-d"], []):
+            refused = bridged("run", *detach, "--network", "minifull", "-p", "18151:80", "busybox", "sleep", "60")
+            assert (refused.returncode, refused.stderr) == (125, "mini: no available IPv4 addresses on this "
+                                                                 "network's address pools: minifull (10.97.0.0/30)\n")
+        assert containers() == before | {first[:12]} and namespace.names() == [first]
+        assert list(ipam.owners()) == [first] and nat.owners() == {first}
+        assert [link for link in bridge.links() if link.startswith("mv")] == ["mv" + first[:12]]
+        with socket.socket() as s:                                     # the port was never held
+            s.bind(("0.0.0.0", 18151))
+    finally:
+        mini("rm", "-f", "one")
+        mini("network", "rm", "minifull")
+    nothing_of_ours_left()
+
+
 def test_a_network_name_never_leads_out_of_the_state_root(test_host):
     """`--network ../../x` read $MINI_ROOT/network/networks/../../x.json as a network record: a
     planted one could name the host's own link as its bridge (here the test host's mth0), and

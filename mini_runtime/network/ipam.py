@@ -133,7 +133,8 @@ class Pool:
                     taken[str(candidate)] = owner
                     self.save(taken)
                     return candidate
-        raise Unavailable(f"no free address left on network {self.network} ({self.ip_range or self.subnet})")
+        raise Unavailable(f"no available IPv4 addresses on this network's address pools: {self.network} "
+                          f"({self.ip_range or self.subnet})")     # (docker's words; the subnet, not the id)
 
     def release(self, owner: str) -> bool:
         """Give back `owner`'s address; False when it had none."""
