@@ -1,8 +1,9 @@
 """IP address management: which container has which address on which network.
 
 Each network (the default `bridge`, and every user-defined one) has a subnet; its first host
-address is the gateway (the bridge's own address); containers get the lowest free address after
-it, never the network or broadcast address. The allocations are a small JSON file per network
+address is the gateway (the bridge's own address; `--gateway` picks another); containers get the
+lowest free address of the subnet (or of its `--ip-range`), never the gateway, the network or
+the broadcast address. The allocations are a small JSON file per network
 under the state root, changed under a file lock, so two `mini run` at once never get the same
 address and a restarted daemon knows what is taken. `rm` (or the sweep after a killed monitor)
 releases the address, and the next container may get it again.
