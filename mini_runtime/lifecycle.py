@@ -207,8 +207,13 @@ def remove(directory: Path, text: str, force: bool) -> None:
 
 def remove_claimed(directory: Path, text: str, force: bool) -> None:
     record = container.load(directory)
-    if container.status(record) is container.Status.CREATED:
-        monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up
+    if container.status(record) is container.Status.CREATED:  # its monitor cleans up. One still
+        deadline = time.monotonic() + 30      # making it has no socket yet, and nothing may go
+        while (monitor.request(run_dir(directory), {"op": "remove"}, 10) is None  # from under it
+               and container.owner_alive(directory.name) and time.monotonic() < deadline):
+            time.sleep(0.02)
+        if (directory / container.RECORD).exists():     # (running now, if a `start` came first)
+            record = container.load(directory)
     if container.status(record).has_process:
         if not force:
             raise Conflict(f'cannot remove container "{record["Name"]}": container is '

@@ -173,6 +173,95 @@ def test_a_subnet_that_overlaps_a_route_is_refused(test_host):
     nothing_of_ours_left()
 
 
+@pytest.mark.nat
+def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
+    """--gateway and --ip-range (docker's): the bridge has the gateway, containers get the
+    range. Refused with one line, exit 1, and no network, bridge or rule made: loopback,
+    multicast, 0/8, too small, another mini network's subnet, a gateway or range
+    outside the subnet, two subnets, a name too long for its files. (224.0.0.0/24 was accepted,
+    and every run on it then failed with "Network is unreachable"; --gateway and --ip-range were
+    unknown flags; of two --subnet the last was taken silently; a 300-character name gave a raw
+    "file name too long" with the whole path.)"""
+    from mini_runtime.network import bridge, nat
+    made = mini("network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.0.254",
+                "--ip-range", "10.99.0.128/30", "minitestok")
+    assert made.returncode == 0, made.stderr
+    try:
+        shown = bridged("run", "--rm", "--network", "minitestok", "busybox", "sh", "-c",
+                        "ip -o -4 addr show eth0; ip route")
+        assert "inet 10.99.0.128/24" in shown.stdout and "default via 10.99.0.254" in shown.stdout, shown.stderr
+        for flags, why in [(["--subnet", "127.0.0.0/8"], "it overlaps 127.0.0.0/8, loopback"),
+                           (["--subnet", "224.0.0.0/24"], "it overlaps 224.0.0.0/4, multicast"),
+                           (["--subnet", "0.0.0.0/8"], "it overlaps 0.0.0.0/8"),
+                           (["--subnet", "10.0.0.0/31"], "too small for a gateway and a container"),
+                           (["--subnet", "10.99.0.128/25"], "Pool overlaps with other one on this address space"),
+                           (["--gateway", "10.0.0.1"], "every ip-range or gateway must have a corresponding subnet"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.97.0.1"], "no matching subnet for gateway"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.255"], "the broadcast address"),
+                           (["--subnet", "10.98.0.0/24", "--ip-range", "10.98.0.0/23"], "no matching subnet for range"),
+                           (["--subnet", "10.98.0.0/24", "--subnet", "10.97.0.0/24"], "doesn't support multiple subnets"),
+                           (["--subnet", "10.98.0.0/24", "--gateway", "10.98.0.1", "--gateway", "10.98.0.2"],
+                            "every ip-range or gateway must have a corresponding subnet")]:
+            refused = mini("network", "create", *flags, "minitestbad")
+            assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+            assert why in refused.stderr and refused.stdout == ""
+        long = mini("network", "create", "a" * 201)       # (its files are named after it: no raw ENAMETOOLONG)
+        assert (long.returncode, long.stderr.count("\n")) == (1, 1) and "201 characters, at most 200" in long.stderr
+        assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == [
+            "bridge", "host", "none", "minitestok"]
+        made = json.loads(mini("network", "inspect", "minitestok").stdout)[0]["Options"]["com.docker.network.bridge.name"]
+        assert [link for link in bridge.links() if link.startswith("mini")] == [made]
+        assert {r.get("comment") for r in nat.rules()} == {f"mini:net:{made}"}
+    finally:
+        assert mini("network", "rm", "minitestok").returncode == 0
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_a_full_network_refuses_the_next_container_and_leaves_nothing(test_host):
+    """A /30 has room for one container: the next `run` (-d or not) fails in one line with
+    docker's words and exit 125, and leaves no container, netns, address, veth, rule or held
+    port (before: "no free address left on network ...")."""
+    from mini_runtime.network import bridge, ipam, namespace, nat
+    assert mini("network", "create", "--subnet", "10.97.0.0/30", "minifull").returncode == 0
+    before = containers()
+    try:
+        first = web("one", "--network", "minifull", "-p", "18150:80")
+        for detach in (["-d"], []):
+            refused = bridged("run", *detach, "--network", "minifull", "-p", "18151:80", "busybox", "sleep", "60")
+            assert (refused.returncode, refused.stderr) == (125, "mini: no available IPv4 addresses on this "
+                                                                 "network's address pools: minifull (10.97.0.0/30)\n")
+        assert containers() == before | {first[:12]} and namespace.names() == [first]
+        assert list(ipam.owners()) == [first] and nat.owners() == {first}
+        assert [link for link in bridge.links() if link.startswith("mv")] == ["mv" + first[:12]]
+        with socket.socket() as s:                                     # the port was never held
+            s.bind(("0.0.0.0", 18151))
+    finally:
+        mini("rm", "-f", "one")
+        mini("network", "rm", "minifull")
+    nothing_of_ours_left()
+
+
+def test_a_network_name_never_leads_out_of_the_state_root(test_host):
+    """`--network ../../x` read $MINI_ROOT/network/networks/../../x.json as a network record: a
+    planted one could name the host's own link as its bridge (here the test host's mth0), and
+    its address file too (a traceback: KeyError 'Subnet'). A name no network can have is none."""
+    from mini_runtime import paths
+    planted = paths.state_root() / "evil.json"
+    (paths.state_root() / "network" / "networks").mkdir(parents=True, exist_ok=True)   # (there once used)
+    planted.write_text(json.dumps({"Name": "../../evil", "Id": "e" * 64, "Containers": {}, "Options": {
+        "com.docker.network.bridge.name": "mth0"}, "IPAM": {"Config": [{"Subnet": "10.66.0.0/24", "Gateway": "10.66.0.1"}]}}))
+    before = containers()
+    try:
+        for network in ("../../evil", "../networks/bridge", "a" * 300):
+            refused = bridged("run", "--rm", "--network", network, "busybox", "true")
+            assert (refused.returncode, refused.stderr) == (125, f"mini: network {network} not found\n")
+    finally:
+        planted.unlink()
+    assert not (paths.state_root() / "evil.lock").exists() and containers() == before
+    nothing_of_ours_left()                              # (and test_host: mth0 as it was)
+
+
 # --- what a container sees ---------------------------------------------------------------------
 
 @pytest.mark.nat
@@ -375,6 +464,39 @@ def test_a_sigkilled_monitors_network_is_swept(test_host):
         s.bind(("0.0.0.0", 18081))
         s.listen()
     mini("rm", "web")
+
+
+@pytest.mark.nat
+def test_rm_f_while_its_monitor_is_still_creating_the_container(test_host):
+    """`rm -f` of a container whose record is there but whose monitor is still making it (no
+    socket yet: cgroup, netns, address, veth) waits for the monitor, then removes it whole.
+    (Before: it removed the directory from under the monitor, whose create failed with
+    "[Errno 2] No such file or directory", wrote the record again with no name leading to it,
+    and left its address, veth and netns to a later sweep.)"""
+    import subprocess
+
+    from conftest import MINI
+    from mini_runtime import container
+    from mini_runtime.backend.local import LocalBackend
+    before = containers()
+    environ = {k: v for k, v in os.environ.items() if k != "MINI_DEFAULT_NETWORK"}
+    run = subprocess.Popen(MINI + ["run", "-d", "--name", "racer", "-p", "18110:80", "busybox", "sleep", "600"],
+                           env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while container.holder("racer") is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        LocalBackend().container_delete("racer", force=True)   # (in-process: no start-up time)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert "Errno" not in err and run.returncode in (0, 125), err
+    assert containers() == before and container.holder("racer") is None
+    assert not [d for d in container.containers_dir().iterdir() if not d.name.startswith(tuple(before))]
+    nothing_of_ours_left()
+    again = web("racer", "-p", "18110:80")                      # the name and the port are free
+    assert mini("rm", "-f", again).returncode == 0
+    nothing_of_ours_left()
 
 
 # --- host names: container:NAME, host -----------------------------------------------------------

@@ -200,7 +200,7 @@ def test_doctor_fails_a_machine_without_a_namespace(tmp_path, capsys):
 # --- chapter 07: -p, /etc files, subnets (no kernel needed) --------------------------------------
 
 from mini_runtime.network import etcfiles, ipam, ports  # noqa: E402
-from mini_runtime.errors import Conflict, InvalidParameter  # noqa: E402
+from mini_runtime.errors import Conflict, InvalidParameter, Unavailable  # noqa: E402
 
 B = ports.PortBinding
 
@@ -232,6 +232,72 @@ def test_port_specs_parse_like_docker(spec, want):
 def test_bad_port_specs_say_what_is_wrong(spec, message):
     with pytest.raises(InvalidParameter, match=message):
         ports.parse(spec)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and 8000-8002"),
+    ("8080:80-81/udp", "invalid ranges specified for container and host Ports: 80-81 and 8080"),
+    (" 80", "invalid containerPort:  80"), ("+80", "invalid containerPort: +80"),
+    ("8_0", "invalid containerPort: 8_0"), ("\u0668\u0660", "invalid containerPort: \u0668\u0660"),
+    ("80-:80", "invalid hostPort: 80-"), ("80:80-", "invalid containerPort: 80-"),
+])
+def test_bad_port_specs_in_dockers_words(spec, message):
+    """docker's exact words (nat.ParsePortSpec), and its strconv's digits only: Python's int()
+    took " 80", "+80", "8_0" (as 80, 80 and 80) and Arabic-Indic digits."""
+    with pytest.raises(InvalidParameter) as refused:
+        ports.parse(spec)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("subnet, reserved", [
+    ("127.0.0.0/8", "127.0.0.0/8"), ("127.3.0.0/24", "127.0.0.0/8"), ("224.0.0.0/24", "224.0.0.0/4"),
+    ("239.1.0.0/16", "224.0.0.0/4"), ("0.0.0.0/8", "0.0.0.0/8"), ("0.0.0.0/0", "0.0.0.0/8"),
+    ("192.0.0.0/2", "224.0.0.0/4"), ("96.0.0.0/3", "127.0.0.0/8"),
+])
+def test_a_subnet_that_cannot_carry_containers_is_refused(subnet, reserved):
+    with pytest.raises(InvalidParameter, match=f"^invalid subnet {subnet}: it overlaps {reserved}, "):
+        ipam.check_usable(ipam.parse_subnet(subnet))
+
+
+@pytest.mark.parametrize("gateway, message", [
+    ("10.1.0.1", "no matching subnet for gateway 10.1.0.1"), ("foo", "no matching subnet for gateway foo"),
+    ("10.0.0.0", "invalid gateway 10.0.0.0: the network address of 10.0.0.0/24 is no host's"),
+    ("10.0.0.255", "invalid gateway 10.0.0.255: the broadcast address of 10.0.0.0/24 is no host's"),
+])
+def test_a_gateway_must_be_a_host_of_the_subnet(gateway, message):
+    with pytest.raises(InvalidParameter, match=f"^{message}"):
+        ipam.check_gateway(ipam.parse_subnet("10.0.0.0/24"), gateway)
+
+
+@pytest.mark.parametrize("ip_range, message", [
+    ("10.1.0.0/25", "no matching subnet for range 10.1.0.0/25"), ("10.0.0.0/23", "no matching subnet for range"),
+    ("foo", "no matching subnet for range foo"), ("10.0.0.1/25", "invalid ip-range '10.0.0.1/25': .* host bits"),
+    ("10.0.0.254/31", "invalid ip-range 10.0.0.254/31: no address in it for a container"),
+])
+def test_an_ip_range_must_be_inside_the_subnet_with_room_for_a_container(ip_range, message):
+    with pytest.raises(InvalidParameter, match=f"^{message}"):
+        ipam.check_range(ipam.parse_subnet("10.0.0.0/24"), ipam.Address("10.0.0.254"), ip_range)
+
+
+def test_a_pool_with_a_gateway_and_a_range_hands_out_only_the_range(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINI_ROOT", str(tmp_path))
+    subnet = ipam.parse_subnet("10.0.0.0/24")
+    pool = ipam.Pool("minitest", subnet, ipam.Address("10.0.0.254"), ipam.Network("10.0.0.252/30"))
+    assert [str(pool.allocate(o)) for o in "ab"] == ["10.0.0.252", "10.0.0.253"]   # not .254, .255
+    with pytest.raises(Unavailable, match=r"address pools: minitest \(10.0.0.252/30\)"):
+        pool.allocate("c")
+    assert str(ipam.Pool("minitest2", subnet, ipam.Address("10.0.0.2")).allocate("a")) == "10.0.0.1"
+
+
+def test_an_ipv6_subnet_says_networks_are_ipv4_only():
+    with pytest.raises(InvalidParameter, match="^invalid subnet 'fd00::/64': mini's networks are IPv4-only"):
+        ipam.parse_subnet("fd00::/64")
+
+
+@pytest.mark.parametrize("subnet", ["10.0.0.0/30", "192.168.7.0/24", "172.16.0.0/12", "169.254.0.0/16",
+                                    "198.51.100.0/24", "100.64.0.0/10", "240.0.0.0/24", "255.255.255.0/24"])
+def test_a_subnet_that_can_carry_containers_is_usable(subnet):
+    assert str(ipam.check_usable(ipam.parse_subnet(subnet))) == subnet
 
 
 def test_publish_all_adds_the_exposed_ports_not_published_yet():

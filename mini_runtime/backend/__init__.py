@@ -192,7 +192,8 @@ class Backend(abc.ABC):
     # --- networks (chapter 07) -----------------------------------------------------------------
 
     @abc.abstractmethod
-    def network_create(self, name: str, subnet: str | None = None) -> dict[str, Any]:
+    def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                       ip_range: str | None = None) -> dict[str, Any]:
         """NetworkCreate: {"Id": ..., "Warning": ""}; a bridge of its own on a free subnet."""
 
     @abc.abstractmethod

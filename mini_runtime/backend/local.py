@@ -360,9 +360,9 @@ class LocalBackend(Backend):
 
     # --- networks (chapter 07) -----------------------------------------------------------------
 
-    def network_create(self, name: str, subnet: str | None = None) -> dict[str, Any]:
+    def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None) -> dict:
         from mini_runtime.network import networks
-        return {"Id": networks.create(name, subnet)["Id"], "Warning": ""}
+        return {"Id": networks.create(name, subnet, gateway, ip_range)["Id"], "Warning": ""}
 
     def network_list(self) -> list[dict[str, Any]]:
         from mini_runtime.network import networks

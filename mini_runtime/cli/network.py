@@ -6,7 +6,7 @@ import json
 import sys
 
 from mini_runtime import backend
-from mini_runtime.errors import MiniError, NotFound, UsageError
+from mini_runtime.errors import InvalidParameter, MiniError, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -18,7 +18,12 @@ def add_network(sub: argparse._SubParsersAction) -> None:
                              usage="mini network COMMAND")
     verbs = network.add_subparsers(dest="verb", metavar="COMMAND", prog="mini network")
     create = verbs.add_parser("create", help="create a network", usage="mini network create [OPTIONS] NETWORK")
-    create.add_argument("--subnet", help="subnet in CIDR format (default: a free /24 of 172.30.0.0/16)")
+    create.add_argument("--subnet", action="append", default=[],
+                        help="subnet in CIDR format (default: a free /24 of 172.30.0.0/16)")
+    create.add_argument("--gateway", action="append", default=[],
+                        help="IPv4 gateway for the subnet (default: its first address)")
+    create.add_argument("--ip-range", action="append", default=[],
+                        help="allocate container IPs from a sub-range (CIDR)")
     create.add_argument("-d", "--driver", default="bridge", help='driver (only "bridge")')
     create.add_argument("name", metavar="NETWORK")
     ls = verbs.add_parser("ls", aliases=["list"], help="list networks", usage="mini network ls [OPTIONS]")
@@ -45,7 +50,12 @@ def network(args: argparse.Namespace) -> int:
     if args.verb == "create":
         if args.driver != "bridge":
             raise NotFound(f'plugin "{args.driver}" not found: only the bridge driver is built in')  # (404: exit 1)
-        print(engine.network_create(args.name, args.subnet)["Id"])
+        if len(args.subnet) < max(len(args.gateway), len(args.ip_range)):     # (docker's client's words)
+            raise InvalidParameter("every ip-range or gateway must have a corresponding subnet")
+        if len(args.subnet) > 1:            # (docker's bridge driver's words: a bridge has one subnet)
+            raise InvalidParameter("bridge driver doesn't support multiple subnets")
+        first = [values[0] if values else None for values in (args.subnet, args.gateway, args.ip_range)]
+        print(engine.network_create(args.name, *first)["Id"])
         return 0
     if args.verb in ("ls", "list"):
         from mini_runtime.cli.formatting import table

@@ -170,7 +170,7 @@ def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv
     from mini_runtime.network import bridge, ipam, nat, networks
     subnet, bridge_name = networks.subnet_of(record), networks.bridge_of(record)
     ipam.check_no_overlap(subnet, bridge.routes(), own_device=bridge_name)  # routes may have changed
-    pool = ipam.Pool(record["Name"], subnet)
+    pool = networks.pool_of(record)
     ip = pool.allocate(container_id)
     netns = str(namespace.create(container_id))
     networks.wire(record)                      # the bridge, its address, its rules (idempotent)

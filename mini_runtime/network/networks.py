@@ -37,6 +37,7 @@ from mini_runtime.units import now_rfc3339
 DEFAULT, DEFAULT_BRIDGE = "bridge", "mini0"
 BUILTIN = ("bridge", "host", "none")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+NAME_MAX = 200                      # (a file name has at most 255 bytes: ".<name>.json.tmp-<pid>")
 
 
 def directory() -> Path:
@@ -69,7 +70,10 @@ def builtin(name: str) -> dict:
 
 def load(name: str) -> dict | None:
     """A network's record. A pre-defined one keeps only its members on disk: its subnet is
-    MINI_SUBNET's of now (ipam refuses a change while containers use the old one)."""
+    MINI_SUBNET's of now (ipam refuses a change while containers use the old one). A name no
+    network can have is none: it names a file, and `--network ../../x` must not read ../../x.json."""
+    if not NAME.fullmatch(name) or len(name) > NAME_MAX:
+        return None
     try:
         record = json.loads((directory() / f"{name}.json").read_text())
     except FileNotFoundError:
@@ -115,28 +119,31 @@ def subnet_of(record: dict) -> ipam.Network:
     return ipam.parse_subnet(record["IPAM"]["Config"][0]["Subnet"])
 
 
+def pool_of(record: dict) -> ipam.Pool:
+    """The network's addresses: its subnet, gateway and (--ip-range) the part containers get."""
+    config = record["IPAM"]["Config"][0]
+    ip_range = config.get("IPRange")
+    return ipam.Pool(record["Name"], subnet_of(record), ipam.Address(config["Gateway"]),
+                     ipam.Network(ip_range) if ip_range else None)
+
+
 # >>> network-create
-def create(name: str, subnet: str | None = None) -> dict:
+def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None) -> dict:
     """A user-defined network: a record, a bridge, its rules. Nothing stays if a step fails."""
     if not NAME.fullmatch(name):
         raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if len(name) > NAME_MAX:
+        raise InvalidParameter(f"invalid network name {name[:20]}...: {len(name)} characters, at most "
+                               f"{NAME_MAX} (its record is a file named after it)")
+    if (gateway or ip_range) and not subnet:
+        raise InvalidParameter("every ip-range or gateway must have a corresponding subnet")
     with lock():
         if name in (*BUILTIN, "default") or load(name) is not None:    # (default: the bridge's alias)
             raise Conflict(f"network with name {name} already exists")
-        routes = bridge.routes()
-        taken = [subnet_of(r) for r in user_records()] + [ipam.default_subnet()]
-        if subnet:
-            chosen = ipam.parse_subnet(subnet)
-            ipam.check_no_overlap(chosen, routes)
-            for other in taken:
-                if other.overlaps(chosen):
-                    raise Conflict(f"invalid pool request: Pool overlaps with other one on this address space ({other})")
-        else:
-            chosen = ipam.pick_subnet(taken, routes)
+        config = ipam_config(subnet, gateway, ip_range)
         ident = network_id(name, now_rfc3339() + os.urandom(8).hex())
         record = builtin(DEFAULT) | {"Name": name, "Id": ident, "Created": now_rfc3339(), "Containers": {},
-                                     "IPAM": {"Driver": "default", "Options": {}, "Config": [
-                                         {"Subnet": str(chosen), "Gateway": str(next(chosen.hosts()))}]},
+                                     "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
                                      "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"}}
         try:
             wire(record)
@@ -146,13 +153,34 @@ def create(name: str, subnet: str | None = None) -> dict:
                 unwire(record)
             raise
     return record
+
+
+def ipam_config(subnet: str | None, gateway: str | None, ip_range: str | None) -> dict:
+    """A new network's IPAM Config (lock() held): --subnet if it can carry containers and
+    overlaps no route and no network of ours, else a free /24; --gateway and --ip-range in it."""
+    routes = bridge.routes()
+    taken = [subnet_of(r) for r in user_records()] + [ipam.default_subnet()]
+    if subnet:
+        chosen = ipam.check_usable(ipam.parse_subnet(subnet))
+        for other in taken:                         # (first: our bridges' routes are there too)
+            if other.overlaps(chosen):
+                raise Conflict(f"invalid pool request: Pool overlaps with other one on this address space ({other})")
+        ipam.check_no_overlap(chosen, routes)
+    else:
+        chosen = ipam.pick_subnet(taken, routes)
+    first = ipam.check_gateway(chosen, gateway) if gateway else next(chosen.hosts())
+    config = {"Subnet": str(chosen), "Gateway": str(first)}
+    if ip_range:
+        config["IPRange"] = str(ipam.check_range(chosen, first, ip_range))
+    return config
 # <<< network-create
 
 
 def wire(record: dict) -> None:
     """The network's bridge with its gateway address, and its rules (idempotent)."""
     subnet = subnet_of(record)
-    bridge.ensure_bridge(bridge_of(record), ipam.Interface(f"{next(subnet.hosts())}/{subnet.prefixlen}"))
+    gateway = record["IPAM"]["Config"][0]["Gateway"]
+    bridge.ensure_bridge(bridge_of(record), ipam.Interface(f"{gateway}/{subnet.prefixlen}"))
     nat.ensure_table()
     nat.add_network(bridge_of(record), str(subnet))
 

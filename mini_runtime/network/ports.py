@@ -44,11 +44,12 @@ class PortBinding:
 # --- parsing -----------------------------------------------------------------------------------
 
 def port_range(text: str, what: str) -> list[int]:
-    first, _, last = text.partition("-")
-    try:
-        low, high = int(first), int(last or first)
-    except ValueError:
-        raise InvalidParameter(f"invalid {what}: {text}") from None
+    """"80" or "8000-8001": ASCII digits only, as docker's strconv (Python's int() would take
+    " 80", "+80", "8_0" and "٨٠" too)."""
+    first, dash, last = text.partition("-")
+    if not all(part.isascii() and part.isdigit() for part in ([first, last] if dash else [first])):
+        raise InvalidParameter(f"invalid {what}: {text}")
+    low, high = int(first), int(last or first)
     if not (0 < low <= high <= 65535) and not (what == "hostPort" and low == high == 0):
         raise InvalidParameter(f"invalid {what}: {text}")   # (host port 0: any, as docker's)
     return list(range(low, high + 1))
@@ -99,7 +100,7 @@ def parse(spec: str) -> list[PortBinding]:
     if len(containers) == 1 and len(hosts) > 1:
         return [PortBinding(host_ip, hosts[0], containers[0], proto, hosts[-1])]
     if len(hosts) != len(containers):
-        raise InvalidParameter(f"invalid ranges specified for container and host Ports: {spec}")
+        raise InvalidParameter(f"invalid ranges specified for container and host Ports: {container} and {host}")
     return [PortBinding(host_ip, h, c, proto) for h, c in zip(hosts, containers)]
 # <<< parse-port
 
