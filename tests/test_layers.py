@@ -469,6 +469,14 @@ def bomb() -> bytes:
     return gzip.compress(layer(f("zeros", b"\0" * (8 << 20))))
 
 
+def sparse(name: str, size: int) -> Entry:
+    """A PAX 1.0 sparse file (GNU tar --sparse): one byte of data at the end of `size` bytes of
+    hole. tarfile expands the holes as zeros: a 1.5 KB tar declares any size it likes."""
+    data = f"1\n{size - 1}\n1\n".encode().ljust(512, b"\0") + b"x"
+    return f(name, data, pax={"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                              "GNU.sparse.name": name, "GNU.sparse.realsize": str(size)})
+
+
 # name -> (layers made from the outside dir's path, modes in which it must raise)
 CORPUS: dict[str, tuple[Callable[[str], list[bytes]], str]] = {
     "dotdot": (lambda o: [layer(f("../../evil"))], "both"),
@@ -498,6 +506,7 @@ CORPUS: dict[str, tuple[Callable[[str], list[bytes]], str]] = {
     "nul-in-link": (lambda o: [layer(sym("a", "x", pax={"linkpath": f"x\0{o}"}))], "both"),
     "empty-name": (lambda o: [layer(f("a", pax={"path": ""}))], "both"),
     "gzip-bomb": (lambda o: [bomb()], "both"),
+    "sparse-bomb": (lambda o: [layer(sparse("big", 8 << 20))], "both"),   # (any size: a TiB, too)
 }
 
 
@@ -537,7 +546,7 @@ def test_malicious_layer_cannot_touch_the_host(tmp_path, case, mode):
             target.mkdir(exist_ok=True)
             media_type = GZIP if case == "gzip-bomb" else TAR
             apply_layer(open_layer(io.BytesIO(blob), media_type, limit=1 << 20), target,
-                        overlay=mode == "overlay")
+                        overlay=mode == "overlay", limit=1 << 20 if case == "sparse-bomb" else None)
     except UnsafeLayer as e:
         raised = str(e)
     assert snapshot(tmp_path, root) == before
@@ -545,6 +554,32 @@ def test_malicious_layer_cannot_touch_the_host(tmp_path, case, mode):
         assert raised, f"{case} was applied without an error"
     if raised:
         assert len(raised.splitlines()) == 1 and len(raised) > 30, raised
+
+
+def test_a_layer_is_refused_before_it_writes_more_than_its_limit(tmp_path, monkeypatch):
+    """The limit counts what a layer's files hold, not only the tar's bytes: a sparse file was
+    written out whole (3 GiB from 1.5 KB, then a TiB). Each size is claimed before the file is
+    written, so nothing of the refused entry is written; and a layer of many small entries (an
+    inode each, and a path in memory) ends at MAX_ENTRIES."""
+    from mini_runtime.image import layers
+
+    small = layer(sparse("one", 600 << 10), sparse("two", 600 << 10))
+    assert len(small) <= 10240                            # (one tar record)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(UnsafeLayer, match=r"'two': its 614400 bytes \(a sparse file, expanded\) would "
+                                          r"make the layer's files larger than 1048576 bytes"):
+        apply_layer(io.BytesIO(small), tmp_path / "a", overlay=True, limit=1 << 20)
+    assert os.listdir(tmp_path / "a") == ["one"] and (tmp_path / "a" / "one").stat().st_size == 600 << 10
+    (tmp_path / "b").mkdir()
+    with pytest.raises(UnsafeLayer, match="'dense': its 2000000 bytes would make"):
+        apply_layer(io.BytesIO(layer(f("dense", bytes(2_000_000)))), tmp_path / "b", overlay=False,
+                    limit=1 << 20)
+    assert os.listdir(tmp_path / "b") == []
+    monkeypatch.setattr(layers, "MAX_ENTRIES", 100)
+    (tmp_path / "c").mkdir()
+    with pytest.raises(UnsafeLayer, match="layer has more than 100 entries"):
+        apply_layer(io.BytesIO(layer(*(f(f"e{i}") for i in range(101)))), tmp_path / "c", overlay=True)
+    assert len(os.listdir(tmp_path / "c")) == 100
 
 
 # name -> (a layer, what the one line says after "layer entry <name>: ")

@@ -363,13 +363,20 @@ def test_a_failed_load_keeps_what_was_there_before(store):
     assert (store.layers_root / store.layer_dirs(image)[0] / "etc/hello").read_bytes() == b"hello\n"
 
 
-def _other_blobs(layers: list[tuple[str, bytes]], cmd: str = "sh") -> bytes:
+def _other_blobs(layers: list[tuple[str, bytes]], cmd: str = "sh", *, diff_ids: list[str] | None = None,
+                 size: int | None = None) -> bytes:
     """An OCI archive of model()'s layers (by DiffID: the store has them unpacked already) in
-    other blobs, (media type, blob) each; with `cmd`, a config of its own, so another image."""
-    config = dumps(model()["config"] | {"config": {"Cmd": [cmd], "Env": ["A=1"]}})
+    other blobs, (media type, blob) each; with `cmd`, a config of its own, so another image.
+    `diff_ids` replace the config's, `size` the first layer's size."""
+    config = model()["config"] | {"config": {"Cmd": [cmd], "Env": ["A=1"]}}
+    if diff_ids is not None:
+        config |= {"rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": []}
+    config = dumps(config)
+    descriptors = [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]
+    descriptors[0]["size"] = descriptors[0]["size"] if size is None else size
     manifest_doc = {"schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
                     "config": {"mediaType": manifest.OCI_CONFIG, "digest": sha(config), "size": len(config)},
-                    "layers": [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]}
+                    "layers": descriptors}
     manifest_bytes = dumps(manifest_doc)
     index = {"schemaVersion": 2, "mediaType": manifest.OCI_INDEX,
              "manifests": [{"mediaType": manifest.OCI_MANIFEST, "digest": sha(manifest_bytes),
@@ -411,6 +418,55 @@ def test_an_image_stored_already_is_named_not_stored_twice(store):
     assert (first.id, first.manifest_digest) == (second.id, second.manifest_digest)
     assert store.remove("fuzz:1", in_use=set()) == ["Untagged: fuzz:1"]   # no "Deleted:"
     assert store.get("other:1").id == first.id
+
+
+# --- decompression bombs ---------------------------------------------------------------------
+
+def _one_layer(blob: bytes, diff_id: str, name: str = "bomb:1") -> bytes:
+    """A docker-archive of one image whose one layer is `blob` (its DiffID given)."""
+    return write({"manifest.json": dumps([{"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}]),
+                  "config.json": dumps(_config([diff_id]) | {"history": []}), "layer.tar": blob})
+
+
+def _sparse_layer(size: int) -> bytes:
+    """A 1.5 KB plain tar of a PAX sparse file of `size` bytes (GNU tar --sparse makes these)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = f"1\n{size - 1}\n1\n".encode().ljust(512, b"\0") + b"x"
+        info = tarfile.TarInfo("sparse")
+        info.size, info.pax_headers = len(data), {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                                  "GNU.sparse.name": "sparse", "GNU.sparse.realsize": str(size)}
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+ZEROS_TAR = tar_of([("zeros", bytes(8 << 20))])      # 8 MiB of file: the tests cap layers at 4 MiB
+BOMBS: dict[str, Callable[[], bytes]] = {
+    "a gzip layer (docker-archive)": lambda: _one_layer(gzip.compress(ZEROS_TAR), sha(ZEROS_TAR)),
+    "a gzip layer (OCI)": lambda: _other_blobs([(TAR, LAYER1), (TAR + "+gzip", gzip.compress(ZEROS_TAR))]),
+    "a sparse file in a plain tar layer": lambda: _one_layer(_sparse_layer(8 << 20), sha(_sparse_layer(8 << 20))),
+    "zeros after the tar's end in a gzip layer": lambda: _one_layer(
+        gzip.compress(LAYER1 + bytes(8 << 20)), sha(LAYER1 + bytes(8 << 20))),
+    "a gzip'd archive padded with zeros": lambda: gzip.compress(write(members(model())) + bytes(8 << 20)),
+    "an xz archive": lambda: lzma.compress(write(members(model())) + bytes(8 << 20)),
+}
+
+
+@pytest.mark.parametrize("case", BOMBS)
+def test_a_decompression_bomb_is_one_line_and_leaves_nothing(store, monkeypatch, case):
+    """Every expansion `load` makes is bounded: the compressed archive (was read whole into a
+    temporary file, to any size), each layer's stream, and each layer's files (a sparse entry
+    of a plain tar was written out whole: a few KB made any number of GB). The limit is
+    lowered here, to 4 MiB: each case expands to 8. Nothing is left: no blob, no layer
+    directory, no temporary file in the store."""
+    from mini_runtime.image import layers
+
+    monkeypatch.setattr(layers, "DEFAULT_LIMIT", 4 << 20)
+    data = BOMBS[case]()
+    assert len(data) < 64 << 10
+    result = check_load(store, data)
+    assert isinstance(result, MiniError), f"{case}: loaded {result}"
+    assert str(result).startswith("invalid archive: ") and "decompression bomb" in str(result), str(result)
 
 
 # --- the property: any mutation loads a working image, or is one line and changes nothing ------

@@ -10,12 +10,10 @@ tools and a `manifest.json` for older docker. `load` reads either.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
+import importlib.util
 import io
 import json
-import lzma
 import os
 import posixpath
 import shutil
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
     from mini_runtime.image.ingest import Opener
 
 _MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
-_COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
 MAX_NESTED = 64  # indexes read to choose one image of a multi-platform index
 
 
@@ -89,7 +86,7 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
             try:
                 tar = tarfile.open(fileobj=spool, mode="r:")
             except tarfile.ReadError:
-                raise checked.Invalid(f"not a tar file (nor a {', '.join(_COMPRESSED)} compressed "
+                raise checked.Invalid("not a tar file (nor a gzip, bzip2, xz or zstd compressed "
                                       "one)") from None
             members = _Members(tar)
             if "index.json" in members.by_name:
@@ -127,26 +124,24 @@ def _seekable(source: IO[bytes]) -> IO[bytes]:
 def _plain(spool: IO[bytes]) -> IO[bytes]:
     """The archive decompressed into a new temporary file if it is compressed (`docker save |
     gzip`, which docker load reads too): a compressed tar read out of order would be
-    decompressed again for every member. An uncompressed archive: `spool`, reopened."""
+    decompressed again for every member. An uncompressed archive: `spool`, reopened.
+
+    Decompressed as a layer is, and never to more than layers.DEFAULT_LIMIT bytes: a gzip of a
+    gzip of zeros is a few KB that would fill the disk. A larger archive can be decompressed
+    by hand and loaded as a plain tar, which is read where it is."""
+    from mini_runtime.image.layers import compression_of, open_tarball
+
     head = spool.read(6)
     spool.seek(0)
-    compression = next((c for c, magic in _COMPRESSED.items() if head.startswith(magic)), None)
-    if compression is None:
+    if compression_of(head) is None:
         same = open(os.dup(spool.fileno()), "rb")
         same.seek(0)  # (the two share the offset, which spool's buffer hides)
         return same
-    if compression == "zstd":
-        try:
-            import zstandard
-        except ImportError:
-            raise checked.Invalid("a zstd compressed archive needs python3-zstandard") from None
-        stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(spool, read_across_frames=True)
-    else:
-        stream = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else \
-            bz2.BZ2File(spool) if compression == "bzip2" else lzma.LZMAFile(spool)
+    if compression_of(head) == "zstd" and importlib.util.find_spec("zstandard") is None:
+        raise checked.Invalid("a zstd compressed archive needs python3-zstandard")
     plain = tempfile.TemporaryFile()
     try:
-        shutil.copyfileobj(stream, plain, 1 << 20)
+        shutil.copyfileobj(open_tarball(spool, what="the compressed archive"), plain, 1 << 20)
     except BaseException:
         plain.close()
         raise
