@@ -420,7 +420,7 @@ def test_an_image_stored_already_is_named_not_stored_twice(store):
     assert store.get("other:1").id == first.id
 
 
-# --- decompression bombs ---------------------------------------------------------------------
+# --- decompression bombs, and descriptors that lie about a blob the store has ------------------
 
 def _one_layer(blob: bytes, diff_id: str, name: str = "bomb:1") -> bytes:
     """A docker-archive of one image whose one layer is `blob` (its DiffID given)."""
@@ -467,6 +467,47 @@ def test_a_decompression_bomb_is_one_line_and_leaves_nothing(store, monkeypatch,
     result = check_load(store, data)
     assert isinstance(result, MiniError), f"{case}: loaded {result}"
     assert str(result).startswith("invalid archive: ") and "decompression bomb" in str(result), str(result)
+
+
+def _lying(layer: dict[str, Any]) -> bytes:
+    """An OCI archive of an image whose first layer is LAYER1 (a blob the store has), described
+    by `layer`, and whose second is LAYER2 (new to the store)."""
+    return _other_blobs([(layer["mediaType"], LAYER1), (TAR + "+gzip", LAYER2)], cmd="lies",
+                        size=layer.get("size"))
+
+
+@pytest.mark.parametrize("lie, words", [
+    ({"mediaType": TAR + "+gzip"}, "not valid gzip data"),
+    ({"mediaType": TAR + "+zstd"}, "not valid compressed data"),
+    ({"mediaType": TAR, "size": len(LAYER1) + 1}, f"has {len(LAYER1)} bytes, but its descriptor says {len(LAYER1) + 1}"),
+    ({"mediaType": TAR, "size": 1}, "but its descriptor says 1"),
+])
+def test_a_descriptor_that_lies_about_a_stored_blob_is_refused(store, lie, words):
+    """The store has LAYER1 (a plain tar, unpacked): a manifest that calls it gzip, or gives
+    it another size, was stored as it was (the blob was not read again, the layer not unpacked
+    again), and `save` wrote an archive that mini itself refused. Now: one line, nothing stored;
+    and the archive that tells the truth loads, and saves an archive that loads."""
+    result = check_load(store, _lying(lie))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert str(result).startswith("invalid archive: ") and words in str(result), str(result)
+    assert check_load(store, _lying({"mediaType": TAR})) == ["Loaded image: other:1"]
+    saved = io.BytesIO()
+    archive.save(store, ["other:1"], saved)
+    fresh = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        assert check_load(Store(fresh), saved.getvalue()) == ["Loaded image: other:1"]
+    finally:
+        shutil.rmtree(fresh)
+
+
+def test_a_stored_blob_paired_with_another_layers_diff_id_is_refused(store):
+    """fuzz:1 stores blob LAYER2 (gzip, DiffID of LAYER2_TAR). Another image pairs that blob
+    with LAYER1's DiffID, whose layer directory exists: neither was read again, so the pair was
+    stored, and `save` wrote an archive whose layer does not unpack to its DiffID."""
+    assert check_load(store, write(members(model()))) == ["Loaded image: fuzz:1"]
+    result = check_load(store, _other_blobs([(TAR + "+gzip", LAYER2)], cmd="paired", diff_ids=[sha(LAYER1)]))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert "unpacks to DiffID" in str(result), str(result)
 
 
 # --- the property: any mutation loads a working image, or is one line and changes nothing ------
