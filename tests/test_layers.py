@@ -582,6 +582,83 @@ def test_a_layer_is_refused_before_it_writes_more_than_its_limit(tmp_path, monke
     assert len(os.listdir(tmp_path / "c")) == 100
 
 
+def _header(name: str, kind: bytes, data: bytes, *, declared: int | None = None) -> bytes:
+    """One raw header block and its data, padded: what tarfile's writer would not make."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size = kind, len(data) if declared is None else declared
+    return info.tobuf(tarfile.GNU_FORMAT) + data + bytes(-len(data) % 512)
+
+
+def _old_gnu_sparse(extended: int) -> bytes:
+    """An old GNU sparse header ('S') that says `extended` more blocks of its map follow."""
+    block = bytearray(_header("s", tarfile.GNUTYPE_SPARSE, b""))
+    block[482] = 1                                          # isextended
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block[:512])          # the checksum again
+    more = bytearray(b"".join(b"%011o\0%011o\0" % (i + 1, 1) for i in range(21)).ljust(512, b"\0"))
+    more[504] = 1
+    return bytes(block[:512]) + bytes(more) * extended
+
+
+END = bytes(1024)
+PAX_RECORD = b"11 a=bcdef\n"
+# name -> (a layer, words of the one line): tarfile raised IndexError or ValueError (a traceback),
+# recursed (RecursionError), or read any size it was told into memory.
+MALFORMED: dict[str, tuple[Callable[[], bytes], str]] = {
+    "a sparse map that is not numbers": (lambda: layer(f("x", b"junk\n", pax=SPARSE_10)), "malformed extended header"),
+    "a sparse map cut short": (lambda: layer(f("x", b"5\n1\n", pax=SPARSE_10)), "malformed extended header"),
+    "an old GNU sparse map cut short": (lambda: _old_gnu_sparse(0), "malformed extended header"),
+    "an old GNU sparse map of 4 MiB": (lambda: _old_gnu_sparse(8192) + END, "larger than 1048576 bytes"),
+    "a GNU long name of 2 MiB": (lambda: _header("././@LongLink", tarfile.GNUTYPE_LONGNAME, b"n" * (2 << 20))
+                                 + _header("f", tarfile.REGTYPE, b"") + END, "larger than 1048576 bytes"),
+    "a GNU long name that declares 1 TiB": (lambda: _header("././@LongLink", tarfile.GNUTYPE_LONGNAME, b"n",
+                                                           declared=1 << 40) + END, "larger than 1048576 bytes"),
+    "PAX records of 2 MiB": (lambda: _header("p", tarfile.XHDTYPE, PAX_RECORD * (200 << 10))
+                             + _header("f", tarfile.REGTYPE, b"") + END, "larger than 1048576 bytes"),
+    "5000 PAX headers chained": (lambda: _header("p", tarfile.XHDTYPE, PAX_RECORD) * 5000
+                                 + _header("f", tarfile.REGTYPE, b"") + END, "more than 8 extended headers"),
+}
+SPARSE_10 = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "x", "GNU.sparse.realsize": "10"}
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_or_huge_extended_headers_are_one_line(tmp_path, case, mode):
+    """Headers are read as Go's archive/tar reads them: at most 1 MiB of them per member, at
+    most 8 chained, and a malformed one is an invalid tar, not an IndexError or a ValueError."""
+    make, words = MALFORMED[case]
+    with pytest.raises(UnsafeLayer) as raised:
+        apply_layer(io.BytesIO(make()), tmp_path, overlay=mode == "overlay")
+    message = str(raised.value)
+    assert message.startswith("layer is not a valid tar: ") and words in message, message
+    assert len(message.splitlines()) == 1 and len(message) < 300, message
+
+
+def test_the_headers_real_tars_have_still_read(tmp_path):
+    """A global and a member PAX header, a GNU long name and link, a sparse file: all read."""
+    long = "d/" + "n" * 200
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(long)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+        info = tarfile.TarInfo("link")
+        info.type, info.linkname = tarfile.SYMTYPE, "t" * 300
+        tar.addfile(info)
+    pax = io.BytesIO()
+    with tarfile.open(fileobj=pax, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": "global"}) as tar:
+        info = tarfile.TarInfo("p" * 150)
+        info.size, info.pax_headers = 1, {"SCHILY.xattr.user.a": "b"}
+        tar.addfile(info, io.BytesIO(b"x"))
+    flatten([out.getvalue(), pax.getvalue(), layer(sparse("s", 1 << 20))], tmp_path / "root")
+    assert (tmp_path / "root" / long).read_bytes() == b"hi"
+    assert os.readlink(tmp_path / "root" / "link") == "t" * 300
+    assert (tmp_path / "root" / ("p" * 150)).read_bytes() == b"x"
+    assert os.getxattr(tmp_path / "root" / ("p" * 150), "user.a") == b"b"
+    assert (tmp_path / "root" / "s").read_bytes() == bytes((1 << 20) - 1) + b"x"
+
+
 # name -> (a layer, what the one line says after "layer entry <name>: ")
 BAD_HEADERS: dict[str, tuple[Callable[[], bytes], str]] = {
     "mtime NaN": (lambda: layer(f("m", pax={"mtime": "nan"})), "mtime nan is not a time"),

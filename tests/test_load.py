@@ -428,11 +428,11 @@ def _one_layer(blob: bytes, diff_id: str, name: str = "bomb:1") -> bytes:
                   "config.json": dumps(_config([diff_id]) | {"history": []}), "layer.tar": blob})
 
 
-def _sparse_layer(size: int) -> bytes:
+def _sparse_layer(size: int, sparse_map: bytes | None = None) -> bytes:
     """A 1.5 KB plain tar of a PAX sparse file of `size` bytes (GNU tar --sparse makes these)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        data = f"1\n{size - 1}\n1\n".encode().ljust(512, b"\0") + b"x"
+        data = (sparse_map or f"1\n{size - 1}\n1\n".encode()).ljust(512, b"\0") + b"x"
         info = tarfile.TarInfo("sparse")
         info.size, info.pax_headers = len(data), {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
                                                   "GNU.sparse.name": "sparse", "GNU.sparse.realsize": str(size)}
@@ -694,6 +694,7 @@ def test_mini_load_from_a_pipe(tmp_path):
     (lzma.compress(LAYER1)[:-30], "ends early"),
     (b"BZh9" + b"\0" * 200, "not valid data"),
     (tar_of([("big", b"x" * 5000)])[:2000], "tar"),
+    (_sparse_layer(1 << 20, sparse_map=b"junk\n"), "malformed extended header"),   # (was a traceback)
 ])
 def test_mini_import_of_bad_input_is_one_line_and_exit_1(tmp_path, state_root, data, message):
     Store().ensure_builtin()

@@ -29,6 +29,7 @@ from mini_runtime.image.ingest import Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
+from mini_runtime.image.tarheaders import open_tar
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
     with checked.reading("invalid archive"), _seekable(source) as raw:
         with _plain(raw) as spool:
             try:
-                tar = tarfile.open(fileobj=spool, mode="r:")
+                tar = open_tar(spool, "r:")
             except tarfile.ReadError:
                 raise checked.Invalid("not a tar file (nor a gzip, bzip2, xz or zstd compressed "
                                       "one)") from None

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
+from mini_runtime.image.tarheaders import open_tar
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
                                      UnsafeLayer, closing, entry_errors, is_at, lstat_at,
                                      make_opaque_at, open_dir, set_metadata, shown)
@@ -366,7 +367,7 @@ def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str |
     with closing(os.open(root, ROOT_FLAGS)) as root_fd:
         applier = _Applier(root_fd, overlay, DEFAULT_LIMIT if limit is None else limit)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with open_tar(stream, "r|") as tar:         # (headers read with bounds)
                 for member in tar:
                     with entry_errors(member):      # one line naming the entry
                         applier.entry(member, tar)
