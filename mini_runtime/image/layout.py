@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime.paths import atomic_write
@@ -50,6 +51,20 @@ class Spooled:
     path: Path
     digest: str
     size: int
+
+
+class _Hashing:
+    """A file to write to that hashes and counts what goes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import hashlib
+
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
 
 
 class Layout:
@@ -105,23 +120,26 @@ class Layout:
         """`source` copied to a temporary file among the blobs (hidden: a dot name), hashed
         while it is written, so a blob of any size is never held in memory nor read twice. The
         caller adopts it, or unlinks it."""
-        import hashlib
+        import shutil
+
+        return self.spool_written(lambda out: shutil.copyfileobj(source, out, 1 << 20))
+
+    def spool_written(self, write: Callable[[BinaryIO], object]) -> Spooled:
+        """What `write` writes into the file it is given (commit's tar), spooled as `spool`
+        spools a stream: hashed as it goes, never held in memory."""
         import tempfile
 
-        digest, written = hashlib.sha256(), 0
         directory = self.root / "blobs" / "sha256"
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=directory)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                    written += len(chunk)
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as raw:
+                out = _Hashing(raw)
+                write(out)
         except BaseException:
             os.unlink(tmp)
             raise
-        return Spooled(Path(tmp), "sha256:" + digest.hexdigest(), written)
+        return Spooled(Path(tmp), "sha256:" + out.digest.hexdigest(), out.size)
 
     def adopt(self, spooled: Spooled) -> str:
         """Give a spooled file its blob name (read-only, as every blob)."""
