@@ -469,6 +469,58 @@ def test_a_decompression_bomb_is_one_line_and_leaves_nothing(store, monkeypatch,
     assert str(result).startswith("invalid archive: ") and "decompression bomb" in str(result), str(result)
 
 
+def _sparse_member_archive(size: int) -> bytes:
+    """A docker-archive whose layer member is a sparse file of `size` bytes: 10 KB in all."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in {"manifest.json": dumps([{"Config": "c.json", "RepoTags": ["sparse:1"], "Layers": ["l.tar"]}]),
+                           "c.json": dumps(_config([sha(bytes(size))]) | {"history": []})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        data = b"1\n0\n1\n".ljust(512, b"\0") + b"\0"
+        info = tarfile.TarInfo("l.tar")
+        info.size, info.pax_headers = len(data), {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                                  "GNU.sparse.name": "l.tar", "GNU.sparse.realsize": str(size)}
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_sparse_member_of_an_archive_is_refused(store):
+    """Its holes read as zeros: 10 KB of archive made a layer blob of any size (hashed, then
+    spooled into the store, before anything was checked). docker save writes plain files."""
+    result = check_load(store, _sparse_member_archive(64 << 20))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert str(result) == "invalid archive: 'l.tar' is a sparse file, which no image archive has " \
+                          "(save writes plain files)", str(result)
+
+
+class _Counted(io.RawIOBase):
+    """`size` zero bytes, counting how many were read."""
+
+    def __init__(self, size: int) -> None:
+        self.left, self.read_so_far = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        self.read_so_far += n
+        return n
+
+
+def test_a_blob_is_read_no_further_than_its_descriptors_size(store):
+    """A blob that goes on past its size was spooled whole into the store, then refused."""
+    source = _Counted(64 << 20)
+    with pytest.raises(MiniError, match=r"is larger than its descriptor's 1048576 bytes"):
+        store.layout.put_blob_stream(source, "sha256:" + "ab" * 32, 1 << 20)
+    assert source.read_so_far <= 3 << 20, source.read_so_far
+    assert not [p.name for p in store.layout.root.glob("blobs/sha256/.*")]
+
+
 def _lying(layer: dict[str, Any]) -> bytes:
     """An OCI archive of an image whose first layer is LAYER1 (a blob the store has), described
     by `layer`, and whose second is LAYER2 (new to the store)."""

@@ -162,6 +162,9 @@ class _Members:
         for member in tar:
             if len(self.by_name) >= self.MAX_MEMBERS:
                 raise checked.Invalid(f"more than {self.MAX_MEMBERS} members")
+            if member.issparse():   # (its holes would be read as zeros: any size, from a few bytes)
+                raise checked.Invalid(f"{member.name!r:.120} is a sparse file, which no image archive "
+                                      "has (save writes plain files)")
             self.by_name[_normal(member.name)] = member  # a later member of the same name wins
         tar.members = []  # (the index above is all we need: don't keep the TarInfos twice)
 

@@ -106,7 +106,14 @@ class Layout:
         path = self.blob_path(expected)
         if path.exists():
             return expected
-        spooled = self.spool(source)
+
+        def copy(out: BinaryIO) -> None:   # (no further than `size`: a descriptor is a bound)
+            left = size
+            while chunk := source.read(1 << 20):
+                if left is not None and (left := left - len(chunk)) < 0:
+                    raise _mismatch(f"blob {expected} is larger than its descriptor's {size} bytes")
+                out.write(chunk)
+        spooled = self.spool_written(copy)
         try:
             if spooled.digest != expected or (size is not None and spooled.size != size):
                 raise _mismatch(f"blob {expected} ({size} bytes) does not match its descriptor: "
