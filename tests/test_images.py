@@ -151,6 +151,38 @@ def test_commit_spools_the_layer_and_refuses_more_than_a_layer_may_hold(tmp_path
     write_tar(io.BytesIO(), upper)                                           # (export: the user's)
 
 
+def test_save_streams_each_blob_and_refuses_a_corrupt_one(tmp_path):
+    """save read every blob whole into memory (a 200 MB layer: 200 MB more of RSS), and a blob
+    changed in the store was a ValueError traceback. Now blobs stream out, checked as they go:
+    one line, exit 1, and no file."""
+    env = dict(os.environ, MINI_ROOT=str(tmp_path / "root"))
+    layer = tmp_path / "fs.tar"
+    with tarfile.open(layer, "w") as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = 200 << 20
+        with open("/dev/zero", "rb") as zeros:
+            tar.addfile(info, zeros)
+    assert mini("import", str(layer), "big:1", env=env, timeout=120).returncode == 0
+    layer.unlink()
+    measure = ("import os, sys; pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:]); _, status, usage"
+               " = os.wait4(pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+    out = tmp_path / "big.tar"
+    result = subprocess.run([sys.executable, "-c", measure, *MINI, "save", "-o", str(out), "big:1"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    code, peak = map(int, result.stdout.splitlines()[-1].split())
+    assert code == 0 and out.stat().st_size > 200 << 20, result.stderr
+    assert peak < 100 << 10, f"peak RSS {peak} KiB"
+    out.unlink()
+    blob = Store(tmp_path / "root").layout.blob_path(Store(tmp_path / "root").get("big:1").layers[0]["digest"])
+    blob.chmod(0o644)
+    with blob.open("r+b") as f:
+        f.seek(100 << 20)
+        f.write(b"x")
+    result = mini("save", "-o", str(out), "big:1", env=env, timeout=120)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "in the store is corrupt" in result.stderr and not out.exists()
+
+
 def test_a_failed_save_or_export_leaves_no_file(tmp_path):
     """-o FILE appears only complete: a missing image or container leaves no FILE, no temp file."""
     for command in (["save", "-o", str(tmp_path / "out.tar"), "no-such-image:1"],

@@ -51,10 +51,16 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
         if image.name != NONE and not store.find_by_id(text) and image.name not in names:
             names.append(image.name)                    # (`save a a`: one name, once)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        def add(name: str, data: bytes) -> None:
+        def add(name: str, data: bytes | None = None, digest: str = "") -> None:
+            """A member: `data`, or the stored blob `digest`, streamed and checked."""
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            info.mode = 0o644
+            if data is not None:
+                info.size = len(data)
+                return tar.addfile(info, io.BytesIO(data))
+            with store.layout.open_checked(digest) as blob:
+                info.size = os.fstat(blob.fileno()).st_size
+                tar.addfile(info, blob)
 
         index: list[dict[str, Any]] = []
         docker: list[dict[str, Any]] = []
@@ -64,9 +70,9 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
             for digest in blobs:
                 if digest not in written:
                     written.add(digest)
-                    add("blobs/sha256/" + digest.removeprefix("sha256:"), store.layout.read_blob(digest))
+                    add("blobs/sha256/" + digest.removeprefix("sha256:"), digest=digest)
             descriptor = {"mediaType": MANIFEST_MEDIA_TYPE, "digest": image.manifest_digest,
-                          "size": len(store.layout.read_blob(image.manifest_digest))}
+                          "size": store.layout.blob_path(image.manifest_digest).stat().st_size}
             index += [dict(descriptor, annotations={REF_NAME: n, "io.containerd.image.name":
                                                     reference.parse(n).full}) for n in names] or [descriptor]
             docker.append({"Config": "blobs/sha256/" + image.id.removeprefix("sha256:"), "RepoTags": names,

@@ -7,6 +7,7 @@ descriptors in `index.json`. Spec: github.com/opencontainers/image-spec/blob/mai
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -65,6 +66,38 @@ class _Hashing:
         self.digest.update(data)
         self.size += len(data)
         return self.raw.write(data)
+
+
+class _Checked(io.RawIOBase):
+    """A stored blob being read: its last byte read, its digest is compared with its name."""
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        import hashlib
+
+        self.raw, self.digest, self.hash = raw, digest, hashlib.sha256()
+        self.left = os.fstat(raw.fileno()).st_size
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        n = self.raw.readinto(buffer)
+        self.hash.update(memoryview(buffer)[:n])
+        self.left -= n
+        if n and self.left <= 0 and "sha256:" + self.hash.hexdigest() != self.digest:
+            from mini_runtime.errors import System
+
+            raise System(f"blob {self.digest} in the store is corrupt: it hashes to sha256:"
+                         f"{self.hash.hexdigest()} (it was changed outside mini: remove the image, "
+                         "and load or pull it again)")
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class Layout:
@@ -168,10 +201,13 @@ class Layout:
 
     def read_blob(self, digest: str) -> bytes:
         """Read a blob and check it still hashes to its name."""
-        data = self.blob_path(digest).read_bytes()
-        if sha256_digest(data) != digest:
-            raise ValueError(f"blob {digest} is corrupt (content hashes to {sha256_digest(data)})")
-        return data
+        with self.open_checked(digest) as blob:
+            return blob.read()
+
+    def open_checked(self, digest: str) -> BinaryIO:
+        """A blob to stream out of the store (`save`), never whole in memory (a layer can be
+        GBs): once its last byte is read, it must still hash to its name."""
+        return io.BufferedReader(_Checked(open(self.blob_path(digest), "rb"), digest), 1 << 20)
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """A manifest or an image config, as stored: put_blob checked its digest when it was
