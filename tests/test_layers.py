@@ -627,10 +627,15 @@ def test_malformed_or_huge_extended_headers_are_one_line(tmp_path, case, mode):
     """Headers are read as Go's archive/tar reads them: at most 1 MiB of them per member, at
     most 8 chained, and a malformed one is an invalid tar, not an IndexError or a ValueError."""
     make, words = MALFORMED[case]
+    refused_in_one_line(make(), tmp_path, mode, "layer is not a valid tar: ", words)
+
+
+def refused_in_one_line(blob: bytes, root: Path, mode: str, start: str, words: str) -> None:
+    """Applying `blob` raises UnsafeLayer: one line, not too long, that starts and says so."""
     with pytest.raises(UnsafeLayer) as raised:
-        apply_layer(io.BytesIO(make()), tmp_path, overlay=mode == "overlay")
+        apply_layer(io.BytesIO(blob), root, overlay=mode == "overlay")
     message = str(raised.value)
-    assert message.startswith("layer is not a valid tar: ") and words in message, message
+    assert message.startswith(start) and words in message, message
     assert len(message.splitlines()) == 1 and len(message) < 300, message
 
 
@@ -687,11 +692,7 @@ def test_a_header_or_entry_the_kernel_refuses_is_one_line_naming_the_entry(tmp_p
     'mini: 12: argument list too long', or the whole 5000-character name: now an UnsafeLayer
     (`invalid archive: ...` in load) that names the entry, cut to 100 characters."""
     make, words = BAD_HEADERS[case]
-    with pytest.raises(UnsafeLayer) as raised:
-        apply_layer(io.BytesIO(make()), tmp_path, overlay=mode == "overlay")
-    message = str(raised.value)
-    assert message.startswith("layer entry '") and words in message, message
-    assert len(message.splitlines()) == 1 and len(message) < 300, message
+    refused_in_one_line(make(), tmp_path, mode, "layer entry '", words)
 
 
 def test_neutralised_cases_do_what_a_layer_says(tmp_path):
