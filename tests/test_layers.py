@@ -639,6 +639,14 @@ def refused_in_one_line(blob: bytes, root: Path, mode: str, start: str, words: s
     assert len(message.splitlines()) == 1 and len(message) < 300, message
 
 
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+@pytest.mark.parametrize("target", ["/etc/passwd", "../x", "a/../../x"])
+def test_a_hard_link_out_of_the_layer_names_the_link(tmp_path, mode, target):
+    """Was "layer entry '/etc/passwd' is absolute": the target named as if it were the entry."""
+    refused_in_one_line(layer(hard("h", target)), tmp_path, mode, f"hard link 'h' -> {target!r}: ",
+                        "the target must be a file already unpacked in this layer's root")
+
+
 def test_the_headers_real_tars_have_still_read(tmp_path):
     """A global and a member PAX header, a GNU long name and link, a sparse file: all read."""
     long = "d/" + "n" * 200

@@ -280,9 +280,12 @@ class _Applier:
 
     def link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         """A hard link to an entry already in this root, found by the same no-symlink walk."""
-        target = clean_name(member.linkname) or (".",)
         missing = UnsafeLayer(f"hard link {shown(member.name)} -> {shown(member.linkname)}: the target must "
                               "be a file already unpacked in this layer's root")
+        try:
+            target = clean_name(member.linkname) or (".",)
+        except UnsafeLayer:      # (absolute, or with '..': it said "layer entry '<the target>'")
+            raise missing from None
         try:
             source = open_dir(self.root, target[:-1], member.name, create=False)
         except FileNotFoundError:
