@@ -851,3 +851,74 @@ def test_mutated_tarballs_through_mini_import(data):
             assert tree(root) == before
     finally:
         shutil.rmtree(root)
+
+
+# --- the property, for hostile layers that get past every digest ---------------------------------
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "",
+           pax: dict[str, str] | None = None) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size, info.mode = kind, link, len(data), 0o644
+    info.pax_headers = pax or {}
+    return info, data
+
+
+def _hostile(outside: str) -> list[list[tuple[tarfile.TarInfo, bytes]]]:
+    """Entries (a few in a row) of the kinds H1 names, and of the kinds tarfile misreads."""
+    sparse = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s"}
+    return [
+        [_entry("../../evil", data=b"x")], [_entry(f"{outside}/evil", data=b"x")],
+        [_entry("a", tarfile.SYMTYPE, link=outside), _entry("a/evil", data=b"x")],
+        [_entry("a", tarfile.SYMTYPE, link="../" * 12 + outside.lstrip("/")), _entry("a/evil")],
+        [_entry("h", tarfile.LNKTYPE, link=f"{outside}/sentinel")], [_entry("h", tarfile.LNKTYPE, link="../x")],
+        [_entry("s", tarfile.SYMTYPE, link=f"{outside}/sentinel"), _entry("h", tarfile.LNKTYPE, link="s"),
+         _entry("h", data=b"pwned")],
+        [_entry("etc", tarfile.SYMTYPE, link=outside), _entry("etc/.wh.sentinel")],
+        [_entry("etc", tarfile.SYMTYPE, link=outside), _entry("etc/.wh..wh..opq")],
+        [_entry(".wh."), _entry("etc/.wh.."), _entry(".wh..wh..opq")],
+        [_entry("etc/.wh.hello"), _entry("etc", tarfile.SYMTYPE, link=outside)],
+        [_entry("x", data=b"x", pax={"SCHILY.xattr.trusted.overlay.opaque": "y"})],
+        [_entry("s", data=b"1\n0\n1\n".ljust(512, b"\0") + b"x", pax=sparse | {"GNU.sparse.realsize": str(64 << 20)})],
+        [_entry("s", data=b"junk\n", pax=sparse | {"GNU.sparse.realsize": "10"})],
+        [_entry("x", pax={"mtime": "nan"})], [_entry("x", pax={"uid": "-1"})], [_entry("d" * 300)],
+        [_entry("x", tarfile.LNKTYPE, link="x")], [_entry("etc", data=b"a file over a dir")],
+        [_entry("etc/hello", tarfile.DIRTYPE)], [_entry("x", tarfile.CHRTYPE)],
+    ]
+
+
+@settings(max_examples=100, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_layers_behind_correct_digests_load_or_fail_in_one_line(monkeypatch, data):
+    """Hostile entries inserted into a layer, every digest and DiffID made right for them (as an
+    attacker would), plain or gzip, in either archive format: the image loads and nothing
+    outside the store changed, or one line and the store as it was (seeded: the same examples
+    every run). Layers are capped at 4 MiB here: the sparse file declares 64."""
+    from mini_runtime.image import layers
+
+    monkeypatch.setattr(layers, "DEFAULT_LIMIT", 4 << 20)
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    outside = root.parent / f"{root.name}-outside"
+    outside.mkdir()
+    (outside / "sentinel").write_text("keep\n")
+    try:
+        entries = [_entry("etc/", tarfile.DIRTYPE), _entry("etc/hello", data=b"hello\n")]
+        for _ in range(data.draw(st.integers(1, 3), label="insertions")):
+            at = data.draw(st.integers(0, len(entries)), label="position")
+            entries[at:at] = data.draw(st.sampled_from(_hostile(str(outside))), label="entries")
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for info, blob in entries:
+                tar.addfile(info, io.BytesIO(blob) if info.isreg() else None)
+        layer = out.getvalue()
+        if data.draw(st.booleans(), label="gzip"):
+            blob, media_type = gzip.compress(layer, mtime=0), TAR + "+gzip"
+        else:
+            blob, media_type = layer, TAR
+        archive_bytes = (_one_layer(blob, sha(layer), name="hostile:1") if data.draw(st.booleans(), label="docker")
+                         else _other_blobs([(media_type, blob)], cmd="hostile", diff_ids=[sha(layer)]))
+        check_load(base_store(root), archive_bytes)
+        assert tree(outside) == {"sentinel": hashlib.sha256(b"keep\n").hexdigest()}
+    finally:
+        shutil.rmtree(root)
+        shutil.rmtree(outside)
