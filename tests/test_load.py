@@ -253,6 +253,8 @@ CASES: dict[str, Callable[[], bytes]] = {
                                                              mutate=_set(("rootfs", "diff_ids", 0), 7))),
     "a float where a size belongs": lambda: write(members(model(), target="manifest",
                                                           mutate=_set(("layers", 0, "size"), 1.5))),
+    "a float where a string belongs": lambda: write(members(model(), target="manifest",
+                                                            mutate=_set(("layers", 0, "mediaType"), 1.5))),
     "deeply nested JSON": lambda: write(dict(members(model(), fmt="oci"),
                                              **{"index.json": b"[" * 100_000 + b"]" * 100_000})),
     "an index that points to itself": lambda: write(_index_listing_itself()),
@@ -308,6 +310,12 @@ def _symlink_loop() -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def test_a_json_type_is_named_in_words(store):
+    """'must be a string, not float' was Python's word for a JSON number."""
+    result = check_load(store, CASES["a float where a string belongs"]())
+    assert str(result).endswith(".layers[0].mediaType must be a string, not a number"), str(result)
 
 
 @pytest.mark.parametrize("case", CASES)
