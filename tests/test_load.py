@@ -494,6 +494,20 @@ def _sparse_member_archive(size: int) -> bytes:
     return out.getvalue()
 
 
+def test_a_layer_that_images_share_is_read_once(monkeypatch):
+    """docker save lists a shared layer under every image that has it, and manifest.json may list
+    one file 500 times in each of 1000 images: it was read and hashed for each listing (here
+    10,000 times: 500,000 would be hours for a large layer), before any config was checked."""
+    entries = [{"Config": "c.json", "RepoTags": [f"shared:{i}"], "Layers": ["l.tar"] * 500} for i in range(20)]
+    data = write({"manifest.json": dumps(entries), "c.json": b"{}", "l.tar": LAYER1})
+    opened: list[str] = []
+    real = archive._Members.open
+    monkeypatch.setattr(archive._Members, "open", lambda self, name: opened.append(name) or real(self, name))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        pending = archive._docker(archive._Members(tar))
+    assert len(pending) == 20 and opened.count("l.tar") == 1, opened.count("l.tar")
+
+
 def test_a_sparse_member_of_an_archive_is_refused(store):
     """Its holes read as zeros: 10 KB of archive made a layer blob of any size (hashed, then
     spooled into the store, before anything was checked). docker save writes plain files."""

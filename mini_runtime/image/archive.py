@@ -268,21 +268,15 @@ def _docker(members: _Members) -> list[Pending]:
     if not entries:
         raise checked.Invalid("manifest.json lists no images")
     pending = []
-    for entry in entries:
+    described: dict[str, dict[str, Any]] = {}  # path -> descriptor: images share layers (each
+    for entry in entries:                      # one was read again for every image listing it)
         config_bytes = members.document(entry.config)
         config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         layers, paths = [], {}
         for path in entry.layers:
-            stream, digest, size = members.open(path), hashlib.sha256(), 0
-            head = stream.read(4)
-            digest.update(head)
-            size += len(head)
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-            compression = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), "")
-            layers.append({"mediaType": LAYER_TAR_MEDIA_TYPE + compression,
-                           "digest": "sha256:" + digest.hexdigest(), "size": size})
+            if _normal(path) not in described:
+                described[_normal(path)] = _describe(members.open(path))
+            layers.append(described[_normal(path)])
             paths[layers[-1]["digest"]] = path
         manifest = canonical_json({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE,
                                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
@@ -293,6 +287,21 @@ def _docker(members: _Members) -> list[Pending]:
                                _opener(members, config_digest, config_bytes, paths),
                                f"manifest.json ({entry.config!r:.80})"))
     return pending
+
+
+def _describe(stream: IO[bytes]) -> dict[str, Any]:
+    """A layer file's descriptor: its digest and size, hashed as it streams, and its media type
+    from its first bytes (a docker-archive does not say whether a layer is compressed)."""
+    digest, size = hashlib.sha256(), 0
+    head = stream.read(4)
+    digest.update(head)
+    size += len(head)
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    compression = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), "")
+    return {"mediaType": LAYER_TAR_MEDIA_TYPE + compression, "digest": "sha256:" + digest.hexdigest(),
+            "size": size}
 
 
 def _opener(members: _Members, config_digest: str, config_bytes: bytes, paths: dict[str, str]) -> Opener:
