@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -112,6 +113,74 @@ def test_diff_commit_and_run_the_committed_image():
     assert history[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
     assert history[1].startswith(image.short_id) and "a file, a change, a deletion" in history[1]
     assert mini("rm", "box").returncode == 0                  # (the name is free for other tests)
+
+
+def test_commit_spools_the_layer_and_refuses_more_than_a_layer_may_hold(tmp_path, monkeypatch):
+    """A container's files can be any size at no cost (`truncate -s 1T`, a sparse file): commit
+    held the whole layer tar in memory (2.1 GB of RSS for a 2 GiB sparse file; a TiB is the
+    OOM killer), and would write more than any layer may unpack to. The tar is now spooled into
+    the store as it is written, and refused, before it is written, past the layers' limit."""
+    from mini_runtime.image import layers
+    from mini_runtime.image.pack import write_tar
+    from mini_runtime.image.tree import UnsafeLayer
+
+    assert mini("run", "--name", "sparse", "busybox", "truncate", "-s", "300M", "/big").returncode == 0
+    try:
+        measure = ("import os, sys; pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:]); _, status, usage"
+                   " = os.wait4(pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+        result = subprocess.run([sys.executable, "-c", measure, *MINI, "commit", "sparse", "sparse:1"],
+                                capture_output=True, text=True, timeout=120)
+        code, peak = map(int, result.stdout.splitlines()[-1].split())
+        assert code == 0, result.stderr
+        assert peak < 100 << 10, f"peak RSS {peak} KiB"
+        assert Store().get("sparse:1").layers[-1]["size"] > 300 << 20
+        assert not [p.name for p in Store().layout.root.glob("blobs/sha256/.*")]   # (no spool left)
+    finally:
+        mini("rm", "sparse")
+        mini("rmi", "sparse:1")
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "small").write_bytes(b"x" * 1000)
+    (upper / "holes").touch()
+    os.truncate(upper / "holes", 8 << 20)
+    monkeypatch.setattr(layers, "DEFAULT_LIMIT", 4 << 20)
+    out = io.BytesIO()
+    with pytest.raises(UnsafeLayer, match=r"'/holes': 8388608 bytes would make the layer larger than 4194304"):
+        write_tar(out, upper, upper=True)
+    assert len(out.getvalue()) < 1 << 20                                     # nothing of it written
+    write_tar(io.BytesIO(), upper)                                           # (export: the user's)
+
+
+def test_save_streams_each_blob_and_refuses_a_corrupt_one(tmp_path):
+    """save read every blob whole into memory (a 200 MB layer: 200 MB more of RSS), and a blob
+    changed in the store was a ValueError traceback. Now blobs stream out, checked as they go:
+    one line, exit 1, and no file."""
+    env = dict(os.environ, MINI_ROOT=str(tmp_path / "root"))
+    layer = tmp_path / "fs.tar"
+    with tarfile.open(layer, "w") as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = 200 << 20
+        with open("/dev/zero", "rb") as zeros:
+            tar.addfile(info, zeros)
+    assert mini("import", str(layer), "big:1", env=env, timeout=120).returncode == 0
+    layer.unlink()
+    measure = ("import os, sys; pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:]); _, status, usage"
+               " = os.wait4(pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+    out = tmp_path / "big.tar"
+    result = subprocess.run([sys.executable, "-c", measure, *MINI, "save", "-o", str(out), "big:1"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    code, peak = map(int, result.stdout.splitlines()[-1].split())
+    assert code == 0 and out.stat().st_size > 200 << 20, result.stderr
+    assert peak < 100 << 10, f"peak RSS {peak} KiB"
+    out.unlink()
+    blob = Store(tmp_path / "root").layout.blob_path(Store(tmp_path / "root").get("big:1").layers[0]["digest"])
+    blob.chmod(0o644)
+    with blob.open("r+b") as f:
+        f.seek(100 << 20)
+        f.write(b"x")
+    result = mini("save", "-o", str(out), "big:1", env=env, timeout=120)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "in the store is corrupt" in result.stderr and not out.exists()
 
 
 def test_a_failed_save_or_export_leaves_no_file(tmp_path):

@@ -469,6 +469,14 @@ def bomb() -> bytes:
     return gzip.compress(layer(f("zeros", b"\0" * (8 << 20))))
 
 
+def sparse(name: str, size: int) -> Entry:
+    """A PAX 1.0 sparse file (GNU tar --sparse): one byte of data at the end of `size` bytes of
+    hole. tarfile expands the holes as zeros: a 1.5 KB tar declares any size it likes."""
+    data = f"1\n{size - 1}\n1\n".encode().ljust(512, b"\0") + b"x"
+    return f(name, data, pax={"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                              "GNU.sparse.name": name, "GNU.sparse.realsize": str(size)})
+
+
 # name -> (layers made from the outside dir's path, modes in which it must raise)
 CORPUS: dict[str, tuple[Callable[[str], list[bytes]], str]] = {
     "dotdot": (lambda o: [layer(f("../../evil"))], "both"),
@@ -498,6 +506,7 @@ CORPUS: dict[str, tuple[Callable[[str], list[bytes]], str]] = {
     "nul-in-link": (lambda o: [layer(sym("a", "x", pax={"linkpath": f"x\0{o}"}))], "both"),
     "empty-name": (lambda o: [layer(f("a", pax={"path": ""}))], "both"),
     "gzip-bomb": (lambda o: [bomb()], "both"),
+    "sparse-bomb": (lambda o: [layer(sparse("big", 8 << 20))], "both"),   # (any size: a TiB, too)
 }
 
 
@@ -537,7 +546,7 @@ def test_malicious_layer_cannot_touch_the_host(tmp_path, case, mode):
             target.mkdir(exist_ok=True)
             media_type = GZIP if case == "gzip-bomb" else TAR
             apply_layer(open_layer(io.BytesIO(blob), media_type, limit=1 << 20), target,
-                        overlay=mode == "overlay")
+                        overlay=mode == "overlay", limit=1 << 20 if case == "sparse-bomb" else None)
     except UnsafeLayer as e:
         raised = str(e)
     assert snapshot(tmp_path, root) == before
@@ -545,6 +554,122 @@ def test_malicious_layer_cannot_touch_the_host(tmp_path, case, mode):
         assert raised, f"{case} was applied without an error"
     if raised:
         assert len(raised.splitlines()) == 1 and len(raised) > 30, raised
+
+
+def test_a_layer_is_refused_before_it_writes_more_than_its_limit(tmp_path, monkeypatch):
+    """The limit counts what a layer's files hold, not only the tar's bytes: a sparse file was
+    written out whole (3 GiB from 1.5 KB, then a TiB). Each size is claimed before the file is
+    written, so nothing of the refused entry is written; and a layer of many small entries (an
+    inode each, and a path in memory) ends at MAX_ENTRIES."""
+    from mini_runtime.image import layers
+
+    small = layer(sparse("one", 600 << 10), sparse("two", 600 << 10))
+    assert len(small) <= 10240                            # (one tar record)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(UnsafeLayer, match=r"'two': its 614400 bytes \(a sparse file, expanded\) would "
+                                          r"make the layer's files larger than 1048576 bytes"):
+        apply_layer(io.BytesIO(small), tmp_path / "a", overlay=True, limit=1 << 20)
+    assert os.listdir(tmp_path / "a") == ["one"] and (tmp_path / "a" / "one").stat().st_size == 600 << 10
+    (tmp_path / "b").mkdir()
+    with pytest.raises(UnsafeLayer, match="'dense': its 2000000 bytes would make"):
+        apply_layer(io.BytesIO(layer(f("dense", bytes(2_000_000)))), tmp_path / "b", overlay=False,
+                    limit=1 << 20)
+    assert os.listdir(tmp_path / "b") == []
+    monkeypatch.setattr(layers, "MAX_ENTRIES", 100)
+    (tmp_path / "c").mkdir()
+    with pytest.raises(UnsafeLayer, match="layer has more than 100 entries"):
+        apply_layer(io.BytesIO(layer(*(f(f"e{i}") for i in range(101)))), tmp_path / "c", overlay=True)
+    assert len(os.listdir(tmp_path / "c")) == 100
+
+
+def _header(name: str, kind: bytes, data: bytes, *, declared: int | None = None) -> bytes:
+    """One raw header block and its data, padded: what tarfile's writer would not make."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size = kind, len(data) if declared is None else declared
+    return info.tobuf(tarfile.GNU_FORMAT) + data + bytes(-len(data) % 512)
+
+
+def _old_gnu_sparse(extended: int) -> bytes:
+    """An old GNU sparse header ('S') that says `extended` more blocks of its map follow."""
+    block = bytearray(_header("s", tarfile.GNUTYPE_SPARSE, b""))
+    block[482] = 1                                          # isextended
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block[:512])          # the checksum again
+    more = bytearray(b"".join(b"%011o\0%011o\0" % (i + 1, 1) for i in range(21)).ljust(512, b"\0"))
+    more[504] = 1
+    return bytes(block[:512]) + bytes(more) * extended
+
+
+END = bytes(1024)
+PAX_RECORD = b"11 a=bcdef\n"
+# name -> (a layer, words of the one line): tarfile raised IndexError or ValueError (a traceback),
+# recursed (RecursionError), or read any size it was told into memory.
+MALFORMED: dict[str, tuple[Callable[[], bytes], str]] = {
+    "a sparse map that is not numbers": (lambda: layer(f("x", b"junk\n", pax=SPARSE_10)), "malformed extended header"),
+    "a sparse map cut short": (lambda: layer(f("x", b"5\n1\n", pax=SPARSE_10)), "malformed extended header"),
+    "an old GNU sparse map cut short": (lambda: _old_gnu_sparse(0), "malformed extended header"),
+    "an old GNU sparse map of 4 MiB": (lambda: _old_gnu_sparse(8192) + END, "larger than 1048576 bytes"),
+    "a GNU long name of 2 MiB": (lambda: _header("././@LongLink", tarfile.GNUTYPE_LONGNAME, b"n" * (2 << 20))
+                                 + _header("f", tarfile.REGTYPE, b"") + END, "larger than 1048576 bytes"),
+    "a GNU long name that declares 1 TiB": (lambda: _header("././@LongLink", tarfile.GNUTYPE_LONGNAME, b"n",
+                                                           declared=1 << 40) + END, "larger than 1048576 bytes"),
+    "PAX records of 2 MiB": (lambda: _header("p", tarfile.XHDTYPE, PAX_RECORD * (200 << 10))
+                             + _header("f", tarfile.REGTYPE, b"") + END, "larger than 1048576 bytes"),
+    "5000 PAX headers chained": (lambda: _header("p", tarfile.XHDTYPE, PAX_RECORD) * 5000
+                                 + _header("f", tarfile.REGTYPE, b"") + END, "more than 8 extended headers"),
+}
+SPARSE_10 = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "x", "GNU.sparse.realsize": "10"}
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_or_huge_extended_headers_are_one_line(tmp_path, case, mode):
+    """Headers are read as Go's archive/tar reads them: at most 1 MiB of them per member, at
+    most 8 chained, and a malformed one is an invalid tar, not an IndexError or a ValueError."""
+    make, words = MALFORMED[case]
+    refused_in_one_line(make(), tmp_path, mode, "layer is not a valid tar: ", words)
+
+
+def refused_in_one_line(blob: bytes, root: Path, mode: str, start: str, words: str) -> None:
+    """Applying `blob` raises UnsafeLayer: one line, not too long, that starts and says so."""
+    with pytest.raises(UnsafeLayer) as raised:
+        apply_layer(io.BytesIO(blob), root, overlay=mode == "overlay")
+    message = str(raised.value)
+    assert message.startswith(start) and words in message, message
+    assert len(message.splitlines()) == 1 and len(message) < 300, message
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+@pytest.mark.parametrize("target", ["/etc/passwd", "../x", "a/../../x"])
+def test_a_hard_link_out_of_the_layer_names_the_link(tmp_path, mode, target):
+    """Was "layer entry '/etc/passwd' is absolute": the target named as if it were the entry."""
+    refused_in_one_line(layer(hard("h", target)), tmp_path, mode, f"hard link 'h' -> {target!r}: ",
+                        "the target must be a file already unpacked in this layer's root")
+
+
+def test_the_headers_real_tars_have_still_read(tmp_path):
+    """A global and a member PAX header, a GNU long name and link, a sparse file: all read."""
+    long = "d/" + "n" * 200
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(long)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+        info = tarfile.TarInfo("link")
+        info.type, info.linkname = tarfile.SYMTYPE, "t" * 300
+        tar.addfile(info)
+    pax = io.BytesIO()
+    with tarfile.open(fileobj=pax, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": "global"}) as tar:
+        info = tarfile.TarInfo("p" * 150)
+        info.size, info.pax_headers = 1, {"SCHILY.xattr.user.a": "b"}
+        tar.addfile(info, io.BytesIO(b"x"))
+    flatten([out.getvalue(), pax.getvalue(), layer(sparse("s", 1 << 20))], tmp_path / "root")
+    assert (tmp_path / "root" / long).read_bytes() == b"hi"
+    assert os.readlink(tmp_path / "root" / "link") == "t" * 300
+    assert (tmp_path / "root" / ("p" * 150)).read_bytes() == b"x"
+    assert os.getxattr(tmp_path / "root" / ("p" * 150), "user.a") == b"b"
+    assert (tmp_path / "root" / "s").read_bytes() == bytes((1 << 20) - 1) + b"x"
 
 
 # name -> (a layer, what the one line says after "layer entry <name>: ")
@@ -575,11 +700,7 @@ def test_a_header_or_entry_the_kernel_refuses_is_one_line_naming_the_entry(tmp_p
     'mini: 12: argument list too long', or the whole 5000-character name: now an UnsafeLayer
     (`invalid archive: ...` in load) that names the entry, cut to 100 characters."""
     make, words = BAD_HEADERS[case]
-    with pytest.raises(UnsafeLayer) as raised:
-        apply_layer(io.BytesIO(make()), tmp_path, overlay=mode == "overlay")
-    message = str(raised.value)
-    assert message.startswith("layer entry '") and words in message, message
-    assert len(message.splitlines()) == 1 and len(message) < 300, message
+    refused_in_one_line(make(), tmp_path, mode, "layer entry '", words)
 
 
 def test_neutralised_cases_do_what_a_layer_says(tmp_path):

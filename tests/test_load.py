@@ -253,6 +253,8 @@ CASES: dict[str, Callable[[], bytes]] = {
                                                              mutate=_set(("rootfs", "diff_ids", 0), 7))),
     "a float where a size belongs": lambda: write(members(model(), target="manifest",
                                                           mutate=_set(("layers", 0, "size"), 1.5))),
+    "a float where a string belongs": lambda: write(members(model(), target="manifest",
+                                                            mutate=_set(("layers", 0, "mediaType"), 1.5))),
     "deeply nested JSON": lambda: write(dict(members(model(), fmt="oci"),
                                              **{"index.json": b"[" * 100_000 + b"]" * 100_000})),
     "an index that points to itself": lambda: write(_index_listing_itself()),
@@ -310,6 +312,12 @@ def _symlink_loop() -> bytes:
     return out.getvalue()
 
 
+def test_a_json_type_is_named_in_words(store):
+    """'must be a string, not float' was Python's word for a JSON number."""
+    result = check_load(store, CASES["a float where a string belongs"]())
+    assert str(result).endswith(".layers[0].mediaType must be a string, not a number"), str(result)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_archive_is_one_line_and_leaves_the_store_as_it_was(store, case):
     result = check_load(store, CASES[case]())
@@ -363,13 +371,20 @@ def test_a_failed_load_keeps_what_was_there_before(store):
     assert (store.layers_root / store.layer_dirs(image)[0] / "etc/hello").read_bytes() == b"hello\n"
 
 
-def _other_blobs(layers: list[tuple[str, bytes]], cmd: str = "sh") -> bytes:
+def _other_blobs(layers: list[tuple[str, bytes]], cmd: str = "sh", *, diff_ids: list[str] | None = None,
+                 size: int | None = None) -> bytes:
     """An OCI archive of model()'s layers (by DiffID: the store has them unpacked already) in
-    other blobs, (media type, blob) each; with `cmd`, a config of its own, so another image."""
-    config = dumps(model()["config"] | {"config": {"Cmd": [cmd], "Env": ["A=1"]}})
+    other blobs, (media type, blob) each; with `cmd`, a config of its own, so another image.
+    `diff_ids` replace the config's, `size` the first layer's size."""
+    config = model()["config"] | {"config": {"Cmd": [cmd], "Env": ["A=1"]}}
+    if diff_ids is not None:
+        config |= {"rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": []}
+    config = dumps(config)
+    descriptors = [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]
+    descriptors[0]["size"] = descriptors[0]["size"] if size is None else size
     manifest_doc = {"schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
                     "config": {"mediaType": manifest.OCI_CONFIG, "digest": sha(config), "size": len(config)},
-                    "layers": [{"mediaType": t, "digest": sha(b), "size": len(b)} for t, b in layers]}
+                    "layers": descriptors}
     manifest_bytes = dumps(manifest_doc)
     index = {"schemaVersion": 2, "mediaType": manifest.OCI_INDEX,
              "manifests": [{"mediaType": manifest.OCI_MANIFEST, "digest": sha(manifest_bytes),
@@ -411,6 +426,145 @@ def test_an_image_stored_already_is_named_not_stored_twice(store):
     assert (first.id, first.manifest_digest) == (second.id, second.manifest_digest)
     assert store.remove("fuzz:1", in_use=set()) == ["Untagged: fuzz:1"]   # no "Deleted:"
     assert store.get("other:1").id == first.id
+
+
+# --- decompression bombs, and descriptors that lie about a blob the store has ------------------
+
+def _one_layer(blob: bytes, diff_id: str, name: str = "bomb:1") -> bytes:
+    """A docker-archive of one image whose one layer is `blob` (its DiffID given)."""
+    return write({"manifest.json": dumps([{"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}]),
+                  "config.json": dumps(_config([diff_id]) | {"history": []}), "layer.tar": blob})
+
+
+def _sparse_layer(size: int, sparse_map: bytes | None = None) -> bytes:
+    """A 1.5 KB plain tar of a PAX sparse file of `size` bytes (GNU tar --sparse makes these)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = (sparse_map or f"1\n{size - 1}\n1\n".encode()).ljust(512, b"\0") + b"x"
+        info = tarfile.TarInfo("sparse")
+        info.size, info.pax_headers = len(data), {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                                  "GNU.sparse.name": "sparse", "GNU.sparse.realsize": str(size)}
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+ZEROS_TAR = tar_of([("zeros", bytes(8 << 20))])      # 8 MiB of file: the tests cap layers at 4 MiB
+BOMBS: dict[str, Callable[[], bytes]] = {
+    "a gzip layer (docker-archive)": lambda: _one_layer(gzip.compress(ZEROS_TAR), sha(ZEROS_TAR)),
+    "a gzip layer (OCI)": lambda: _other_blobs([(TAR, LAYER1), (TAR + "+gzip", gzip.compress(ZEROS_TAR))]),
+    "a sparse file in a plain tar layer": lambda: _one_layer(_sparse_layer(8 << 20), sha(_sparse_layer(8 << 20))),
+    "zeros after the tar's end in a gzip layer": lambda: _one_layer(
+        gzip.compress(LAYER1 + bytes(8 << 20)), sha(LAYER1 + bytes(8 << 20))),
+    "a gzip'd archive padded with zeros": lambda: gzip.compress(write(members(model())) + bytes(8 << 20)),
+    "an xz archive": lambda: lzma.compress(write(members(model())) + bytes(8 << 20)),
+}
+
+
+@pytest.mark.parametrize("case", BOMBS)
+def test_a_decompression_bomb_is_one_line_and_leaves_nothing(store, monkeypatch, case):
+    """Every expansion `load` makes is bounded: the compressed archive (was read whole into a
+    temporary file, to any size), each layer's stream, and each layer's files (a sparse entry
+    of a plain tar was written out whole: a few KB made any number of GB). The limit is
+    lowered here, to 4 MiB: each case expands to 8. Nothing is left: no blob, no layer
+    directory, no temporary file in the store."""
+    from mini_runtime.image import layers
+
+    monkeypatch.setattr(layers, "DEFAULT_LIMIT", 4 << 20)
+    data = BOMBS[case]()
+    assert len(data) < 64 << 10
+    result = check_load(store, data)
+    assert isinstance(result, MiniError), f"{case}: loaded {result}"
+    assert str(result).startswith("invalid archive: ") and "decompression bomb" in str(result), str(result)
+
+
+def _sparse_member_archive(size: int) -> bytes:
+    """A docker-archive whose layer member is a sparse file of `size` bytes: 10 KB in all."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in {"manifest.json": dumps([{"Config": "c.json", "RepoTags": ["sparse:1"], "Layers": ["l.tar"]}]),
+                           "c.json": dumps(_config([sha(bytes(size))]) | {"history": []})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        data = b"1\n0\n1\n".ljust(512, b"\0") + b"\0"
+        info = tarfile.TarInfo("l.tar")
+        info.size, info.pax_headers = len(data), {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                                  "GNU.sparse.name": "l.tar", "GNU.sparse.realsize": str(size)}
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_layer_that_images_share_is_read_once(monkeypatch):
+    """docker save lists a shared layer under every image that has it, and manifest.json may list
+    one file 500 times in each of 1000 images: it was read and hashed for each listing (here
+    10,000 times: 500,000 would be hours for a large layer), before any config was checked."""
+    entries = [{"Config": "c.json", "RepoTags": [f"shared:{i}"], "Layers": ["l.tar"] * 500} for i in range(20)]
+    data = write({"manifest.json": dumps(entries), "c.json": b"{}", "l.tar": LAYER1})
+    opened: list[str] = []
+    real = archive._Members.open
+    monkeypatch.setattr(archive._Members, "open", lambda self, name: opened.append(name) or real(self, name))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        pending = archive._docker(archive._Members(tar))
+    assert len(pending) == 20 and opened.count("l.tar") == 1, opened.count("l.tar")
+
+
+def test_a_sparse_member_of_an_archive_is_refused(store):
+    """Its holes read as zeros: 10 KB of archive made a layer blob of any size (hashed, then
+    spooled into the store, before anything was checked). docker save writes plain files."""
+    result = check_load(store, _sparse_member_archive(64 << 20))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert str(result) == "invalid archive: 'l.tar' is a sparse file, which no image archive has " \
+                          "(save writes plain files)", str(result)
+
+
+def test_a_blob_is_read_no_further_than_its_descriptors_size(store):
+    """A blob that goes on past its size was spooled whole into the store, then refused."""
+    source = _Zeros(64 << 20)
+    with pytest.raises(MiniError, match=r"is larger than its descriptor's 1048576 bytes"):
+        store.layout.put_blob_stream(source, "sha256:" + "ab" * 32, 1 << 20)
+    assert source.left >= 61 << 20, f"read {(64 << 20) - source.left} bytes"
+    assert not [p.name for p in store.layout.root.glob("blobs/sha256/.*")]
+
+
+def _lying(layer: dict[str, Any]) -> bytes:
+    """An OCI archive of an image whose first layer is LAYER1 (a blob the store has), described
+    by `layer`, and whose second is LAYER2 (new to the store)."""
+    return _other_blobs([(layer["mediaType"], LAYER1), (TAR + "+gzip", LAYER2)], cmd="lies",
+                        size=layer.get("size"))
+
+
+@pytest.mark.parametrize("lie, words", [
+    ({"mediaType": TAR + "+gzip"}, "not valid gzip data"),
+    ({"mediaType": TAR + "+zstd"}, "not valid compressed data"),
+    ({"mediaType": TAR, "size": len(LAYER1) + 1}, f"has {len(LAYER1)} bytes, but its descriptor says {len(LAYER1) + 1}"),
+    ({"mediaType": TAR, "size": 1}, "but its descriptor says 1"),
+])
+def test_a_descriptor_that_lies_about_a_stored_blob_is_refused(store, lie, words):
+    """The store has LAYER1 (a plain tar, unpacked): a manifest that calls it gzip, or gives
+    it another size, was stored as it was (the blob was not read again, the layer not unpacked
+    again), and `save` wrote an archive that mini itself refused. Now: one line, nothing stored;
+    and the archive that tells the truth loads, and saves an archive that loads."""
+    result = check_load(store, _lying(lie))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert str(result).startswith("invalid archive: ") and words in str(result), str(result)
+    assert check_load(store, _lying({"mediaType": TAR})) == ["Loaded image: other:1"]
+    saved = io.BytesIO()
+    archive.save(store, ["other:1"], saved)
+    fresh = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    try:
+        assert check_load(Store(fresh), saved.getvalue()) == ["Loaded image: other:1"]
+    finally:
+        shutil.rmtree(fresh)
+
+
+def test_a_stored_blob_paired_with_another_layers_diff_id_is_refused(store):
+    """fuzz:1 stores blob LAYER2 (gzip, DiffID of LAYER2_TAR). Another image pairs that blob
+    with LAYER1's DiffID, whose layer directory exists: neither was read again, so the pair was
+    stored, and `save` wrote an archive whose layer does not unpack to its DiffID."""
+    assert check_load(store, write(members(model()))) == ["Loaded image: fuzz:1"]
+    result = check_load(store, _other_blobs([(TAR + "+gzip", LAYER2)], cmd="paired", diff_ids=[sha(LAYER1)]))
+    assert isinstance(result, MiniError), f"loaded {result}"
+    assert "unpacks to DiffID" in str(result), str(result)
 
 
 # --- the property: any mutation loads a working image, or is one line and changes nothing ------
@@ -597,6 +751,7 @@ def test_mini_load_from_a_pipe(tmp_path):
     (lzma.compress(LAYER1)[:-30], "ends early"),
     (b"BZh9" + b"\0" * 200, "not valid data"),
     (tar_of([("big", b"x" * 5000)])[:2000], "tar"),
+    (_sparse_layer(1 << 20, sparse_map=b"junk\n"), "malformed extended header"),   # (was a traceback)
 ])
 def test_mini_import_of_bad_input_is_one_line_and_exit_1(tmp_path, state_root, data, message):
     Store().ensure_builtin()
@@ -718,3 +873,74 @@ def test_mutated_tarballs_through_mini_import(data):
             assert tree(root) == before
     finally:
         shutil.rmtree(root)
+
+
+# --- the property, for hostile layers that get past every digest ---------------------------------
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "",
+           pax: dict[str, str] | None = None) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size, info.mode = kind, link, len(data), 0o644
+    info.pax_headers = pax or {}
+    return info, data
+
+
+def _hostile(outside: str) -> list[list[tuple[tarfile.TarInfo, bytes]]]:
+    """Entries (a few in a row) of the kinds H1 names, and of the kinds tarfile misreads."""
+    sparse = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s"}
+    return [
+        [_entry("../../evil", data=b"x")], [_entry(f"{outside}/evil", data=b"x")],
+        [_entry("a", tarfile.SYMTYPE, link=outside), _entry("a/evil", data=b"x")],
+        [_entry("a", tarfile.SYMTYPE, link="../" * 12 + outside.lstrip("/")), _entry("a/evil")],
+        [_entry("h", tarfile.LNKTYPE, link=f"{outside}/sentinel")], [_entry("h", tarfile.LNKTYPE, link="../x")],
+        [_entry("s", tarfile.SYMTYPE, link=f"{outside}/sentinel"), _entry("h", tarfile.LNKTYPE, link="s"),
+         _entry("h", data=b"pwned")],
+        [_entry("etc", tarfile.SYMTYPE, link=outside), _entry("etc/.wh.sentinel")],
+        [_entry("etc", tarfile.SYMTYPE, link=outside), _entry("etc/.wh..wh..opq")],
+        [_entry(".wh."), _entry("etc/.wh.."), _entry(".wh..wh..opq")],
+        [_entry("etc/.wh.hello"), _entry("etc", tarfile.SYMTYPE, link=outside)],
+        [_entry("x", data=b"x", pax={"SCHILY.xattr.trusted.overlay.opaque": "y"})],
+        [_entry("s", data=b"1\n0\n1\n".ljust(512, b"\0") + b"x", pax=sparse | {"GNU.sparse.realsize": str(64 << 20)})],
+        [_entry("s", data=b"junk\n", pax=sparse | {"GNU.sparse.realsize": "10"})],
+        [_entry("x", pax={"mtime": "nan"})], [_entry("x", pax={"uid": "-1"})], [_entry("d" * 300)],
+        [_entry("x", tarfile.LNKTYPE, link="x")], [_entry("etc", data=b"a file over a dir")],
+        [_entry("etc/hello", tarfile.DIRTYPE)], [_entry("x", tarfile.CHRTYPE)],
+    ]
+
+
+@settings(max_examples=100, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_layers_behind_correct_digests_load_or_fail_in_one_line(monkeypatch, data):
+    """Hostile entries inserted into a layer, every digest and DiffID made right for them (as an
+    attacker would), plain or gzip, in either archive format: the image loads and nothing
+    outside the store changed, or one line and the store as it was (seeded: the same examples
+    every run). Layers are capped at 4 MiB here: the sparse file declares 64."""
+    from mini_runtime.image import layers
+
+    monkeypatch.setattr(layers, "DEFAULT_LIMIT", 4 << 20)
+    root = Path(tempfile.mkdtemp(prefix="mini-load-"))
+    outside = root.parent / f"{root.name}-outside"
+    outside.mkdir()
+    (outside / "sentinel").write_text("keep\n")
+    try:
+        entries = [_entry("etc/", tarfile.DIRTYPE), _entry("etc/hello", data=b"hello\n")]
+        for _ in range(data.draw(st.integers(1, 3), label="insertions")):
+            at = data.draw(st.integers(0, len(entries)), label="position")
+            entries[at:at] = data.draw(st.sampled_from(_hostile(str(outside))), label="entries")
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for info, blob in entries:
+                tar.addfile(info, io.BytesIO(blob) if info.isreg() else None)
+        layer = out.getvalue()
+        if data.draw(st.booleans(), label="gzip"):
+            blob, media_type = gzip.compress(layer, mtime=0), TAR + "+gzip"
+        else:
+            blob, media_type = layer, TAR
+        archive_bytes = (_one_layer(blob, sha(layer), name="hostile:1") if data.draw(st.booleans(), label="docker")
+                         else _other_blobs([(media_type, blob)], cmd="hostile", diff_ids=[sha(layer)]))
+        check_load(base_store(root), archive_bytes)
+        assert tree(outside) == {"sentinel": hashlib.sha256(b"keep\n").hexdigest()}
+    finally:
+        shutil.rmtree(root)
+        shutil.rmtree(outside)

@@ -7,7 +7,6 @@ container's init, so that any process (the daemon too) can wait for it, kill it 
 
 from __future__ import annotations
 
-import io
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,31 +241,31 @@ class LocalBackend(Backend):
         one moment of its files, not a mix of several. The config is the container's (its
         command, env, workdir...), with `changes` (Dockerfile instructions) applied."""
         from mini_runtime.image import changes as dockerfile
-        from mini_runtime.image.layout import sha256_digest
         from mini_runtime.image.pack import write_tar
 
         directory, record, layout = self._kept(container_id)
         base: Image = self.store.get(record["Image"])
         settings = dockerfile.committed(base.config.get("config") or {}, record.get("Config") or {}, changes)
-        buffer = io.BytesIO()
         paused = pause and container.status(record) is container.Status.RUNNING
         if paused:
             lifecycle.pause(directory, True)
-        try:
-            write_tar(buffer, layout.upper, upper=True)
+        try:   # spooled into the store, never held in memory: a container's files can be any size
+            layer = self.store.layout.spool_written(lambda out: write_tar(out, layout.upper, upper=True))
         finally:
             if paused:
                 lifecycle.pause(directory, False)
-        layer = buffer.getvalue()
         config = dict(base.config, created=now_rfc3339(), author=author or base.config.get("author", ""),
                       config=settings)
-        config["rootfs"] = {"type": "layers", "diff_ids": [*base.diff_ids, sha256_digest(layer)]}
+        config["rootfs"] = {"type": "layers", "diff_ids": [*base.diff_ids, layer.digest]}
         command = " ".join((record.get("Config") or {}).get("Cmd") or [])  # docker's choice: not the entrypoint
         config["history"] = [*(base.config.get("history") or []),
                              {"created": config["created"], "created_by": command, "author": author,
                               "comment": comment}]
         config["container"] = record["Id"]
-        return {"Id": self.store.add_image(repository, [layer], config, base=base).id}
+        try:
+            return {"Id": self.store.add_image(repository, [layer], config, base=base).id}
+        finally:
+            layer.path.unlink(missing_ok=True)   # (adopted as the blob, or not needed)
     # <<< commit
 
     # --- images --------------------------------------------------------------------------------

@@ -10,12 +10,10 @@ tools and a `manifest.json` for older docker. `load` reads either.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
+import importlib.util
 import io
 import json
-import lzma
 import os
 import posixpath
 import shutil
@@ -31,6 +29,7 @@ from mini_runtime.image.ingest import Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
+from mini_runtime.image.tarheaders import open_tar
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from mini_runtime.image.ingest import Opener
 
 _MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
-_COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
 MAX_NESTED = 64  # indexes read to choose one image of a multi-platform index
 
 
@@ -53,10 +51,16 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
         if image.name != NONE and not store.find_by_id(text) and image.name not in names:
             names.append(image.name)                    # (`save a a`: one name, once)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        def add(name: str, data: bytes) -> None:
+        def add(name: str, data: bytes | None = None, digest: str = "") -> None:
+            """A member: `data`, or the stored blob `digest`, streamed and checked."""
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            info.mode = 0o644
+            if data is not None:
+                info.size = len(data)
+                return tar.addfile(info, io.BytesIO(data))
+            with store.layout.open_checked(digest) as blob:
+                info.size = os.fstat(blob.fileno()).st_size
+                tar.addfile(info, blob)
 
         index: list[dict[str, Any]] = []
         docker: list[dict[str, Any]] = []
@@ -66,9 +70,9 @@ def save(store: Store, wanted: list[str], out: BinaryIO) -> None:
             for digest in blobs:
                 if digest not in written:
                     written.add(digest)
-                    add("blobs/sha256/" + digest.removeprefix("sha256:"), store.layout.read_blob(digest))
+                    add("blobs/sha256/" + digest.removeprefix("sha256:"), digest=digest)
             descriptor = {"mediaType": MANIFEST_MEDIA_TYPE, "digest": image.manifest_digest,
-                          "size": len(store.layout.read_blob(image.manifest_digest))}
+                          "size": store.layout.blob_path(image.manifest_digest).stat().st_size}
             index += [dict(descriptor, annotations={REF_NAME: n, "io.containerd.image.name":
                                                     reference.parse(n).full}) for n in names] or [descriptor]
             docker.append({"Config": "blobs/sha256/" + image.id.removeprefix("sha256:"), "RepoTags": names,
@@ -87,9 +91,9 @@ def load(store: Store, source: IO[bytes]) -> list[str]:
     with checked.reading("invalid archive"), _seekable(source) as raw:
         with _plain(raw) as spool:
             try:
-                tar = tarfile.open(fileobj=spool, mode="r:")
+                tar = open_tar(spool, "r:")
             except tarfile.ReadError:
-                raise checked.Invalid(f"not a tar file (nor a {', '.join(_COMPRESSED)} compressed "
+                raise checked.Invalid("not a tar file (nor a gzip, bzip2, xz or zstd compressed "
                                       "one)") from None
             members = _Members(tar)
             if "index.json" in members.by_name:
@@ -127,26 +131,24 @@ def _seekable(source: IO[bytes]) -> IO[bytes]:
 def _plain(spool: IO[bytes]) -> IO[bytes]:
     """The archive decompressed into a new temporary file if it is compressed (`docker save |
     gzip`, which docker load reads too): a compressed tar read out of order would be
-    decompressed again for every member. An uncompressed archive: `spool`, reopened."""
+    decompressed again for every member. An uncompressed archive: `spool`, reopened.
+
+    Decompressed as a layer is, and never to more than layers.DEFAULT_LIMIT bytes: a gzip of a
+    gzip of zeros is a few KB that would fill the disk. A larger archive can be decompressed
+    by hand and loaded as a plain tar, which is read where it is."""
+    from mini_runtime.image.layers import compression_of, open_tarball
+
     head = spool.read(6)
     spool.seek(0)
-    compression = next((c for c, magic in _COMPRESSED.items() if head.startswith(magic)), None)
-    if compression is None:
+    if compression_of(head) is None:
         same = open(os.dup(spool.fileno()), "rb")
         same.seek(0)  # (the two share the offset, which spool's buffer hides)
         return same
-    if compression == "zstd":
-        try:
-            import zstandard
-        except ImportError:
-            raise checked.Invalid("a zstd compressed archive needs python3-zstandard") from None
-        stream: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(spool, read_across_frames=True)
-    else:
-        stream = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else \
-            bz2.BZ2File(spool) if compression == "bzip2" else lzma.LZMAFile(spool)
+    if compression_of(head) == "zstd" and importlib.util.find_spec("zstandard") is None:
+        raise checked.Invalid("a zstd compressed archive needs python3-zstandard")
     plain = tempfile.TemporaryFile()
     try:
-        shutil.copyfileobj(stream, plain, 1 << 20)
+        shutil.copyfileobj(open_tarball(spool, what="the compressed archive"), plain, 1 << 20)
     except BaseException:
         plain.close()
         raise
@@ -166,6 +168,9 @@ class _Members:
         for member in tar:
             if len(self.by_name) >= self.MAX_MEMBERS:
                 raise checked.Invalid(f"more than {self.MAX_MEMBERS} members")
+            if member.issparse():   # (its holes would be read as zeros: any size, from a few bytes)
+                raise checked.Invalid(f"{member.name!r:.120} is a sparse file, which no image archive "
+                                      "has (save writes plain files)")
             self.by_name[_normal(member.name)] = member  # a later member of the same name wins
         tar.members = []  # (the index above is all we need: don't keep the TarInfos twice)
 
@@ -263,21 +268,15 @@ def _docker(members: _Members) -> list[Pending]:
     if not entries:
         raise checked.Invalid("manifest.json lists no images")
     pending = []
-    for entry in entries:
+    described: dict[str, dict[str, Any]] = {}  # path -> descriptor: images share layers (each
+    for entry in entries:                      # one was read again for every image listing it)
         config_bytes = members.document(entry.config)
         config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         layers, paths = [], {}
         for path in entry.layers:
-            stream, digest, size = members.open(path), hashlib.sha256(), 0
-            head = stream.read(4)
-            digest.update(head)
-            size += len(head)
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-            compression = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), "")
-            layers.append({"mediaType": LAYER_TAR_MEDIA_TYPE + compression,
-                           "digest": "sha256:" + digest.hexdigest(), "size": size})
+            if _normal(path) not in described:
+                described[_normal(path)] = _describe(members.open(path))
+            layers.append(described[_normal(path)])
             paths[layers[-1]["digest"]] = path
         manifest = canonical_json({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE,
                                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
@@ -288,6 +287,21 @@ def _docker(members: _Members) -> list[Pending]:
                                _opener(members, config_digest, config_bytes, paths),
                                f"manifest.json ({entry.config!r:.80})"))
     return pending
+
+
+def _describe(stream: IO[bytes]) -> dict[str, Any]:
+    """A layer file's descriptor: its digest and size, hashed as it streams, and its media type
+    from its first bytes (a docker-archive does not say whether a layer is compressed)."""
+    digest, size = hashlib.sha256(), 0
+    head = stream.read(4)
+    digest.update(head)
+    size += len(head)
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    compression = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), "")
+    return {"mediaType": LAYER_TAR_MEDIA_TYPE + compression, "digest": "sha256:" + digest.hexdigest(),
+            "size": size}
 
 
 def _opener(members: _Members, config_digest: str, config_bytes: bytes, paths: dict[str, str]) -> Opener:

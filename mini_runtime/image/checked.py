@@ -142,7 +142,8 @@ def parse_json(data: bytes, what: str) -> Any:
     return value
 
 
-_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "a boolean"}
+_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "a boolean",
+          float: "a number"}
 
 
 def _type(value: Any) -> str:

@@ -5,11 +5,13 @@ The order is what makes "none" possible:
 
 1. check everything that can be checked without storing anything: every name, every manifest,
    every config (read from the source, verified against its digest);
-2. store the blobs, each verified against its descriptor while it streams in (an image whose
-   config, so whose id, is stored already is not stored twice: its names go to that image);
-3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here;
-   a new blob of a layer the store has unpacked already is not unpacked again, but its DiffID is
-   checked all the same);
+2. store the blobs, each verified against its descriptor while it streams in; a blob the store
+   has must have the descriptor's size (an image whose config, so whose id, is stored already
+   is not stored twice: its names go to that image);
+3. unpack every layer (a layer that is no valid tar, or unpacks to another DiffID, fails here);
+   a layer the store has unpacked already is not unpacked again, but unless a stored image
+   describes its blob the same way (digest, media type, size, DiffID), the blob is read as
+   its media type says and must decompress to the DiffID all the same;
 4. name the images.
 
 A failure at any step removes exactly what this ingest added (blobs, unpacked layer directories
@@ -99,11 +101,20 @@ class _Added:
         found = set(root.iterdir()) if root.is_dir() else set()
         return found | (set((root / "l").iterdir()) if (root / "l").is_dir() else set())
 
-    def put(self, digest: str, store_it: Callable[[], object]) -> None:
-        path = self.store.layout.blob_path(digest)
-        if not path.exists():
+    def put(self, descriptor: checked.Descriptor, store_it: Callable[[], object]) -> None:
+        """Store a blob unless the store has it; one it has must have the descriptor's size (a
+        manifest that lies about it would be written out as it is by `save`, and refused by
+        every other loader: containerd checks the size of each blob it reads)."""
+        path = self.store.layout.blob_path(descriptor.digest)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
             store_it()
             self.blobs.append(path)
+            return
+        if size != descriptor.size:
+            raise checked.Invalid(f"blob {descriptor.digest[:19]}… has {size} bytes, but its "
+                                  f"descriptor says {descriptor.size}")
 
     def undo(self, chains: set[str]) -> None:
         """Remove what this ingest added: its blobs, the index as it was, and the layer
@@ -132,6 +143,7 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
         added = _Added(store)
         stored: list[Image] = []
         kept: set[str] = set()      # the manifests of images stored already, reused
+        vouched = _layer_descriptors(store)   # layers checked when the images stored had them
         try:
             for item in ready:                                                        # 2
                 manifest = item.manifest
@@ -140,17 +152,18 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
                     stored.append(same)  # the manifest stored already, not at a second one
                     kept.add(same.manifest_digest)
                     continue
-                added.put(manifest.config.digest,
+                added.put(manifest.config,
                           lambda: store.layout.put_blob(item.config_bytes, manifest.config.digest))
                 for layer in manifest.layers:
-                    added.put(layer.digest, lambda: _stream(store, item.pending, layer))
+                    added.put(layer, lambda: _stream(store, item.pending, layer))
                 manifest_digest = sha256_digest(item.pending.manifest_bytes)
-                added.put(manifest_digest, lambda: store.layout.put_blob(item.pending.manifest_bytes))
+                size = len(item.pending.manifest_bytes)
+                added.put(checked.Descriptor(MANIFEST_MEDIA_TYPE, manifest_digest, size, {}, {}),
+                          lambda: store.layout.put_blob(item.pending.manifest_bytes))
                 stored.append(Image(NONE, manifest_digest, manifest.config.digest, item.config,
                                     [layer.raw for layer in manifest.layers]))
-            new_blobs = {f"sha256:{path.name}" for path in added.blobs}
             for image in stored:                                                      # 3
-                store.check_diff_ids(image, new_blobs)
+                _check_diff_ids(store, image, vouched)
                 store.layer_dirs(image)
             result = []
             for item, image in zip(ready, stored):                                    # 4
@@ -164,6 +177,41 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
             added.undo({c.removeprefix("sha256:")[:20] for image in stored for c in image.chain_ids})
             raise
     return result
+
+
+def _layer_descriptors(store: Store) -> set[tuple[str, str, int, str]]:
+    """(digest, media type, size, DiffID) of every layer of the stored images: checked when
+    they were stored, so a new manifest that describes a layer the same way is right."""
+    return {(layer["digest"], layer["mediaType"], layer["size"], diff_id)
+            for image in store.stored() for layer, diff_id in zip(image.layers, image.diff_ids)}
+
+
+def _check_diff_ids(store: Store, image: Image, vouched: set[tuple[str, str, int, str]]) -> None:
+    """Each layer unpacked already (from a blob of another image, perhaps the same tar
+    compressed another way) is not unpacked again, so unless a stored image describes it the
+    same way (`vouched`), its blob is read here: what it decompresses to, read as its media
+    type says, must have the config's DiffID. Otherwise a manifest could say "gzip" of a plain
+    tar, or pair a blob with another layer's DiffID, and `save` would write it out so: an
+    archive that no loader takes (mini's own included)."""
+    import hashlib
+
+    from mini_runtime.image.layers import MEDIA_TYPES, open_layer
+    from mini_runtime.image.store import check_diff_id, layer_name
+
+    for descriptor, diff_id, chain in zip(image.layers, image.diff_ids, image.chain_ids):
+        if ((descriptor["digest"], descriptor["mediaType"], descriptor["size"], diff_id) in vouched
+                or not (store.layers_root / chain.removeprefix("sha256:")).is_dir()):
+            continue                                    # (checked, or unpacked and checked in layer_dirs)
+        if MEDIA_TYPES[descriptor["mediaType"]] is None:
+            got = descriptor["digest"]                  # a plain tar is its own DiffID
+        else:
+            digest = hashlib.sha256()
+            with store.layout.open_blob(descriptor["digest"]) as blob:
+                layer = open_layer(blob, descriptor["mediaType"], what=layer_name(descriptor))
+                while chunk := layer.read(1 << 20):
+                    digest.update(chunk)
+            got = f"sha256:{digest.hexdigest()}"
+        check_diff_id(descriptor, got, diff_id)
 
 
 def _stream(store: Store, pending: Pending, layer: checked.Descriptor) -> None:

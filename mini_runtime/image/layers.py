@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
+from mini_runtime.image.tarheaders import open_tar
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
                                      UnsafeLayer, closing, entry_errors, is_at, lstat_at,
                                      make_opaque_at, open_dir, set_metadata, shown)
@@ -42,8 +43,12 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tup
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-#: A layer may expand to at most this many bytes (a gzip bomb is a few KB that expand to TBs).
+#: A layer may expand to at most this many bytes (a gzip bomb is a few KB that expand to TBs), and
+#: so may a compressed archive (`load`). Read at each call (tests lower it).
 DEFAULT_LIMIT = 16 << 30
+#: A layer may have at most this many entries: each one is an inode on disk and a path in memory
+#: (a tar of empty files is 512 bytes an entry, and compresses to far less).
+MAX_ENTRIES = 1 << 20
 
 _OCI = "application/vnd.oci.image.layer"
 MEDIA_TYPES: dict[str, str | None] = {
@@ -67,8 +72,8 @@ AUFS_META = ".wh..wh."                    # AUFS bookkeeping (.wh..wh.plnk, ...)
 class _Tap(io.RawIOBase):
     """A read-only stream that shows every chunk to `seen` on its way through."""
 
-    def __init__(self, raw: BinaryIO, seen: Callable[[bytes], object]) -> None:
-        self.raw, self.seen = raw, seen
+    def __init__(self, raw: BinaryIO, seen: Callable[[bytes], object], what: str = "layer") -> None:
+        self.raw, self.seen, self.what = raw, seen, what
 
     def readable(self) -> bool:
         return True
@@ -79,13 +84,13 @@ class _Tap(io.RawIOBase):
         except (*decode_errors(), OSError) as e:  # a truncated or corrupt compressed layer: one
             if (what := describe(e)) is None:     # line (an OSError with an errno: the system's)
                 raise
-            raise UnsafeLayer(f"layer: {what}") from None
+            raise UnsafeLayer(f"{self.what}: {what}") from None
         self.seen(chunk)
         buffer[:len(chunk)] = chunk
         return len(chunk)
 
 
-def _at_most(limit: int) -> Callable[[bytes], None]:
+def _at_most(limit: int, what: str = "layer") -> Callable[[bytes], None]:
     """A `seen` for _Tap that raises UnsafeLayer once more than `limit` bytes went by."""
     total = 0
 
@@ -93,13 +98,14 @@ def _at_most(limit: int) -> Callable[[bytes], None]:
         nonlocal total
         total += len(chunk)
         if total > limit:
-            raise UnsafeLayer(f"layer expands to more than {limit} bytes: refusing a possible "
+            raise UnsafeLayer(f"{what} expands to more than {limit} bytes: refusing a possible "
                               "decompression bomb")
     return seen
 
 
 # >>> open-layer
-def open_layer(blob: BinaryIO, media_type: str, *, limit: int = DEFAULT_LIMIT) -> BinaryIO:
+def open_layer(blob: BinaryIO, media_type: str, *, limit: int | None = None,
+               what: str = "layer") -> BinaryIO:
     """The uncompressed tar inside a layer blob, decompressed here, in Python.
 
     Never by an external `gzip` or `zstd` (CVE-2014-9357: Docker ran `xz` as root, outside any
@@ -118,7 +124,8 @@ def open_layer(blob: BinaryIO, media_type: str, *, limit: int = DEFAULT_LIMIT) -
             raise UnsafeLayer("zstd layers need python3-zstandard "
                               "(apt-get install python3-zstandard)") from None
         stream = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True)
-    return io.BufferedReader(_Tap(stream, _at_most(limit)), 1 << 20)
+    limit = DEFAULT_LIMIT if limit is None else limit
+    return io.BufferedReader(_Tap(stream, _at_most(limit, what), what), 1 << 20)
 # <<< open-layer
 
 
@@ -143,19 +150,27 @@ class _Prefixed(io.RawIOBase):
         return len(chunk)
 
 
-def open_tarball(source: BinaryIO, *, limit: int = DEFAULT_LIMIT) -> BinaryIO:
-    """The tar of `import`, plain or compressed, read as a layer is: streamed, decompressed in
-    Python, never more than `limit` bytes (bz2 and lzma are imported only for such input)."""
+def compression_of(head: bytes) -> str | None:
+    """The compression whose magic bytes start `head`, None for none."""
+    return next((c for c, magic in MAGIC.items() if head.startswith(magic)), None)
+
+
+def open_tarball(source: BinaryIO, *, limit: int | None = None, what: str = "layer") -> BinaryIO:
+    """The tar of `import` (or the archive of `load`), plain or compressed, read as a layer is:
+    streamed, decompressed in Python, never more than `limit` bytes (bz2 and lzma are imported
+    only for such input)."""
+    limit = DEFAULT_LIMIT if limit is None else limit
     head = source.read(6)
     stream = io.BufferedReader(_Prefixed(head, source), 1 << 20)
-    compression = next((c for c, magic in MAGIC.items() if head.startswith(magic)), None)
+    compression = compression_of(head)
     if compression == "bzip2":
         import bz2
-        return io.BufferedReader(_Tap(bz2.BZ2File(stream), _at_most(limit)), 1 << 20)
+        return io.BufferedReader(_Tap(bz2.BZ2File(stream), _at_most(limit, what), what), 1 << 20)
     if compression == "xz":
         import lzma
-        return io.BufferedReader(_Tap(lzma.LZMAFile(stream), _at_most(limit)), 1 << 20)
-    return open_layer(stream, f"{_OCI}.v1.tar" + (f"+{compression}" if compression else ""), limit=limit)
+        return io.BufferedReader(_Tap(lzma.LZMAFile(stream), _at_most(limit, what), what), 1 << 20)
+    return open_layer(stream, f"{_OCI}.v1.tar" + (f"+{compression}" if compression else ""),
+                      limit=limit, what=what)
 
 
 # >>> clean-name
@@ -183,15 +198,32 @@ def clean_name(name: str) -> tuple[str, ...]:
 class _Applier:
     """One layer being applied: the root, and what this layer has written so far."""
 
-    def __init__(self, root: int, overlay: bool) -> None:
-        self.root, self.overlay = root, overlay
+    def __init__(self, root: int, overlay: bool, limit: int) -> None:
+        self.root, self.overlay, self.limit = root, overlay, limit
         self.written: set[tuple[str, ...]] = set()    # flatten: everything else is a lower layer's
         self.dir_times: dict[tuple[str, ...], float] = {}
+        self.room, self.entries = limit, 0            # bytes of file contents, entries: left, seen
+
+    def claim(self, member: tarfile.TarInfo) -> None:
+        """Count an entry, and a file's size, against the layer's limits, before it is written.
+        A sparse file's size is what it expands to: a few bytes of tar can declare a terabyte."""
+        self.entries += 1
+        if self.entries > MAX_ENTRIES:
+            raise UnsafeLayer(f"layer has more than {MAX_ENTRIES} entries: refusing it (each one "
+                              "is an inode on disk)")
+        if member.isreg():
+            if member.size > self.room:
+                sparse = " (a sparse file, expanded)" if member.issparse() else ""
+                raise UnsafeLayer(f"layer entry {shown(member.name)}: its {member.size} bytes{sparse} "
+                                  f"would make the layer's files larger than {self.limit} bytes: "
+                                  "refusing a possible decompression bomb")
+            self.room -= member.size
 
     # >>> apply-entry
     def entry(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
         """Apply one tar entry: an opaque marker, a whiteout, or a file of some kind."""
         parts = clean_name(member.name)
+        self.claim(member)
         if "\0" in member.linkname:
             raise UnsafeLayer(f"layer entry {shown(member.name)}: NUL byte in its link target")
         if not parts:                              # "./", the root itself: that one is mini's
@@ -248,9 +280,12 @@ class _Applier:
 
     def link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         """A hard link to an entry already in this root, found by the same no-symlink walk."""
-        target = clean_name(member.linkname) or (".",)
         missing = UnsafeLayer(f"hard link {shown(member.name)} -> {shown(member.linkname)}: the target must "
                               "be a file already unpacked in this layer's root")
+        try:
+            target = clean_name(member.linkname) or (".",)
+        except UnsafeLayer:      # (absolute, or with '..': it said "layer entry '<the target>'")
+            raise missing from None
         try:
             source = open_dir(self.root, target[:-1], member.name, create=False)
         except FileNotFoundError:
@@ -321,20 +356,21 @@ class _Applier:
 
 
 # >>> apply-layer
-def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str | None = None) -> str:
+def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str | None = None,
+                limit: int | None = None) -> str:
     """Apply one uncompressed layer to `root` and return its DiffID.
 
     The DiffID is the sha256 of the tar bytes, hashed while they stream by (a layer is never
     held in memory), up to EOF, trailing zero blocks included; unless the caller `known` it
-    already (a plain tar blob, hashed when it was stored). On an error, `root` is left half
-    done: apply into a temporary directory.
+    already (a plain tar blob, hashed when it was stored). The files it makes hold at most
+    `limit` bytes. On an error, `root` is left half done: apply into a temporary directory.
     """
     digest = hashlib.sha256()
     stream = _Tap(tar_stream, digest.update if known is None else lambda chunk: None)
     with closing(os.open(root, ROOT_FLAGS)) as root_fd:
-        applier = _Applier(root_fd, overlay)
+        applier = _Applier(root_fd, overlay, DEFAULT_LIMIT if limit is None else limit)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with open_tar(stream, "r|") as tar:         # (headers read with bounds)
                 for member in tar:
                     with entry_errors(member):      # one line naming the entry
                         applier.entry(member, tar)

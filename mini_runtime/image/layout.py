@@ -7,8 +7,10 @@ descriptors in `index.json`. Spec: github.com/opencontainers/image-spec/blob/mai
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mini_runtime.paths import atomic_write
@@ -52,6 +54,52 @@ class Spooled:
     size: int
 
 
+class _Hashing:
+    """A file to write to that hashes and counts what goes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import hashlib
+
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+
+class _Checked(io.RawIOBase):
+    """A stored blob being read: its last byte read, its digest is compared with its name."""
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        import hashlib
+
+        self.raw, self.digest, self.hash = raw, digest, hashlib.sha256()
+        self.left = os.fstat(raw.fileno()).st_size
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        n = self.raw.readinto(buffer)
+        self.hash.update(memoryview(buffer)[:n])
+        self.left -= n
+        if n and self.left <= 0 and "sha256:" + self.hash.hexdigest() != self.digest:
+            from mini_runtime.errors import System
+
+            raise System(f"blob {self.digest} in the store is corrupt: it hashes to sha256:"
+                         f"{self.hash.hexdigest()} (it was changed outside mini: remove the image, "
+                         "and load or pull it again)")
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 class Layout:
     """One OCI image layout directory."""
 
@@ -91,7 +139,14 @@ class Layout:
         path = self.blob_path(expected)
         if path.exists():
             return expected
-        spooled = self.spool(source)
+
+        def copy(out: BinaryIO) -> None:   # (no further than `size`: a descriptor is a bound)
+            left = size
+            while chunk := source.read(1 << 20):
+                if left is not None and (left := left - len(chunk)) < 0:
+                    raise _mismatch(f"blob {expected} is larger than its descriptor's {size} bytes")
+                out.write(chunk)
+        spooled = self.spool_written(copy)
         try:
             if spooled.digest != expected or (size is not None and spooled.size != size):
                 raise _mismatch(f"blob {expected} ({size} bytes) does not match its descriptor: "
@@ -105,23 +160,26 @@ class Layout:
         """`source` copied to a temporary file among the blobs (hidden: a dot name), hashed
         while it is written, so a blob of any size is never held in memory nor read twice. The
         caller adopts it, or unlinks it."""
-        import hashlib
+        import shutil
+
+        return self.spool_written(lambda out: shutil.copyfileobj(source, out, 1 << 20))
+
+    def spool_written(self, write: Callable[[BinaryIO], object]) -> Spooled:
+        """What `write` writes into the file it is given (commit's tar), spooled as `spool`
+        spools a stream: hashed as it goes, never held in memory."""
         import tempfile
 
-        digest, written = hashlib.sha256(), 0
         directory = self.root / "blobs" / "sha256"
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=directory)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                    written += len(chunk)
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as raw:
+                out = _Hashing(raw)
+                write(out)
         except BaseException:
             os.unlink(tmp)
             raise
-        return Spooled(Path(tmp), "sha256:" + digest.hexdigest(), written)
+        return Spooled(Path(tmp), "sha256:" + out.digest.hexdigest(), out.size)
 
     def adopt(self, spooled: Spooled) -> str:
         """Give a spooled file its blob name (read-only, as every blob)."""
@@ -143,10 +201,13 @@ class Layout:
 
     def read_blob(self, digest: str) -> bytes:
         """Read a blob and check it still hashes to its name."""
-        data = self.blob_path(digest).read_bytes()
-        if sha256_digest(data) != digest:
-            raise ValueError(f"blob {digest} is corrupt (content hashes to {sha256_digest(data)})")
-        return data
+        with self.open_checked(digest) as blob:
+            return blob.read()
+
+    def open_checked(self, digest: str) -> BinaryIO:
+        """A blob to stream out of the store (`save`), never whole in memory (a layer can be
+        GBs): once its last byte is read, it must still hash to its name."""
+        return io.BufferedReader(_Checked(open(self.blob_path(digest), "rb"), digest), 1 << 20)
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """A manifest or an image config, as stored: put_blob checked its digest when it was

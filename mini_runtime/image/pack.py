@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mini_runtime import overlay, paths
+from mini_runtime.image import layers
 from mini_runtime.image.layers import OPAQUE, WHITEOUT
 from mini_runtime.image.tree import (DIR_FLAGS, FILE_FLAGS, PAX_XATTR, ROOT_FLAGS, TAR_TYPES,
                                      UnsafeLayer, allowed_xattr, closing, is_opaque_at,
-                                     lstat_at, open_dir, xattrs_at)
+                                     lstat_at, open_dir, shown, xattrs_at)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -95,8 +96,10 @@ def write_tar(out: BinaryIO, root: Path, *, upper: bool = False) -> None:
 
     upper=True: `root` is an overlayfs upper dir, and overlay's markers become the layer's:
     a char device 0/0 -> `.wh.<name>`; a dir with trusted.overlay.opaque=y -> `dir/.wh..wh..opq`.
+    The layer may hold what a layer may unpack to, DEFAULT_LIMIT bytes: no more is written.
     """
     first_link: dict[tuple[int, int], str] = {}
+    room = layers.DEFAULT_LIMIT if upper else None
     with closing(os.open(root, ROOT_FLAGS)) as root_fd, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for path, dir_fd, name, st in _walk(root_fd):
@@ -107,6 +110,8 @@ def write_tar(out: BinaryIO, root: Path, *, upper: bool = False) -> None:
             info = _tar_info(path, dir_fd, name, st, first_link)
             if info is None:
                 continue
+            if info.isreg() and room is not None:
+                room = _claim(room, path, info)
             if info.isreg():
                 with os.fdopen(os.open(name, FILE_FLAGS, dir_fd=dir_fd), "rb") as data:
                     tar.addfile(info, data)
@@ -115,6 +120,16 @@ def write_tar(out: BinaryIO, root: Path, *, upper: bool = False) -> None:
             if upper and info.isdir() and is_opaque_at(dir_fd, name):
                 tar.addfile(_marker(f"{path}/{OPAQUE}", st))
 # <<< write-tar
+
+
+def _claim(room: int, path: str, info: tarfile.TarInfo) -> int:
+    """What is left of a layer's limit once the file is in: a sparse file of a terabyte
+    (`truncate -s 1T`, no disk at all) is a terabyte of tar."""
+    if info.size > room:
+        raise UnsafeLayer(f"{shown('/' + path)}: {info.size} bytes would make the layer larger than "
+                          f"{layers.DEFAULT_LIMIT} bytes, more than mini unpacks of a layer (a "
+                          "sparse file counts whole: a tar holds its holes as zeros)")
+    return room - info.size
 
 
 def _in_lowers(lowers: list[int], parts: tuple[str, ...]) -> bool:

@@ -114,7 +114,7 @@ class Store:
         hexpart = text.removeprefix("sha256:")
         if not (shortest <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart)):
             return None
-        matches = {i.id: i for i in (self._images() if self.layout.exists() else []) if i.id.removeprefix("sha256:").startswith(hexpart)}
+        matches = {i.id: i for i in (self.stored() if self.layout.exists() else []) if i.id.removeprefix("sha256:").startswith(hexpart)}
         if len(matches) > 1:
             raise MiniError(f"ambiguous image id {text!r}: it starts {len(matches)} image ids")
         return next(iter(matches.values()), None)
@@ -130,9 +130,11 @@ class Store:
     def list(self) -> list[Image]:
         """Every name, and every dangling image, in index order."""
         self.ensure_builtin()
-        return self._images()
+        return self.stored()
 
-    def _images(self) -> list[Image]:
+    def stored(self) -> list[Image]:
+        """The images as stored, the built-in one only if made already (for callers that hold
+        the store's lock, which making it would take again)."""
         from mini_runtime.image import manifest as mf
 
         return [self._load(d.get("annotations", {}).get(REF_NAME, NONE), d)
@@ -260,7 +262,7 @@ class Store:
         """Delete the blobs no manifest refers to, and the unpacked layers no image uses."""
         keep: set[str] = set()
         chains: set[str] = set()
-        for image in self._images():  # (we hold the lock: list() could want it again)
+        for image in self.stored():  # (we hold the lock: list() could want it again)
             keep.update([image.manifest_digest, image.id, *(x["digest"] for x in image.layers)])
             chains.update(c.removeprefix("sha256:") for c in image.chain_ids)
         for digest in self.layout.blobs() - keep:
@@ -295,30 +297,6 @@ class Store:
         return names[::-1]
     # <<< layer-dirs
 
-    def check_diff_ids(self, image: Image, new_blobs: set[str]) -> None:
-        """Each layer blob new to the store whose layer is unpacked already (from another blob:
-        the same tar, compressed another way) is not unpacked again, so its DiffID is checked
-        here: the digest of what it decompresses to must be the config's. Otherwise any blob
-        would be stored under an image whose layers the store already has, and come back out
-        with `save`."""
-        import hashlib
-
-        from mini_runtime.image.layers import MEDIA_TYPES, open_layer
-
-        for descriptor, diff_id, chain in zip(image.layers, image.diff_ids, image.chain_ids):
-            if descriptor["digest"] not in new_blobs or not (self.layers_root / chain.removeprefix("sha256:")).is_dir():
-                continue                                # (unpacked and checked in layer_dirs)
-            if MEDIA_TYPES.get(descriptor["mediaType"], "?") is None:
-                got = descriptor["digest"]              # a plain tar is its own DiffID
-            else:
-                digest = hashlib.sha256()
-                with self.layout.open_blob(descriptor["digest"]) as blob:
-                    layer = open_layer(blob, descriptor["mediaType"])
-                    while chunk := layer.read(1 << 20):
-                        digest.update(chunk)
-                got = f"sha256:{digest.hexdigest()}"
-            check_diff_id(descriptor, got, diff_id)
-
     def _unpack(self, descriptor: dict[str, Any], diff_id: str, directory: Path, *, overlay: bool,
                 into: Path | None = None) -> None:
         """Apply one layer blob into a new directory (or, flattening, onto `into`); the DiffID
@@ -336,8 +314,8 @@ class Store:
             # hashed again (a compressed one's is the digest of what it decompresses to).
             plain = descriptor["mediaType"] in MEDIA_TYPES and MEDIA_TYPES[descriptor["mediaType"]] is None
             with self.layout.open_blob(descriptor["digest"]) as blob:
-                got = apply_layer(open_layer(blob, descriptor["mediaType"]), target, overlay=overlay,
-                                  known=descriptor["digest"] if plain else None)
+                layer = open_layer(blob, descriptor["mediaType"], what=layer_name(descriptor))
+                got = apply_layer(layer, target, overlay=overlay, known=descriptor["digest"] if plain else None)
             check_diff_id(descriptor, got, diff_id)
             if into is None:
                 tmp.rename(directory)
@@ -370,12 +348,17 @@ class Store:
         return target
 
 
+def layer_name(descriptor: dict[str, Any]) -> str:
+    """How messages call a layer: by the start of its blob's digest."""
+    return f"layer {descriptor['digest'][:19]}…"
+
+
 def check_diff_id(descriptor: dict[str, Any], got: str, diff_id: str) -> None:
     """What a layer blob decompressed to must be what the image's config says it is."""
     from mini_runtime.image.checked import Invalid
 
     if got != diff_id:
-        raise Invalid(f"layer {descriptor['digest'][:19]}… unpacks to DiffID {got}, but the image "
+        raise Invalid(f"{layer_name(descriptor)} unpacks to DiffID {got}, but the image "
                       f"config says {diff_id}: the image is corrupt or was tampered with")
 
 
