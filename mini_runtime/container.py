@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 from mini_runtime import names, paths
-from mini_runtime.errors import Conflict, InvalidParameter, NotFound
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, reworded
 from mini_runtime.units import now_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -213,7 +213,7 @@ def rename(directory: Path, new_name: str) -> None:
             name = names.validate(new_name if new_name.startswith("/") else "/" + new_name)
             claim_free(name)
         except (InvalidParameter, Conflict) as e:
-            raise type(e)(f"Error when allocating new name: {e}") from None
+            raise reworded(e, f"Error when allocating new name: {e}") from None
         old = load(directory)["Name"]
         names.claim(name, directory.name)
         save(directory, dict(load(directory), Name="/" + name))

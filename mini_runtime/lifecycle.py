@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, paths, syscalls
 from mini_runtime.config import ProcessSpec, checked
-from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, System
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -133,11 +133,11 @@ def kill(text: str, signal: str | int) -> None:
         where = run_dir(directory)
         reply = monitor.request(where, {"op": "kill", "signal": number}, timeout=5)
         if reply is None or "Error" in reply:
-            raise Conflict(f"Container {directory.name} is not running")
+            raise NotRunning(directory.name)
         if number == signals.SIGKILL:
             monitor.request(where, {"op": "wait"})
     except MiniError as e:
-        raise type(e)(f"Cannot kill container: {text}: {e}") from None
+        raise errors.reworded(e, f"Cannot kill container: {text}: {e}") from None
 
 
 # >>> stop
@@ -236,7 +236,7 @@ def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
         os.close(fd)
     if reply is None or "Tty" not in reply:
         sock.close()
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     return sock, bool(reply["Tty"])
 
 
@@ -244,7 +244,7 @@ def resize(directory: Path, height: int, width: int) -> None:
     """ContainerResize: the window size of its pty (the kernel tells its processes: SIGWINCH)."""
     reply = monitor.request(run_dir(directory), {"op": "resize", "h": height, "w": width}, timeout=5)
     if reply is None or "Error" in reply:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
 
 
 def prepare_start(directory: Path) -> socket.socket:
@@ -293,8 +293,8 @@ def pause(directory: Path, frozen: bool) -> None:
         record = container.load(directory)
         state = container.status(record)
         if frozen and not state.can_pause:
-            raise Conflict(f"Container {directory.name} is not running" if state is not container.Status.PAUSED
-                           else f"Container {directory.name} is already paused")
+            raise (NotRunning(directory.name) if state is not container.Status.PAUSED
+                   else Conflict(f"Container {directory.name} is already paused"))
         if not frozen and not state.can_unpause:
             raise Conflict(f"Container {directory.name} is not paused")
         cgroups.Cgroup(directory.name).freeze(frozen)
@@ -316,7 +316,7 @@ def top(directory: Path, ps_args: str) -> dict[str, Any]:
     from mini_runtime import cgroups, top as tops
 
     if not container.status(container.load(directory)).has_process:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     titles, rows = tops.top(sorted(cgroups.Cgroup(directory.name).processes()), ps_args)
     return {"Titles": titles, "Processes": rows}
 # <<< top
@@ -353,7 +353,7 @@ def exec_check(directory: Path, text: str) -> dict[str, Any]:
     if state is container.Status.PAUSED:
         raise Conflict(f"Container {text} is paused, unpause the container before exec")
     if not state.has_process:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     return record
 
 
@@ -384,7 +384,7 @@ def exec_in(directory: Path, text: str, config: dict[str, Any],
     try:
         running = json.loads((container.run_dir(directory.name) / "state.json").read_text())
     except (OSError, ValueError):
-        raise nsenter.not_running(directory.name) from None
+        raise NotRunning(directory.name) from None
     init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
     return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
                        detach=bool(config.get("Detach")),

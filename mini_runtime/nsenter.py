@@ -48,7 +48,7 @@ from collections.abc import Callable
 from mini_runtime import cgroups, process, syscalls, users
 from mini_runtime.config import ProcessSpec
 from mini_runtime.container import start_time
-from mini_runtime.errors import Conflict, ExecError, System
+from mini_runtime.errors import ExecError, NotRunning, System
 from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -71,10 +71,6 @@ class Init:
     root: int       # its root directory (O_PATH)
 
 
-def not_running(container_id: str) -> Conflict:
-    return Conflict(f"Container {container_id} is not running")  # (docker's errNotRunning)
-
-
 # >>> open-init
 def open_init(container_id: str, pid: int, started: str | None) -> Init:
     """A pidfd for the container's init and its root, or an error if the process with that pid
@@ -82,11 +78,11 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
     try:
         pidfd = syscalls.pidfd_open(pid)
     except ProcessLookupError:
-        raise not_running(container_id) from None
+        raise NotRunning(container_id) from None
     try:
         now = start_time(pid)
         if now is None:
-            raise not_running(container_id)
+            raise NotRunning(container_id)
         if started is None or now != started:
             raise System(f"exec: pid {pid} is not the init of container {container_id} any more "
                          f"(it started at tick {now}, the init at {started}): not entering it")
@@ -95,7 +91,7 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
             syscalls.pidfd_send_signal(pidfd, 0)    # alive still: /proc/PID was it all along
         except ProcessLookupError:
             os.close(root)
-            raise not_running(container_id) from None
+            raise NotRunning(container_id) from None
     except BaseException:
         os.close(pidfd)
         raise
