@@ -49,11 +49,6 @@ class Status(str, Enum):
         return self in (Status.CREATED, Status.EXITED)
 
     @property
-    def can_remove(self) -> bool:
-        """Without --force: a container that runs (or is paused) must be stopped first."""
-        return self not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
-
-    @property
     def can_pause(self) -> bool:
         return self is Status.RUNNING
 
@@ -356,11 +351,8 @@ def sweep_stale() -> None:
         live = frozenset()
     cgroup_upkeep.sweep_empty(live=live)
     for directory in [containers_dir() / name for name in live]:
-        try:
-            pid, started = (run_dir(directory.name) / "owner").read_text().split()
-        except (OSError, ValueError):
-            continue  # finished (no owner), being created right now, or not ours
-        if start_time(int(pid)) != started:
+        owner = owner_of(directory.name)  # (None: finished, being created right now, or not ours)
+        if owner is not None and start_time(owner[0]) != owner[1]:
             group = cgroups.Cgroup(directory.name)
             if group.processes():
                 continue
@@ -380,13 +372,20 @@ def sweep_stale() -> None:
 # <<< sweep-stale
 
 
-def owner_alive(container_id: str) -> bool:
-    """Is the process that owns the container (its monitor, or a foreground `mini run`) alive?"""
+def owner_of(container_id: str) -> tuple[int, str] | None:
+    """The pid and start time of the process that owns the container (its monitor, or a
+    foreground `mini run`), as recorded; None if none is."""
     try:
         pid, started = (run_dir(container_id) / "owner").read_text().split()
+        return int(pid), started
     except (OSError, ValueError):
-        return False
-    return start_time(int(pid)) == started
+        return None
+
+
+def owner_alive(container_id: str) -> bool:
+    """Is it alive? (Its start time tells it from a new process given the same pid.)"""
+    owner = owner_of(container_id)
+    return owner is not None and start_time(owner[0]) == owner[1]
 
 
 def start_time(pid: int) -> str | None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, paths, syscalls
+from mini_runtime import container, errors, logs, monitor, syscalls
 from mini_runtime.config import ProcessSpec, checked
 from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
 
@@ -186,40 +186,6 @@ def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
         if state is not container.Status.RESTARTING or time.monotonic() > deadline:
             return state.has_process
         time.sleep(0.02)
-
-
-def remove(directory: Path, text: str, force: bool) -> None:
-    """ContainerDelete, one at a time: a second `rm -f` of a container being removed is
-    refused, as docker's, not run alongside (both would kill, wait and remove, and say so)."""
-    try:
-        claim = paths.try_lock(directory / ".removing")
-    except FileNotFoundError:
-        raise container.NoSuchContainer(f"No such container: {text}") from None
-    if claim is None:
-        raise Conflict(f"removal of container {text} is already in progress")
-    try:
-        if not (directory / container.RECORD).exists():      # (removed while we looked it up)
-            raise container.NoSuchContainer(f"No such container: {text}")
-        remove_claimed(directory, text, force)
-    finally:
-        os.close(claim)
-
-
-def remove_claimed(directory: Path, text: str, force: bool) -> None:
-    record = container.load(directory)
-    if container.status(record) is container.Status.CREATED:
-        monitor.request(run_dir(directory), {"op": "remove"}, 10)   # its monitor cleans up
-    if container.status(record).has_process:
-        if not force:
-            raise Conflict(f'cannot remove container "{record["Name"]}": container is '
-                           f"{container.status(record).value}: stop the container before removing or force remove")
-        container.manually_stopped(directory)
-        if restarting_ended(directory):                 # (it may have started again meanwhile)
-            thawed(directory)
-            monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
-            monitor.request(run_dir(directory), {"op": "wait"}, 30)
-        container.sweep_stale()
-    container.remove(directory)
 
 
 def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
