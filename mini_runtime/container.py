@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 from mini_runtime import names, paths
-from mini_runtime.errors import Conflict, InvalidParameter, NotFound
+from mini_runtime.errors import Conflict, InvalidParameter, NotFound, reworded
 from mini_runtime.units import now_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -47,11 +47,6 @@ class Status(str, Enum):
     @property
     def can_start(self) -> bool:
         return self in (Status.CREATED, Status.EXITED)
-
-    @property
-    def can_remove(self) -> bool:
-        """Without --force: a container that runs (or is paused) must be stopped first."""
-        return self not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
     @property
     def can_pause(self) -> bool:
@@ -213,7 +208,7 @@ def rename(directory: Path, new_name: str) -> None:
             name = names.validate(new_name if new_name.startswith("/") else "/" + new_name)
             claim_free(name)
         except (InvalidParameter, Conflict) as e:
-            raise type(e)(f"Error when allocating new name: {e}") from None
+            raise reworded(e, f"Error when allocating new name: {e}") from None
         old = load(directory)["Name"]
         names.claim(name, directory.name)
         save(directory, dict(load(directory), Name="/" + name))
@@ -356,11 +351,8 @@ def sweep_stale() -> None:
         live = frozenset()
     cgroup_upkeep.sweep_empty(live=live)
     for directory in [containers_dir() / name for name in live]:
-        try:
-            pid, started = (run_dir(directory.name) / "owner").read_text().split()
-        except (OSError, ValueError):
-            continue  # finished (no owner), being created right now, or not ours
-        if start_time(int(pid)) != started:
+        owner = owner_of(directory.name)  # (None: finished, being created right now, or not ours)
+        if owner is not None and start_time(owner[0]) != owner[1]:
             group = cgroups.Cgroup(directory.name)
             if group.processes():
                 continue
@@ -380,13 +372,20 @@ def sweep_stale() -> None:
 # <<< sweep-stale
 
 
-def owner_alive(container_id: str) -> bool:
-    """Is the process that owns the container (its monitor, or a foreground `mini run`) alive?"""
+def owner_of(container_id: str) -> tuple[int, str] | None:
+    """The pid and start time of the process that owns the container (its monitor, or a
+    foreground `mini run`), as recorded; None if none is."""
     try:
         pid, started = (run_dir(container_id) / "owner").read_text().split()
+        return int(pid), started
     except (OSError, ValueError):
-        return False
-    return start_time(int(pid)) == started
+        return None
+
+
+def owner_alive(container_id: str) -> bool:
+    """Is it alive? (Its start time tells it from a new process given the same pid.)"""
+    owner = owner_of(container_id)
+    return owner is not None and start_time(owner[0]) == owner[1]
 
 
 def start_time(pid: int) -> str | None:

@@ -45,6 +45,14 @@ class Unavailable(MiniError):
     http_status = 503
 
 
+class NotRunning(Conflict):
+    """An act on a container's process (kill, exec, attach, top, pause, resize) when it has none:
+    docker's errNotRunning, worded once here whichever module finds it."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"Container {container_id} is not running")
+
+
 class UsageError(InvalidParameter):
     """Bad flags or arguments."""
 
@@ -89,6 +97,16 @@ class NotStarted(System):
     """The container could not start and stays as it was (`created`, or exited), with nothing of
     the attempt left: a published host port in use or not ours. docker's "driver failed
     programming external connectivity on endpoint NAME (ID): ..." (HTTP 500)."""
+
+
+def reworded(error: MiniError, message: str) -> MiniError:
+    """`error` saying `message` instead: the same kind (class, so HTTP status and exit code) and
+    attributes. Not `type(error)(message)`: a kind's constructor may take something else than
+    the whole message (NotRunning an id, ImageNotFound a name, ExecError a code too)."""
+    again = type(error).__new__(type(error))
+    Exception.__init__(again, message)
+    again.__dict__.update(vars(error))
+    return again
 
 
 def reason(error: BaseException) -> str:

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, paths, syscalls
+from mini_runtime import container, errors, logs, monitor, syscalls
 from mini_runtime.config import ProcessSpec, checked
-from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, System
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -133,11 +133,11 @@ def kill(text: str, signal: str | int) -> None:
         where = run_dir(directory)
         reply = monitor.request(where, {"op": "kill", "signal": number}, timeout=5)
         if reply is None or "Error" in reply:
-            raise Conflict(f"Container {directory.name} is not running")
+            raise NotRunning(directory.name)
         if number == signals.SIGKILL:
             monitor.request(where, {"op": "wait"})
     except MiniError as e:
-        raise type(e)(f"Cannot kill container: {text}: {e}") from None
+        raise errors.reworded(e, f"Cannot kill container: {text}: {e}") from None
 
 
 # >>> stop
@@ -188,45 +188,6 @@ def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
         time.sleep(0.02)
 
 
-def remove(directory: Path, text: str, force: bool) -> None:
-    """ContainerDelete, one at a time: a second `rm -f` of a container being removed is
-    refused, as docker's, not run alongside (both would kill, wait and remove, and say so)."""
-    try:
-        claim = paths.try_lock(directory / ".removing")
-    except FileNotFoundError:
-        raise container.NoSuchContainer(f"No such container: {text}") from None
-    if claim is None:
-        raise Conflict(f"removal of container {text} is already in progress")
-    try:
-        if not (directory / container.RECORD).exists():      # (removed while we looked it up)
-            raise container.NoSuchContainer(f"No such container: {text}")
-        remove_claimed(directory, text, force)
-    finally:
-        os.close(claim)
-
-
-def remove_claimed(directory: Path, text: str, force: bool) -> None:
-    record = container.load(directory)
-    if container.status(record) is container.Status.CREATED:  # its monitor cleans up. One still
-        deadline = time.monotonic() + 30      # making it has no socket yet, and nothing may go
-        while (monitor.request(run_dir(directory), {"op": "remove"}, 10) is None  # from under it
-               and container.owner_alive(directory.name) and time.monotonic() < deadline):
-            time.sleep(0.02)
-        if (directory / container.RECORD).exists():     # (running now, if a `start` came first)
-            record = container.load(directory)
-    if container.status(record).has_process:
-        if not force:
-            raise Conflict(f'cannot remove container "{record["Name"]}": container is '
-                           f"{container.status(record).value}: stop the container before removing or force remove")
-        container.manually_stopped(directory)
-        if restarting_ended(directory):                 # (it may have started again meanwhile)
-            thawed(directory)
-            monitor.request(run_dir(directory), {"op": "kill", "signal": int(signals.SIGKILL)}, 5)
-            monitor.request(run_dir(directory), {"op": "wait"}, 30)
-        container.sweep_stale()
-    container.remove(directory)
-
-
 def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
     """ContainerAttach: a connection to its monitor that has become its stream (attach.py), and
     whether it has a tty. Made before `start`, it misses none of the output."""
@@ -241,7 +202,7 @@ def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
         os.close(fd)
     if reply is None or "Tty" not in reply:
         sock.close()
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     return sock, bool(reply["Tty"])
 
 
@@ -249,7 +210,7 @@ def resize(directory: Path, height: int, width: int) -> None:
     """ContainerResize: the window size of its pty (the kernel tells its processes: SIGWINCH)."""
     reply = monitor.request(run_dir(directory), {"op": "resize", "h": height, "w": width}, timeout=5)
     if reply is None or "Error" in reply:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
 
 
 def prepare_start(directory: Path) -> socket.socket:
@@ -298,8 +259,8 @@ def pause(directory: Path, frozen: bool) -> None:
         record = container.load(directory)
         state = container.status(record)
         if frozen and not state.can_pause:
-            raise Conflict(f"Container {directory.name} is not running" if state is not container.Status.PAUSED
-                           else f"Container {directory.name} is already paused")
+            raise (NotRunning(directory.name) if state is not container.Status.PAUSED
+                   else Conflict(f"Container {directory.name} is already paused"))
         if not frozen and not state.can_unpause:
             raise Conflict(f"Container {directory.name} is not paused")
         cgroups.Cgroup(directory.name).freeze(frozen)
@@ -321,7 +282,7 @@ def top(directory: Path, ps_args: str) -> dict[str, Any]:
     from mini_runtime import cgroups, top as tops
 
     if not container.status(container.load(directory)).has_process:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     titles, rows = tops.top(sorted(cgroups.Cgroup(directory.name).processes()), ps_args)
     return {"Titles": titles, "Processes": rows}
 # <<< top
@@ -358,7 +319,7 @@ def exec_check(directory: Path, text: str) -> dict[str, Any]:
     if state is container.Status.PAUSED:
         raise Conflict(f"Container {text} is paused, unpause the container before exec")
     if not state.has_process:
-        raise Conflict(f"Container {directory.name} is not running")
+        raise NotRunning(directory.name)
     return record
 
 
@@ -389,7 +350,7 @@ def exec_in(directory: Path, text: str, config: dict[str, Any],
     try:
         running = json.loads((container.run_dir(directory.name) / "state.json").read_text())
     except (OSError, ValueError):
-        raise nsenter.not_running(directory.name) from None
+        raise NotRunning(directory.name) from None
     init = nsenter.open_init(directory.name, running["pid"], running.get("started"))
     return nsenter.run(directory.name, init, spec, stdin=bool(config.get("AttachStdin")),
                        detach=bool(config.get("Detach")),

@@ -48,15 +48,17 @@ from collections.abc import Callable
 from mini_runtime import cgroups, process, syscalls, users
 from mini_runtime.config import ProcessSpec
 from mini_runtime.container import start_time
-from mini_runtime.errors import Conflict, ExecError, System
+from mini_runtime.errors import ExecError, NotRunning, System
 from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     from typing import NoReturn
 
-#: The helper's parent-death signal once the command runs: it kills the command and reaps it.
+#: The helper's parent-death signal once the command runs: it kills the command and reaps it
+#: (unless mini said DETACHED first: exec -it's ctrl-p ctrl-q leaves the command running).
 MINI_GONE = signal.SIGRTMIN
+DETACHED = b"d"
 
 #: What the command joins after its cgroup (chapter 08 adds the user namespace).
 JOINED = (syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
@@ -71,10 +73,6 @@ class Init:
     root: int       # its root directory (O_PATH)
 
 
-def not_running(container_id: str) -> Conflict:
-    return Conflict(f"Container {container_id} is not running")  # (docker's errNotRunning)
-
-
 # >>> open-init
 def open_init(container_id: str, pid: int, started: str | None) -> Init:
     """A pidfd for the container's init and its root, or an error if the process with that pid
@@ -82,11 +80,11 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
     try:
         pidfd = syscalls.pidfd_open(pid)
     except ProcessLookupError:
-        raise not_running(container_id) from None
+        raise NotRunning(container_id) from None
     try:
         now = start_time(pid)
         if now is None:
-            raise not_running(container_id)
+            raise NotRunning(container_id)
         if started is None or now != started:
             raise System(f"exec: pid {pid} is not the init of container {container_id} any more "
                          f"(it started at tick {now}, the init at {started}): not entering it")
@@ -95,7 +93,7 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
             syscalls.pidfd_send_signal(pidfd, 0)    # alive still: /proc/PID was it all along
         except ProcessLookupError:
             os.close(root)
-            raise not_running(container_id) from None
+            raise NotRunning(container_id) from None
     except BaseException:
         os.close(pidfd)
         raise
@@ -104,27 +102,32 @@ def open_init(container_id: str, pid: int, started: str | None) -> Init:
 
 
 def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False,
-        detach: bool = False, console: Callable[[int], None] | None = None,
+        detach: bool = False, console: Callable[[int], bool | None] | None = None,
         size: tuple[int, int] = (0, 0)) -> int | None:
     """Run `spec` in the container: its exit code (None with `detach`, which returns once the
     command has started). Our stdout and stderr are its own, and our stdin with `stdin`. With
     `console` it gets a new pty of the container's /dev/pts instead, of window `size` (rows,
     columns) from the start, whose master is handed to `console` (which relays it, and returns
-    at its end): process.take_terminal, as `run -t` does."""
+    at its end): process.take_terminal, as `run -t` does. If `console` returns True the user
+    has detached (exec -it's ctrl-p ctrl-q): the command carries on without us, None."""
     err_r, err_w = os.pipe()                        # close-on-exec: EOF means execve worked
+    kept_r, kept_w = os.pipe()                      # a byte on it: we detached (mini_gone)
     ours, theirs = process.console_socket() if console and not detach else (None, None)
     if ours is not None:
         process.send_size(ours, *size)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     stdio = (0 if stdin and not detach else null, null if detach else 1, null if detach else 2)
+    if ours is not None:                            # (the pty is its stdio: ours are not held)
+        stdio = (null, null, null)
     mini = os.getpid()
     helper_pid = os.fork()
     if helper_pid == 0:
         os.close(err_r)
+        os.close(kept_w)
         if ours is not None:
             ours.close()
-        helper(container_id, init, spec, stdio, err_w, theirs, detach, mini)
-    for fd in (err_w, null, init.pidfd, init.root):
+        helper(container_id, init, spec, stdio, err_w, theirs, detach, mini, kept_r)
+    for fd in (err_w, kept_r, null, init.pidfd, init.root):
         os.close(fd)
     if theirs is not None:
         theirs.close()
@@ -140,8 +143,11 @@ def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False
                 return None
             code, _, message = report.decode(errors="replace").partition("\n")
             raise ExecError(message or f"exec failed (status {process.exit_code(status)})", int(code))
-        if master is not None and console is not None:
-            console(master)
+        if master is not None and console is not None and console(master):
+            keep_reading(master)                    # detached: the pty stays open, read
+            os.write(kept_w, DETACHED)              # the helper stays when we go (mini_gone)
+            reaped = True                           # (it reaps the command; init reaps it)
+            return None
         with process.forward_signals(helper_pid):   # (ctrl-C without a pty: to the command)
             status = process.wait_for(helper_pid)
         reaped = True
@@ -149,11 +155,32 @@ def run(container_id: str, init: Init, spec: ProcessSpec, *, stdin: bool = False
     finally:
         if not reaped:                              # (ctrl-C while the relay ran, ...)
             end(helper_pid)
-        for fd in (err_r, master):
+        for fd in (err_r, master, kept_w):
             if fd is not None:
                 os.close(fd)
         if ours is not None:
             ours.close()
+
+
+def keep_reading(master: int) -> None:
+    """After a detach, someone must hold the pty's master and read it, as docker's shim does:
+    closed, the command would get SIGHUP; unread, it would block once the pty's buffer is full.
+    A process of its own does (orphaned at once, so init reaps it): it drops the output until
+    every process on the pty has ended (EIO)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                syscalls.close_other_fds(keep=(0, 1, 2, master))
+                while os.read(master, 65536):
+                    pass
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def end(helper_pid: int) -> None:
@@ -175,7 +202,7 @@ def read_all(fd: int) -> bytes:
 # --- the helper: in mini's namespaces, the parent of the command ----------------------------
 
 def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, int, int],
-           err_w: int, console: socket.socket | None, detach: bool, mini: int) -> NoReturn:
+           err_w: int, console: socket.socket | None, detach: bool, mini: int, kept: int) -> NoReturn:
     message = "exec failed"
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)    # no KeyboardInterrupt in a fork
@@ -196,10 +223,11 @@ def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, i
         if console is not None:
             console.close()
         if not detach:            # mini gone: end the command and reap it, then go (see above)
-            signal.signal(MINI_GONE, lambda *_: os.kill(command, signal.SIGKILL))
+            gone = mini_gone(command, kept)
+            signal.signal(MINI_GONE, gone)
             syscalls.prctl(syscalls.PR_SET_PDEATHSIG, MINI_GONE)
             if os.getppid() != mini:
-                os.kill(command, signal.SIGKILL)
+                gone()
         with process.forward_signals(command):
             status = process.wait_for(command)
         os._exit(process.exit_code(status))
@@ -209,6 +237,26 @@ def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, i
         os.write(err_w, f"126\n{message}".encode())
     finally:
         os._exit(126)
+
+
+def mini_gone(command: int, kept: int) -> Callable[..., None]:
+    """The helper's handler of MINI_GONE: mini has ended (or ends the exec), so the command
+    ends too, unless mini detached from it first (it wrote DETACHED on `kept`); then we stay,
+    and reap it when it ends. It may come more than once: the parent-death signal follows the
+    *thread* that forked us, and each of mini's threads that ends hands us on to the next."""
+    os.set_blocking(kept, False)
+    detached = False
+
+    def gone(*_: object) -> None:
+        nonlocal detached
+        if not detached:
+            try:
+                detached = os.read(kept, len(DETACHED)) == DETACHED
+            except BlockingIOError:
+                pass                                # (mini is there still: end() asks)
+        if not detached:
+            os.kill(command, signal.SIGKILL)
+    return gone
 
 
 # >>> enter

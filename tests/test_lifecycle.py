@@ -541,6 +541,58 @@ def test_create_then_start_or_rm():
     assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()
 
 
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def leftovers(cid: str, state_root: Path) -> list[str]:
+    """What a removed container may have left: its record, run dir, cgroup in any hierarchy."""
+    found = [str(p) for p in (state_root / "containers" / cid, Path(os.environ["MINI_RUN"]) / "containers" / cid)
+             if p.exists()]
+    return found + [str(p) for p in Path("/sys/fs/cgroup").glob(f"**/{cid}")]
+
+
+def test_rm_f_of_a_container_stuck_in_its_setup_ends_what_its_monitor_started(state_root):
+    """A monitor that does not answer while it sets a container up (here: stopped, or waiting
+    for a child stopped before its execve) cannot remove it: `rm` says so and leaves it as it
+    is; `rm -f` kills by pid what it started and leaves nothing (it left both running)."""
+    cid = mini("create", "--name", "stuck", "busybox", "true").stdout.strip()
+    owner = monitor_of(cid)
+    child = children_of(owner)[0]
+    os.kill(owner, signal.SIGSTOP)                          # stuck while it waits for "start"
+    try:
+        removed = mini("rm", "-f", "stuck")
+        assert (removed.returncode, removed.stdout, removed.stderr) == (0, "stuck\n", "")
+        until(lambda: not alive(owner) and not alive(child), what="the monitor and its child to end")
+        assert leftovers(cid, state_root) == []
+    finally:
+        if alive(owner):                                    # (woken, it would clean up itself)
+            os.kill(owner, signal.SIGCONT)
+
+    cid = mini("create", "--name", "stuck", "busybox", "true").stdout.strip()
+    owner = monitor_of(cid)
+    child = children_of(owner)[0]
+    os.kill(child, signal.SIGSTOP)                          # released, it never gets to execve
+    starting = subprocess.Popen(MINI + ["start", "stuck"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        until(lambda: Path(f"/proc/{child}/cgroup").read_text().count(cid), what="the start to begin")
+        refused = mini("rm", "stuck")
+        assert refused.returncode == 1 and "force remove to end it" in refused.stderr, refused
+        assert state("stuck")["Status"] == "created" and alive(owner) and alive(child)
+        removed = mini("rm", "-f", "stuck")
+        assert (removed.returncode, removed.stdout, removed.stderr) == (0, "stuck\n", "")
+        assert starting.wait(timeout=30) == 1 and "monitor ended" in starting.stderr.read()
+        until(lambda: not alive(owner) and not alive(child), what="the monitor and its child to end")
+        assert leftovers(cid, state_root) == []
+    finally:
+        starting.kill()
+        starting.wait()
+        starting.stdout.close()
+        starting.stderr.close()
+        if alive(child):
+            os.kill(child, signal.SIGCONT)
+
+
 def test_a_start_that_fails_leaves_the_container_created_with_the_error():
     """docker's rule (specs §4.11): a command not found fails the start, not the container."""
     for args, code, words in (([], 127, 'exec: "nosuchcmd": executable file not found in $PATH'),

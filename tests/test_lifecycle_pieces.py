@@ -17,7 +17,7 @@ import pytest
 
 from mini_runtime import logs, names, top, units
 from mini_runtime.cli import formatting, template
-from mini_runtime.errors import InvalidParameter, System
+from mini_runtime.errors import ExecError, ImageNotFound, InvalidParameter, NotRunning, System
 
 NOW = units.parse_rfc3339("2026-11-27T17:40:00Z")
 
@@ -586,3 +586,26 @@ def test_a_signal_docker_does_not_name_is_refused(text):
     from mini_runtime.lifecycle import parse_signal
     with pytest.raises(InvalidParameter, match=f"Invalid signal: {re.escape(text)}"):
         parse_signal(text)
+
+
+# --- kill: the container named in its error, whatever kind of error it is -------------------
+
+@pytest.mark.parametrize("error", [ExecError("exec: \"x\": not found", 127), ImageNotFound("gone:1"),
+                                   NotRunning("c0ffee"), System("the monitor ended")],
+                         ids=["ExecError", "ImageNotFound", "NotRunning", "System"])
+def test_kill_says_which_container_for_any_kind_of_error(monkeypatch, error):
+    """kill wraps any failure in docker's "Cannot kill container: NAME: ..." keeping its kind
+    (HTTP status, exit code); a kind whose constructor takes no plain message must not break it."""
+    from mini_runtime import container, lifecycle
+
+    def failing(text: str):
+        raise error
+    monkeypatch.setattr(container, "find", failing)
+    with pytest.raises(type(error)) as caught:
+        lifecycle.kill("web", "KILL")
+    assert str(caught.value) == f"Cannot kill container: web: {error}"
+    assert getattr(caught.value, "exit_code", None) == getattr(error, "exit_code", None)
+
+
+def test_not_running_is_docker_s_conflict():
+    assert (str(NotRunning("c0ffee")), NotRunning("c0ffee").http_status) == ("Container c0ffee is not running", 409)

@@ -75,7 +75,10 @@ class Session:
         raise AssertionError(f"mini did not end; seen {self.seen!r}")
 
     def drain(self, timeout: float = 0.0) -> None:
-        while select.select([self.fd], [], [], timeout)[0]:
+        """What is there (waiting up to `timeout` for more), for a second at most: a command
+        that never stops writing must not hold the test."""
+        until = time.monotonic() + timeout + 1
+        while time.monotonic() < until and select.select([self.fd], [], [], timeout)[0]:
             try:
                 chunk = os.read(self.fd, 4096)
             except OSError:
@@ -156,6 +159,48 @@ def test_custom_detach_keys_and_a_partial_sequence_passes_through(sessions):
     assert s.wait() == 0
     assert status_of("keys") == "running"
     assert mini("rm", "-f", "keys").returncode == 0
+
+
+def counter(name: str) -> int:
+    """The exec'd loop's count (0 if read between its truncation and its write)."""
+    return int(mini("exec", name, "cat", "/dev/shm/n").stdout or 0)
+
+
+def test_exec_it_detaches_with_its_keys_and_the_command_runs_on(sessions):
+    """docker 20.10's exec -it: the detach keys (ctrl-p ctrl-q, or --detach-keys) end the client
+    with `read escape sequence` and exit 1; the exec'd command runs on, its output still read
+    (it neither blocks on a full pty nor gets SIGHUP); a bad sequence is the daemon's "escape"
+    keys, after the container's own checks."""
+    assert mini("run", "-d", "--name", "execdet", "busybox", "sleep", "300").returncode == 0
+    s = sessions("exec", "-it", "execdet", "sh", "-c",
+                 "echo ready; i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; echo line $i; done")
+    s.expect(b"ready")
+    s.type(b"\x10\x11")
+    assert s.wait() == 1
+    assert s.seen.endswith(b"read escape sequence\r\n")
+    before = later = counter("execdet")
+    deadline = time.monotonic() + 10
+    while later <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+        later = counter("execdet")
+    assert later > before                                   # it runs on, and is not blocked
+    k = sessions("exec", "-it", "--detach-keys", "ctrl-a,a", "execdet", "sh", "-c",
+                 "head -n1 | od -An -tx1; exec sleep 77")
+    k.type(b"\x01b\r")                                      # a prefix, then not: passed on
+    k.expect(b"01 62 0a")
+    k.type(b"\x01a")
+    assert k.wait() == 1 and b"read escape sequence" in k.seen
+    deadline = time.monotonic() + 10                        # (sh execs sleep after od's line)
+    while "sleep 77" not in mini("top", "execdet").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "sleep 77" in mini("top", "execdet").stdout
+    for args in (["-i"], ["-d"], []):
+        bad = mini("exec", *args, "--detach-keys", "shift-a", "execdet", "true")
+        assert (bad.returncode, bad.stdout, bad.stderr) == (
+            1, "", "Error response from daemon: Invalid escape keys (shift-a) provided\n"), args
+    missing = mini("exec", "--detach-keys", "shift-a", "nosuch", "true")
+    assert (missing.returncode, missing.stderr) == (1, "Error: No such container: nosuch\n")
+    assert mini("rm", "-f", "execdet").returncode == 0
 
 
 def test_start_ai_reattaches_an_exited_interactive_container(sessions):

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, lifecycle, monitor, overlay
+from mini_runtime import container, lifecycle, monitor, overlay, removal
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, ExecError, NotFound
@@ -206,7 +206,7 @@ class LocalBackend(Backend):
     # --- kept containers -----------------------------------------------------------------------
 
     def container_delete(self, container_id: str, force: bool = False) -> None:
-        lifecycle.remove(container.find(container_id), container_id, force)
+        removal.remove(container.find(container_id), container_id, force)
 
     def _kept(self, text: str) -> tuple[Path, dict[str, Any], overlay.Overlay]:
         """A container, running or not, with the files diff, export and commit read: its upper

@@ -10,9 +10,10 @@ import sys
 from collections.abc import Iterator
 
 from mini_runtime import backend
+from mini_runtime.cli.attach import add_detach_keys
 from mini_runtime.cli.flags import REMAINDER
 from mini_runtime.cli.run import env_flags
-from mini_runtime.errors import BadArguments, Conflict, MiniError, NotFound, UsageError
+from mini_runtime.errors import BadArguments, Conflict, InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -34,6 +35,7 @@ def parser(sub: argparse._SubParsersAction, name: str, text: str, usage: str) ->
 def add_exec(sub: argparse._SubParsersAction) -> None:
     p = parser(sub, "exec", "Execute a command in a running container.", "[OPTIONS] CONTAINER COMMAND [ARG...]")
     p.add_argument("-d", "--detach", action="store_true", help="detached mode: run command in the background")
+    add_detach_keys(p)
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open even if not attached")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set environment variables")
@@ -79,12 +81,14 @@ def exec_(args: argparse.Namespace) -> int:
         if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
             return 1
         made = engine.exec_create(args.container, config)
-    except (Conflict, NotFound) as e:                  # (a 404 is the client's own words)
+        keys = terminal.detach_sequence(args.detach_keys, "escape")   # (docker's daemon: then)
+    except (Conflict, NotFound, InvalidParameter) as e:  # (a 404 is the client's own words)
         print(f"Error: {e}" if isinstance(e, NotFound) else f"Error response from daemon: {e}", file=sys.stderr)
         return 1
-    engine.exec_start(made["Id"], console=(lambda master: console(master, args.interactive))
+    engine.exec_start(made["Id"], console=(lambda master: console(master, args.interactive, keys))
                       if args.tty else None)
-    return 0 if args.detach else engine.exec_inspect(made["Id"])["ExitCode"]
+    code = engine.exec_inspect(made["Id"])["ExitCode"]
+    return 0 if args.detach else 1 if code is None else code  # (None: detached, as docker's: 1)
 
 
 class PtyStream:
@@ -120,8 +124,9 @@ class PtyStream:
         """(A pty has no half-close: the line discipline's ctrl-D is the end of input.)"""
 
 
-def console(master: int, interactive: bool) -> None:
-    """-t: the exec's pty relayed to our terminal (raw with -i) until it ends; its window size
+def console(master: int, interactive: bool, keys: bytes) -> bool:
+    """-t: the exec's pty relayed to our terminal (raw with -i) until it ends, or until the user
+    types the detach `keys` (True: the command runs on, docker's line said); its window size
     is ours, and follows ours (SIGWINCH)."""
     import fcntl
     import struct
@@ -136,8 +141,11 @@ def console(master: int, interactive: bool) -> None:
 
     resize()
     with terminal.raw(0) if interactive else contextlib.nullcontext():
-        terminal.relay(PtyStream(master), tty=True, stdin=0 if interactive else None,
-                       detach_keys=b"", on_resize=resize)
+        detached = terminal.relay(PtyStream(master), tty=True, stdin=0 if interactive else None,
+                                  detach_keys=keys, on_resize=resize)
+    if detached:
+        print("read escape sequence", file=sys.stderr)
+    return detached
 
 
 # --- stats -------------------------------------------------------------------------------------

@@ -46,8 +46,9 @@ ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT)
 STDOUT, STDERR = 1, 2
 
 
-def detach_sequence(keys: str | None) -> bytes:
-    """docker's --detach-keys ("ctrl-p,ctrl-q", "a", "ctrl-@,x") as the bytes to watch for."""
+def detach_sequence(keys: str | None, what: str = "detach") -> bytes:
+    """docker's --detach-keys ("ctrl-p,ctrl-q", "a", "ctrl-@,x") as the bytes to watch for.
+    (`what`: docker's daemon calls them "escape" keys when it refuses an exec's.)"""
     text = DEFAULT_DETACH_KEYS if keys is None or keys == "" else keys
     codes = bytearray()
     for key in text.split(","):
@@ -56,7 +57,7 @@ def detach_sequence(keys: str | None) -> bytes:
         elif key in CONTROL_NAMES:
             codes.append(CONTROL_NAMES.index(key))
         else:
-            raise InvalidParameter(f"Invalid detach keys ({keys}) provided")
+            raise InvalidParameter(f"Invalid {what} keys ({keys}) provided")
     return bytes(codes)
 
 
