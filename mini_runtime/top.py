@@ -148,9 +148,9 @@ def ps_table(pids: Sequence[int], ps_args: str) -> tuple[list[str], list[list[st
             result = subprocess.run(["ps", *args], capture_output=True)
     except FileNotFoundError:
         raise System('ps: exec: "ps": executable file not found in $PATH') from None
-        if result.returncode != 0:
-            reason = result.stderr.decode(errors="replace").split("\n", 1)[0]
-            raise System(reason or f"ps: exit status {result.returncode}")
+    if result.returncode != 0:                          # (the first line of stderr says why)
+        reason = result.stderr.decode(errors="replace").split("\n", 1)[0]
+        raise System(f"ps: {reason or f'exit status {result.returncode}'}")
     return parse_ps_output(result.stdout.decode(errors="replace"), pids)
 
 

@@ -170,7 +170,8 @@ def test_every_check_points_to_a_section_of_its_chapter(number):
     chapter = grading.find_chapter(number)
     text = (REPO / chapter.chapter_text).read_text()
     headings = {line.lstrip("#").strip() for line in text.splitlines() if line.startswith("## ")}
-    for check in chapter.checks:
+    for check in chapter.checks:            # (one form in every chapter: "reread: FILE § Heading")
+        assert check.section.startswith("§ "), (check.number, check.section)
         assert check.section.removeprefix("§ ") in headings, (check.number, check.section)
 
 

@@ -636,6 +636,24 @@ def test_pause_freezes_the_counter_and_unpause_thaws_it_top_lists_it():
     assert mini("unpause", cid).returncode == 1
 
 
+def test_start_attached_to_a_paused_container_is_refused_and_leaves_it_paused():
+    # It used to attach to the frozen container and wait, silent, for output that could not
+    # come; a ctrl-C then was passed on as its `kill -s INT`, which thaws it first: the
+    # container ended (130) instead of the CLI. docker's daemon refuses the attach.
+    cid = run_d("--name", "frozen-start", "busybox", "sh", "-c", LOOP)
+    try:
+        assert mini("pause", "frozen-start").returncode == 0
+        for flags in (["-i"], ["-a"], ["-ai"]):
+            started = mini("start", *flags, "frozen-start", timeout=10, stdin=subprocess.DEVNULL)
+            assert (started.returncode, started.stdout, started.stderr) == (
+                1, "", "Error response from daemon: container frozen-start is paused, unpause the "
+                       "container before attach\n"), flags
+        assert state(cid)["Status"] == "paused"
+    finally:
+        mini("unpause", cid)
+        mini("rm", "-f", cid)
+
+
 def test_foreground_relay_passes_a_broken_pipe_on():
     # The foreground mini relays the container's output; when its reader goes away, the
     # container's own pipe breaks too: `yes` dies of SIGPIPE (141) as without a relay.

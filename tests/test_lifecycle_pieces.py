@@ -385,6 +385,12 @@ def test_top_errors_are_dockers(sleepers):
         top.top([sleepers[0].pid], "-o comm")
     with pytest.raises(InvalidParameter, match='^specifying "user=PID" is not allowed$'):
         top.top([sleepers[0].pid], "-o user=PID")
+    # ps itself refuses the options: its first line of stderr, as docker's "ps: ..." (it was
+    # lost, and the empty output said "Couldn't find PID field", which sends you the wrong way)
+    with pytest.raises(System, match="^ps: error: unknown gnu long option$"):
+        top.top([sleepers[0].pid], "--bogus")
+    with pytest.raises(System, match="^ps: error: unknown user-defined format specifier"):
+        top.top([sleepers[0].pid], "-o nosuchfield")
 
 
 def test_ps_output_parsing_follows_docker():

@@ -93,6 +93,11 @@ def test_the_seed_walkthrough_as_a_user_types_it():
         stamps = [STAMPED.match(line) for line in lines]
         assert all(stamps), lines
         assert all(m.group(1).decode()[:19] >= since for m in stamps), (since, lines)  # only new lines
+        following = Session("logs", "-tf", "--tail", "0", "looper")   # as a user ends it: ctrl-C
+        following.expect(b"hello world")
+        following.type(b"\x03")                         # (the pty's line discipline: SIGINT)
+        assert following.wait() == 130 and b"Traceback" not in following.seen, following.seen
+        assert json.loads(mini("inspect", "looper").stdout)[0]["State"]["Running"]   # it runs on
 
         top = mini("top", "looper").stdout.splitlines()
         assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]

@@ -106,7 +106,7 @@ SCRIPT = ("ip -o -4 addr show eth0; cat /sys/class/net/eth0/address; ip route; i
 
 
 @check("7.1", "connect: eth0 with its address and MAC, lo up, the default route; the gateway answers",
-       points=2, section="A cable: the veth pair", plug=("connect",), timeout=90)
+       points=2, section="§ A cable: the veth pair", plug=("connect",), timeout=90)
 def wired(ctx: Context) -> None:
     with lab(ctx) as net:
         result = ctx.mini("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
@@ -131,7 +131,7 @@ def wired(ctx: Context) -> None:
 
 
 @check("7.2", "connect: two containers at once reach each other; nothing left after both", points=1.5,
-       section="A switch: the bridge", plug=("connect",), timeout=90)
+       section="§ A switch: the bridge", plug=("connect",), timeout=90)
 def two(ctx: Context) -> None:
     with lab(ctx) as net:
         token = f"t{ctx.rng.randrange(10**6)}"
@@ -186,7 +186,7 @@ def kernel_errnos() -> dict[str, int]:
 
 
 @check("7.3", "why? predict the kernel's errno for three wiring mistakes", points=1.5,
-       section="A cable: the veth pair", plug=("predicted_errnos",))
+       section="§ A cable: the veth pair", plug=("predicted_errnos",))
 def why(ctx: Context) -> None:
     predicted = ctx.learner.predicted_errnos()
     kernel = kernel_errnos()

@@ -12,7 +12,7 @@ from exercises.feedback import clip
 from exercises.grading import Chapter, Context
 
 checks = importlib.import_module("exercises_checks_07")   # checks.py, loaded first by the grader
-SECTION = "/etc/hosts, /etc/hostname and /etc/resolv.conf"
+SECTION = "§ /etc/hosts, /etc/hostname and /etc/resolv.conf"
 
 
 def _name(ctx: Context) -> str:

@@ -274,6 +274,10 @@ def start(args: argparse.Namespace) -> int:
     if len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     found = engine.container_inspect(args.containers[0])
+    if found["State"]["Paused"]:                        # (attached, it would wait for output a
+        print(f"Error response from daemon: container {args.containers[0]} is paused, "  # frozen
+              "unpause the container before attach", file=sys.stderr)   # container cannot write)
+        return 1
     container_id, stdin = found["Id"], args.interactive and bool(found["Config"].get("OpenStdin"))
     try:
         attached = engine.container_attach(container_id, stdin=stdin)
