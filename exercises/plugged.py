@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def main() -> int:
     sep, *args = rest[1:] if monitor_mode else rest
     assert sep == "--", "usage: python -m exercises.plugged CONFIG_JSON [--monitor] -- ARGS"
     settings = json.loads(config)
+    os.environ["MINI_DEBUG"] = "1"     # a learner's exception is their traceback, not mini's one line
     target = importlib.import_module(settings["module"])
     if settings["plug"]:
         graded = settings["graded"]

@@ -33,6 +33,7 @@ os.environ["MINI_RUN"] = str(_STATE / "run")
 # "test host" namespace (tests/netharness.py) and ask for the bridge there. Containers never see
 # the machine's resolvers either: their resolv.conf starts from this file.
 os.environ["MINI_DEFAULT_NETWORK"] = "none"
+os.environ["MINI_DEBUG"] = "1"  # an unexpected exception is a traceback here, not mini's one line
 os.environ["MINI_RESOLV_CONF"] = str(Path(__file__).resolve().parent / "data" / "resolv.conf")
 # Container cgroups of this run live under a parent of its own, so that two test runs on one
 # machine (a developer's and a helper's) never see each other's cgroups as leaks.

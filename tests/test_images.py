@@ -654,3 +654,26 @@ def test_history_format_has_docker_s_fields_and_headers():
     assert table.splitlines()[0].split() == ["IMAGE", "COMMENT"] and "sha256:" in table
     wrong = mini("history", "--format", "{{.Nope}}", "busybox")
     assert wrong.returncode == 1 and "can't evaluate field Nope in type *image.historyContext" in wrong.stderr
+
+
+def test_a_store_damaged_by_hand_is_one_line_and_MINI_DEBUG_shows_the_traceback(state_root):
+    """No input a user can give reaches a traceback; a file under MINI_ROOT truncated by hand
+    (here an image's config blob) is not input, and mini cannot name it, but the user still gets
+    one line that says what to do. The tests run with MINI_DEBUG=1, which keeps the traceback."""
+    name = _image("mini-damaged-by-hand:1", {"Labels": {"damaged": "yes"}})
+    image_id = json.loads(mini("inspect", "-f", "{{json .Id}}", name).stdout)
+    blob = state_root / "images" / "blobs" / "sha256" / image_id.removeprefix("sha256:")
+    kept = blob.read_bytes()
+    try:
+        blob.write_bytes(kept[:10])
+        quiet = {k: v for k, v in os.environ.items() if k != "MINI_DEBUG"}
+        done = mini("images", env=quiet)
+        assert done.returncode == 1, done
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mini: internal error: "), done.stderr
+        assert "MINI_DEBUG=1" in lines[0] and str(state_root) in lines[0]
+        loud = mini("images")
+        assert loud.returncode != 0 and "Traceback" in loud.stderr, loud
+    finally:
+        blob.write_bytes(kept)
+        assert mini("rmi", name).returncode == 0

@@ -280,6 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # e.g. no permission on the state root, a full disk: still one line
         print(f"mini: {reason(e)}", file=sys.stderr)
         return 125 if command in ("run", "create") else 1
+    except Exception as e:  # a bug, or a state file damaged by hand: one line, and how to see more
+        if os.environ.get("MINI_DEBUG"):                # (the tests set it: a bug must show)
+            raise
+        from mini_runtime import paths
+        print(f"mini: internal error: {type(e).__name__}: {str(e)[:200]} (a bug in mini, or a file "
+              f"under {paths.state_root()} damaged by hand; MINI_DEBUG=1 shows where)", file=sys.stderr)
+        return 125 if command in ("run", "create") else 1
 
 
 def command() -> NoReturn:
