@@ -254,6 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if words == ["help"]:                               # (docker's `help` is --help)
         build_parser().print_help()
         return 0
+    if words in (["image"], ["container"], ["network"]):    # (docker's: the group's usage, 0)
+        try:
+            build_parser().parse_args([*words, "--help"])
+        except SystemExit:                              # (argparse's --help: printed, "exit 0")
+            return 0
     if command is not None and command not in GROUPS and words[:1] == [command]:
         print(f"mini: '{command}' is not a mini command.\nSee 'mini --help'", file=sys.stderr)
         return 1                                        # (docker's two lines and exit)

@@ -7,16 +7,12 @@ import os
 import sys
 
 from mini_runtime import backend
+from mini_runtime.cli.flags import add_detach_keys
 from mini_runtime.errors import Conflict, MiniError, NotFound
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
-
-
-def add_detach_keys(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach-keys", metavar="KEYS",
-                        help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
 
 
 def add_attach(sub: argparse._SubParsersAction) -> None:

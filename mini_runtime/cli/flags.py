@@ -198,3 +198,9 @@ def store(values: dict[str, Any], known: dict[str, Any], value: str) -> bool:
     else:
         values[known["dest"]] = value
     return True
+
+
+def add_detach_keys(parser: Any) -> None:
+    """--detach-keys, as run, start, attach and exec declare it."""
+    parser.add_argument("--detach-keys", metavar="KEYS",
+                        help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from mini_runtime import backend
-from mini_runtime.cli.flags import REMAINDER, int64
+from mini_runtime.cli.flags import REMAINDER, add_detach_keys, int64
 from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -83,8 +83,7 @@ def add_start(sub: argparse._SubParsersAction) -> None:
     start = parser(sub, "start", "Start one or more stopped containers.", "[OPTIONS] CONTAINER [CONTAINER...]")
     start.add_argument("-a", "--attach", action="store_true", help="attach STDOUT/STDERR and forward signals")
     start.add_argument("-i", "--interactive", action="store_true", help="attach container's STDIN")
-    start.add_argument("--detach-keys", metavar="KEYS",
-                       help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
+    add_detach_keys(start)
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 

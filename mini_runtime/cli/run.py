@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from mini_runtime.cli.flags import REMAINDER
+from mini_runtime.cli.flags import REMAINDER, add_detach_keys
 from mini_runtime.errors import UsageError
 from mini_runtime.units import human_size, parse_bytes
 
@@ -21,8 +21,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                          description="Run a command in a new container.")
     run.add_argument("-d", "--detach", action="store_true",
                      help="run the container in the background and print its ID")
-    run.add_argument("--detach-keys", metavar="KEYS",
-                     help='override the key sequence for detaching a container (default "ctrl-p,ctrl-q")')
+    add_detach_keys(run)
     container_flags(run)
 
 

@@ -10,8 +10,7 @@ import sys
 from collections.abc import Iterator
 
 from mini_runtime import backend
-from mini_runtime.cli.attach import add_detach_keys
-from mini_runtime.cli.flags import REMAINDER
+from mini_runtime.cli.flags import REMAINDER, add_detach_keys
 from mini_runtime.cli.run import env_flags
 from mini_runtime.errors import BadArguments, Conflict, InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
