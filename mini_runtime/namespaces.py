@@ -73,6 +73,23 @@ def enter_namespaces(new_network: bool = True) -> None:
 # <<< enter-namespaces
 
 
+# >>> mount-mqueue
+def mount_mqueue() -> None:
+    """In the child, in its new root (after chapter 02's /dev): the POSIX message queues of its
+    IPC namespace, at /dev/mqueue as in docker. The kernel shows a mount of mqueue the queues of
+    the IPC namespace of whoever mounts it, so the container sees its own, never the host's. A
+    kernel built without them (no CONFIG_POSIX_MQUEUE) has none to show: no mount then."""
+    os.mkdir("/dev/mqueue")
+    try:
+        syscalls.mount("mqueue", "/dev/mqueue", "mqueue",
+                       syscalls.MS_NOSUID | syscalls.MS_NOEXEC | syscalls.MS_NODEV)
+    except OSError as e:
+        if e.errno != errno.ENODEV:
+            raise
+        os.rmdir("/dev/mqueue")
+# <<< mount-mqueue
+
+
 # >>> enter-cgroup-namespace
 def enter_cgroup_namespace() -> None:
     """Chapter 04: the cgroup the child is in (it joined before "go") becomes the root of what it

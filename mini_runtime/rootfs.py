@@ -115,7 +115,7 @@ def mount_dev() -> None:
         os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
     os.mkdir("/dev/pts")
     syscalls.mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                   "newinstance,ptmxmode=0666,mode=0620")
+                   "newinstance,ptmxmode=0666,mode=0620,gid=5")
     os.mkdir("/dev/shm", 0o1777)
     syscalls.mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
                    "mode=1777,size=65536k")

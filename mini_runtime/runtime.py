@@ -234,6 +234,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     if endpoint and endpoint.files:
         network.etcfiles.bind(endpoint.files, files.merged)  # 07: hosts, hostname, resolv.conf
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
+    namespaces.mount_mqueue()                       # 03: its IPC namespace's message queues
     if config.cgroupns == "private" and v2:
         rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
     if config.tty:                                  # 06: -t: a pty of its own /dev/pts, its

@@ -23,6 +23,8 @@ RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
                   "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}  # (the last three: chapter 07)
 if cgroups.mode() == "v2":
     RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
+if "\tmqueue\n" in open("/proc/filesystems").read():
+    RUNTIME_MOUNTS.add("/dev/mqueue")  # chapter 03: its IPC namespace's POSIX message queues
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +126,19 @@ def test_dev_has_pts_shm_and_links_and_hides_the_images_dev():
     assert "from-image" not in result.stdout
     assert "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n1777\n" in result.stdout
     assert " - devpts devpts " in result.stdout and " - tmpfs shm " in result.stdout
+
+
+def test_dev_mounts_have_dockers_options_D9():
+    """devpts as docker's (gid=5: a new pty belongs to group tty, as on a host) and, where the
+    kernel has POSIX message queues, the container's own at /dev/mqueue, nosuid,nodev,noexec."""
+    result = mini("run", "busybox", "grep", "-E", " /dev/(pts|mqueue) ", "/proc/self/mountinfo")
+    lines = {line.split()[4]: line.split() for line in result.stdout.splitlines()}
+    pts = lines["/dev/pts"]
+    assert {"gid=5", "mode=620", "ptmxmode=666"} <= set(pts[-1].split(",")), pts
+    if "/dev/mqueue" not in RUNTIME_MOUNTS:
+        pytest.skip("this kernel has no POSIX message queues (CONFIG_POSIX_MQUEUE)")
+    mqueue = lines["/dev/mqueue"]
+    assert mqueue[mqueue.index("-") + 1] == "mqueue" and {"nosuid", "nodev", "noexec"} <= set(mqueue[5].split(","))
 
 
 def test_sys_is_read_only():

@@ -19,6 +19,8 @@ RUNTIME_MOUNTS = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys",
                   "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}  # (the last three: chapter 07)
 if __import__("mini_runtime.cgroups").cgroups.mode() == "v2":
     RUNTIME_MOUNTS.add("/sys/fs/cgroup")  # chapter 04: the container's own cgroup, on cgroup v2
+if "\tmqueue\n" in open("/proc/filesystems").read():
+    RUNTIME_MOUNTS.add("/dev/mqueue")  # chapter 03: its IPC namespace's POSIX message queues
 
 
 def _image_top_level() -> set[str]:
@@ -76,8 +78,8 @@ def pivot(ctx: Context) -> None:
                f"exit {result.returncode}, stderr {result.stderr.strip()[:150]!r}")
     mounts = _mountinfo(parts[0])
     extra = sorted(set(mounts) - RUNTIME_MOUNTS)
-    ctx.expect(not extra, "no mount inside but / /proc /dev /dev/pts /dev/shm /sys (the old root "
-               "detached)", f"also {extra[:4]}")
+    ctx.expect(not extra, "no mount inside but / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys (the "
+               "old root detached)", f"also {extra[:4]}")
     root = mounts.get("/", [])
     fstype = root[root.index("-") + 1] if "-" in root else "?"
     ctx.expect(fstype == "overlay", "/ to be the container's view of the image (an overlay mount)",
@@ -196,7 +198,7 @@ def enter(ctx: Context) -> None:
     kinds = {m: (mounts[m][mounts[m].index("-") + 1] if m in mounts else None) for m in ("/proc", "/dev", "/sys")}
     ctx.expect(kinds == {"/proc": "proc", "/dev": "tmpfs", "/sys": "sysfs"} and set(mounts) <= RUNTIME_MOUNTS,
                "proc on /proc, tmpfs on /dev, sysfs on /sys inside the new root, and no other mount "
-               "but / /dev/pts /dev/shm", f"{kinds}, mounts {sorted(mounts)[:8]}")
+               "but / /dev/pts /dev/shm /dev/mqueue", f"{kinds}, mounts {sorted(mounts)[:8]}")
     ctx.expect(parts[1].split() == ["1:3", "sys-ok"], "/dev/null a 1:3 device and /sys/kernel readable",
                repr(parts[1].split()))
     # --no-pivot: chroot_into instead, so `..` of the container's root leads out of it.
