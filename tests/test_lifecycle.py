@@ -717,3 +717,20 @@ def test_an_id_prefix_of_two_containers_is_docker_s_error():
             assert f"Error response from daemon: Multiple IDs found with provided prefix: {prefix}\n" in refused.stderr
     finally:
         mini("rm", *ids)
+
+
+def test_stop_of_several_containers_stops_them_at_once_and_says_them_in_order():
+    # Three PID-1 shells that ignore SIGTERM, each ended by SIGKILL after its 2 s: docker's client
+    # stops them in parallel (one timeout, not three) and prints them in the order asked.
+    names = [f"atonce{i}" for i in range(3)]
+    for name in names:
+        run_d("--name", name, "busybox", "sh", "-c", "while true; do sleep 1; done")
+    stopped = mini("stop", "-t", "2", names[0], "nosuch-atonce", *names[1:])
+    assert stopped.returncode == 1
+    assert stopped.stdout.splitlines() == names
+    assert stopped.stderr == "Error response from daemon: No such container: nosuch-atonce\n"
+    ends = [state(name) for name in names]
+    assert all(end["ExitCode"] == 137 for end in ends), ends
+    finished = sorted(time.mktime(time.strptime(end["FinishedAt"][:19], "%Y-%m-%dT%H:%M:%S")) for end in ends)
+    assert finished[-1] - finished[0] < 2, ends             # one after another: 2 s apart each
+    assert mini("rm", *names).stdout.splitlines() == names
