@@ -106,7 +106,7 @@ def add_container(sub: argparse._SubParsersAction) -> None:
     verbs = MANAGEMENT["container"]
     same = ", ".join(sorted(v for v in verbs if verbs[v] == v))
     other = ", ".join(f"{v} (mini {verbs[v]})" for v in sorted(verbs) if verbs[v] != v)
-    container = sub.add_parser("container", help="manage containers", usage="mini container COMMAND",
+    container = sub.add_parser("container", help="Manage containers.", usage="mini container COMMAND",
                                description=f"Manage containers. Commands: {same}; {other}.")
     container.add_argument("verb", metavar="COMMAND", choices=sorted(verbs))
 

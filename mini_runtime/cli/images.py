@@ -25,7 +25,7 @@ def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) ->
 
 
 def add_images(sub: argparse._SubParsersAction) -> None:
-    images = sub.add_parser("images", help="list images", description="List images.",
+    images = sub.add_parser("images", help="List images.", description="List images.",
                             usage="mini images [OPTIONS] [REPOSITORY[:TAG]]")
     images.add_argument("-a", "--all", action="store_true",
                         help="show all images (mini keeps no intermediate images: the same list)")
@@ -95,7 +95,7 @@ def add_image(sub: argparse._SubParsersAction) -> None:
     from mini_runtime.cli import MANAGEMENT
 
     aliases = ", ".join(f"{verb} (mini {command})" for verb, command in MANAGEMENT["image"].items())
-    image = sub.add_parser("image", help="manage images", usage="mini image COMMAND",
+    image = sub.add_parser("image", help="Manage images.", usage="mini image COMMAND",
                            description=f"Manage images. Commands: squash; and as docker's, {aliases}.")
     verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image),
                                prog="mini image")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
 
 
 def add_network(sub: argparse._SubParsersAction) -> None:
-    network = sub.add_parser("network", help="manage networks", description="Manage networks.",
+    network = sub.add_parser("network", help="Manage networks.", description="Manage networks.",
                              usage="mini network COMMAND")
     verbs = network.add_subparsers(dest="verb", metavar="COMMAND", prog="mini network")
     create = verbs.add_parser("create", help="create a network", usage="mini network create [OPTIONS] NETWORK")

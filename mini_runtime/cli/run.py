@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run a command in a new container", add_help=False,
+    run = sub.add_parser("run", help="Run a command in a new container.", add_help=False,
                          usage="mini run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a command in a new container.")
     run.add_argument("-d", "--detach", action="store_true",
@@ -26,7 +26,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def add_create(sub: argparse._SubParsersAction) -> None:
-    create = sub.add_parser("create", help="create a new container", add_help=False,
+    create = sub.add_parser("create", help="Create a new container.", add_help=False,
                             usage="mini create [OPTIONS] IMAGE [COMMAND] [ARG...]",
                             description="Create a new container (`mini start` runs it).")
     container_flags(create)

@@ -11,13 +11,13 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
 
 
 def add_doctor(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("doctor", help="check this machine for what containers need",
+    sub.add_parser("doctor", help="Check this machine for what containers need.",
                    description="Check this machine for everything the course needs.",
                    usage="mini doctor")
 
 
 def add_version(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("version", help="show the version", usage="mini version")
+    sub.add_parser("version", help="Show the version.", usage="mini version")
 
 
 def doctor(_args: argparse.Namespace) -> int:
