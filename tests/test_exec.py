@@ -121,6 +121,18 @@ def test_exec_exit_codes_as_docker(box):
         125, 'mini: invalid argument "=x" for "-e, --env" flag: invalid environment variable: =x\n')
 
 
+def test_exec_env_file_then_e_and_a_missing_file_is_1(box, tmp_path):
+    env_file = tmp_path / "exec.env"
+    env_file.write_text("FROM_FILE=one two\nFROM_RUN=file\n# FROM_COMMENT=x\n")
+    result = mini("exec", "--env-file", str(env_file), "-e", "FROM_RUN=flag", "box", "env")
+    assert result.returncode == 0, result.stderr
+    assert {"FROM_FILE=one two", "FROM_RUN=flag"} <= set(result.stdout.splitlines())
+    assert "FROM_COMMENT" not in result.stdout
+    missing = mini("exec", "--env-file", str(tmp_path / "nosuch.env"), "box", "env")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        1, "", f"mini: open {tmp_path / 'nosuch.env'}: no such file or directory\n")
+
+
 def test_exec_stdin_only_with_i_and_detached(box):
     assert mini("exec", "-i", "box", "cat", input="hi\n").stdout == "hi\n"
     assert mini("exec", "box", "cat", input="hi\n").stdout == ""          # stdin: /dev/null

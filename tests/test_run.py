@@ -137,6 +137,43 @@ def test_env_without_value_is_taken_from_the_caller():
     assert result.stdout == "yes\n"
 
 
+def test_env_file_is_read_as_dockers_client_reads_it(tmp_path):
+    """opts.ParseEnvFile: a BOM and leading blanks dropped, #comments and blank lines skipped, a
+    value kept exactly (quotes and all), a bare KEY from the caller or dropped; -e comes after."""
+    env_file = tmp_path / "app.env"
+    env_file.write_bytes(b'\xef\xbb\xbfA=1\n  # a comment\n\n\tB="q x" \r\nFROM_HOST\nUNSET_HERE\nC=file\n')
+    result = mini("run", "--rm", "--env-file", str(env_file), "-e", "C=flag", "busybox", "env",
+                  env={**__import__("os").environ, "FROM_HOST": "yes"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line[:2] in ("A=", "B=", "C=") or line.startswith("FROM_HOST")] == \
+        ["A=1", 'B="q x" ', "FROM_HOST=yes", "C=flag"]
+    assert not any(line.startswith("UNSET_HERE") for line in lines)
+
+
+@pytest.mark.parametrize("content, want", [
+    (None, "mini: open {path}: no such file or directory\n"),
+    (b"MY VAR=1\n", "mini: poorly formatted environment: variable 'MY VAR' contains whitespaces\n"),
+    (b"A=1\n=x\n", "mini: poorly formatted environment: no variable name on line '=x'\n"),
+    (b"A=1\nB=\xff\n", "mini: env file {path} contains invalid utf8 bytes at line 2: [66 61 255]\n"),
+])
+def test_a_bad_env_file_is_125_and_creates_nothing(state_root, tmp_path, content, want):
+    path = tmp_path / "bad.env"
+    if content is not None:
+        path.write_bytes(content)
+    folder = state_root / "containers"
+    before = sorted(folder.iterdir()) if folder.exists() else []
+    result = mini("create", "--env-file", str(path), "busybox", "true")
+    assert (result.returncode, result.stderr) == (125, want.format(path=path))
+    assert (sorted(folder.iterdir()) if folder.exists() else []) == before
+
+
+def test_an_env_file_without_line_ends_is_read_no_further_than_a_line():
+    result = mini("run", "--rm", "--env-file", "/dev/zero", "busybox", "true")   # (not all of memory)
+    assert result.returncode == 125
+    assert result.stderr == "mini: env file /dev/zero: line 1 is longer than 64 KiB (docker's: bufio.Scanner: token too long)\n"
+
+
 def test_the_image_env_sets_path_and_nothing_leaks_from_the_host():
     result = mini("run", "busybox", "env", env={**__import__("os").environ, "SECRET": "x"})
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in result.stdout

@@ -7,7 +7,7 @@ import re
 import sys
 
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
-from mini_runtime.errors import UsageError
+from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -42,6 +42,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
+    add_env_file(run)
     run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
     run.add_argument("-m", "--memory", metavar="BYTES", help="memory limit (e.g. 64m, 1g)")
     run.add_argument("--memory-swap", metavar="BYTES",
@@ -91,9 +92,15 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("args", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
 
-def env_flags(values: list[str]) -> list[str]:
-    """-e K=V as given; -e K takes K from our own environment (and is dropped if unset)."""
-    result = []
+def add_env_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                        help="read in a file of environment variables (KEY=VALUE lines)")
+
+
+def env_flags(values: list[str], files: list[str] = ()) -> list[str]:
+    """Each --env-file's variables, then -e K=V as given (a later one wins); -e K takes K from
+    our own environment (and is dropped if unset)."""
+    result = [line for path in files for line in env_file(path)]
     for item in values:
         if item.partition("=")[0] == "":
             raise UsageError(f'invalid argument "{item}" for "-e, --env" flag: invalid environment variable: {item}')
@@ -102,6 +109,43 @@ def env_flags(values: list[str]) -> list[str]:
         elif item in os.environ:
             result.append(f"{item}={os.environ[item]}")
     return result
+
+
+def env_file(path: str, longest: int = 64 * 1024) -> list[str]:
+    """--env-file as docker's client reads it (opts.ParseEnvFile): KEY=VALUE lines, the value kept
+    exactly as written, quotes too (no shell reads this file); a bare KEY takes our own
+    environment's value, or is dropped; blank lines and #comments skipped. A line is at most
+    64 KiB, as Go's bufio.Scanner: `--env-file /dev/zero` is an error, not all of memory."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise NotFound(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+    found = []
+    with f:
+        for number, raw in enumerate(iter(lambda: f.readline(longest + 1), b""), 1):
+            raw = raw.removesuffix(b"\n")
+            if len(raw) > longest:
+                raise InvalidParameter(f"env file {path}: line {number} is longer than 64 KiB "
+                                       "(docker's: bufio.Scanner: token too long)")
+            raw = raw.removesuffix(b"\r")
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError:
+                raise InvalidParameter(f"env file {path} contains invalid utf8 bytes at line {number}: "
+                                       f"[{' '.join(map(str, raw))}]") from None
+            line = (line.removeprefix("\ufeff") if number == 1 else line).lstrip()
+            if not line or line.startswith("#"):
+                continue
+            variable, equals, value = line.partition("=")
+            if " " in variable or "\t" in variable:
+                raise InvalidParameter(f"poorly formatted environment: variable '{variable}' contains whitespaces")
+            if not variable:
+                raise InvalidParameter(f"poorly formatted environment: no variable name on line '{line}'")
+            if equals:
+                found.append(f"{variable}={value}")
+            elif variable in os.environ:
+                found.append(f"{variable}={os.environ[variable]}")
+    return found
 
 
 def label_flags(values: list[str], files: list[str]) -> list[str]:
@@ -201,9 +245,10 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     limits = _limits(args)
-    config = backend.ContainerConfig(**limits, image=args.image, command=command, env=env_flags(args.env),
-                             workdir=args.workdir, remove=args.rm, read_only=args.read_only,
-                             pivot=not args.no_pivot, hostname=args.hostname, init=args.init,
+    config = backend.ContainerConfig(**limits, image=args.image, command=command,
+                             env=env_flags(args.env, args.env_file), workdir=args.workdir,
+                             remove=args.rm, read_only=args.read_only, pivot=not args.no_pivot,
+                             hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", False),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from mini_runtime import backend
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
-from mini_runtime.cli.run import env_flags
+from mini_runtime.cli.run import add_env_file, env_flags
 from mini_runtime.errors import BadArguments, Conflict, InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
@@ -32,12 +32,13 @@ def parser(sub: argparse._SubParsersAction, name: str, text: str, usage: str) ->
 
 
 def add_exec(sub: argparse._SubParsersAction) -> None:
-    p = parser(sub, "exec", "Execute a command in a running container.", "[OPTIONS] CONTAINER COMMAND [ARG...]")
+    p = parser(sub, "exec", "Run a command in a running container.", "[OPTIONS] CONTAINER COMMAND [ARG...]")
     p.add_argument("-d", "--detach", action="store_true", help="detached mode: run command in the background")
     add_detach_keys(p)
     p.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open even if not attached")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set environment variables")
+    add_env_file(p)
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
     p.add_argument("-u", "--user", metavar="USER", help="username or UID (format: <name|uid>[:<group|gid>])")
     p.add_argument("container", metavar="CONTAINER")
@@ -70,7 +71,7 @@ def exec_(args: argparse.Namespace) -> int:
     from mini_runtime.cli import terminal
 
     engine = backend.connect(warm_cgroups=True)          # (the command joins the container's cgroup)
-    config = {"Cmd": args.cmd, "Env": env_flags(args.env), "User": args.user or "",
+    config = {"Cmd": args.cmd, "Env": env_flags(args.env, args.env_file), "User": args.user or "",
               "WorkingDir": args.workdir or "", "Tty": args.tty, "AttachStdin": args.interactive,
               "AttachStdout": not args.detach, "AttachStderr": not args.detach, "Detach": args.detach}
     if args.tty:                                        # (docker's fillConsoleSize)
