@@ -70,13 +70,23 @@ class ProcessSpec:
     user: str = ""     # as given (names are looked up in the container's /etc/passwd, 05)
 
 
+def daemon_env(hostname: str, tty: bool) -> dict[str, str]:
+    """What docker's daemon puts first in every container's and exec's environment
+    (CreateDaemonEnvironment): a default PATH, the container's HOSTNAME, and TERM for a
+    terminal (less, vi, top need one). The image's variables and -e replace them or follow."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname} if hostname else {"PATH": DEFAULT_PATH}
+    if tty:
+        env["TERM"] = "xterm"
+    return env
+
+
 # >>> process-spec
 def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> ProcessSpec:
     """Merge the image's defaults with the user's flags, as docker does (specs §1.7).
 
     Entrypoint + Cmd; a command given on the CLI replaces Cmd; --entrypoint replaces Entrypoint
-    and drops the image's Cmd. Env from the image, then -e (a later value wins). WorkingDir from
-    -w, else the image's, else `/`. User from -u, else the image's, else root.
+    and drops the image's Cmd. Env: daemon_env's, then the image's, then -e (a later value
+    wins). WorkingDir from -w, else the image's, else `/`. User from -u, else the image's, else root.
     """
     defaults = image_config.get("config") or {}
     if config.entrypoint is not None:
@@ -86,13 +96,10 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
     args = entrypoint + cmd
     if not args:
         raise ValueError("no command specified (the image has no Cmd either)")
-    env: dict[str, str] = {}
+    env = daemon_env(config.hostname or "", config.tty)
     for item in list(defaults.get("Env") or []) + list(config.env):
         key, _, value = item.partition("=")
-        env[key] = value
-    env.setdefault("PATH", DEFAULT_PATH)
-    if config.tty:
-        env.setdefault("TERM", "xterm")             # docker's, for -t: less, vi, top need one
+        env[key] = value                            # (a key already there keeps its place)
     cwd = config.workdir or defaults.get("WorkingDir") or "/"
     return checked(ProcessSpec(args, env, cwd, config.user or defaults.get("User") or ""))
 # <<< process-spec

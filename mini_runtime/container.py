@@ -108,10 +108,10 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
 
 def config_env(config: ContainerConfig, spec: ProcessSpec, defaults: dict) -> list[str]:
     """Config.Env in docker's order: the -e variables, then the image's that they leave (moby's
-    merge), then what mini added (a default PATH; not -t's TERM, as docker). The process's values."""
+    merge), then a default PATH if neither had one (not HOSTNAME or -t's TERM, as docker: they
+    are added at start). The process's values."""
     order = [*(item.partition("=")[0] for item in config.env),
-             *(item.partition("=")[0] for item in defaults.get("Env") or []),
-             *(key for key in spec.env if key != "TERM")]
+             *(item.partition("=")[0] for item in defaults.get("Env") or []), "PATH"]
     return [f"{key}={spec.env[key]}" for key in dict.fromkeys(order) if key in spec.env]
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, syscalls
-from mini_runtime.config import ProcessSpec, checked
+from mini_runtime.config import ProcessSpec, checked, daemon_env
 from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -324,12 +324,11 @@ def exec_check(directory: Path, text: str) -> dict[str, Any]:
 
 
 def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
-    """The exec'd process: the container's environment, then -e; -w, else the container's
-    working directory; -u, else the container's user (docker's ExecConfig)."""
+    """The exec'd process: daemon_env's (with exec's -t), the container's environment, then -e;
+    -w, else the container's working directory; -u, else the container's user (ExecConfig)."""
     defaults = record.get("Config") or {}
-    env = dict(item.partition("=")[::2] for item in defaults.get("Env") or [])
-    if config.get("Tty"):
-        env.setdefault("TERM", "xterm")
+    env = daemon_env(defaults.get("Hostname") or "", bool(config.get("Tty")))
+    env.update(item.partition("=")[::2] for item in defaults.get("Env") or [])
     env.update(item.partition("=")[::2] for item in config.get("Env") or [])
     cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
     if not config.get("Cmd"):

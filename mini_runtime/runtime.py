@@ -80,15 +80,15 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     store = store or Store()
     extension_flags(config)                         # exercises 01 02: --ulimit, --tmpfs
     image = store.get(config.image)                 # 01: unknown image -> exit 125
+    container_id = container_id or container.new_id()
+    group = cgroups.Cgroup(container_id)            # 04
+    config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
     try:
         spec = process_spec(config, image.config)   # 01: Entrypoint + Cmd, Env, WorkingDir
     except ValueError as e:
         raise InvalidParameter(str(e)) from None
     container.sweep_stale()                         # 02: tidy up after a killed mini
     lower = store.layer_dirs(image)                 # 05: each layer unpacked once, shared
-    container_id = container_id or container.new_id()
-    group = cgroups.Cgroup(container_id)            # 04
-    config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
     directory = container.create(container_id, container.describe(config, spec, image, lower))  # 05: the record
     endpoint, bindings = None, []                   # 07
     try:
@@ -248,7 +248,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
         rootfs.remount_readonly()                   # 02: --read-only
     if config.ulimits:
         process.set_ulimits([process.parse_ulimit(value) for value in config.ulimits])  # exercise 01
-    users.become(spec.user)                         # 05: the image's User, or -u (or root)
+    users.become(spec.user, spec.env)                         # 05: the image's User, or -u (or root)
     if config.init:                                 # 03: --init: we stay PID 1 ...
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
         command = os.fork()

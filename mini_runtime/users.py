@@ -74,9 +74,9 @@ def _find(entries: list[list[str]], wanted: str) -> list[str] | None:
 
 
 # >>> resolve-user
-def resolve(spec: str) -> tuple[int, int, list[int]]:
-    """(uid, gid, groups) for docker's -u value ("" is root), from /etc/passwd and /etc/group.
-    As in docker, the groups hold the gid too."""
+def resolve(spec: str) -> tuple[int, int, list[int], str]:
+    """(uid, gid, groups, home) for docker's -u value ("" is root), from /etc/passwd and
+    /etc/group. As in docker, the groups hold the gid too; a uid with no entry has home `/`."""
     user, _, group = spec.partition(":")
     user = user or "0"
     passwd = [e for e in _read("/etc/passwd", f"unable to find user {user}")
@@ -86,8 +86,9 @@ def resolve(spec: str) -> tuple[int, int, list[int]]:
         raise LookupError(f"unable to find user {user}: no matching entries in passwd file")
     uid = _number(user if match is None else match[2])
     gid = _number(match[3]) if match else 0
+    home = match[5] if match and len(match) > 5 and match[5] else "/"
     if not group and match is None:
-        return uid, gid, [gid]                      # a bare uid: no name to be a member of
+        return uid, gid, [gid], home                # a bare uid: no name to be a member of
     what = f"unable to find group {group}" if group else f"unable to find groups of user {user}"
     groups = [e for e in _read("/etc/group", what) if len(e) >= 3 and _plain(e[2])]
     if group:
@@ -95,19 +96,22 @@ def resolve(spec: str) -> tuple[int, int, list[int]]:
         if found is None and not _plain(group):
             raise LookupError(f"{what}: no matching entries in group file")
         gid = _number(group if found is None else found[2])
-        return uid, gid, [gid]
+        return uid, gid, [gid], home
     member_of = {_number(e[2]) for e in groups if len(e) > 3 and match[0] in e[3].split(",")}
-    return uid, gid, sorted(member_of | {gid})
+    return uid, gid, sorted(member_of | {gid}), home
 # <<< resolve-user
 
 
-def become(spec: str) -> None:
-    """Take on that identity for good: groups first, the uid last (after it, no way back).
+def become(spec: str, env: dict[str, str]) -> None:
+    """Take on that identity for good: groups first, the uid last (after it, no way back). Its
+    home becomes HOME if nobody set one (runc's rule: `docker run busybox env` shows HOME=/root).
 
     Changing credentials clears the parent-death signal (prctl(2)): arm it again, or with
     `--init` (whose PID 1 never returns to process.py) the container would outlive a killed mini.
     """
-    uid, gid, groups = resolve(spec)
+    uid, gid, groups, home = resolve(spec)
+    if not env.get("HOME"):
+        env["HOME"] = home
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)

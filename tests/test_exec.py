@@ -133,6 +133,12 @@ def test_exec_env_file_then_e_and_a_missing_file_is_1(box, tmp_path):
         1, "", f"mini: open {tmp_path / 'nosuch.env'}: no such file or directory\n")
 
 
+def test_exec_environment_is_dockers_path_hostname_then_home(box):
+    lines = mini("exec", "-u", "nobody", "box", "env").stdout.splitlines()
+    assert lines == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                     f"HOSTNAME={box[:12]}", "FROM_RUN=yes", "HOME=/home"]
+
+
 def test_exec_stdin_only_with_i_and_detached(box):
     assert mini("exec", "-i", "box", "cat", input="hi\n").stdout == "hi\n"
     assert mini("exec", "box", "cat", input="hi\n").stdout == ""          # stdin: /dev/null

@@ -174,6 +174,21 @@ def test_an_env_file_without_line_ends_is_read_no_further_than_a_line():
     assert result.stderr == "mini: env file /dev/zero: line 1 is longer than 64 KiB (docker's: bufio.Scanner: token too long)\n"
 
 
+def test_the_environment_is_dockers_path_hostname_then_home():
+    """docker's daemon puts PATH and HOSTNAME first (TERM with -t), runc adds the user's HOME
+    from the container's /etc/passwd when nobody set it: `docker run busybox env`."""
+    plain = mini("run", "--rm", "--hostname", "envhost", "busybox", "env")
+    assert plain.stdout.splitlines() == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=envhost", "HOME=/root"]
+    nobody = mini("run", "--rm", "-t", "-u", "nobody", "-e", "A=1", "busybox", "env")
+    assert nobody.stdout.splitlines()[1:] == [f"HOSTNAME={nobody.stdout.split('HOSTNAME=')[1][:12]}",
+                                              "TERM=xterm", "A=1", "HOME=/home"]   # (-t: "\r\n" lines)
+    own = mini("run", "--rm", "-u", "4242", "-e", "HOME=/mine", "-e", "HOSTNAME=set", "busybox", "env")
+    assert own.stdout.splitlines()[1:] == ["HOSTNAME=set", "HOME=/mine"]
+    bare_uid = mini("run", "--rm", "-u", "4242", "busybox", "sh", "-c", 'echo "$HOME"')
+    assert bare_uid.stdout == "/\n"
+
+
 def test_the_image_env_sets_path_and_nothing_leaks_from_the_host():
     result = mini("run", "busybox", "env", env={**__import__("os").environ, "SECRET": "x"})
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in result.stdout

@@ -549,10 +549,19 @@ def test_users_resolve_takes_only_plain_numbers_in_runcs_range(monkeypatch, spec
     monkeypatch.setattr(users, "_entries", lambda path: [line.split(":") for line in
                                                          (_PASSWD if path.endswith("passwd") else _GROUP).splitlines()])
     if isinstance(want, tuple):
-        assert users.resolve(spec) == want
+        assert users.resolve(spec)[:3] == want
     else:
         with pytest.raises(LookupError, match=want):
             users.resolve(spec)
+
+
+def test_users_resolve_gives_the_home_that_becomes_HOME(monkeypatch):
+    """runc's: the entry's home directory; a bare uid (no entry) has `/`."""
+    from mini_runtime import users
+    monkeypatch.setattr(users, "_entries", lambda path: [line.split(":") for line in
+                                                         (_PASSWD if path.endswith("passwd") else _GROUP).splitlines()])
+    assert [users.resolve(spec)[3] for spec in ("", "root", "0:10", "nobody", "1000", "1000:1000")] == \
+        ["/root", "/root", "/root", "/", "/", "/"]
 
 
 def test_etc_files_are_parsed_and_bounded(tmp_path):
