@@ -171,7 +171,9 @@ def test_a_bad_env_file_is_125_and_creates_nothing(state_root, tmp_path, content
 def test_an_env_file_without_line_ends_is_read_no_further_than_a_line():
     result = mini("run", "--rm", "--env-file", "/dev/zero", "busybox", "true")   # (not all of memory)
     assert result.returncode == 125
-    assert result.stderr == "mini: env file /dev/zero: line 1 is longer than 64 KiB (docker's: bufio.Scanner: token too long)\n"
+    assert result.stderr == "mini: /dev/zero: line 1 is longer than 64 KiB (docker's: bufio.Scanner: token too long)\n"
+    labels = mini("run", "--rm", "--label-file", "/dev/zero", "busybox", "true")
+    assert (labels.returncode, labels.stderr) == (125, result.stderr)
 
 
 def test_the_environment_is_dockers_path_hostname_then_home():

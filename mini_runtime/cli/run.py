@@ -100,7 +100,7 @@ def add_env_file(parser: argparse.ArgumentParser) -> None:
 def env_flags(values: list[str], files: list[str] = ()) -> list[str]:
     """Each --env-file's variables, then -e K=V as given (a later one wins); -e K takes K from
     our own environment (and is dropped if unset)."""
-    result = [line for path in files for line in env_file(path)]
+    result = [line for path in files for line in kv_file(path, dict(os.environ))]
     for item in values:
         if item.partition("=")[0] == "":
             raise UsageError(f'invalid argument "{item}" for "-e, --env" flag: invalid environment variable: {item}')
@@ -111,11 +111,12 @@ def env_flags(values: list[str], files: list[str] = ()) -> list[str]:
     return result
 
 
-def env_file(path: str, longest: int = 64 * 1024) -> list[str]:
-    """--env-file as docker's client reads it (opts.ParseEnvFile): KEY=VALUE lines, the value kept
-    exactly as written, quotes too (no shell reads this file); a bare KEY takes our own
-    environment's value, or is dropped; blank lines and #comments skipped. A line is at most
-    64 KiB, as Go's bufio.Scanner: `--env-file /dev/zero` is an error, not all of memory."""
+def kv_file(path: str, environ: dict[str, str] | None, longest: int = 64 * 1024) -> list[str]:
+    """--env-file and --label-file as docker's client reads them (opts.ParseEnvFile): KEY=VALUE
+    lines, the value kept exactly as written, quotes too (no shell reads these files); a bare
+    KEY takes its value from `environ` (ours, for --env-file) or is dropped; blank lines and
+    #comments skipped. A line is at most 64 KiB, as Go's bufio.Scanner: `--env-file /dev/zero`
+    is an error, not all of memory."""
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -125,7 +126,7 @@ def env_file(path: str, longest: int = 64 * 1024) -> list[str]:
         for number, raw in enumerate(iter(lambda: f.readline(longest + 1), b""), 1):
             raw = raw.removesuffix(b"\n")
             if len(raw) > longest:
-                raise InvalidParameter(f"env file {path}: line {number} is longer than 64 KiB "
+                raise InvalidParameter(f"{path}: line {number} is longer than 64 KiB "
                                        "(docker's: bufio.Scanner: token too long)")
             raw = raw.removesuffix(b"\r")
             try:
@@ -143,21 +144,15 @@ def env_file(path: str, longest: int = 64 * 1024) -> list[str]:
                 raise InvalidParameter(f"poorly formatted environment: no variable name on line '{line}'")
             if equals:
                 found.append(f"{variable}={value}")
-            elif variable in os.environ:
-                found.append(f"{variable}={os.environ[variable]}")
+            elif environ is not None and variable in environ:
+                found.append(f"{variable}={environ[variable]}")
     return found
 
 
 def label_flags(values: list[str], files: list[str]) -> list[str]:
-    """--label-file's lines (blank ones and #comments skipped), then -l K=V: a later one wins."""
-    found = []
-    for path in files:
-        from mini_runtime.cli.streams import open_input  # (tempfile and shutil: not on every run)
-
-        with open_input(path) as lines:
-            for line in lines.read().decode(errors="replace").splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    found.append(line.strip() if "=" in line else line.strip() + "=")
+    """--label-file's KEY=VALUE lines (a bare KEY dropped, as docker's client does), then
+    -l K=V: a later one wins."""
+    found = [line for path in files for line in kv_file(path, None)]
     for item in values:
         if "=" not in item:   # docker 20.10's ValidateLabel
             raise UsageError(f'invalid argument "{item}" for "-l, --label" flag: bad attribute format: {item}')
