@@ -54,7 +54,7 @@ def check_output_path(path: str, directory_ok: bool = False) -> None:
     device there (`-o /dev/null`) would be replaced by a regular file, and so would a named pipe
     (`-o /dev/stdout` when it is one: the symlink in /dev itself); a directory cannot be (but
     may be `cp`'s destination: `directory_ok`); a missing directory is named at once."""
-    parent = os.path.dirname(path)
+    parent = os.path.dirname(os.path.normpath(path))   # (Go's filepath.Dir: "a/b/" is in "a")
     if parent and not os.path.isdir(parent):
         raise InvalidParameter(f'invalid output path: directory "{parent}" does not exist')
     try:
