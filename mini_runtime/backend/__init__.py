@@ -142,6 +142,23 @@ class Backend(abc.ABC):
         """ContainerExport: its whole filesystem as a tar, written to `out`."""
 
     @abc.abstractmethod
+    def container_stat_path(self, container_id: str, path: str) -> dict[str, Any]:
+        """ContainerStatPath (HEAD /containers/{id}/archive): {"name", "size", "mode" (Go's
+        os.FileMode bits), "mtime", "linkTarget"}; a path in the container, running or not."""
+
+    @abc.abstractmethod
+    def container_archive(self, container_id: str, path: str) -> tuple[dict[str, Any], BinaryIO]:
+        """ContainerArchive (GET /containers/{id}/archive): the path's stat, and a tar of it to
+        read (closing it may raise what failed meanwhile)."""
+
+    @abc.abstractmethod
+    def container_extract(self, container_id: str, path: str, source: BinaryIO,
+                          copy_uid_gid: bool = False) -> None:
+        """PutContainerArchive: the tar `source` unpacked into the directory `path`; owned by
+        the container's root unless `copy_uid_gid`. A directory never replaces a file, nor the
+        reverse (docker's noOverwriteDirNonDir, which its CLI always sets)."""
+
+    @abc.abstractmethod
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
                      comment: str = "", pause: bool = True, changes: list[str] = ()) -> dict[str, Any]:
         """ImageCommit (POST /commit): {"Id": ...}; a running container is paused meanwhile

@@ -11,11 +11,11 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, lifecycle, monitor, overlay, removal
+from mini_runtime import container, cp, lifecycle, monitor, overlay, removal
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import Conflict, ExecError, NotFound
-from mini_runtime.units import ZERO_TIME, now_rfc3339, parse_rfc3339
+from mini_runtime.units import ZERO_TIME, now_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (the image store is imported where images are used: not on exec's path)
@@ -233,6 +233,17 @@ class LocalBackend(Backend):
         with overlay.view(layout) as merged:
             write_tar(out, merged)
 
+    # --- cp: the archive verbs (cp.py), on the container's files, running or not ---------------
+
+    def container_stat_path(self, container_id: str, path: str) -> dict[str, Any]:
+        return cp.stat_in(self._kept(container_id), container_id, path)
+
+    def container_archive(self, container_id: str, path: str) -> tuple[dict[str, Any], BinaryIO]:
+        return cp.archive_of(self._kept(container_id), container_id, path)
+
+    def container_extract(self, container_id: str, path: str, source: BinaryIO, copy_uid_gid: bool = False) -> None:
+        cp.extract_into(self._kept(container_id), container_id, path, source, copy_uid_gid)
+
     # >>> commit
     def image_commit(self, container_id: str, repository: str | None, *, author: str = "",
                      comment: str = "", pause: bool = True, changes: list[str] = ()) -> dict[str, Any]:
@@ -300,18 +311,9 @@ class LocalBackend(Backend):
         return items
 
     def image_history(self, name: str) -> list[dict[str, Any]]:
-        image = self.store.get(name)
-        entries = image.config.get("history") or [{"created": image.config.get("created"), "created_by": ""}]
-        sizes = iter(layer["size"] for layer in image.layers)
-        items = []
-        for entry in entries:  # oldest first: the sizes pair with the entries that made a layer
-            items.append({"Id": "<missing>", "Created": int(parse_rfc3339(entry.get("created") or "") or 0),
-                          "CreatedBy": entry.get("created_by", ""), "Tags": None,
-                          "Size": 0 if entry.get("empty_layer") else next(sizes, 0),
-                          "Comment": entry.get("comment", "")})
-        items.reverse()
-        items[0].update(Id=image.id, Tags=self.store.names(image) or None)
-        return items
+        from mini_runtime.image import listing
+
+        return listing.history(self.store, name)
 
     def image_import(self, source: BinaryIO, repository: str | None, *, message: str = "",
                      origin: str = "-", changes: list[str] = ()) -> dict[str, Any]:

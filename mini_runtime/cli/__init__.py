@@ -31,7 +31,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
           "network": "network", "exec": "running", "stats": "running", "port": "running",
-          "container": "containers"}
+          "container": "containers", "cp": "cp"}
 
 #: docker's management commands, `mini image ls` for `mini images`, `mini container rm` for
 #: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
@@ -44,7 +44,7 @@ MANAGEMENT = {
                   **{name: name for name in ("run", "create", "rm", "start", "stop", "restart",
                                              "kill", "wait", "logs", "exec", "top",
                                              "port", "rename", "pause", "unpause", "attach",
-                                             "diff", "export", "commit", "stats")}},
+                                             "diff", "export", "commit", "stats", "cp")}},
 }
 
 
@@ -200,8 +200,9 @@ def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
 
 
 #: Commands whose docker client inspects the container before it acts: a missing one is the
-#: client's "Error: No such container: X", not a line of the daemon's.
-LOOKS_UP_FIRST = ("logs", "attach", "port")
+#: client's "Error: No such container: X", not a line of the daemon's (cp's: "No such
+#: container:path: X:PATH", of the container or of the path).
+LOOKS_UP_FIRST = ("logs", "attach", "port", "cp")
 
 
 def exit_code(command: str | None, error: MiniError) -> int:

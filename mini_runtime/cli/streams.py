@@ -49,12 +49,12 @@ def output_to(path: str | None) -> Iterator[IO[bytes]]:
         raise
 
 
-def check_output_path(path: str) -> None:
+def check_output_path(path: str, directory_ok: bool = False) -> None:
     """docker's ValidateOutputPath, before any work: FILE is renamed over at the end, so a
     device there (`-o /dev/null`) would be replaced by a regular file, and so would a named pipe
-    (`-o /dev/stdout` when it is one: the symlink in /dev itself); a directory cannot be; a
-    missing directory is named at once."""
-    parent = os.path.dirname(path)
+    (`-o /dev/stdout` when it is one: the symlink in /dev itself); a directory cannot be (but
+    may be `cp`'s destination: `directory_ok`); a missing directory is named at once."""
+    parent = os.path.dirname(os.path.normpath(path))   # (Go's filepath.Dir: "a/b/" is in "a")
     if parent and not os.path.isdir(parent):
         raise InvalidParameter(f'invalid output path: directory "{parent}" does not exist')
     try:
@@ -63,9 +63,9 @@ def check_output_path(path: str) -> None:
         return
     except OSError as e:
         raise InvalidParameter(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(mode) and not directory_ok:
         raise InvalidParameter(f"open {path}: is a directory")
-    if not stat.S_ISREG(mode):                      # (docker lets a pipe or socket be replaced)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):                      # (docker lets a pipe or socket be replaced)
         kind = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
             "a named pipe" if stat.S_ISFIFO(mode) else "an irregular file"
         raise InvalidParameter(f'invalid output path: "{path}" must be a directory or a regular file: got {kind}')

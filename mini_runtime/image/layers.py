@@ -195,8 +195,11 @@ def clean_name(name: str) -> tuple[str, ...]:
 
 # --- applying a layer ------------------------------------------------------------------------
 
-class _Applier:
-    """One layer being applied: the root, and what this layer has written so far."""
+class Applier:
+    """One layer being applied: the root, and what this layer has written so far. `whiteouts`:
+    a layer's `.wh.` markers delete; in any other tar (`cp`'s) they are plain names."""
+
+    whiteouts = True
 
     def __init__(self, root: int, overlay: bool, limit: int) -> None:
         self.root, self.overlay, self.limit = root, overlay, limit
@@ -230,11 +233,11 @@ class _Applier:
             if member.isdir():
                 return
             raise UnsafeLayer(f"layer entry {shown(member.name)} would replace the image root")
-        if parts[-1] == OPAQUE:
+        if self.whiteouts and parts[-1] == OPAQUE:
             return self.opaque(member.name, parts[:-1])
-        if any(part.startswith(AUFS_META) for part in parts):
+        if self.whiteouts and any(part.startswith(AUFS_META) for part in parts):
             return
-        if parts[-1].startswith(WHITEOUT):
+        if self.whiteouts and parts[-1].startswith(WHITEOUT):
             return self.whiteout(member.name, parts[:-1], parts[-1][len(WHITEOUT):])
         with closing(open_dir(self.root, parts[:-1], member.name, create=True)) as parent:
             self.create(parent, parts, member, tar)
@@ -368,16 +371,21 @@ def apply_layer(tar_stream: BinaryIO, root: Path, *, overlay: bool, known: str |
     digest = hashlib.sha256()
     stream = _Tap(tar_stream, digest.update if known is None else lambda chunk: None)
     with closing(os.open(root, ROOT_FLAGS)) as root_fd:
-        applier = _Applier(root_fd, overlay, DEFAULT_LIMIT if limit is None else limit)
-        try:
-            with open_tar(stream, "r|") as tar:         # (headers read with bounds)
-                for member in tar:
-                    with entry_errors(member):      # one line naming the entry
-                        applier.entry(member, tar)
-        except tarfile.TarError as e:
-            raise UnsafeLayer(f"layer is not a valid tar: {e}") from None
-        applier.set_dir_times()
+        unpack(Applier(root_fd, overlay, DEFAULT_LIMIT if limit is None else limit), stream)
     while stream.read(1 << 20):
         pass
     return known or "sha256:" + digest.hexdigest()
+
+
+def unpack(applier: Applier, stream: BinaryIO) -> None:
+    """Every entry of the tar `stream`, applied; its headers read with bounds (tarheaders.py),
+    a bad entry one line that names it."""
+    try:
+        with open_tar(stream, "r|") as tar:
+            for member in tar:
+                with entry_errors(member):
+                    applier.entry(member, tar)
+    except tarfile.TarError as e:
+        raise UnsafeLayer(f"layer is not a valid tar: {e}") from None
+    applier.set_dir_times()
 # <<< apply-layer

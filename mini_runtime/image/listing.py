@@ -50,6 +50,22 @@ def summaries(store: Store, filters: dict[str, list[str]] | None = None) -> list
     return sorted(listed, key=lambda s: s["Created"], reverse=True)
 
 
+def history(store: Store, name: str) -> list[dict[str, Any]]:
+    """ImageHistory: newest first, each entry of the config's history with its layer's size."""
+    image = store.get(name)
+    entries = image.config.get("history") or [{"created": image.config.get("created"), "created_by": ""}]
+    sizes = iter(layer["size"] for layer in image.layers)
+    items = []
+    for entry in entries:  # oldest first: the sizes pair with the entries that made a layer
+        items.append({"Id": "<missing>", "Created": int(parse_rfc3339(entry.get("created") or "") or 0),
+                      "CreatedBy": entry.get("created_by", ""), "Tags": None,
+                      "Size": 0 if entry.get("empty_layer") else next(sizes, 0),
+                      "Comment": entry.get("comment", "")})
+    items.reverse()
+    items[0].update(Id=image.id, Tags=store.names(image) or None)
+    return items
+
+
 def summary_of(image: Image) -> dict[str, Any]:
     return {"Id": image.id, "ParentId": "", "RepoTags": [], "RepoDigests": [],
             "Created": created(image), "Size": image.size, "SharedSize": -1,

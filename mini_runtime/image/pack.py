@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 
-def _walk(dir_fd: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
+def walk(dir_fd: int, same_device: int | None = None) -> Iterator[tuple[str, int, str, os.stat_result]]:
     """(path, parent fd, name, lstat) of everything below dir_fd: sorted, parents first,
-    never following a symlink (a container can plant them in its upper dir). At any depth: a
+    never following a symlink (a container can plant them in its upper dir); with
+    `same_device`, never into a directory of another file system (a mount point is listed). At any depth: a
     container can make its tree deeper than Python's recursion limit, so the walk climbs back
     by ".." (as paths.remove_at does) and holds two fds, not one per level."""
     here = os.dup(dir_fd)
@@ -45,7 +46,7 @@ def _walk(dir_fd: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
             name = names.pop()
             st = os.stat(name, dir_fd=here, follow_symlinks=False)
             yield prefix + name, here, name, st
-            if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(st.st_mode) and same_device in (None, st.st_dev):
                 child = os.open(name, DIR_FLAGS, dir_fd=here)
                 up.append((os.fstat(here), names, prefix))
                 os.close(here)
@@ -55,7 +56,7 @@ def _walk(dir_fd: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
         os.close(here)
 
 
-def _tar_info(path: str, dir_fd: int, name: str, st: os.stat_result,
+def tar_info(path: str, dir_fd: int, name: str, st: os.stat_result,
               first_link: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
     """A tar header for one file: numeric owners only, second-precision mtime, allowed xattrs.
     A file seen before under another name (same inode) becomes a tar hard link."""
@@ -102,24 +103,30 @@ def write_tar(out: BinaryIO, root: Path, *, upper: bool = False) -> None:
     room = layers.DEFAULT_LIMIT if upper else None
     with closing(os.open(root, ROOT_FLAGS)) as root_fd, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for path, dir_fd, name, st in _walk(root_fd):
+        for path, dir_fd, name, st in walk(root_fd):
             if upper and overlay.is_whiteout(st):
                 head, _, tail = path.rpartition("/")
                 tar.addfile(_marker(f"{head}/{WHITEOUT}{tail}".lstrip("/"), st))
                 continue
-            info = _tar_info(path, dir_fd, name, st, first_link)
+            info = tar_info(path, dir_fd, name, st, first_link)
             if info is None:
                 continue
             if info.isreg() and room is not None:
                 room = _claim(room, path, info)
-            if info.isreg():
-                with os.fdopen(os.open(name, FILE_FLAGS, dir_fd=dir_fd), "rb") as data:
-                    tar.addfile(info, data)
-            else:
-                tar.addfile(info)
+            add(tar, info, dir_fd, name)
             if upper and info.isdir() and is_opaque_at(dir_fd, name):
                 tar.addfile(_marker(f"{path}/{OPAQUE}", st))
 # <<< write-tar
+
+
+def add(tar: tarfile.TarFile, info: tarfile.TarInfo, dir_fd: int, name: str) -> None:
+    """One entry, a regular file's bytes read by an fd opened with O_NOFOLLOW (never via a
+    symlink planted meanwhile)."""
+    if info.isreg():
+        with os.fdopen(os.open(name, FILE_FLAGS, dir_fd=dir_fd), "rb") as data:
+            tar.addfile(info, data)
+    else:
+        tar.addfile(info)
 
 
 def _claim(room: int, path: str, info: tarfile.TarInfo) -> int:
@@ -159,7 +166,7 @@ def changes(upper: Path, lowers: list[Path]) -> list[tuple[str, str]]:
     with contextlib.ExitStack() as stack:
         upper_fd, *lower_fds = [stack.enter_context(closing(os.open(p, ROOT_FLAGS)))
                                 for p in [upper, *lowers]]
-        for path, _, _, st in _walk(upper_fd):
+        for path, _, _, st in walk(upper_fd):
             if overlay.is_whiteout(st):
                 found.append(("D", "/" + path))
             elif _in_lowers(lower_fds, tuple(path.split("/"))):
