@@ -234,7 +234,7 @@ def helper(container_id: str, init: Init, spec: ProcessSpec, stdio: tuple[int, i
     except BaseException as e:  # noqa: BLE001 - anything at all must reach mini
         message = f"exec failed: {e}"
     try:
-        os.write(err_w, f"126\n{message}".encode())
+        os.write(err_w, f"126\n{message}".encode(errors="backslashreplace"))
     finally:
         os._exit(126)
 
@@ -296,7 +296,7 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
         except BaseException as e:  # noqa: BLE001
             message = f"exec failed: {type(e).__name__}: {e}"
     try:
-        os.write(err_w, f"{code}\n{message}".encode())
+        os.write(err_w, f"{code}\n{message}".encode(errors="backslashreplace"))
     finally:
         os._exit(code)
 # <<< enter

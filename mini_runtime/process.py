@@ -167,7 +167,7 @@ def _child(spec: ProcessSpec, root: str, setup: Callable[[], None] | None,
         except BaseException as e:  # noqa: BLE001
             message = f"container setup failed: {type(e).__name__}: {e}"
     try:
-        os.write(err_write, f"{code}\n{message}".encode())
+        os.write(err_write, f"{code}\n{message}".encode(errors="backslashreplace"))  # (-u's bytes: any)
     finally:
         os._exit(code)
 # <<< spawn

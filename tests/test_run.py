@@ -93,6 +93,26 @@ def test_a_bad_env_or_workdir_is_125_and_creates_nothing(state_root, flags, want
     assert records() == before
 
 
+@pytest.mark.parametrize("hostname, want", [
+    ("h" * 65, f"invalid hostname '{'h' * 65}': 1 to 64 bytes (sethostname(2))"),
+    ("a\nb", "invalid hostname 'a\\nb': a host name is letters, digits, '-' and '.'"),   # (a line of
+    (b"a\xffb", "invalid hostname 'a\\udcffb': a host name is letters, digits, '-' and '.'"),  # its hosts)
+])
+def test_a_bad_hostname_is_one_line_and_creates_nothing(state_root, hostname, want):
+    folder = state_root / "containers"
+    before = sorted(folder.iterdir()) if folder.exists() else []
+    result = mini("run", "--rm", "-h", hostname, "busybox", "true")
+    assert (result.returncode, result.stderr) == (125, f"mini: {want}\n")
+    assert (sorted(folder.iterdir()) if folder.exists() else []) == before
+
+
+def test_a_user_that_is_no_utf8_is_named_in_the_error():
+    """The child's error report held a surrogate and failed to encode: exit 125 and no word."""
+    result = mini("run", "--rm", "-u", b"\xff", "busybox", "true")
+    assert (result.returncode, result.stderr) == (
+        125, "mini: container setup failed: unable to find user \\udcff: no matching entries in passwd file\n")
+
+
 def test_a_name_too_long_for_the_name_index_is_one_line():
     result = mini("create", "--name", "a" * 5000, "busybox", "true")
     assert result.returncode == 125 and result.stderr.startswith("mini: Invalid container name (aaaa")

@@ -236,8 +236,12 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     from mini_runtime import backend
 
     args.hostname = args.hostname or None       # docker: an empty -h is no -h (the short id)
-    if args.hostname is not None and not len(args.hostname.encode()) <= 64:
+    if args.hostname is not None and not len(os.fsencode(args.hostname)) <= 64:
         raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
+    if args.hostname is not None and not args.hostname.isprintable():
+        # (a newline would add a line to the container's /etc/hosts; a byte that is not UTF-8
+        # cannot go into its record)
+        raise UsageError(f"invalid hostname {args.hostname!a}: a host name is letters, digits, '-' and '.'")
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     limits = _limits(args)
     config = backend.ContainerConfig(**limits, image=args.image, command=command,
