@@ -208,7 +208,7 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
         long = mini("network", "create", "a" * 201)       # (its files are named after it: no raw ENAMETOOLONG)
         assert (long.returncode, long.stderr.count("\n")) == (1, 1) and "201 characters, at most 200" in long.stderr
         assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == [
-            "bridge", "host", "none", "minitestok"]
+            "bridge", "host", "minitestok", "none"]                     # (docker's: sorted by name)
         made = json.loads(mini("network", "inspect", "minitestok").stdout)[0]["Options"]["com.docker.network.bridge.name"]
         assert [link for link in bridge.links() if link.startswith("mini")] == [made]
         assert {r.get("comment") for r in nat.rules()} == {f"mini:net:{made}"}
@@ -341,7 +341,7 @@ def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tm
         assert busy.returncode == 1 and "has active endpoints" in busy.stderr
         listed = mini("network", "ls").stdout.splitlines()
         assert listed[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
-        assert [line.split()[1] for line in listed[1:]] == ["bridge", "host", "none", "minitestnet"]
+        assert [line.split()[1] for line in listed[1:]] == ["bridge", "host", "minitestnet", "none"]
     finally:
         mini("rm", "-f", "web", "other")
         removed = mini("network", "rm", "minitestnet")
@@ -635,4 +635,55 @@ def test_network_default_is_the_default_bridge(test_host):
         assert (taken.returncode, taken.stderr) == (1, "mini: network with name default already exists\n")
     finally:
         mini("rm", "bydefault")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_network_ls_quiet_format_no_trunc_filters_and_inspect_format(test_host):
+    """docker's `network ls` flags: sorted by name as Go's NaturalLess ("net2" before "net10"),
+    -q, --no-trunc, --format (table or not, docker's field names and titles), -f name= (a
+    regular expression), id= (a prefix is one), driver=, type=custom|builtin (any of them),
+    dangling=; an unknown key or type in moby's words, exit 1. `network inspect -f` as
+    `inspect -f`: one line per network, a field NetworkResource has not is an error. (Before:
+    -f and --format were unknown flags, and ls listed in creation order.)"""
+    for name in ("mininet10", "mininet2"):
+        assert mini("network", "create", name).returncode == 0
+    try:
+        web("inuse", "--network", "mininet2")
+        full = {n["Name"]: n["Id"] for n in json.loads(mini("network", "inspect", "bridge", "host", "none",
+                                                             "mininet2", "mininet10").stdout)}
+        order = ["bridge", "host", "mininet2", "mininet10", "none"]
+        assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == order
+        assert mini("network", "ls", "-q").stdout.split() == [full[n][:12] for n in order]
+        assert mini("network", "ls", "-q", "--no-trunc").stdout.split() == [full[n] for n in order]
+        table = mini("network", "ls", "--format", "table {{.Name}}\\t{{.Driver}}", "-f", "type=builtin").stdout
+        assert table == ("NAME      DRIVER\nbridge    bridge\nhost      host\nnone      null\n")
+        custom = mini("network", "ls", "--format", "{{.ID}} {{.Name}} {{.Scope}} {{.IPv6}} {{.Internal}}",
+                      "--filter", "type=custom").stdout
+        assert custom == "".join(f"{full[n][:12]} {n} local false false\n" for n in ("mininet2", "mininet10"))
+        for flags, names in [(["-f", "name=net1"], ["mininet10"]), (["-f", "name=^b", "-f", "name=^h"], ["bridge", "host"]),
+                             (["-f", f"id={full['mininet2'][:5]}"], ["mininet2"]),
+                             (["-f", "driver=null"], ["none"]), (["-f", "dangling=true"], ["mininet10"]),
+                             (["-f", "type=custom", "-f", "name=2"], ["mininet2"]),
+                             (["-f", "type=custom", "-f", "type=builtin", "-f", "driver=bridge"],
+                              ["bridge", "mininet2", "mininet10"])]:
+            shown = mini("network", "ls", "--format", "{{.Name}}", *flags)
+            assert (shown.returncode, shown.stdout.split()) == (0, names), (flags, shown.stderr)
+        assert mini("network", "ls", "-q", "--format", "{{.Name}}", "-f", "name=mininet2").stdout == "mininet2\n"
+        for flag, message in [("type=foo", "Invalid filter: 'type'='foo'"), ("nope=1", "invalid filter 'nope'")]:
+            refused = mini("network", "ls", "-f", flag)
+            assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", f"mini: {message}\n")
+        shown = mini("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{len .Containers}}", "mininet2", "host")
+        assert (shown.returncode, shown.stdout) == (0, "mininet2 bridge 1\nhost host 0\n"), shown.stderr
+        ip = inspect("inuse")["NetworkSettings"]["Networks"]["mininet2"]["IPAddress"]
+        shown = mini("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "mininet2")
+        assert shown.stdout.startswith(f"inuse {ip}/"), shown.stderr
+        missing = mini("network", "inspect", "-f", "{{.Name}}", "nosuchnet", "none")
+        assert (missing.returncode, missing.stdout, missing.stderr) == (1, "none\n", "Error: No such network: nosuchnet\n")
+        wrong = mini("network", "inspect", "-f", "{{.Nope}}", "none")
+        assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "Nope" in wrong.stderr
+    finally:
+        mini("rm", "-f", "inuse")
+        for name in ("mininet10", "mininet2"):
+            mini("network", "rm", name)
     nothing_of_ours_left()

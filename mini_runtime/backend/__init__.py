@@ -197,8 +197,9 @@ class Backend(abc.ABC):
         """NetworkCreate: {"Id": ..., "Warning": ""}; a bridge of its own on a free subnet."""
 
     @abc.abstractmethod
-    def network_list(self) -> list[dict[str, Any]]:
-        """NetworkList: the pre-defined networks first, each as NetworkInspect shows it."""
+    def network_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """NetworkList: the pre-defined networks first, each as NetworkInspect shows it;
+        `filters` as the Engine API's (driver, id, label, name, scope, type, dangling)."""
 
     @abc.abstractmethod
     def network_inspect(self, name: str) -> dict[str, Any]:

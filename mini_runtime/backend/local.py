@@ -363,9 +363,9 @@ class LocalBackend(Backend):
         from mini_runtime.network import networks
         return {"Id": networks.create(name, subnet, gateway, ip_range)["Id"], "Warning": ""}
 
-    def network_list(self) -> list[dict[str, Any]]:
-        from mini_runtime.network import networks
-        return networks.ls()
+    def network_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        from mini_runtime import views
+        return views.networks(filters)
 
     def network_inspect(self, name: str) -> dict[str, Any]:
         from mini_runtime.network import networks
