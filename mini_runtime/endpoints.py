@@ -27,6 +27,7 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     bindings = ports.parse_all(config.publish, config.publish_all, exposed)
     exposed.update({b.key: {} for b in bindings})   # publishing also exposes
     mode, share = config.network or "bridge", None
+    network.check_user_defined(mode, config.network_aliases, config.ip)   # (before a container:NAME is looked up)
     if mode.startswith("container:"):
         if bindings:
             raise InvalidParameter("conflicting options: port publishing and the container type network mode")
@@ -38,7 +39,8 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
     endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
-                               record["Name"].lstrip("/"), share, config.add_hosts)
+                               record["Name"].lstrip("/"), share, config.add_hosts,
+                               config.network_aliases, config.ip)
     record["NetworkSettings"] = network.settings(endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
                                 PublishAllPorts=config.publish_all, ExtraHosts=list(config.add_hosts) or None)
@@ -130,6 +132,7 @@ def forget(directory: Path) -> None:
         record = container.load(directory)
     except OSError:
         return                                      # removed meanwhile (--rm)
-    record["NetworkSettings"] = network.settings(network.Endpoint(endpoint.container_id, endpoint.network,
-                                                                  network_id=endpoint.network_id))
+    record["NetworkSettings"] = network.settings(network.Endpoint(  # (what was asked stays, as in docker)
+        endpoint.container_id, endpoint.network, network_id=endpoint.network_id, aliases=endpoint.aliases,
+        requested_ip=endpoint.requested_ip))
     container.save(directory, record)

@@ -163,12 +163,12 @@ def networks(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]
     flt.check(filters, NETWORK_FILTERS)
     for value in filters.get("type", []):
         if value not in ("builtin", "custom"):
-            raise InvalidParameter(f"Invalid filter: 'type'='{value}'")     # (moby's words)
+            raise InvalidParameter(f"invalid filter: 'type'='{value}'")     # (moby's words)
     dangling = flt.boolean(filters, "dangling")
     def any_of(key: str, match: Callable[[str], bool]) -> bool:
         return flt.any_of(filters, key, match)
 
-    return [r for r in nets.ls()
+    return [nets.shown(r) for r in nets.ls()
             if any_of("driver", lambda v: v == r["Driver"]) and any_of("scope", lambda v: v == r["Scope"])
             and any_of("name", lambda v: flt.matches(v, r["Name"]))
             and any_of("id", lambda v: flt.matches(v, r["Id"]))

@@ -670,7 +670,7 @@ def test_network_ls_quiet_format_no_trunc_filters_and_inspect_format(test_host):
             shown = mini("network", "ls", "--format", "{{.Name}}", *flags)
             assert (shown.returncode, shown.stdout.split()) == (0, names), (flags, shown.stderr)
         assert mini("network", "ls", "-q", "--format", "{{.Name}}", "-f", "name=mininet2").stdout == "mininet2\n"
-        for flag, message in [("type=foo", "Invalid filter: 'type'='foo'"), ("nope=1", "invalid filter 'nope'")]:
+        for flag, message in [("type=foo", "invalid filter: 'type'='foo'"), ("nope=1", "invalid filter 'nope'")]:
             refused = mini("network", "ls", "-f", flag)
             assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", f"mini: {message}\n")
         shown = mini("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{len .Containers}}", "mininet2", "host")
@@ -685,5 +685,78 @@ def test_network_ls_quiet_format_no_trunc_filters_and_inspect_format(test_host):
     finally:
         mini("rm", "-f", "inuse")
         for name in ("mininet10", "mininet2"):
+            mini("network", "rm", name)
+    nothing_of_ours_left()
+
+
+# --- --network-alias, --ip ----------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_network_alias_names_resolve_for_the_other_members(test_host):
+    """`--network-alias` (docker's): the other members of the user-defined network reach the
+    container by each alias too (their /etc/hosts has its name, aliases and short id on one
+    line), and inspect shows Aliases as docker 20.10 does: the aliases, then the short id; they
+    stay after the container stopped. On the default bridge, none or host: docker's refusal,
+    exit 125, no container made. (Before: an unknown flag.)"""
+    assert mini("network", "create", "minialiasnet").returncode == 0
+    before = containers()
+    try:
+        for mode in ("bridge", "none", "host", "container:nosuch"):
+            refused = bridged("run", "--rm", "--network", mode, "--network-alias", "www", "busybox", "true")
+            assert (refused.returncode, refused.stderr) == (125, "mini: network-scoped aliases are only "
+                                                                 "supported for user-defined networks\n")
+        assert containers() == before
+        web("web", "--network", "minialiasnet", "--network-alias", "www", "--network-alias", "site")
+        short = inspect("web")["Id"][:12]
+        for alias in ("www", "site", "web"):
+            fetched = bridged("run", "--rm", "--network", "minialiasnet", "busybox", "wget", "-q", "-O-", f"http://{alias}/")
+            assert fetched.stdout == "<h1>hello from web</h1>\n", (alias, fetched.stderr)
+        ip = inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["IPAddress"]
+        hosts = bridged("run", "--rm", "--network", "minialiasnet", "busybox", "cat", "/etc/hosts").stdout
+        assert f"{ip}\tweb www site {short}" in hosts.splitlines(), hosts
+        assert inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["Aliases"] == ["www", "site", short]
+        assert mini("stop", "-t", "0", "web").returncode == 0
+        assert inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["Aliases"] == ["www", "site", short]
+    finally:
+        mini("rm", "-f", "web")
+        mini("network", "rm", "minialiasnet")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_ip_on_a_user_defined_network_with_a_subnet(test_host):
+    """`--ip` (docker's): the container gets that address (inspect's IPAddress and IPAMConfig,
+    eth0 inside), again after a restart. Refused in docker's words, exit 125, with no container,
+    address or link left: an address in use (the gateway too), outside the subnet, not an
+    address; on the default bridge; on a network whose subnet mini picked (no --subnet).
+    (Before: an unknown flag.)"""
+    from mini_runtime.network import ipam
+    assert mini("network", "create", "--subnet", "10.96.0.0/24", "miniipnet").returncode == 0
+    assert mini("network", "create", "miniautonet").returncode == 0
+    before = containers()
+    try:
+        fixed = bridged("run", "-d", "--name", "fixed", "--network", "miniipnet", "--ip", "10.96.0.50",
+                        "busybox", "sleep", "600")
+        assert fixed.returncode == 0, fixed.stderr
+        fixed_id = fixed.stdout.strip()
+        settings = inspect("fixed")["NetworkSettings"]["Networks"]["miniipnet"]
+        assert (settings["IPAddress"], settings["IPAMConfig"]) == ("10.96.0.50", {"IPv4Address": "10.96.0.50"})
+        assert "inet 10.96.0.50/24" in mini("exec", "fixed", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        for network, ip, message in [
+                ("miniipnet", "10.96.0.50", "Address already in use"),
+                ("miniipnet", "10.96.0.1", "Address already in use"),
+                ("miniipnet", "10.95.0.5", "Invalid address 10.95.0.5: It does not belong to any of this network's subnets"),
+                ("miniipnet", "nope", "invalid IPv4 address: nope"),
+                ("bridge", "172.29.0.50", "user specified IP address is supported on user defined networks only"),
+                ("miniautonet", "172.30.0.50", "user specified IP address is supported only when connecting to "
+                                               "networks with user configured subnets")]:
+            refused = bridged("run", "-d", "--network", network, "--ip", ip, "busybox", "sleep", "600")
+            assert (refused.returncode, refused.stdout, refused.stderr) == (125, "", f"mini: {message}\n")
+        assert containers() == before | {fixed_id[:12]} and list(ipam.owners()) == [fixed_id]
+        assert mini("restart", "-t", "0", "fixed").returncode == 0
+        assert inspect("fixed")["NetworkSettings"]["Networks"]["miniipnet"]["IPAddress"] == "10.96.0.50"
+    finally:
+        mini("rm", "-f", "fixed")
+        for name in ("miniipnet", "miniautonet"):
             mini("network", "rm", name)
     nothing_of_ours_left()

@@ -38,6 +38,8 @@ DEFAULT, DEFAULT_BRIDGE = "bridge", "mini0"
 BUILTIN = ("bridge", "host", "none")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 NAME_MAX = 200                      # (a file name has at most 255 bytes: ".<name>.json.tmp-<pid>")
+#: A key of our own in a record, never shown: the subnet was given (--subnet), so --ip may be.
+SUBNET_GIVEN = "MiniSubnetGiven"
 
 
 def directory() -> Path:
@@ -100,15 +102,20 @@ def ls() -> list[dict]:
 
 
 def inspect(ref: str) -> dict:
-    """A network by name, full id or unique id prefix."""
+    """A network by name, full id or unique id prefix, as docker shows it."""
     everything = ls()
     for record in everything:
         if ref in (record["Name"], record["Id"]):
-            return record
+            return shown(record)
     matches = [r for r in everything if r["Id"].startswith(ref)] if len(ref) >= 1 else []
     if len(matches) == 1:
-        return matches[0]
+        return shown(matches[0])
     raise NotFound(f"network {ref} not found")
+
+
+def shown(record: dict) -> dict:
+    """The record without the keys of our own (docker's NetworkResource)."""
+    return {k: v for k, v in record.items() if k != SUBNET_GIVEN}
 
 
 def bridge_of(record: dict) -> str:
@@ -144,7 +151,8 @@ def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_
         ident = network_id(name, now_rfc3339() + os.urandom(8).hex())
         record = builtin(DEFAULT) | {"Name": name, "Id": ident, "Created": now_rfc3339(), "Containers": {},
                                      "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
-                                     "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"}}
+                                     "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"},
+                                     SUBNET_GIVEN: bool(subnet)}
         try:
             wire(record)
             save(record)
@@ -174,6 +182,23 @@ def ipam_config(subnet: str | None, gateway: str | None, ip_range: str | None) -
         config["IPRange"] = str(ipam.check_range(chosen, first, ip_range))
     return config
 # <<< network-create
+
+
+# >>> check-wanted
+def check_wanted(record: dict, text: str) -> ipam.Address:
+    """--ip: an IPv4 address of the network's subnet, which must have been given (--subnet):
+    a subnet mini picked may be another one on the next machine, and the address with it."""
+    try:
+        wanted = ipam.Address(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid IPv4 address: {text}") from None
+    if not record.get(SUBNET_GIVEN):
+        raise InvalidParameter("user specified IP address is supported only when connecting to networks "
+                               "with user configured subnets")
+    if wanted not in subnet_of(record):
+        raise InvalidParameter(f"Invalid address {wanted}: It does not belong to any of this network's subnets")
+    return wanted
+# <<< check-wanted
 
 
 def wire(record: dict) -> None:
