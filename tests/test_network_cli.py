@@ -760,3 +760,117 @@ def test_ip_on_a_user_defined_network_with_a_subnet(test_host):
         for name in ("miniipnet", "miniautonet"):
             mini("network", "rm", name)
     nothing_of_ours_left()
+
+
+# --- network connect / disconnect ---------------------------------------------------------------
+
+def links_of(name: str) -> list[str]:
+    shown = mini("exec", name, "ip", "-o", "link")
+    assert shown.returncode == 0, shown.stderr
+    return [line.split(":")[1].strip().split("@")[0] for line in shown.stdout.splitlines()]
+
+
+@pytest.mark.nat
+def test_network_connect_and_disconnect_a_running_container(test_host):
+    """`network connect [--ip] [--alias] NET CONTAINER` (docker's): a running container gets
+    eth1 on that network (its address, the default route still eth0's), the other members
+    resolve its name and aliases and it theirs; `network disconnect` undoes exactly that.
+    docker's refusals, exit 1, nothing left: connected already, not connected, none/host/
+    container: modes, no such network or container, --alias on the default bridge, an address
+    in use. (Before: 'connect' and 'disconnect' were unknown commands.)"""
+    from mini_runtime.network import bridge, ipam
+    assert mini("network", "create", "--subnet", "10.94.0.0/24", "miniconna").returncode == 0
+    try:
+        web("srv", "--network", "miniconna")
+        box = bridged("run", "-d", "--name", "box", "busybox", "sleep", "600")
+        assert box.returncode == 0, box.stderr
+        box_id = box.stdout.strip()
+        for mode, name in (("none", "nobox"), ("host", "hostbox"), ("container:box", "joinbox")):
+            started = bridged("run", "-d", "--network", mode, "--name", name, "busybox", "sleep", "600")
+            assert started.returncode == 0, started.stderr
+        host_links, owners = bridge.links(), ipam.owners()
+        private = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+        shared = "container sharing network namespace with another container or host cannot be connected to any other network"
+        for args, message in [(["nosuchnet", "box"], "network nosuchnet not found"),
+                              (["miniconna", "nosuch"], "No such container: nosuch"),
+                              (["none", "box"], private), (["miniconna", "nobox"], private),
+                              (["host", "box"], "container cannot be disconnected from host network or connected to host network"),
+                              (["miniconna", "hostbox"], shared), (["miniconna", "joinbox"], shared),
+                              (["miniconna", "srv"], "endpoint with name srv already exists in network miniconna"),
+                              (["--alias", "x", "bridge", "srv"], "network-scoped alias is supported only for "
+                                                                  "containers in user defined networks"),
+                              (["--ip", "10.94.0.2", "miniconna", "box"], "Address already in use")]:
+            refused = mini("network", "connect", *args)
+            assert (refused.returncode, refused.stderr) == (1, f"mini: {message}\n"), args
+        assert (bridge.links(), ipam.owners()) == (host_links, owners)
+
+        made = mini("network", "connect", "--alias", "other", "--ip", "10.94.0.77", "miniconna", "box")
+        assert (made.returncode, made.stdout, made.stderr) == (0, "", "")
+        assert links_of("box") == ["lo", "eth0", "eth1"]
+        addresses = mini("exec", "box", "ip", "-o", "-4", "addr").stdout
+        assert "eth1    inet 10.94.0.77/24" in addresses and "default via 172.29.0.1 dev eth0" in \
+            mini("exec", "box", "ip", "route").stdout
+        fetched = mini("exec", "box", "wget", "-q", "-O-", "http://srv/")
+        assert fetched.stdout == "<h1>hello from srv</h1>\n", fetched.stderr
+        assert f"10.94.0.77\tbox other {box_id[:12]}" in mini("exec", "srv", "cat", "/etc/hosts").stdout.splitlines()
+        settings = inspect("box")["NetworkSettings"]["Networks"]
+        assert sorted(settings) == ["bridge", "miniconna"]
+        assert (settings["miniconna"]["IPAddress"], settings["miniconna"]["Aliases"],
+                settings["miniconna"]["IPAMConfig"]) == ("10.94.0.77", ["other", box_id[:12]], {"IPv4Address": "10.94.0.77"})
+        assert box_id in json.loads(mini("network", "inspect", "miniconna").stdout)[0]["Containers"]
+        again = mini("network", "connect", "miniconna", "box")
+        assert (again.returncode, again.stderr) == (1, "mini: endpoint with name box already exists in network miniconna\n")
+
+        gone = mini("network", "disconnect", "miniconna", "box")
+        assert (gone.returncode, gone.stdout, gone.stderr) == (0, "", "")
+        assert links_of("box") == ["lo", "eth0"] and (bridge.links(), ipam.owners()) == (host_links, owners)
+        assert " box" not in mini("exec", "srv", "cat", "/etc/hosts").stdout
+        assert "srv" not in mini("exec", "box", "cat", "/etc/hosts").stdout
+        assert list(inspect("box")["NetworkSettings"]["Networks"]) == ["bridge"]
+        for args, message in [(["miniconna", "box"], f"container {box_id} is not connected to network miniconna"),
+                              (["host", "hostbox"], "container cannot be disconnected from host network or "
+                                                    "connected to host network")]:
+            refused = mini("network", "disconnect", *args)
+            assert (refused.returncode, refused.stderr) == (1, f"mini: {message}\n"), args
+        first = mini("network", "disconnect", "-f", "bridge", "box")
+        assert first.returncode == 1 and first.stderr.count("\n") == 1 and "first network" in first.stderr
+    finally:
+        mini("rm", "-f", "joinbox", "srv", "box", "nobox", "hostbox")
+        mini("network", "rm", "miniconna")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_network_connect_a_created_container_and_again_at_each_start(test_host):
+    """A created container has its namespace already: connect plugs eth1 in at once; it runs
+    with it, and after a stop inspect still shows the network (no address), and the next
+    start connects it again; disconnect of the stopped container is for the next start."""
+    assert mini("network", "create", "miniconnb").returncode == 0
+    try:
+        made = bridged("create", "--name", "made", "busybox", "sleep", "600")
+        assert made.returncode == 0, made.stderr
+        made_id = made.stdout.strip()
+        assert mini("network", "connect", "miniconnb", "made").returncode == 0
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]
+        ip = inspect("made")["NetworkSettings"]["Networks"]["miniconnb"]["IPAddress"]
+        assert ip.startswith("172.30.") and f"inet {ip}/24" in mini("exec", "made", "ip", "-o", "-4", "addr", "show", "eth1").stdout
+        assert mini("stop", "-t", "0", "made").returncode == 0
+        stopped = inspect("made")["NetworkSettings"]["Networks"]
+        assert sorted(stopped) == ["bridge", "miniconnb"] and stopped["miniconnb"]["IPAddress"] == ""
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]
+        assert mini("stop", "-t", "0", "made").returncode == 0
+        assert mini("network", "disconnect", "miniconnb", "made").returncode == 0
+        assert list(inspect("made")["NetworkSettings"]["Networks"]) == ["bridge"]
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0"]
+        assert mini("stop", "-t", "0", "made").returncode == 0          # exited: for its next start
+        assert mini("network", "connect", "--alias", "later", "miniconnb", "made").returncode == 0
+        assert inspect("made")["NetworkSettings"]["Networks"]["miniconnb"]["Aliases"] == ["later", made_id[:12]]
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]               # and rm -f takes it all
+    finally:
+        mini("rm", "-f", "made")
+        mini("network", "rm", "miniconnb")
+    nothing_of_ours_left()

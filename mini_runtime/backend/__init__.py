@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from mini_runtime.config import ContainerConfig
 from mini_runtime.tuples import named_tuple
@@ -213,6 +213,16 @@ class Backend(abc.ABC):
     def network_prune(self) -> dict[str, Any]:
         """NetworksPrune: every user-defined network without containers, {"NetworksDeleted":
         [names]}; and, mini's own, the default bridge's link and rules if no container is on it."""
+
+    @abc.abstractmethod
+    def network_connect(self, network: str, container_ref: str, aliases: Iterable[str] = (),
+                        ip: str | None = None) -> None:
+        """NetworkConnect: the container on one more network (eth1, ...), now if it has its
+        network namespace (created, running), else at its next start."""
+
+    @abc.abstractmethod
+    def network_disconnect(self, network: str, container_ref: str, force: bool = False) -> None:
+        """NetworkDisconnect: undo a NetworkConnect."""
 
     # --- system --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`mini network create | ls | rm | inspect | prune` (chapter 07): docker's flags and output."""
+"""`mini network create | ls | rm | inspect | connect | disconnect | prune` (chapter 07): docker's
+flags and output."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def add_network(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("-v", "--verbose", action="store_true",
                          help="verbose output for diagnostics (a local network has nothing more to show)")
     inspect.add_argument("names", nargs="+", metavar="NETWORK")
+    connect = verbs.add_parser("connect", help="connect a container to a network",
+                               usage="mini network connect [OPTIONS] NETWORK CONTAINER")
+    connect.add_argument("--alias", action="append", default=[], help="add network-scoped alias for the container")
+    connect.add_argument("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    connect.add_argument("network", metavar="NETWORK")
+    connect.add_argument("container", metavar="CONTAINER")
+    disconnect = verbs.add_parser("disconnect", help="disconnect a container from a network",
+                                  usage="mini network disconnect [OPTIONS] NETWORK CONTAINER")
+    disconnect.add_argument("-f", "--force", action="store_true",
+                            help="force the container to disconnect from a network")
+    disconnect.add_argument("network", metavar="NETWORK")
+    disconnect.add_argument("container", metavar="CONTAINER")
     prune = verbs.add_parser("prune", help="remove all unused networks", usage="mini network prune [OPTIONS]",
                              description="Remove all unused networks, and take the default bridge (mini0) "
                                          "and its rules down when no container is on it.")
@@ -50,7 +63,7 @@ def add_network(sub: argparse._SubParsersAction) -> None:
 
 def network(args: argparse.Namespace) -> int:
     if args.verb is None:
-        raise UsageError("'mini network' needs a command: create, ls, rm, inspect or prune")
+        raise UsageError("'mini network' needs a command: create, ls, rm, inspect, connect, disconnect or prune")
     if args.verb == "prune":
         return prune(args.force)
     engine = backend.connect()
@@ -66,6 +79,12 @@ def network(args: argparse.Namespace) -> int:
         return 0
     if args.verb in ("ls", "list"):
         return ls(engine, args)
+    if args.verb == "connect":
+        engine.network_connect(args.network, args.container, args.alias, args.ip or None)
+        return 0
+    if args.verb == "disconnect":
+        engine.network_disconnect(args.network, args.container, args.force)
+        return 0
     failed = False
     found = []
     for name in args.names:

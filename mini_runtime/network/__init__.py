@@ -8,6 +8,7 @@
     ports.py      -p / -P, holding host ports, the userland proxy for 127.0.0.1
     etcfiles.py   /etc/hosts, /etc/hostname, /etc/resolv.conf per container
     networks.py   bridge/host/none and user-defined networks; names by /etc/hosts kept current
+    interfaces.py `network connect`/`disconnect`: eth1, eth2, ... on more networks
 
 The pipeline calls five functions of this module (the others are for `mini network`, tests and
 inspect). All of them act on the network namespace the calling thread is in.
@@ -66,6 +67,7 @@ class Endpoint:
     network_id: str = ""
     aliases: tuple[str, ...] = ()      # --network-alias: more names for the other members
     requested_ip: str = ""             # --ip (inspect's IPAMConfig)
+    interface: str = "eth0"            # its name inside (`network connect` adds eth1, eth2, ...)
 
     def record(self) -> dict:
         """As JSON for the container's record; `from_record` reads it back."""
@@ -270,6 +272,8 @@ def undo(container_id: str) -> None:
         step(lambda: bridge.disconnect(container_id))    # the veth pair must go now
     else:
         step(lambda: bridge.unplug(container_id))        # off the bridge, down: the pair goes
+    for end in bridge.more_ends(container_id):           # `network connect`'s (eth1, ...)
+        step(lambda end=end: bridge.delete(end))
     step(lambda: namespace.remove(container_id))         # with the netns, in the kernel's time
     step(lambda: networks.leave(container_id))           # membership; the others' /etc/hosts
     step(lambda: ipam.release_everywhere(container_id))  # its address

@@ -242,9 +242,14 @@ def join(name: str, container_id: str, endpoint: dict) -> None:
     refresh_hosts(record)
 
 
-def leave(container_id: str) -> list[str]:
-    """Take the container off every network it is on (lock() held). The networks it left."""
-    return change_member(container_id, lambda found: found.pop(container_id))
+def leave(container_id: str, only: str | None = None) -> list[str]:
+    """Take the container off every network it is on, or `only` that one (lock() held), and
+    rewrite its own hosts file and the other members'. The networks it left."""
+    hosts = Path((members_entry(container_id) or {}).get("HostsPath") or "")
+    left = change_member(container_id, lambda found: found.pop(container_id), only)
+    if only and hosts.is_file():
+        rewrite_hosts(container_id, ls(), hosts)
+    return left
 
 
 def rename(container_id: str, name: str) -> list[str]:
@@ -254,12 +259,12 @@ def rename(container_id: str, name: str) -> list[str]:
         return change_member(container_id, lambda found: found[container_id].update(Name=name))
 
 
-def change_member(container_id: str, change: Callable[[dict], object]) -> list[str]:
-    """`change` the Containers of each network the container is on (lock() held), and rewrite
-    its members' hosts files. The networks changed."""
+def change_member(container_id: str, change: Callable[[dict], object], only: str | None = None) -> list[str]:
+    """`change` the Containers of each network the container is on (`only` that one; lock()
+    held), and rewrite its members' hosts files. The networks changed."""
     changed = []
     for record in ls():
-        if container_id in record["Containers"]:
+        if container_id in record["Containers"] and only in (None, record["Name"]):
             change(record["Containers"])
             save(record)
             refresh_hosts(record)
@@ -270,6 +275,11 @@ def change_member(container_id: str, change: Callable[[dict], object]) -> list[s
 def members() -> dict[str, str]:
     """{container id: network name} over every network."""
     return {cid: r["Name"] for r in ls() for cid in r["Containers"]}
+
+
+def members_entry(container_id: str) -> dict | None:
+    """The container's entry in the first network it is on (its hosts file, name, hostname)."""
+    return next((r["Containers"][container_id] for r in ls() if container_id in r["Containers"]), None)
 
 
 # >>> refresh-hosts
@@ -287,11 +297,25 @@ def peers(record: dict, container_id: str) -> list[tuple[str, str]]:
 
 
 def refresh_hosts(record: dict) -> None:
+    """Every member's hosts file, after a change of this network's members."""
     if record["Name"] in BUILTIN:
         return
+    everything = ls()
     for cid, ep in record["Containers"].items():
         path = Path(ep.get("HostsPath") or "")
         if path.is_file():
-            etcfiles.rewrite(path, etcfiles.hosts(ep["Hostname"], ep["IPv4Address"].split("/")[0],
-                                                  peers(record, cid) + [tuple(e) for e in ep.get("ExtraHosts") or ()]))
+            rewrite_hosts(cid, everything, path)
+
+
+def rewrite_hosts(container_id: str, everything: list[dict], path: Path) -> None:
+    """One container's hosts file from every network it is on (`network connect` adds more):
+    its own address on each (the first network's first), the others' of each, --add-host's."""
+    mine = [(r, r["Containers"][container_id]) for r in everything if container_id in r["Containers"]]
+    if not mine:
+        return
+    first = mine[0][1]
+    own = [(ep["IPv4Address"].split("/")[0], first["Hostname"]) for _, ep in mine[1:] if ep["IPv4Address"]]
+    lines = own + [line for record, _ in mine for line in peers(record, container_id)]
+    etcfiles.rewrite(path, etcfiles.hosts(first["Hostname"], first["IPv4Address"].split("/")[0] or None,
+                                          lines + [tuple(e) for e in first.get("ExtraHosts") or ()]))
 # <<< refresh-hosts
