@@ -49,6 +49,9 @@ class ContainerConfig:
     attached: bool = False                      # not -d (create too): a client shows its output (06)
     network: str | None = None                  # --network bridge|none|host|container:NAME|NAME;
                                                 # else $MINI_DEFAULT_NETWORK, else "bridge" (07)
+    network_aliases: tuple[str, ...] | list[str] = ()  # --network-alias: more names on a user-defined network (07)
+    ip: str | None = None                       # --ip: this address on a user-defined network's --subnet (07)
+    connected: tuple | list = ()                # `network connect`'s [network, [aliases], ip], made at each start (07)
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
     add_hosts: tuple[str, ...] | list[str] = ()  # --add-host NAME:IP as given (exercise 07's extension)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)

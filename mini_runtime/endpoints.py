@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mini_runtime import container, network, paths
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import InvalidParameter, MiniError
+from mini_runtime.errors import Conflict, InvalidParameter, MiniError
 
 NETWORK, PROXY = "network.json", "proxy.pid"
 
@@ -27,6 +27,7 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     bindings = ports.parse_all(config.publish, config.publish_all, exposed)
     exposed.update({b.key: {} for b in bindings})   # publishing also exposes
     mode, share = config.network or "bridge", None
+    network.check_user_defined(mode, config.network_aliases, config.ip)   # (before a container:NAME is looked up)
     if mode.startswith("container:"):
         if bindings:
             raise InvalidParameter("conflicting options: port publishing and the container type network mode")
@@ -38,8 +39,14 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
     endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
-                               record["Name"].lstrip("/"), share, config.add_hosts)
-    record["NetworkSettings"] = network.settings(endpoint, exposed)
+                               record["Name"].lstrip("/"), share, config.add_hosts,
+                               config.network_aliases, config.ip)
+    try:
+        connect_more(directory, endpoint, [list(c) for c in config.connected])  # `network connect`'s
+    except BaseException:
+        network.disconnect(endpoint)
+        raise
+    record["NetworkSettings"] = settings_of(directory, endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
                                 PublishAllPorts=config.publish_all, ExtraHosts=list(config.add_hosts) or None)
     record["Config"]["ExposedPorts"] = exposed or None
@@ -127,9 +134,125 @@ def forget(directory: Path) -> None:
         return
     try:
         (directory / NETWORK).unlink()
+        (directory / MORE).unlink(missing_ok=True)
         record = container.load(directory)
     except OSError:
         return                                      # removed meanwhile (--rm)
-    record["NetworkSettings"] = network.settings(network.Endpoint(endpoint.container_id, endpoint.network,
-                                                                  network_id=endpoint.network_id))
+    record["NetworkSettings"] = settings_of(directory, network.Endpoint(  # (what was asked stays, as in docker)
+        endpoint.container_id, endpoint.network, network_id=endpoint.network_id, aliases=endpoint.aliases,
+        requested_ip=endpoint.requested_ip), {})
+    container.save(directory, record)
+
+
+# --- more networks: `network connect` and `disconnect` -----------------------------------------
+
+MORE = "networks.json"                  # the endpoints `network connect` made (eth1, ...)
+
+
+def more_of(directory: Path) -> list[network.Endpoint]:
+    try:
+        return [network.Endpoint.from_record(e) for e in json.loads((directory / MORE).read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+def connected_of(directory: Path) -> list[list]:
+    """The networks `network connect` asked for, [network, [aliases], ip], from the settings
+    on disk (the monitor's copy is the one of create; a connect changes the file)."""
+    from mini_runtime.runtime import CONFIG
+    try:
+        return list(json.loads((directory / CONFIG).read_text()).get("connected") or [])
+    except (OSError, ValueError):
+        return []
+
+
+def settings_of(directory: Path, endpoint: network.Endpoint, exposed: dict) -> dict:
+    """NetworkSettings: eth0's network and ports, then each network connected later."""
+    shown = network.settings(endpoint, exposed)
+    if not endpoint.network.startswith("container:"):
+        shown["Networks"].update(more_settings(directory))
+    return shown
+
+
+def more_settings(directory: Path) -> dict:
+    """NetworkSettings.Networks of the networks connected later: with the address while the
+    container has its namespace, else as asked (docker shows them so too)."""
+    live, shown = {e.network: e for e in more_of(directory)}, {}
+    for name, aliases, ip in connected_of(directory):
+        more = live.get(name) or network.Endpoint(directory.name, name, aliases=tuple(aliases), requested_ip=ip or "")
+        shown.update(network.settings(more)["Networks"])
+    return shown
+
+
+def connect_more(directory: Path, first: network.Endpoint, connected: list[list]) -> None:
+    """At create or start: eth1, ... for the networks `network connect` added; on a failure the
+    ones made are undone and the error raised (the caller undoes eth0)."""
+    from mini_runtime.network import interfaces
+    if not connected:
+        return
+    name, made = container.load(directory)["Name"].lstrip("/"), []
+    try:
+        for network_name, aliases, ip in connected:
+            made.append(interfaces.add(first, network_name, name, aliases, ip))
+    except BaseException:
+        for endpoint in made:
+            interfaces.remove(endpoint)
+        raise
+    paths.atomic_write(directory / MORE, json.dumps([e.record() for e in made]).encode())
+
+
+def connect_network(directory: Path, ref: str, aliases: list[str], ip: str | None) -> None:
+    """`network connect`: with its namespace there (created, running) the container gets its
+    next ethN now, and at every start; without (exited), at its next start, as docker does."""
+    from mini_runtime.network import interfaces, networks
+    record = container.load(directory)
+    name, mode = record["Name"].lstrip("/"), record["HostConfig"].get("NetworkMode") or "none"
+    first = of(directory) or network.Endpoint(directory.name, mode)
+    target = networks.inspect(ref)["Name"]
+    connected = connected_of(directory)
+    if target in [c[0] for c in connected]:
+        raise Conflict(f"endpoint with name {name} already exists in network {target}")
+    with container.record_lock():
+        if first.netns and not first.network.startswith("container:"):
+            made = interfaces.add(first, target, name, aliases, ip)
+            paths.atomic_write(directory / MORE, json.dumps([e.record() for e in more_of(directory) + [made]]).encode())
+        else:
+            interfaces.validate(first, target, name, aliases, ip)
+        change_connected(directory, connected + [[target, aliases, ip]])
+
+
+def disconnect_network(directory: Path, ref: str) -> None:
+    """`network disconnect`: undo a `network connect` (the pair, address, names, and what the
+    next start makes). eth0's network stays: the namespace, ports and files hang on it."""
+    from mini_runtime.network import interfaces, networks
+    record = container.load(directory)
+    mode = record["HostConfig"].get("NetworkMode") or "none"
+    target = networks.inspect(ref)["Name"]
+    if target == mode == "host":
+        raise Conflict(interfaces.HOST)
+    connected = connected_of(directory)
+    if target not in [c[0] for c in connected]:
+        if target == mode:
+            raise InvalidParameter(f"{target} is the first network of container {record['Name'].lstrip('/')} "
+                                   "(its eth0, which its namespace, ports and files hang on): mini disconnects "
+                                   "only networks added by `network connect`")
+        raise Conflict(f"container {directory.name} is not connected to network {target}")
+    with container.record_lock():
+        live = [e for e in more_of(directory) if e.network == target]
+        for endpoint in live:
+            interfaces.remove(endpoint)
+        paths.atomic_write(directory / MORE, json.dumps([e.record() for e in more_of(directory)
+                                                          if e.network != target]).encode())
+        change_connected(directory, [c for c in connected if c[0] != target])
+
+
+def change_connected(directory: Path, connected: list[list]) -> None:
+    """The settings' `connected` (what the next start makes) and the record's NetworkSettings."""
+    from mini_runtime.runtime import CONFIG
+    before = {c[0] for c in connected_of(directory)}
+    settings = json.loads((directory / CONFIG).read_text())
+    paths.atomic_write(directory / CONFIG, json.dumps(settings | {"connected": connected}).encode())
+    record = container.load(directory)
+    shown = record["NetworkSettings"].get("Networks") or {}
+    record["NetworkSettings"]["Networks"] = {k: v for k, v in shown.items() if k not in before} | more_settings(directory)
     container.save(directory, record)

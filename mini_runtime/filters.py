@@ -14,7 +14,7 @@ from mini_runtime.errors import InvalidParameter
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 
 def check(filters: dict[str, list[str]], accepted: Iterable[str]) -> None:
@@ -24,6 +24,11 @@ def check(filters: dict[str, list[str]], accepted: Iterable[str]) -> None:
         raise InvalidParameter(f"invalid filter '{unknown[0]}'")
 
 
+def any_of(filters: dict[str, list[str]], key: str, match: Callable[[str], bool]) -> bool:
+    """moby's rule for one key: absent, or any of its values matches."""
+    return key not in filters or any(match(value) for value in filters[key])
+
+
 def labels_match(filters: dict[str, list[str]], labels: dict[str, str] | None) -> bool:
     """moby's MatchKVList: each `label=KEY` needs the label, each `label=KEY=VALUE` its value."""
     for wanted in filters.get("label", []):
@@ -31,6 +36,17 @@ def labels_match(filters: dict[str, list[str]], labels: dict[str, str] | None) -
         if key not in (labels or {}) or eq and (labels or {})[key] != value:
             return False
     return True
+
+
+def matches(pattern: str, text: str) -> bool:
+    """moby's filters.Match (`name=`, `id=`): the value itself, or a regular expression found
+    anywhere in the text; a pattern that is no regular expression matches nothing."""
+    if pattern == text:
+        return True
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def boolean(filters: dict[str, list[str]], key: str) -> bool | None:

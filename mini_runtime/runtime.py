@@ -306,7 +306,8 @@ def publish(created: Created) -> list:
         raise NotStarted(f"driver failed programming external connectivity on endpoint {name} "
                          f"({created.id}): {e}") from None
     record = container.load(created.directory)
-    record["NetworkSettings"] = network.settings(endpoint, record["Config"].get("ExposedPorts") or {})
+    record["NetworkSettings"] = endpoints.settings_of(created.directory, endpoint,
+                                                      record["Config"].get("ExposedPorts") or {})
     container.save(created.directory, record)
     paths.atomic_write(created.directory / endpoints.NETWORK, json.dumps(endpoint.record()).encode(),
                        durable=not created.config.remove)

@@ -1,6 +1,7 @@
 """docker's views of container records (chapter 06): `ps` (ContainerList's summaries, docker's
 filters) and `inspect` (the record with docker's State fields, in docker's order). Read-only:
-they never ask a monitor, so `ps` with many containers stays one directory scan."""
+they never ask a monitor, so `ps` with many containers stays one directory scan. And (07)
+`network ls`'s filters, the same kinds of match on network records."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     prefix, ancestor the image as it was named (":latest" implied) or its id, label every
     KEY or KEY=VALUE given, exited the exit code of a container that ran, network a name."""
     def any_of(key: str, match: Callable[[str], bool]) -> bool:
-        return key not in filters or any(match(value) for value in filters[key])
+        return flt.any_of(filters, key, match)
 
     def tagged(name: str) -> str:
         return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
@@ -112,7 +113,7 @@ def wanted(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     ran = not state.get("Running") and (parse_rfc3339(state.get("StartedAt") or "") or 0) > 0
     networks = ((record.get("NetworkSettings") or {}).get("Networks") or {})
     return (any_of("status", lambda v: v == state.get("Status"))
-            and any_of("name", lambda v: matches(v, name) or matches(v, "/" + name))
+            and any_of("name", lambda v: flt.matches(v, name) or flt.matches(v, "/" + name))
             and any_of("id", lambda v: record["Id"].startswith(v))
             and any_of("ancestor", lambda v: tagged(v) == tagged(image)
                        or record.get("Image", "").startswith(v.removeprefix("sha256:") or "-"))
@@ -127,14 +128,6 @@ def sizes(directory: Path, image_size: int) -> dict[str, int]:
     and SizeRootFs, every file it sees (the image's layers and those changes)."""
     changed = paths.disk_usage(directory / "upper")
     return {"SizeRw": changed, "SizeRootFs": changed + image_size}
-
-
-def matches(pattern: str, text: str) -> bool:
-    """moby's filters.Match: a pattern that is no regular expression matches nothing."""
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return False
 
 
 def inspect(directory: Path, sized: dict[str, int] | None = None) -> dict[str, Any]:
@@ -153,3 +146,32 @@ def inspect(directory: Path, sized: dict[str, int] | None = None) -> dict[str, A
                                                              "State", "Image", "LogPath", "Name")},
             **(sized or {}), "Mounts": record.get("Mounts", []),
             "NetworkSettings": record.get("NetworkSettings", {})}
+
+
+# --- networks (chapter 07) ----------------------------------------------------------------------
+
+#: The keys `docker network ls --filter` accepts (moby's acceptedNetworkFilters).
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+
+
+def networks(filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """NetworkList filtered as moby's daemon does: driver and scope exactly, name and id as
+    filters.matches (`name=web` also lists `myweb`), label as every container list, dangling
+    (no container on it, not pre-defined), type=builtin|custom (any of them)."""
+    from mini_runtime.network import networks as nets      # (netlink and nftables: not for ps)
+    filters = filters or {}
+    flt.check(filters, NETWORK_FILTERS)
+    for value in filters.get("type", []):
+        if value not in ("builtin", "custom"):
+            raise InvalidParameter(f"invalid filter: 'type'='{value}'")     # (moby's words)
+    dangling = flt.boolean(filters, "dangling")
+    def any_of(key: str, match: Callable[[str], bool]) -> bool:
+        return flt.any_of(filters, key, match)
+
+    return [nets.shown(r) for r in nets.ls()
+            if any_of("driver", lambda v: v == r["Driver"]) and any_of("scope", lambda v: v == r["Scope"])
+            and any_of("name", lambda v: flt.matches(v, r["Name"]))
+            and any_of("id", lambda v: flt.matches(v, r["Id"]))
+            and flt.labels_match(filters, r.get("Labels"))
+            and (dangling is None or dangling == (r["Name"] not in nets.BUILTIN and not r["Containers"]))
+            and any_of("type", lambda v: (v == "builtin") == (r["Name"] in nets.BUILTIN))]

@@ -208,7 +208,7 @@ def test_network_create_subnet_gateway_ip_range_and_what_it_refuses(test_host):
         long = mini("network", "create", "a" * 201)       # (its files are named after it: no raw ENAMETOOLONG)
         assert (long.returncode, long.stderr.count("\n")) == (1, 1) and "201 characters, at most 200" in long.stderr
         assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == [
-            "bridge", "host", "none", "minitestok"]
+            "bridge", "host", "minitestok", "none"]                     # (docker's: sorted by name)
         made = json.loads(mini("network", "inspect", "minitestok").stdout)[0]["Options"]["com.docker.network.bridge.name"]
         assert [link for link in bridge.links() if link.startswith("mini")] == [made]
         assert {r.get("comment") for r in nat.rules()} == {f"mini:net:{made}"}
@@ -341,7 +341,7 @@ def test_names_resolve_on_a_user_defined_network_not_on_the_bridge(test_host, tm
         assert busy.returncode == 1 and "has active endpoints" in busy.stderr
         listed = mini("network", "ls").stdout.splitlines()
         assert listed[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
-        assert [line.split()[1] for line in listed[1:]] == ["bridge", "host", "none", "minitestnet"]
+        assert [line.split()[1] for line in listed[1:]] == ["bridge", "host", "minitestnet", "none"]
     finally:
         mini("rm", "-f", "web", "other")
         removed = mini("network", "rm", "minitestnet")
@@ -635,4 +635,242 @@ def test_network_default_is_the_default_bridge(test_host):
         assert (taken.returncode, taken.stderr) == (1, "mini: network with name default already exists\n")
     finally:
         mini("rm", "bydefault")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_network_ls_quiet_format_no_trunc_filters_and_inspect_format(test_host):
+    """docker's `network ls` flags: sorted by name as Go's NaturalLess ("net2" before "net10"),
+    -q, --no-trunc, --format (table or not, docker's field names and titles), -f name= (a
+    regular expression), id= (a prefix is one), driver=, type=custom|builtin (any of them),
+    dangling=; an unknown key or type in moby's words, exit 1. `network inspect -f` as
+    `inspect -f`: one line per network, a field NetworkResource has not is an error. (Before:
+    -f and --format were unknown flags, and ls listed in creation order.)"""
+    for name in ("mininet10", "mininet2"):
+        assert mini("network", "create", name).returncode == 0
+    try:
+        web("inuse", "--network", "mininet2")
+        full = {n["Name"]: n["Id"] for n in json.loads(mini("network", "inspect", "bridge", "host", "none",
+                                                             "mininet2", "mininet10").stdout)}
+        order = ["bridge", "host", "mininet2", "mininet10", "none"]
+        assert [line.split()[1] for line in mini("network", "ls").stdout.splitlines()[1:]] == order
+        assert mini("network", "ls", "-q").stdout.split() == [full[n][:12] for n in order]
+        assert mini("network", "ls", "-q", "--no-trunc").stdout.split() == [full[n] for n in order]
+        table = mini("network", "ls", "--format", "table {{.Name}}\\t{{.Driver}}", "-f", "type=builtin").stdout
+        assert table == ("NAME      DRIVER\nbridge    bridge\nhost      host\nnone      null\n")
+        custom = mini("network", "ls", "--format", "{{.ID}} {{.Name}} {{.Scope}} {{.IPv6}} {{.Internal}}",
+                      "--filter", "type=custom").stdout
+        assert custom == "".join(f"{full[n][:12]} {n} local false false\n" for n in ("mininet2", "mininet10"))
+        for flags, names in [(["-f", "name=net1"], ["mininet10"]), (["-f", "name=^b", "-f", "name=^h"], ["bridge", "host"]),
+                             (["-f", f"id={full['mininet2'][:5]}"], ["mininet2"]),
+                             (["-f", "driver=null"], ["none"]), (["-f", "dangling=true"], ["mininet10"]),
+                             (["-f", "type=custom", "-f", "name=2"], ["mininet2"]),
+                             (["-f", "type=custom", "-f", "type=builtin", "-f", "driver=bridge"],
+                              ["bridge", "mininet2", "mininet10"])]:
+            shown = mini("network", "ls", "--format", "{{.Name}}", *flags)
+            assert (shown.returncode, shown.stdout.split()) == (0, names), (flags, shown.stderr)
+        assert mini("network", "ls", "-q", "--format", "{{.Name}}", "-f", "name=mininet2").stdout == "mininet2\n"
+        for flag, message in [("type=foo", "invalid filter: 'type'='foo'"), ("nope=1", "invalid filter 'nope'")]:
+            refused = mini("network", "ls", "-f", flag)
+            assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", f"mini: {message}\n")
+        shown = mini("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{len .Containers}}", "mininet2", "host")
+        assert (shown.returncode, shown.stdout) == (0, "mininet2 bridge 1\nhost host 0\n"), shown.stderr
+        ip = inspect("inuse")["NetworkSettings"]["Networks"]["mininet2"]["IPAddress"]
+        shown = mini("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "mininet2")
+        assert shown.stdout.startswith(f"inuse {ip}/"), shown.stderr
+        missing = mini("network", "inspect", "-f", "{{.Name}}", "nosuchnet", "none")
+        assert (missing.returncode, missing.stdout, missing.stderr) == (1, "none\n", "Error: No such network: nosuchnet\n")
+        wrong = mini("network", "inspect", "-f", "{{.Nope}}", "none")
+        assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "Nope" in wrong.stderr
+    finally:
+        mini("rm", "-f", "inuse")
+        for name in ("mininet10", "mininet2"):
+            mini("network", "rm", name)
+    nothing_of_ours_left()
+
+
+# --- --network-alias, --ip ----------------------------------------------------------------------
+
+@pytest.mark.nat
+def test_network_alias_names_resolve_for_the_other_members(test_host):
+    """`--network-alias` (docker's): the other members of the user-defined network reach the
+    container by each alias too (their /etc/hosts has its name, aliases and short id on one
+    line), and inspect shows Aliases as docker 20.10 does: the aliases, then the short id; they
+    stay after the container stopped. On the default bridge, none or host: docker's refusal,
+    exit 125, no container made. (Before: an unknown flag.)"""
+    assert mini("network", "create", "minialiasnet").returncode == 0
+    before = containers()
+    try:
+        for mode in ("bridge", "none", "host", "container:nosuch"):
+            refused = bridged("run", "--rm", "--network", mode, "--network-alias", "www", "busybox", "true")
+            assert (refused.returncode, refused.stderr) == (125, "mini: network-scoped aliases are only "
+                                                                 "supported for user-defined networks\n")
+        assert containers() == before
+        web("web", "--network", "minialiasnet", "--network-alias", "www", "--network-alias", "site")
+        short = inspect("web")["Id"][:12]
+        for alias in ("www", "site", "web"):
+            fetched = bridged("run", "--rm", "--network", "minialiasnet", "busybox", "wget", "-q", "-O-", f"http://{alias}/")
+            assert fetched.stdout == "<h1>hello from web</h1>\n", (alias, fetched.stderr)
+        ip = inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["IPAddress"]
+        hosts = bridged("run", "--rm", "--network", "minialiasnet", "busybox", "cat", "/etc/hosts").stdout
+        assert f"{ip}\tweb www site {short}" in hosts.splitlines(), hosts
+        assert inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["Aliases"] == ["www", "site", short]
+        assert mini("stop", "-t", "0", "web").returncode == 0
+        assert inspect("web")["NetworkSettings"]["Networks"]["minialiasnet"]["Aliases"] == ["www", "site", short]
+    finally:
+        mini("rm", "-f", "web")
+        mini("network", "rm", "minialiasnet")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_ip_on_a_user_defined_network_with_a_subnet(test_host):
+    """`--ip` (docker's): the container gets that address (inspect's IPAddress and IPAMConfig,
+    eth0 inside), again after a restart. Refused in docker's words, exit 125, with no container,
+    address or link left: an address in use (the gateway too), outside the subnet, not an
+    address; on the default bridge; on a network whose subnet mini picked (no --subnet).
+    (Before: an unknown flag.)"""
+    from mini_runtime.network import ipam
+    assert mini("network", "create", "--subnet", "10.96.0.0/24", "miniipnet").returncode == 0
+    assert mini("network", "create", "miniautonet").returncode == 0
+    before = containers()
+    try:
+        fixed = bridged("run", "-d", "--name", "fixed", "--network", "miniipnet", "--ip", "10.96.0.50",
+                        "busybox", "sleep", "600")
+        assert fixed.returncode == 0, fixed.stderr
+        fixed_id = fixed.stdout.strip()
+        settings = inspect("fixed")["NetworkSettings"]["Networks"]["miniipnet"]
+        assert (settings["IPAddress"], settings["IPAMConfig"]) == ("10.96.0.50", {"IPv4Address": "10.96.0.50"})
+        assert "inet 10.96.0.50/24" in mini("exec", "fixed", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        for network, ip, message in [
+                ("miniipnet", "10.96.0.50", "Address already in use"),
+                ("miniipnet", "10.96.0.1", "Address already in use"),
+                ("miniipnet", "10.95.0.5", "Invalid address 10.95.0.5: It does not belong to any of this network's subnets"),
+                ("miniipnet", "nope", "invalid IPv4 address: nope"),
+                ("bridge", "172.29.0.50", "user specified IP address is supported on user defined networks only"),
+                ("miniautonet", "172.30.0.50", "user specified IP address is supported only when connecting to "
+                                               "networks with user configured subnets")]:
+            refused = bridged("run", "-d", "--network", network, "--ip", ip, "busybox", "sleep", "600")
+            assert (refused.returncode, refused.stdout, refused.stderr) == (125, "", f"mini: {message}\n")
+        assert containers() == before | {fixed_id[:12]} and list(ipam.owners()) == [fixed_id]
+        assert mini("restart", "-t", "0", "fixed").returncode == 0
+        assert inspect("fixed")["NetworkSettings"]["Networks"]["miniipnet"]["IPAddress"] == "10.96.0.50"
+    finally:
+        mini("rm", "-f", "fixed")
+        for name in ("miniipnet", "miniautonet"):
+            mini("network", "rm", name)
+    nothing_of_ours_left()
+
+
+# --- network connect / disconnect ---------------------------------------------------------------
+
+def links_of(name: str) -> list[str]:
+    shown = mini("exec", name, "ip", "-o", "link")
+    assert shown.returncode == 0, shown.stderr
+    return [line.split(":")[1].strip().split("@")[0] for line in shown.stdout.splitlines()]
+
+
+@pytest.mark.nat
+def test_network_connect_and_disconnect_a_running_container(test_host):
+    """`network connect [--ip] [--alias] NET CONTAINER` (docker's): a running container gets
+    eth1 on that network (its address, the default route still eth0's), the other members
+    resolve its name and aliases and it theirs; `network disconnect` undoes exactly that.
+    docker's refusals, exit 1, nothing left: connected already, not connected, none/host/
+    container: modes, no such network or container, --alias on the default bridge, an address
+    in use. (Before: 'connect' and 'disconnect' were unknown commands.)"""
+    from mini_runtime.network import bridge, ipam
+    assert mini("network", "create", "--subnet", "10.94.0.0/24", "miniconna").returncode == 0
+    try:
+        web("srv", "--network", "miniconna")
+        box = bridged("run", "-d", "--name", "box", "busybox", "sleep", "600")
+        assert box.returncode == 0, box.stderr
+        box_id = box.stdout.strip()
+        for mode, name in (("none", "nobox"), ("host", "hostbox"), ("container:box", "joinbox")):
+            started = bridged("run", "-d", "--network", mode, "--name", name, "busybox", "sleep", "600")
+            assert started.returncode == 0, started.stderr
+        host_links, owners = bridge.links(), ipam.owners()
+        private = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+        shared = "container sharing network namespace with another container or host cannot be connected to any other network"
+        for args, message in [(["nosuchnet", "box"], "network nosuchnet not found"),
+                              (["miniconna", "nosuch"], "No such container: nosuch"),
+                              (["none", "box"], private), (["miniconna", "nobox"], private),
+                              (["host", "box"], "container cannot be disconnected from host network or connected to host network"),
+                              (["miniconna", "hostbox"], shared), (["miniconna", "joinbox"], shared),
+                              (["miniconna", "srv"], "endpoint with name srv already exists in network miniconna"),
+                              (["--alias", "x", "bridge", "srv"], "network-scoped alias is supported only for "
+                                                                  "containers in user defined networks"),
+                              (["--ip", "10.94.0.2", "miniconna", "box"], "Address already in use")]:
+            refused = mini("network", "connect", *args)
+            assert (refused.returncode, refused.stderr) == (1, f"mini: {message}\n"), args
+        assert (bridge.links(), ipam.owners()) == (host_links, owners)
+
+        made = mini("network", "connect", "--alias", "other", "--ip", "10.94.0.77", "miniconna", "box")
+        assert (made.returncode, made.stdout, made.stderr) == (0, "", "")
+        assert links_of("box") == ["lo", "eth0", "eth1"]
+        addresses = mini("exec", "box", "ip", "-o", "-4", "addr").stdout
+        assert "eth1    inet 10.94.0.77/24" in addresses and "default via 172.29.0.1 dev eth0" in \
+            mini("exec", "box", "ip", "route").stdout
+        fetched = mini("exec", "box", "wget", "-q", "-O-", "http://srv/")
+        assert fetched.stdout == "<h1>hello from srv</h1>\n", fetched.stderr
+        assert f"10.94.0.77\tbox other {box_id[:12]}" in mini("exec", "srv", "cat", "/etc/hosts").stdout.splitlines()
+        settings = inspect("box")["NetworkSettings"]["Networks"]
+        assert sorted(settings) == ["bridge", "miniconna"]
+        assert (settings["miniconna"]["IPAddress"], settings["miniconna"]["Aliases"],
+                settings["miniconna"]["IPAMConfig"]) == ("10.94.0.77", ["other", box_id[:12]], {"IPv4Address": "10.94.0.77"})
+        assert box_id in json.loads(mini("network", "inspect", "miniconna").stdout)[0]["Containers"]
+        again = mini("network", "connect", "miniconna", "box")
+        assert (again.returncode, again.stderr) == (1, "mini: endpoint with name box already exists in network miniconna\n")
+
+        gone = mini("network", "disconnect", "miniconna", "box")
+        assert (gone.returncode, gone.stdout, gone.stderr) == (0, "", "")
+        assert links_of("box") == ["lo", "eth0"] and (bridge.links(), ipam.owners()) == (host_links, owners)
+        assert " box" not in mini("exec", "srv", "cat", "/etc/hosts").stdout
+        assert "srv" not in mini("exec", "box", "cat", "/etc/hosts").stdout
+        assert list(inspect("box")["NetworkSettings"]["Networks"]) == ["bridge"]
+        for args, message in [(["miniconna", "box"], f"container {box_id} is not connected to network miniconna"),
+                              (["host", "hostbox"], "container cannot be disconnected from host network or "
+                                                    "connected to host network")]:
+            refused = mini("network", "disconnect", *args)
+            assert (refused.returncode, refused.stderr) == (1, f"mini: {message}\n"), args
+        first = mini("network", "disconnect", "-f", "bridge", "box")
+        assert first.returncode == 1 and first.stderr.count("\n") == 1 and "first network" in first.stderr
+    finally:
+        mini("rm", "-f", "joinbox", "srv", "box", "nobox", "hostbox")
+        mini("network", "rm", "miniconna")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
+def test_network_connect_a_created_container_and_again_at_each_start(test_host):
+    """A created container has its namespace already: connect plugs eth1 in at once; it runs
+    with it, and after a stop inspect still shows the network (no address), and the next
+    start connects it again; disconnect of the stopped container is for the next start."""
+    assert mini("network", "create", "miniconnb").returncode == 0
+    try:
+        made = bridged("create", "--name", "made", "busybox", "sleep", "600")
+        assert made.returncode == 0, made.stderr
+        made_id = made.stdout.strip()
+        assert mini("network", "connect", "miniconnb", "made").returncode == 0
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]
+        ip = inspect("made")["NetworkSettings"]["Networks"]["miniconnb"]["IPAddress"]
+        assert ip.startswith("172.30.") and f"inet {ip}/24" in mini("exec", "made", "ip", "-o", "-4", "addr", "show", "eth1").stdout
+        assert mini("stop", "-t", "0", "made").returncode == 0
+        stopped = inspect("made")["NetworkSettings"]["Networks"]
+        assert sorted(stopped) == ["bridge", "miniconnb"] and stopped["miniconnb"]["IPAddress"] == ""
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]
+        assert mini("stop", "-t", "0", "made").returncode == 0
+        assert mini("network", "disconnect", "miniconnb", "made").returncode == 0
+        assert list(inspect("made")["NetworkSettings"]["Networks"]) == ["bridge"]
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0"]
+        assert mini("stop", "-t", "0", "made").returncode == 0          # exited: for its next start
+        assert mini("network", "connect", "--alias", "later", "miniconnb", "made").returncode == 0
+        assert inspect("made")["NetworkSettings"]["Networks"]["miniconnb"]["Aliases"] == ["later", made_id[:12]]
+        assert mini("start", "made").returncode == 0
+        assert links_of("made") == ["lo", "eth0", "eth1"]               # and rm -f takes it all
+    finally:
+        mini("rm", "-f", "made")
+        mini("network", "rm", "miniconnb")
     nothing_of_ours_left()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from mini_runtime.config import ContainerConfig
 from mini_runtime.tuples import named_tuple
@@ -214,8 +214,9 @@ class Backend(abc.ABC):
         """NetworkCreate: {"Id": ..., "Warning": ""}; a bridge of its own on a free subnet."""
 
     @abc.abstractmethod
-    def network_list(self) -> list[dict[str, Any]]:
-        """NetworkList: the pre-defined networks first, each as NetworkInspect shows it."""
+    def network_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """NetworkList: the pre-defined networks first, each as NetworkInspect shows it;
+        `filters` as the Engine API's (driver, id, label, name, scope, type, dangling)."""
 
     @abc.abstractmethod
     def network_inspect(self, name: str) -> dict[str, Any]:
@@ -229,6 +230,16 @@ class Backend(abc.ABC):
     def network_prune(self) -> dict[str, Any]:
         """NetworksPrune: every user-defined network without containers, {"NetworksDeleted":
         [names]}; and, mini's own, the default bridge's link and rules if no container is on it."""
+
+    @abc.abstractmethod
+    def network_connect(self, network: str, container_ref: str, aliases: Iterable[str] = (),
+                        ip: str | None = None) -> None:
+        """NetworkConnect: the container on one more network (eth1, ...), now if it has its
+        network namespace (created, running), else at its next start."""
+
+    @abc.abstractmethod
+    def network_disconnect(self, network: str, container_ref: str, force: bool = False) -> None:
+        """NetworkDisconnect: undo a NetworkConnect."""
 
     # --- system --------------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from mini_runtime import container, cp, lifecycle, monitor, overlay, removal
 from mini_runtime.backend import Attached, Backend
+from mini_runtime.backend.networks import NetworkVerbs
 from mini_runtime.config import ContainerConfig
-from mini_runtime.errors import Conflict, ExecError, NotFound
+from mini_runtime.errors import ExecError, NotFound
 from mini_runtime.units import ZERO_TIME, now_rfc3339
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # (the image store is imported where images are used: not on 
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
 
 
-class LocalBackend(Backend):
+class LocalBackend(NetworkVerbs, Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._channels: dict[str, socket.socket] = {}   # to the monitors we started
@@ -358,37 +359,6 @@ class LocalBackend(Backend):
         from mini_runtime.image import archive
 
         return [{"stream": line + "\n"} for line in archive.load(self.store, source)]
-
-    # --- networks (chapter 07) -----------------------------------------------------------------
-
-    def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None) -> dict:
-        from mini_runtime.network import networks
-        return {"Id": networks.create(name, subnet, gateway, ip_range)["Id"], "Warning": ""}
-
-    def network_list(self) -> list[dict[str, Any]]:
-        from mini_runtime.network import networks
-        return networks.ls()
-
-    def network_inspect(self, name: str) -> dict[str, Any]:
-        from mini_runtime.network import networks
-        return networks.inspect(name)
-
-    def network_delete(self, name: str) -> str:
-        from mini_runtime.network import networks
-        return networks.remove(name)
-
-    def network_prune(self) -> dict[str, Any]:
-        from mini_runtime import network
-        from mini_runtime.network import networks
-        deleted = []
-        for record in networks.user_records():
-            if not record["Containers"]:
-                try:
-                    deleted.append(networks.remove(record["Id"]))
-                except (Conflict, NotFound):     # a container joined it, or it went, meanwhile
-                    pass
-        network.prune_default_bridge()
-        return {"NetworksDeleted": deleted}
 
     # --- system --------------------------------------------------------------------------------
 

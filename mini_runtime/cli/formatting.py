@@ -33,6 +33,19 @@ IMAGES_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "D
                   "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
                   "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
                   "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+#: `docker network ls`'s (network/formatter.go); -q is "{{.ID}}".
+NETWORKS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+NETWORKS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
+                    "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT",
+                    "Label": PS_HEADERS["Label"]}
+
+
+def natural(text: str) -> list[str | int]:
+    """A sort key that orders "net2" before "net10", as Go's sortorder.NaturalLess, which docker
+    uses for `port` and `network ls` (re.split with a group alternates text and digits)."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def tabwriter(text: str, minwidth: int = 10, padding: int = 3) -> str:

@@ -1,4 +1,5 @@
-"""`mini network create | ls | rm | inspect | prune` (chapter 07): docker's flags and output."""
+"""`mini network create | ls | rm | inspect | connect | disconnect | prune` (chapter 07): docker's
+flags and output."""
 
 from __future__ import annotations
 
@@ -29,12 +30,31 @@ def add_network(sub: argparse._SubParsersAction) -> None:
     ls = verbs.add_parser("ls", aliases=["list"], help="list networks", usage="mini network ls [OPTIONS]")
     ls.add_argument("-q", "--quiet", action="store_true", help="only display network IDs")
     ls.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    ls.add_argument("-f", "--filter", action="append", default=[], metavar="FILTER",
+                    help="filter output based on conditions provided (driver=, id=, label=, name=, scope=, "
+                         "type=custom|builtin, dangling=true|false)")
+    ls.add_argument("--format", help="pretty-print networks using a Go template")
     rm = verbs.add_parser("rm", aliases=["remove"], help="remove one or more networks",
                           usage="mini network rm NETWORK [NETWORK...]")
     rm.add_argument("names", nargs="+", metavar="NETWORK")
     inspect = verbs.add_parser("inspect", help="display detailed information on one or more networks",
                                usage="mini network inspect NETWORK [NETWORK...]")
+    inspect.add_argument("-f", "--format", help="format the output using the given Go template")
+    inspect.add_argument("-v", "--verbose", action="store_true",
+                         help="verbose output for diagnostics (a local network has nothing more to show)")
     inspect.add_argument("names", nargs="+", metavar="NETWORK")
+    connect = verbs.add_parser("connect", help="connect a container to a network",
+                               usage="mini network connect [OPTIONS] NETWORK CONTAINER")
+    connect.add_argument("--alias", action="append", default=[], help="add network-scoped alias for the container")
+    connect.add_argument("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    connect.add_argument("network", metavar="NETWORK")
+    connect.add_argument("container", metavar="CONTAINER")
+    disconnect = verbs.add_parser("disconnect", help="disconnect a container from a network",
+                                  usage="mini network disconnect [OPTIONS] NETWORK CONTAINER")
+    disconnect.add_argument("-f", "--force", action="store_true",
+                            help="force the container to disconnect from a network")
+    disconnect.add_argument("network", metavar="NETWORK")
+    disconnect.add_argument("container", metavar="CONTAINER")
     prune = verbs.add_parser("prune", help="remove all unused networks", usage="mini network prune [OPTIONS]",
                              description="Remove all unused networks, and take the default bridge (mini0) "
                                          "and its rules down when no container is on it.")
@@ -43,7 +63,7 @@ def add_network(sub: argparse._SubParsersAction) -> None:
 
 def network(args: argparse.Namespace) -> int:
     if args.verb is None:
-        raise UsageError("'mini network' needs a command: create, ls, rm, inspect or prune")
+        raise UsageError("'mini network' needs a command: create, ls, rm, inspect, connect, disconnect or prune")
     if args.verb == "prune":
         return prune(args.force)
     engine = backend.connect()
@@ -58,14 +78,12 @@ def network(args: argparse.Namespace) -> int:
         print(engine.network_create(args.name, *first)["Id"])
         return 0
     if args.verb in ("ls", "list"):
-        from mini_runtime.cli.formatting import table
-        found = engine.network_list()
-        ids = [n["Id"] if args.no_trunc else n["Id"][:12] for n in found]
-        if args.quiet:
-            sys.stdout.write("".join(i + "\n" for i in ids))
-        else:
-            sys.stdout.write(table([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] +
-                                   [[i, n["Name"], n["Driver"], n["Scope"]] for i, n in zip(ids, found)]))
+        return ls(engine, args)
+    if args.verb == "connect":
+        engine.network_connect(args.network, args.container, args.alias, args.ip or None)
+        return 0
+    if args.verb == "disconnect":
+        engine.network_disconnect(args.network, args.container, args.force)
         return 0
     failed = False
     found = []
@@ -80,9 +98,52 @@ def network(args: argparse.Namespace) -> int:
             print(f"Error: No such network: {name}" if missing else f"Error response from daemon: {e}",
                   file=sys.stderr)
             failed = True
-    if args.verb == "inspect":
+    if args.verb == "inspect" and args.format:
+        from mini_runtime.cli.template import render
+        for data in found:
+            print(render(args.format, data, fields=INSPECT_FIELDS))
+    elif args.verb == "inspect":
         print(json.dumps(found, indent=4))
     return 1 if failed else 0
+
+
+#: The fields of docker's NetworkResource (as JSON): `network inspect -f '{{.Nope}}'` is an error.
+INSPECT_FIELDS = frozenset("Name Id Created Scope Driver EnableIPv6 IPAM Internal Attachable Ingress "
+                           "ConfigFrom ConfigOnly Containers Options Labels Peers Services".split())
+
+
+def ls(engine: backend.Backend, args: argparse.Namespace) -> int:
+    """docker network ls: the networks the filters keep, sorted by name ("net2" before
+    "net10"), as a table or as --format says (docker's fields: .ID, .Name, .Driver, .Scope,
+    .IPv6, .Internal, .Labels, .Label "KEY", .CreatedAt); -q is "{{.ID}}" unless --format says."""
+    from mini_runtime.cli.formatting import NETWORKS_FORMAT, NETWORKS_HEADERS, natural
+    from mini_runtime.cli.lifecycle import filter_flags
+    from mini_runtime.cli.template import render_table
+
+    found = sorted(engine.network_list(filter_flags(args.filter)), key=lambda n: natural(n["Name"]))
+    rows = [{"ID": n["Id"] if args.no_trunc else n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"],
+             "Scope": n["Scope"], "IPv6": str(n["EnableIPv6"]).lower(), "Internal": str(n["Internal"]).lower(),
+             "Labels": ",".join(f"{k}={v}" for k, v in sorted((n["Labels"] or {}).items())),
+             "Label": lambda key, labels=n["Labels"] or {}: labels.get(key, ""),
+             "CreatedAt": go_time_string(n["Created"])} for n in found]
+    format = args.format if args.format not in (None, "", "table") else None
+    if format == "raw":                                       # (docker's other named format)
+        format = "network_id: {{.ID}}" if args.quiet else RAW_FORMAT
+    format = format or ("{{.ID}}" if args.quiet else NETWORKS_FORMAT)
+    sys.stdout.write(render_table(format, rows, NETWORKS_HEADERS, "*network.networkContext"))
+    return 0
+
+
+RAW_FORMAT = r"network_id: {{.ID}}\nname: {{.Name}}\ndriver: {{.Driver}}\nscope: {{.Scope}}\n"
+
+
+def go_time_string(stamp: str) -> str:
+    """An Engine API time (RFC 3339, UTC) as Go's Time.String() prints it once the CLI parsed
+    it: "2026-12-07 20:56:03.123456789 +0000 UTC", the fraction without its trailing zeros."""
+    day, _, clock = stamp.rstrip("Z").partition("T")
+    whole, _, fraction = clock.partition(".")
+    fraction = fraction.rstrip("0")
+    return f"{day} {whole}{'.' + fraction if fraction else ''} +0000 UTC"
 
 
 PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container,\n"

@@ -88,6 +88,9 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="add a line to /etc/hosts; IP may be host-gateway (exercise 07's extension)")
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
+    run.add_argument("--network-alias", action="append", default=[], metavar="ALIAS",
+                     help="another name the container has on its user-defined network")
+    run.add_argument("--ip", metavar="ADDRESS", help="IPv4 address on a user-defined network created with --subnet")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -252,7 +255,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
                              stdin_once=args.interactive and not getattr(args, "detach", False),
                              attached=not getattr(args, "detach", False),
-                             network=args.network, publish=args.publish,
+                             network=args.network, publish=args.publish, ip=args.ip or None,
+                             network_aliases=args.network_alias,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Iterator
 
 from mini_runtime import backend
+from mini_runtime.cli import formatting
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
 from mini_runtime.cli.run import add_env_file, env_flags
 from mini_runtime.errors import BadArguments, Conflict, InvalidParameter, MiniError, NotFound, UsageError
@@ -224,10 +224,6 @@ def stats(args: argparse.Namespace) -> int:
 
 # --- port --------------------------------------------------------------------------------------
 
-def natural(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
 def host_port(binding: dict[str, str]) -> str:
     address = binding.get("HostIp") or "0.0.0.0"
     return f"[{address}]:{binding.get('HostPort', '')}" if ":" in address else f"{address}:{binding.get('HostPort', '')}"
@@ -249,7 +245,7 @@ def port(args: argparse.Namespace) -> int:
             print(host_port(binding))
         return 0
     lines = [f"{key} -> {host_port(b)}" for key, bindings in ports.items() for b in bindings or []]
-    for line in sorted(lines, key=natural):
+    for line in sorted(lines, key=formatting.natural):
         print(line)
     return 0
 

@@ -8,6 +8,7 @@
     ports.py      -p / -P, holding host ports, the userland proxy for 127.0.0.1
     etcfiles.py   /etc/hosts, /etc/hostname, /etc/resolv.conf per container
     networks.py   bridge/host/none and user-defined networks; names by /etc/hosts kept current
+    interfaces.py `network connect`/`disconnect`: eth1, eth2, ... on more networks
 
 The pipeline calls five functions of this module (the others are for `mini network`, tests and
 inspect). All of them act on the network namespace the calling thread is in.
@@ -43,7 +44,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mini_runtime.errors import MiniError, NotFound, System
+from mini_runtime.errors import InvalidParameter, MiniError, NotFound, System
 from mini_runtime.network import etcfiles, namespace, ports
 from mini_runtime.network.etcfiles import EtcFiles
 from mini_runtime.network.ports import Held, PortBinding
@@ -64,6 +65,9 @@ class Endpoint:
     ports: tuple[PortBinding, ...] = ()  # with the host ports really held
     files: EtcFiles | None = None
     network_id: str = ""
+    aliases: tuple[str, ...] = ()      # --network-alias: more names for the other members
+    requested_ip: str = ""             # --ip (inspect's IPAMConfig)
+    interface: str = "eth0"            # its name inside (`network connect` adds eth1, eth2, ...)
 
     def record(self) -> dict:
         """As JSON for the container's record; `from_record` reads it back."""
@@ -74,17 +78,20 @@ class Endpoint:
     def from_record(cls, data: dict) -> "Endpoint":
         files = data.get("files")
         return cls(**{**data, "ports": tuple(PortBinding(*p) for p in data.get("ports") or ()),
+                      "aliases": tuple(data.get("aliases") or ()),
                       "files": EtcFiles(*map(Path, files)) if files else None})
 
 
 # >>> connect
 def connect(container_id: str, directory: Path, hostname: str, mode: str, name: str = "",
-            share: tuple[str, EtcFiles | None] | None = None, add_hosts: Iterable[str] = ()) -> Endpoint:
+            share: tuple[str, EtcFiles | None] | None = None, add_hosts: Iterable[str] = (),
+            aliases: Iterable[str] = (), ip: str | None = None) -> Endpoint:
     """The pipeline's one call at create, by network mode: `none` (the child unshares an empty
     namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
     (`share` = that container's namespace file and /etc files: a second name for its
     namespace), or a bridge network (`bridge`, or a user-defined one: attach). --add-host's
-    entries are checked first (exercise 07's hook), before anything is made."""
+    entries are checked first (exercise 07's hook), before anything is made (and, by the
+    caller, --network-alias and --ip: check_user_defined)."""
     extra = extra_hosts(add_hosts)
     source = etcfiles.resolv_source()
     if mode == "none":
@@ -96,9 +103,25 @@ def connect(container_id: str, directory: Path, hostname: str, mode: str, name: 
         netns, files = share or ("", None)
         path = str(namespace.create(container_id, netns)) if netns else ""
         return Endpoint(container_id, mode, path, files=files)
-    return attach(container_id, directory, hostname, mode, name=name, resolv_source=source,
-                  extra_hosts=extra)[0]
+    return attach(container_id, directory, hostname, mode, name=name, aliases=aliases, ip=ip,
+                  resolv_source=source, extra_hosts=extra)[0]
 # <<< connect
+
+
+def check_user_defined(mode: str, aliases: Iterable[str], ip: str | None) -> None:
+    """--network-alias and --ip only on a user-defined network (docker's words): names resolve
+    only there (networks.peers), and the default bridge's addresses are handed out in order."""
+    if ip:
+        from mini_runtime.network import ipam
+        try:
+            ipam.Address(ip)
+        except ValueError:
+            raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+    if mode in ("bridge", "none", "host") or mode.startswith("container:"):
+        if ip:
+            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if list(aliases):
+            raise InvalidParameter("network-scoped aliases are only supported for user-defined networks")
 
 
 def extra_hosts(specs: Iterable[str]) -> list[tuple[str, str]]:
@@ -126,7 +149,8 @@ def anything_left() -> bool:
 
 # >>> attach
 def attach(container_id: str, directory: Path, hostname: str, network: str = "bridge",
-           name: str = "", aliases: Iterable[str] = (), bindings: Iterable[PortBinding] = (),
+           name: str = "", aliases: Iterable[str] = (), ip: str | None = None,
+           bindings: Iterable[PortBinding] = (),
            resolv_source: Path | None = None, dns: Iterable[str] = (),
            dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
            extra_hosts: Iterable[tuple[str, str]] = ()) -> tuple[Endpoint, list[Held]]:
@@ -138,7 +162,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
         raise NotFound(f"network {network} not found")
     source = resolv_source or etcfiles.resolv_source()
     dns_args = dict(dns=dns, search=dns_search, options=dns_options)
-    extra = list(extra_hosts)
+    extra, aliases = list(extra_hosts), tuple(aliases)
     with networks.lock():
         try:
             if network == "host":
@@ -149,7 +173,8 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
                 files = etcfiles.write(directory, hostname, None, source, extra, **dns_args)
                 endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
             else:
-                endpoint = wire(record, container_id, directory, hostname, source, dns_args, extra)
+                endpoint = wire(record, container_id, directory, hostname, source, dns_args, extra, ip)
+                endpoint = endpoint._replace(aliases=aliases, requested_ip=ip or "")
             networks.join(network, container_id, member(endpoint, name, aliases, hostname, extra))
         except BaseException:
             with contextlib.suppress(Exception):    # the first error is the one to report
@@ -165,13 +190,14 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
 
 # >>> wire
 def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv_source: Path,
-         dns_args: dict, extra: list[tuple[str, str]] = ()) -> Endpoint:
-    """A container on a bridge network (the lock is held): address, bridge, veth, files."""
+         dns_args: dict, extra: list[tuple[str, str]] = (), wanted: str | None = None) -> Endpoint:
+    """A container on a bridge network (the lock is held): address (`wanted`: --ip), bridge,
+    veth, files."""
     from mini_runtime.network import bridge, ipam, nat, networks
     subnet, bridge_name = networks.subnet_of(record), networks.bridge_of(record)
     ipam.check_no_overlap(subnet, bridge.routes(), own_device=bridge_name)  # routes may have changed
     pool = networks.pool_of(record)
-    ip = pool.allocate(container_id)
+    ip = pool.allocate(container_id, networks.check_wanted(record, wanted) if wanted else None)
     netns = str(namespace.create(container_id))
     networks.wire(record)                      # the bridge, its address, its rules (idempotent)
     address = ipam.Interface(f"{ip}/{subnet.prefixlen}")
@@ -246,6 +272,8 @@ def undo(container_id: str) -> None:
         step(lambda: bridge.disconnect(container_id))    # the veth pair must go now
     else:
         step(lambda: bridge.unplug(container_id))        # off the bridge, down: the pair goes
+    for end in bridge.more_ends(container_id):           # `network connect`'s (eth1, ...)
+        step(lambda end=end: bridge.delete(end))
     step(lambda: namespace.remove(container_id))         # with the netns, in the kernel's time
     step(lambda: networks.leave(container_id))           # membership; the others' /etc/hosts
     step(lambda: ipam.release_everywhere(container_id))  # its address
@@ -284,13 +312,22 @@ def sweep(alive: Callable[[str], bool]) -> list[str]:
     return dead
 
 
+def aliases_of(endpoint: Endpoint) -> list[str] | None:
+    """inspect's Aliases, as docker 20.10's: on a user-defined network the --network-alias
+    names and the short id (the other members' /etc/hosts has them all); elsewhere none."""
+    if endpoint.network in ("bridge", "none", "host") or endpoint.network.startswith("container:"):
+        return None
+    return list(dict.fromkeys([*endpoint.aliases, endpoint.container_id[:12]]))
+
+
 def settings(endpoint: Endpoint, exposed: Iterable[str] = ()) -> dict:
     """NetworkSettings for inspect, with the legacy top-level fields (API <= 1.51). No
     Networks for `container:NAME`, as docker's: it has no endpoint of its own."""
     on_bridge = bool(endpoint.ip)
-    one = {"NetworkID": endpoint.network_id, "EndpointID": endpoint.container_id if on_bridge else "",
+    one = {"IPAMConfig": {"IPv4Address": endpoint.requested_ip} if endpoint.requested_ip else None,
+           "NetworkID": endpoint.network_id, "EndpointID": endpoint.container_id if on_bridge else "",
            "Gateway": endpoint.gateway, "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen,
-           "MacAddress": endpoint.mac, "Aliases": None, "DNSNames": None}
+           "MacAddress": endpoint.mac, "Aliases": aliases_of(endpoint), "DNSNames": None}
     return {"Bridge": endpoint.bridge, "SandboxID": endpoint.container_id if endpoint.netns else "",
             "SandboxKey": endpoint.netns, "Ports": ports.settings(endpoint.ports, exposed),
             "IPAddress": endpoint.ip, "IPPrefixLen": endpoint.prefixlen, "Gateway": endpoint.gateway,

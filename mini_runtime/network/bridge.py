@@ -39,6 +39,12 @@ def host_end(container_id: str) -> str:
     return "mv" + container_id[:12]
 
 
+def more_end(container_id: str, interface: str) -> str:
+    """The host end of the pair of a network connected later (`network connect`: eth1, eth2,
+    ...): `mx` + 11 hex + the interface's number (1-f), never a container's `mv` name."""
+    return f"mx{container_id[:11]}{int(interface.removeprefix('eth')):x}"
+
+
 def mac_for(address: ipaddress.IPv4Address) -> str:
     """docker's old rule: 02:42 and the four bytes of the IPv4 address (locally administered,
     unicast), so the same address always has the same MAC and ARP caches stay right."""
@@ -102,31 +108,34 @@ def bridge_ports(name: str) -> list[str]:
 
 # >>> connect
 def connect(container_id: str, bridge: str, netns: str | Path, address: Interface,
-            gateway: ipaddress.IPv4Address) -> str:
-    """A veth pair from `bridge` to `eth0` in `netns`, addressed and routed. Returns the MAC.
-    If a step fails the pair is deleted: nothing is left half-wired."""
-    outside = host_end(container_id)
+            gateway: ipaddress.IPv4Address, inside: str = "eth0") -> str:
+    """A veth pair from `bridge` to `inside` in `netns`, addressed, and for eth0 routed (the
+    default route goes through the first network; another one, `network connect`, adds only
+    its subnet's route). Returns the MAC. If a step fails the pair is deleted: nothing is left
+    half-wired."""
+    outside = host_end(container_id) if inside == "eth0" else more_end(container_id, inside)
     mac = mac_for(address.ip)
     with netlink() as nl:
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
-                nl.add_veth(outside, "eth0", peer_netns_fd=fd, peer_mac=mac)  # eth0 born in there
+                nl.add_veth(outside, inside, peer_netns_fd=fd, peer_mac=mac)  # eth0 born in there
             except NetlinkError as e:    # a restart: its last pair, not taken by the kernel yet
                 if e.errno != errno.EEXIST:
                     raise
                 nl.delete_link(outside)
-                nl.add_veth(outside, "eth0", peer_netns_fd=fd, peer_mac=mac)
+                nl.add_veth(outside, inside, peer_netns_fd=fd, peer_mac=mac)
         finally:
             os.close(fd)
         try:
             nl.set_link(outside, master=nl.index(bridge), up=True)
             with netlink(netns) as ns:
-                eth0 = ns.index("eth0")
-                ns.add_address(eth0, address)
-                ns.set_link(eth0, up=True)
+                eth = ns.index(inside)
+                ns.add_address(eth, address)
+                ns.set_link(eth, up=True)
                 ns.set_link("lo", up=True)
-                ns.add_default_route(gateway)
+                if inside == "eth0":
+                    ns.add_default_route(gateway)
         except BaseException:
             with contextlib.suppress(NetlinkError):
                 nl.delete_link(outside)
@@ -165,6 +174,21 @@ def disconnect(container_id: str) -> bool:
                 return False
             raise
         return True
+
+
+def more_ends(container_id: str) -> list[str]:
+    """The host ends of the networks connected later (`network connect`) that are there."""
+    return [link for link in links() if link.startswith(f"mx{container_id[:11]}")]
+
+
+def delete(link: str) -> None:
+    """Delete a link (a veth end: the pair goes); one that is gone already is fine."""
+    with netlink() as nl:
+        try:
+            nl.delete_link(link)
+        except NetlinkError as e:
+            if e.errno != errno.ENODEV:
+                raise
 
 
 # >>> unplug

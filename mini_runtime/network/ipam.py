@@ -122,13 +122,20 @@ class Pool:
         self.ip_range = ip_range                             # (--ip-range: containers get these)
         self.file = directory() / f"{network}.json"
 
-    def allocate(self, owner: str) -> Address:
-        """The lowest free address for `owner` (the same one again if it has one already)."""
+    def allocate(self, owner: str, wanted: Address | None = None) -> Address:
+        """The lowest free address for `owner` (the same one again if it has one already), or
+        `wanted` (--ip, of the subnet; its --ip-range does not matter, as in docker's IPAM)."""
         with paths.locked(self.file.with_suffix(".lock")):
             taken = self.load()
             for ip, who in taken.items():
                 if who == owner:
                     return ipaddress.IPv4Address(ip)
+            if wanted is not None:
+                if str(wanted) in taken or wanted not in candidates(self.subnet, self.gateway):
+                    raise Conflict("Address already in use")       # (docker's IPAM's words)
+                taken[str(wanted)] = owner
+                self.save(taken)
+                return wanted
             for candidate in candidates(self.subnet, self.gateway, self.ip_range):
                 if str(candidate) not in taken:
                     taken[str(candidate)] = owner

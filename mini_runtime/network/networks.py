@@ -38,6 +38,8 @@ DEFAULT, DEFAULT_BRIDGE = "bridge", "mini0"
 BUILTIN = ("bridge", "host", "none")
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 NAME_MAX = 200                      # (a file name has at most 255 bytes: ".<name>.json.tmp-<pid>")
+#: A key of our own in a record, never shown: the subnet was given (--subnet), so --ip may be.
+SUBNET_GIVEN = "MiniSubnetGiven"
 
 
 def directory() -> Path:
@@ -100,15 +102,20 @@ def ls() -> list[dict]:
 
 
 def inspect(ref: str) -> dict:
-    """A network by name, full id or unique id prefix."""
+    """A network by name, full id or unique id prefix, as docker shows it."""
     everything = ls()
     for record in everything:
         if ref in (record["Name"], record["Id"]):
-            return record
+            return shown(record)
     matches = [r for r in everything if r["Id"].startswith(ref)] if len(ref) >= 1 else []
     if len(matches) == 1:
-        return matches[0]
+        return shown(matches[0])
     raise NotFound(f"network {ref} not found")
+
+
+def shown(record: dict) -> dict:
+    """The record without the keys of our own (docker's NetworkResource)."""
+    return {k: v for k, v in record.items() if k != SUBNET_GIVEN}
 
 
 def bridge_of(record: dict) -> str:
@@ -144,7 +151,8 @@ def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_
         ident = network_id(name, now_rfc3339() + os.urandom(8).hex())
         record = builtin(DEFAULT) | {"Name": name, "Id": ident, "Created": now_rfc3339(), "Containers": {},
                                      "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
-                                     "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"}}
+                                     "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"},
+                                     SUBNET_GIVEN: bool(subnet)}
         try:
             wire(record)
             save(record)
@@ -174,6 +182,23 @@ def ipam_config(subnet: str | None, gateway: str | None, ip_range: str | None) -
         config["IPRange"] = str(ipam.check_range(chosen, first, ip_range))
     return config
 # <<< network-create
+
+
+# >>> check-wanted
+def check_wanted(record: dict, text: str) -> ipam.Address:
+    """--ip: an IPv4 address of the network's subnet, which must have been given (--subnet):
+    a subnet mini picked may be another one on the next machine, and the address with it."""
+    try:
+        wanted = ipam.Address(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid IPv4 address: {text}") from None
+    if not record.get(SUBNET_GIVEN):
+        raise InvalidParameter("user specified IP address is supported only when connecting to networks "
+                               "with user configured subnets")
+    if wanted not in subnet_of(record):
+        raise InvalidParameter(f"Invalid address {wanted}: It does not belong to any of this network's subnets")
+    return wanted
+# <<< check-wanted
 
 
 def wire(record: dict) -> None:
@@ -217,9 +242,14 @@ def join(name: str, container_id: str, endpoint: dict) -> None:
     refresh_hosts(record)
 
 
-def leave(container_id: str) -> list[str]:
-    """Take the container off every network it is on (lock() held). The networks it left."""
-    return change_member(container_id, lambda found: found.pop(container_id))
+def leave(container_id: str, only: str | None = None) -> list[str]:
+    """Take the container off every network it is on, or `only` that one (lock() held), and
+    rewrite its own hosts file and the other members'. The networks it left."""
+    hosts = Path((members_entry(container_id) or {}).get("HostsPath") or "")
+    left = change_member(container_id, lambda found: found.pop(container_id), only)
+    if only and hosts.is_file():
+        rewrite_hosts(container_id, ls(), hosts)
+    return left
 
 
 def rename(container_id: str, name: str) -> list[str]:
@@ -229,12 +259,12 @@ def rename(container_id: str, name: str) -> list[str]:
         return change_member(container_id, lambda found: found[container_id].update(Name=name))
 
 
-def change_member(container_id: str, change: Callable[[dict], object]) -> list[str]:
-    """`change` the Containers of each network the container is on (lock() held), and rewrite
-    its members' hosts files. The networks changed."""
+def change_member(container_id: str, change: Callable[[dict], object], only: str | None = None) -> list[str]:
+    """`change` the Containers of each network the container is on (`only` that one; lock()
+    held), and rewrite its members' hosts files. The networks changed."""
     changed = []
     for record in ls():
-        if container_id in record["Containers"]:
+        if container_id in record["Containers"] and only in (None, record["Name"]):
             change(record["Containers"])
             save(record)
             refresh_hosts(record)
@@ -245,6 +275,11 @@ def change_member(container_id: str, change: Callable[[dict], object]) -> list[s
 def members() -> dict[str, str]:
     """{container id: network name} over every network."""
     return {cid: r["Name"] for r in ls() for cid in r["Containers"]}
+
+
+def members_entry(container_id: str) -> dict | None:
+    """The container's entry in the first network it is on (its hosts file, name, hostname)."""
+    return next((r["Containers"][container_id] for r in ls() if container_id in r["Containers"]), None)
 
 
 # >>> refresh-hosts
@@ -262,11 +297,25 @@ def peers(record: dict, container_id: str) -> list[tuple[str, str]]:
 
 
 def refresh_hosts(record: dict) -> None:
+    """Every member's hosts file, after a change of this network's members."""
     if record["Name"] in BUILTIN:
         return
+    everything = ls()
     for cid, ep in record["Containers"].items():
         path = Path(ep.get("HostsPath") or "")
         if path.is_file():
-            etcfiles.rewrite(path, etcfiles.hosts(ep["Hostname"], ep["IPv4Address"].split("/")[0],
-                                                  peers(record, cid) + [tuple(e) for e in ep.get("ExtraHosts") or ()]))
+            rewrite_hosts(cid, everything, path)
+
+
+def rewrite_hosts(container_id: str, everything: list[dict], path: Path) -> None:
+    """One container's hosts file from every network it is on (`network connect` adds more):
+    its own address on each (the first network's first), the others' of each, --add-host's."""
+    mine = [(r, r["Containers"][container_id]) for r in everything if container_id in r["Containers"]]
+    if not mine:
+        return
+    first = mine[0][1]
+    own = [(ep["IPv4Address"].split("/")[0], first["Hostname"]) for _, ep in mine[1:] if ep["IPv4Address"]]
+    lines = own + [line for record, _ in mine for line in peers(record, container_id)]
+    etcfiles.rewrite(path, etcfiles.hosts(first["Hostname"], first["IPv4Address"].split("/")[0] or None,
+                                          lines + [tuple(e) for e in first.get("ExtraHosts") or ()]))
 # <<< refresh-hosts
