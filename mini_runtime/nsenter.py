@@ -280,7 +280,8 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
             os.chdir(spec.cwd)
         except OSError as e:
             raise System(f'chdir to cwd ("{spec.cwd}") failed: {(e.strerror or str(e)).lower()}') from None
-        users.become(spec.user)                      # the container's /etc/passwd, -u
+        home = users.become(spec.user)               # the container's /etc/passwd, -u
+        process.add_environment(spec.env, os.uname().nodename, home)  # (its UTS namespace's)
         if detach:                                   # (-u cleared it)
             syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         else:

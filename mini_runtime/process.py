@@ -115,6 +115,18 @@ def exec_command(spec: ProcessSpec, root: str) -> NoReturn:
 # <<< exec-command
 
 
+def add_environment(env: dict[str, str], hostname: str, home: str) -> None:
+    """What docker gives every process of a container (run's and exec's) besides the image's
+    Env and -e, which win over it: HOSTNAME, the daemon's, right after PATH; and HOME, which
+    runc adds last from the user's passwd entry. Shells and programs rely on them: `cd` with
+    no argument goes to $HOME, and a prompt or a log line may show $HOSTNAME. Only the process
+    gets them: the record's Config.Env stays the image's and -e's, as docker's inspect shows."""
+    merged = {key: env[key] for key in ("PATH",) if key in env} | {"HOSTNAME": hostname} | env
+    merged.setdefault("HOME", home)
+    env.clear()
+    env.update(merged)
+
+
 # >>> spawn
 def spawn(spec: ProcessSpec, root: str, setup: Callable[[], None] | None = None) -> Child:
     """fork(2) the container process. It waits for `release()` before it runs anything."""

@@ -248,7 +248,8 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
         rootfs.remount_readonly()                   # 02: --read-only
     if config.ulimits:
         process.set_ulimits([process.parse_ulimit(value) for value in config.ulimits])  # exercise 01
-    users.become(spec.user)                         # 05: the image's User, or -u (or root)
+    home = users.become(spec.user)                  # 05: the image's User, or -u (or root)
+    process.add_environment(spec.env, os.uname().nodename, home)  # docker's HOSTNAME, HOME
     if config.init:                                 # 03: --init: we stay PID 1 ...
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
         command = os.fork()

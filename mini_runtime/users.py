@@ -101,14 +101,26 @@ def resolve(spec: str) -> tuple[int, int, list[int]]:
 # <<< resolve-user
 
 
-def become(spec: str) -> None:
+def home(spec: str) -> str:
+    """The home directory of -u's user, from the sixth field of its passwd entry; "/" for a
+    uid that has none (runc's default), which is what $HOME becomes unless it is set."""
+    user = spec.partition(":")[0] or "0"
+    match = _find([e for e in _read("/etc/passwd", f"unable to find user {user}")
+                   if len(e) >= 6 and _plain(e[2]) and _plain(e[3])], user)
+    return match[5] if match and match[5] else "/"
+
+
+def become(spec: str) -> str:
     """Take on that identity for good: groups first, the uid last (after it, no way back).
+    Returns its home directory (read while we still may).
 
     Changing credentials clears the parent-death signal (prctl(2)): arm it again, or with
     `--init` (whose PID 1 never returns to process.py) the container would outlive a killed mini.
     """
     uid, gid, groups = resolve(spec)
+    directory = home(spec)
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+    return directory
