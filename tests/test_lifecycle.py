@@ -164,10 +164,22 @@ def test_the_name_index_follows_create_rename_and_rm():
 
 
 def test_rm_of_a_running_container_needs_force():
+    """docker 20.10's words (delete.go), which say what to do: stop first, or unpause and then
+    stop a paused one; or -f. (Later dockers reworded them; mini had the later wording.)"""
     cid = run_d("busybox", "sleep", "30")
     refused = mini("rm", cid)
-    assert refused.returncode == 1 and "container is running" in refused.stderr
+    assert (refused.returncode, refused.stdout, refused.stderr) == (
+        1, "", f"Error response from daemon: You cannot remove a running container {cid}. "
+               "Stop the container before attempting removal or force remove\n")
     assert state(cid)["Running"]
+    assert mini("pause", cid).returncode == 0
+    try:
+        paused = mini("rm", cid)
+        assert (paused.returncode, paused.stderr) == (
+            1, f"Error response from daemon: You cannot remove a paused container {cid}. "
+               "Unpause and then stop the container before attempting removal or force remove\n")
+    finally:
+        mini("unpause", cid)
     removed = mini("rm", "-f", cid)
     assert (removed.returncode, removed.stdout) == (0, f"{cid}\n")
     assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
