@@ -548,6 +548,12 @@ def test_create_then_start_or_rm():
     assert mini("wait", "later").stdout == "0\n"
     assert mini("logs", "later").stdout == "started later\n"
     assert mini("rm", "later").returncode == 0
+    # docker's start -a / -i inspects first, so a missing one is the client's own line; plain
+    # start's is the daemon's, then its summary (mini said "mini: No such container" to -a, -i).
+    for flags in (["-a"], ["-i"], ["-ai"]):
+        assert mini("start", *flags, "later").stderr == "Error: No such container: later\n", flags
+    assert mini("start", "later").stderr == ("Error response from daemon: No such container: later\n"
+                                             "Error: failed to start containers: later\n")
     other = mini("create", "busybox", "true").stdout.strip()
     assert mini("rm", other).returncode == 0           # its monitor and process go with it
     assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()

@@ -201,7 +201,7 @@ def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
 
 #: Commands whose docker client inspects the container before it acts: a missing one is the
 #: client's "Error: No such container: X", not a line of the daemon's.
-LOOKS_UP_FIRST = ("logs", "attach", "port")
+LOOKS_UP_FIRST = ("logs", "attach", "port", "start")   # (start: -a/-i's; plain start says its own)
 
 
 def exit_code(command: str | None, error: MiniError) -> int:
