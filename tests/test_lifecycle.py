@@ -427,6 +427,14 @@ def test_ps_filters_latest_and_last():
     assert mini("ps", "-lq", "--format", "{{.Names}}").stdout == "up1\n"   # docker's: a format wins
     assert mini("ps", "-lq", "--format", "table", "--no-trunc").stdout == f"{up}\n"  # (not "table")
     assert mini("ps", "-l", "--format", "table").stdout.startswith("CONTAINER ID   IMAGE")
+    # {{json .}}: docker's ContainerContext as a Go map (its keys sorted), every field read, .Size
+    # too (so sizes are asked for), .LocalVolumes among them. (mini's: its own order, Size "0B",
+    # and {{.LocalVolumes}} an error.)
+    row = json.loads(mini("ps", "-l", "--format", "{{json .}}").stdout)
+    assert list(row) == ["Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts",
+                         "Names", "Networks", "Ports", "RunningFor", "Size", "State", "Status"]
+    assert re.fullmatch(r"0B \(virtual [\d.]+[kM]B\)", row["Size"]) and row["LocalVolumes"] == "0", row
+    assert mini("ps", "-l", "--format", "{{.LocalVolumes}} {{.Names}}").stdout == "0 up1\n"
     typo = mini("inspect", "-f", "{{.State.status}}", up)     # (docker's: Go's fields are Status)
     assert typo.returncode == 1 and typo.stderr.endswith('map has no entry for key "status"\n'), typo.stderr
     assert mini("inspect", "-f", "{{.Os}}", up).returncode == 1       # an image's field, not a container's

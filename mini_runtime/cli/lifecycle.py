@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 
@@ -147,10 +148,12 @@ def ps(args: argparse.Namespace) -> int:
     rows = []
     filters = filter_flags(args.filter)
     quiet = args.quiet and (args.format or "table") == "table"   # docker's: a --format of one's own wins
-    size = not quiet and (args.size or ".Size" in (args.format or ""))  # (docker's rule too)
+    # docker's rule: a template that reads .Size asks for sizes, and `{{json .}}` reads every field
+    size = not quiet and (args.size or ".Size" in (args.format or "")
+                          or re.search(r"\bjson\s+\.(?![\w.])", args.format or "") is not None)
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
         changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
-        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
+        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],  # (sorted below)
                      "Image": image_column(summary["Image"], summary["ImageID"], not args.no_trunc),
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
                      "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
@@ -161,7 +164,9 @@ def ps(args: argparse.Namespace) -> int:
                      "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
                      "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {})
                                                                .get("Networks") or {})),
-                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
+                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed,
+                     "LocalVolumes": "0"})                # (no volumes in mini)
+        rows[-1] = dict(sorted(rows[-1].items()))       # `{{json .}}`: docker's keys, a Go map's order
     own = args.format if args.format != "table" else None        # ("table" alone: the default)
     format = PS_QUIET_FORMAT if quiet else (own or PS_FORMAT + "\t{{.Size}}" * args.size)
     sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
