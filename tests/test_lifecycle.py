@@ -438,6 +438,19 @@ def test_ps_filters_latest_and_last():
     typo = mini("inspect", "-f", "{{.State.status}}", up)     # (docker's: Go's fields are Status)
     assert typo.returncode == 1 and typo.stderr.endswith('map has no entry for key "status"\n'), typo.stderr
     assert mini("inspect", "-f", "{{.Os}}", up).returncode == 1       # an image's field, not a container's
+    # A template with a typo, in docker 20.10's words and codes: inspect's one that does not parse
+    # exits 64 (before any lookup); ps words its own (mini said "template parsing error" and 1).
+    for name in (up, "nosuch"):
+        unclosed = mini("inspect", "-f", "{{.Name", name)
+        assert (unclosed.returncode, unclosed.stderr) == (64, "mini: template parsing error: template: :1: "
+                                                              "unclosed action\n"), name
+    unparsed = mini("ps", "--format", "{{.Names")
+    assert (unparsed.returncode, unparsed.stderr) == (1, "mini: failed to parse template: template: :1: "
+                                                         "unclosed action\n")
+    wrong = mini("ps", "--format", "{{.Nope}}")
+    assert (wrong.returncode, wrong.stderr) == (1, 'mini: failed to execute template: template: :1:2: executing "" '
+                                                   "at <.Nope>: can't evaluate field Nope in type "
+                                                   "*formatter.ContainerContext\n")
     assert mini("inspect", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
     assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
     assert ids("-f", "status=exited") == [done]

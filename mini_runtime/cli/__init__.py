@@ -208,8 +208,8 @@ def exit_code(command: str | None, error: MiniError) -> int:
     """docker's numbers for a failure: 126/127 when the container's command cannot be executed
     or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise
     (a wrong count of arguments too: cobra's check, not a flag's)."""
-    if isinstance(error, ExecError):
-        return error.exit_code
+    if isinstance(error, ExecError) or getattr(error, "exit_code", None):
+        return error.exit_code                          # (and a template that does not parse)
     if isinstance(error, BadArguments):
         return 1
     return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1

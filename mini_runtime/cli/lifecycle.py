@@ -141,7 +141,7 @@ def image_column(image: str, image_id: str, truncate: bool) -> str:
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
                                              ports_column)
-    from mini_runtime.cli.template import render_table
+    from mini_runtime.cli.template import TemplateError, render_table
     from mini_runtime.units import ago, human_size
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
@@ -169,7 +169,11 @@ def ps(args: argparse.Namespace) -> int:
         rows[-1] = dict(sorted(rows[-1].items()))       # `{{json .}}`: docker's keys, a Go map's order
     own = args.format if args.format != "table" else None        # ("table" alone: the default)
     format = PS_QUIET_FORMAT if quiet else (own or PS_FORMAT + "\t{{.Size}}" * args.size)
-    sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
+    try:
+        sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
+    except TemplateError as e:      # docker's ps parses and tries the template first: its words
+        error = str(e).removeprefix("template parsing error: ")
+        raise TemplateError(f"failed to {'parse' if e.parsing else 'execute'} template: {error}") from None
     return 0
 
 
@@ -185,10 +189,15 @@ INSPECT_FIELDS = {
 
 def inspect(args: argparse.Namespace) -> int:
     """docker inspect: each name as a container, else as an image (--type: only that one)."""
-    from mini_runtime.cli.template import render
+    from mini_runtime.cli.template import TemplateError, parse_format, render
 
     if args.type not in (None, "container", "image"):
         raise InvalidParameter(f'"{args.type}" is not a valid value for --type')   # (docker's, exit 1)
+    try:
+        parse_format(args.format or "")             # before any lookup, as docker's inspect
+    except TemplateError as e:
+        e.exit_code = 64                            # (docker's StatusError for it: EX_USAGE)
+        raise
     engine, found, failed = backend.connect(), [], False
     kinds = [args.type] if args.type else ["container", "image"]
     for text in args.names:
