@@ -465,20 +465,29 @@ def test_ps_filters_latest_and_last():
         assert mini("rm", "-f", container).returncode == 0
 
 
-@pytest.mark.parametrize("words", [["stop", "-t", "99999999999999999999", "x"], ["restart", "-t", "1_0", "x"],
-                                   ["ps", "-n", "\u0663"], ["stop", "-t", " 7", "x"]])
-def test_int_flags_are_go_ints(words):
+@pytest.mark.parametrize("words, flag, why", [
+    (["stop", "-t", "99999999999999999999", "x"], "-t, --time", "value out of range"),
+    (["restart", "-t", "1_0", "x"], "-t, --time", "invalid syntax"),
+    (["ps", "-n", "\u0663"], "-n, --last", "invalid syntax"), (["stop", "-t", " 7", "x"], "-t, --time", "invalid syntax"),
+    (["stop", "-t", "x", "x"], "-t, --time", "invalid syntax"), (["ps", "--last", "2x"], "-n, --last", "invalid syntax")])
+def test_int_flags_are_go_ints(words, flag, why):
     """docker's int flags are 64-bit and ASCII digits: beyond, one line and 125 (a stop
-    timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback)."""
+    timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback), in
+    pflag's words (mini said argparse's "invalid int64 value: 'x'")."""
     result = mini(*words)
-    assert result.returncode == 125 and "invalid int64 value" in result.stderr, result.stderr
-    assert len(result.stderr.splitlines()) == 1
+    text = words[2]
+    assert (result.returncode, result.stderr) == (125, f'mini: invalid argument "{text}" for "{flag}" flag: '
+                                                       f'strconv.ParseInt: parsing "{text}": {why} '
+                                                       f"(see 'mini {words[0]} --help')\n")
 
 
 def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
     """`mini run` alone: docker's "requires at least 1 argument" (COMMAND is optional); an
     empty -h is no -h, as in docker; -w over a file is chdir(2)'s ENOTDIR."""
     for words, message in ((["run"], '"mini run" requires at least 1 argument'),
+                           (["run", "-it"], '"mini run" requires at least 1 argument'),
+                           (["exec", "-it"], '"mini exec" requires at least 2 arguments'),   # (mini: 1)
+                           (["exec", "c1"], '"mini exec" requires at least 2 arguments'),
                            (["tag", "busybox"], '"mini tag" requires exactly 2 arguments')):
         result = mini(*words)
         assert (result.returncode, result.stderr) == (1, f"mini: {message} (see 'mini {words[0]} --help')\n")

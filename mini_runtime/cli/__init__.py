@@ -66,6 +66,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             super().__init__(*args, **settings)
 
         def error(self, message: str) -> NoReturn:
+            import re
+
             counted = not any(a.nargs == argparse.PARSER for a in self._actions)  # (a verb's own)
             if message.startswith("the following arguments are required") or counted and \
                     message.startswith("unrecognized arguments: ") and message.split()[2][:1] != "-":
@@ -80,6 +82,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 rest = message.split(": ignored explicit argument ", 1)[1][1:-1]
                 if rest[:1].isalnum():
                     message = f"unknown shorthand flag: {rest[0]!r} in -{rest}"
+            elif bad := re.fullmatch(r"argument (\S+): invalid int64 value: '(.*)'", message, re.S):
+                flag, text = bad.group(1).replace("/", ", "), bad.group(2)   # (pflag's words)
+                why = "value out of range" if re.fullmatch(r"[+-]?[0-9]+", text) else "invalid syntax"
+                message = f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: parsing "{text}": {why}'
             message = message.replace(repr(DASHES), "'--'")
             raise UsageError(f"{message} (see '{self.prog} --help')")
 
@@ -90,7 +96,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             for action in self._actions:
                 if action.option_strings or action.nargs == argparse.PARSER:
                     continue
-                low += {None: 1, "+": 1}.get(action.nargs, 0)
+                low += {None: 1, "+": 1}.get(action.nargs, 0) + \
+                    (action.nargs == "..." and str(action.metavar).startswith("COMMAND"))  # exec's 2
                 high += float("inf") if action.nargs in ("+", "*", argparse.REMAINDER) else 1
             if not high:
                 return f'"{self.prog}" accepts no arguments'

@@ -88,7 +88,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--network", "--net", metavar="NETWORK",
                      help="bridge (default), none, host, container:NAME, or a network of `mini network create`")
     run.add_argument("image", metavar="IMAGE")
-    run.add_argument("args", nargs=REMAINDER, metavar="COMMAND [ARG...]")
+    run.add_argument("args", nargs=REMAINDER, metavar="[COMMAND] [ARG...]")  # (the image's Cmd)
 
 
 def env_flags(values: list[str]) -> list[str]:
