@@ -58,9 +58,11 @@ def remove_claimed(directory: Path, force: bool) -> None:
             return
     state = container.status(record)
     if state.has_process:
-        if not force:
-            raise Conflict(f'cannot remove container "{record["Name"]}": container is '
-                           f"{state.value}: stop the container before removing or force remove")
+        if not force:                                   # (docker 20.10's words; later ones
+            procedure = "Stop the container before attempting removal or force remove"  # reword)
+            if state is container.Status.PAUSED:            # its process is frozen: not even
+                procedure = "Unpause and then " + procedure.lower()  # SIGKILL ends it till thawed
+            raise Conflict(f"You cannot remove a {state.value} container {record['Id']}. {procedure}")
         container.manually_stopped(directory)
         if lifecycle.restarting_ended(directory):       # (it may have started again meanwhile)
             lifecycle.thawed(directory)

@@ -106,8 +106,12 @@ def test_exec_environment_workdir_and_user(box):
 def test_exec_exit_codes_as_docker(box):
     assert mini("exec", "box", "sh", "-c", "exit 7").returncode == 7
     assert mini("exec", "box", "sh", "-c", "kill -9 $$").returncode == 137
+    # docker 20.10's exec exits 126 for any command that cannot start, a missing one too (run's
+    # is 127): `docker exec c nosuch; echo $?` says 126. (mini said 127.)
     missing = mini("exec", "box", "nosuch")
-    assert (missing.returncode, missing.stderr) == (127, 'mini: exec: "nosuch": executable file not found in $PATH\n')
+    assert (missing.returncode, missing.stderr) == (126, 'mini: exec: "nosuch": executable file not found in $PATH\n')
+    nowhere = mini("exec", "-t", "box", "/nosuch/cmd")
+    assert (nowhere.returncode, nowhere.stderr) == (126, 'mini: exec: "/nosuch/cmd": no such file or directory\n')
     denied = mini("exec", "box", "/etc/passwd")
     assert (denied.returncode, denied.stderr) == (126, 'mini: exec: "/etc/passwd": permission denied\n')
     nowhere = mini("exec", "-w", "/nowhere", "box", "pwd")

@@ -164,10 +164,22 @@ def test_the_name_index_follows_create_rename_and_rm():
 
 
 def test_rm_of_a_running_container_needs_force():
+    """docker 20.10's words (delete.go), which say what to do: stop first, or unpause and then
+    stop a paused one; or -f. (Later dockers reworded them; mini had the later wording.)"""
     cid = run_d("busybox", "sleep", "30")
     refused = mini("rm", cid)
-    assert refused.returncode == 1 and "container is running" in refused.stderr
+    assert (refused.returncode, refused.stdout, refused.stderr) == (
+        1, "", f"Error response from daemon: You cannot remove a running container {cid}. "
+               "Stop the container before attempting removal or force remove\n")
     assert state(cid)["Running"]
+    assert mini("pause", cid).returncode == 0
+    try:
+        paused = mini("rm", cid)
+        assert (paused.returncode, paused.stderr) == (
+            1, f"Error response from daemon: You cannot remove a paused container {cid}. "
+               "Unpause and then stop the container before attempting removal or force remove\n")
+    finally:
+        mini("unpause", cid)
     removed = mini("rm", "-f", cid)
     assert (removed.returncode, removed.stdout) == (0, f"{cid}\n")
     assert mini("ps", "-aq", "--no-trunc").stdout.split().count(cid) == 0
@@ -415,9 +427,30 @@ def test_ps_filters_latest_and_last():
     assert mini("ps", "-lq", "--format", "{{.Names}}").stdout == "up1\n"   # docker's: a format wins
     assert mini("ps", "-lq", "--format", "table", "--no-trunc").stdout == f"{up}\n"  # (not "table")
     assert mini("ps", "-l", "--format", "table").stdout.startswith("CONTAINER ID   IMAGE")
+    # {{json .}}: docker's ContainerContext as a Go map (its keys sorted), every field read, .Size
+    # too (so sizes are asked for), .LocalVolumes among them. (mini's: its own order, Size "0B",
+    # and {{.LocalVolumes}} an error.)
+    row = json.loads(mini("ps", "-l", "--format", "{{json .}}").stdout)
+    assert list(row) == ["Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts",
+                         "Names", "Networks", "Ports", "RunningFor", "Size", "State", "Status"]
+    assert re.fullmatch(r"0B \(virtual [\d.]+[kM]B\)", row["Size"]) and row["LocalVolumes"] == "0", row
+    assert mini("ps", "-l", "--format", "{{.LocalVolumes}} {{.Names}}").stdout == "0 up1\n"
     typo = mini("inspect", "-f", "{{.State.status}}", up)     # (docker's: Go's fields are Status)
     assert typo.returncode == 1 and typo.stderr.endswith('map has no entry for key "status"\n'), typo.stderr
     assert mini("inspect", "-f", "{{.Os}}", up).returncode == 1       # an image's field, not a container's
+    # A template with a typo, in docker 20.10's words and codes: inspect's one that does not parse
+    # exits 64 (before any lookup); ps words its own (mini said "template parsing error" and 1).
+    for name in (up, "nosuch"):
+        unclosed = mini("inspect", "-f", "{{.Name", name)
+        assert (unclosed.returncode, unclosed.stderr) == (64, "mini: template parsing error: template: :1: "
+                                                              "unclosed action\n"), name
+    unparsed = mini("ps", "--format", "{{.Names")
+    assert (unparsed.returncode, unparsed.stderr) == (1, "mini: failed to parse template: template: :1: "
+                                                         "unclosed action\n")
+    wrong = mini("ps", "--format", "{{.Nope}}")
+    assert (wrong.returncode, wrong.stderr) == (1, 'mini: failed to execute template: template: :1:2: executing "" '
+                                                   "at <.Nope>: can't evaluate field Nope in type "
+                                                   "*formatter.ContainerContext\n")
     assert mini("inspect", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
     assert mini("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == [up, done]
     assert ids("-f", "status=exited") == [done]
@@ -432,20 +465,29 @@ def test_ps_filters_latest_and_last():
         assert mini("rm", "-f", container).returncode == 0
 
 
-@pytest.mark.parametrize("words", [["stop", "-t", "99999999999999999999", "x"], ["restart", "-t", "1_0", "x"],
-                                   ["ps", "-n", "\u0663"], ["stop", "-t", " 7", "x"]])
-def test_int_flags_are_go_ints(words):
+@pytest.mark.parametrize("words, flag, why", [
+    (["stop", "-t", "99999999999999999999", "x"], "-t, --time", "value out of range"),
+    (["restart", "-t", "1_0", "x"], "-t, --time", "invalid syntax"),
+    (["ps", "-n", "\u0663"], "-n, --last", "invalid syntax"), (["stop", "-t", " 7", "x"], "-t, --time", "invalid syntax"),
+    (["stop", "-t", "x", "x"], "-t, --time", "invalid syntax"), (["ps", "--last", "2x"], "-n, --last", "invalid syntax")])
+def test_int_flags_are_go_ints(words, flag, why):
     """docker's int flags are 64-bit and ASCII digits: beyond, one line and 125 (a stop
-    timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback)."""
+    timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback), in
+    pflag's words (mini said argparse's "invalid int64 value: 'x'")."""
     result = mini(*words)
-    assert result.returncode == 125 and "invalid int64 value" in result.stderr, result.stderr
-    assert len(result.stderr.splitlines()) == 1
+    text = words[2]
+    assert (result.returncode, result.stderr) == (125, f'mini: invalid argument "{text}" for "{flag}" flag: '
+                                                       f'strconv.ParseInt: parsing "{text}": {why} '
+                                                       f"(see 'mini {words[0]} --help')\n")
 
 
 def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
     """`mini run` alone: docker's "requires at least 1 argument" (COMMAND is optional); an
     empty -h is no -h, as in docker; -w over a file is chdir(2)'s ENOTDIR."""
     for words, message in ((["run"], '"mini run" requires at least 1 argument'),
+                           (["run", "-it"], '"mini run" requires at least 1 argument'),
+                           (["exec", "-it"], '"mini exec" requires at least 2 arguments'),   # (mini: 1)
+                           (["exec", "c1"], '"mini exec" requires at least 2 arguments'),
                            (["tag", "busybox"], '"mini tag" requires exactly 2 arguments')):
         result = mini(*words)
         assert (result.returncode, result.stderr) == (1, f"mini: {message} (see 'mini {words[0]} --help')\n")
@@ -536,6 +578,12 @@ def test_create_then_start_or_rm():
     assert mini("wait", "later").stdout == "0\n"
     assert mini("logs", "later").stdout == "started later\n"
     assert mini("rm", "later").returncode == 0
+    # docker's start -a / -i inspects first, so a missing one is the client's own line; plain
+    # start's is the daemon's, then its summary (mini said "mini: No such container" to -a, -i).
+    for flags in (["-a"], ["-i"], ["-ai"]):
+        assert mini("start", *flags, "later").stderr == "Error: No such container: later\n", flags
+    assert mini("start", "later").stderr == ("Error response from daemon: No such container: later\n"
+                                             "Error: failed to start containers: later\n")
     other = mini("create", "busybox", "true").stdout.strip()
     assert mini("rm", other).returncode == 0           # its monitor and process go with it
     assert other not in mini("ps", "-aq", "--no-trunc").stdout.split()

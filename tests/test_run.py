@@ -217,6 +217,28 @@ def test_the_image_env_sets_path_and_nothing_leaks_from_the_host():
     assert "SECRET" not in result.stdout
 
 
+def test_hostname_and_home_are_set_as_docker_sets_them():
+    """docker 20.10's daemon adds HOSTNAME after PATH, and runc HOME from the user's passwd
+    entry ("/" without one), to run's and exec's processes alike; the image's Env and -e win,
+    and neither goes into Config.Env. (mini gave only PATH: `cd` alone stayed put, $HOME was
+    empty in `exec -it c sh`.)"""
+    cid = mini("run", "-d", "--hostname", "walkhost", "busybox", "sleep", "60").stdout.strip()
+    try:
+        path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        assert mini("exec", cid, "env").stdout.splitlines() == [path, "HOSTNAME=walkhost", "HOME=/root"]
+        assert mini("exec", "-u", "nobody", cid, "sh", "-c", "cd; pwd; echo $HOME").stdout == "/home\n/home\n"
+        assert mini("exec", "-u", "1234", cid, "sh", "-c", "echo $HOME").stdout == "/\n"
+        assert mini("exec", "-e", "HOME=/x", "-e", "HOSTNAME=h", cid, "env").stdout.splitlines() == \
+            [path, "HOSTNAME=h", "HOME=/x"]
+        assert mini("inspect", "-f", "{{json .Config.Env}}", cid).stdout == f'["{path}"]\n'
+    finally:
+        mini("rm", "-f", cid)
+    ran = mini("run", "--rm", "-t", "-u", "nobody", "busybox", "env").stdout.splitlines()
+    assert [line.split("=")[0] for line in ran] == ["PATH", "HOSTNAME", "TERM", "HOME"], ran
+    assert "HOME=/home" in ran and len(ran[1]) == len("HOSTNAME=") + 12   # the short id
+    assert mini("run", "--rm", "-e", "HOME=/y", "busybox", "sh", "-c", "echo $HOME").stdout == "/y\n"
+
+
 def test_default_command_is_the_images_cmd():
     result = mini("run", "-i", "busybox", input="echo from-sh; exit 3\n")
     assert (result.returncode, result.stdout) == (3, "from-sh\n")

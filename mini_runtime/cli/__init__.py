@@ -66,6 +66,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             super().__init__(*args, **settings)
 
         def error(self, message: str) -> NoReturn:
+            import re
+
             counted = not any(a.nargs == argparse.PARSER for a in self._actions)  # (a verb's own)
             if message.startswith("the following arguments are required") or counted and \
                     message.startswith("unrecognized arguments: ") and message.split()[2][:1] != "-":
@@ -80,6 +82,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 rest = message.split(": ignored explicit argument ", 1)[1][1:-1]
                 if rest[:1].isalnum():
                     message = f"unknown shorthand flag: {rest[0]!r} in -{rest}"
+            elif bad := re.fullmatch(r"argument (\S+): invalid int64 value: '(.*)'", message, re.S):
+                flag, text = bad.group(1).replace("/", ", "), bad.group(2)   # (pflag's words)
+                why = "value out of range" if re.fullmatch(r"[+-]?[0-9]+", text) else "invalid syntax"
+                message = f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: parsing "{text}": {why}'
             message = message.replace(repr(DASHES), "'--'")
             raise UsageError(f"{message} (see '{self.prog} --help')")
 
@@ -90,7 +96,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             for action in self._actions:
                 if action.option_strings or action.nargs == argparse.PARSER:
                     continue
-                low += {None: 1, "+": 1}.get(action.nargs, 0)
+                low += {None: 1, "+": 1}.get(action.nargs, 0) + \
+                    (action.nargs == "..." and str(action.metavar).startswith("COMMAND"))  # exec's 2
                 high += float("inf") if action.nargs in ("+", "*", argparse.REMAINDER) else 1
             if not high:
                 return f'"{self.prog}" accepts no arguments'
@@ -201,16 +208,17 @@ def group_of(command: str):  # -> the module: its PARSERS and HANDLERS
 
 #: Commands whose docker client inspects the container before it acts: a missing one is the
 #: client's "Error: No such container: X", not a line of the daemon's (cp's: "No such
-#: container:path: X:PATH", of the container or of the path).
-LOOKS_UP_FIRST = ("logs", "attach", "port", "cp")
+#: container:path: X:PATH", of the container or of the path; start: -a/-i's, plain start says
+#: its own).
+LOOKS_UP_FIRST = ("logs", "attach", "port", "cp", "start")
 
 
 def exit_code(command: str | None, error: MiniError) -> int:
     """docker's numbers for a failure: 126/127 when the container's command cannot be executed
     or found, 125 for its own failures in `run`/`create` and for bad flags anywhere, 1 otherwise
     (a wrong count of arguments too: cobra's check, not a flag's)."""
-    if isinstance(error, ExecError):
-        return error.exit_code
+    if isinstance(error, ExecError) or getattr(error, "exit_code", None):
+        return error.exit_code                          # (and a template that does not parse)
     if isinstance(error, BadArguments):
         return 1
     return 125 if command in ("run", "create") or isinstance(error, UsageError) else 1

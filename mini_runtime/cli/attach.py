@@ -49,7 +49,7 @@ def proxy_signals(engine: backend.Backend, container_id: str) -> dict:
 def session(engine: backend.Backend, container_id: str, attached: backend.Attached, *, stdin: bool,
             keys: bytes, proxy: bool = True) -> bool:
     """Relay until the stream ends (False) or the user detaches (True: the container carries on;
-    docker's line on stderr). With a tty our terminal is raw meanwhile, and its size follows;
+    what the client says then is its caller's: docker's differ). With a tty our terminal is raw meanwhile, and its size follows;
     without, our signals are the container's (`proxy`)."""
     import signal
 
@@ -78,8 +78,6 @@ def session(engine: backend.Backend, container_id: str, attached: backend.Attach
         attached.stream.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if detached:
-        print("read escape sequence", file=sys.stderr)
     return detached
 
 
@@ -93,7 +91,9 @@ def resize_now(engine: backend.Backend, container_id: str) -> None:
 
 
 def attach(args: argparse.Namespace) -> int:
-    """docker attach: to a running container only; its exit code when it ends, 0 on detach."""
+    """docker attach: to a running container only; its exit code when it ends. Detaching is an
+    error here, unlike in run and start: docker 20.10's attach returns the escape as its error,
+    so it says `read escape sequence` and exits 1 (its run and start treat it as success)."""
     from mini_runtime.cli import terminal
 
     keys = terminal.detach_sequence(args.detach_keys)
@@ -114,7 +114,8 @@ def attach(args: argparse.Namespace) -> int:
         except MiniError:
             pass
     if session(engine, found["Id"], attached, stdin=stdin, keys=keys, proxy=args.sig_proxy):
-        return 0
+        print("read escape sequence", file=sys.stderr)
+        return 1
     try:
         return engine.container_wait(found["Id"])["StatusCode"]
     except NotFound:

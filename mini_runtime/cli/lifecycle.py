@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 
@@ -142,17 +143,19 @@ def image_column(image: str, image_id: str, truncate: bool) -> str:
 def ps(args: argparse.Namespace) -> int:
     from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
                                              ports_column)
-    from mini_runtime.cli.template import render_table
+    from mini_runtime.cli.template import TemplateError, render_table
     from mini_runtime.units import ago, human_size
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
     rows = []
     filters = filter_flags(args.filter)
     quiet = args.quiet and (args.format or "table") == "table"   # docker's: a --format of one's own wins
-    size = not quiet and (args.size or ".Size" in (args.format or ""))  # (docker's rule too)
+    # docker's rule: a template that reads .Size asks for sizes, and `{{json .}}` reads every field
+    size = not quiet and (args.size or ".Size" in (args.format or "")
+                          or re.search(r"\bjson\s+\.(?![\w.])", args.format or "") is not None)
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
         changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
-        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],
+        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],  # (sorted below)
                      "Image": image_column(summary["Image"], summary["ImageID"], not args.no_trunc),
                      "Command": command_column(summary["Command"], truncate=not args.no_trunc),
                      "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
@@ -163,10 +166,16 @@ def ps(args: argparse.Namespace) -> int:
                      "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
                      "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {})
                                                                .get("Networks") or {})),
-                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed})
+                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed,
+                     "LocalVolumes": "0"})                # (no volumes in mini)
+        rows[-1] = dict(sorted(rows[-1].items()))       # `{{json .}}`: docker's keys, a Go map's order
     own = args.format if args.format != "table" else None        # ("table" alone: the default)
     format = PS_QUIET_FORMAT if quiet else (own or PS_FORMAT + "\t{{.Size}}" * args.size)
-    sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
+    try:
+        sys.stdout.write(render_table(format, rows, PS_HEADERS, "*formatter.ContainerContext"))
+    except TemplateError as e:      # docker's ps parses and tries the template first: its words
+        error = str(e).removeprefix("template parsing error: ")
+        raise TemplateError(f"failed to {'parse' if e.parsing else 'execute'} template: {error}") from None
     return 0
 
 
@@ -182,10 +191,15 @@ INSPECT_FIELDS = {
 
 def inspect(args: argparse.Namespace) -> int:
     """docker inspect: each name as a container, else as an image (--type: only that one)."""
-    from mini_runtime.cli.template import render
+    from mini_runtime.cli.template import TemplateError, parse_format, render
 
     if args.type not in (None, "container", "image"):
         raise InvalidParameter(f'"{args.type}" is not a valid value for --type')   # (docker's, exit 1)
+    try:
+        parse_format(args.format or "")             # before any lookup, as docker's inspect
+    except TemplateError as e:
+        e.exit_code = 64                            # (docker's StatusError for it: EX_USAGE)
+        raise
     engine, found, failed = backend.connect(), [], False
     kinds = [args.type] if args.type else ["container", "image"]
     for text in args.names:

@@ -92,7 +92,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
                      help="another name the container has on its user-defined network")
     run.add_argument("--ip", metavar="ADDRESS", help="IPv4 address on a user-defined network created with --subnet")
     run.add_argument("image", metavar="IMAGE")
-    run.add_argument("args", nargs=REMAINDER, metavar="COMMAND [ARG...]")
+    run.add_argument("args", nargs=REMAINDER, metavar="[COMMAND] [ARG...]")  # (the image's Cmd)
 
 
 def add_env_file(parser: argparse.ArgumentParser) -> None:

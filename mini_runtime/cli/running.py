@@ -67,7 +67,7 @@ def add_port(sub: argparse._SubParsersAction) -> None:
 def exec_(args: argparse.Namespace) -> int:
     """docker exec: create the exec, start it attached (or not: -d), its exit code is ours."""
     if not args.cmd:
-        raise BadArguments('"mini exec" requires at least 2 arguments')
+        raise BadArguments('"mini exec" requires at least 2 arguments (see \'mini exec --help\')')
     from mini_runtime.cli import terminal
 
     engine = backend.connect(warm_cgroups=True)          # (the command joins the container's cgroup)

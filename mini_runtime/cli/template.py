@@ -7,7 +7,7 @@ Values print as Go prints them (maps as `map[k:v]` with sorted keys, lists as `[
 `<no value>` for a key that is not there, numbers as their JSON text); `json` encodes as Go's
 encoding/json does (keys in the data's order, no HTML escaping). docker's own functions (json,
 join, split, upper, lower, title, pad, truncate) and Go's builtins are here. Errors are Go's,
-after docker's "template parsing error: ".
+after docker's "template parsing error: " (ps words it its own way: see cli/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -61,9 +61,10 @@ def parse_format(format: str) -> list[Any]:
     try:
         return parse(format)
     except TemplateError as e:
-        raise TemplateError(f"template parsing error: {e}") from None
+        raise TemplateError(f"template parsing error: {e}", parsing=True) from None
     except RecursionError:
-        raise TemplateError("template parsing error: template: :1: max expression depth exceeded") from None
+        raise TemplateError("template parsing error: template: :1: max expression depth exceeded",
+                            parsing=True) from None
 
 
 # --- execution ----------------------------------------------------------------------------------

@@ -26,7 +26,15 @@ SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\
 
 
 class TemplateError(InvalidParameter):
-    """A --format that Go's text/template would reject; the message is Go's."""
+    """A --format that Go's text/template would reject; the message is Go's. `parsing`: it did
+    not even parse, which docker's commands say in words of their own (and its inspect with exit
+    64, its exit_code then)."""
+
+    exit_code: int | None = None
+
+    def __init__(self, message: str, parsing: bool = False) -> None:
+        super().__init__(message)
+        self.parsing = parsing
 
 
 @named_tuple
