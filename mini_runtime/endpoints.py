@@ -187,9 +187,10 @@ def more_settings(directory: Path) -> dict:
 def connect_more(directory: Path, first: network.Endpoint, connected: list[list]) -> None:
     """At create or start: eth1, ... for the networks `network connect` added; on a failure the
     ones made are undone and the error raised (the caller undoes eth0)."""
-    from mini_runtime.network import interfaces
     if not connected:
         return
+    from mini_runtime.network import interfaces     # (not on the path of a run that has none)
+
     name, made = container.load(directory)["Name"].lstrip("/"), []
     try:
         for network_name, aliases, ip in connected:

@@ -291,8 +291,8 @@ def enter(container_id: str, init: Init, spec: ProcessSpec, err_w: int,
     else:
         try:
             process.exec_command(spec, "/")
-        except OSError as e:
-            code, message = process.exec_failure(spec.args[0], e)
+        except OSError as e:                         # 126 even when not found: docker 20.10's
+            message = process.exec_failure(spec.args[0], e)[1]  # exec says so (run's says 127)
         except BaseException as e:  # noqa: BLE001
             message = f"exec failed: {type(e).__name__}: {e}"
     try:

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, cp, lifecycle, monitor, overlay, removal
+from mini_runtime import container, lifecycle, monitor, overlay, removal
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.backend.networks import NetworkVerbs
 from mini_runtime.config import ContainerConfig
@@ -235,14 +235,21 @@ class LocalBackend(NetworkVerbs, Backend):
             write_tar(out, merged)
 
     # --- cp: the archive verbs (cp.py), on the container's files, running or not ---------------
+    # (cp imported here: tarfile, shutil and the layer code stay off run's path)
 
     def container_stat_path(self, container_id: str, path: str) -> dict[str, Any]:
+        from mini_runtime import cp
+
         return cp.stat_in(self._kept(container_id), container_id, path)
 
     def container_archive(self, container_id: str, path: str) -> tuple[dict[str, Any], BinaryIO]:
+        from mini_runtime import cp
+
         return cp.archive_of(self._kept(container_id), container_id, path)
 
     def container_extract(self, container_id: str, path: str, source: BinaryIO, copy_uid_gid: bool = False) -> None:
+        from mini_runtime import cp
+
         cp.extract_into(self._kept(container_id), container_id, path, source, copy_uid_gid)
 
     # >>> commit
