@@ -310,13 +310,15 @@ MUTANTS = {
                                        "if not policy_applies(", "6.7"),
     ("06", "backoff-never-reset"): ("    if ran_for >= STEADY_RUN:\n        last = 0.0\n", "", "6.8"),
     ("07", "route-before-address"): (
-        '                ns.add_address(eth0, address)\n'
-        '                ns.set_link(eth0, up=True)\n'
+        '                ns.add_address(eth, address)\n'
+        '                ns.set_link(eth, up=True)\n'
         '                ns.set_link("lo", up=True)\n'
-        '                ns.add_default_route(gateway)\n',
-        '                ns.add_default_route(gateway)\n'
-        '                ns.add_address(eth0, address)\n'
-        '                ns.set_link(eth0, up=True)\n'
+        '                if inside == "eth0":\n'
+        '                    ns.add_default_route(gateway)\n',
+        '                if inside == "eth0":\n'
+        '                    ns.add_default_route(gateway)\n'
+        '                ns.add_address(eth, address)\n'
+        '                ns.set_link(eth, up=True)\n'
         '                ns.set_link("lo", up=True)\n', "7.1"),
     ("07", "host-end-not-on-the-bridge"): ('nl.set_link(outside, master=nl.index(bridge), up=True)',
                                            'nl.set_link(outside, up=True)', "7.1"),

@@ -25,19 +25,22 @@ from mini_runtime.network.rtnetlink import NetlinkError  # noqa: F401 - a refusa
 # Given (the same as the reference): the host end's name, the MAC for an address, and netlink
 # sockets (`with netlink() as nl:` here, `with netlink(netns) as ns:` inside a namespace), whose
 # methods send one rtnetlink message each: read mini_runtime/network/rtnetlink.py.
-from mini_runtime.network.bridge import Interface, host_end, mac_for, netlink  # noqa: F401
+from mini_runtime.network.bridge import Interface, host_end, mac_for, more_end, netlink  # noqa: F401
 
 
 def connect(container_id: str, bridge: str, netns: str | Path, address: Interface,
-            gateway: ipaddress.IPv4Address) -> str:
-    """A veth pair from `bridge` to `eth0` in `netns`, addressed and routed. Returns the MAC.
-    If a step fails the pair is deleted: nothing is left half-wired."""
+            gateway: ipaddress.IPv4Address, inside: str = "eth0") -> str:
+    """A veth pair from `bridge` to `inside` in `netns`, addressed, and for eth0 routed. Returns
+    the MAC. If a step fails the pair is deleted: nothing is left half-wired."""
     # TODO: the steps, each one netlink message (nl.add_veth(...), nl.set_link(...),
     #   ns.add_address(...), ns.add_default_route(...): rtnetlink.py, each method says which `ip`
     #   command it is): a veth pair whose host end is host_end(container_id) and whose other end
     #   is born inside the namespace (peer_netns_fd: an open fd of `netns`) as eth0 with
     #   mac_for(address.ip); the host end plugged into the bridge and up; inside: the address,
     #   eth0 up, lo up, the default route via gateway.
+    #   `inside` is eth0 for `run`; `network connect` asks for eth1, eth2, ... (that pair's host
+    #   end is more_end(container_id, inside), and it gets no default route: the container's
+    #   default route stays eth0's, its subnet's route comes with the address).
     #   man: ip-link(8) (veth, master, netns, name, address), veth(4), rtnetlink(7) (RTM_NEWLINK,
     #   IFLA_NET_NS_FD, RTM_NEWADDR, RTM_NEWROUTE). Try each step by hand first, in a namespace of
     #   your own (`ip netns add demo`, `ip -n demo ...`).

@@ -43,7 +43,7 @@ def nat_missing() -> str | None:
 
 
 CHAPTER = Chapter(number="07", slug="network", module="mini_runtime.network.bridge",
-                  learner_file="bridge.py", given=("Interface", "host_end", "mac_for", "netlink"),
+                  learner_file="bridge.py", given=("Interface", "host_end", "mac_for", "more_end", "netlink"),
                   requires=nat_missing)
 check = CHAPTER.check
 
