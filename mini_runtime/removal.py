@@ -49,6 +49,36 @@ def remove(directory: Path, text: str, force: bool) -> None:
         os.close(claim)
 
 
+def prune(filters: dict[str, list[str]]) -> dict:
+    """ContainersPrune (`mini container prune`): every container without a process, created or
+    exited, as docker's, kept by `label=`/`label!=`/`until=`. What it frees is each one's own
+    changes, its upper dir. One that starts or goes meanwhile is skipped, not an error: a prune
+    is a sweep, not a request about a container."""
+    from mini_runtime import filters as flt
+    from mini_runtime.errors import NotFound
+    from mini_runtime.units import api_timestamp, rfc3339_ns, timestamp_ns
+
+    flt.check(filters, ("label", "label!", "until"))
+    until = [timestamp_ns(api_timestamp(value, "until")) for value in filters.get("until", [])]
+    deleted, freed = [], 0
+    for record in container.records():
+        labels = (record.get("Config") or {}).get("Labels") or {}
+        created = rfc3339_ns(record.get("Created") or "") or 0
+        if (container.status(record).has_process or not flt.labels_match(filters, labels)
+                or any(flt.labels_match({"label": [text]}, labels) for text in filters.get("label!", []))
+                or any(created > limit for limit in until)):
+            continue
+        directory = container.containers_dir() / record["Id"]
+        size = paths.disk_usage(directory / "upper") if (directory / "upper").is_dir() else 0
+        try:
+            remove(directory, record["Id"], force=False)
+        except (Conflict, NotFound):
+            continue
+        deleted.append(record["Id"])
+        freed += size
+    return {"ContainersDeleted": deleted, "SpaceReclaimed": freed}
+
+
 def remove_claimed(directory: Path, force: bool) -> None:
     record = container.load(directory)
     if container.status(record) is container.Status.CREATED:

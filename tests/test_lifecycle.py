@@ -782,3 +782,34 @@ def test_stop_of_several_containers_stops_them_at_once_and_says_them_in_order():
     finished = sorted(time.mktime(time.strptime(end["FinishedAt"][:19], "%Y-%m-%dT%H:%M:%S")) for end in ends)
     assert finished[-1] - finished[0] < 2, ends             # one after another: 2 s apart each
     assert mini("rm", *names).stdout.splitlines() == names
+
+
+def test_container_prune_removes_what_has_no_process_and_says_what_it_freed():
+    """docker container prune: created and exited containers go, running ones stay; asked first
+    (anything but y is no, and the total is still said); label=, label!= and until= keep some."""
+    exited = run_d("--name", "prunegone", "-l", "prunetest=1", "busybox", "sh", "-c",
+                   "head -c 50000 /dev/zero > /big")
+    mini("wait", exited)
+    created = mini("create", "--name", "prunemade", "-l", "prunetest=1", "-l", "keep=yes",
+                   "busybox", "true").stdout.strip()
+    running = run_d("--name", "prunekeep", "-l", "prunetest=1", "busybox", "sleep", "60")
+    try:
+        ours = ["--filter", "label=prunetest"]
+        declined = mini("container", "prune", *ours, input="yes\n")   # (docker's: only y is yes)
+        assert (declined.returncode, declined.stdout) == (0, "WARNING! This will remove all stopped containers.\n"
+                                                          "Are you sure you want to continue? [y/N] "
+                                                          "Total reclaimed space: 0B\n")
+        recent = mini("container", "prune", "-f", *ours, "--filter", "until=1h")   # all newer than that
+        assert recent.stdout == "Total reclaimed space: 0B\n"
+        assert len(mini("ps", "-aq", "-f", "label=prunetest").stdout.split()) == 3
+        first = mini("container", "prune", *ours, "--filter", "label!=keep", input="y\n")
+        head, _, total = first.stdout.partition("\n\nTotal reclaimed space: ")
+        assert head.endswith(f"[y/N] Deleted Containers:\n{exited}") and total.endswith("kB\n"), first.stdout
+        assert float(total.removesuffix("kB\n")) >= 50          # its upper dir: the 50 kB it wrote
+        second = mini("container", "prune", "-f", *ours)
+        assert second.stdout.startswith(f"Deleted Containers:\n{created}\n\nTotal reclaimed space: ")
+        assert mini("ps", "-aq", "--no-trunc", "-f", "label=prunetest").stdout.split() == [running]
+        bad = mini("container", "prune", "-f", "--filter", "name=x")
+        assert (bad.returncode, bad.stderr) == (1, "mini: invalid filter 'name'\n")
+    finally:
+        mini("rm", "-f", exited, created, running)

@@ -134,6 +134,11 @@ class Backend(abc.ABC):
         """ContainerDelete."""
 
     @abc.abstractmethod
+    def container_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """ContainersPrune: every container without a process (created, exited), `label=`,
+        `label!=` and `until=` filters; {"ContainersDeleted": [ids], "SpaceReclaimed": bytes}."""
+
+    @abc.abstractmethod
     def container_changes(self, container_id: str) -> list[dict[str, Any]]:
         """ContainerChanges: [{"Path": ..., "Kind": 0 modified | 1 added | 2 deleted}]."""
 

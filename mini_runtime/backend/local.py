@@ -209,6 +209,9 @@ class LocalBackend(NetworkVerbs, Backend):
     def container_delete(self, container_id: str, force: bool = False) -> None:
         removal.remove(container.find(container_id), container_id, force)
 
+    def container_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        return removal.prune(filters or {})
+
     def _kept(self, text: str) -> tuple[Path, dict[str, Any], overlay.Overlay]:
         """A container, running or not, with the files diff, export and commit read: its upper
         dir (which a running container may be changing meanwhile, as with docker)."""

@@ -107,12 +107,34 @@ def add_container(sub: argparse._SubParsersAction) -> None:
     same = ", ".join(sorted(v for v in verbs if verbs[v] == v))
     other = ", ".join(f"{v} (mini {verbs[v]})" for v in sorted(verbs) if verbs[v] != v)
     container = sub.add_parser("container", help="Manage containers.", usage="mini container COMMAND",
-                               description=f"Manage containers. Commands: {same}; {other}.")
-    container.add_argument("verb", metavar="COMMAND", choices=sorted(verbs))
+                               description=f"Manage containers. Commands: {same}; {other}; prune "
+                                           "(remove all stopped containers: -f, --filter label=, until=).")
+    container.add_argument("verb", metavar="COMMAND", choices=sorted([*verbs, "prune"]))
+    container.add_argument("-f", "--force", action="store_true", help="prune: do not prompt for confirmation")
+    container.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                           help="prune: provide filter values (e.g. 'until=<timestamp>')")
 
 
 def container(args: argparse.Namespace) -> int:
+    if args.verb == "prune":
+        return prune(args)
     raise UsageError(f"'mini container {args.verb}' is 'mini {args.verb}' (put no flag before it)")
+
+
+def prune(args: argparse.Namespace) -> int:
+    """docker container prune: asks first unless -f; then the ids it removed and the space."""
+    from mini_runtime.cli.lifecycle import filter_flags
+    from mini_runtime.cli.streams import confirmed
+    from mini_runtime.units import human_size
+
+    filters = filter_flags(args.filter, "--filter")     # (prune's -f is --force)
+    report = {"ContainersDeleted": [], "SpaceReclaimed": 0}
+    if args.force or confirmed("WARNING! This will remove all stopped containers.\n"):
+        report = backend.connect().container_prune(filters)
+    if report["ContainersDeleted"]:
+        print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in report["ContainersDeleted"]))
+    print(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}")
+    return 0
 
 
 PARSERS = {"rm": add_rm, "diff": add_diff, "export": add_export, "commit": add_commit,

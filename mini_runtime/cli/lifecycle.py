@@ -118,14 +118,14 @@ def add_top(sub: argparse._SubParsersAction) -> None:
     top.add_argument("ps_args", nargs=REMAINDER, metavar="ps OPTIONS")
 
 
-def filter_flags(texts: list[str]) -> dict[str, list[str]]:
+def filter_flags(texts: list[str], flag: str = "-f, --filter") -> dict[str, list[str]]:
     """`-f status=exited -f name=web` as the Engine API's `filters` object. A key is
     case-insensitive and may be padded (`Status = exited`), as docker's CLI takes it."""
     filters: dict[str, list[str]] = {}
     for text in texts:
         key, eq, value = text.partition("=")
         if not eq:
-            raise UsageError(f'invalid argument "{text}" for "-f, --filter" flag: '
+            raise UsageError(f'invalid argument "{text}" for "{flag}" flag: '
                              'bad format of filter (expected name=value)')
         filters.setdefault(key.strip().lower(), []).append(value)
     return filters

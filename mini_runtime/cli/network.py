@@ -152,11 +152,10 @@ PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at l
 
 def prune(force: bool) -> int:
     """docker network prune: asks first unless -f (an answer other than y, or EOF, is no)."""
-    if not force:
-        sys.stdout.write(PRUNE_WARNING + "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    from mini_runtime.cli.streams import confirmed
+
+    if not force and not confirmed(PRUNE_WARNING):
+        return 0
     deleted = backend.connect().network_prune()["NetworksDeleted"]
     if deleted:
         sys.stdout.write("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted))

@@ -75,3 +75,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def confirmed(warning: str) -> bool:
+    """docker's PromptForConfirmation, for the prunes: the warning, "[y/N]", and yes only for a
+    line that is y (or Y); anything else, or no terminal answering (EOF), is no."""
+    sys.stdout.write(warning + "Are you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() == "y"
