@@ -459,6 +459,15 @@ def test_inspect_refuses_a_field_dockers_type_has_not(format, error):
                            fields=fields) == "<no value> <no value> <nil>"
 
 
+def test_inspect_reads_the_go_field_id_as_the_json_key_id():
+    """ContainerJSON's, ImageInspect's and NetworkResource's field ID is the JSON key Id: docker's
+    typed run takes `{{.ID}}`, its raw fallback `{{.Id}}`; mini's JSON-only run refused `.ID`."""
+    fields = frozenset(INSPECT) | {"Mounts"}
+    assert template.render("{{.ID}} {{.Id}}", INSPECT, fields=fields) == f"{INSPECT['Id']} {INSPECT['Id']}"
+    assert template.render("{{.ID}}", INSPECT) == "<no value>"           # (an untyped map: no such rule)
+    assert template.render("{{.State.ID}}", INSPECT, fields=fields) == "<no value>"   # (only the top)
+
+
 @pytest.mark.parametrize("format, want", [
     # recorded from docker CLI 28.2.2 (`docker version -f FORMAT`: Go's own text/template)
     ("{{.A }", 'unexpected "}" in operand'),

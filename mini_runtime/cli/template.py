@@ -237,6 +237,9 @@ class Executor:
             if not isinstance(value, dict):
                 raise ExecError(node, f"can't evaluate field {name} in type {go_type(value)}")
             if name not in value:
+                if name == "ID" and self.typed is not None and value is self.data and "Id" in value:
+                    value = value["Id"]     # (Go's field ID, JSON's key Id: docker's typed run reads
+                    continue                # `.ID`, its fallback on the JSON `.Id`)
                 if self.struct and value is self.data:
                     raise ExecError(node, f"can't evaluate field {name} in type {self.struct}")
                 if self.missing_key_error or self.typed is not None and (
