@@ -40,7 +40,7 @@ command_lines = st.tuples(st.sampled_from(COMMANDS),
 
 def with_argparse(words: list[str]) -> dict | str:
     try:
-        return vars(cli.build_parser(words[0]).parse_args(words))
+        return vars(cli.parse_with_argparse(words, words[0]))
     except UsageError as e:
         return f"refused: {e}"
     except SystemExit:  # --help prints and exits
@@ -111,6 +111,25 @@ def test_a_containers_command_keeps_its_flags(words: list[str], attribute: str, 
     words are the container's command (docker turns interspersing off for these)."""
     assert getattr(cli.parse(words, words[0]), attribute) == expected
     assert getattr(cli.parse([*words, "-x", "--"], words[0]), attribute) == [*expected, "-x", "--"]
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["run", "busybox", "--", "echo", "hi"], ["--", "echo", "hi"]),
+    (["run", "--", "busybox", "echo", "hi"], ["echo", "hi"]),
+    (["run", "--", "busybox", "--", "echo"], ["--", "echo"]),
+    (["create", "-t", "busybox", "--"], ["--"]),
+    (["run", "-e", "-X", "busybox", "--", "echo"], ["--", "echo"]),      # (argparse's path)
+    (["exec", "c1", "--", "ls"], ["--", "ls"]),
+    (["exec", "-w", "-x", "c1", "ls", "--"], ["ls", "--"]),
+    (["top", "c1", "--", "aux"], ["--", "aux"]),
+])
+def test_a_double_dash_after_the_image_or_container_is_the_containers_word(words, expected) -> None:
+    """pflag drops the "--" that ends docker's own flags, and only that one: after IMAGE (or
+    CONTAINER) flag parsing has already stopped, so a "--" there is the command's first word
+    (`docker run busybox -- echo hi` asks busybox to run "--", and fails: exit 127). Seen in the
+    bodies docker 20.10's client sends: `"Cmd":["--","echo","hi"]`."""
+    args = vars(cli.parse(words, words[0]))
+    assert (args.get("args") or args.get("cmd") or args.get("ps_args")) == expected
 
 
 @pytest.mark.parametrize("words, expected", [

@@ -140,8 +140,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                 if a.nargs in (argparse.REMAINDER, argparse.PARSER)), None)
                     if sub is not None and sub.nargs == argparse.PARSER and word in sub.choices:
                         return [*out, word, *sub.choices[word].go_values(words[i + 1:])]
-                    if sub is not None:
-                        break
+                    if sub is not None:   # (the container's command: its "--" is its own)
+                        return [*out, word, *(DASHES if w == "--" else w for w in words[i + 1:])]
                 out.append(word)
                 i += 1
             return out + words[i:]
@@ -181,6 +181,11 @@ def parse(words: list[str], command: str | None) -> argparse.Namespace:
         args = flags.parse(command, words[1:], group_of(command).PARSERS[command])
         if args is not None:
             return args  # type: ignore[return-value]  (the same attributes)
+    return parse_with_argparse(words, command)
+
+
+def parse_with_argparse(words: list[str], command: str | None) -> argparse.Namespace:
+    """`parse`'s slow path: argparse, made to take words as pflag does (see `go_values`)."""
     parser = build_parser(command)
     words = go_booleans(words)
     if command in GROUPS and words[:1] == [command]:

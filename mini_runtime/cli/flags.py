@@ -108,8 +108,6 @@ def parse(command: str, words: list[str], declare: Callable[[Any], None]) -> Sim
             return None                             # a second run of positionals: argparse's
         elif command_line:
             found = words[i:]                       # the container's command, untouched
-            if "--" in found[1:]:
-                return None                         # ("--" in the command: argparse drops some)
             break
         else:
             found.append(word)

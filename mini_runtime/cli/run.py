@@ -245,9 +245,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
         # (a newline would add a line to the container's /etc/hosts; a byte that is not UTF-8
         # cannot go into its record)
         raise UsageError(f"invalid hostname {args.hostname!a}: a host name is letters, digits, '-' and '.'")
-    command = args.args[1:] if args.args[:1] == ["--"] else args.args
     limits = _limits(args)
-    config = backend.ContainerConfig(**limits, image=args.image, command=command,
+    config = backend.ContainerConfig(**limits, image=args.image, command=args.args,
                              env=env_flags(args.env, args.env_file), workdir=args.workdir,
                              remove=args.rm, read_only=args.read_only, pivot=not args.no_pivot,
                              hostname=args.hostname, init=args.init,
