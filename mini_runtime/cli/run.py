@@ -13,6 +13,7 @@ from mini_runtime.units import human_size, parse_bytes
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
+    from collections.abc import Mapping
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +104,7 @@ def add_env_file(parser: argparse.ArgumentParser) -> None:
 def env_flags(values: list[str], files: list[str] = ()) -> list[str]:
     """Each --env-file's variables, then -e K=V as given (a later one wins); -e K takes K from
     our own environment (and is dropped if unset)."""
-    result = [line for path in files for line in kv_file(path, dict(os.environ))]
+    result = [line for path in files for line in kv_file(path, os.environ)]
     for item in values:
         if item.partition("=")[0] == "":
             raise UsageError(f'invalid argument "{item}" for "-e, --env" flag: invalid environment variable: {item}')
@@ -114,7 +115,7 @@ def env_flags(values: list[str], files: list[str] = ()) -> list[str]:
     return result
 
 
-def kv_file(path: str, environ: dict[str, str] | None, longest: int = 64 * 1024) -> list[str]:
+def kv_file(path: str, environ: Mapping[str, str] | None, longest: int = 64 * 1024) -> list[str]:
     """--env-file and --label-file as docker's client reads them (opts.ParseEnvFile): KEY=VALUE
     lines, the value kept exactly as written, quotes too (no shell reads these files); a bare
     KEY takes its value from `environ` (ours, for --env-file) or is dropped; blank lines and
@@ -234,17 +235,23 @@ def create(args: argparse.Namespace) -> int:
     return 0
 
 
+def checked_hostname(name: str) -> None:
+    """-h: what sethostname(2) takes (at most 64 bytes), and only printable characters: a
+    newline would add a line to the container's own /etc/hosts, and a byte that is not UTF-8
+    cannot go into its record."""
+    if len(os.fsencode(name)) > 64:
+        raise UsageError(f"invalid hostname {name!r}: 1 to 64 bytes (sethostname(2))")
+    if not name.isprintable():
+        raise UsageError(f"invalid hostname {name!a}: a host name is letters, digits, '-' and '.'")
+
+
 def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     """The flags, checked, as the value a backend runs."""
     from mini_runtime import backend
 
     args.hostname = args.hostname or None       # docker: an empty -h is no -h (the short id)
-    if args.hostname is not None and not len(os.fsencode(args.hostname)) <= 64:
-        raise UsageError(f"invalid hostname {args.hostname!r}: 1 to 64 bytes (sethostname(2))")
-    if args.hostname is not None and not args.hostname.isprintable():
-        # (a newline would add a line to the container's /etc/hosts; a byte that is not UTF-8
-        # cannot go into its record)
-        raise UsageError(f"invalid hostname {args.hostname!a}: a host name is letters, digits, '-' and '.'")
+    if args.hostname is not None:
+        checked_hostname(args.hostname)
     limits = _limits(args)
     config = backend.ContainerConfig(**limits, image=args.image, command=args.args,
                              env=env_flags(args.env, args.env_file), workdir=args.workdir,

@@ -33,10 +33,15 @@ def each(containers: list[str], act: Callable[[str], object], failed_line: str =
 def one_by_one(containers: list[str], act: Callable[[str], object]) -> Iterator[Outcome]:
     """Each container's (text, result, error), one after the other: `start`, `wait`, `restart`."""
     for text in containers:
-        try:
-            yield text, act(text), None
-        except MiniError as e:
-            yield text, None, e
+        yield outcome(text, act)
+
+
+def outcome(text: str, act: Callable[[str], object]) -> Outcome:
+    """One container's (text, result, error): a MiniError is its outcome; anything else, raised."""
+    try:
+        return text, act(text), None
+    except MiniError as e:
+        return text, None, e
 
 
 def at_once(containers: list[str], act: Callable[[str], object], most: int = 50) -> Iterator[Outcome]:
@@ -53,7 +58,7 @@ def at_once(containers: list[str], act: Callable[[str], object], most: int = 50)
 
     def work(i: int) -> None:
         try:
-            outcomes[i] = next(one_by_one(containers[i:i + 1], act))
+            outcomes[i] = outcome(containers[i], act)
         except BaseException as e:
             crashed[i] = e
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(containers))]
