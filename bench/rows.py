@@ -121,12 +121,12 @@ def stdlib_floor(b: Bench) -> tuple[Side, Side]:
 
 @row(FLOORS, "CLI floor vs Python floor")
 def cli_floor(b: Bench) -> tuple[Side, Side]:
-    return b.mini("mini version", "version"), python_floor_side(b)
+    return b.mini("mini --version", "--version"), python_floor_side(b)
 
 
 @row(FLOORS, "mini run vs CLI floor")
 def run_vs_cli(b: Bench) -> tuple[Side, Side]:
-    return mini_run(b), b.mini("mini version", "version")
+    return mini_run(b), b.mini("mini --version", "--version")
 
 
 # --- with a memory limit ---------------------------------------------------------------------

@@ -249,6 +249,14 @@ class Backend(abc.ABC):
     # --- system --------------------------------------------------------------------------------
 
     @abc.abstractmethod
+    def system_version(self) -> dict[str, Any]:
+        """SystemVersion (GET /version): the engine's version, API versions, OS and machine."""
+
+    @abc.abstractmethod
+    def system_info(self) -> dict[str, Any]:
+        """SystemInfo (GET /info): containers and images counted, storage, cgroups, machine."""
+
+    @abc.abstractmethod
     def system_check(self) -> int:
         """mini's own: is this machine ready for containers (`mini doctor`)? Its exit status."""
 

@@ -372,6 +372,14 @@ class LocalBackend(NetworkVerbs, Backend):
 
     # --- system --------------------------------------------------------------------------------
 
+    def system_version(self) -> dict[str, Any]:
+        from mini_runtime import sysinfo
+        return sysinfo.version()
+
+    def system_info(self) -> dict[str, Any]:
+        from mini_runtime import sysinfo
+        return sysinfo.info(self.container_list(all=True), len({image.id for image in self.store.list()}))
+
     def system_check(self) -> int:
         from mini_runtime import doctor
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers", "export": "containers",
           "commit": "containers", "images": "images", "tag": "images", "rmi": "images",
           "history": "images", "import": "images", "image": "images", "save": "images", "load": "images",
-          "doctor": "system", "version": "system", "ps": "lifecycle", "inspect": "lifecycle",
+          "doctor": "system", "version": "system", "info": "system", "system": "system", "ps": "lifecycle", "inspect": "lifecycle",
           "logs": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
@@ -36,6 +36,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
 #: docker's management commands, `mini image ls` for `mini images`, `mini container rm` for
 #: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
 MANAGEMENT = {
+    "system": {"info": "info"},
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "history": "history", "import": "import", "save": "save", "load": "load",
               "inspect": "inspect --type=image"},
@@ -265,10 +266,14 @@ def args_command(argv: Sequence[str] | None) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = management(list(sys.argv[1:] if argv is None else argv))
     command = args_command(words)
+    if words in (["-v"], ["--version"]):                 # (no parser at all: the CLI's floor)
+        from mini_runtime import __version__
+        print(f"mini version {__version__}")
+        return 0
     if words == ["help"]:                               # (docker's `help` is --help)
         build_parser().print_help()
         return 0
-    if words in (["image"], ["container"], ["network"]):    # (docker's: the group's usage, 0)
+    if words in (["image"], ["container"], ["network"], ["system"]):    # (docker's: the group's usage, 0)
         try:
             build_parser().parse_args([*words, "--help"])
         except SystemExit:                              # (argparse's --help: printed, "exit 0")

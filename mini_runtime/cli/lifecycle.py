@@ -190,15 +190,11 @@ INSPECT_FIELDS = {
 
 def inspect(args: argparse.Namespace) -> int:
     """docker inspect: each name as a container, else as an image (--type: only that one)."""
-    from mini_runtime.cli.template import TemplateError, parse_format, render
+    from mini_runtime.cli.template import check, render
 
     if args.type not in (None, "container", "image"):
         raise InvalidParameter(f'"{args.type}" is not a valid value for --type')   # (docker's, exit 1)
-    try:
-        parse_format(args.format or "")             # before any lookup, as docker's inspect
-    except TemplateError as e:
-        e.exit_code = 64                            # (docker's StatusError for it: EX_USAGE)
-        raise
+    check(args.format or "")
     engine, found, failed = backend.connect(), [], False
     kinds = [args.type] if args.type else ["container", "image"]
     for text in args.names:

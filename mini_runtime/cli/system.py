@@ -1,9 +1,11 @@
-"""`mini doctor` and `mini version`."""
+"""`mini doctor`, `mini version` and `mini info` (`mini system info`)."""
 
 from __future__ import annotations
 
+import sys
 
 from mini_runtime import __version__
+from mini_runtime.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
@@ -17,7 +19,21 @@ def add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 def add_version(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("version", help="Show the version.", usage="mini version")
+    version = sub.add_parser("version", help="Show the mini version information.",
+                             usage="mini version [OPTIONS]")
+    version.add_argument("-f", "--format", help="format the output using the given Go template")
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    info = sub.add_parser("info", help="Display system-wide information.", usage="mini info [OPTIONS]")
+    info.add_argument("-f", "--format", help="format the output using the given Go template")
+
+
+def add_system(sub: argparse._SubParsersAction) -> None:
+    """`mini system VERB`: docker's management command (main() turns `system info` into `info`)."""
+    system = sub.add_parser("system", help="Manage mini.", usage="mini system COMMAND",
+                            description="Manage mini. Commands: info (mini info).")
+    system.add_argument("verb", metavar="COMMAND", choices=["info"])
 
 
 def doctor(_args: argparse.Namespace) -> int:
@@ -26,10 +42,90 @@ def doctor(_args: argparse.Namespace) -> int:
     return backend.connect().system_check()
 
 
-def version(_args: argparse.Namespace) -> int:
-    print(f"mini version {__version__}")
+def version(args: argparse.Namespace) -> int:
+    """`mini -v` is one line (docker's `--version`); `mini version` is docker's two blocks: this
+    client, and the engine it talks to (here the same program; chapter 09's daemon, later)."""
+    if args.version:                                    # (`mini -v` after other flags)
+        print(f"mini version {__version__}")
+        return 0
+    from mini_runtime import backend
+    from mini_runtime.cli.template import check
+
+    check(args.format or "")
+    server = backend.connect().system_version()
+    client = {"Platform": {"Name": ""}, "Version": __version__, "ApiVersion": server["ApiVersion"],
+              "DefaultAPIVersion": server["ApiVersion"], "PythonVersion": server["PythonVersion"],
+              "Os": "linux", "Arch": server["Arch"]}
+    if args.format:
+        return formatted(args.format, {"Client": client, "Server": server})
+    engine = server["Components"][0]["Details"]
+    lines = ["Client:", *cells(1, [("Version", client["Version"]), ("API version", client["ApiVersion"]),
+                                   ("Python version", client["PythonVersion"]),
+                                   ("OS/Arch", f"linux/{client['Arch']}")]),
+             "", f"Server: {server['Platform']['Name']}".rstrip(), " Engine:",
+             *cells(2, [("Version", server["Version"]),
+                        ("API version", f"{engine['ApiVersion']} (minimum version {engine['MinAPIVersion']})"),
+                        ("Python version", engine["PythonVersion"]),
+                        ("OS/Arch", f"{engine['Os']}/{engine['Arch']}"),
+                        ("Experimental", engine["Experimental"])])]
+    from mini_runtime.cli.formatting import tabwriter
+
+    print(tabwriter("\n".join(lines), minwidth=20, padding=1))
     return 0
 
 
-PARSERS = {"doctor": add_doctor, "version": add_version}
-HANDLERS = {"doctor": doctor, "version": version}
+def cells(indent: int, pairs: list[tuple[str, str]]) -> list[str]:
+    """`KEY:<tab>VALUE` lines for docker's tabwriter(20, 1, 1)."""
+    return [f"{' ' * indent}{key}:\t{value}" for key, value in pairs]
+
+
+def info(args: argparse.Namespace) -> int:
+    """docker info: the client's lines, then the engine's (GET /info); its warnings on stderr."""
+    from mini_runtime import backend
+    from mini_runtime.cli.template import check
+    from mini_runtime.units import bytes_size
+
+    check(args.format or "")
+    found = backend.connect().system_info()
+    if args.format:
+        return formatted(args.format, found)
+    lines = ["Client:", " Debug Mode: false", "", "Server:",
+             f" Containers: {found['Containers']}", f"  Running: {found['ContainersRunning']}",
+             f"  Paused: {found['ContainersPaused']}", f"  Stopped: {found['ContainersStopped']}",
+             f" Images: {found['Images']}", f" Server Version: {found['ServerVersion']}",
+             f" Storage Driver: {found['Driver']}",
+             *(f"  {key}: {value}" for key, value in found["DriverStatus"]),
+             f" Logging Driver: {found['LoggingDriver']}", f" Cgroup Driver: {found['CgroupDriver']}",
+             f" Cgroup Version: {found['CgroupVersion']}", " Plugins:",
+             *(f"  {kind}: {' '.join(names)}" for kind, names in found["Plugins"].items() if names),
+             f" Runtimes: {' '.join(sorted(found['Runtimes']))}",
+             f" Default Runtime: {found['DefaultRuntime']}", f" Init Binary: {found['InitBinary']}",
+             *([" Security Options:", *(f"  {o}" for o in found["SecurityOptions"])]
+               if found["SecurityOptions"] else []),
+             f" Kernel Version: {found['KernelVersion']}", f" Operating System: {found['OperatingSystem']}",
+             f" OSType: {found['OSType']}", f" Architecture: {found['Architecture']}",
+             f" CPUs: {found['NCPU']}", f" Total Memory: {bytes_size(found['MemTotal'])}",
+             f" Name: {found['Name']}", f" Docker Root Dir: {found['DockerRootDir']}",
+             " Debug Mode: false", " Labels:", *(f"  {label}" for label in found["Labels"]),
+             " Experimental: false", " Live Restore Enabled: false", ""]
+    print("\n".join(lines))
+    for warning in found["Warnings"] or []:
+        print(warning, file=sys.stderr)
+    return 0
+
+
+def formatted(format: str, data: dict) -> int:
+    """-f: docker's template on the engine's answer (`{{.ServerVersion}}`, `{{json .}}`). A Go
+    struct in docker: a name it does not have is an error, not "<no value>"."""
+    from mini_runtime.cli.template import render
+
+    print(render(format, data, fields=frozenset(data)))
+    return 0
+
+
+def system(args: argparse.Namespace) -> int:
+    raise UsageError(f"'mini system {args.verb}' is 'mini {args.verb}' (put no flag before it)")
+
+
+PARSERS = {"doctor": add_doctor, "version": add_version, "info": add_info, "system": add_system}
+HANDLERS = {"doctor": doctor, "version": version, "info": info, "system": system}

@@ -55,6 +55,16 @@ def render_table(format: str, rows: list[dict], headers: dict[str, str], struct:
     return formatting.tabwriter(header + body, minwidth=10, padding=3)
 
 
+def check(format: str) -> None:
+    """Parse `format` before anything is asked of the engine, as docker's inspect, info and
+    version do; a template that does not parse is docker's StatusError 64 (EX_USAGE)."""
+    try:
+        parse_format(format)
+    except TemplateError as e:
+        e.exit_code = 64
+        raise
+
+
 def parse_format(format: str) -> list[Any]:
     """The parsed template. Nesting deeper than Python's stack allows ({{if}} in {{if}}, ( in (,
     a few hundred deep) is refused with Go's words for its own limit, not a traceback."""
