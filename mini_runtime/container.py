@@ -89,8 +89,8 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                        "Env": config_env(config, spec, defaults), "Cmd": cmd,
                        "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
                        "Entrypoint": entrypoint,
-                       "Labels": {**(defaults.get("Labels") or {}),
-                                  **dict(label.split("=", 1) for label in config.labels)},
+                       "Labels": dict(sorted({**(defaults.get("Labels") or {}),   # (Go: a map's keys in order)
+                                              **dict(label.split("=", 1) for label in config.labels)}.items())),
                        **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
             "State": initial_state(), "RestartCount": 0, "Driver": "overlay",
             "Platform": "linux",

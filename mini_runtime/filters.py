@@ -38,6 +38,19 @@ def labels_match(filters: dict[str, list[str]], labels: dict[str, str] | None) -
     return True
 
 
+def prune_filter(filters: dict[str, list[str]]) -> Callable[[dict[str, str] | None, int], bool]:
+    """The prunes' filters, as moby's: what may go has every `label=`, none of the `label!=`,
+    and was created (in ns) before each `until=` (a time, or a duration back from now)."""
+    from mini_runtime.units import api_timestamp, timestamp_ns
+
+    limits = [timestamp_ns(api_timestamp(value, "until")) for value in filters.get("until", [])]
+
+    def may_go(labels: dict[str, str] | None, created_ns: int) -> bool:
+        return (labels_match(filters, labels) and all(created_ns <= limit for limit in limits)
+                and not any(labels_match({"label": [text]}, labels) for text in filters.get("label!", [])))
+    return may_go
+
+
 def matches(pattern: str, text: str) -> bool:
     """moby's filters.Match (`name=`, `id=`): the value itself, or a regular expression found
     anywhere in the text; a pattern that is no regular expression matches nothing."""

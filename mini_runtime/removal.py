@@ -56,17 +56,15 @@ def prune(filters: dict[str, list[str]]) -> dict:
     is a sweep, not a request about a container."""
     from mini_runtime import filters as flt
     from mini_runtime.errors import NotFound
-    from mini_runtime.units import api_timestamp, rfc3339_ns, timestamp_ns
+    from mini_runtime.units import rfc3339_ns
 
     flt.check(filters, ("label", "label!", "until"))
-    until = [timestamp_ns(api_timestamp(value, "until")) for value in filters.get("until", [])]
+    may_go = flt.prune_filter(filters)
     deleted, freed = [], 0
     for record in container.records():
         labels = (record.get("Config") or {}).get("Labels") or {}
         created = rfc3339_ns(record.get("Created") or "") or 0
-        if (container.status(record).has_process or not flt.labels_match(filters, labels)
-                or any(flt.labels_match({"label": [text]}, labels) for text in filters.get("label!", []))
-                or any(created > limit for limit in until)):
+        if container.status(record).has_process or not may_go(labels, created):
             continue
         directory = container.containers_dir() / record["Id"]
         size = paths.disk_usage(directory / "upper") if (directory / "upper").is_dir() else 0

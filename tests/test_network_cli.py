@@ -376,6 +376,24 @@ def test_network_prune_asks_then_removes_the_unused_and_takes_mini0_down(test_ho
     nothing_of_ours_left()
 
 
+def test_network_prune_filters_by_label_and_age_as_dockers(test_host):
+    """`--filter label=`, `label!=` and `until=`: what docker's NetworksPrune takes."""
+    assert mini("network", "create", "--label", "keep=yes", "--label", "bare", "minitestkept").returncode == 0
+    assert mini("network", "create", "minitestplain").returncode == 0
+    try:
+        assert mini("network", "inspect", "-f", "{{json .Labels}}", "minitestkept").stdout == '{"bare":"","keep":"yes"}\n'
+        assert mini("network", "ls", "-f", "label=keep=yes", "--format", "{{.Name}}").stdout == "minitestkept\n"
+        assert mini("network", "prune", "-f", "--filter", "until=1h").stdout == ""   # both are new
+        pruned = mini("network", "prune", "-f", "--filter", "label!=keep")
+        assert (pruned.returncode, pruned.stdout) == (0, "Deleted Networks:\nminitestplain\n"), pruned.stderr
+        bad = mini("network", "prune", "-f", "--filter", "driver=bridge")
+        assert (bad.returncode, bad.stderr) == (1, "mini: invalid filter 'driver'\n")
+        assert "minitestkept" in mini("network", "ls").stdout
+    finally:
+        mini("network", "rm", "minitestkept", "minitestplain")
+    nothing_of_ours_left()
+
+
 # --- restart ------------------------------------------------------------------------------------
 
 @pytest.mark.nat

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MINI as MINI_COMMAND
 from conftest import mini
 from mini_runtime import __version__, sysinfo
 
@@ -117,3 +118,98 @@ def test_filesystem_of_a_path_not_made_yet_is_its_parents(tmp_path):
                             capture_output=True, text=True).stdout.strip()
     assert sysinfo.filesystem_of(tmp_path / "not" / "yet") == fstype
     assert sysinfo.filesystem_of(Path("/proc/self")) == "proc"
+
+
+def prune_line(*args: str, env: dict[str, str], answer: str | None = None) -> subprocess.CompletedProcess[str]:
+    """A prune in a network namespace of its own (`unshare -n`): a network prune looks for the
+    default bridge, and must never find this machine's."""
+    return subprocess.run(["unshare", "-n", *MINI_COMMAND, *args], capture_output=True, text=True, env=env,
+                          input=answer, timeout=60)
+
+
+def du(path: str) -> int:
+    return int(subprocess.run(["du", "-sb", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def image_names(env: dict[str, str]) -> list[str]:
+    return mini("images", "--format", "{{.Repository}}:{{.Tag}}", env=env).stdout.split()
+
+
+def image_ids(env: dict[str, str]) -> list[str]:
+    return mini("images", "-q", "--no-trunc", env=env).stdout.split()
+
+
+def test_image_prune_takes_dangling_images_that_no_container_uses(own_state):
+    for letter in "abc":        # three commits onto one name: the first two lose it
+        assert mini("run", "--name", f"mini-prune-{letter}", "busybox", "sh", "-c",
+                    f"head -c 300000 /dev/urandom > /{letter}", env=own_state).returncode == 0
+        assert mini("commit", f"mini-prune-{letter}", "pruned:1", env=own_state).returncode == 0
+    dangling = mini("images", "-q", "--no-trunc", "--filter", "dangling=true", env=own_state).stdout.split()
+    assert len(dangling) == 2
+    used = mini("create", "--name", "mini-prune-user", dangling[0], env=own_state)   # keeps that one
+    assert used.returncode == 0
+    try:
+        before = image_ids(own_state)
+        declined = prune_line("image", "prune", env=own_state, answer="n\n")
+        assert declined.stdout == ("WARNING! This will remove all dangling images.\n"
+                                   "Are you sure you want to continue? [y/N] Total reclaimed space: 0B\n")
+        assert image_ids(own_state) == before
+        store = own_state["MINI_ROOT"]
+        du_before = du(store)
+        result = prune_line("image", "prune", "-f", env=own_state)
+        assert result.returncode == 0 and result.stderr == ""
+        lines = result.stdout.splitlines()
+        assert lines[:2] == ["Deleted Images:", f"deleted: {dangling[1]}"] and lines[2] == ""
+        reclaimed = lines[3].removeprefix("Total reclaimed space: ")
+        assert reclaimed.endswith("kB") and 0 < float(reclaimed[:-2]) * 1000 <= du_before - du(store) + 1000
+        assert image_ids(own_state) == [i for i in before if i != dangling[1]]
+    finally:
+        mini("rm", "-f", "mini-prune-user", "mini-prune-a", "mini-prune-b", "mini-prune-c", env=own_state)
+
+
+def test_image_prune_all_takes_every_unused_image_but_what_filters_keep(own_state):
+    assert mini("tag", "busybox", "kept:1", env=own_state).returncode == 0
+    labelled = mini("run", "--name", "mini-prune-l", "busybox", "true", env=own_state)
+    assert labelled.returncode == 0
+    assert mini("commit", "-c", "LABEL keep=yes", "mini-prune-l", "labelled:1", env=own_state).returncode == 0
+    user = mini("create", "--name", "mini-prune-u", "kept:1", env=own_state)
+    assert user.returncode == 0
+    try:
+        result = prune_line("image", "prune", "-a", "-f", "--filter", "label!=keep", env=own_state)
+        assert result.returncode == 0 and "untagged: labelled:1" not in result.stdout
+        assert "kept:1" in image_names(own_state)                     # busybox's: a container's
+        mini("rm", "-f", "mini-prune-u", "mini-prune-l", env=own_state)
+        result = prune_line("image", "prune", "-a", "-f", "--filter", "label=keep=yes", env=own_state)
+        assert "untagged: labelled:1" in result.stdout.splitlines() and "kept:1" not in result.stdout
+        result = prune_line("image", "prune", "-a", "-f", "--filter", "until=24h", env=own_state)
+        assert "untagged: kept:1" in result.stdout.splitlines()         # made seven months ago
+    finally:
+        mini("rm", "-f", "mini-prune-u", "mini-prune-l", env=own_state)
+
+
+def test_system_prune_asks_then_takes_stopped_containers_and_dangling_images(own_state):
+    assert mini("create", "--name", "mini-sys-created", "busybox", env=own_state).returncode == 0
+    assert mini("run", "--name", "mini-sys-exited", "busybox", "sh", "-c", "echo x > /x", env=own_state).returncode == 0
+    assert mini("commit", "mini-sys-exited", "sys:1", env=own_state).returncode == 0
+    assert mini("commit", "mini-sys-exited", "sys:1", env=own_state).returncode == 0    # one dangling
+    running = mini("run", "-d", "--name", "mini-sys-running", "busybox", "sleep", "60", env=own_state)
+    assert running.returncode == 0
+    try:
+        ids = {name: mini("inspect", "-f", "{{.Id}}", name, env=own_state).stdout.strip()
+               for name in ("mini-sys-created", "mini-sys-exited")}
+        declined = prune_line("system", "prune", "--filter", "until=1h", env=own_state, answer="\n")
+        assert declined.stdout == ("WARNING! This will remove:\n  - all stopped containers\n"
+                                   "  - all networks not used by at least one container\n  - all dangling images\n\n"
+                                   "  Items to be pruned will be filtered with:\n  - until=1h\n\n"
+                                   "Are you sure you want to continue? [y/N] ")
+        assert len(mini("ps", "-aq", env=own_state).stdout.split()) == 3
+        result = prune_line("system", "prune", env=own_state, answer="y\n")
+        sections = result.stdout.split("Are you sure you want to continue? [y/N] ")[1].split("\n\n")
+        assert sections[0].splitlines()[0] == "Deleted Containers:"
+        assert set(sections[0].splitlines()[1:]) == set(ids.values())
+        assert sections[1].splitlines()[0] == "Deleted Images:" and len(sections[1].splitlines()) == 2
+        assert sections[2].startswith("Total reclaimed space: ")
+        assert mini("ps", "-a", "--format", "{{.Names}}", env=own_state).stdout == "mini-sys-running\n"
+        assert "sys:1" in image_names(own_state)
+    finally:
+        mini("rm", "-f", "mini-sys-running", "mini-sys-created", "mini-sys-exited", env=own_state)

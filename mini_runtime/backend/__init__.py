@@ -189,6 +189,11 @@ class Backend(abc.ABC):
         """ImageDelete: DeleteItem dicts, {"Untagged": name} or {"Deleted": id}."""
 
     @abc.abstractmethod
+    def image_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """ImagesPrune: the dangling images (all unused ones with dangling=false) deleted;
+        {"ImagesDeleted": [{"Untagged": ...}, {"Deleted": ...}] or None, "SpaceReclaimed": bytes}."""
+
+    @abc.abstractmethod
     def image_history(self, name: str) -> list[dict[str, Any]]:
         """ImageHistory: newest first; Id ("<missing>" below the image itself), Created (Unix
         seconds), CreatedBy, Tags, Size, Comment."""
@@ -215,7 +220,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None,
-                       ip_range: str | None = None) -> dict[str, Any]:
+                       ip_range: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
         """NetworkCreate: {"Id": ..., "Warning": ""}; a bridge of its own on a free subnet."""
 
     @abc.abstractmethod
@@ -232,9 +237,10 @@ class Backend(abc.ABC):
         """NetworkDelete: only a user-defined network without containers; returns its name."""
 
     @abc.abstractmethod
-    def network_prune(self) -> dict[str, Any]:
-        """NetworksPrune: every user-defined network without containers, {"NetworksDeleted":
-        [names]}; and, mini's own, the default bridge's link and rules if no container is on it."""
+    def network_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """NetworksPrune: every user-defined network without containers that `filters` (label=,
+        label!=, until=) let go, {"NetworksDeleted": [names]}; and, mini's own, the default
+        bridge's link and rules if no container is on it."""
 
     @abc.abstractmethod
     def network_connect(self, network: str, container_ref: str, aliases: Iterable[str] = (),

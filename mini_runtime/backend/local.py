@@ -321,6 +321,10 @@ class LocalBackend(NetworkVerbs, Backend):
             items.append({kind: value})
         return items
 
+    def image_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        from mini_runtime.image import prune
+        return prune.prune(self.store, {record["Image"] for record in container.records()}, filters or {})
+
     def image_history(self, name: str) -> list[dict[str, Any]]:
         from mini_runtime.image import listing
 

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 class NetworkVerbs:
     """NetworkCreate, List, Inspect, Delete, Prune, Connect and Disconnect, for LocalBackend."""
 
-    def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None) -> dict:
+    def network_create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                       ip_range: str | None = None, labels: dict[str, str] | None = None) -> dict:
         from mini_runtime.network import networks
-        return {"Id": networks.create(name, subnet, gateway, ip_range)["Id"], "Warning": ""}
+        return {"Id": networks.create(name, subnet, gateway, ip_range, labels)["Id"], "Warning": ""}
 
     def network_list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         from mini_runtime import views
@@ -29,12 +30,16 @@ class NetworkVerbs:
         from mini_runtime.network import networks
         return networks.remove(name)
 
-    def network_prune(self) -> dict[str, Any]:
+    def network_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        from mini_runtime import filters as flt
         from mini_runtime import network
         from mini_runtime.network import networks
+        from mini_runtime.units import rfc3339_ns
+        flt.check(filters or {}, ("label", "label!", "until"))
+        may_go = flt.prune_filter(filters or {})
         deleted = []
         for record in networks.user_records():
-            if not record["Containers"]:
+            if not record["Containers"] and may_go(record.get("Labels"), rfc3339_ns(record["Created"]) or 0):
                 try:
                     deleted.append(networks.remove(record["Id"]))
                 except (Conflict, NotFound):     # a container joined it, or it went, meanwhile

@@ -36,7 +36,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
 #: docker's management commands, `mini image ls` for `mini images`, `mini container rm` for
 #: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
 MANAGEMENT = {
-    "system": {"info": "info"},
+    "system": {"info": "info"},                         # (and prune: cli/system.py)
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "history": "history", "import": "import", "save": "save", "load": "load",
               "inspect": "inspect --type=image"},

@@ -132,9 +132,13 @@ def prune(args: argparse.Namespace) -> int:
     if args.force or confirmed("WARNING! This will remove all stopped containers.\n"):
         report = backend.connect().container_prune(filters)
     if report["ContainersDeleted"]:
-        print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in report["ContainersDeleted"]))
+        print(deleted_containers(report["ContainersDeleted"]))
     print(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}")
     return 0
+
+
+def deleted_containers(ids: list[str]) -> str:
+    return "Deleted Containers:\n" + "".join(f"{cid}\n" for cid in ids)
 
 
 PARSERS = {"rm": add_rm, "diff": add_diff, "export": add_export, "commit": add_commit,

@@ -96,7 +96,7 @@ def add_image(sub: argparse._SubParsersAction) -> None:
 
     aliases = ", ".join(f"{verb} (mini {command})" for verb, command in MANAGEMENT["image"].items())
     image = sub.add_parser("image", help="Manage images.", usage="mini image COMMAND",
-                           description=f"Manage images. Commands: squash; and as docker's, {aliases}.")
+                           description=f"Manage images. Commands: squash; and as docker's, prune, {aliases}.")
     verbs = image.add_subparsers(dest="verb", metavar="COMMAND", required=True, parser_class=type(image),
                                prog="mini image")
     squash = verbs.add_parser("squash", help="squash an image's layers into one (exercise 05's extension)",
@@ -104,17 +104,52 @@ def add_image(sub: argparse._SubParsersAction) -> None:
                               usage="mini image squash SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")
     squash.add_argument("source")
     squash.add_argument("target")
+    prune = verbs.add_parser("prune", help="remove unused images", usage="mini image prune [OPTIONS]",
+                             description="Remove unused images.")
+    prune.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling ones")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    prune.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                       help="provide filter values (e.g. 'until=<timestamp>', 'label=KEY')")
     for verb, command in MANAGEMENT["image"].items():   # (main() turns these into their command
         verbs.add_parser(verb, help=f"mini {command}")    # first: listed for `invalid choice`)
 
 
 def image(args: argparse.Namespace) -> int:
+    if args.verb == "prune":
+        return prune(args)
     if args.verb != "squash":
         from mini_runtime.cli import MANAGEMENT
         raise UsageError(f"'mini image {args.verb}' is 'mini {MANAGEMENT['image'][args.verb]}' "
                          "(put no flag before it)")
     print(backend.connect().image_squash(args.source, args.target)["Id"])
     return 0
+
+
+#: docker's warnings before `image prune`, without and with -a.
+PRUNE_WARNINGS = ("WARNING! This will remove all dangling images.\n",
+                  "WARNING! This will remove all images without at least one container associated to them.\n")
+
+
+def prune(args: argparse.Namespace) -> int:
+    """docker image prune: asks first unless -f; then what it untagged and deleted, and the space."""
+    from mini_runtime.cli.lifecycle import filter_flags
+    from mini_runtime.cli.streams import confirmed
+    from mini_runtime.units import human_size
+
+    filters = {**filter_flags(args.filter, "--filter"), "dangling": [str(not args.all).lower()]}
+    report = {"ImagesDeleted": None, "SpaceReclaimed": 0}
+    if args.force or confirmed(PRUNE_WARNINGS[args.all]):
+        report = backend.connect().image_prune(filters)
+    if report["ImagesDeleted"]:
+        print(deleted_images(report["ImagesDeleted"]))
+    print(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}")
+    return 0
+
+
+def deleted_images(items: list[dict[str, str]]) -> str:
+    """A prune's "Deleted Images:" lines (docker's lower-case untagged: and deleted:)."""
+    return "Deleted Images:\n" + "".join(f"untagged: {item['Untagged']}\n" if "Untagged" in item
+                                          else f"deleted: {item['Deleted']}\n" for item in items)
 
 
 def ago(created: int) -> str:

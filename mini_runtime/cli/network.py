@@ -26,6 +26,8 @@ def add_network(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--ip-range", action="append", default=[],
                         help="allocate container IPs from a sub-range (CIDR)")
     create.add_argument("-d", "--driver", default="bridge", help='driver (only "bridge")')
+    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="set metadata on a network (ls and prune --filter label=KEY)")
     create.add_argument("name", metavar="NETWORK")
     ls = verbs.add_parser("ls", aliases=["list"], help="list networks", usage="mini network ls [OPTIONS]")
     ls.add_argument("-q", "--quiet", action="store_true", help="only display network IDs")
@@ -59,13 +61,15 @@ def add_network(sub: argparse._SubParsersAction) -> None:
                              description="Remove all unused networks, and take the default bridge (mini0) "
                                          "and its rules down when no container is on it.")
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    prune.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                       help="provide filter values (e.g. 'until=<timestamp>', 'label=KEY')")
 
 
 def network(args: argparse.Namespace) -> int:
     if args.verb is None:
         raise UsageError("'mini network' needs a command: create, ls, rm, inspect, connect, disconnect or prune")
     if args.verb == "prune":
-        return prune(args.force)
+        return prune(args.force, args.filter)
     engine = backend.connect()
     if args.verb == "create":
         if args.driver != "bridge":
@@ -75,7 +79,8 @@ def network(args: argparse.Namespace) -> int:
         if len(args.subnet) > 1:            # (docker's bridge driver's words: a bridge has one subnet)
             raise InvalidParameter("bridge driver doesn't support multiple subnets")
         first = [values[0] if values else None for values in (args.subnet, args.gateway, args.ip_range)]
-        print(engine.network_create(args.name, *first)["Id"])
+        labels = dict(item.partition("=")[::2] for item in args.label)   # (docker's: KEY alone is "")
+        print(engine.network_create(args.name, *first, labels=labels)["Id"])
         return 0
     if args.verb in ("ls", "list"):
         return ls(engine, args)
@@ -150,13 +155,15 @@ PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at l
                  "and take mini0 and its rules down if no container is on it.\n")
 
 
-def prune(force: bool) -> int:
+def prune(force: bool, filter_words: list[str] = ()) -> int:
     """docker network prune: asks first unless -f (an answer other than y, or EOF, is no)."""
+    from mini_runtime.cli.lifecycle import filter_flags
     from mini_runtime.cli.streams import confirmed
 
+    filters = filter_flags(filter_words, "--filter")
     if not force and not confirmed(PRUNE_WARNING):
         return 0
-    deleted = backend.connect().network_prune()["NetworksDeleted"]
+    deleted = backend.connect().network_prune(filters)["NetworksDeleted"]
     if deleted:
         sys.stdout.write("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted))
     return 0

@@ -32,8 +32,14 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 def add_system(sub: argparse._SubParsersAction) -> None:
     """`mini system VERB`: docker's management command (main() turns `system info` into `info`)."""
     system = sub.add_parser("system", help="Manage mini.", usage="mini system COMMAND",
-                            description="Manage mini. Commands: info (mini info).")
-    system.add_argument("verb", metavar="COMMAND", choices=["info"])
+                            description="Manage mini. Commands: info (mini info); prune (remove "
+                                        "stopped containers, unused networks and dangling images: "
+                                        "-a all unused images, -f, --filter label= label!= until=).")
+    system.add_argument("verb", metavar="COMMAND", choices=["info", "prune"])
+    system.add_argument("-a", "--all", action="store_true", help="prune: remove all unused images, not just dangling ones")
+    system.add_argument("-f", "--force", action="store_true", help="prune: do not prompt for confirmation")
+    system.add_argument("--filter", action="append", default=[], metavar="FILTER",
+                        help="prune: provide filter values (e.g. 'label=<key>=<value>')")
 
 
 def doctor(_args: argparse.Namespace) -> int:
@@ -124,7 +130,41 @@ def formatted(format: str, data: dict) -> int:
 
 
 def system(args: argparse.Namespace) -> int:
+    if args.verb == "prune":
+        return prune(args)
     raise UsageError(f"'mini system {args.verb}' is 'mini {args.verb}' (put no flag before it)")
+
+
+def prune(args: argparse.Namespace) -> int:
+    """docker system prune: the three prunes in docker's order (containers first: what they
+    held is then unused), each one's lines, and the space of them all. Asks first unless -f."""
+    from mini_runtime import backend
+    from mini_runtime.cli.containers import deleted_containers
+    from mini_runtime.cli.images import deleted_images
+    from mini_runtime.cli.lifecycle import filter_flags
+    from mini_runtime.cli.streams import confirmed
+    from mini_runtime.units import human_size
+
+    filters = filter_flags(args.filter, "--filter")
+    what = ["all stopped containers", "all networks not used by at least one container",
+            "all images without at least one container associated to them" if args.all else "all dangling images"]
+    shown = sorted(f"{key}={value}" for key in ("label", "label!", "until") for value in filters.get(key, []))
+    warning = "WARNING! This will remove:\n" + "".join(f"  - {line}\n" for line in what) + (
+        "\n  Items to be pruned will be filtered with:\n" + "".join(f"  - {f}\n" for f in shown) if shown else "")
+    if not args.force and not confirmed(warning + "\n"):
+        return 0
+    engine = backend.connect()
+    containers = engine.container_prune(filters)
+    if containers["ContainersDeleted"]:
+        print(deleted_containers(containers["ContainersDeleted"]))
+    networks = engine.network_prune(filters)
+    if networks["NetworksDeleted"]:
+        print("Deleted Networks:\n" + "".join(f"{name}\n" for name in networks["NetworksDeleted"]))
+    images = engine.image_prune({**filters, "dangling": [str(not args.all).lower()]})
+    if images["ImagesDeleted"]:
+        print(deleted_images(images["ImagesDeleted"]))
+    print(f"Total reclaimed space: {human_size(containers['SpaceReclaimed'] + images['SpaceReclaimed'])}")
+    return 0
 
 
 PARSERS = {"doctor": add_doctor, "version": add_version, "info": add_info, "system": add_system}

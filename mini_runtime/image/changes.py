@@ -206,7 +206,8 @@ def parse_label(flags: dict, rest: str):
 
     def step(state: dict) -> None:
         env = state.get("Env") or []
-        state["Labels"] = {**(state.get("Labels") or {}), **{word(k, env): word(v, env) for k, v in pairs}}
+        state["Labels"] = dict(sorted({**(state.get("Labels") or {}),        # (as Go writes a map)
+                                       **{word(k, env): word(v, env) for k, v in pairs}}.items()))
     return step
 
 
@@ -383,7 +384,7 @@ def merge(new: dict, old: dict) -> dict:
     names = {entry.partition("=")[0] for entry in new.get("Env") or []}
     merged["Env"] = [*(new.get("Env") or []),
                      *(entry for entry in old.get("Env") or [] if entry.partition("=")[0] not in names)]
-    merged["Labels"] = {**(old.get("Labels") or {}), **(new.get("Labels") or {})}
+    merged["Labels"] = dict(sorted({**(old.get("Labels") or {}), **(new.get("Labels") or {})}.items()))
     if not new.get("Entrypoint") and not new.get("Cmd"):
         merged["Cmd"], merged["Entrypoint"] = old.get("Cmd"), old.get("Entrypoint")
     if new.get("Healthcheck") and old.get("Healthcheck"):

@@ -135,7 +135,8 @@ def pool_of(record: dict) -> ipam.Pool:
 
 
 # >>> network-create
-def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None) -> dict:
+def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_range: str | None = None,
+           labels: dict[str, str] | None = None) -> dict:
     """A user-defined network: a record, a bridge, its rules. Nothing stays if a step fails."""
     if not NAME.fullmatch(name):
         raise InvalidParameter(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -152,6 +153,7 @@ def create(name: str, subnet: str | None = None, gateway: str | None = None, ip_
         record = builtin(DEFAULT) | {"Name": name, "Id": ident, "Created": now_rfc3339(), "Containers": {},
                                      "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
                                      "Options": {"com.docker.network.bridge.name": f"mini-{ident[:10]}"},
+                                     "Labels": dict(sorted((labels or {}).items())),   # (as Go writes a map)
                                      SUBNET_GIVEN: bool(subnet)}
         try:
             wire(record)
