@@ -213,3 +213,33 @@ def test_system_prune_asks_then_takes_stopped_containers_and_dangling_images(own
         assert "sys:1" in image_names(own_state)
     finally:
         mini("rm", "-f", "mini-sys-running", "mini-sys-created", "mini-sys-exited", env=own_state)
+
+
+def test_system_df_counts_shared_layers_once_and_what_a_prune_would_free(own_state):
+    assert mini("run", "--name", "mini-df-done", "busybox", "sh", "-c", "head -c 100000 /dev/urandom > /x",
+                env=own_state).returncode == 0
+    assert mini("commit", "mini-df-done", "df:1", env=own_state).returncode == 0
+    assert mini("run", "-d", "--name", "mini-df-up", "df:1", "sleep", "60", env=own_state).returncode == 0
+    try:
+        summary = mini("system", "df", env=own_state)
+        assert summary.returncode == 0 and summary.stderr == ""
+        rows = [line.split() for line in summary.stdout.splitlines()]
+        assert rows[0] == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert rows[1][:3] == ["Images", "2", "2"]                    # each is a container's image
+        assert rows[2] == ["Containers", "2", "1", "100kB", "100kB", "(100%)"]   # the exited one's /x
+        assert rows[3:] == [["Local", "Volumes", "0", "0", "0B", "0B"], ["Build", "Cache", "0", "0", "0B", "0B"]]
+        sizes = dict(line.split("=") for line in mini("images", "--format", "{{.Repository}}={{.Size}}",
+                                                     env=own_state).stdout.split())
+        verbose = mini("system", "df", "-v", env=own_state).stdout
+        images = [line.split() for line in verbose.split("\n\n")[1].splitlines()[1:]]
+        by_name = {row[0]: row for row in images}
+        assert by_name["df"][-4:] == [sizes["df"], sizes["busybox"], by_name["df"][-2], "1"]   # shares busybox's
+        assert by_name["busybox"][-3:] == [sizes["busybox"], "0B", "1"]                      # all of it shared
+        assert rows[1][3] == sizes["df"]          # the layers once: busybox's are df's first ones
+        assert "Containers space usage:" in verbose and "mini-df-up" in verbose and "Build cache usage: 0B" in verbose
+        assert mini("system", "df", "--format", "{{.Type}}={{.TotalCount}}", env=own_state).stdout.splitlines() == \
+            ["Images=2", "Containers=2", "Local Volumes=0", "Build Cache=0"]
+        bad = mini("system", "df", "--format", "{{.Type", env=own_state)
+        assert bad.returncode == 64 and bad.stdout == ""
+    finally:
+        mini("rm", "-f", "mini-df-up", "mini-df-done", env=own_state)

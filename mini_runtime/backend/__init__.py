@@ -263,6 +263,11 @@ class Backend(abc.ABC):
         """SystemInfo (GET /info): containers and images counted, storage, cgroups, machine."""
 
     @abc.abstractmethod
+    def system_df(self) -> dict[str, Any]:
+        """SystemDataUsage (GET /system/df): LayersSize, Images (with SharedSize and
+        Containers), Containers (with SizeRw), Volumes and BuildCache (none, in mini)."""
+
+    @abc.abstractmethod
     def system_check(self) -> int:
         """mini's own: is this machine ready for containers (`mini doctor`)? Its exit status."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from mini_runtime import container, lifecycle, monitor, overlay, removal
 from mini_runtime.backend import Attached, Backend
 from mini_runtime.backend.networks import NetworkVerbs
+from mini_runtime.backend.system import SystemVerbs
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import ExecError, NotFound
 from mini_runtime.units import ZERO_TIME, now_rfc3339
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # (the image store is imported where images are used: not on 
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
 
 
-class LocalBackend(NetworkVerbs, Backend):
+class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._channels: dict[str, socket.socket] = {}   # to the monitors we started
@@ -373,20 +374,3 @@ class LocalBackend(NetworkVerbs, Backend):
         from mini_runtime.image import archive
 
         return [{"stream": line + "\n"} for line in archive.load(self.store, source)]
-
-    # --- system --------------------------------------------------------------------------------
-
-    def system_version(self) -> dict[str, Any]:
-        from mini_runtime import sysinfo
-        return sysinfo.version()
-
-    def system_info(self) -> dict[str, Any]:
-        from mini_runtime import sysinfo
-        return sysinfo.info(self.container_list(all=True), len({image.id for image in self.store.list()}))
-
-    def system_check(self) -> int:
-        from mini_runtime import doctor
-
-        return doctor.main()
-
-

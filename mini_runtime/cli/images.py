@@ -18,6 +18,7 @@ from mini_runtime.units import human_duration, human_size
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
+    from typing import Any
 
 
 def simple(sub: argparse._SubParsersAction, name: str, text: str, usage: str) -> argparse.ArgumentParser:
@@ -163,23 +164,31 @@ def images(args: argparse.Namespace) -> int:
     from mini_runtime.cli.lifecycle import filter_flags
 
     wanted = filter_flags(args.filter + ([f"reference={args.repository}"] if args.repository else []))
-    rows = []
-    for summary in backend.connect().image_list(wanted):
-        image_id = summary["Id"] if args.no_trunc else short_id(summary["Id"])
-        size = human_size(summary["Size"])
-        for name in summary["RepoTags"] or ["<none>:<none>"]:
-            repository, _, tag = name.rpartition(":")
-            rows.append({"Repository": repository, "Tag": tag, "ID": image_id, "Digest": "<none>",
-                         "CreatedSince": ago(summary["Created"]),
-                         "CreatedAt": go_time(summary["Created"]), "Size": size,
-                         "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
-                         "VirtualSize": size})
+    rows = [row for summary in backend.connect().image_list(wanted) for row in image_rows(summary, args.no_trunc)]
     from mini_runtime.cli.template import render_table
 
     format = args.format or (IMAGES_DIGESTS_FORMAT if args.digests else IMAGES_FORMAT)
     sys.stdout.write(render_table("{{.ID}}" if args.quiet else format, rows, IMAGES_HEADERS,
                                   "*formatter.ImageContext"))
     return 0
+
+
+def image_rows(summary: dict[str, Any], no_trunc: bool = False) -> list[dict[str, Any]]:
+    """An image's rows, one per name (<none>:<none> without one), as docker's ImageContext has
+    them; SharedSize, UniqueSize and Containers are known only to system df (else "N/A")."""
+    image_id = summary["Id"] if no_trunc else short_id(summary["Id"])
+    size = human_size(summary["Size"])
+    shared = summary.get("SharedSize", -1)
+    usage = {"Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"} if shared == -1 else {
+        "Containers": str(summary["Containers"]), "SharedSize": human_size(shared),
+        "UniqueSize": human_size(summary["Size"] - shared)}
+    rows = []
+    for name in summary["RepoTags"] or ["<none>:<none>"]:
+        repository, _, tag = name.rpartition(":")
+        rows.append({"Repository": repository, "Tag": tag, "ID": image_id, "Digest": "<none>",
+                     "CreatedSince": ago(summary["Created"]), "CreatedAt": go_time(summary["Created"]),
+                     "Size": size, **usage, "VirtualSize": size})
+    return rows
 
 
 def tag(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound,
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
+    from typing import Any
 
 
 
@@ -140,10 +141,8 @@ def image_column(image: str, image_id: str, truncate: bool) -> str:
 
 
 def ps(args: argparse.Namespace) -> int:
-    from mini_runtime.cli.formatting import (PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT, command_column, go_time,
-                                             ports_column)
+    from mini_runtime.cli.formatting import PS_FORMAT, PS_HEADERS, PS_QUIET_FORMAT
     from mini_runtime.cli.template import TemplateError, render_table
-    from mini_runtime.units import ago, human_size
 
     limit = 1 if args.latest else (args.last if args.last > 0 else None)
     rows = []
@@ -153,21 +152,7 @@ def ps(args: argparse.Namespace) -> int:
     size = not quiet and (args.size or ".Size" in (args.format or "")
                           or re.search(r"\bjson\s+\.(?![\w.])", args.format or "") is not None)
     for summary in backend.connect().container_list(all=args.all, limit=limit, filters=filters, size=size):
-        changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
-        rows.append({"ID": summary["Id"] if args.no_trunc else summary["Id"][:12],  # (sorted below)
-                     "Image": image_column(summary["Image"], summary["ImageID"], not args.no_trunc),
-                     "Command": command_column(summary["Command"], truncate=not args.no_trunc),
-                     "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
-                     "Status": summary["Status"], "State": summary["State"],
-                     "Ports": ports_column(summary.get("Ports") or []),
-                     "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
-                     "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
-                     "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
-                     "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {})
-                                                               .get("Networks") or {})),
-                     "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed,
-                     "LocalVolumes": "0"})                # (no volumes in mini)
-        rows[-1] = dict(sorted(rows[-1].items()))       # `{{json .}}`: docker's keys, a Go map's order
+        rows.append(ps_row(summary, args.no_trunc))
     own = args.format if args.format != "table" else None        # ("table" alone: the default)
     format = PS_QUIET_FORMAT if quiet else (own or PS_FORMAT + "\t{{.Size}}" * args.size)
     try:
@@ -176,6 +161,27 @@ def ps(args: argparse.Namespace) -> int:
         error = str(e).removeprefix("template parsing error: ")
         raise TemplateError(f"failed to {'parse' if e.parsing else 'execute'} template: {error}") from None
     return 0
+
+
+def ps_row(summary: dict[str, Any], no_trunc: bool = False) -> dict[str, Any]:
+    """A container's row, as docker's ContainerContext has its fields (ps, and system df -v)."""
+    from mini_runtime.cli.formatting import command_column, go_time, ports_column
+    from mini_runtime.units import ago, human_size
+
+    changed, seen = human_size(summary.get("SizeRw", 0)), human_size(summary.get("SizeRootFs", 0))
+    row = {"ID": summary["Id"] if no_trunc else summary["Id"][:12],
+           "Image": image_column(summary["Image"], summary["ImageID"], not no_trunc),
+           "Command": command_column(summary["Command"], truncate=not no_trunc),
+           "CreatedAt": go_time(summary["Created"]), "RunningFor": ago(summary["Created"]),
+           "Status": summary["Status"], "State": summary["State"],
+           "Ports": ports_column(summary.get("Ports") or []),
+           "Names": ",".join(n.lstrip("/") for n in summary["Names"]),
+           "Labels": ",".join(f"{k}={v}" for k, v in sorted((summary["Labels"] or {}).items())),
+           "Label": lambda key, labels=summary["Labels"] or {}: labels.get(key, ""),
+           "Mounts": "", "Networks": ",".join(sorted((summary.get("NetworkSettings") or {}).get("Networks") or {})),
+           "Size": f"{changed} (virtual {seen})" if summary.get("SizeRootFs") else changed,
+           "LocalVolumes": "0"}                         # (no volumes in mini)
+    return dict(sorted(row.items()))                    # `{{json .}}`: docker's keys, a Go map's order
 
 
 #: The fields of docker's ContainerJSON and ImageInspect: `inspect -f '{{.Nope}}'` is an error.

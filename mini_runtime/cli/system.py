@@ -32,10 +32,13 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 def add_system(sub: argparse._SubParsersAction) -> None:
     """`mini system VERB`: docker's management command (main() turns `system info` into `info`)."""
     system = sub.add_parser("system", help="Manage mini.", usage="mini system COMMAND",
-                            description="Manage mini. Commands: info (mini info); prune (remove "
-                                        "stopped containers, unused networks and dangling images: "
-                                        "-a all unused images, -f, --filter label= label!= until=).")
-    system.add_argument("verb", metavar="COMMAND", choices=["info", "prune"])
+                            description="Manage mini. Commands: df (disk usage: -v, --format); info "
+                                        "(mini info); prune (remove stopped containers, unused networks "
+                                        "and dangling images: -a all unused images, -f, --filter label= "
+                                        "label!= until=).")
+    system.add_argument("verb", metavar="COMMAND", choices=["df", "info", "prune"])
+    system.add_argument("-v", "--verbose", action="store_true", help="df: show detailed information on space usage")
+    system.add_argument("--format", help="df: pretty-print the summary using a Go template")
     system.add_argument("-a", "--all", action="store_true", help="prune: remove all unused images, not just dangling ones")
     system.add_argument("-f", "--force", action="store_true", help="prune: do not prompt for confirmation")
     system.add_argument("--filter", action="append", default=[], metavar="FILTER",
@@ -132,6 +135,8 @@ def formatted(format: str, data: dict) -> int:
 def system(args: argparse.Namespace) -> int:
     if args.verb == "prune":
         return prune(args)
+    if args.verb == "df":
+        return df(args)
     raise UsageError(f"'mini system {args.verb}' is 'mini {args.verb}' (put no flag before it)")
 
 
@@ -164,6 +169,58 @@ def prune(args: argparse.Namespace) -> int:
     if images["ImagesDeleted"]:
         print(deleted_images(images["ImagesDeleted"]))
     print(f"Total reclaimed space: {human_size(containers['SpaceReclaimed'] + images['SpaceReclaimed'])}")
+    return 0
+
+
+#: docker's `system df` tables (formatter/disk_usage.go).
+DF_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+DF_IMAGES = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}" \
+            "\t{{.UniqueSize}}\t{{.Containers}}"
+DF_CONTAINERS = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}" \
+                "\t{{.Status}}\t{{.Names}}"
+
+
+def df(args: argparse.Namespace) -> int:
+    """docker system df: what images and containers take on disk, and what a prune would give
+    back. An image's layers shared with another image are on disk once: SIZE counts them once,
+    and only what no container's image holds is RECLAIMABLE."""
+    from mini_runtime import backend
+    from mini_runtime.cli.formatting import IMAGES_HEADERS, PS_HEADERS
+    from mini_runtime.cli.images import image_rows
+    from mini_runtime.cli.lifecycle import ps_row
+    from mini_runtime.cli.template import check, render_table
+    from mini_runtime.units import human_size
+
+    check(args.format or "")
+    usage = backend.connect().system_df()
+    if args.verbose:
+        sys.stdout.write("Images space usage:\n\n" + render_table(
+            DF_IMAGES, [row for image in usage["Images"] for row in image_rows(image)], IMAGES_HEADERS,
+            "*formatter.ImageContext"))
+        sys.stdout.write("\nContainers space usage:\n\n" + render_table(
+            DF_CONTAINERS, [ps_row(c) for c in usage["Containers"]], PS_HEADERS, "*formatter.ContainerContext"))
+        sys.stdout.write("\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n"
+                         "\nBuild cache usage: 0B\n\n"
+                         "CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n")
+        return 0
+
+    def share(part: int, whole: int) -> str:
+        return f"{human_size(part)} ({part * 100 // whole}%)" if whole > 0 else human_size(part)
+
+    images, containers = usage["Images"], usage["Containers"]
+    used = sum(i["Size"] - i["SharedSize"] for i in images if i["Containers"])
+    active = [c for c in containers if c["State"] in ("running", "paused", "restarting")]
+    written = sum(c.get("SizeRw", 0) for c in containers)
+    rows = [{"Type": "Images", "TotalCount": str(len(images)), "Active": str(sum(1 for i in images if i["Containers"])),
+             "Size": human_size(usage["LayersSize"]), "Reclaimable": share(usage["LayersSize"] - used, usage["LayersSize"])},
+            {"Type": "Containers", "TotalCount": str(len(containers)), "Active": str(len(active)),
+             "Size": human_size(written),
+             "Reclaimable": share(written - sum(c.get("SizeRw", 0) for c in active), written)},
+            {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+            {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}]
+    sys.stdout.write(render_table(args.format or DF_FORMAT, rows, DF_HEADERS, "*formatter.diskUsageContext"))
     return 0
 
 

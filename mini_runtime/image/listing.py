@@ -50,6 +50,25 @@ def summaries(store: Store, filters: dict[str, list[str]] | None = None) -> list
     return sorted(listed, key=lambda s: s["Created"], reverse=True)
 
 
+def usage(store: Store, users: dict[str, int]) -> tuple[int, list[dict[str, Any]]]:
+    """SystemDataUsage's images: the bytes of every layer once (LayersSize), and each image's
+    summary with SharedSize (its layers that another image has too: on disk once, for both)
+    and Containers (`users`: kept containers by image id)."""
+    images = [summary for summary in summaries(store)]
+    by_id = {image.id: image for image in store.list()}
+    holders: dict[str, set[str]] = {}               # a layer's chain id: the images that have it
+    sizes: dict[str, int] = {}
+    for image in by_id.values():
+        for chain, layer in zip(image.chain_ids, image.layers):
+            holders.setdefault(chain, set()).add(image.id)
+            sizes[chain] = layer["size"]
+    for summary in images:
+        image = by_id[summary["Id"]]
+        summary["SharedSize"] = sum(sizes[c] for c in set(image.chain_ids) if len(holders[c]) > 1)
+        summary["Containers"] = users.get(summary["Id"], 0)
+    return sum(sizes.values()), images
+
+
 def history(store: Store, name: str) -> list[dict[str, Any]]:
     """ImageHistory: newest first, each entry of the config's history with its layer's size."""
     image = store.get(name)
