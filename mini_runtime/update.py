@@ -148,10 +148,11 @@ class Live(cgroups.Cgroup):
                     # then write memory, then the total (_limit_v1's order)
                     self._write("memory", "memory.memsw.limit_in_bytes", "-1")
                 self._limit_v1(files, cpu_shares)
-            if cpuset is not None:
-                before = self._read("cpuset", "cpuset.cpus").strip()
+            if cpuset is not None:                  # (set_cpuset says it if there is no cpuset)
+                path = self._file("cpuset", "cpuset.cpus")
+                before = path.read_text().strip() if path.exists() else ""
                 self.set_cpuset(cpuset)
-                self.written.append((self._file("cpuset", "cpuset.cpus"), before))
+                self.written.append((path, before))
         except OSError as e:
             put_back(self.written)
             self.written = []
