@@ -5,12 +5,17 @@ Each chapter adds the fields for its flags (chapter 02 `read_only`, 04 `memory`,
 
 from __future__ import annotations
 
+import os
+
+from mini_runtime.errors import InvalidParameter
 from mini_runtime.tuples import named_tuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     from typing import Any
 
+#: docker's floor for --memory (linuxMinMemory): below it a container cannot even start.
+MIN_MEMORY = 6 * 1024 * 1024
 #: The PATH a container gets when neither the image nor -e sets one (docker's, and the images').
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -123,3 +128,27 @@ def checked(spec: ProcessSpec) -> ProcessSpec:
         raise ValueError("invalid argument: a NUL byte in the command, environment, working "
                          "directory or user (execve(2) takes C strings)")
     return spec
+
+
+# >>> check-limits
+def check_limits(*, memory: int | None, memory_swap: int | None, cpus: float | None,
+                 cpuset_cpus: str | None, update: bool = False) -> None:
+    """Chapter 04's limits as docker's daemon checks them (verifyPlatformContainerResources), in
+    its words: for `run` and `create`, and for `update`, where --memory-swap may come alone (the
+    container has a memory limit already). Checked before anything is made or changed."""
+    if memory is not None and memory < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if memory_swap not in (None, -1) and memory is None and not update:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit")
+    if memory_swap not in (None, -1) and memory is not None and memory_swap < memory:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit")
+    available = os.cpu_count() or 1
+    if cpus is not None and not 0.01 <= cpus <= available:  # also catches nan
+        raise InvalidParameter(f"range of CPUs is from 0.01 to {available}.00, as there are only "
+                               f"{available} CPUs available")
+    for part in cpuset_cpus.split(",") if cpuset_cpus else ():  # (docker's parsers.ParseUintList)
+        low, dash, high = part.partition("-")
+        if not (low.isascii() and low.isdigit() and (not dash or high.isascii() and high.isdigit()
+                                                      and int(high) >= int(low))):
+            raise InvalidParameter(f"Invalid value {cpuset_cpus} for cpuset cpus")
+# <<< check-limits

@@ -47,10 +47,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # What the cgroup version or the guest's kernel changes: cgroups and chapter 04's grader, the
-# mounts of a container (its /sys/fs/cgroup), netns and veth (the guest's kernel lacks NAT: those
-# tests skip, saying why), pause, OOM and stats (the freezer and the memory files differ), and the
-# notebooks, which learners run on v2. The rest (images, the CLI, the network's NAT) is the host's.
-DEFAULT_TESTS = ["tests/test_cgroups.py", "tests/test_network.py",
+# limits `update` writes into a live cgroup, the mounts of a container (its /sys/fs/cgroup),
+# netns and veth (the guest's kernel lacks NAT: those tests skip, saying why), pause, OOM and
+# stats (the freezer and the memory files differ), and the notebooks, which learners run on v2.
+# The rest (images, the CLI, the network's NAT) is the host's.
+DEFAULT_TESTS = ["tests/test_cgroups.py", "tests/test_update.py", "tests/test_network.py",
                  *(f"tests/test_rootfs.py::{name}" for name in (
                      "test_mountinfo_has_no_entry_for_the_old_root",  # (/sys/fs/cgroup on v2)
                      "test_sys_is_read_only", "test_a_mount_inside_never_reaches_the_host_even_when_shared",

@@ -410,7 +410,8 @@ def test_python_dash_m_is_the_same_command():
 
 
 NOT_ON_THE_START_PATH = {"argparse", "shutil", "tempfile", "lzma", "bz2", "threading", "hashlib",
-                         "tarfile", "typing", "locale", "subprocess", "mini_runtime.views"}
+                         "tarfile", "typing", "locale", "subprocess", "mini_runtime.views",
+                         "mini_runtime.update", "mini_runtime.cli.update"}
 
 
 @pytest.mark.parametrize("flags", [[], ["-l", "a=b", "-e", "X=1", "--memory", "64m"]])

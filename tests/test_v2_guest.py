@@ -112,6 +112,12 @@ def test_the_guest_runs_the_notebooks_and_brings_loopback_up():
     assert "ip link set lo up" in v2_guest.init_script(["true"], Path("/nonexistent"))
 
 
+def test_the_guest_changes_a_live_cgroup_v2_with_update():
+    """`mini update` writes v2's files (memory.max, cpu.max, cpu.weight, pids.max) into a running
+    container's cgroup, and puts them back when one is refused: tested on v2 in the guest."""
+    assert "tests/test_update.py" in v2_guest.DEFAULT_TESTS
+
+
 @pytest.mark.skipif(shutil.which("linux.uml") is None, reason="user-mode-linux is not installed")
 @pytest.mark.slow
 def test_the_guest_boots_and_reports_its_exit_status():

@@ -88,6 +88,12 @@ class Backend(abc.ABC):
         """ContainerRename."""
 
     @abc.abstractmethod
+    def container_update(self, container_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """ContainerUpdate: {"Warnings": [...]}. `changes` are ContainerConfig's limit fields and
+        `restart` (--restart's text), None for those not given; merged into its record (inspect's
+        HostConfig), and into its cgroup at once if it has one (running, paused, created)."""
+
+    @abc.abstractmethod
     def container_inspect(self, container_id: str, size: bool = False) -> dict[str, Any]:
         """ContainerInspect; `size`: SizeRw and SizeRootFs too (a walk of its files)."""
 

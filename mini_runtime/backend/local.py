@@ -148,6 +148,11 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
     def container_rename(self, container_id: str, name: str) -> None:
         lifecycle.rename(container.find(container_id), name)
 
+    def container_update(self, container_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        from mini_runtime import update  # (update only: not on run's path)
+
+        return update.update(container_id, changes)
+
     def container_inspect(self, container_id: str, size: bool = False) -> dict[str, Any]:
         container.sweep_stale()
         from mini_runtime import views

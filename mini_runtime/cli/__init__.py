@@ -31,7 +31,7 @@ GROUPS = {"run": "run", "create": "run", "rm": "containers", "diff": "containers
           "start": "lifecycle", "restart": "lifecycle", "rename": "lifecycle", "pause": "lifecycle",
           "unpause": "lifecycle", "top": "lifecycle", "attach": "attach",
           "network": "network", "exec": "running", "stats": "running", "port": "running",
-          "container": "containers", "cp": "cp"}
+          "container": "containers", "cp": "cp", "update": "update"}
 
 #: docker's management commands, `mini image ls` for `mini images`, `mini container rm` for
 #: `mini rm`: each group's verbs and the command each one is (main() rewrites the line first).
@@ -45,7 +45,7 @@ MANAGEMENT = {
                   **{name: name for name in ("run", "create", "rm", "start", "stop", "restart",
                                              "kill", "wait", "logs", "exec", "top",
                                              "port", "rename", "pause", "unpause", "attach",
-                                             "diff", "export", "commit", "stats", "cp")}},
+                                             "diff", "export", "commit", "stats", "cp", "update")}},
 }
 
 

@@ -7,6 +7,7 @@ import re
 import sys
 
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
+from mini_runtime.config import check_limits
 from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
 
@@ -252,7 +253,8 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     args.hostname = args.hostname or None       # docker: an empty -h is no -h (the short id)
     if args.hostname is not None:
         checked_hostname(args.hostname)
-    limits = _limits(args)
+    limits = parse_limits(args)
+    check_limits(**{k: limits[k] for k in ("memory", "memory_swap", "cpus", "cpuset_cpus")})
     config = backend.ContainerConfig(**limits, image=args.image, command=args.args,
                              env=env_flags(args.env, args.env_file), workdir=args.workdir,
                              remove=args.rm, read_only=args.read_only, pivot=not args.no_pivot,
@@ -282,19 +284,6 @@ def _go_int(flag: str, text: str | None) -> int | None:
                      f'parsing "{text}": invalid syntax')
 
 
-def _cpu_list(text: str | None) -> str | None:
-    """--cpuset-cpus as docker's daemon checks it (parsers.ParseUintList): numbers and ranges
-    (`0-2,4`); the kernel would take `1,` or `0,,1` too. Empty means unset, as in docker."""
-    if not text:
-        return None
-    for part in text.split(","):
-        low, dash, high = part.partition("-")
-        if not (low.isascii() and low.isdigit() and (not dash or high.isascii() and high.isdigit()
-                                                      and int(high) >= int(low))):
-            raise UsageError(f"Invalid value {text} for cpuset cpus")
-    return text
-
-
 # >>> report-oom
 def oom_message(memory: int, exit_code: int) -> str:
     """An OOM kill looks like any SIGKILL (137); the cgroup's counter told the pipeline it was one
@@ -305,8 +294,10 @@ def oom_message(memory: int, exit_code: int) -> str:
 # <<< report-oom
 
 
-def _limits(args: argparse.Namespace) -> dict:
-    """Chapter 04's flags, in docker's units, checked before anything is created."""
+def parse_limits(args: argparse.Namespace) -> dict:
+    """Chapter 04's flags, in docker's units, as docker's client parses them (`run`, `create`,
+    `update`); None for a flag not given (docker: 0 for --memory-swap, --cpu-shares and an
+    empty --cpuset-cpus mean "not set" too). config.check_limits checks the values."""
     def number(flag: str, text: str | None, kind: type) -> float | int | None:
         if text is None:
             return None
@@ -319,32 +310,19 @@ def _limits(args: argparse.Namespace) -> dict:
                              f'parsing "{text}": value out of range')
         return value
 
-    limits = {
+    return {
         "memory": parse_bytes(args.memory) if args.memory is not None else None,
         "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap) or None)
         if args.memory_swap is not None else None,  # docker: 0 means "not set"
         "cpus": number("--cpus", args.cpus, float),
-        "cpu_shares": number("--cpu-shares", args.cpu_shares, int),
+        "cpu_shares": number("--cpu-shares", args.cpu_shares, int) or None,  # 0: the default (1024)
         "pids_limit": number("--pids-limit", args.pids_limit, int),
-        "cpuset_cpus": _cpu_list(args.cpuset_cpus),
+        "cpuset_cpus": args.cpuset_cpus or None,
         # exercise 04's extension: parsed here, checked and written by the plugged-in hooks
         "cpu_period": number("--cpu-period", args.cpu_period, int),
         "cpu_quota": number("--cpu-quota", args.cpu_quota, int),
         "memory_reservation": parse_bytes(args.memory_reservation) if args.memory_reservation is not None else None,
     }
-    if limits["memory"] is not None and limits["memory"] < 6 * 1024 * 1024:
-        raise UsageError("Minimum memory limit allowed is 6MB")  # docker's own floor and words
-    if limits["memory_swap"] not in (None, -1) and limits["memory"] is None:
-        raise UsageError("You should always set the Memory limit when using Memoryswap limit")
-    if limits["memory_swap"] not in (None, -1) and limits["memory_swap"] < limits["memory"]:
-        raise UsageError("Minimum memoryswap limit should be larger than memory limit")
-    cpus, available = limits["cpus"], os.cpu_count() or 1
-    if cpus is not None and not 0.01 <= cpus <= available:  # also catches nan
-        raise UsageError(f"range of CPUs is from 0.01 to {available}.00, as there are only "
-                         f"{available} CPUs available")  # docker's words
-    if limits["cpu_shares"] == 0:
-        limits["cpu_shares"] = None  # docker: 0 means "the default" (1024)
-    return limits
 
 
 PARSERS = {"run": add_run, "create": add_create}

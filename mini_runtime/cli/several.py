@@ -14,12 +14,15 @@ if TYPE_CHECKING:
 
 
 def each(containers: list[str], act: Callable[[str], object], failed_line: str = "",
-         parallel: bool = False) -> int:
+         parallel: bool = False, fatal: tuple[type[MiniError], ...] = ()) -> int:
     """docker's way with several containers: each one's name (or result) printed as it is done,
     in the order asked; failures said on stderr, and exit 1 if any. `failed_line`: the client's
-    last line that names them all (start's "failed to start containers: a, b")."""
+    last line that names them all (start's "failed to start containers: a, b"). An error of a
+    `fatal` kind ends the command (raised), as a flag refused by docker's client would."""
     failed = []
     for text, result, error in (at_once if parallel else one_by_one)(containers, act):
+        if isinstance(error, fatal):
+            raise error
         if error is None:
             print(text if result is None else result, flush=True)
         else:
