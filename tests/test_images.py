@@ -227,6 +227,8 @@ def test_images_tag_rmi_like_docker():
     assert listed[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert any(line.split()[:3] == ["me/app", "v1", image.short_id] for line in listed)
     assert mini("rmi", "me/app:v1").stdout == "Untagged: me/app:v1\n"
+    mini("tag", "busybox", "me/app:v2")
+    assert mini("rmi", "--no-prune", "me/app:v2").stdout == "Untagged: me/app:v2\n"   # (no parents)
     mini("tag", "busybox", "other:x")
     assert mini("run", "--name", "user-of-other", "other:x", "true").returncode == 0
     refused = mini("rmi", image.short_id)

@@ -51,6 +51,9 @@ def add_tag(sub: argparse._SubParsersAction) -> None:
 def add_rmi(sub: argparse._SubParsersAction) -> None:
     rmi = simple(sub, "rmi", "Remove one or more images.", "[OPTIONS] IMAGE [IMAGE...]")
     rmi.add_argument("-f", "--force", action="store_true", help="force removal of the image")
+    rmi.add_argument("--no-prune", action="store_true",
+                     help="do not delete untagged parents (a mini image has none: commit and "
+                          "import make images that stand alone, so this changes nothing)")
     rmi.add_argument("images", nargs="+", metavar="IMAGE")
 
 
