@@ -251,10 +251,10 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     users.become(spec.user, spec.env)                         # 05: the image's User, or -u (or root)
     if config.init:                                 # 03: --init: we stay PID 1 ...
         signal.pthread_sigmask(signal.SIG_BLOCK, namespaces.INIT_SIGNALS)  # (none lost)
-        command = os.fork()
+        with contextlib.suppress(OSError):          # (ps in it: docker's kind of PID 1, no host
+            syscalls.set_command_line(["mini-init", "--", *spec.args])  # paths; before the fork,
+        command = os.fork()                         # or a quick `ps` may see the old one)
         if command:
-            with contextlib.suppress(OSError):      # (ps in it: docker's kind of PID 1, no host paths)
-                syscalls.set_command_line(["mini-init", "--", *spec.args])
             namespaces.init_loop(command)           # ... and the command runs as PID 2
         signal.pthread_sigmask(signal.SIG_UNBLOCK, namespaces.INIT_SIGNALS)
 # <<< inside

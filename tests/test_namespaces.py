@@ -146,6 +146,19 @@ def test_the_init_shows_itself_as_docker_init_does_and_no_host_path():
     assert comm == "mini-init"
 
 
+
+def test_the_command_never_sees_the_init_before_it_has_its_name():
+    """The init wrote its command line after the fork, so a command that looked at once (the
+    course's `mini run --init busybox ps`) saw the host's interpreter and paths about one run in
+    ten, as chapter 03 says it never does. Written before the fork, it is there before the
+    command exists. 40 runs: before the fix, at least one of them lost the race nearly always."""
+    seen = set()
+    for _ in range(40):
+        ran = mini("run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline")
+        assert ran.returncode == 0, ran.stderr
+        seen.add(ran.stdout.replace("\0", " ").rstrip())
+    assert seen == {"mini-init -- cat /proc/1/cmdline"}
+
 def test_a_command_line_is_written_over_in_place_and_cut_to_its_length():
     from mini_runtime import syscalls
 

@@ -146,9 +146,9 @@ def test_a_fixed_port_and_a_second_claim_of_it_at_start(test_host):
     assert containers() == before
 
 
-@pytest.mark.parametrize("spec, message", [("80:abc", "invalid containerPort: abc"),
-                                           ("1.2.3:80:80", "invalid IP address: 1.2.3"),
-                                           ("80/xyz", "invalid proto: xyz"),
+@pytest.mark.parametrize("spec, message", [("80:abc", "Invalid containerPort: abc"),
+                                           ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
+                                           ("80/xyz", "Invalid proto: xyz"),
                                            ("80/sctp", "80/sctp: sctp ports: mini publishes tcp and udp only "
                                             "(docker publishes sctp too)"),
                                            ("[::]:8080:80", "invalid IP address: [::] (an IPv6 host address "

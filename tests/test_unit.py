@@ -223,11 +223,11 @@ def test_port_specs_parse_like_docker(spec, want):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("abc", "invalid containerPort: abc"), ("70000:80", "invalid hostPort: 70000"),
-    ("80/sctpx", "invalid proto: sctpx"), ("8080:", "no port specified"),
-    ("1.2.3:80:80", "invalid IP address: 1.2.3"), ("8000-8002:80-81", "invalid ranges"),
-    ("1:2:3:4", "invalid port format"), ("0-2:80", "invalid hostPort: 0-2"),
-    ("8080:80-81", "invalid ranges"), ("80/sctp", "sctp ports: mini publishes tcp and udp only"),
+    ("abc", "Invalid containerPort: abc"), ("70000:80", "Invalid hostPort: 70000"),
+    ("80/sctpx", "Invalid proto: sctpx"), ("8080:", "No port specified"),
+    ("1.2.3:80:80", "Invalid ip address: 1.2.3"), ("8000-8002:80-81", "Invalid ranges"),
+    ("1:2:3:4", "invalid port format"), ("0-2:80", "Invalid hostPort: 0-2"),
+    ("8080:80-81", "Invalid ranges"), ("80/sctp", "sctp ports: mini publishes tcp and udp only"),
 ])
 def test_bad_port_specs_say_what_is_wrong(spec, message):
     with pytest.raises(InvalidParameter, match=message):
@@ -235,11 +235,11 @@ def test_bad_port_specs_say_what_is_wrong(spec, message):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and 8000-8002"),
-    ("8080:80-81/udp", "invalid ranges specified for container and host Ports: 80-81 and 8080"),
-    (" 80", "invalid containerPort:  80"), ("+80", "invalid containerPort: +80"),
-    ("8_0", "invalid containerPort: 8_0"), ("\u0668\u0660", "invalid containerPort: \u0668\u0660"),
-    ("80-:80", "invalid hostPort: 80-"), ("80:80-", "invalid containerPort: 80-"),
+    ("8000-8002:80-81", "Invalid ranges specified for container and host Ports: 80-81 and 8000-8002"),
+    ("8080:80-81/udp", "Invalid ranges specified for container and host Ports: 80-81 and 8080"),
+    (" 80", "Invalid containerPort:  80"), ("+80", "Invalid containerPort: +80"),
+    ("8_0", "Invalid containerPort: 8_0"), ("\u0668\u0660", "Invalid containerPort: \u0668\u0660"),
+    ("80-:80", "Invalid hostPort: 80-"), ("80:80-", "Invalid containerPort: 80-"),
 ])
 def test_bad_port_specs_in_dockers_words(spec, message):
     """docker's exact words (nat.ParsePortSpec), and its strconv's digits only: Python's int()
@@ -248,6 +248,26 @@ def test_bad_port_specs_in_dockers_words(spec, message):
         ports.parse(spec)
     assert str(refused.value) == message
 
+
+
+DOCKER = "/usr/bin/docker"
+
+
+@pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason="needs docker's CLI (provision.sh --test installs docker.io)")
+@pytest.mark.parametrize("spec", ["abc", "80:abc", "99999", "70000:80", "80-:80", "80:80-", " 80", "8_0",
+                                  "80/xyz", "8000-8002:80-81", "8080:80-81/udp", "8080:", "1.2.3:80:80"])
+def test_bad_port_specs_match_the_docker_20_10_oracle(spec):
+    """The reference peer's own words, read from its CLI with no daemon: docker 20.10 parses -p
+    before it dials, with go-connections' older messages ("Invalid containerPort", capital I;
+    newer releases write "invalid"). docker prints "docker: MESSAGE.", mini "mini: MESSAGE"."""
+    import subprocess
+    oracle = subprocess.run([DOCKER, "run", "-p", spec, "busybox", "true"], capture_output=True, text=True,
+                            env={"DOCKER_HOST": "unix:///nonexistent", "PATH": os.environ["PATH"]}, timeout=30)
+    first = oracle.stderr.splitlines()[0]
+    assert first.startswith("docker: ") and oracle.returncode == 125, oracle.stderr
+    with pytest.raises(InvalidParameter) as refused:
+        ports.parse(spec)
+    assert str(refused.value) == first.removeprefix("docker: ").removesuffix(".")
 
 @pytest.mark.parametrize("subnet, reserved", [
     ("127.0.0.0/8", "127.0.0.0/8"), ("127.3.0.0/24", "127.0.0.0/8"), ("224.0.0.0/24", "224.0.0.0/4"),

@@ -45,13 +45,14 @@ class PortBinding:
 
 def port_range(text: str, what: str) -> list[int]:
     """"80" or "8000-8001": ASCII digits only, as docker's strconv (Python's int() would take
-    " 80", "+80", "8_0" and "٨٠" too)."""
+    " 80", "+80", "8_0" and "٨٠" too). The messages are docker 20.10's (go-connections then
+    wrote "Invalid containerPort", capital I; later releases write "invalid")."""
     first, dash, last = text.partition("-")
     if not all(part.isascii() and part.isdigit() for part in ([first, last] if dash else [first])):
-        raise InvalidParameter(f"invalid {what}: {text}")
+        raise InvalidParameter(f"Invalid {what}: {text}")
     low, high = int(first), int(last or first)
     if not (0 < low <= high <= 65535) and not (what == "hostPort" and low == high == 0):
-        raise InvalidParameter(f"invalid {what}: {text}")   # (host port 0: any, as docker's)
+        raise InvalidParameter(f"Invalid {what}: {text}")   # (host port 0: any, as docker's)
     return list(range(low, high + 1))
 
 
@@ -60,7 +61,7 @@ def check_proto(proto: str, spec: str) -> str:
     if proto == "sctp":
         raise InvalidParameter(f"{spec}: sctp ports: mini publishes tcp and udp only (docker publishes sctp too)")
     if proto not in ("tcp", "udp"):
-        raise InvalidParameter(f"invalid proto: {proto}")
+        raise InvalidParameter(f"Invalid proto: {proto}")
     return proto
 
 
@@ -92,15 +93,15 @@ def parse(spec: str) -> list[PortBinding]:
             if host_ip.count(".") != 3:
                 raise OSError
         except OSError:
-            raise InvalidParameter(f"invalid IP address: {host_ip}") from None
+            raise InvalidParameter(f"Invalid ip address: {host_ip}") from None
     if not container:
-        raise InvalidParameter(f"no port specified: {spec}<empty>")
+        raise InvalidParameter(f"No port specified: {spec}<empty>")
     containers = port_range(container, "containerPort")
     hosts = port_range(host, "hostPort") if host else [0] * len(containers)
     if len(containers) == 1 and len(hosts) > 1:
         return [PortBinding(host_ip, hosts[0], containers[0], proto, hosts[-1])]
     if len(hosts) != len(containers):
-        raise InvalidParameter(f"invalid ranges specified for container and host Ports: {container} and {host}")
+        raise InvalidParameter(f"Invalid ranges specified for container and host Ports: {container} and {host}")
     return [PortBinding(host_ip, h, c, proto) for h, c in zip(hosts, containers)]
 # <<< parse-port
 
