@@ -306,15 +306,37 @@ def go_duration(text: str) -> int:
     raise InvalidParameter(f"time: invalid duration {go_quote(text)}")
 
 
-def go_int(text: str, bits: int = 64) -> int:
-    """Go's strconv.ParseInt(text, 10, bits): ASCII digits after an optional sign, or
-    InvalidParameter in its words (Python's int() also takes "1_0", " 7" and "٣")."""
-    digits = text[1:] if text[:1] in "+-" else text
-    if not (digits.isascii() and digits.isdigit()):
+def go_int(text: str, bits: int = 64, base: int = 10) -> int:
+    """Go's strconv.ParseInt(text, base, bits), or InvalidParameter in its words. Base 10: ASCII
+    digits after an optional sign (Python's int() also takes "1_0", " 7" and "٣"). Base 0, which
+    pflag uses for every int flag of docker's: Go's integer literals, so `--pids-limit 0x10` is
+    16 and `010` is 8 (octal), with "_" between digits."""
+    sign, body = (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+    radix, digits = 10, body
+    if base == 0 and body[:2].lower() in ("0x", "0o", "0b"):
+        radix, digits = {"x": 16, "o": 8, "b": 2}[body[1].lower()], body[2:]
+    elif base == 0 and len(body) > 1 and body[0] == "0":
+        radix, digits = 8, body[1:]
+    allowed = "0123456789abcdef"[:radix] + ("_" if base == 0 else "")
+    if not digits or any(c not in allowed for c in digits.lower()) or base == 0 and not _underscores_ok(body):
         raise InvalidParameter(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
-    if not -(1 << bits - 1) <= int(text) < 1 << bits - 1:
+    value = int(sign + digits.replace("_", ""), radix)
+    if not -(1 << bits - 1) <= value < 1 << bits - 1:
         raise InvalidParameter(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
-    return int(text)
+    return value
+
+
+def _underscores_ok(body: str) -> bool:
+    """Go's rule for "_" in a literal: only between digits, or after a base prefix."""
+    previous = "0" if body[:2].lower() in ("0x", "0o", "0b") else "^"
+    for c in body[2:] if previous == "0" else body:
+        if c == "_":
+            if previous != "0":
+                return False
+            previous = "_"
+        else:
+            previous = "0"
+    return previous != "_"
 
 
 def api_timestamp(value: str, flag: str = "since", now: float | None = None) -> str:

@@ -3,6 +3,9 @@ it must give what argparse gives, or step aside (None) and let argparse decide (
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +13,8 @@ from hypothesis import strategies as st
 from mini_runtime import cli
 from mini_runtime.cli import flags
 from mini_runtime.errors import UsageError
+
+from conftest import MINI
 
 #: Words a command line is made of: the hot commands' own flags (whole, glued to a value,
 #: abbreviated, bundled), values, and what argparse treats specially ("--", "-", "-5", "").
@@ -311,3 +316,34 @@ def test_every_parsed_flag_has_its_kind_of_value(line: tuple[str, list[str]]) ->
             assert isinstance(value, list) and all(isinstance(v, str) for v in value), flag
         elif flag["action"] == "store" and value is not None:
             assert isinstance(value, (str, int, float)) and value != cli.DASHES, flag
+
+
+DOCKER = "/usr/bin/docker"
+
+
+@pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason="needs docker's CLI (provision.sh --test installs docker.io)")
+@pytest.mark.parametrize("words", [
+    ["run", "-m", "lots"], ["run", "--memory-swap", "x"], ["run", "--memory-reservation", "1q"],
+    ["run", "--cpus", "abc"], ["run", "--cpus", "nan"], ["run", "--cpus", "1/2"], ["run", "--cpus", "1e-10"],
+    ["run", "-c", "x"], ["run", "--pids-limit", "0x10"], ["run", "--pids-limit", "010"], ["run", "--pids-limit", "08"],
+    ["run", "--pids-limit", "1_0"], ["run", "--pids-limit", "1__0"], ["run", "--pids-limit", "0b2"],
+    ["run", "--pids-limit", "99999999999999999999"], ["create", "--cpu-shares", "-0x1"],
+    ["stop", "-t", "08"], ["stop", "-t", "0x_1"], ["stop", "-t", " 7"], ["restart", "--time", "9e9"],
+])
+def test_a_flags_bad_value_is_pflags_line_as_the_docker_20_10_oracle_says(words, tmp_path):
+    """pflag parses a flag's value before docker dials its daemon, so the CLI with no daemon is
+    the oracle: its line for a value that is not of the flag's kind (every int flag is Go's
+    ParseInt base 0: 0x10 is 16, 010 is 8, 08 is no number; --cpus is a big.Rat: 1/2 is half a
+    CPU), or "Cannot connect" for one it took, which mini must take too."""
+    oracle = subprocess.run([DOCKER, *words, *(["busybox"] if words[0] in ("run", "create") else ["nosuch"])],
+                            capture_output=True, text=True, timeout=30,
+                            env={"DOCKER_HOST": "unix:///nonexistent", "PATH": os.environ["PATH"]})
+    first = oracle.stderr.splitlines()[0].removeprefix("docker: ")
+    env = {**os.environ, "MINI_ROOT": str(tmp_path / "lib"), "MINI_RUN": str(tmp_path / "run")}
+    ours = subprocess.run([*MINI, *words, "nosuch-image-or-container:0"], capture_output=True, text=True,
+                          env=env, timeout=30)
+    if first.startswith("Cannot connect"):
+        assert "flag" not in ours.stderr, ours.stderr            # taken: refused later, for the name
+    else:
+        assert oracle.returncode == 125 and ours.returncode == 125
+        assert ours.stderr.startswith("mini: " + first.removesuffix(".")), (ours.stderr, first)

@@ -130,7 +130,7 @@ def unchanged(name: str, container_id: str, before: tuple) -> None:
     (["--cpus", "1", "--cpuset-cpus", "1-0"], 1, "Error response from daemon: Invalid value 1-0 for cpuset cpus"),
     (["--cpus", "1", "--restart", "always"], 125, "mini: --restart: exercise 06's extension, "),
     (["--cpus", "1", "--cpu-quota", "50000"], 125, "mini: --cpu-period and --cpu-quota: exercise 04's extension, "),
-    (["-m", "abc"], 125, "mini: invalid size: 'abc'"),
+    (["-m", "abc"], 125, "mini: invalid argument \"abc\" for \"-m, --memory\" flag: invalid size: 'abc'"),
     ([], 1, "mini: you must provide one or more flags when using this command"),
 ])
 def test_a_refusal_is_one_line_and_changes_nothing(containers, flags, code, line):

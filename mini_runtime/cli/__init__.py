@@ -84,9 +84,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 if rest[:1].isalnum():
                     message = f"unknown shorthand flag: {rest[0]!r} in -{rest}"
             elif bad := re.fullmatch(r"argument (\S+): invalid int64 value: '(.*)'", message, re.S):
+                from mini_runtime.units import go_int
                 flag, text = bad.group(1).replace("/", ", "), bad.group(2)   # (pflag's words)
-                why = "value out of range" if re.fullmatch(r"[+-]?[0-9]+", text) else "invalid syntax"
-                message = f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: parsing "{text}": {why}'
+                try:
+                    go_int(text, base=0)
+                except MiniError as why:
+                    message = f'invalid argument "{text}" for "{flag}" flag: {why}'
             message = message.replace(repr(DASHES), "'--'")
             raise UsageError(f"{message} (see '{self.prog} --help')")
 

@@ -176,7 +176,7 @@ def int64(text: str) -> int:
     """An int flag as docker's (a Go int: 64 bits); argparse names this function when it refuses
     one ("invalid int64 value"), in one line."""
     try:
-        return go_int(text)
+        return go_int(text, base=0)                     # (pflag's: Go's integer literals)
     except InvalidParameter:
         raise ValueError(text) from None
 

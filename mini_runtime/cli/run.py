@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
@@ -14,7 +13,8 @@ from mini_runtime.units import human_size, parse_bytes
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/flags.py)
     import argparse
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -266,22 +266,12 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              network=args.network, publish=args.publish, ip=args.ip or None,
                              network_aliases=args.network_alias,
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
-                             uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
+                             uptime_offset=int_flag("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,
                              labels=label_flags(args.label, args.label_file))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config
-
-
-def _go_int(flag: str, text: str | None) -> int | None:
-    """An int64 flag, refused in docker's (cobra's) words."""
-    if text is None:
-        return None
-    if re.fullmatch(r"[+-]?[0-9]+", text):
-        return int(text)
-    raise UsageError(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
-                     f'parsing "{text}": invalid syntax')
 
 
 # >>> report-oom
@@ -297,32 +287,56 @@ def oom_message(memory: int, exit_code: int) -> str:
 def parse_limits(args: argparse.Namespace) -> dict:
     """Chapter 04's flags, in docker's units, as docker's client parses them (`run`, `create`,
     `update`); None for a flag not given (docker: 0 for --memory-swap, --cpu-shares and an
-    empty --cpuset-cpus mean "not set" too). config.check_limits checks the values."""
-    def number(flag: str, text: str | None, kind: type) -> float | int | None:
-        if text is None:
-            return None
-        try:
-            value = kind(text)
-        except ValueError:
-            raise UsageError(f"invalid value {text!r} for {flag}") from None
-        if kind is int and not -(1 << 63) <= value < 1 << 63:      # docker's are int64
-            raise UsageError(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
-                             f'parsing "{text}": value out of range')
-        return value
-
+    empty --cpuset-cpus mean "not set" too). A value that does not parse is pflag's line:
+    `invalid argument "lots" for "-m, --memory" flag: invalid size: 'lots'`. config.check_limits
+    checks the values."""
     return {
-        "memory": parse_bytes(args.memory) if args.memory is not None else None,
-        "memory_swap": (-1 if args.memory_swap == "-1" else parse_bytes(args.memory_swap) or None)
-        if args.memory_swap is not None else None,  # docker: 0 means "not set"
-        "cpus": number("--cpus", args.cpus, float),
-        "cpu_shares": number("--cpu-shares", args.cpu_shares, int) or None,  # 0: the default (1024)
-        "pids_limit": number("--pids-limit", args.pids_limit, int),
+        "memory": flag("-m, --memory", args.memory, parse_bytes),
+        "memory_swap": flag("--memory-swap", args.memory_swap,   # (docker: 0 means "not set")
+                            lambda text: -1 if text == "-1" else parse_bytes(text) or None),
+        "cpus": flag("--cpus", args.cpus, rational),
+        "cpu_shares": int_flag("-c, --cpu-shares", args.cpu_shares) or None,   # 0: the default (1024)
+        "pids_limit": int_flag("--pids-limit", args.pids_limit),
         "cpuset_cpus": args.cpuset_cpus or None,
         # exercise 04's extension: parsed here, checked and written by the plugged-in hooks
-        "cpu_period": number("--cpu-period", args.cpu_period, int),
-        "cpu_quota": number("--cpu-quota", args.cpu_quota, int),
-        "memory_reservation": parse_bytes(args.memory_reservation) if args.memory_reservation is not None else None,
+        "cpu_period": int_flag("--cpu-period", args.cpu_period),
+        "cpu_quota": int_flag("--cpu-quota", args.cpu_quota),
+        "memory_reservation": flag("--memory-reservation", args.memory_reservation, parse_bytes),
     }
+
+
+def flag(name: str, text: str | None, parse: Callable[[str], Any]) -> Any:
+    """A flag's value parsed (None if not given), or pflag's one line for a value that is not
+    of the flag's kind: `invalid argument "TEXT" for "NAME" flag: WHY`."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except (UsageError, InvalidParameter) as e:
+        raise UsageError(f'invalid argument "{text}" for "{name}" flag: {e}') from None
+
+
+def int_flag(name: str, text: str | None) -> int | None:
+    """An int64 flag, as pflag parses it (Go's integer literals: units.go_int, base 0)."""
+    from mini_runtime.units import go_int
+
+    return flag(name, text, lambda value: go_int(value, base=0))
+
+
+def rational(text: str) -> float:
+    """--cpus as docker's NanoCPUs reads it (Go's big.Rat): "0.5", "1/2" and "5e-1" are half a
+    CPU; "nan", "inf" and " 1" are not numbers; a billionth is the finest step."""
+    from fractions import Fraction
+
+    try:
+        value = Fraction(text) if text == text.strip() else None
+    except (ValueError, ZeroDivisionError):
+        value = None
+    if value is None:
+        raise InvalidParameter(f"failed to parse {text} as a rational number")
+    if (value * 10**9).denominator != 1:
+        raise InvalidParameter("value is too precise")
+    return float(value)
 
 
 PARSERS = {"run": add_run, "create": add_create}
