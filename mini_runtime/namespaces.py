@@ -68,7 +68,7 @@ def children_in_pid_namespace(path: str) -> Iterator[None]:
     """`--pid host|container:NAME`: the child forked inside the `with` is born in the PID
     namespace at `path` (/proc/PID/ns/pid), as one more process of it, not its PID 1. setns(2)
     with a PID namespace moves no one, like unshare: it decides where the next child lives."""
-    home = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         there = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -77,8 +77,8 @@ def children_in_pid_namespace(path: str) -> Iterator[None]:
             os.close(there)
         yield
     finally:
-        syscalls.setns(home, syscalls.CLONE_NEWPID)
-        os.close(home)
+        syscalls.setns(own, syscalls.CLONE_NEWPID)
+        os.close(own)
 # <<< join-pid-namespace
 
 
