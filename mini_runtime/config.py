@@ -34,6 +34,9 @@ class ContainerConfig:
     pivot: bool = True                          # False with --no-pivot: chroot(2) instead (02)
     hostname: str | None = None                 # -h/--hostname; else the short id (03)
     init: bool = False                          # --init: a tiny init as PID 1 (03)
+    pid: str | None = None                      # --pid host|container:NAME; else its own (03)
+    ipc: str | None = None                      # --ipc private (docker's default)|shareable|none|host|container:NAME (03)
+    uts: str | None = None                      # --uts host; else its own, named by -h (03)
     memory: int | None = None                   # -m/--memory, bytes (04)
     memory_swap: int | None = None              # --memory-swap: memory + swap, bytes; -1: no limit (04)
     cpus: float | None = None                   # --cpus (04)
@@ -67,6 +70,10 @@ class ContainerConfig:
     uptime_offset: int | None = None            # --uptime-offset SECONDS (exercise 03)
     restart: str = "no"                         # --restart POLICY: docker's restart policies are
                                                 # exercise 06's extension (the reference: "no")
+
+    def namespace_modes(self) -> dict[str, str]:
+        """HostConfig's PidMode, IpcMode, UTSMode as docker inspect shows them ("": its own)."""
+        return {"PidMode": self.pid or "", "IpcMode": self.ipc or "private", "UTSMode": self.uts or ""}
 
 
 @named_tuple
@@ -152,3 +159,23 @@ def check_limits(*, memory: int | None, memory_swap: int | None, cpus: float | N
                                                       and int(high) >= int(low))):
             raise InvalidParameter(f"Invalid value {cpuset_cpus} for cpuset cpus")
 # <<< check-limits
+
+
+def check_namespace_modes(*, pid: str | None, ipc: str | None, uts: str | None, hostname: str | None) -> None:
+    """--pid, --ipc and --uts as docker checks them (docker-cli's words for --pid and --uts, the
+    daemon's for --ipc), before anything is made. Only PID and IPC can be another container's:
+    a UTS namespace holds nothing but two names. With the host's UTS namespace, -h would rename
+    the host itself: docker refuses the pair."""
+    if pid and not (pid == "host" or pid.startswith("container:") and pid[10:]):
+        raise InvalidParameter("--pid: invalid PID mode")
+    if uts and uts != "host":
+        raise InvalidParameter("--uts: invalid UTS mode")
+    if ipc and ipc not in IPC_MODES and not (ipc.startswith("container:") and ipc[10:]):
+        raise InvalidParameter(f"invalid IPC mode: {ipc}")
+    if uts == "host" and hostname:
+        raise InvalidParameter("conflicting options: hostname and the UTS mode")
+
+
+#: --ipc's modes besides container:NAME: a new namespace that others may join (shareable) or not
+#: (private, docker's default since 20.10), one without /dev/shm (none), or the host's.
+IPC_MODES = ("private", "shareable", "none", "host")

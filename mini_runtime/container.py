@@ -95,7 +95,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
             "State": initial_state(), "RestartCount": 0, "Driver": "overlay",
             "Platform": "linux",
             "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
-                           "CgroupnsMode": config.cgroupns, "Init": config.init or None,
+                           "CgroupnsMode": config.cgroupns, "Init": config.init or None, **config.namespace_modes(),
                            "Memory": config.memory or 0, "MemorySwap": config.memory_swap or 2 * (config.memory or 0),  # docker's default
                            "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",

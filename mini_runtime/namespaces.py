@@ -62,6 +62,26 @@ def children_in_new_pid_namespace() -> Iterator[None]:
         os.close(home)
 
 
+# >>> join-pid-namespace
+@contextlib.contextmanager
+def children_in_pid_namespace(path: str) -> Iterator[None]:
+    """`--pid host|container:NAME`: the child forked inside the `with` is born in the PID
+    namespace at `path` (/proc/PID/ns/pid), as one more process of it, not its PID 1. setns(2)
+    with a PID namespace moves no one, like unshare: it decides where the next child lives."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        there = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.setns(there, syscalls.CLONE_NEWPID)
+        finally:
+            os.close(there)
+        yield
+    finally:
+        syscalls.setns(own, syscalls.CLONE_NEWPID)
+        os.close(own)
+# <<< join-pid-namespace
+
+
 # >>> enter-namespaces
 def enter_namespaces(new_network: bool = True) -> None:
     """In the child: its own hostname, IPC objects and (unless told otherwise) an empty network
@@ -88,6 +108,13 @@ def mount_mqueue() -> None:
             raise
         os.rmdir("/dev/mqueue")
 # <<< mount-mqueue
+
+
+def unmount_shm() -> None:
+    """`--ipc none`, in the child's new root: no /dev/shm at all (docker's words: "own private
+    IPC namespace, with /dev/shm not mounted"), so POSIX shared memory has nowhere to live."""
+    syscalls.umount2("/dev/shm")
+    os.rmdir("/dev/shm")
 
 
 # >>> enter-cgroup-namespace

@@ -38,7 +38,7 @@ import socket
 from pathlib import Path
 
 from mini_runtime import (cgroup_upkeep, cgroups, container, endpoints, namespaces, network, overlay, paths,
-                          process, rootfs, syscalls, users)
+                          process, rootfs, sharing, syscalls, users)
 from mini_runtime.config import ContainerConfig, ProcessSpec, process_spec
 from mini_runtime.errors import InvalidParameter, MiniError, NotStarted
 from mini_runtime.image.store import Store
@@ -79,6 +79,7 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     cgroup_upkeep.warm_up()                         # 04: the first cgroup write's wait, now
     store = store or Store()
     extension_flags(config)                         # exercises 01 02: --ulimit, --tmpfs
+    shared = sharing.resolve(config)                # 03: --pid --ipc --uts: namespaces to join
     image = store.get(config.image)                 # 01: unknown image -> exit 125
     container_id = container_id or container.new_id()
     group = cgroups.Cgroup(container_id)            # 04
@@ -95,9 +96,9 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
         files = overlay.prepare(directory, store.layers_root, lower)  # 05: upper/, work/, rootfs/
         limit(group, config)                        # 04: a cgroup with the limits
         endpoint, bindings = endpoints.connect(config, directory, image.config)  # 07: netns, wired
-        with namespaces.children_in_new_pid_namespace():  # 03: the child will be PID 1
+        with sharing.children_born_in(shared.pid):  # 03: the child will be PID 1 (or --pid's)
             child = process.spawn(spec, root="/",   # 01: fork; it says "ready", waits for "go"
-                                  setup=lambda: inside(config, spec, files, endpoint))
+                                  setup=lambda: inside(config, spec, files, endpoint, shared))
     except BaseException:
         endpoints.disconnect(endpoint)              # 07
         group.remove()                              # 04
@@ -136,6 +137,7 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
     """What the container used: its cgroup; its files unless --rm (or it never ran). Returns a
     warning if the cgroup could not go (a process is still in it): the container is finished
     anyway, and a later run's sweep removes the cgroup once it is empty."""
+    sharing.end_the_rest(created.config, created.group)  # 03: --pid host: what its init left
     try:                                            # 04
         created.group.remove()                      # 04: on every hierarchy
         warning = None
@@ -183,9 +185,10 @@ def recreate(container_id: str, store: Store | None = None, *, again: bool = Fal
         files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
         files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
         limit(group, config)
+        shared = sharing.resolve(config._replace(hostname=None))  # (what it joins must run again)
         endpoint, bindings = endpoints.connect(config, directory, image.config)
-        with namespaces.children_in_new_pid_namespace():
-            child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint))
+        with sharing.children_born_in(shared.pid):
+            child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint, shared))
     except BaseException as e:
         endpoints.disconnect(endpoint)
         group.remove()
@@ -210,16 +213,19 @@ def resolve_defaults(config: ContainerConfig, container_id: str, cgroup_mode: st
     network = "bridge" if network == "default" else network     # (docker's name for its default)
     return config._replace(
         hostname=config.hostname or endpoints.default_hostname(network, container_id),
-        cgroupns=config.cgroupns or ("private" if cgroup_mode == "v2" else "host"), network=network)
+        cgroupns=config.cgroupns or ("private" if cgroup_mode == "v2" else "host"), network=network,
+        ipc=config.ipc or "private")                # (docker 20.10's default: not shareable)
 # <<< resolve-defaults
 
 
 # >>> inside
 def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
-           endpoint: network.Endpoint | None = None) -> None:
+           endpoint: network.Endpoint | None = None, shared: sharing.Shared = sharing.Shared()) -> None:
     """The child's steps between "go" and execve. It is PID 1 of its PID namespace."""
     mode = endpoint.network if endpoint else "none"  # (07: else the parent made it)
+    joined = sharing.opened(shared)                 # 03: --ipc, --uts: the ones it joins instead,
     namespaces.enter_namespaces(new_network=mode == "none")  # 03: its own UTS, IPC (and network)
+    sharing.join(joined)                            # 03: ... now (or the host's: --uts host)
     if endpoint:
         network.join(endpoint)                      # 07: the namespace the parent wired
     if config.uptime_offset is not None:
@@ -235,11 +241,14 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
         network.etcfiles.bind(endpoint.files, files.merged)  # 07: hosts, hostname, resolv.conf
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
     namespaces.mount_mqueue()                       # 03: its IPC namespace's message queues
+    if config.ipc == "none":
+        namespaces.unmount_shm()                    # 03: --ipc none: no /dev/shm
     if config.cgroupns == "private" and v2:
         rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
     if config.tty:                                  # 06: -t: a pty of its own /dev/pts, its
         process.take_terminal(socket.socket(fileno=0))  # terminal; the monitor's socket is fd 0
-    namespaces.set_hostname(config.hostname or "")  # 03: resolved at create
+    if shared.uts is None:                          # (--uts host: never rename the host)
+        namespaces.set_hostname(config.hostname or "")  # 03: resolved at create
     namespaces.bring_up_loopback()                  # 03: 127.0.0.1 works, nothing else
     for path, flags, data in map(rootfs.parse_tmpfs, config.tmpfs):
         rootfs.mount_tmpfs(path, flags, data)       # exercise 02: --tmpfs

@@ -233,3 +233,113 @@ def test_namespaces_are_recorded_while_running(state_root):
             assert os.stat(f"/proc/{pid}/ns/{kind}").st_ino == inode
     finally:
         _stop(proc, pid)
+
+
+# --pid, --ipc, --uts: namespaces shared instead of made (docker's modes and words).
+
+def _inspect(name: str, template: str) -> str:
+    return mini("inspect", "-f", template, name).stdout.strip()
+
+
+def test_pid_host_sees_a_process_of_the_tests_own_and_is_not_pid_1():
+    marker = str(31_000 + int.from_bytes(os.urandom(2), "big"))
+    sleeper = subprocess.Popen(["sleep", marker])
+    try:
+        result = mini("run", "--rm", "--pid", "host", "busybox", "sh", "-c", "echo $$; ps -o pid,args")
+        assert result.returncode == 0, result.stderr
+        first, *table = result.stdout.splitlines()
+        assert int(first) != 1
+        assert f"{sleeper.pid} sleep {marker}" in [" ".join(line.split()) for line in table]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_pid_host_leaves_nothing_behind_when_its_init_ends():
+    # In a PID namespace of its own the kernel kills the rest with PID 1; here mini must.
+    marker = str(41_000 + int.from_bytes(os.urandom(2), "big"))
+    result = mini("run", "--rm", "--pid", "host", "busybox", "sh", "-c", f"sleep {marker} & sleep 0.2")
+    assert result.returncode == 0 and result.stderr == ""
+    left = subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True).stdout.split()
+    for pid in left:  # (only the container's own sleep: its marker is ours)
+        os.kill(int(pid), signal.SIGKILL)
+    assert left == []
+
+
+def test_pid_container_sees_the_others_processes_and_ends_with_it():
+    assert mini("run", "-d", "--name", "pid-target", "busybox", "sleep", "300").returncode == 0
+    try:
+        assert mini("run", "-d", "--name", "pid-joiner", "--pid", "container:pid-target",
+                    "busybox", "sleep", "301").returncode == 0
+        seen = mini("exec", "pid-joiner", "ps", "-o", "pid,args").stdout
+        assert "1 sleep 300" in [" ".join(line.split()) for line in seen.splitlines()]
+        assert _inspect("pid-joiner", "{{.HostConfig.PidMode}}") == "container:pid-target"
+        assert mini("stop", "-t", "1", "pid-target").returncode == 0   # its PID 1 dies ...
+        assert mini("wait", "pid-joiner", timeout=15).stdout == "137\n"  # ... and with it the namespace
+    finally:
+        mini("rm", "-f", "pid-joiner", "pid-target")
+
+
+def test_ipc_container_shares_system_v_objects_of_a_shareable_container_only():
+    key = int.from_bytes(os.urandom(3), "big") + 1
+    assert mini("run", "-d", "--name", "ipc-private", "busybox", "sleep", "300").returncode == 0
+    assert mini("run", "-d", "--name", "ipc-donor", "--ipc", "shareable", "busybox", "sleep", "300").returncode == 0
+    try:
+        refused = mini("run", "--rm", "--ipc", "container:ipc-private", "busybox", "true")
+        assert refused.returncode == 125
+        assert refused.stderr.endswith("can't join IPC of container ipc-private: non-shareable IPC "
+                                       "(hint: use IpcMode:shareable for the donor container)\n")
+        pid = _inspect("ipc-donor", "{{.State.Pid}}")
+        subprocess.run(["nsenter", f"--ipc=/proc/{pid}/ns/ipc", "python3", "-c",
+                        f"import ctypes; assert ctypes.CDLL(None).shmget({key}, 4096, 0o1600) >= 0"], check=True)
+        keys = lambda text: {int(line.split()[0]) for line in text.splitlines()[1:]}
+        joined = mini("run", "--rm", "--ipc", "container:ipc-donor", "busybox", "cat", "/proc/sysvipc/shm")
+        assert key in keys(joined.stdout)
+        assert key not in keys(mini("run", "--rm", "busybox", "cat", "/proc/sysvipc/shm").stdout)
+        host = os.stat("/proc/self/ns/ipc").st_ino
+        inside = mini("run", "--rm", "--ipc", "host", "busybox", "stat", "-L", "-c", "%i", "/proc/self/ns/ipc")
+        assert int(inside.stdout) == host
+        assert [_inspect(n, "{{.HostConfig.IpcMode}}") for n in ("ipc-private", "ipc-donor")] == ["private", "shareable"]
+    finally:
+        mini("rm", "-f", "ipc-private", "ipc-donor")
+
+
+def test_ipc_none_has_no_dev_shm():
+    result = mini("run", "--rm", "--ipc", "none", "busybox", "sh", "-c", "test -e /dev/shm || echo none")
+    assert result.stdout == "none\n"
+    assert mini("run", "--rm", "busybox", "sh", "-c", "test -d /dev/shm && echo yes").stdout == "yes\n"
+
+
+def test_uts_host_has_the_hosts_name_and_refuses_h():
+    # Reads only: `hostname x` in such a container would rename the machine.
+    result = mini("run", "--rm", "--uts", "host", "busybox", "hostname")
+    assert result.stdout == f"{socket.gethostname()}\n"
+    refused = mini("run", "--rm", "--uts", "host", "-h", "box", "busybox", "true")
+    assert (refused.returncode, refused.stderr) == (125, "mini: conflicting options: hostname and the UTS mode\n")
+    assert socket.gethostname() == result.stdout.strip()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--pid", "bogus"], "--pid: invalid PID mode"),
+    (["--pid", "container:"], "--pid: invalid PID mode"),
+    (["--uts", "container:x"], "--uts: invalid UTS mode"),
+    (["--ipc", "bogus"], "invalid IPC mode: bogus"),
+    (["--pid", "container:no-such"], "cannot join PID of a non running container: no-such: No such container: no-such"),
+    (["--ipc", "container:no-such"], "can't join IPC of container no-such: No such container: no-such"),
+])
+def test_namespace_modes_are_refused_in_dockers_words_leaving_nothing(flags, words):
+    result = mini("create", "--name", "refused", *flags, "busybox", "true")
+    assert (result.returncode, result.stderr) == (125, f"mini: {words}\n")
+    assert mini("ps", "-aq", "--filter", "name=refused").stdout == ""
+
+
+def test_a_stopped_target_is_refused_and_the_default_modes_are_recorded():
+    assert mini("create", "--name", "not-running", "busybox", "true").returncode == 0
+    try:
+        full = _inspect("not-running", "{{.Id}}")
+        result = mini("run", "--rm", "--pid", "container:not-running", "busybox", "true")
+        assert (result.returncode, result.stderr) == (125, f"mini: container {full} is not running\n")
+        modes = "{{.HostConfig.PidMode}}|{{.HostConfig.IpcMode}}|{{.HostConfig.UTSMode}}"
+        assert _inspect("not-running", modes) == "|private|"
+    finally:
+        mini("rm", "-f", "not-running")

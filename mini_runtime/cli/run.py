@@ -6,7 +6,7 @@ import os
 import sys
 
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
-from mini_runtime.config import check_limits
+from mini_runtime.config import check_limits, check_namespace_modes
 from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
 
@@ -60,6 +60,10 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use (0-1, 0,2)")
     run.add_argument("--cgroupns", choices=("host", "private"), metavar="MODE",
                      help="cgroup namespace: 'private' (the default on cgroup v2) or 'host' (on v1)")
+    run.add_argument("--pid", metavar="MODE", help="PID namespace: 'host' or 'container:NAME' (default: its own)")
+    run.add_argument("--ipc", metavar="MODE",
+                     help="IPC namespace: 'private' (default), 'shareable', 'none', 'host' or 'container:NAME'")
+    run.add_argument("--uts", metavar="MODE", help="UTS namespace: 'host' (default: its own)")
     run.add_argument("--read-only", action="store_true",
                      help="mount the container's root filesystem read-only")
     run.add_argument("--name", help="assign a name to the container")
@@ -255,12 +259,14 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
         checked_hostname(args.hostname)
     limits = parse_limits(args)
     check_limits(**{k: limits[k] for k in ("memory", "memory_swap", "cpus", "cpuset_cpus")})
+    check_namespace_modes(pid=args.pid, ipc=args.ipc, uts=args.uts, hostname=args.hostname)
     config = backend.ContainerConfig(**limits, image=args.image, command=args.args,
                              env=env_flags(args.env, args.env_file), workdir=args.workdir,
                              remove=args.rm, read_only=args.read_only, pivot=not args.no_pivot,
                              hostname=args.hostname, init=args.init,
                              name=args.name, entrypoint=args.entrypoint, user=args.user,
                              cgroupns=args.cgroupns, tty=args.tty, open_stdin=args.interactive,
+                             pid=args.pid or None, ipc=args.ipc or None, uts=args.uts or None,
                              stdin_once=args.interactive and not getattr(args, "detach", False),
                              attached=not getattr(args, "detach", False),
                              network=args.network, publish=args.publish, ip=args.ip or None,
