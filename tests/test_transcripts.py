@@ -9,7 +9,8 @@ change (`selection` says why each one is left out):
 - the command is `mini run` of the built-in image `busybox`, alone, or followed by `; echo $?`:
   no pipe, no redirection, no `$`-expansion outside single quotes, no other program;
 - it needs nothing a chapter built before it: no `--name` (a later command may use the name), no
-  `-d`, `-i` or `-t` (a terminal, or a container that outlives the command), no other image;
+  `container:NAME`, no `-d`, `-i` or `-t` (a terminal, or a container that outlives the
+  command), no other image, and no namespace of this machine's (`--pid host`, ...);
 - it stays in this machine's network namespace without touching it: no `-p`, `--network`
   other than `none`, `--ip`, `--network-alias` or address to reach (chapter 07's harness
   tests cover those);
@@ -48,6 +49,7 @@ VOLATILE_OUTPUT = re.compile(
 MACHINE = re.compile(r"\b(free|time|date|nproc|uptime|df|dmesg)\b|--cpuset-cpus|cgroup|--cgroupns"
                      r"|/sys/fs/cgroup|Cpus_allowed|/proc/self/ns|ping")
 NETWORK_FLAGS = ("-p", "--publish", "-P", "--publish-all", "--ip", "--network-alias", "--dns")
+SHARES_HOST = ("--pid=host", "--ipc=host", "--uts=host")
 NEEDS_STATE = ("--name", "-d", "--detach", "-i", "-t", "-it", "-ti", "--interactive", "--tty")
 
 
@@ -106,8 +108,11 @@ def selection(t: Transcript) -> str | None:
         return "more shell than a command: pipes, redirections, expansions or a second command"
     if "busybox" not in words[2:]:
         return "needs an image a chapter made"
-    if any(w in NEEDS_STATE or w.startswith("--name=") for w in words):
+    if any(w in NEEDS_STATE or w.startswith("--name=") or "container:" in w for w in words):
         return "makes or needs state a later command uses (a name, a detached or terminal container)"
+    if any(a in ("--pid", "--ipc", "--uts") and b == "host" or w in SHARES_HOST
+           for a, b, w in zip(words, words[1:] + [""], words)):
+        return "shares a namespace of this machine: what it shows is the machine's"
     if any(w in NETWORK_FLAGS or w.startswith(("-p", "--ip=")) for w in words) or \
             any(a == "--network" and b != "none" for a, b in zip(words, words[1:])) or \
             re.search(r"://|\b\d+\.\d+\.\d+\.\d+\b", command):
@@ -148,6 +153,8 @@ def test_the_rule_leaves_out_what_cannot_be_compared():
     assert selection(Transcript("x:1", "mini run busybox free -m", ("Mem: 1 2 3",))) is not None
     assert selection(Transcript("x:1", "mini run busybox ls | wc -l", ("2",))) is not None
     assert selection(Transcript("x:1", "mini run -p 80 busybox true; echo $?", ("0",))) is not None
+    assert selection(Transcript("x:1", "mini run --rm --pid container:web busybox ps", ("PID",))) is not None
+    assert selection(Transcript("x:1", "mini run --uts host busybox hostname", ("vm",))) is not None
     assert selection(Transcript("x:1", "mini run busybox sh -c 'echo $$ | cat'", ("1",))) is None
 
 
