@@ -61,6 +61,9 @@ class ContainerConfig:
     add_hosts: tuple[str, ...] | list[str] = ()  # --add-host NAME:IP as given (exercise 07's extension)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
     labels: tuple[str, ...] | list[str] = ()    # -l K=V: over the image's Labels (06)
+    stop_signal: str | None = None              # --stop-signal: stop's signal, over the image's (06)
+    stop_timeout: int | None = None             # --stop-timeout: stop's seconds without -t (06)
+    cidfile: str | None = None                  # --cidfile: where the CLI wrote the id (06)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
     tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)

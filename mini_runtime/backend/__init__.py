@@ -63,7 +63,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
-        """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (10)."""
+        """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (its StopTimeout, 10)."""
 
     @abc.abstractmethod
     def container_list(self, all: bool = False, limit: int | None = None,

@@ -120,7 +120,7 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
         lifecycle.kill(container_id, signal)
 
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
-        lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
+        lifecycle.stop(container.find(container_id), timeout)
 
     def container_list(self, all: bool = False, limit: int | None = None,
                        filters: dict[str, list[str]] | None = None, size: bool = False) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from mini_runtime.cli.flags import REMAINDER, add_detach_keys
+from mini_runtime.cli.flags import REMAINDER, add_detach_keys, int64
 from mini_runtime.config import check_limits
 from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
@@ -42,6 +42,11 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--init", action="store_true",
                      help="run an init inside the container that forwards signals and reaps processes")
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("--stop-signal", metavar="SIGNAL",
+                     help="the signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM)")
+    run.add_argument("--stop-timeout", type=int64, default=None, metavar="SECONDS",
+                     help="seconds `stop` waits before SIGKILL, unless `stop -t` says (default 10)")
+    run.add_argument("--cidfile", metavar="FILE", help="write the container ID to the file")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
     add_env_file(run)
@@ -183,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
         terminal.detach_sequence(args.detach_keys)     # docker's message for a bad one
-    container_id = engine.container_create(config, stdio=not args.detach)["Id"]
+    container_id = create_container(engine, config, "run", stdio=not args.detach)
     engine.container_start(container_id)
     if args.detach:
         engine.container_detach(container_id)
@@ -198,7 +203,7 @@ def run_attached(engine, config, args: argparse.Namespace) -> int:
     from mini_runtime.cli import attach, terminal
 
     keys = terminal.detach_sequence(args.detach_keys)  # (checked before anything is created)
-    container_id = engine.container_create(config)["Id"]
+    container_id = create_container(engine, config, "run")
     attached = None
     try:
         attached = engine.container_attach(container_id, stdin=args.interactive)
@@ -216,6 +221,14 @@ def run_attached(engine, config, args: argparse.Namespace) -> int:
     return report(config, engine.container_wait(container_id))
 
 
+def create_container(engine, config, command: str, **settings) -> str:
+    """ContainerCreate; with --cidfile, the id written to its file as docker's client does."""
+    if config.cidfile is None:
+        return engine.container_create(config, **settings)["Id"]
+    from mini_runtime.cli import cidfile
+    return cidfile.create(engine, config, command, **settings)
+
+
 def report(config, result: dict) -> int:
     """The container's exit code, and why if the OOM killer struck or cleanup left something."""
     if result.get("OOMKilled"):
@@ -230,7 +243,7 @@ def create(args: argparse.Namespace) -> int:
     from mini_runtime import backend
 
     engine = backend.connect()
-    container_id = engine.container_create(config_of(args))["Id"]
+    container_id = create_container(engine, config_of(args), "create")
     engine.container_detach(container_id)
     print(container_id)
     return 0
@@ -268,7 +281,9 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,
-                             labels=label_flags(args.label, args.label_file))
+                             labels=label_flags(args.label, args.label_file),
+                             stop_signal=args.stop_signal or None, stop_timeout=args.stop_timeout,
+                             cidfile=args.cidfile or None)
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config
