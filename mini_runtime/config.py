@@ -64,12 +64,22 @@ class ContainerConfig:
     stop_signal: str | None = None              # --stop-signal: stop's signal, over the image's (06)
     stop_timeout: int | None = None             # --stop-timeout: stop's seconds without -t (06)
     cidfile: str | None = None                  # --cidfile: where the CLI wrote the id (06)
+    attach: tuple[str, ...] | list[str] = ()    # -a stdin|stdout|stderr; none: stdout and stderr (06)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
     tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)
     uptime_offset: int | None = None            # --uptime-offset SECONDS (exercise 03)
     restart: str = "no"                         # --restart POLICY: docker's restart policies are
                                                 # exercise 06's extension (the reference: "no")
+
+    @property
+    def attach_fields(self) -> dict[str, bool]:
+        """Config.AttachStdin/Stdout/Stderr as docker's client sets them: none with -d; else
+        -a's streams (stdin with -i too), stdout and stderr when -a is not given."""
+        asked = self.attach or ("stdout", "stderr")
+        return {"AttachStdin": self.attached and ("stdin" in asked or self.open_stdin),
+                "AttachStdout": self.attached and "stdout" in asked,
+                "AttachStderr": self.attached and "stderr" in asked}
 
 
 @named_tuple

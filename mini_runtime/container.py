@@ -84,7 +84,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
     return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
             "Path": spec.args[0], "Args": spec.args[1:],
             "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
-                       "AttachStdin": config.stdin_once, "AttachStdout": config.attached, "AttachStderr": config.attached,
+                       **config.attach_fields,
                        "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
                        "Env": config_env(config, spec, defaults), "Cmd": cmd,
                        "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),

@@ -168,14 +168,15 @@ def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
         time.sleep(0.02)
 
 
-def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
-    """ContainerAttach: a connection to its monitor that has become its stream (attach.py), and
-    whether it has a tty. Made before `start`, it misses none of the output."""
+def attach(directory: Path, stdin: bool, streams: tuple[str, ...] = ("stdout", "stderr")) -> tuple[socket.socket, bool]:
+    """ContainerAttach: a connection to its monitor that has become its stream (attach.py) of
+    `streams` (run -a), and whether it has a tty. Made before `start`, it misses none of the output."""
     fd, path = monitor.socket_path(run_dir(directory))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
-        reply = monitor.receive(sock) if monitor.send(sock, {"op": "attach", "stdin": stdin}) else None
+        asked = {"op": "attach", "stdin": stdin, "streams": list(streams)}
+        reply = monitor.receive(sock) if monitor.send(sock, asked) else None
     except OSError:
         reply = None
     finally:

@@ -164,3 +164,61 @@ def test_a_cidfile_that_cannot_be_made_or_a_failed_create_leaves_nothing(tmp_pat
             continue
         assert not path.exists(), args                     # the create failed: no file either
     assert container_count() == before
+
+
+# --- -a/--attach: only the named streams are the client's --------------------------------------
+
+OUT_AND_ERR = "echo out; echo err >&2"
+
+
+@pytest.mark.parametrize("flags, out, err", [(["-a", "stdout"], "out\n", ""), (["-a", "STDERR"], "", "err\n"),
+                                             (["-a", "stdout", "-a", "stderr"], "out\n", "err\n")])
+def test_attach_shows_only_the_named_streams_and_logs_all(flags, out, err):
+    for interactive in ([], ["-i"]):                       # (a monitor of its own with -i)
+        ran = mini("run", "--name", "streams", *interactive, *flags, "busybox", "sh", "-c", OUT_AND_ERR,
+                   input="")
+        try:
+            assert (ran.returncode, ran.stdout, ran.stderr) == (0, out, err)
+            assert sorted(mini("logs", "streams").stdout.split() + mini("logs", "streams").stderr.split()) \
+                == ["err", "out"]                          # the log has both
+            shown = inspect("streams", ".Config")
+            assert (shown["AttachStdout"], shown["AttachStderr"]) == (bool(out), bool(err))
+        finally:
+            mini("rm", "-f", "streams")
+
+
+def test_attach_stdin_alone_prints_the_id_feeds_stdin_and_does_not_wait():
+    ran = mini("run", "-a", "stdin", "-i", "busybox", "sh", "-c", "cat; echo err >&2; exit 3", input="hi\n")
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr    # not the container's 3: docker's
+    cid = ran.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid), ran.stdout
+    try:
+        assert mini("wait", cid).stdout == "3\n"
+        logged = mini("logs", cid)
+        assert (logged.stdout, logged.stderr) == ("hi\n", "err\n")
+        config = inspect(cid, ".Config")
+        assert [config[k] for k in ("AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce")] == \
+            [True, False, False, True]
+    finally:
+        mini("rm", "-f", cid)
+
+
+def test_attach_is_recorded_by_create_and_refused_with_d_or_a_bad_stream():
+    created = mini("create", "-a", "stdout", "busybox", "true")
+    assert created.returncode == 0, created.stderr
+    cid = created.stdout.strip()
+    try:
+        config = inspect(cid, ".Config")
+        assert [config[k] for k in ("AttachStdin", "AttachStdout", "AttachStderr")] == [False, True, False]
+    finally:
+        mini("rm", cid)
+    before = container_count()
+    conflict = mini("run", "-d", "-a", "stdout", "busybox", "true")
+    assert (conflict.returncode, conflict.stdout, conflict.stderr) == \
+        (1, "", "mini: Conflicting options: -a and -d\n")
+    for command in ("run", "create"):
+        bad = mini(command, "-a", "bogus", "busybox", "true")
+        assert bad.returncode == 125
+        assert bad.stderr.startswith('mini: invalid argument "bogus" for "-a, --attach" flag: '
+                                     "valid streams are STDIN, STDOUT and STDERR")
+    assert container_count() == before

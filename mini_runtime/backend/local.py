@@ -99,13 +99,13 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
             channel.close()
         return lifecycle.wait(container.find(container_id), timeout)
 
-    def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
+    def container_attach(self, container_id: str, stdin: bool = False, streams: tuple = ("stdout", "stderr")) -> Attached:
         directory = container.find(container_id)
         state = container.status(container.load(directory))
         unowned = state is container.Status.CREATED and not container.run_dir(directory.name).exists()
         if (state is container.Status.EXITED or unowned) and directory.name not in self._channels:
             self._channels[directory.name] = lifecycle.prepare_start(directory)
-        return Attached(*lifecycle.attach(directory, stdin))
+        return Attached(*lifecycle.attach(directory, stdin, streams))
 
     def container_resize(self, container_id: str, height: int, width: int) -> None:
         lifecycle.resize(container.find(container_id), height, width)
