@@ -1,6 +1,7 @@
 """Chapter 06: attach, the monitor's side (lean: it lives in the serve phase).
 
-A client asks the monitor's socket for {"op": "attach", "stdin": true|false}; the answer
+A client asks the monitor's socket for {"op": "attach", "stdin": true|false, "streams":
+["stdout", "stderr"]} (the output it wants: `run -a stdout` only that one; both if unsaid); the answer
 {"Tty": ...} is the last JSON line: from then on the connection is a byte stream, as docker's
 hijacked attach connection is:
 
@@ -44,32 +45,36 @@ class Clients:
         self.tty, self.stdin, self.once = tty, stdin, once
         self.size = (0, 0)
         self.outputs: list[socket.socket] = []
+        self.wanted: dict[socket.socket, tuple[str, ...]] = {}  # each output's streams
         self.inputs: list[socket.socket] = []
         self.pending = b""
 
-    def add(self, conn: socket.socket, wants_stdin: bool) -> None:
+    def add(self, conn: socket.socket, wants_stdin: bool, streams=tuple(STREAMS)) -> None:
         conn.settimeout(10)                                 # a client that stops reading is dropped
         self.outputs.append(conn)
+        self.wanted[conn] = tuple(streams)
         if wants_stdin and (self.stdin >= 0 or self.tty):
             self.inputs.append(conn)
 
     def handed_over(self) -> list[list[int]]:
-        """For the next phase (execve keeps the fds): [[fd, stdin?], ...]."""
+        """For the next phase (execve keeps the fds): [[fd, stdin?, [streams]], ...]."""
         found = []
         for conn in self.outputs:
-            stdin = conn in self.inputs
+            stdin, streams = conn in self.inputs, list(self.wanted.pop(conn, STREAMS))
             os.set_inheritable(conn.fileno(), True)
-            found.append([conn.detach(), int(stdin)])
+            found.append([conn.detach(), int(stdin), streams])
         self.outputs, self.inputs = [], []
         return found
 
     def take(self, handed: list[list[int]]) -> None:
-        for fd, stdin in handed:
-            self.add(socket.socket(fileno=fd), bool(stdin))
+        for fd, stdin, *streams in handed:
+            self.add(socket.socket(fileno=fd), bool(stdin), *streams)
 
     def output(self, stream: str, data: bytes) -> None:
         message = data if self.tty else frame(stream, data)
         for conn in list(self.outputs):
+            if stream not in self.wanted.get(conn, STREAMS):
+                continue                                    # (not asked for: logged only)
             try:
                 conn.sendall(message)
             except OSError:                                 # gone (detached, killed) or stuck
@@ -123,6 +128,7 @@ class Clients:
         for group in (self.outputs, self.inputs):
             if conn in group:
                 group.remove(conn)
+        self.wanted.pop(conn, None)
         conn.close()
         if held_stdin and self.once:
             self.close_stdin()

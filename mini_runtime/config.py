@@ -64,6 +64,10 @@ class ContainerConfig:
     add_hosts: tuple[str, ...] | list[str] = ()  # --add-host NAME:IP as given (exercise 07's extension)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
     labels: tuple[str, ...] | list[str] = ()    # -l K=V: over the image's Labels (06)
+    stop_signal: str | None = None              # --stop-signal: stop's signal, over the image's (06)
+    stop_timeout: int | None = None             # --stop-timeout: stop's seconds without -t (06)
+    cidfile: str | None = None                  # --cidfile: where the CLI wrote the id (06)
+    attach: tuple[str, ...] | list[str] = ()    # -a stdin|stdout|stderr; none: stdout and stderr (06)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)
     tmpfs: tuple[str, ...] | list[str] = ()     # --tmpfs PATH[:OPTIONS] (exercise 02)
@@ -74,6 +78,15 @@ class ContainerConfig:
     def namespace_modes(self) -> dict[str, str]:
         """HostConfig's PidMode, IpcMode, UTSMode as docker inspect shows them ("": its own)."""
         return {"PidMode": self.pid or "", "IpcMode": self.ipc or "private", "UTSMode": self.uts or ""}
+
+    @property
+    def attach_fields(self) -> dict[str, bool]:
+        """Config.AttachStdin/Stdout/Stderr as docker's client sets them: none with -d; else
+        -a's streams (stdin with -i too), stdout and stderr when -a is not given."""
+        asked = self.attach or ("stdout", "stderr")
+        return {"AttachStdin": self.attached and ("stdin" in asked or self.open_stdin),
+                "AttachStdout": self.attached and "stdout" in asked,
+                "AttachStderr": self.attached and "stderr" in asked}
 
 
 @named_tuple

@@ -21,7 +21,7 @@ import os
 from enum import Enum
 from pathlib import Path
 
-from mini_runtime import names, paths
+from mini_runtime import names, paths, stopping
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, reworded
 from mini_runtime.units import now_rfc3339
 
@@ -84,14 +84,14 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
     return {"Name": config.name or "", "Created": now_rfc3339(), "Image": image.id,
             "Path": spec.args[0], "Args": spec.args[1:],
             "Config": {"Hostname": config.hostname, "Domainname": "", "User": config.user or defaults.get("User", ""),
-                       "AttachStdin": config.stdin_once, "AttachStdout": config.attached, "AttachStderr": config.attached,
+                       **config.attach_fields,
                        "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
                        "Env": config_env(config, spec, defaults), "Cmd": cmd,
                        "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
                        "Entrypoint": entrypoint,
                        "Labels": dict(sorted({**(defaults.get("Labels") or {}),   # (Go: a map's keys in order)
                                               **dict(label.split("=", 1) for label in config.labels)}.items())),
-                       **({"StopSignal": defaults["StopSignal"]} if defaults.get("StopSignal") else {})},
+                       **stopping.config_fields(config, defaults)},
             "State": initial_state(), "RestartCount": 0, "Driver": "overlay",
             "Platform": "linux",
             "HostConfig": {"AutoRemove": config.remove, "ReadonlyRootfs": config.read_only,
@@ -100,7 +100,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                            "NanoCpus": int((config.cpus or 0) * 1e9), "CpuShares": config.cpu_shares or 0,
                            "PidsLimit": config.pids_limit, "CpusetCpus": config.cpuset_cpus or "",
                            "CpuPeriod": config.cpu_period or 0, "CpuQuota": config.cpu_quota or 0,
-                           "MemoryReservation": config.memory_reservation or 0,
+                           "MemoryReservation": config.memory_reservation or 0, "ContainerIDFile": config.cidfile or "",
                            "LogConfig": {"Type": "json-file", "Config": {}}, "NetworkMode": config.network,
                            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}},
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lower}}}

@@ -49,9 +49,11 @@ def wait_here(here: Here) -> dict[str, Any]:
     """Be its monitor until it ends: its output to our stdout and stderr and to its log, our
     signals to it, kill and wait for other `mini`s; then finish as a monitor does."""
     created, waiters = here.created, []
+    shown = created.config.attach_fields                # (-a: the others go to its log only)
+    out, err = 1 if shown["AttachStdout"] else -1, 2 if shown["AttachStderr"] else -1
     try:
         with process.forward_signals(created.child.pid):
-            status = monitor.serve(created.child.pid, here.out_r, here.err_r, 1, 2, waiters,
+            status = monitor.serve(created.child.pid, here.out_r, here.err_r, out, err, waiters,
                                    here.listener, monitor_setup.log_path(created.directory), monitor=False)
     except BaseException:
         runtime.kill_and_reap(created.child.pid)

@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, syscalls
+from mini_runtime import container, errors, logs, monitor, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
 from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
+from mini_runtime.stopping import parse_signal
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -98,29 +99,6 @@ def wait(directory: Path, timeout: float | None = None) -> dict[str, Any]:
             "OOMKilled": state.get("OOMKilled", False)}
 
 
-def parse_signal(text: str | int) -> int:
-    """docker kill -s: "KILL", "SIGKILL", "9", and the real-time ones docker names:
-    "RTMIN", "RTMIN+1" to "RTMIN+15", "RTMAX-14" to "RTMAX-1", "RTMAX"."""
-    try:
-        number = int(text)
-    except ValueError:
-        name = str(text).upper().removeprefix("SIG")
-        base, sign, offset = name[:5], name[5:6], name[6:]
-        if base in ("RTMIN", "RTMAX") and (sign, offset) != ("", ""):
-            step = int(offset) if offset.isdigit() and offset[0] != "0" else 0
-            if (base, sign) == ("RTMIN", "+") and 1 <= step <= 15:
-                return int(signals.SIGRTMIN) + step
-            if (base, sign) == ("RTMAX", "-") and 1 <= step <= 14:
-                return int(signals.SIGRTMAX) - step
-            raise InvalidParameter(f"Invalid signal: {text}")
-        if not hasattr(signals.Signals, "SIG" + name):
-            raise InvalidParameter(f"Invalid signal: {text}") from None
-        return int(signals.Signals["SIG" + name])
-    if not 0 < number < 65:
-        raise InvalidParameter(f"Invalid signal: {text}")
-    return number
-
-
 def kill(text: str, signal: str | int) -> None:
     """docker kill: a bad signal in its own words; any other failure names the container as it
     was asked for (docker's API wraps the error so). SIGKILL, the default, returns once the
@@ -142,8 +120,9 @@ def kill(text: str, signal: str | int) -> None:
 
 # >>> stop
 def stop_signal(record: dict[str, Any]) -> int:
-    """The image's StopSignal (kept in the record's Config at create), else SIGTERM: also for
-    one that names no signal, as docker's (an image must not make a container unstoppable)."""
+    """--stop-signal or the image's StopSignal (kept in the record's Config at create), else
+    SIGTERM: also for one that names no signal, as docker's (an image must not make a container
+    unstoppable)."""
     text = (record.get("Config") or {}).get("StopSignal")
     try:
         return parse_signal(text) if text else int(signals.SIGTERM)
@@ -151,14 +130,15 @@ def stop_signal(record: dict[str, Any]) -> int:
         return int(signals.SIGTERM)
 
 
-def stop(directory: Path, timeout: float) -> None:
-    """SIGTERM (or the image's StopSignal), then SIGKILL if it still runs after `timeout` s;
-    a negative `timeout` waits for good, as docker's does. (A PID 1 without handlers ignores
-    SIGTERM: the kernel does not apply default actions to the init of a PID namespace, so such
-    a container ends by the SIGKILL.)"""
+def stop(directory: Path, timeout: float | None = None) -> None:
+    """SIGTERM (or its stop signal), then SIGKILL if it still runs after `timeout` s (None: its
+    --stop-timeout, else 10); a negative one waits for good, as docker's does. (A PID 1 without
+    handlers ignores SIGTERM: the kernel does not apply default actions to the init of a PID
+    namespace, so such a container ends by the SIGKILL.)"""
     record = container.load(directory)
     if not container.status(record).has_process:
         return
+    timeout = stopping.stop_timeout(record) if timeout is None else timeout
     where = run_dir(directory)
     container.manually_stopped(directory)               # no restart policy brings it back
     if not restarting_ended(directory):                 # (between two runs of a restart policy)
@@ -188,14 +168,15 @@ def restarting_ended(directory: Path, timeout: float = 10.0) -> bool:
         time.sleep(0.02)
 
 
-def attach(directory: Path, stdin: bool) -> tuple[socket.socket, bool]:
-    """ContainerAttach: a connection to its monitor that has become its stream (attach.py), and
-    whether it has a tty. Made before `start`, it misses none of the output."""
+def attach(directory: Path, stdin: bool, streams: tuple[str, ...] = ("stdout", "stderr")) -> tuple[socket.socket, bool]:
+    """ContainerAttach: a connection to its monitor that has become its stream (attach.py) of
+    `streams` (run -a), and whether it has a tty. Made before `start`, it misses none of the output."""
     fd, path = monitor.socket_path(run_dir(directory))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
-        reply = monitor.receive(sock) if monitor.send(sock, {"op": "attach", "stdin": stdin}) else None
+        asked = {"op": "attach", "stdin": stdin, "streams": list(streams)}
+        reply = monitor.receive(sock) if monitor.send(sock, asked) else None
     except OSError:
         reply = None
     finally:

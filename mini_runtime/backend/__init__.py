@@ -63,7 +63,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
-        """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (10)."""
+        """ContainerStop: its StopSignal (SIGTERM), then SIGKILL after `timeout` s (its StopTimeout, 10)."""
 
     @abc.abstractmethod
     def container_list(self, all: bool = False, limit: int | None = None,
@@ -104,8 +104,9 @@ class Backend(abc.ABC):
         """ContainerLogs: (stream, bytes) per entry, as `docker logs` writes them."""
 
     @abc.abstractmethod
-    def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
-        """ContainerAttach (stream, stdout, stderr; `stdin` too): made before ContainerStart it
+    def container_attach(self, container_id: str, stdin: bool = False,
+                         streams: tuple = ("stdout", "stderr")) -> Attached:
+        """ContainerAttach (stream, `streams` of stdout and stderr; `stdin` too): made before ContainerStart it
         misses none of the output; made to a container that has exited, it waits for its next
         start (docker's `start -a`)."""
 

@@ -99,13 +99,13 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
             channel.close()
         return lifecycle.wait(container.find(container_id), timeout)
 
-    def container_attach(self, container_id: str, stdin: bool = False) -> Attached:
+    def container_attach(self, container_id: str, stdin: bool = False, streams: tuple = ("stdout", "stderr")) -> Attached:
         directory = container.find(container_id)
         state = container.status(container.load(directory))
         unowned = state is container.Status.CREATED and not container.run_dir(directory.name).exists()
         if (state is container.Status.EXITED or unowned) and directory.name not in self._channels:
             self._channels[directory.name] = lifecycle.prepare_start(directory)
-        return Attached(*lifecycle.attach(directory, stdin))
+        return Attached(*lifecycle.attach(directory, stdin, streams))
 
     def container_resize(self, container_id: str, height: int, width: int) -> None:
         lifecycle.resize(container.find(container_id), height, width)
@@ -120,7 +120,7 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
         lifecycle.kill(container_id, signal)
 
     def container_stop(self, container_id: str, timeout: int | None = None) -> None:
-        lifecycle.stop(container.find(container_id), 10 if timeout is None else timeout)
+        lifecycle.stop(container.find(container_id), timeout)
 
     def container_list(self, all: bool = False, limit: int | None = None,
                        filters: dict[str, list[str]] | None = None, size: bool = False) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mini_runtime.cli.flags import REMAINDER, add_detach_keys
+from mini_runtime.cli.flags import REMAINDER, add_detach_keys, int64
 from mini_runtime.config import check_limits, check_namespace_modes
 from mini_runtime.errors import InvalidParameter, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
@@ -42,6 +42,11 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--init", action="store_true",
                      help="run an init inside the container that forwards signals and reaps processes")
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("--stop-signal", metavar="SIGNAL",
+                     help="the signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM)")
+    run.add_argument("--stop-timeout", type=int64, default=None, metavar="SECONDS",
+                     help="seconds `stop` waits before SIGKILL, unless `stop -t` says (default 10)")
+    run.add_argument("--cidfile", metavar="FILE", help="write the container ID to the file")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                      help="set an environment variable (K alone: take it from this shell)")
     add_env_file(run)
@@ -84,6 +89,8 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("-i", "--interactive", action="store_true",
                      help="keep STDIN open even if not attached")
     run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    run.add_argument("-a", "--attach", action="append", default=[], metavar="STREAM",
+                     help="attach to STDIN, STDOUT or STDERR (default: STDOUT and STDERR)")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="SPEC",
                      help="publish a container's port to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]")
     run.add_argument("-P", "--publish-all", action="store_true",
@@ -180,14 +187,20 @@ def run(args: argparse.Namespace) -> int:
     from mini_runtime.cli import terminal
 
     config = config_of(args)
-    if not args.detach and terminal.stdin_refused(args.interactive, args.tty):
+    if args.detach and config.attach:
+        print("mini: Conflicting options: -a and -d", file=sys.stderr)   # (docker's, exit 1)
+        return 1
+    shown = config.attach_fields
+    if not args.detach and terminal.stdin_refused(shown["AttachStdin"], args.tty):
         return 1
     engine = backend.connect(warm_cgroups=True)
+    if not args.detach and not (shown["AttachStdout"] or shown["AttachStderr"]):
+        return run_stdin_only(engine, config, args)
     if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
         terminal.detach_sequence(args.detach_keys)     # docker's message for a bad one
-    container_id = engine.container_create(config, stdio=not args.detach)["Id"]
+    container_id = create_container(engine, config, "run", stdio=not args.detach)
     engine.container_start(container_id)
     if args.detach:
         engine.container_detach(container_id)
@@ -202,10 +215,11 @@ def run_attached(engine, config, args: argparse.Namespace) -> int:
     from mini_runtime.cli import attach, terminal
 
     keys = terminal.detach_sequence(args.detach_keys)  # (checked before anything is created)
-    container_id = engine.container_create(config)["Id"]
+    container_id = create_container(engine, config, "run")
     attached = None
     try:
-        attached = engine.container_attach(container_id, stdin=args.interactive)
+        attached = engine.container_attach(container_id, stdin=args.interactive, streams=tuple(
+            stream for stream in ("stdout", "stderr") if config.attach_fields["Attach" + stream.title()]))
         if args.tty:
             attach.resize_now(engine, container_id)
         engine.container_start(container_id)
@@ -218,6 +232,36 @@ def run_attached(engine, config, args: argparse.Namespace) -> int:
         engine.container_detach(container_id)
         return 0
     return report(config, engine.container_wait(container_id))
+
+
+def run_stdin_only(engine, config, args: argparse.Namespace) -> int:
+    """run -a stdin (no stdout, no stderr): as docker's client, the id is printed, our stdin
+    (with -i) is the container's until its EOF, and run returns 0 without waiting: the
+    container's output goes to its log only."""
+    import socket
+
+    container_id = create_container(engine, config, "run")
+    attached = engine.container_attach(container_id, stdin=True, streams=()) if config.open_stdin else None
+    try:
+        engine.container_start(container_id)
+        print(container_id, flush=True)
+        while attached is not None and (data := os.read(0, 65536)):
+            attached.stream.sendall(data)
+        if attached is not None:
+            attached.stream.shutdown(socket.SHUT_WR)        # the container's stdin ends
+    finally:
+        if attached is not None:
+            attached.stream.close()
+        engine.container_detach(container_id)
+    return 0
+
+
+def create_container(engine, config, command: str, **settings) -> str:
+    """ContainerCreate; with --cidfile, the id written to its file as docker's client does."""
+    if config.cidfile is None:
+        return engine.container_create(config, **settings)["Id"]
+    from mini_runtime.cli import cidfile
+    return cidfile.create(engine, config, command, **settings)
 
 
 def report(config, result: dict) -> int:
@@ -234,10 +278,19 @@ def create(args: argparse.Namespace) -> int:
     from mini_runtime import backend
 
     engine = backend.connect()
-    container_id = engine.container_create(config_of(args))["Id"]
+    container_id = create_container(engine, config_of(args), "create")
     engine.container_detach(container_id)
     print(container_id)
     return 0
+
+
+def attach_flags(values: list[str]) -> list[str]:
+    """-a's streams, as docker's ValidateAttach takes them: any case, kept lowercase."""
+    for value in values:
+        if value.lower() not in ("stdin", "stdout", "stderr"):
+            raise UsageError(f'invalid argument "{value}" for "-a, --attach" flag: '
+                             "valid streams are STDIN, STDOUT and STDERR")
+    return list(dict.fromkeys(value.lower() for value in values))
 
 
 def checked_hostname(name: str) -> None:
@@ -274,7 +327,9 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=int_flag("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,
-                             labels=label_flags(args.label, args.label_file))
+                             labels=label_flags(args.label, args.label_file),
+                             stop_signal=args.stop_signal or None, stop_timeout=args.stop_timeout,
+                             cidfile=args.cidfile or None, attach=attach_flags(args.attach))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
     return config
