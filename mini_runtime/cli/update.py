@@ -4,7 +4,7 @@ restart policy after it was created, running or not (chapter 04's control, chapt
 from __future__ import annotations
 
 from mini_runtime import backend
-from mini_runtime.cli.run import parse_limits
+from mini_runtime.cli.limits import parse_limits
 from mini_runtime.cli.several import each
 from mini_runtime.errors import Exercise, InvalidParameter
 
