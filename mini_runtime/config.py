@@ -60,6 +60,10 @@ class ContainerConfig:
     publish: tuple[str, ...] | list[str] = ()   # -p specs as given: [IP:][HOST:]CONTAINER[/PROTO] (07)
     add_hosts: tuple[str, ...] | list[str] = ()  # --add-host NAME:IP as given (exercise 07's extension)
     publish_all: bool = False                   # -P: every ExposedPorts entry of the image (07)
+    expose: tuple[str, ...] | list[str] = ()    # --expose: "80/tcp" keys, ranges spelled out (07)
+    dns: tuple[str, ...] | list[str] = ()       # --dns: the container's nameservers (07)
+    dns_search: tuple[str, ...] | list[str] = ()  # --dns-search: its search domains (07)
+    dns_options: tuple[str, ...] | list[str] = ()  # --dns-option: its resolver options (07)
     labels: tuple[str, ...] | list[str] = ()    # -l K=V: over the image's Labels (06)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 
+from mini_runtime.cli import netflags
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
 from mini_runtime.config import check_limits
 from mini_runtime.errors import InvalidParameter, NotFound, UsageError
@@ -93,6 +94,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--network-alias", action="append", default=[], metavar="ALIAS",
                      help="another name the container has on its user-defined network")
     run.add_argument("--ip", metavar="ADDRESS", help="IPv4 address on a user-defined network created with --subnet")
+    netflags.add_network_flags(run)
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=REMAINDER, metavar="[COMMAND] [ARG...]")  # (the image's Cmd)
 
@@ -268,6 +270,9 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=_go_int("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,
+                             dns=[netflags.ip_address(a) for a in args.dns], dns_options=netflags.dns_options(args.dns_option),
+                             dns_search=[netflags.search_domain(d) for d in args.dns_search],
+                             expose=netflags.exposed_ports(args.expose),
                              labels=label_flags(args.label, args.label_file))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
