@@ -64,6 +64,7 @@ class ContainerConfig:
     dns: tuple[str, ...] | list[str] = ()       # --dns: the container's nameservers (07)
     dns_search: tuple[str, ...] | list[str] = ()  # --dns-search: its search domains (07)
     dns_options: tuple[str, ...] | list[str] = ()  # --dns-option: its resolver options (07)
+    mac_address: str | None = None              # --mac-address: eth0's, as given (07)
     labels: tuple[str, ...] | list[str] = ()    # -l K=V: over the image's Labels (06)
     # Flags whose work is an exercise's extend part (the reference has the plumbing only):
     ulimits: tuple[str, ...] | list[str] = ()   # --ulimit NAME=SOFT[:HARD] (exercise 01)

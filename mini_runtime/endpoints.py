@@ -33,12 +33,17 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         check_shared(config)
         mode, share = shared_network(mode.partition(":")[2])
     elif mode in ("none", "host"):
+        if mode == "host" and config.mac_address:   # (the host's own interfaces)
+            raise InvalidParameter("conflicting options: mac-address and the network mode")
         bindings = []                               # docker: discarded in these modes
+    elif config.mac_address:
+        from mini_runtime.network import bridge
+        bridge.canonical_mac(config.mac_address)    # (refused before anything is made)
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
     endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
                                record["Name"].lstrip("/"), share, config.add_hosts,
-                               config.network_aliases, config.ip, dns_args(config))
+                               config.network_aliases, config.ip, dns_args(config), config.mac_address or "")
     try:
         connect_more(directory, endpoint, [list(c) for c in config.connected])  # `network connect`'s
     except BaseException:
@@ -50,6 +55,8 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
                                 Dns=list(config.dns), DnsOptions=list(config.dns_options),
                                 DnsSearch=list(config.dns_search))
     record["Config"]["ExposedPorts"] = dict(sorted(exposed.items())) or None  # (Go: a map's keys in order)
+    if config.mac_address:
+        record["Config"]["MacAddress"] = config.mac_address   # (docker's omits it when not given)
     if endpoint.files:
         record.update(ResolvConfPath=str(endpoint.files.resolv_conf),
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
@@ -65,6 +72,7 @@ def check_shared(config: ContainerConfig) -> None:
     would change them is refused, in docker's order and words (validateNetContainerMode)."""
     for given, what in ((config.dns, "dns and the network mode"),
                         (config.add_hosts, "custom host-to-IP mapping and the network mode"),
+                        (config.mac_address, "mac-address and the network mode"),
                         (config.publish or config.publish_all, "port publishing and the container type network mode"),
                         (config.expose, "port exposing and the container type network mode")):
         if given:

@@ -103,6 +103,27 @@ def test_a_bad_expose_in_dockers_words(spec, why):
     assert str(e.value) == why
 
 
+@pytest.mark.parametrize("given", ["02:42:ac:11:00:09", "02-42-AC-11-00-09", "0242.ac11.0009",
+                                   "02:42:ac:11:00:09:00:01"])   # (Go reads 8 bytes too)
+def test_mac_address_forms_docker_reads(given):
+    assert netflags.mac_address(given) == given
+
+
+@pytest.mark.parametrize("given", ["zz", "02:42:ac:11:00", "02:42-ac:11:00:09", "0242ac110009", "02:42:ac:11:00:0g"])
+def test_a_bad_mac_address_in_dockers_words(given):
+    with pytest.raises(InvalidParameter) as e:
+        netflags.mac_address(given)
+    assert str(e.value) == f"{given} is not a valid mac address"
+
+
+def test_a_veth_takes_six_unicast_bytes():
+    from mini_runtime.network import bridge
+    assert bridge.canonical_mac("02-42-AC-11-00-09") == bridge.canonical_mac("0242.ac11.0009") == "02:42:ac:11:00:09"
+    for bad in ("02:42:ac:11:00:09:00:01", "01:00:5e:00:00:01", "00:00:00:00:00:00"):
+        with pytest.raises(InvalidParameter, match="is not a valid mac address for a container"):
+            bridge.canonical_mac(bad)
+
+
 # --- end to end --------------------------------------------------------------------------------
 
 def records(state_root) -> list:
@@ -153,6 +174,7 @@ def test_dns_flags_write_resolv_conf_and_show_in_inspect():
     (["--dns", "192.0.2.1"], "dns and the network mode"),
     (["--expose", "80"], "port exposing and the container type network mode"),
     (["-P"], "port publishing and the container type network mode"),
+    (["--mac-address", "02:42:ac:11:00:09"], "mac-address and the network mode"),
 ])
 def test_container_network_mode_refuses_what_would_change_the_others_files(state_root, flags, words):
     """`container:NAME` shares NAME's resolv.conf: --dns would change it (docker's daemon
@@ -210,3 +232,36 @@ def test_expose_ranges_are_published_by_P(test_host):
     finally:
         assert mini("rm", "-f", "exposed").returncode == 0
     no_container_left()
+
+
+@pytest.mark.nat
+def test_mac_address_on_the_bridge_and_on_a_user_network(test_host):
+    """eth0 has the MAC asked for (else 02:42 and its IPv4 address); inspect shows it as given
+    (Config) and as the kernel has it (NetworkSettings). A MAC a veth cannot take is refused
+    before anything is made; with the host's network there is no eth0 of its own to set."""
+    assert mini("network", "create", "minimacnet").returncode == 0
+    try:
+        for network in ("bridge", "minimacnet"):
+            shown = bridged("run", "--name", "mac1", "--network", network, "--mac-address", "02-42-AC-11-00-09",
+                            "busybox", "cat", "/sys/class/net/eth0/address")
+            try:
+                assert (shown.returncode, shown.stdout) == (0, "02:42:ac:11:00:09\n"), shown.stderr
+                record = json.loads(mini("inspect", "mac1").stdout)[0]
+                assert record["Config"]["MacAddress"] == "02-42-AC-11-00-09"
+                assert record["NetworkSettings"]["Networks"][network]["MacAddress"] == "" # (ended: released)
+            finally:
+                mini("rm", "mac1")
+        running = bridged("run", "-d", "--name", "mac2", "--mac-address", "02:42:ac:11:00:0a", "busybox", "sleep", "60")
+        try:
+            assert running.returncode == 0, running.stderr
+            assert json.loads(mini("inspect", "mac2").stdout)[0]["NetworkSettings"]["MacAddress"] == "02:42:ac:11:00:0a"
+        finally:
+            mini("rm", "-f", "mac2")
+        for flags, words in ((["--mac-address", "01:00:5e:00:00:01"], "01:00:5e:00:00:01 is not a valid mac address"),
+                             (["--network", "host", "--mac-address", "02:42:ac:11:00:09"],
+                              "conflicting options: mac-address and the network mode")):
+            refused = bridged("run", "--rm", *flags, "busybox", "true")
+            assert refused.returncode == 125 and words in refused.stderr and len(refused.stderr.splitlines()) == 1
+        no_container_left()
+    finally:
+        assert mini("network", "rm", "minimacnet").returncode == 0

@@ -26,6 +26,8 @@ def add_network_flags(run: argparse.ArgumentParser) -> None:
                      help="a search domain for its /etc/resolv.conf ('.': none)")
     run.add_argument("--dns-option", action="append", default=[], metavar="OPTION",
                      help="a resolver option for its /etc/resolv.conf (e.g. ndots:2)")
+    run.add_argument("--mac-address", metavar="MAC",
+                     help="the container's eth0 MAC address (e.g. 02:42:ac:11:00:02)")
     run.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
                      help="expose a port or a range of ports (7000-7002) without publishing them (-P does)")
 
@@ -62,6 +64,22 @@ def dns_options(options: list[str]) -> list[str]:
             raise UsageError(f'invalid argument {option!r} for "--dns-option" flag: an option is one line '
                              "of printable characters")
     return options
+
+
+def mac_address(text: str | None) -> str | None:
+    """--mac-address: the forms Go's net.ParseMAC reads (6, 8 or 20 bytes: aa:bb:..., aa-bb-...,
+    aabb.ccdd....), in docker's client's words; kept as given (inspect's Config.MacAddress).
+    Whether a veth can take it (6 bytes, unicast) the network package says."""
+    if not text:
+        return None                                 # docker: an empty one is none
+    value = text.strip(" \t\n\r\v\f")
+    sep = value[2:3] if value[2:3] in (":", "-") else value[4:5]
+    groups = value.split(sep) if sep in (":", "-", ".") else []
+    width = 4 if sep == "." else 2
+    if not (len(groups) * width // 2 in (6, 8, 20)
+            and all(len(g) == width and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups)):
+        raise InvalidParameter(f"{text} is not a valid mac address")
+    return text
 
 
 def go_uint16(text: str) -> int:

@@ -273,6 +273,7 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              dns=[netflags.ip_address(a) for a in args.dns], dns_options=netflags.dns_options(args.dns_option),
                              dns_search=[netflags.search_domain(d) for d in args.dns_search],
                              expose=netflags.exposed_ports(args.expose),
+                             mac_address=netflags.mac_address(args.mac_address),
                              labels=label_flags(args.label, args.label_file))
     if args.network and args.network.startswith("container:") and args.hostname is not None:
         raise UsageError("conflicting options: hostname and the network mode")
