@@ -24,23 +24,26 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     as docker inspect shows it; and the ports that start will publish (-p, -P)."""
     from mini_runtime.network import ports
     exposed = dict((image_config.get("config") or {}).get("ExposedPorts") or {})
+    exposed.update(dict.fromkeys(config.expose, {}))  # --expose: as if the image said so (-P publishes them)
     bindings = ports.parse_all(config.publish, config.publish_all, exposed)
     exposed.update({b.key: {} for b in bindings})   # publishing also exposes
     mode, share = config.network or "bridge", None
     network.check_user_defined(mode, config.network_aliases, config.ip)   # (before a container:NAME is looked up)
     if mode.startswith("container:"):
-        if bindings:
-            raise InvalidParameter("conflicting options: port publishing and the container type network mode")
-        if config.add_hosts:
-            raise InvalidParameter("conflicting options: custom host-to-IP mapping and the network mode")
+        check_shared(config)
         mode, share = shared_network(mode.partition(":")[2])
     elif mode in ("none", "host"):
+        if mode == "host" and config.mac_address:   # (the host's own interfaces)
+            raise InvalidParameter("conflicting options: mac-address and the network mode")
         bindings = []                               # docker: discarded in these modes
+    elif config.mac_address:
+        from mini_runtime.network import bridge
+        bridge.canonical_mac(config.mac_address)    # (refused before anything is made)
     network.etcfiles.init_layer(directory)          # empty mount points for the /etc files
     record = container.load(directory)
     endpoint = network.connect(directory.name, directory, config.hostname or "", mode,
                                record["Name"].lstrip("/"), share, config.add_hosts,
-                               config.network_aliases, config.ip)
+                               config.network_aliases, config.ip, dns_args(config), config.mac_address or "")
     try:
         connect_more(directory, endpoint, [list(c) for c in config.connected])  # `network connect`'s
     except BaseException:
@@ -48,8 +51,12 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
         raise
     record["NetworkSettings"] = settings_of(directory, endpoint, exposed)
     record["HostConfig"].update(NetworkMode=mode, PortBindings=ports.port_bindings(bindings),
-                                PublishAllPorts=config.publish_all, ExtraHosts=list(config.add_hosts) or None)
-    record["Config"]["ExposedPorts"] = exposed or None
+                                PublishAllPorts=config.publish_all, ExtraHosts=list(config.add_hosts) or None,
+                                Dns=list(config.dns), DnsOptions=list(config.dns_options),
+                                DnsSearch=list(config.dns_search))
+    record["Config"]["ExposedPorts"] = dict(sorted(exposed.items())) or None  # (Go: a map's keys in order)
+    if config.mac_address:
+        record["Config"]["MacAddress"] = config.mac_address   # (docker's omits it when not given)
     if endpoint.files:
         record.update(ResolvConfPath=str(endpoint.files.resolv_conf),
                       HostnamePath=str(endpoint.files.hostname), HostsPath=str(endpoint.files.hosts))
@@ -58,6 +65,23 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     return endpoint, bindings
 # <<< connect-container
 
+
+
+def check_shared(config: ContainerConfig) -> None:
+    """`--network container:NAME` takes NAME's namespace and /etc files as they are: a flag that
+    would change them is refused, in docker's order and words (validateNetContainerMode)."""
+    for given, what in ((config.dns, "dns and the network mode"),
+                        (config.add_hosts, "custom host-to-IP mapping and the network mode"),
+                        (config.mac_address, "mac-address and the network mode"),
+                        (config.publish or config.publish_all, "port publishing and the container type network mode"),
+                        (config.expose, "port exposing and the container type network mode")):
+        if given:
+            raise InvalidParameter(f"conflicting options: {what}")
+
+
+def dns_args(config: ContainerConfig) -> dict:
+    """--dns, --dns-search, --dns-option, as the network package writes them into resolv.conf."""
+    return dict(dns=config.dns, search=config.dns_search, options=config.dns_options)
 
 
 def default_hostname(mode: str, container_id: str) -> str:

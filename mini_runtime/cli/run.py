@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from mini_runtime.cli import netflags
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys, int64
 from mini_runtime.cli.limits import int_flag, parse_limits
 from mini_runtime.config import check_limits, check_namespace_modes
@@ -104,6 +105,7 @@ def container_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--network-alias", action="append", default=[], metavar="ALIAS",
                      help="another name the container has on its user-defined network")
     run.add_argument("--ip", metavar="ADDRESS", help="IPv4 address on a user-defined network created with --subnet")
+    netflags.add_network_flags(run)
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=REMAINDER, metavar="[COMMAND] [ARG...]")  # (the image's Cmd)
 
@@ -327,6 +329,10 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
                              publish_all=args.publish_all, ulimits=args.ulimit, tmpfs=args.tmpfs,
                              uptime_offset=int_flag("--uptime-offset", args.uptime_offset),
                              restart=args.restart or "no", add_hosts=args.add_host,
+                             dns=[netflags.ip_address(a) for a in args.dns], dns_options=netflags.dns_options(args.dns_option),
+                             dns_search=[netflags.search_domain(d) for d in args.dns_search],
+                             expose=netflags.exposed_ports(args.expose),
+                             mac_address=netflags.mac_address(args.mac_address),
                              labels=label_flags(args.label, args.label_file),
                              stop_signal=args.stop_signal or None, stop_timeout=args.stop_timeout,
                              cidfile=args.cidfile or None, attach=attach_flags(args.attach))

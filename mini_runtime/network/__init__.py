@@ -85,26 +85,28 @@ class Endpoint:
 # >>> connect
 def connect(container_id: str, directory: Path, hostname: str, mode: str, name: str = "",
             share: tuple[str, EtcFiles | None] | None = None, add_hosts: Iterable[str] = (),
-            aliases: Iterable[str] = (), ip: str | None = None) -> Endpoint:
+            aliases: Iterable[str] = (), ip: str | None = None, dns_args: dict | None = None,
+            mac: str = "") -> Endpoint:
     """The pipeline's one call at create, by network mode: `none` (the child unshares an empty
     namespace itself, as in chapter 03), `host` (nothing: the host's own), `container:ID`
     (`share` = that container's namespace file and /etc files: a second name for its
     namespace), or a bridge network (`bridge`, or a user-defined one: attach). --add-host's
     entries are checked first (exercise 07's hook), before anything is made (and, by the
-    caller, --network-alias and --ip: check_user_defined)."""
-    extra = extra_hosts(add_hosts)
+    caller, --network-alias and --ip: check_user_defined). `dns_args`: --dns, --dns-search and
+    --dns-option, as etcfiles.write takes them; `mac`: --mac-address (else bridge.mac_for's)."""
+    extra, dns_args = extra_hosts(add_hosts), dns_args or {}
     source = etcfiles.resolv_source()
     if mode == "none":
-        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source, extra))
+        return Endpoint(container_id, mode, files=etcfiles.write(directory, hostname, None, source, extra, **dns_args))
     if mode == "host":
-        files = etcfiles.write(directory, hostname, None, source, extra, own_network=False)
+        files = etcfiles.write(directory, hostname, None, source, extra, own_network=False, **dns_args)
         return Endpoint(container_id, mode, files=files)
     if mode.startswith("container:"):
         netns, files = share or ("", None)
         path = str(namespace.create(container_id, netns)) if netns else ""
         return Endpoint(container_id, mode, path, files=files)
     return attach(container_id, directory, hostname, mode, name=name, aliases=aliases, ip=ip,
-                  resolv_source=source, extra_hosts=extra)[0]
+                  resolv_source=source, extra_hosts=extra, dns_args=dns_args, mac=mac)[0]
 # <<< connect
 
 
@@ -151,17 +153,17 @@ def anything_left() -> bool:
 def attach(container_id: str, directory: Path, hostname: str, network: str = "bridge",
            name: str = "", aliases: Iterable[str] = (), ip: str | None = None,
            bindings: Iterable[PortBinding] = (),
-           resolv_source: Path | None = None, dns: Iterable[str] = (),
-           dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
-           extra_hosts: Iterable[tuple[str, str]] = ()) -> tuple[Endpoint, list[Held]]:
+           resolv_source: Path | None = None, dns_args: dict | None = None,
+           extra_hosts: Iterable[tuple[str, str]] = (), mac: str = "") -> tuple[Endpoint, list[Held]]:
     """Everything a container needs on the network, made before its child starts; with
-    `bindings`, published at once too (the pipeline publishes at start: `publish`)."""
+    `bindings`, published at once too (the pipeline publishes at start: `publish`).
+    `dns_args`: --dns, --dns-search, --dns-option (etcfiles.write's dns, search, options)."""
     from mini_runtime.network import networks    # (netlink and nftables: not on the child's path)
     record = networks.load(network)
     if record is None:
         raise NotFound(f"network {network} not found")
     source = resolv_source or etcfiles.resolv_source()
-    dns_args = dict(dns=dns, search=dns_search, options=dns_options)
+    dns_args = dns_args or {}
     extra, aliases = list(extra_hosts), tuple(aliases)
     with networks.lock():
         try:
@@ -173,7 +175,7 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
                 files = etcfiles.write(directory, hostname, None, source, extra, **dns_args)
                 endpoint = Endpoint(container_id, network, netns, files=files, network_id=record["Id"])
             else:
-                endpoint = wire(record, container_id, directory, hostname, source, dns_args, extra, ip)
+                endpoint = wire(record, container_id, directory, hostname, source, dns_args, extra, ip, mac)
                 endpoint = endpoint._replace(aliases=aliases, requested_ip=ip or "")
             networks.join(network, container_id, member(endpoint, name, aliases, hostname, extra))
         except BaseException:
@@ -190,7 +192,8 @@ def attach(container_id: str, directory: Path, hostname: str, network: str = "br
 
 # >>> wire
 def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv_source: Path,
-         dns_args: dict, extra: list[tuple[str, str]] = (), wanted: str | None = None) -> Endpoint:
+         dns_args: dict, extra: list[tuple[str, str]] = (), wanted: str | None = None,
+         mac: str = "") -> Endpoint:
     """A container on a bridge network (the lock is held): address (`wanted`: --ip), bridge,
     veth, files."""
     from mini_runtime.network import bridge, ipam, nat, networks
@@ -201,7 +204,8 @@ def wire(record: dict, container_id: str, directory: Path, hostname: str, resolv
     netns = str(namespace.create(container_id))
     networks.wire(record)                      # the bridge, its address, its rules (idempotent)
     address = ipam.Interface(f"{ip}/{subnet.prefixlen}")
-    mac = bridge.connect(container_id, bridge_name, netns, address, pool.gateway)
+    wired = bridge.connect(container_id, bridge_name, netns, address, pool.gateway)
+    mac = bridge.set_mac(netns, "eth0", mac) if mac else wired  # --mac-address
     files = etcfiles.write(directory, hostname, str(ip), resolv_source,
                            extra=networks.peers(record, container_id) + extra, **dns_args)
     return Endpoint(container_id, record["Name"], netns, bridge_name, str(ip), subnet.prefixlen,

@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mini_runtime.errors import Exercise, System
+from mini_runtime.errors import Exercise, InvalidParameter, System
 from mini_runtime.network.rtnetlink import Netlink, NetlinkError
 
 Interface = ipaddress.IPv4Interface
@@ -49,6 +49,31 @@ def mac_for(address: ipaddress.IPv4Address) -> str:
     """docker's old rule: 02:42 and the four bytes of the IPv4 address (locally administered,
     unicast), so the same address always has the same MAC and ARP caches stay right."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
+def canonical_mac(text: str) -> str:
+    """--mac-address in any of the forms Go's net.ParseMAC reads (02:42:ac:11:00:02,
+    02-42-ac-11-00-02, 0242.ac11.0002) as the kernel's aa:bb:cc:dd:ee:ff. A veth's address is
+    6 bytes, unicast and not zero (the kernel refuses others with EADDRNOTAVAIL)."""
+    digits = text.strip().replace(":", "").replace("-", "").replace(".", "")
+    try:
+        raw = bytes.fromhex(digits) if digits.isascii() and digits.isalnum() else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 6 or raw[0] & 1 or not any(raw):
+        raise InvalidParameter(f"{text} is not a valid mac address for a container: 6 bytes, unicast "
+                               "(the first byte even), not all zero")
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def set_mac(netns: str | Path, inside: str, mac: str) -> str:
+    """--mac-address: `ip -n NETNS link set INSIDE address MAC`, after connect() (whose MAC is
+    mac_for's, and whose signature exercise 07's learners share). A veth takes a new address
+    while up (IFF_LIVE_ADDR_CHANGE); nothing has sent a frame from it yet. Returns the MAC."""
+    mac = canonical_mac(mac)
+    with netlink(netns) as ns:
+        ns.set_link(inside, mac=mac)
+    return mac
 
 
 @contextlib.contextmanager

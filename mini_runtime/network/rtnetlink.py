@@ -212,10 +212,12 @@ class Netlink:
         self.add_link(name, "veth", attr(VETH_INFO_PEER, about_peer))
     # <<< add-veth
 
-    def set_link(self, link: int | str, *, up: bool | None = None, master: int | None = None) -> None:
-        """`ip link set DEV [up|down] [master BRIDGE|nomaster]` (master 0: off its bridge;
-        ENODEV when there is no such link)."""
-        self.request(RTM_NEWLINK, ifinfo(link, up) + (attr(IFLA_MASTER, master) if master is not None else b""))
+    def set_link(self, link: int | str, *, up: bool | None = None, master: int | None = None,
+                 mac: str = "") -> None:
+        """`ip link set DEV [up|down] [master BRIDGE|nomaster] [address MAC]` (master 0: off its
+        bridge; ENODEV when there is no such link)."""
+        self.request(RTM_NEWLINK, ifinfo(link, up) + (attr(IFLA_MASTER, master) if master is not None else b"")
+                     + (attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", ""))) if mac else b""))
 
     def delete_link(self, link: int | str) -> None:
         """`ip link del DEV`: a veth goes with its peer; a bridge's ports are unplugged, not deleted."""
