@@ -217,6 +217,17 @@ def test_bad_limits_are_125_with_one_line(flags):
         assert result.stderr == f"mini: Invalid value {flags[1]} for cpuset cpus\n"
 
 
+@pytest.mark.parametrize("flags, code", [(["-m", "1m"], 1), (["--cpus", "9999"], 1), (["-m", "x"], 125),
+                                         (["--pids-limit", "0x"], 125)])
+def test_create_refused_by_the_engine_is_1_and_by_the_flags_parser_125(flags, code):
+    """docker's `create` exits 1 when its daemon refuses (a memory limit under 6MB, more CPUs than
+    there are) and 125 when its client cannot parse a flag; `run` is 125 for both (docker 20.10
+    on a daemon that refuses: `create` 1, `run` 125)."""
+    created = mini("create", *flags, "busybox", "true")
+    assert created.returncode == code and len(created.stderr.splitlines()) == 1, created.stderr
+    assert mini("run", "--rm", *flags, "busybox", "true").returncode == 125
+
+
 def test_cgroups_a_killed_mini_left_are_swept(state_root):
     group = cgroups.Cgroup("0" * 64)
     group.create()

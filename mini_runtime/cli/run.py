@@ -9,7 +9,7 @@ from mini_runtime.cli import netflags
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys, int64
 from mini_runtime.cli.limits import int_flag, parse_limits
 from mini_runtime.config import check_limits, check_namespace_modes
-from mini_runtime.errors import InvalidParameter, NotFound, UsageError
+from mini_runtime.errors import InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import human_size, parse_bytes
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -259,7 +259,10 @@ def run_stdin_only(engine, config, args: argparse.Namespace) -> int:
 
 
 def create_container(engine, config, command: str, **settings) -> str:
-    """ContainerCreate; with --cidfile, the id written to its file as docker's client does."""
+    """ContainerCreate; with --cidfile, the id written to its file as docker's client does. The
+    limits are checked here, where docker's daemon checks them (after the client's parse)."""
+    check_limits(memory=config.memory, memory_swap=config.memory_swap, cpus=config.cpus,
+                 cpuset_cpus=config.cpuset_cpus)
     if config.cidfile is None:
         return engine.container_create(config, **settings)["Id"]
     from mini_runtime.cli import cidfile
@@ -280,7 +283,12 @@ def create(args: argparse.Namespace) -> int:
     from mini_runtime import backend
 
     engine = backend.connect()
-    container_id = create_container(engine, config_of(args), "create")
+    config = config_of(args)                        # (docker's client: a bad flag is its 125)
+    try:
+        container_id = create_container(engine, config, "create")
+    except MiniError as e:                          # (docker's create: the daemon's refusal is 1,
+        e.exit_code = getattr(e, "exit_code", None) or 1    # where run says 125)
+        raise
     engine.container_detach(container_id)
     print(container_id)
     return 0
@@ -313,7 +321,6 @@ def config_of(args: argparse.Namespace):  # -> backend.ContainerConfig
     if args.hostname is not None:
         checked_hostname(args.hostname)
     limits = parse_limits(args)
-    check_limits(**{k: limits[k] for k in ("memory", "memory_swap", "cpus", "cpuset_cpus")})
     check_namespace_modes(pid=args.pid, ipc=args.ipc, uts=args.uts, hostname=args.hostname)
     config = backend.ContainerConfig(**limits, image=args.image, command=args.args,
                              env=env_flags(args.env, args.env_file), workdir=args.workdir,
