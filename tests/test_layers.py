@@ -703,6 +703,48 @@ def test_a_header_or_entry_the_kernel_refuses_is_one_line_naming_the_entry(tmp_p
     refused_in_one_line(make(), tmp_path, mode, "layer entry '", words)
 
 
+@pytest.fixture
+def deep_root(tmp_path):
+    """tmp_path, emptied without recursion (pytest's rmtree dies of a tree 2000 levels deep)."""
+    from mini_runtime import paths
+
+    yield tmp_path
+    for child in tmp_path.iterdir():
+        paths.remove_tree(child)
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+def test_a_path_longer_than_path_max_is_refused(deep_root, mode):
+    """Walking one name at a time, mini made any depth: 2 KB of "a/" a level, so a 1 MiB PAX
+    name was a chain of 500,000 directories. The kernel takes no path over 4095 bytes, so no
+    image made one, and docker's unpacking refuses it too (ENAMETOOLONG)."""
+    refused_in_one_line(layer(f("a/" * 2100 + "f")), deep_root, mode, "layer entry 'a/a/",
+                        "file name too long (a path is at most 4095 bytes")
+    assert os.listdir(deep_root) == []
+    flatten([layer(f("a/" * 2046 + "f", b"deep"))], deep_root / "ok")   # 4093 bytes: a path
+    half = os.open(deep_root / "ok" / ("a/" * 1000), os.O_RDONLY)   # (deep_root + 4093: too long)
+    try:
+        assert os.stat("a/" * 1046 + "f", dir_fd=half).st_size == 4
+    finally:
+        os.close(half)
+
+
+def test_memory_for_deep_entries_grows_with_the_names_not_their_square(deep_root):
+    """What a layer wrote was a set of every prefix of every path, as tuples: an entry 2000
+    names deep cost 16 MB, so a tar of a few KB per entry filled the memory (a 400 KB import
+    grew past 20 GB). Kept as a tree of names, ten such entries take a few MB."""
+    import tracemalloc
+
+    deep = layer(*(f(f"x{i}/" + "a/" * 2000 + "f") for i in range(10)))
+    tracemalloc.start()
+    try:
+        apply_layer(io.BytesIO(deep), deep_root, overlay=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MiB"
+
+
 def test_neutralised_cases_do_what_a_layer_says(tmp_path):
     """What the "never" cases above leave in the root: the layer's own files, nothing else."""
     outside = tmp_path / "outside"
