@@ -29,7 +29,7 @@ from mini_runtime.image.ingest import Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
-from mini_runtime.image.tarheaders import open_tar
+from mini_runtime.image.tarheaders import PATH_MAX, open_tar
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -171,6 +171,10 @@ class _Members:
             if member.issparse():   # (its holes would be read as zeros: any size, from a few bytes)
                 raise checked.Invalid(f"{member.name!r:.120} is a sparse file, which no image archive "
                                       "has (save writes plain files)")
+            if max(len(member.name), len(member.linkname)) > PATH_MAX:  # (each is kept: bounded)
+                raise checked.Invalid(f"{member.name!r:.120}: a name longer than {PATH_MAX} bytes, which "
+                                      "no file has (docker load fails to unpack it)")
+            member.pax_headers = {}  # (applied already; any other record is up to 1 MiB a member)
             self.by_name[_normal(member.name)] = member  # a later member of the same name wins
         tar.members = []  # (the index above is all we need: don't keep the TarInfos twice)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
-from mini_runtime.image.tarheaders import open_tar
+from mini_runtime.image.tarheaders import PATH_MAX, open_tar
 from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS, PathSet,
                                      UnsafeLayer, closing, entry_errors, is_at, lstat_at,
                                      make_opaque_at, open_dir, set_metadata, shown)
@@ -49,8 +49,6 @@ DEFAULT_LIMIT = 16 << 30
 #: A layer may have at most this many entries: each one is an inode on disk and a path in memory
 #: (a tar of empty files is 512 bytes an entry, and compresses to far less).
 MAX_ENTRIES = 1 << 20
-#: A path, as the kernel takes one (PATH_MAX with its NUL): a longer entry name is refused.
-PATH_MAX = 4095
 
 _OCI = "application/vnd.oci.image.layer"
 MEDIA_TYPES: dict[str, str | None] = {
