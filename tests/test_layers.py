@@ -703,6 +703,81 @@ def test_a_header_or_entry_the_kernel_refuses_is_one_line_naming_the_entry(tmp_p
     refused_in_one_line(make(), tmp_path, mode, "layer entry '", words)
 
 
+@pytest.fixture
+def deep_root(tmp_path):
+    """tmp_path, emptied without recursion (pytest's rmtree dies of a tree 2000 levels deep)."""
+    from mini_runtime import paths
+
+    yield tmp_path
+    for child in tmp_path.iterdir():
+        paths.remove_tree(child)
+
+
+@pytest.mark.parametrize("mode", ["flatten", "overlay"])
+def test_a_path_longer_than_path_max_is_refused(deep_root, mode):
+    """Walking one name at a time, mini made any depth: 2 KB of "a/" a level, so a 1 MiB PAX
+    name was a chain of 500,000 directories. The kernel takes no path over 4095 bytes, so no
+    image made one, and docker's unpacking refuses it too (ENAMETOOLONG)."""
+    refused_in_one_line(layer(f("a/" * 2100 + "f")), deep_root, mode, "layer entry 'a/a/",
+                        "file name too long (a path is at most 4095 bytes")
+    assert os.listdir(deep_root) == []
+    flatten([layer(f("a/" * 2046 + "f", b"deep"))], deep_root / "ok")   # 4093 bytes: a path
+    half = os.open(deep_root / "ok" / ("a/" * 1000), os.O_RDONLY)   # (deep_root + 4093: too long)
+    try:
+        assert os.stat("a/" * 1046 + "f", dir_fd=half).st_size == 4
+    finally:
+        os.close(half)
+
+
+def test_memory_for_deep_entries_grows_with_the_names_not_their_square(deep_root):
+    """What a layer wrote was a set of every prefix of every path, as tuples: an entry 2000
+    names deep cost 16 MB, so a tar of a few KB per entry filled the memory (a 400 KB import
+    grew past 20 GB). Kept as a tree of names, ten such entries take a few MB."""
+    import tracemalloc
+
+    deep = layer(*(f(f"x{i}/" + "a/" * 2000 + "f") for i in range(10)))
+    tracemalloc.start()
+    try:
+        apply_layer(io.BytesIO(deep), deep_root, overlay=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MiB"
+
+
+def _peak_memory(work: Callable[[], object]) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_global_pax_header_is_dropped_as_docker_drops_it(tmp_path):
+    """tarfile added a global header's records to every later member, each a copy: 20,000
+    records before 20,000 entries (300 KB of gzip) took minutes and gigabytes. Go's
+    archive/tar hands a global header over as an entry of its own, which docker skips."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"uid": "1234", **{f"k{i}": "v" for i in range(20000)}}) as tar:
+        for i in range(300):
+            tar.addfile(tarfile.TarInfo(f"f{i}"))
+    peak = _peak_memory(lambda: apply_layer(io.BytesIO(out.getvalue()), tmp_path, overlay=True))
+    assert (tmp_path / "f0").stat().st_uid == 0 and (tmp_path / "f299").exists()
+    assert peak < 32 << 20, f"{peak >> 20} MiB"
+
+
+def test_a_member_is_not_kept_once_read(tmp_path):
+    """tarfile keeps every member it read, with its PAX records (up to 1 MiB each): 1 MB of
+    gzip of such entries held 1 GB while it was imported, or copied in by `cp`."""
+    big = layer(*(f(f"f{i}", pax={"comment": "c" * (400 << 10)}) for i in range(200)))
+    peak = _peak_memory(lambda: apply_layer(io.BytesIO(big), tmp_path, overlay=True))
+    assert len(os.listdir(tmp_path)) == 200 and peak < 32 << 20, f"{peak >> 20} MiB"
+
+
 def test_neutralised_cases_do_what_a_layer_says(tmp_path):
     """What the "never" cases above leave in the root: the layer's own files, nothing else."""
     outside = tmp_path / "outside"

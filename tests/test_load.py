@@ -517,6 +517,67 @@ def test_a_sparse_member_of_an_archive_is_refused(store):
                           "(save writes plain files)", str(result)
 
 
+def test_a_member_name_longer_than_path_max_is_refused(store):
+    """Each member is kept by its name until the archive is read: names of 1 MiB (a PAX path)
+    made 560 KB of gzip hold 1 GB. No file has a name over 4095 bytes: docker fails on it."""
+    data = write({**members(model()), "n" * 5000: b""})
+    result = check_load(store, data)
+    assert isinstance(result, MiniError) and str(result).startswith("invalid archive: 'nnn") and \
+        str(result).endswith(": a name longer than 4095 bytes, which no file has (docker load fails "
+                             "to unpack it)"), str(result)
+
+
+def test_the_pax_records_of_members_are_not_kept(store):
+    """A member's other PAX records (a comment, up to 1 MiB) were kept with it, as its name."""
+    import tracemalloc
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i, (name, data) in enumerate([*members(model()).items(), *((f"x{i}", b"") for i in range(200))]):
+            info = tarfile.TarInfo(name)
+            info.size, info.pax_headers = len(data), {"comment": "c" * (400 << 10)}
+            tar.addfile(info, io.BytesIO(data))
+    data = out.getvalue()
+    tracemalloc.start()
+    try:
+        assert check_load(store, data) == ["Loaded image: fuzz:1"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MiB"
+
+
+def _named(fmt: str, count: int) -> bytes:
+    """The archive of model(), its one image named `count` times."""
+    out = members(model(), fmt=fmt)
+    if fmt == "oci":
+        index = json.loads(out["index.json"])
+        first = index["manifests"][0]
+        index["manifests"] = [dict(first, annotations={REF_NAME: f"many:{i}"}) for i in range(count)]
+        out["index.json"] = dumps(index)
+    else:
+        first = json.loads(out["manifest.json"])[0]
+        out["manifest.json"] = dumps([dict(first, RepoTags=[f"many:{i}"]) for i in range(count)])
+    return write(out)
+
+
+@pytest.mark.parametrize("fmt", ["oci", "docker"])
+def test_an_image_named_many_times_is_checked_and_parsed_once(store, fmt, monkeypatch):
+    """Its config was read and checked for each name, then parsed again for each name of each
+    image at every look in the store: an 8 MB config named 30 times took minutes and 2.7 GB."""
+    from types import SimpleNamespace
+
+    from mini_runtime.image import checked, layout
+
+    checks, parses, config = [], [], dumps(model()["config"])
+    real_check, real_loads = checked.config, json.loads
+    monkeypatch.setattr(checked, "config", lambda data, *rest: checks.append(data) or real_check(data, *rest))
+    monkeypatch.setattr(layout, "json", SimpleNamespace(
+        loads=lambda data: parses.append(data) or real_loads(data), dumps=json.dumps))
+    assert len(check_load(store, _named(fmt, 20))) == 20
+    assert len(checks) == 1 and parses.count(config) == 1, (len(checks), parses.count(config))
+
+
 def test_a_blob_is_read_no_further_than_its_descriptors_size(store):
     """A blob that goes on past its size was spooled whole into the store, then refused."""
     source = _Zeros(64 << 20)

@@ -29,7 +29,7 @@ from mini_runtime.image.ingest import Pending, ingest_all, read_document
 from mini_runtime.image.layout import (INDEX_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
                                        REF_NAME, canonical_json)
 from mini_runtime.image.store import NONE, Image, Store
-from mini_runtime.image.tarheaders import open_tar
+from mini_runtime.image.tarheaders import PATH_MAX, open_tar
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -165,12 +165,17 @@ class _Members:
 
     def __init__(self, tar: tarfile.TarFile) -> None:
         self.tar, self.by_name = tar, {}
+        self.documents: dict[str, bytes] = {}  # (one config may be named by every image)
         for member in tar:
             if len(self.by_name) >= self.MAX_MEMBERS:
                 raise checked.Invalid(f"more than {self.MAX_MEMBERS} members")
             if member.issparse():   # (its holes would be read as zeros: any size, from a few bytes)
                 raise checked.Invalid(f"{member.name!r:.120} is a sparse file, which no image archive "
                                       "has (save writes plain files)")
+            if max(len(member.name), len(member.linkname)) > PATH_MAX:  # (each is kept: bounded)
+                raise checked.Invalid(f"{member.name!r:.120}: a name longer than {PATH_MAX} bytes, which "
+                                      "no file has (docker load fails to unpack it)")
+            member.pax_headers = {}  # (applied already; any other record is up to 1 MiB a member)
             self.by_name[_normal(member.name)] = member  # a later member of the same name wins
         tar.members = []  # (the index above is all we need: don't keep the TarInfos twice)
 
@@ -199,12 +204,14 @@ class _Members:
         raise checked.Invalid(f"{name!r:.120}: more than {self.MAX_LINKS} links in a row (a loop?)")
 
     def document(self, name: str) -> bytes:
-        """A small member (JSON), read into memory: at most MAX_DOCUMENT bytes."""
-        with self.open(name) as stream:
-            data = stream.read(checked.MAX_DOCUMENT + 1)
-        if len(data) > checked.MAX_DOCUMENT:
-            raise checked.Invalid(f"{name!r:.120} is larger than {checked.MAX_DOCUMENT} bytes")
-        return data
+        """A small member (JSON), read into memory once: at most MAX_DOCUMENT bytes."""
+        if _normal(name) not in self.documents:
+            with self.open(name) as stream:
+                data = stream.read(checked.MAX_DOCUMENT + 1)
+            if len(data) > checked.MAX_DOCUMENT:
+                raise checked.Invalid(f"{name!r:.120} is larger than {checked.MAX_DOCUMENT} bytes")
+            self.documents[_normal(name)] = data
+        return self.documents[_normal(name)]
 
     def blob(self, digest: str) -> IO[bytes]:
         """A blob of an OCI archive by its digest (checked: never a path from the archive)."""
@@ -230,13 +237,16 @@ def _oci(members: _Members) -> list[Pending]:
     index = checked.index(members.document("index.json"), "index.json")
     if not index.manifests:
         raise checked.Invalid("index.json lists no images")
-    pending = []
+    pending, manifests = [], {}   # (digest, size) -> bytes: read once, however many names it has
     for i, top in enumerate(index.manifests):
         what, chosen = f"index.json.manifests[{i}]", top
         if top.media_type in mf.INDEX_TYPES:
             fetch = _fetch_index(members, what)
             chosen = checked.descriptor(mf.select(fetch(top.digest), fetch), what)
-        manifest_bytes = read_document(members.blob(chosen.digest), chosen, f"manifest {chosen.digest[:19]}…")
+        if (chosen.digest, chosen.size) not in manifests:
+            manifests[chosen.digest, chosen.size] = read_document(members.blob(chosen.digest), chosen,
+                                                                  f"manifest {chosen.digest[:19]}…")
+        manifest_bytes = manifests[chosen.digest, chosen.size]
         name = _name(top, what)
         pending.append(Pending([name] if name else [], manifest_bytes, chosen.media_type,
                                lambda d: members.blob(d["digest"]), f"manifest {chosen.digest[:19]}…"))

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from mini_runtime import overlay
 from mini_runtime.image.checked import decode_errors, describe
-from mini_runtime.image.tarheaders import open_tar
-from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS,
+from mini_runtime.image.tarheaders import PATH_MAX, open_tar
+from mini_runtime.image.tree import (DIR_FLAGS, NODES, ROOT_FLAGS, PathSet,
                                      UnsafeLayer, closing, entry_errors, is_at, lstat_at,
                                      make_opaque_at, open_dir, set_metadata, shown)
 from mini_runtime.overlay import OPAQUE_XATTR  # noqa: F401 (part of this module's vocabulary)
@@ -178,7 +178,9 @@ def clean_name(name: str) -> tuple[str, ...]:
     """The components of a tar entry's path: `./etc/x` and `etc/x` are both ("etc", "x").
 
     Refused: what could point outside the root ("/..." or a ".." anywhere) and what is no
-    path at all (empty, or with a NUL byte, where the kernel would cut the name).
+    path at all (empty, or with a NUL byte, where the kernel would cut the name; or longer
+    than PATH_MAX, which mini, walking one name at a time, would otherwise make thousands of
+    directories deep).
     """
     if not name or "\0" in name:
         raise UnsafeLayer(f"layer entry {shown(name)}: an empty name or a NUL byte is not a path")
@@ -186,6 +188,9 @@ def clean_name(name: str) -> tuple[str, ...]:
         raise UnsafeLayer(f"layer entry {shown(name)} is absolute: layer paths are relative to the "
                           "image root")
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if len("/".join(parts).encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise UnsafeLayer(f"layer entry {shown(name)}: file name too long (a path is at most {PATH_MAX} "
+                          "bytes: the kernel takes no longer one, so no image can have made it)")
     if ".." in parts:
         raise UnsafeLayer(f"layer entry {shown(name)} has a '..' component, which could climb out of "
                           "the image root")
@@ -203,7 +208,7 @@ class Applier:
 
     def __init__(self, root: int, overlay: bool, limit: int) -> None:
         self.root, self.overlay, self.limit = root, overlay, limit
-        self.written: set[tuple[str, ...]] = set()    # flatten: everything else is a lower layer's
+        self.written = PathSet()                      # flatten: everything else is a lower layer's
         self.dir_times: dict[tuple[str, ...], float] = {}
         self.room, self.entries = limit, 0            # bytes of file contents, entries: left, seen
 
@@ -241,7 +246,7 @@ class Applier:
             return self.whiteout(member.name, parts[:-1], parts[-1][len(WHITEOUT):])
         with closing(open_dir(self.root, parts[:-1], member.name, create=True)) as parent:
             self.create(parent, parts, member, tar)
-        self.written.update(parts[:i] for i in range(1, len(parts) + 1))
+        self.written.add(parts)
     # <<< apply-entry
 
     # >>> create-entry
@@ -335,7 +340,7 @@ class Applier:
                 overlay.make_opaque(fd)
             else:
                 self.clear_lower(fd, dirs)
-        self.written.update(dirs[:i] for i in range(1, len(dirs) + 1))
+        self.written.add(dirs)
 
     def clear_lower(self, fd: int, dirs: tuple[str, ...]) -> None:
         """Remove everything under fd that this layer did not write."""

@@ -10,6 +10,8 @@ followed by another, and another, each one a level of recursion.
 `Header` reads every header the way Go's archive/tar does (which docker and containerd use): at
 most MAX_HEADER bytes of headers for one member, at most MAX_CHAINED headers chained before
 it, and every malformed one is a `tarfile.ReadError`, which callers already turn into one line.
+A member, once read, is not kept in memory (`_Once`), and a global header (`g`) is dropped, as
+docker drops it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 MAX_HEADER = 1 << 20
 #: Extended headers chained before one member (real tars have at most a few: g, x, L, K).
 MAX_CHAINED = 8
+#: A path, as the kernel takes one (PATH_MAX with its NUL): no tar entry that was ever a file
+#: on Linux has a longer name, and docker, unpacking by path, fails on one.
+PATH_MAX = 4095
 
 
 class _Budget:
@@ -65,7 +70,28 @@ class Header(tarfile.TarInfo):
             if outer:
                 tar.fileobj = budget.raw
 
+    def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        """A global header ('g') is read and dropped, as docker drops it (Go's archive/tar hands
+        it over as an entry, which docker's untar skips). tarfile would add its records to those
+        of every later member, copied each time: 300 KB of gzip took minutes and gigabytes."""
+        if self.type != tarfile.XGLTYPE:
+            return super()._proc_pax(tar)
+        tar.fileobj.read(self._block(self.size))
+        try:
+            return self.fromtarfile(tar)
+        except tarfile.HeaderError as e:
+            raise tarfile.SubsequentHeaderError(str(e)) from None
+
+
+class _Once(tarfile.TarFile):
+    """A tar read member by member, once. tarfile keeps every member it has read (for
+    getmembers), each with its PAX records, up to MAX_HEADER bytes: 1 MB of gzip held 1 GB."""
+
+    def next(self) -> tarfile.TarInfo | None:
+        self.members.clear()
+        return super().next()
+
 
 def open_tar(fileobj: Any, mode: str) -> tarfile.TarFile:
     """tarfile.open for reading a stranger's tar: "r|" (a stream) or "r:" (a file)."""
-    return tarfile.open(fileobj=fileobj, mode=mode, tarinfo=Header)
+    return _Once.open(fileobj=fileobj, mode=mode, tarinfo=Header)
