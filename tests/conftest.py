@@ -253,7 +253,15 @@ def snapshot() -> dict[str, set]:
         "children": _children(),
         "monitors": _monitors(),
         "state files": _stray_state(),
+        "default roots": _default_roots(),
     }
+
+
+def _default_roots() -> set[str]:
+    """mini's own state roots on this machine, which a test that runs mini without the private
+    MINI_ROOT and MINI_RUN (an env= that dropped them) would write into: each one's entries."""
+    return {os.path.join(root, name) for root in ("/var/lib/mini", "/run/mini") if os.path.isdir(root)
+            for name in os.listdir(root)}
 
 
 def leaks(before: dict[str, set], after: dict[str, set]) -> dict[str, set]:
