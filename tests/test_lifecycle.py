@@ -467,11 +467,11 @@ def test_ps_filters_latest_and_last():
 
 @pytest.mark.parametrize("words, flag, why", [
     (["stop", "-t", "99999999999999999999", "x"], "-t, --time", "value out of range"),
-    (["restart", "-t", "1_0", "x"], "-t, --time", "invalid syntax"),
+    (["restart", "-t", "1__0", "x"], "-t, --time", "invalid syntax"),   # (1_0 is Go's 10: base 0)
     (["ps", "-n", "\u0663"], "-n, --last", "invalid syntax"), (["stop", "-t", " 7", "x"], "-t, --time", "invalid syntax"),
     (["stop", "-t", "x", "x"], "-t, --time", "invalid syntax"), (["ps", "--last", "2x"], "-n, --last", "invalid syntax")])
 def test_int_flags_are_go_ints(words, flag, why):
-    """docker's int flags are 64-bit and ASCII digits: beyond, one line and 125 (a stop
+    """docker's int flags are 64-bit Go integer literals: beyond, one line and 125 (a stop
     timeout of 10**20 s once reached socket.settimeout: an OverflowError's traceback), in
     pflag's words (mini said argparse's "invalid int64 value: 'x'")."""
     result = mini(*words)
