@@ -66,8 +66,10 @@ def inner_state() -> dict:
     """What the runtime may change in the test host (read from inside it)."""
     from mini_runtime.network import ipam, namespace, nat
     links = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True).stdout)
+    # (an IPv6 link-local address, fe80::/64, is the kernel's own, added a moment after a link
+    # comes up: whether a snapshot sees it is timing, not something a test left behind)
     return {
-        "links": sorted(f"{l['ifname']} {[a['local'] + '/' + str(a['prefixlen']) for a in l.get('addr_info', [])]}"
+        "links": sorted(f"{l['ifname']} {[a['local'] + '/' + str(a['prefixlen']) for a in l.get('addr_info', []) if not a['local'].startswith('fe80:')]}"
                         for l in links),
         "nftables": sorted(line for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
                                                              text=True).stdout.splitlines()),
