@@ -87,6 +87,8 @@ class Clients:
         return [self.stdin] if self.pending and self.stdin >= 0 else []
 
     def read_from(self, conn: socket.socket) -> None:
+        if conn not in self.inputs:
+            return      # dropped since select() saw it ready: its output failed (it had gone)
         try:
             data = conn.recv(65536)
         except OSError:

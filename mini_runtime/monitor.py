@@ -213,7 +213,7 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
         return
     if message.get("op") == "attach" and pid:
         if send(conn, {"Tty": clients.tty}):
-            clients.add(conn, bool(message.get("stdin")), message.get("streams") or ("stdout", "stderr"))
+            clients.add(conn, bool(message.get("stdin")), message.get("streams", ("stdout", "stderr")))
         return
     if message.get("op") == "resize" and pid and clients.tty and clients.stdin >= 0:
         from mini_runtime.attach import resize

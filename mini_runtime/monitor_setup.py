@@ -243,7 +243,7 @@ def wait_for_start(channel: socket.socket, listener: socket.socket, waiters: lis
                 continue
             if asked.get("op") == "attach":
                 if send(conn, {"Tty": clients.tty}):
-                    clients.add(conn, bool(asked.get("stdin")), asked.get("streams") or ("stdout", "stderr"))
+                    clients.add(conn, bool(asked.get("stdin")), asked.get("streams", ("stdout", "stderr")))
                 continue
             if asked.get("op") == "resize" and clients.tty:
                 clients.size = (int(asked.get("h", 0)), int(asked.get("w", 0)))  # for the init

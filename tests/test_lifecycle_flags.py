@@ -187,13 +187,20 @@ def test_attach_shows_only_the_named_streams_and_logs_all(flags, out, err):
             mini("rm", "-f", "streams")
 
 
-def test_attach_stdin_alone_is_refused_and_creates_nothing():
-    """docker's client prints the id, feeds stdin and returns; mini's version of that lost its
-    container to a SIGKILL now and then under load, so it is refused, in one line, for now."""
-    before = container_count()
-    ran = mini("run", "-a", "stdin", "-i", "busybox", "cat", input="hi\n")
-    assert ran.returncode == 125 and ran.stderr.startswith("mini: -a stdin without -a stdout"), ran.stderr
-    assert container_count() == before
+def test_attach_stdin_alone_prints_the_id_feeds_stdin_and_does_not_wait():
+    ran = mini("run", "-a", "stdin", "-i", "busybox", "sh", "-c", "cat; echo err >&2; exit 3", input="hi\n")
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr    # not the container's 3: docker's
+    cid = ran.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid), ran.stdout
+    try:
+        assert mini("wait", cid).stdout == "3\n"
+        logged = mini("logs", cid)
+        assert (logged.stdout, logged.stderr) == ("hi\n", "err\n")
+        config = inspect(cid, ".Config")
+        assert [config[k] for k in ("AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce")] == \
+            [True, False, False, True]
+    finally:
+        mini("rm", "-f", cid)
 
 
 def test_attach_is_recorded_by_create_and_refused_with_d_or_a_bad_stream():

@@ -274,6 +274,30 @@ def test_a_client_that_holds_a_once_stdin_takes_it_along_when_dropped():
     ours.close()
 
 
+def test_a_client_dropped_while_its_input_is_ready_does_not_end_the_monitor():
+    """One pass of the monitor's select() can find a client's socket readable and the container's
+    output ready: the output, sent first, drops a client that has gone, and the read that follows
+    must not fail on it (an exception ends the monitor, and the container with it: 137)."""
+    import socket
+
+    from mini_runtime.attach import Clients
+
+    read_end, write_end = os.pipe()
+    ours, theirs = socket.socketpair()
+    clients = Clients(tty=False, stdin=write_end, once=True)
+    clients.add(theirs, wants_stdin=True)
+    ours.sendall(b"hi\n")
+    ours.close()                                        # the client has gone
+    ready = clients.readers()
+    assert ready == [theirs]
+    clients.output("stdout", b"out\n")                 # EPIPE: dropped, its stdin closed
+    for conn in ready:
+        clients.read_from(conn)
+    assert clients.inputs == [] and clients.stdin == -1
+    assert os.read(read_end, 10) == b""
+    os.close(read_end)
+
+
 def test_create_i_then_start_ai_ends_at_the_end_of_its_input():
     """docker's CLI gives `create -i` a StdinOnce stdin, as `run -i` (only -d does not attach):
     the attached client's EOF closes the container's stdin, so `cat` ends. (mini made it

@@ -197,10 +197,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     engine = backend.connect(warm_cgroups=True)
     if not args.detach and not (shown["AttachStdout"] or shown["AttachStderr"]):
-        # (docker's client feeds stdin and returns at once; mini's version of that had its
-        # container SIGKILLed about one run in three under load, cause not found: refused)
-        raise UsageError("-a stdin without -a stdout or -a stderr is not in mini yet: "
-                         "use -d, then `mini attach` to feed its stdin")
+        return run_stdin_only(engine, config, args)
     if (args.tty or args.interactive or config.restart != "no") and not args.detach:
         return run_attached(engine, config, args)
     if args.detach_keys is not None:
@@ -237,6 +234,28 @@ def run_attached(engine, config, args: argparse.Namespace) -> int:
         engine.container_detach(container_id)
         return 0
     return report(config, engine.container_wait(container_id))
+
+
+def run_stdin_only(engine, config, args: argparse.Namespace) -> int:
+    """run -a stdin (no stdout, no stderr): as docker's client, the id is printed, our stdin
+    (with -i) is the container's until its EOF, and run returns 0 without waiting: the
+    container's output goes to its log only."""
+    import socket
+
+    container_id = create_container(engine, config, "run")
+    attached = engine.container_attach(container_id, stdin=True, streams=()) if config.open_stdin else None
+    try:
+        engine.container_start(container_id)
+        print(container_id, flush=True)
+        while attached is not None and (data := os.read(0, 65536)):
+            attached.stream.sendall(data)
+        if attached is not None:
+            attached.stream.shutdown(socket.SHUT_WR)        # the container's stdin ends
+    finally:
+        if attached is not None:
+            attached.stream.close()
+        engine.container_detach(container_id)
+    return 0
 
 
 def create_container(engine, config, command: str, **settings) -> str:
