@@ -29,6 +29,15 @@ def frame(stream: str, data: bytes) -> bytes:
     return bytes([STREAMS[stream], 0, 0, 0]) + len(data).to_bytes(4, "big") + data
 
 
+def window_size(message: dict) -> tuple[int, int]:
+    """A resize request's rows and columns (struct winsize holds each in 16 bits); ValueError
+    for anything else, so that a bad request is refused rather than ending the monitor."""
+    size = message.get("h", 0), message.get("w", 0)
+    if not all(type(n) is int and 0 <= n <= 0xFFFF for n in size):
+        raise ValueError(f"a window size is two integers from 0 to 65535, not {size}")
+    return size
+
+
 def resize(master: int, rows: int, columns: int) -> None:
     """The pty's window size (struct winsize: rows, columns, two unused); the kernel sends
     SIGWINCH to the foreground process group of the terminal when it changes."""
@@ -55,6 +64,15 @@ class Clients:
         self.wanted[conn] = tuple(streams)
         if wants_stdin and (self.stdin >= 0 or self.tty):
             self.inputs.append(conn)
+
+    @staticmethod
+    def asked_streams(message: dict) -> tuple[str, ...] | None:
+        """The streams an attach request names (both if unsaid; none if an empty list), or
+        None if it names something else: refused, rather than ending the monitor."""
+        streams = message.get("streams", list(STREAMS))
+        if not isinstance(streams, list) or not all(isinstance(s, str) and s in STREAMS for s in streams):
+            return None
+        return tuple(streams)
 
     def handed_over(self) -> list[list[int]]:
         """For the next phase (execve keeps the fds): [[fd, stdin?, [streams]], ...]."""

@@ -56,7 +56,8 @@ def send(sock: socket.socket, message: dict) -> bool:
 
 
 def receive(sock: socket.socket) -> dict | None:
-    """One JSON line, or None at EOF (the other side is gone)."""
+    """One JSON line, or None at EOF (the other side is gone); ValueError if it is not a JSON
+    object: a monitor must outlive whatever a client sends it."""
     data = b""
     while not data.endswith(b"\n"):
         try:
@@ -66,7 +67,10 @@ def receive(sock: socket.socket) -> dict | None:
         if not chunk:
             return None
         data += chunk
-    return json.loads(data)
+    message = json.loads(data)
+    if not isinstance(message, dict):
+        raise ValueError("a request is a JSON object")
+    return message
 
 
 def socket_path(run_dir: str) -> tuple[int, str]:
@@ -211,26 +215,26 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
     if message.get("op") == "wait":
         waiters.append(conn.detach())
         return
-    if message.get("op") == "attach" and pid:
+    if message.get("op") == "attach" and pid and clients.asked_streams(message) is not None:
         if send(conn, {"Tty": clients.tty}):
-            clients.add(conn, bool(message.get("stdin")), message.get("streams", ("stdout", "stderr")))
+            clients.add(conn, bool(message.get("stdin")), clients.asked_streams(message))
         return
     if message.get("op") == "resize" and pid and clients.tty and clients.stdin >= 0:
-        from mini_runtime.attach import resize
+        from mini_runtime.attach import resize, window_size
 
         try:
-            resize(clients.stdin, int(message.get("h", 0)), int(message.get("w", 0)))
+            resize(clients.stdin, *window_size(message))
             send(conn, {"ok": True})
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
             send(conn, {"Error": str(e)})
     elif message.get("op") == "kill" and pid:
         try:
             os.kill(pid, int(message.get("signal", signal.SIGKILL)))
             send(conn, {"ok": True})
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
             send(conn, {"Error": str(e)})
     else:
-        send(conn, {"Error": "is not running" if pid == 0 else "unknown request"})
+        send(conn, {"Error": "is not running" if pid == 0 else "unknown or malformed request"})
     conn.close()
 
 

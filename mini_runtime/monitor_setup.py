@@ -231,23 +231,29 @@ def wait_for_start(channel: socket.socket, listener: socket.socket, waiters: lis
                 continue
             try:
                 conn, _ = listener.accept()
-                conn.settimeout(2)
-                asked = receive(conn) or {}
-                conn.settimeout(None)
-            except (OSError, ValueError):
+            except OSError:
                 continue
+            conn.settimeout(2)
+            try:
+                asked = receive(conn) or {}
+            except ValueError:
+                asked = {}                              # (answered below: not a request)
+            conn.settimeout(None)
             if asked.get("op") in ("start", "remove"):
                 return asked["op"], conn
             if asked.get("op") == "wait":
                 waiters.append(conn.detach())
                 continue
-            if asked.get("op") == "attach":
+            if asked.get("op") == "attach" and clients.asked_streams(asked) is not None:
                 if send(conn, {"Tty": clients.tty}):
-                    clients.add(conn, bool(asked.get("stdin")), asked.get("streams", ("stdout", "stderr")))
+                    clients.add(conn, bool(asked.get("stdin")), clients.asked_streams(asked))
                 continue
             if asked.get("op") == "resize" and clients.tty:
-                clients.size = (int(asked.get("h", 0)), int(asked.get("w", 0)))  # for the init
-                send(conn, {"ok": True})
+                try:
+                    clients.size = attach.window_size(asked)   # for the init
+                    send(conn, {"ok": True})
+                except ValueError as e:
+                    send(conn, {"Error": str(e)})
             else:
                 send(conn, {"Error": "is not running"})
             conn.close()

@@ -298,6 +298,42 @@ def test_a_client_dropped_while_its_input_is_ready_does_not_end_the_monitor():
     os.close(read_end)
 
 
+MALFORMED = [b"[1]\n", b"1\n", b'"attach"\n', b"\xff\n", b"{bad\n", b"", b'{"op": "attach"',
+             b'{"op": "attach", "streams": 5}\n', b'{"op": "attach", "streams": [["stdout"]]}\n',
+             b'{"op": "attach", "streams": ["stdin"]}\n', b'{"op": "kill", "signal": [1]}\n',
+             b'{"op": "kill", "signal": "x"}\n', b'{"op": "resize", "h": "x", "w": 1}\n',
+             b'{"op": "resize", "h": 100000, "w": -1}\n', b'{"op": 7}\n']
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
+def test_a_monitor_outlives_malformed_requests(tty):
+    """Its init dies with it (PR_SET_PDEATHSIG), so a monitor must outlive whatever a client
+    sends: each request here once ended it, created (setup phase) or running (serve phase)."""
+    import socket
+
+    from mini_runtime import container, monitor
+
+    cid = mini("create", *(["-t"] if tty else []), "busybox", "sleep", "1000").stdout.strip()
+    try:
+        for phase in ("created", "running"):
+            for request in MALFORMED:
+                fd, path = monitor.socket_path(str(container.run_dir(cid)))
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(path)
+                    sock.sendall(request)
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.settimeout(10)
+                    while sock.recv(4096):
+                        pass                            # its answer, if any, then its close
+                os.close(fd)
+                assert status_of(cid) == phase, (phase, request)
+            if phase == "created":
+                assert mini("start", cid).returncode == 0
+        assert mini("exec", cid, "true").returncode == 0
+    finally:
+        mini("rm", "-f", cid)
+
+
 def test_create_i_then_start_ai_ends_at_the_end_of_its_input():
     """docker's CLI gives `create -i` a StdinOnce stdin, as `run -i` (only -d does not attach):
     the attached client's EOF closes the container's stdin, so `cat` ends. (mini made it
