@@ -275,7 +275,10 @@ def finish(created, status: int, listener: socket.socket, waiters: list[int]) ->
             break
         with conn:
             conn.settimeout(1)
-            asked = receive(conn) or {}
+            try:
+                asked = receive(conn) or {}
+            except ValueError:
+                asked = {}
             send(conn, result if asked.get("op") == "wait" else {"Error": "is not running"})
     listener.close()
     return result
