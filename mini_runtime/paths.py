@@ -194,3 +194,66 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# --- scratch: what a killed `mini` was writing --------------------------------------------------
+
+SCRATCH = ".scratch-"
+_scratch: dict[Path, tuple[Path, int]] = {}     # parent -> (our scratch directory, its locked fd)
+
+
+def scratch(parent: Path) -> Path:
+    """This process's own directory under `parent`, for a file or a tree written before it is
+    renamed into place (a blob, an unpacked layer: one filesystem, so the rename is atomic). It
+    is locked (flock) for as long as this process lives, and the kernel drops that lock when the
+    process dies, however it dies (SIGKILL too): so `sweep_scratch` tells what a killed `mini`
+    left from what a live one is still writing."""
+    if parent in _scratch:
+        if _scratch[parent][0].is_dir():
+            return _scratch[parent][0]
+        os.close(_scratch.pop(parent)[1])   # (its store was removed meanwhile: a test's)
+    import tempfile
+
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = Path(tempfile.mkdtemp(prefix=SCRATCH, dir=parent))
+        fd = os.open(path, DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                _scratch[parent] = (path, fd)
+                return path
+        os.close(fd)          # a sweep took it between mkdtemp and flock (it looked abandoned)
+
+
+def release_scratch(parent: Path) -> None:
+    """Remove our scratch directory under `parent` once nothing of ours is left in it."""
+    if parent not in _scratch:
+        return
+    path, fd = _scratch[parent]
+    try:
+        os.rmdir(path)
+    except OSError:
+        return                # another file of ours is still waiting there
+    del _scratch[parent]
+    os.close(fd)
+
+
+def sweep_scratch(parent: Path) -> None:
+    """Remove the scratch directories under `parent` whose process has died: their lock is free."""
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(SCRATCH)]
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            fd = os.open(parent / name, DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            remove_tree(parent / name)
+        except BlockingIOError:
+            pass              # its process lives, and writes there
+        finally:
+            os.close(fd)

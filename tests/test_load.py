@@ -1005,3 +1005,54 @@ def test_hostile_layers_behind_correct_digests_load_or_fail_in_one_line(monkeypa
     finally:
         shutil.rmtree(root)
         shutil.rmtree(outside)
+
+
+# --- what a killed `mini` leaves: swept by the next one ------------------------------------------
+
+def test_a_live_writers_scratch_is_kept_and_a_dead_ones_swept(tmp_path):
+    """The kernel drops a flock when its holder dies, however it dies: the sweep takes only
+    scratch directories whose lock is free. (Our own lock is held through our own descriptor:
+    the sweep's open is another one, so it is refused as another process's would be.)"""
+    from mini_runtime import paths
+
+    ours = paths.scratch(tmp_path)
+    (ours / ".blob-x").write_bytes(b"half")
+    paths.sweep_scratch(tmp_path)
+    assert (ours / ".blob-x").exists()
+    os.close(paths._scratch.pop(tmp_path)[1])          # as if this process had died
+    paths.sweep_scratch(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_load_killed_half_way_leaves_nothing_after_the_next_store(tmp_path, state_root):
+    """SIGKILL gives `mini load` no chance to clean up: its spooled blobs, unpacked layers and
+    blobs of an image that never got its name stay, until the next command that stores an image
+    (or rmi) sweeps them under the store's lock."""
+    import signal
+    import time
+
+    Store().ensure_builtin()
+    layers = [tar_of([(f"big{i}", os.urandom(40 << 20))]) for i in range(3)]
+    config = _config([sha(layer) for layer in layers])
+    config_bytes = dumps(config)
+    entries = {f"blobs/sha256/{sha(layer)[7:]}": layer for layer in layers}
+    entries[f"blobs/sha256/{sha(config_bytes)[7:]}"] = config_bytes
+    entries["manifest.json"] = dumps([{"Config": f"blobs/sha256/{sha(config_bytes)[7:]}", "RepoTags": ["killed:1"],
+                                       "Layers": [f"blobs/sha256/{sha(layer)[7:]}" for layer in layers]}])
+    archive_path = tmp_path / "big.tar"
+    archive_path.write_bytes(write(entries))
+    del layers, entries
+    before = tree(state_root / "images"), tree(state_root / "layers")
+    load = subprocess.Popen(MINI + ["load", "-i", str(archive_path)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size for p in (state_root / "images").rglob(".blob-*")):
+        assert load.poll() is None and time.monotonic() < deadline, "the load ended before it was killed"
+        time.sleep(0.005)
+    load.send_signal(signal.SIGKILL)
+    load.wait()
+    assert tree(state_root / "images") != before[0]   # it did leave something
+    tiny = tmp_path / "tiny.tar"
+    tiny.write_bytes(tar_of([("hello", b"hi\n")]))
+    assert mini("import", str(tiny), "tiny:1").returncode == 0
+    assert mini("rmi", "tiny:1").returncode == 0
+    assert (tree(state_root / "images"), tree(state_root / "layers")) == before

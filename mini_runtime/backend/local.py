@@ -293,7 +293,7 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
         try:
             return {"Id": self.store.add_image(repository, [layer], config, base=base).id}
         finally:
-            layer.path.unlink(missing_ok=True)   # (adopted as the blob, or not needed)
+            self.store.layout.discard(layer)     # (adopted as the blob, or not needed)
     # <<< commit
 
     # --- images --------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ class LocalBackend(NetworkVerbs, SystemVerbs, Backend):
                       "history": [{"created": stamp, "created_by": "", "comment": message or f"Imported from {origin}"}]}
             return {"Id": self.store.add_image(repository, [layer], config).id}
         finally:
-            layer.path.unlink(missing_ok=True)   # (adopted as the blob, or not needed)
+            self.store.layout.discard(layer)     # (adopted as the blob, or not needed)
 
     def image_squash(self, source: str, target: str) -> dict[str, Any]:
         """SOURCE's files, whiteouts and opaque directories applied, as TARGET's one layer

@@ -154,6 +154,7 @@ def ingest_all(store: Store, images: list[Pending]) -> list[Image]:
     ready = _check_all(images)                                                        # 1
     with paths.locked(store.lock_path):
         store.layout.init()
+        store.collect_garbage()     # what an earlier ingest, killed half-way, left
         added = _Added(store)
         stored: list[Image] = []
         kept: set[str] = set()      # the manifests of images stored already, reused

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from mini_runtime import paths
 from mini_runtime.paths import atomic_write
 from mini_runtime.tuples import named_tuple
 
@@ -154,7 +155,7 @@ class Layout:
                                 f"its content is {spooled.digest} ({spooled.size} bytes)")
             return self.adopt(spooled)
         except BaseException:
-            spooled.path.unlink(missing_ok=True)
+            self.discard(spooled)
             raise
 
     def spool(self, source: BinaryIO) -> Spooled:
@@ -170,15 +171,13 @@ class Layout:
         spools a stream: hashed as it goes, never held in memory."""
         import tempfile
 
-        directory = self.root / "blobs" / "sha256"
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=paths.scratch(self.root / "blobs" / "sha256"))
         try:
             with os.fdopen(fd, "wb") as raw:
                 out = _Hashing(raw)
                 write(out)
         except BaseException:
-            os.unlink(tmp)
+            self.discard(Spooled(Path(tmp), "", 0))
             raise
         return Spooled(Path(tmp), "sha256:" + out.digest.hexdigest(), out.size)
 
@@ -186,7 +185,13 @@ class Layout:
         """Give a spooled file its blob name (read-only, as every blob)."""
         os.chmod(spooled.path, 0o444)
         os.rename(spooled.path, self.blob_path(spooled.digest))
+        paths.release_scratch(spooled.path.parent.parent)
         return spooled.digest
+
+    def discard(self, spooled: Spooled) -> None:
+        """A spooled file not needed (or adopted already: then there is nothing to unlink)."""
+        spooled.path.unlink(missing_ok=True)
+        paths.release_scratch(spooled.path.parent.parent)
 
     def open_blob(self, digest: str) -> BinaryIO:
         return open(self.blob_path(digest), "rb")

@@ -255,11 +255,17 @@ class Store:
                 lines.append(f"Deleted: {image.id}")
             index["manifests"] = _without_duplicate_danglings(index["manifests"])
             self.layout.write_index(index)
-            self._collect()
+            self.collect_garbage()
         return lines
 
-    def _collect(self) -> None:
-        """Delete the blobs no manifest refers to, and the unpacked layers no image uses."""
+    def collect_garbage(self) -> None:
+        """Delete the blobs no manifest refers to, the unpacked layers no image uses, and what a
+        `mini` killed while it stored an image left (with the store's lock held: every blob and
+        layer of an image being stored is referenced by the time the lock is let go)."""
+        for parent in (self.layout.root / "blobs" / "sha256", self.layers_root, self.root / "rootfs"):
+            paths.sweep_scratch(parent)
+        for left in self.layout.root.glob(".index.json.tmp-*"):   # (atomic_write's, killed)
+            left.unlink(missing_ok=True)
         keep: set[str] = set()
         chains: set[str] = set()
         for image in self.stored():  # (we hold the lock: list() could want it again)
@@ -305,8 +311,7 @@ class Store:
 
         from mini_runtime.image.layers import MEDIA_TYPES, apply_layer, open_layer
 
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=directory.parent)) if into is None else into
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=paths.scratch(directory.parent))) if into is None else into
         target = tmp / "diff" if into is None else into
         target.mkdir(mode=0o755, exist_ok=True)
         try:
@@ -323,6 +328,9 @@ class Store:
             if into is None:
                 paths.remove_tree(tmp)
             raise
+        finally:
+            if into is None:
+                paths.release_scratch(directory.parent)
 
     def rootfs(self, image: Image) -> Path:
         """All of the image's layers flattened into one directory, once (read it, don't write
@@ -335,8 +343,7 @@ class Store:
         with paths.locked(self.root / "rootfs.lock"):
             if target.is_dir():
                 return target
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=paths.scratch(target.parent)))
             try:
                 for descriptor, diff_id in zip(image.layers, image.diff_ids):
                     self._unpack(descriptor, diff_id, target, overlay=False, into=tmp)
@@ -345,6 +352,8 @@ class Store:
             except BaseException:
                 paths.remove_tree(tmp)
                 raise
+            finally:
+                paths.release_scratch(target.parent)
         return target
 
 
