@@ -54,8 +54,55 @@ def test_reference_parse_normalises_like_docker(text, full):
 
 
 def test_reference_repository_name_may_have_255_characters_as_in_docker():
-    assert reference.parse("a" * 255 + ":" + "t" * 128).tag == "t" * 128
+    """docker counts the normalised name (`docker.io/library/` + the name): 237 characters
+    pass, 238 do not (the oracle: `docker pull $(printf 'a%.0s' $(seq 238))`)."""
+    assert reference.parse("a" * 237 + ":" + "t" * 128).tag == "t" * 128
+    assert reference.parse("me/" + "a" * 242).path == "me/" + "a" * 242      # docker.io/me/...: 255
     assert reference.parse("example.com/" + "a" * 243).domain == "example.com"
+    for too_long in ("a" * 238, "me/" + "a" * 243, "example.com/" + "a" * 244):
+        with pytest.raises(InvalidReference, match="^repository name must not be more than 255 characters$"):
+            reference.parse(too_long)
+
+
+@pytest.mark.parametrize("name", ["Bad:Name", "Foo/bar", "foo/Bar", "LOCALHOST/x", "Host.com/Foo",
+                                  "UPPER", "x@SHA256:" + "0" * 64])
+def test_reference_an_uppercase_repository_is_refused_in_dockers_words(name):
+    """docker splits the host off first (a first part with no . or : that is not `localhost` is
+    no host), then the repository must be lowercase: `Foo/bar` and `LOCALHOST/x` were taken."""
+    with pytest.raises(InvalidReference) as refused:
+        reference.parse(name)
+    assert str(refused.value) == "invalid reference format: repository name must be lowercase"
+
+
+def test_reference_uppercase_where_docker_allows_it():
+    assert str(reference.parse("Host.com/foo")) == "Host.com/foo:latest"      # a host's name
+    assert str(reference.parse("busybox:TAG")) == "busybox:TAG"               # a tag
+    assert str(reference.parse("index.docker.io/library/busybox")) == "busybox:latest"   # Hub's old name
+
+
+@pytest.mark.parametrize("source, target, words", [
+    ("busybox", "Bad:Name", '"Bad:Name" is not a valid repository/tag: invalid reference format: '
+                            "repository name must be lowercase"),
+    ("Bad:Name", "x", '"Bad:Name" is not a valid repository/tag: invalid reference format: '
+                      "repository name must be lowercase"),
+    ("busybox", "a:b:c", '"a:b:c" is not a valid repository/tag: invalid reference format'),
+    ("busybox", "a\n", '"a\\n" is not a valid repository/tag: invalid reference format'),
+    ("busybox", "0" * 64, f'"{"0" * 64}" is not a valid repository/tag: invalid repository name '
+                          f"({'0' * 64}), cannot specify 64-byte hexadecimal strings"),
+])
+def test_reference_tag_says_which_name_does_not_parse_as_docker(source, target, words):
+    """docker's client: `Error parsing reference: "X" is not a valid repository/tag: <why>`
+    (Go's %q quoting), for either name, before the image is looked up."""
+    with pytest.raises(InvalidReference) as refused:
+        reference.tag_names(source, target)
+    assert str(refused.value).startswith("Error parsing reference: " + words), str(refused.value)
+
+
+def test_reference_tag_takes_an_image_id_as_source_and_refuses_a_digest_target_unprefixed():
+    assert reference.tag_names("0" * 64, "x") == "x:latest"
+    assert reference.tag_names("sha256:" + "0" * 64, "x:1") == "x:1"
+    with pytest.raises(InvalidReference, match="^refusing to create a tag with a digest reference$"):
+        reference.tag_names("busybox", "x@sha256:" + "0" * 64)
 
 
 def test_reference_familiar_name():
@@ -66,7 +113,7 @@ def test_reference_familiar_name():
 @pytest.mark.parametrize("bad", ["", "UPPER", "a//b", "-lead", "name:", "name:-bad", "a b", "busybox\n",
                                  "a" * 256, "example.com/" + "a" * 244 + ":tag", "a" * 2000])
 def test_reference_rejects_invalid(bad):
-    with pytest.raises(InvalidReference, match="invalid reference format"):
+    with pytest.raises(InvalidReference, match="invalid reference format|repository name must not be more"):
         reference.parse(bad)
 
 
