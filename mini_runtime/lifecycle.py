@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
-from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
+from mini_runtime.errors import Conflict, ExecError, InvalidParameter, MiniError, NotFound, NotRunning, System
 from mini_runtime.stopping import parse_signal, supported, unsupported
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
@@ -318,6 +318,9 @@ def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
     cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
     if not config.get("Cmd"):
         raise InvalidParameter("No exec command specified")
+    if not cwd.startswith("/"):     # (docker's daemon takes it; runc refuses it at the start: 126)
+        raise ExecError(f'exec failed: Cwd must be an absolute path ("{cwd}": -w names a directory '
+                        "from the container's root, /)", 126)
     try:
         return checked(ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or ""))
     except ValueError as e:
