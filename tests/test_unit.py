@@ -404,6 +404,8 @@ def test_publish_all_refuses_an_exposed_port_that_is_no_port(key, message):
     with pytest.raises(InvalidParameter, match=f"^{message} "):
         ports.parse_all([], publish_all=True, exposed={"80/tcp": {}, key: {}})
     assert ports.parse_all([], publish_all=True, exposed={"80": {}, "80/tcp": {}}) == [B("", 0, 80, "tcp")]
+    assert ports.parse_all([], publish_all=True, exposed={"81/UDP": {}}) == [B("", 0, 81, "udp")]  # (docker's
+                                                                                # ParseProtocol: any case)
 
 
 def test_port_views_have_the_engine_api_shape():

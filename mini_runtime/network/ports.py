@@ -118,15 +118,20 @@ def parse_all(specs: Iterable[str], publish_all: bool = False,
 
 
 def exposed_port(key: str) -> PortBinding:
-    """An ExposedPorts key ("80/tcp", "53/udp") as -P publishes it. An image's keys are a
-    stranger's: checked as docker checks a port (nat.ParsePort), in its words."""
+    """An ExposedPorts key ("80/tcp", "53/udp", --expose's "53/UDP") as -P publishes it, the
+    protocol in any case (docker's ParseProtocol). The keys of an image, or of --expose (which
+    takes port 0 and `80/foo` as docker's does), are checked as docker checks a port
+    (nat.ParsePort), in its words."""
     port, _, proto = key.partition("/")
+    proto = proto.lower()
     if not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
-        raise InvalidParameter(f'invalid port specification: "{port}" (the image\'s ExposedPorts {key!r:.40})')
+        raise InvalidParameter(f'invalid port specification: "{port}" (ExposedPorts {key!r:.40}: -P '
+                               "publishes ports 1 to 65535)")
     if proto == "sctp":
         check_proto(proto, key)                     # (said so: mini publishes tcp and udp only)
     if (proto or "tcp") not in ("tcp", "udp"):
-        raise InvalidParameter(f"invalid proto: {proto!r:.20} (the image's ExposedPorts {key!r:.40})")
+        raise InvalidParameter(f"invalid proto: {proto!r:.20} (ExposedPorts {key!r:.40}: -P publishes "
+                               "tcp and udp)")
     return PortBinding("", 0, int(port), proto or "tcp")
 
 
