@@ -156,6 +156,9 @@ def test_expose_takes_what_dockers_client_takes(state_root):
         assert json.loads(shown.stdout) == {"0/tcp": {}, "80/foo": {}, "81/UDP": {}}
     finally:
         assert mini("rm", created.stdout.strip()).returncode == 0
+    created = mini("create", "--network", "none", "-P", "--expose", "0", "busybox", "true")   # (-P: nothing
+    assert (created.returncode, created.stderr) == (0, "")        # to publish without a network, as docker's)
+    assert mini("rm", created.stdout.strip()).returncode == 0
 
 
 def test_dns_flags_write_resolv_conf_and_show_in_inspect():
