@@ -164,12 +164,12 @@ def check_limits(*, memory: int | None, memory_swap: int | None, cpus: float | N
     if memory is not None and memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if memory_swap not in (None, -1) and memory is None and not update:
-        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit")
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
     if memory_swap not in (None, -1) and memory is not None and memory_swap < memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit")
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
     available = os.cpu_count() or 1
     if cpus is not None and not 0.01 <= cpus <= available:  # also catches nan
-        raise InvalidParameter(f"range of CPUs is from 0.01 to {available}.00, as there are only "
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {available}.00, as there are only "
                                f"{available} CPUs available")
     for part in cpuset_cpus.split(",") if cpuset_cpus else ():  # (docker's parsers.ParseUintList)
         low, dash, high = part.partition("-")

@@ -25,9 +25,10 @@ def connect(config: ContainerConfig, directory: Path, image_config: dict) -> tup
     from mini_runtime.network import ports
     exposed = dict((image_config.get("config") or {}).get("ExposedPorts") or {})
     exposed.update(dict.fromkeys(config.expose, {}))  # --expose: as if the image said so (-P publishes them)
-    bindings = ports.parse_all(config.publish, config.publish_all, exposed)
-    exposed.update({b.key: {} for b in bindings})   # publishing also exposes
     mode, share = config.network or "bridge", None
+    publish_all = config.publish_all and mode not in ("none", "host")     # (docker: -P has nothing to do)
+    bindings = ports.parse_all(config.publish, publish_all, exposed)
+    exposed.update({b.key: {} for b in bindings})   # publishing also exposes
     network.check_user_defined(mode, config.network_aliases, config.ip)   # (before a container:NAME is looked up)
     if mode.startswith("container:"):
         check_shared(config)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from mini_runtime import container, errors, logs, monitor, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
-from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
-from mini_runtime.stopping import parse_signal
+from mini_runtime.errors import Conflict, ExecError, InvalidParameter, MiniError, NotFound, NotRunning, System
+from mini_runtime.stopping import parse_signal, supported, unsupported
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -103,9 +103,11 @@ def kill(text: str, signal: str | int) -> None:
     """docker kill: a bad signal in its own words; any other failure names the container as it
     was asked for (docker's API wraps the error so). SIGKILL, the default, returns once the
     container has ended, as docker's does: `kill c; rm c` is a script's way to remove one."""
-    number = parse_signal(signal)
+    number = parse_signal(signal) if signal != "" else int(signals.SIGKILL)   # (docker: "" is none)
     try:
         directory = container.find(text)
+        if not supported(number):                       # (docker's daemon: after the lookup)
+            raise InvalidParameter(unsupported(number))
         container.manually_stopped(directory)           # no restart policy brings it back
         thawed(directory)
         where = run_dir(directory)
@@ -122,12 +124,14 @@ def kill(text: str, signal: str | int) -> None:
 def stop_signal(record: dict[str, Any]) -> int:
     """--stop-signal or the image's StopSignal (kept in the record's Config at create), else
     SIGTERM: also for one that names no signal, as docker's (an image must not make a container
-    unstoppable)."""
+    unstoppable). A number that is no signal of Linux's (`--stop-signal 65`, which docker's create
+    keeps) cannot be sent: docker's stop then kills, and so does mini's, without its 2 s wait."""
     text = (record.get("Config") or {}).get("StopSignal")
     try:
-        return parse_signal(text) if text else int(signals.SIGTERM)
+        number = parse_signal(text) if text else int(signals.SIGTERM)
     except InvalidParameter:
         return int(signals.SIGTERM)
+    return number if supported(number) else int(signals.SIGKILL)
 
 
 def stop(directory: Path, timeout: float | None = None) -> None:
@@ -314,6 +318,9 @@ def exec_spec(record: dict[str, Any], config: dict[str, Any]) -> ProcessSpec:
     cwd = config.get("WorkingDir") or defaults.get("WorkingDir") or "/"
     if not config.get("Cmd"):
         raise InvalidParameter("No exec command specified")
+    if not cwd.startswith("/"):     # (docker's daemon takes it; runc refuses it at the start: 126)
+        raise ExecError(f'exec failed: Cwd must be an absolute path ("{cwd}": -w names a directory '
+                        "from the container's root, /)", 126)
     try:
         return checked(ProcessSpec(list(config["Cmd"]), env, cwd, config.get("User") or defaults.get("User") or ""))
     except ValueError as e:

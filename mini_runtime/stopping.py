@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal as signals
 
 from mini_runtime.errors import InvalidParameter
+from mini_runtime.units import go_int
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
@@ -25,26 +26,40 @@ DEFAULT_TIMEOUT = 10
 
 
 def parse_signal(text: str | int) -> int:
-    """docker kill -s: "KILL", "SIGKILL", "9", and the real-time ones docker names:
-    "RTMIN", "RTMIN+1" to "RTMIN+15", "RTMAX-14" to "RTMAX-1", "RTMAX"."""
+    """A signal as docker's ParseSignal reads it: a number (Go's Atoi), any but 0, or a name of
+    its table in any case, with or without SIG: "KILL", "sigkill", the real-time "RTMIN",
+    "RTMIN+1" to "RTMIN+15", "RTMAX-14" to "RTMAX-1", "RTMAX". A number is checked later, and
+    only where a signal is sent (`supported`): docker's create keeps --stop-signal 65 as given."""
     try:
-        number = int(text)
-    except ValueError:
+        number = go_int(str(text))
+    except InvalidParameter:
         name = str(text).upper().removeprefix("SIG")
         base, sign, offset = name[:5], name[5:6], name[6:]
         if base in ("RTMIN", "RTMAX") and (sign, offset) != ("", ""):
-            step = int(offset) if offset.isdigit() and offset[0] != "0" else 0
+            step = int(offset) if offset.isascii() and offset.isdigit() and offset[0] != "0" else 0
             if (base, sign) == ("RTMIN", "+") and 1 <= step <= 15:
                 return int(signals.SIGRTMIN) + step
             if (base, sign) == ("RTMAX", "-") and 1 <= step <= 14:
                 return int(signals.SIGRTMAX) - step
-            raise InvalidParameter(f"Invalid signal: {text}")
+            raise InvalidParameter(f"Invalid signal: {text}") from None
         if not hasattr(signals.Signals, "SIG" + name):
             raise InvalidParameter(f"Invalid signal: {text}") from None
         return int(signals.Signals["SIG" + name])
-    if not 0 < number < 65:
+    if number == 0:
         raise InvalidParameter(f"Invalid signal: {text}")
     return number
+
+
+def supported(number: int) -> bool:
+    """A signal docker's daemon sends (a value of its table): 1-31 and the real-time 34-64.
+    Not 32 and 33, which glibc keeps for its threads, nor any number past 64, which is no
+    signal of Linux's (kill(2) says EINVAL)."""
+    return 1 <= number <= 31 or int(signals.SIGRTMIN) <= number <= int(signals.SIGRTMAX)
+
+
+def unsupported(number: int) -> str:
+    """docker's words for a number `supported` refuses (a negative one as Go's uint64 shows it)."""
+    return f"The linux daemon does not support signal {number % (1 << 64)}"
 
 
 def config_fields(config: ContainerConfig, image_defaults: dict[str, Any]) -> dict[str, Any]:

@@ -217,6 +217,21 @@ def test_bad_limits_are_125_with_one_line(flags):
         assert result.stderr == f"mini: Invalid value {flags[1]} for cpuset cpus\n"
 
 
+def test_zero_memory_and_cpus_are_no_limit_as_in_docker():
+    """docker's daemon reads -m 0 and --cpus 0 as not given (its checks start with `!= 0`): no
+    limit, where mini said "Minimum memory limit allowed is 6MB" and "Range of CPUs"."""
+    result = mini("run", "--rm", "-m", "0", "--cpus", "0", "busybox", "true")
+    assert (result.returncode, result.stderr) == (0, "")
+    for flags, words in ((["--cpus", "9999"], f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there "
+                                              f"are only {os.cpu_count()} CPUs available"),
+                         (["-m", "64m", "--memory-swap", "32m"], "Minimum memoryswap limit should be larger "
+                                                                 "than memory limit, see usage"),
+                         (["-m", "0", "--memory-swap", "32m"], "You should always set the Memory limit when "
+                                                               "using Memoryswap limit, see usage")):
+        result = mini("run", "--rm", *flags, "busybox", "true")
+        assert (result.returncode, result.stderr) == (125, f"mini: {words}\n"), flags
+
+
 @pytest.mark.parametrize("flags, code", [(["-m", "1m"], 1), (["--cpus", "9999"], 1), (["-m", "x"], 125),
                                          (["--pids-limit", "0x"], 125)])
 def test_create_refused_by_the_engine_is_1_and_by_the_flags_parser_125(flags, code):

@@ -118,8 +118,10 @@ def test_exec_exit_codes_as_docker(box):
     assert nowhere.returncode == 126 and 'chdir to cwd ("/nowhere")' in nowhere.stderr
     nobody = mini("exec", "-u", "nosuchuser", "box", "id")
     assert nobody.returncode == 126 and "unable to find user nosuchuser" in nobody.stderr
-    relative = mini("exec", "-w", "tmp", "box", "pwd")
-    assert relative.returncode == 1 and "needs to be an absolute path" in relative.stderr
+    for where in ("tmp", ".", "../tmp"):        # docker 20.10: runc's refusal at the start, 126
+        relative = mini("exec", "-w", where, "box", "pwd")
+        assert (relative.returncode, relative.stdout) == (126, "")
+        assert relative.stderr.startswith("mini: exec failed: Cwd must be an absolute path"), relative.stderr
     nameless = mini("exec", "-e", "=x", "box", "true")
     assert (nameless.returncode, nameless.stderr) == (
         125, 'mini: invalid argument "=x" for "-e, --env" flag: invalid environment variable: =x\n')

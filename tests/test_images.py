@@ -268,6 +268,17 @@ def test_an_unknown_image_is_dockers_no_such_image_but_for_run_and_create():
             "mini: Unable to find image 'nope:latest' locally"), (command, result.stderr)
 
 
+def test_tag_refuses_a_name_that_does_not_parse_with_dockers_prefix_before_looking_up():
+    """docker's client parses both names before it asks for the image: `tag nope Bad:Name` is
+    about the name, not "No such image", and says which name with docker's prefix (exit 1)."""
+    for source, target in (("busybox", "Bad:Name"), ("nope", "Bad:Name"), ("Bad:Name", "x")):
+        result = mini("tag", source, target)
+        assert (result.returncode, result.stderr) == (1, 'mini: Error parsing reference: "Bad:Name" is not a '
+                                                      "valid repository/tag: invalid reference format: repository "
+                                                      "name must be lowercase\n"), (source, target)
+    assert "bad" not in mini("images", "--format", "{{.Repository}}").stdout.lower().split()
+
+
 def test_save_to_a_full_disk_or_a_closed_pipe():
     """A full disk is one line and exit 1 (docker's code outside run and create); a reader that
     went away (`mini save | head -c 10`) is silence and 141, as for a program killed by SIGPIPE."""

@@ -241,15 +241,22 @@ def test_kill_with_a_signal_and_wait_for_the_code():
     again = mini("kill", cid)
     assert (again.returncode, again.stderr) == (1, f"Error response from daemon: Cannot kill container: "
                                                 f"{cid}: Container {cid} is not running\n")
+    for number in ("65", "255", "32"):                      # (docker's daemon: read, not sendable)
+        refused = mini("kill", "-s", number, cid)
+        assert (refused.returncode, refused.stderr) == (1, f"Error response from daemon: Cannot kill "
+                                                        f"container: {cid}: The linux daemon does not "
+                                                        f"support signal {number}\n")
+    refused = mini("kill", "-s", "0", cid)
+    assert (refused.returncode, refused.stderr) == (1, "Error response from daemon: Invalid signal: 0\n")
     assert mini("rm", cid).returncode == 0
     missing = mini("kill", "nosuch", "-s", "NOPE")          # (a bad signal first, as docker's API)
     assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: Invalid signal: NOPE\n")
     missing = mini("kill", "nosuch")
     assert (missing.returncode, missing.stderr) == (1, "Error response from daemon: Cannot kill container: "
                                                     "nosuch: No such container: nosuch\n")
-    for _ in range(3):                                      # SIGKILL returns once it has ended,
+    for flags in ([], [], ["-s", ""]):                      # SIGKILL returns once it has ended,
         cid = run_d("busybox", "sleep", "30")               # so that `kill c; rm c` always works
-        assert mini("kill", cid).returncode == 0
+        assert mini("kill", *flags, cid).returncode == 0    # (-s "": no signal, docker's SIGKILL)
         assert mini("rm", cid).returncode == 0
     started = mini("start", "nosuch", "nosuch2")
     assert (started.returncode, started.stderr.splitlines()[-1]) == (1, "Error: failed to start containers: "

@@ -99,7 +99,28 @@ def test_without_the_flags_the_record_has_neither():
         mini("rm", "-f", cid)
 
 
-@pytest.mark.parametrize("signal", ["BOGUS", "0", "SIGRTMIN+16"])
+def test_a_stop_signal_past_linuxs_is_kept_as_docker_keeps_it_and_stop_kills():
+    """docker's create checks --stop-signal with ParseSignal only (any number but 0): 65 is kept
+    as given; its stop cannot send it, and kills (137), as it does for a program that ignores
+    the signal. (The oracle: dockerd 20.10, `create --stop-signal 65`, then `stop`: 137.)"""
+    for signal in ("65", "255", "-1"):
+        created = mini("create", "--stop-signal", signal, "busybox", "true")
+        assert created.returncode == 0, created.stderr
+        try:
+            assert inspect(created.stdout.strip(), ".Config.StopSignal") == signal
+        finally:
+            mini("rm", "-f", created.stdout.strip())
+    cid = run_d("--stop-signal", "65", "busybox", "sh", "-c", TRAPS)
+    try:
+        ready(cid)
+        started = time.monotonic()
+        assert mini("stop", "-t", "30", cid).returncode == 0
+        assert inspect(cid, ".State.ExitCode") == 137 and time.monotonic() - started < 10
+    finally:
+        mini("rm", "-f", cid)
+
+
+@pytest.mark.parametrize("signal", ["BOGUS", "0", "SIGRTMIN+16", "+0", "9x"])
 def test_a_bad_stop_signal_is_refused_at_create(signal):
     before = container_count()
     for command, code in (("run", 125), ("create", 1)):     # (the daemon's refusal: create's is 1)

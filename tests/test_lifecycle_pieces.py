@@ -596,11 +596,30 @@ def test_signals_by_docker_names_real_time_ones_too(text, number):
     assert parse_signal(text) == number
 
 
-@pytest.mark.parametrize("text", ["RTMIN+16", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMIN+03", "NOPE", "0", "65"])
+@pytest.mark.parametrize("text", ["RTMIN+16", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMIN+03", "NOPE", "0", "-0",
+                                  "UNUSED", "9x", " 9", "9_0", "\u0669", "99999999999999999999"])
 def test_a_signal_docker_does_not_name_is_refused(text):
     from mini_runtime.lifecycle import parse_signal
-    with pytest.raises(InvalidParameter, match=f"Invalid signal: {re.escape(text)}"):
+    with pytest.raises(InvalidParameter, match=f"^Invalid signal: {re.escape(text)}$"):
         parse_signal(text)
+
+
+@pytest.mark.parametrize("text, number", [("65", 65), ("256", 256), ("-1", -1), ("+9", 9), ("032", 32),
+                                          ("CLD", 17), ("poll", 29), ("SIGIOT", 6), ("stkflt", 16)])
+def test_a_number_is_any_but_zero_as_dockers_parse_signal(text, number):
+    """docker's ParseSignal takes any number Atoi reads but 0: 65 is refused only where it would
+    be sent (kill), as docker's daemon refuses it; a name of its table in any case."""
+    from mini_runtime.lifecycle import parse_signal
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("number, words", [(65, "65"), (255, "255"), (32, "32"), (33, "33"), (0, "0"),
+                                           (-1, "18446744073709551615")])
+def test_the_daemon_sends_only_the_signals_of_its_table(number, words):
+    from mini_runtime.stopping import supported, unsupported
+    assert not supported(number)
+    assert unsupported(number) == f"The linux daemon does not support signal {words}"
+    assert all(supported(n) for n in [*range(1, 32), *range(34, 65)])
 
 
 # --- kill: the container named in its error, whatever kind of error it is -------------------

@@ -631,6 +631,26 @@ def test_docker_publish_forms_a_host_port_range_and_port_zero(test_host):
     nothing_of_ours_left()
 
 
+def test_what_dockers_client_takes_but_cannot_publish_fails_at_start(test_host):
+    """`-p 0-2:80` and `-p 0` pass docker's client (nat.ParsePortSpec), so the container is
+    created; its start fails (125), as docker's port allocator refuses a range from port 0
+    ("invalid port range: 0-2"), and it stays `created`, nothing of the attempt left (mini
+    refused the value at once: "Invalid hostPort: 0-2", and `-p 0` as "Invalid containerPort")."""
+    before = containers()
+    try:
+        for name, spec, words in (("range0", "0-2:80", "invalid port range: 0-2"),
+                                  ("port0", "0", "invalid container port 0 in 0/tcp: ")):
+            result = bridged("run", "-d", "--name", name, "-p", spec, "busybox", "sleep", "30")
+            made = inspect(name)
+            refusal = f"driver failed programming external connectivity on endpoint {name} ({made['Id']}): {words}"
+            assert result.returncode == 125 and result.stderr.startswith(f"mini: {refusal}"), result.stderr
+            assert made["State"]["Status"] == "created" and made["State"]["Error"].startswith(refusal)
+    finally:
+        mini("rm", "-f", "range0", "port0")
+    assert containers() == before
+    nothing_of_ours_left()
+
+
 def test_network_inspect_of_a_missing_network_in_dockers_words(test_host):
     """docker's client: `[]`, then "Error: No such network: NAME", exit 1 (and the networks
     that are there are shown)."""

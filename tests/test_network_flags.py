@@ -81,10 +81,13 @@ def test_a_dns_option_is_one_line_of_the_file():
 
 
 @pytest.mark.parametrize("specs, keys", [
-    (["80"], ["80/tcp"]), (["53/udp", "53/UDP"], ["53/udp"]), (["7000-7002"], ["7000/tcp", "7001/tcp", "7002/tcp"]),
+    (["80"], ["80/tcp"]), (["53/udp", "53/UDP"], ["53/udp", "53/UDP"]), (["7000-7002"], ["7000/tcp", "7001/tcp", "7002/tcp"]),
     (["9/sctp", "80/"], ["9/sctp", "80/tcp"]), (["443", "443/tcp"], ["443/tcp"]),
+    (["0"], ["0/tcp"]), (["80/foo"], ["80/foo"]), (["0-2"], ["0/tcp", "1/tcp", "2/tcp"]), (["0/tcp"], ["0/tcp"]),
 ])
 def test_expose_gives_exposedports_keys(specs, keys):
+    """docker's client checks the numbers only, and keeps the protocol as written (the oracle:
+    dockerd 20.10, `create --expose 0 --expose 80/foo --expose 80/UDP`, then inspect)."""
     assert netflags.exposed_ports(specs) == keys
 
 
@@ -94,8 +97,6 @@ def test_expose_gives_exposedports_keys(specs, keys):
     ("7000-6000", "invalid range format for --expose: 7000-6000, error: Invalid range specified for the Port: 7000-6000"),
     ("/udp", "invalid range format for --expose: /udp, error: Empty string specified for ports."),
     ("8080:80", "invalid port format for --expose: 8080:80"),
-    ("80/foo", "invalid port for --expose: 80/foo (a port is 1 to 65535, over tcp, udp or sctp)"),
-    ("0", "invalid port for --expose: 0 (a port is 1 to 65535, over tcp, udp or sctp)"),
 ])
 def test_a_bad_expose_in_dockers_words(spec, why):
     with pytest.raises(InvalidParameter) as e:
@@ -143,6 +144,21 @@ def test_a_bad_network_flag_is_125_one_line_and_creates_nothing(state_root, flag
     result = mini("run", "--rm", *flags, "busybox", "true")
     assert (result.returncode, result.stderr) == (125, want)
     assert records(state_root) == before
+
+
+def test_expose_takes_what_dockers_client_takes(state_root):
+    """Port 0 and an unknown protocol were refused (125); docker's create takes them and records
+    them as written (the oracle: dockerd 20.10, `create --expose 0 --expose 80/foo`)."""
+    created = mini("create", "--expose", "0", "--expose", "80/foo", "--expose", "81/UDP", "busybox", "true")
+    assert (created.returncode, created.stderr) == (0, "")
+    try:
+        shown = mini("inspect", "-f", "{{json .Config.ExposedPorts}}", created.stdout.strip())
+        assert json.loads(shown.stdout) == {"0/tcp": {}, "80/foo": {}, "81/UDP": {}}
+    finally:
+        assert mini("rm", created.stdout.strip()).returncode == 0
+    created = mini("create", "--network", "none", "-P", "--expose", "0", "busybox", "true")   # (-P: nothing
+    assert (created.returncode, created.stderr) == (0, "")        # to publish without a network, as docker's)
+    assert mini("rm", created.stdout.strip()).returncode == 0
 
 
 def test_dns_flags_write_resolv_conf_and_show_in_inspect():

@@ -54,8 +54,55 @@ def test_reference_parse_normalises_like_docker(text, full):
 
 
 def test_reference_repository_name_may_have_255_characters_as_in_docker():
-    assert reference.parse("a" * 255 + ":" + "t" * 128).tag == "t" * 128
+    """docker counts the normalised name (`docker.io/library/` + the name): 237 characters
+    pass, 238 do not (the oracle: `docker pull $(printf 'a%.0s' $(seq 238))`)."""
+    assert reference.parse("a" * 237 + ":" + "t" * 128).tag == "t" * 128
+    assert reference.parse("me/" + "a" * 242).path == "me/" + "a" * 242      # docker.io/me/...: 255
     assert reference.parse("example.com/" + "a" * 243).domain == "example.com"
+    for too_long in ("a" * 238, "me/" + "a" * 243, "example.com/" + "a" * 244):
+        with pytest.raises(InvalidReference, match="^repository name must not be more than 255 characters$"):
+            reference.parse(too_long)
+
+
+@pytest.mark.parametrize("name", ["Bad:Name", "Foo/bar", "foo/Bar", "LOCALHOST/x", "Host.com/Foo",
+                                  "UPPER", "x@SHA256:" + "0" * 64])
+def test_reference_an_uppercase_repository_is_refused_in_dockers_words(name):
+    """docker splits the host off first (a first part with no . or : that is not `localhost` is
+    no host), then the repository must be lowercase: `Foo/bar` and `LOCALHOST/x` were taken."""
+    with pytest.raises(InvalidReference) as refused:
+        reference.parse(name)
+    assert str(refused.value) == "invalid reference format: repository name must be lowercase"
+
+
+def test_reference_uppercase_where_docker_allows_it():
+    assert str(reference.parse("Host.com/foo")) == "Host.com/foo:latest"      # a host's name
+    assert str(reference.parse("busybox:TAG")) == "busybox:TAG"               # a tag
+    assert str(reference.parse("index.docker.io/library/busybox")) == "busybox:latest"   # Hub's old name
+
+
+@pytest.mark.parametrize("source, target, words", [
+    ("busybox", "Bad:Name", '"Bad:Name" is not a valid repository/tag: invalid reference format: '
+                            "repository name must be lowercase"),
+    ("Bad:Name", "x", '"Bad:Name" is not a valid repository/tag: invalid reference format: '
+                      "repository name must be lowercase"),
+    ("busybox", "a:b:c", '"a:b:c" is not a valid repository/tag: invalid reference format'),
+    ("busybox", "a\n", '"a\\n" is not a valid repository/tag: invalid reference format'),
+    ("busybox", "0" * 64, f'"{"0" * 64}" is not a valid repository/tag: invalid repository name '
+                          f"({'0' * 64}), cannot specify 64-byte hexadecimal strings"),
+])
+def test_reference_tag_says_which_name_does_not_parse_as_docker(source, target, words):
+    """docker's client: `Error parsing reference: "X" is not a valid repository/tag: <why>`
+    (Go's %q quoting), for either name, before the image is looked up."""
+    with pytest.raises(InvalidReference) as refused:
+        reference.tag_names(source, target)
+    assert str(refused.value).startswith("Error parsing reference: " + words), str(refused.value)
+
+
+def test_reference_tag_takes_an_image_id_as_source_and_refuses_a_digest_target_unprefixed():
+    assert reference.tag_names("0" * 64, "x") == "x:latest"
+    assert reference.tag_names("sha256:" + "0" * 64, "x:1") == "x:1"
+    with pytest.raises(InvalidReference, match="^refusing to create a tag with a digest reference$"):
+        reference.tag_names("busybox", "x@sha256:" + "0" * 64)
 
 
 def test_reference_familiar_name():
@@ -66,7 +113,7 @@ def test_reference_familiar_name():
 @pytest.mark.parametrize("bad", ["", "UPPER", "a//b", "-lead", "name:", "name:-bad", "a b", "busybox\n",
                                  "a" * 256, "example.com/" + "a" * 244 + ":tag", "a" * 2000])
 def test_reference_rejects_invalid(bad):
-    with pytest.raises(InvalidReference, match="invalid reference format"):
+    with pytest.raises(InvalidReference, match="invalid reference format|repository name must not be more"):
         reference.parse(bad)
 
 
@@ -217,6 +264,11 @@ B = ports.PortBinding
     ("0:80", [B("", 0, 80, "tcp")]),                                  # docker's: any free port
     ("8088-8089:80", [B("", 8088, 80, "tcp", 8089)]),                 # the first free of the range
     ("127.0.0.1:8088-8090:80/udp", [B("127.0.0.1", 8088, 80, "udp", 8090)]),
+    ("0-2:80", [B("", 0, 80, "tcp", 2)]),                            # taken; publishing refuses it
+    ("0", [B("", 0, 0, "tcp")]), ("80:0", [B("", 80, 0, "tcp")]),     # (as docker's client: hold)
+    ("1-2-3:80", [B("", 1, 80, "tcp", 2)]),                          # Go reads two parts of a range
+    ("80:80/tcp/udp", [B("", 80, 80, "tcp")]),                       # and the first protocol
+    ("[1.2.3.4]:80:80", [B("1.2.3.4", 80, 80, "tcp")]), ("0080:080", [B("", 80, 80, "tcp")]),
 ])
 def test_port_specs_parse_like_docker(spec, want):
     assert ports.parse(spec) == want
@@ -226,7 +278,7 @@ def test_port_specs_parse_like_docker(spec, want):
     ("abc", "Invalid containerPort: abc"), ("70000:80", "Invalid hostPort: 70000"),
     ("80/sctpx", "Invalid proto: sctpx"), ("8080:", "No port specified"),
     ("1.2.3:80:80", "Invalid ip address: 1.2.3"), ("8000-8002:80-81", "Invalid ranges"),
-    ("1:2:3:4", "invalid port format"), ("0-2:80", "Invalid hostPort: 0-2"),
+    ("1:2:3:4", "Invalid ip address 1:2: address 1:2:: too many colons in address"),
     ("8080:80-81", "Invalid ranges"), ("80/sctp", "sctp ports: mini publishes tcp and udp only"),
 ])
 def test_bad_port_specs_say_what_is_wrong(spec, message):
@@ -240,6 +292,9 @@ def test_bad_port_specs_say_what_is_wrong(spec, message):
     (" 80", "Invalid containerPort:  80"), ("+80", "Invalid containerPort: +80"),
     ("8_0", "Invalid containerPort: 8_0"), ("\u0668\u0660", "Invalid containerPort: \u0668\u0660"),
     ("80-:80", "Invalid hostPort: 80-"), ("80:80-", "Invalid containerPort: 80-"),
+    ("80:0-2", "Invalid ranges specified for container and host Ports: 0-2 and 80"),
+    ("1.2.3.4:80:80:80", "Invalid ip address 1.2.3.4:80: address 1.2.3.4:80:: too many colons in address"),
+    ("8080:80-81/foo", "Invalid ranges specified for container and host Ports: 80-81 and 8080"),
 ])
 def test_bad_port_specs_in_dockers_words(spec, message):
     """docker's exact words (nat.ParsePortSpec), and its strconv's digits only: Python's int()
@@ -255,7 +310,8 @@ DOCKER = "/usr/bin/docker"
 
 @pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason="needs docker's CLI (provision.sh --test installs docker.io)")
 @pytest.mark.parametrize("spec", ["abc", "80:abc", "99999", "70000:80", "80-:80", "80:80-", " 80", "8_0",
-                                  "80/xyz", "8000-8002:80-81", "8080:80-81/udp", "8080:", "1.2.3:80:80"])
+                                  "80/xyz", "8000-8002:80-81", "8080:80-81/udp", "8080:", "1.2.3:80:80",
+                                  "80:0-2", "1.2.3.4:80:80:80", "8080:80-81/foo"])
 def test_bad_port_specs_match_the_docker_20_10_oracle(spec):
     """The reference peer's own words, read from its CLI with no daemon: docker 20.10 parses -p
     before it dials, with go-connections' older messages ("Invalid containerPort", capital I;
@@ -268,6 +324,32 @@ def test_bad_port_specs_match_the_docker_20_10_oracle(spec):
     with pytest.raises(InvalidParameter) as refused:
         ports.parse(spec)
     assert str(refused.value) == first.removeprefix("docker: ").removesuffix(".")
+
+
+@pytest.mark.skipif(not os.access(DOCKER, os.X_OK), reason="needs docker's CLI (provision.sh --test installs docker.io)")
+@pytest.mark.parametrize("spec", ["0-2:80", "0", "80:0", "0-1:0-1", "1-2-3:80", "80-81-82", "80:80/tcp/udp",
+                                  "[1.2.3.4]:80:80", "1.2.3.4:0-2:80", "0080:080", "::80"])
+def test_port_specs_the_docker_20_10_oracle_takes_parse(spec):
+    """What docker's client takes (it goes on to dial the daemon), mini's parse takes too; what
+    cannot be published (a host range from 0, container port 0) is refused by hold, at start."""
+    import subprocess
+    oracle = subprocess.run([DOCKER, "create", "-p", spec, "busybox"], capture_output=True, text=True,
+                            env={"DOCKER_HOST": "unix:///nonexistent", "PATH": os.environ["PATH"]}, timeout=30)
+    assert oracle.stderr.startswith("Cannot connect to the Docker daemon"), oracle.stderr
+    assert ports.parse(spec)
+
+
+@pytest.mark.parametrize("binding, words", [
+    (B("", 0, 80, "tcp", 2), "invalid port range: 0-2"),
+    (B("", 0, 0, "tcp"), "invalid container port 0 in 0/tcp: "),
+    (B("", 8080, 0, "udp"), "invalid container port 0 in 0/udp: "),
+])
+def test_what_cannot_be_published_is_refused_before_any_port_is_held(binding, words):
+    """docker's port allocator refuses a range from 0 at start ("invalid port range: 0-2"); a
+    container port 0 is none a program can listen on."""
+    with pytest.raises(InvalidParameter) as refused:
+        ports.hold([B("127.0.0.1", 0, 80, "tcp"), binding])
+    assert str(refused.value).startswith(words)
 
 @pytest.mark.parametrize("subnet, reserved", [
     ("127.0.0.0/8", "127.0.0.0/8"), ("127.3.0.0/24", "127.0.0.0/8"), ("224.0.0.0/24", "224.0.0.0/4"),
@@ -357,6 +439,8 @@ def test_publish_all_refuses_an_exposed_port_that_is_no_port(key, message):
     with pytest.raises(InvalidParameter, match=f"^{message} "):
         ports.parse_all([], publish_all=True, exposed={"80/tcp": {}, key: {}})
     assert ports.parse_all([], publish_all=True, exposed={"80": {}, "80/tcp": {}}) == [B("", 0, 80, "tcp")]
+    assert ports.parse_all([], publish_all=True, exposed={"81/UDP": {}}) == [B("", 0, 81, "udp")]  # (docker's
+                                                                                # ParseProtocol: any case)
 
 
 def test_port_views_have_the_engine_api_shape():

@@ -124,7 +124,7 @@ def unchanged(name: str, container_id: str, before: tuple) -> None:
     (["-m", "200m", "--cpus", "1"], 1, "Error response from daemon: Cannot update container {id}: "
      "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"),
     (["--memory-swap", "32m"], 1, "Error response from daemon: Cannot update container {id}: "
-     "Minimum memoryswap limit should be larger than memory limit"),
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
     (["--cpus", "1", "--cpuset-cpus", "4096"], 1, "Error response from daemon: Cannot update container {id}: "
      "--cpuset-cpus"),
     (["--cpus", "1", "--cpuset-cpus", "1-0"], 1, "Error response from daemon: Invalid value 1-0 for cpuset cpus"),
@@ -146,6 +146,16 @@ def test_a_refusal_is_one_line_and_changes_nothing(containers, flags, code, line
 
 
 @pytest.mark.skipif(V2, reason="cgroup v2 takes a memory limit below the usage: it reclaims, then OOM-kills")
+def test_zero_is_not_set_as_dockers_update_reads_it(containers):
+    """docker's client sends 0 for --cpus 0 and -m 0, and its daemon reads 0 as "not given": the
+    limits stay, and the command succeeds (the oracle: dockerd 20.10, `update -m 0 --cpus 0`)."""
+    container_id = started(containers, "upd-zero", "-m", "64m", "--cpus", "0.5")
+    before = (host_config("upd-zero"), limits(container_id))
+    done = mini("update", "-m", "0", "--cpus", "0", "upd-zero")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "upd-zero\n", "")
+    unchanged("upd-zero", container_id, before)
+
+
 def test_a_memory_limit_the_kernel_refuses_puts_back_what_was_written(containers):
     """v1 answers EBUSY to a memory limit below what the container uses and cannot reclaim (40 MB
     of a shell's variable); memory + swap, lifted before it, goes back, and so does all else."""

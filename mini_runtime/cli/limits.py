@@ -15,15 +15,16 @@ if TYPE_CHECKING:  # (argparse is imported only where a command needs it: cli/fl
 
 def parse_limits(args: argparse.Namespace) -> dict:
     """Chapter 04's flags, in docker's units, as docker's client parses them (`run`, `create`,
-    `update`); None for a flag not given (docker: 0 for --memory-swap, --cpu-shares and an
-    empty --cpuset-cpus mean "not set" too). A value that does not parse is pflag's line:
+    `update`); None for a flag not given (docker: 0 for --memory, --memory-swap, --cpus,
+    --cpu-shares and an empty --cpuset-cpus mean "not set" too: `update --cpus 0` keeps the
+    limit, `run -m 0` has none). A value that does not parse is pflag's line:
     `invalid argument "lots" for "-m, --memory" flag: invalid size: 'lots'`. config.check_limits
     checks the values."""
     return {
-        "memory": flag("-m, --memory", args.memory, parse_bytes),
+        "memory": flag("-m, --memory", args.memory, parse_bytes) or None,
         "memory_swap": flag("--memory-swap", args.memory_swap,   # (docker: 0 means "not set")
                             lambda text: -1 if text == "-1" else parse_bytes(text) or None),
-        "cpus": flag("--cpus", args.cpus, rational),
+        "cpus": flag("--cpus", args.cpus, rational) or None,
         "cpu_shares": int_flag("-c, --cpu-shares", args.cpu_shares) or None,   # 0: the default (1024)
         "pids_limit": int_flag("--pids-limit", args.pids_limit),
         "cpuset_cpus": args.cpuset_cpus or None,

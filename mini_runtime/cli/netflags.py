@@ -95,7 +95,9 @@ def go_uint16(text: str) -> int:
 def exposed_ports(specs: list[str]) -> list[str]:
     """--expose PORT[/PROTO] or FIRST-LAST[/PROTO], as docker's client reads it: each port of
     the range an ExposedPorts key ("7000/tcp"), tcp unless said. Exposing publishes nothing; it
-    says which ports the container serves on, for -P (and for whoever reads inspect)."""
+    says which ports the container serves on, for -P (and for whoever reads inspect). So docker
+    checks only the numbers' syntax: port 0 and a protocol it does not know (`80/foo`, kept as
+    written, as `80/UDP` is) are recorded; only -P would have to make something of them."""
     keys: dict[str, None] = {}
     for spec in specs:
         if ":" in spec:
@@ -111,8 +113,6 @@ def exposed_ports(specs: list[str]) -> list[str]:
                 raise ValueError(f"Invalid range specified for the Port: {port}")
         except ValueError as e:
             raise InvalidParameter(f"invalid range format for --expose: {spec}, error: {e}") from None
-        if low == 0 or proto.lower() not in ("tcp", "udp", "sctp"):
-            raise InvalidParameter(f"invalid port for --expose: {spec} (a port is 1 to 65535, over tcp, udp or sctp)")
-        keys.update(dict.fromkeys(f"{number}/{proto.lower()}" for number in range(low, high + 1)))
+        keys.update(dict.fromkeys(f"{number}/{proto}" for number in range(low, high + 1)))
     return list(keys)
 # <<< expose-flag

@@ -7,6 +7,7 @@ import re
 
 from mini_runtime.errors import InvalidReference
 from mini_runtime.tuples import named_tuple
+from mini_runtime.units import go_quote
 
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|-+)"
@@ -19,9 +20,13 @@ _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?\Z")  # \Z: "$" would allow a trailing newline
 
-NAME_TOTAL_LENGTH_MAX = 255  # the repository name as written, without tag or digest (docker's limit)
+_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
+NAME_TOTAL_LENGTH_MAX = 255  # the normalised name (docker.io/library/...), without tag or digest
 DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"
+# docker's words (distribution/reference's errors, as ParseNormalizedNamed returns them)
+UPPERCASE = "invalid reference format: repository name must be lowercase"
+TOO_LONG = f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
 
 
 @named_tuple
@@ -52,40 +57,67 @@ class Reference:
 
 
 def parse(text: str) -> Reference:
-    """Parse and normalise an image reference; `latest` is the default tag."""
+    """Parse and normalise an image reference; `latest` is the default tag. Checked as docker's
+    ParseNormalizedNamed checks it, in its words: the host is split off first (by the rule
+    below), then the repository part must be lowercase, then the whole must match the grammar,
+    and the normalised name (`docker.io/library/busybox`) may have at most 255 characters."""
     if len(text) > 1024:  # name, tag and digest together are far shorter: spare the regex
-        raise InvalidReference("invalid reference format: repository name must not be longer than "
-                               f"{NAME_TOTAL_LENGTH_MAX} characters")
-    m = _REFERENCE.match(text)
-    if not m:
-        if text != text.lower() and _REFERENCE.match(text.lower()):
-            raise InvalidReference(f"invalid reference format: repository name ({text}) must be lowercase")
-        raise InvalidReference(f"invalid reference format: {text!r} is not a valid image name "
-                               "(lowercase letters, digits and . _ - separators, optional :tag)")
-    domain, path = m["domain"], m["path"]
-    if len(path) + (len(domain) + 1 if domain else 0) > NAME_TOTAL_LENGTH_MAX:
-        raise InvalidReference("invalid reference format: repository name must not be longer than "
-                               f"{NAME_TOTAL_LENGTH_MAX} characters")
+        raise InvalidReference(TOO_LONG)
     # The first component is a registry host only if it looks like one (docker's rule).
-    if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
-        path, domain = f"{domain}/{path}", None
-    if domain is None:
+    first, slash, rest = text.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        domain, remainder = first, rest
+    else:
+        domain, remainder = DEFAULT_DOMAIN, text
+    if domain == "index.docker.io":             # (docker's legacy name for Docker Hub)
         domain = DEFAULT_DOMAIN
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = f"library/{path}"
+    if domain == DEFAULT_DOMAIN and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    if remainder.split(":", 1)[0] != remainder.split(":", 1)[0].lower():
+        raise InvalidReference(UPPERCASE)       # (`Busybox`, `Me/app`: Docker Hub has no such names)
+    m = _REFERENCE.match(f"{domain}/{remainder}")
+    if not m:
+        if _REFERENCE.match(f"{domain}/{remainder}".lower()):
+            raise InvalidReference(UPPERCASE.removeprefix("invalid reference format: "))
+        raise InvalidReference("invalid reference format (a name is lowercase letters, digits and "
+                               ". _ - separators, optional :tag)")
+    if m.end("path") > NAME_TOTAL_LENGTH_MAX:   # (the name: what comes before a tag or digest)
+        raise InvalidReference(TOO_LONG)
     tag = m["tag"] or (None if m["digest"] else DEFAULT_TAG)
-    return Reference(domain, path, tag, m["digest"])
+    return Reference(m["domain"] or DEFAULT_DOMAIN, m["path"], tag, m["digest"])
+
+
+def named(text: str) -> Reference:
+    """A name for an image to have (docker's ParseNormalizedNamed): 64 hex digits are refused,
+    as they read as an image ID."""
+    if _IMAGE_ID.fullmatch(text):
+        raise InvalidReference(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
+    return parse(text)
 
 
 def tag_name(text: str) -> str:
     """The name `tag`, `commit`, `load` and `import` give an image ("name:tag"), refused in
     docker's words where it cannot be one: a digest (it names content, not an image), 64 hex
     digits or the name `sha256` (what an image ID looks like)."""
-    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
-        raise InvalidReference(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
-    ref = parse(text)
+    ref = named(text)
     if ref.digest:
         raise InvalidReference("refusing to create a tag with a digest reference")
     if ref.familiar_name == "sha256":   # `sha256:<hex>` would read as an image ID
         raise InvalidReference("refusing to create an ambiguous tag using digest algorithm as name")
     return str(ref)
+
+
+def tag_names(source: str, target: str) -> str:
+    """`tag SOURCE TARGET`: both names checked before the image is looked up, as docker's client
+    does, and a name that does not parse is said with docker's prefix (`Error parsing
+    reference: "X" is not a valid repository/tag: ...`); SOURCE may also be an image ID. The
+    name TARGET gives, "name:tag"."""
+    for text, check in ((source, parse), (target, named)):
+        if text is source and _IMAGE_ID.fullmatch(text.removeprefix("sha256:")):
+            continue
+        try:
+            check(text)
+        except InvalidReference as e:
+            raise InvalidReference(f"Error parsing reference: {go_quote(text)} is not a valid "
+                                   f"repository/tag: {e}") from None
+    return tag_name(target)

@@ -217,9 +217,10 @@ class Store:
 
     def tag(self, source: str, target: str) -> None:
         """Another name for an image (the name moves if another image had it)."""
+        name = reference.tag_names(source, target)
         image = self.get(source)
         with paths.locked(self.lock_path):
-            self.set_name(reference.tag_name(target), self.descriptor(image))
+            self.set_name(name, self.descriptor(image))
 
     def descriptor(self, image: Image) -> dict[str, Any]:
         """The index entry of the image's manifest, as a name points at it."""

@@ -44,16 +44,16 @@ class PortBinding:
 # --- parsing -----------------------------------------------------------------------------------
 
 def port_range(text: str, what: str) -> list[int]:
-    """"80" or "8000-8001": ASCII digits only, as docker's strconv (Python's int() would take
-    " 80", "+80", "8_0" and "٨٠" too). The messages are docker 20.10's (go-connections then
-    wrote "Invalid containerPort", capital I; later releases write "invalid")."""
-    first, dash, last = text.partition("-")
-    if not all(part.isascii() and part.isdigit() for part in ([first, last] if dash else [first])):
+    """Go's nat.ParsePortRange: "80" or "8000-8001", each 0-65535 in ASCII digits, as docker's
+    strconv reads them (Python's int() would take " 80", "+80", "8_0" and "٨٠" too); like Go's,
+    it reads two parts and ignores a third ("1-2-3" is 1-2). Port 0 passes, as in docker's
+    client: publishing refuses it later (hold). The messages are docker 20.10's (go-connections
+    then wrote "Invalid containerPort", capital I; later releases write "invalid")."""
+    parts = [p.lstrip("0") or p[:1] for p in (text.split("-") if "-" in text else [text, text])[:2]]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 5 and int(p) <= 65535 for p in parts) \
+            or int(parts[1]) < int(parts[0]):
         raise InvalidParameter(f"Invalid {what}: {text}")
-    low, high = int(first), int(last or first)
-    if not (0 < low <= high <= 65535) and not (what == "hostPort" and low == high == 0):
-        raise InvalidParameter(f"Invalid {what}: {text}")   # (host port 0: any, as docker's)
-    return list(range(low, high + 1))
+    return list(range(int(parts[0]), int(parts[1]) + 1))
 
 
 def check_proto(proto: str, spec: str) -> str:
@@ -76,17 +76,20 @@ def is_ipv6(text: str) -> bool:
 # >>> parse-port
 def parse(spec: str) -> list[PortBinding]:
     """One `-p` value -> its bindings (a range gives several; a host range for one container
-    port gives one, on the first free port of that range)."""
+    port gives one, on the first free port of that range), checked in the order and words of
+    docker's client (nat.ParsePortSpec)."""
     rest, _, proto = spec.partition("/")
-    proto = check_proto((proto or "tcp").lower(), spec)
+    proto = (proto.split("/")[0] or "tcp").lower()      # (Go's SplitProtoPort: "80/tcp/x" is tcp)
     address = rest[1:rest.find("]")] if rest.startswith("[") else rest.rsplit(":", 2)[0]
     if rest.count(":") > 2 and is_ipv6(address):    # [::]:8080:80, [::1]::80, ::1:8080:80
         raise InvalidParameter(f"invalid IP address: [{address}] (an IPv6 host address needs an IPv6 "
                                "network; mini's are IPv4-only, as docker's default bridge)")
     parts = rest.split(":")
-    if len(parts) > 3:
-        raise InvalidParameter(f"invalid port format: {spec!r}")
+    if len(parts) > 3:                              # (Go: net.SplitHostPort of the address part)
+        address = ":".join(parts[:-2])
+        raise InvalidParameter(f"Invalid ip address {address}: address {address}:: too many colons in address")
     host_ip, host, container = ([""] * (3 - len(parts)) + parts)
+    host_ip = host_ip[1:-1] if host_ip[:1] == "[" and host_ip[-1:] == "]" else host_ip
     if host_ip:
         try:
             socket.inet_aton(host_ip)
@@ -99,10 +102,10 @@ def parse(spec: str) -> list[PortBinding]:
     containers = port_range(container, "containerPort")
     hosts = port_range(host, "hostPort") if host else [0] * len(containers)
     if len(containers) == 1 and len(hosts) > 1:
-        return [PortBinding(host_ip, hosts[0], containers[0], proto, hosts[-1])]
+        return [PortBinding(host_ip, hosts[0], containers[0], check_proto(proto, spec), hosts[-1])]
     if len(hosts) != len(containers):
         raise InvalidParameter(f"Invalid ranges specified for container and host Ports: {container} and {host}")
-    return [PortBinding(host_ip, h, c, proto) for h, c in zip(hosts, containers)]
+    return [PortBinding(host_ip, h, c, check_proto(proto, spec)) for h, c in zip(hosts, containers)]
 # <<< parse-port
 
 
@@ -118,15 +121,20 @@ def parse_all(specs: Iterable[str], publish_all: bool = False,
 
 
 def exposed_port(key: str) -> PortBinding:
-    """An ExposedPorts key ("80/tcp", "53/udp") as -P publishes it. An image's keys are a
-    stranger's: checked as docker checks a port (nat.ParsePort), in its words."""
+    """An ExposedPorts key ("80/tcp", "53/udp", --expose's "53/UDP") as -P publishes it, the
+    protocol in any case (docker's ParseProtocol). The keys of an image, or of --expose (which
+    takes port 0 and `80/foo` as docker's does), are checked as docker checks a port
+    (nat.ParsePort), in its words."""
     port, _, proto = key.partition("/")
+    proto = proto.lower()
     if not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
-        raise InvalidParameter(f'invalid port specification: "{port}" (the image\'s ExposedPorts {key!r:.40})')
+        raise InvalidParameter(f'invalid port specification: "{port}" (ExposedPorts {key!r:.40}: -P '
+                               "publishes ports 1 to 65535)")
     if proto == "sctp":
         check_proto(proto, key)                     # (said so: mini publishes tcp and udp only)
     if (proto or "tcp") not in ("tcp", "udp"):
-        raise InvalidParameter(f"invalid proto: {proto!r:.20} (the image's ExposedPorts {key!r:.40})")
+        raise InvalidParameter(f"invalid proto: {proto!r:.20} (ExposedPorts {key!r:.40}: -P publishes "
+                               "tcp and udp)")
     return PortBinding("", 0, int(port), proto or "tcp")
 
 
@@ -166,6 +174,7 @@ def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Hel
     held: list[Held] = []
     try:
         for b in bindings:
+            publishable(b)
             if b.host_end:
                 held.append(first_free(b, range(b.host_port, b.host_end + 1), f"{b.host_port}-{b.host_end}"))
             elif b.host_port:
@@ -183,6 +192,17 @@ def hold(bindings: Iterable[PortBinding], source: Path = PORT_RANGE) -> list[Hel
         raise
     return held
 # <<< hold-ports
+
+
+def publishable(b: PortBinding) -> None:
+    """What docker's client takes but nothing can serve: port 0 is bind(2)'s "any port", so a
+    host range from 0 is docker's port allocator's "invalid port range: 0-2" (at start, as
+    there), and a container port 0 is a port no program in the container can listen on."""
+    if b.host_end and not b.host_port:
+        raise InvalidParameter(f"invalid port range: {b.host_port}-{b.host_end}")
+    if not b.container_port:
+        raise InvalidParameter(f"invalid container port 0 in {b.key}: a program listens on a port "
+                               "from 1 to 65535 (0 asks bind(2) for any)")
 
 
 def any_free(b: PortBinding, source: Path) -> Held:
