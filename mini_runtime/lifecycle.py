@@ -148,12 +148,12 @@ def stop(directory: Path, timeout: float | None = None) -> None:
     if not restarting_ended(directory):                 # (between two runs of a restart policy)
         return
     thawed(directory)
-    if monitor.request(where, {"op": "kill", "signal": stop_signal(record)}, timeout=5) is None:
+    # The monitor keeps the time: a `stop` interrupted (ctrl-C) still ends the container, as
+    # docker's daemon finishes a stop whose client has gone.
+    asked = {"op": "stop", "signal": stop_signal(record), "timeout": timeout}
+    if monitor.request(where, asked, timeout=5) is None:
         return                                          # it has ended meanwhile
-    forever = timeout < 0 or timeout > 10**9           # (a socket's timeout ends at ~292 years)
-    if monitor.request(where, {"op": "wait"}, None if forever else max(timeout, 0.001)) is None:
-        monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
-        monitor.request(where, {"op": "wait"})
+    monitor.request(where, {"op": "wait"})
 # <<< stop
 
 

@@ -42,6 +42,7 @@ import sys
 import time
 
 SOCKET = "monitor.sock"
+NEVER = float("inf")        # (a time that never comes: no `stop` is waiting for its SIGKILL)
 
 
 # --- shared by the CLI side and the monitor ------------------------------------------------------
@@ -123,24 +124,27 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
             signal.signal(sig, signal.SIG_IGN)
     streams = {fd: how for fd, how in ((out_r, ("stdout", relay_out)), (err_r, ("stderr", relay_err)))
                if fd >= 0}
-    status, drain_until = None, 0.0
+    status, drain_until, kill_at = None, 0.0, NEVER
     while streams or status is None:
         if status is None:
             done, wait_status = os.waitpid(pid, os.WNOHANG)
             if done:
                 status, drain_until = wait_status, time.monotonic() + 1.0
+            elif time.monotonic() >= kill_at:           # a `stop`'s grace period is over
+                os.kill(pid, signal.SIGKILL)
+                kill_at = NEVER
         if status is not None and (not streams or time.monotonic() > drain_until):
             break                                       # (a grandchild may hold a pipe open)
-        timeout = None if status is None else 0.1
+        timeout = 0.1 if status is not None else max(kill_at - time.monotonic(), 0)
         ready, writable, _ = select.select([wake_r, listener, *streams, *clients.readers()],
-                                           clients.writers(), [], timeout)
+                                           clients.writers(), [], None if timeout == NEVER else timeout)
         if writable:
             clients.flush()
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
             elif fd is listener:
-                answer(listener, pid if status is None else 0, waiters, clients)
+                kill_at = min(kill_at, answer(listener, pid if status is None else 0, waiters, clients))
             elif isinstance(fd, socket.socket):
                 clients.read_from(fd)
             else:
@@ -199,13 +203,14 @@ def relay_all(fd: int, data: bytes) -> bool:
         return False
 
 
-def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> None:
-    """One request on the socket: kill (a signal to the container's init), wait (answered when
-    it has ended, by the finish phase), attach (the connection joins `clients`), resize."""
+def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> float:
+    """One request on the socket: kill (a signal to the container's init), stop (a signal now,
+    SIGKILL when its grace period is over: the time returned), wait (answered when it has
+    ended, by the finish phase), attach (the connection joins `clients`), resize."""
     try:
         conn, _ = listener.accept()
     except OSError:
-        return
+        return NEVER
     conn.settimeout(2)
     try:
         message = receive(conn) or {}
@@ -214,11 +219,12 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
     conn.settimeout(None)
     if message.get("op") == "wait":
         waiters.append(conn.detach())
-        return
+        return NEVER
     if message.get("op") == "attach" and pid and clients.asked_streams(message) is not None:
         if send(conn, {"Tty": clients.tty}):
             clients.add(conn, bool(message.get("stdin")), clients.asked_streams(message))
-        return
+        return NEVER
+    kill_at = NEVER
     if message.get("op") == "resize" and pid and clients.tty and clients.stdin >= 0:
         from mini_runtime.attach import resize, window_size
 
@@ -227,15 +233,18 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> No
             send(conn, {"ok": True})
         except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
             send(conn, {"Error": str(e)})
-    elif message.get("op") == "kill" and pid:
+    elif message.get("op") in ("kill", "stop") and pid:
         try:
+            grace = float(message.get("timeout", -1)) if message["op"] == "stop" else -1.0
             os.kill(pid, int(message.get("signal", signal.SIGKILL)))
+            kill_at = time.monotonic() + grace if 0 <= grace <= 10**9 else NEVER   # (<0: never)
             send(conn, {"ok": True})
         except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
             send(conn, {"Error": str(e)})
     else:
         send(conn, {"Error": "is not running" if pid == 0 else "unknown or malformed request"})
     conn.close()
+    return kill_at
 
 
 def monitor_argv(container_id: str, *args: str) -> list[str]:

@@ -422,6 +422,24 @@ def test_stop_with_a_negative_timeout_waits_for_good():
     assert mini("rm", cid).returncode == 0
 
 
+def test_an_interrupted_stop_still_ends_the_container_on_time():
+    """The monitor keeps a stop's grace period, as docker's daemon does: ctrl-C to `mini stop`
+    (or its death) after the SIGTERM must not leave a container that ignores SIGTERM running."""
+    cid = run_d("busybox", "sh", "-c", 'trap "echo term" TERM; echo ready; while true; do sleep 0.1; done')
+    try:
+        until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
+        stopping = subprocess.Popen(MINI + ["stop", "-t", "5", cid], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        until(lambda: "term" in mini("logs", cid).stdout, what="the stop's SIGTERM")
+        stopping.send_signal(signal.SIGINT)
+        stopping.communicate(timeout=10)
+        assert stopping.returncode == 130
+        assert state(cid)["Running"]                            # the grace period is not over
+        assert mini("wait", cid, timeout=15).stdout == "137\n"     # the monitor's SIGKILL
+    finally:
+        mini("rm", "-f", cid)
+
+
 def test_ps_filters_latest_and_last():
     done = run_d("--name", "done1", "busybox", "true")
     mini("wait", done)
