@@ -87,7 +87,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                        **config.attach_fields,
                        "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
                        "Env": config_env(config, spec, defaults), "Cmd": cmd,
-                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
+                       "Image": config.image, "WorkingDir": spec.cwd if config.workdir or defaults.get("WorkingDir") else "",
                        "Entrypoint": entrypoint,
                        "Labels": dict(sorted({**(defaults.get("Labels") or {}),   # (Go: a map's keys in order)
                                               **dict(label.split("=", 1) for label in config.labels)}.items())),
