@@ -387,15 +387,15 @@ def test_hosts_file_is_dockers():
     ("", ["nameserver 8.8.8.8"], []),
 ])
 def test_resolv_conf_drops_loopback_nameservers(host, kept, gone):
-    text = etcfiles.resolv_conf(host, "/etc/resolv.conf")
+    text = etcfiles.resolv_conf(host)
     lines = text.splitlines()
     assert all(k in lines for k in kept) and not any(g in text for g in gone)
 
 
 def test_resolv_conf_overrides_and_host_network():
-    text = etcfiles.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", "x", dns=["192.0.2.53"], search=["corp"])
+    text = etcfiles.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", dns=["192.0.2.53"], search=["corp"])
     assert "nameserver 192.0.2.53" in text and "search corp" in text and "search lan" not in text
-    assert "nameserver 127.0.0.53" in etcfiles.resolv_conf("nameserver 127.0.0.53\n", "x", own_network=False)
+    assert "nameserver 127.0.0.53" in etcfiles.resolv_conf("nameserver 127.0.0.53\n", own_network=False)
 
 
 def test_resolved_stub_hosts_use_the_upstream_list(tmp_path):
