@@ -119,7 +119,8 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
 
     Entrypoint + Cmd; a command given on the CLI replaces Cmd; --entrypoint replaces Entrypoint
     and drops the image's Cmd. Env: daemon_env's, then the image's, then -e (a later value
-    wins). WorkingDir from -w, else the image's, else `/`. User from -u, else the image's, else root.
+    wins). WorkingDir from -w, else the image's, else `/`, cleaned as a path (`/a/../b` is `/b`,
+    before any symlink is followed, as docker cleans it). User from -u, else the image's, else root.
     """
     defaults = image_config.get("config") or {}
     if config.entrypoint is not None:
@@ -133,7 +134,7 @@ def process_spec(config: ContainerConfig, image_config: dict[str, Any]) -> Proce
     for item in list(defaults.get("Env") or []) + list(config.env):
         key, _, value = item.partition("=")
         env[key] = value                            # (a key already there keeps its place)
-    cwd = config.workdir or defaults.get("WorkingDir") or "/"
+    cwd = os.path.normpath(config.workdir or defaults.get("WorkingDir") or "/").replace("//", "/", 1)
     return checked(ProcessSpec(args, env, cwd, config.user or defaults.get("User") or ""))
 # <<< process-spec
 

@@ -7,6 +7,7 @@
     $MINI_ROOT/names/<name> -> <64-hex id>   who holds each name (a symlink: names.py)
     $MINI_RUN/containers/<64-hex id>/     volatile (gone at reboot, and when the container ends)
         owner            "pid starttime" of the `mini` running it
+        shm/             --ipc shareable: its /dev/shm, a tmpfs, while it runs (sharing.py)
         state.json       its init's pid, start time and namespaces while it runs (exec)
 
 A container that exits is kept, with its upper dir, for `diff`, `commit` and `export`, unless it
@@ -16,6 +17,7 @@ is running: the next run finds its owner gone and tidies up after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from enum import Enum
@@ -87,7 +89,7 @@ def describe(config: ContainerConfig, spec: ProcessSpec, image: Image, lower: li
                        **config.attach_fields,
                        "Tty": config.tty, "OpenStdin": config.open_stdin, "StdinOnce": config.stdin_once,
                        "Env": config_env(config, spec, defaults), "Cmd": cmd,
-                       "Image": config.image, "WorkingDir": config.workdir or defaults.get("WorkingDir", ""),
+                       "Image": config.image, "WorkingDir": spec.cwd if config.workdir or defaults.get("WorkingDir") else "",
                        "Entrypoint": entrypoint,
                        "Labels": dict(sorted({**(defaults.get("Labels") or {}),   # (Go: a map's keys in order)
                                               **dict(label.split("=", 1) for label in config.labels)}.items())),
@@ -292,9 +294,8 @@ def finish(directory: Path, exit_code: int | None, *, keep: bool, oom: bool = Fa
 
 
 def manually_stopped(directory: Path, stopped: bool = True) -> None:
-    """docker's HasBeenManuallyStopped: `stop`, `kill` and `rm -f` leave a file `stopped` beside
-    the record (a restart policy must not bring such a container back, exercise 06); a `start`
-    by hand removes it."""
+    """docker's HasBeenManuallyStopped: `stop`, `kill`, `rm -f` leave a file `stopped` by the record
+    (a restart policy must not bring such a container back, exercise 06); a `start` removes it."""
     marker = directory / "stopped"
     try:
         marker.touch() if stopped else marker.unlink(missing_ok=True)
@@ -327,13 +328,13 @@ def remove(directory: Path) -> None:
 
 
 def remove_run_dir(container_id: str) -> None:
-    """Its volatile files, and their parent once no container has any: a run root with no
-    container running is empty."""
+    """Its volatile files (a mount first: --ipc shareable's /dev/shm), and their parent once no
+    container has any: a run root with no container running is empty."""
+    from mini_runtime import sharing  # 03
+    sharing.unmount_shm(container_id)
     paths.remove_tree(run_dir(container_id))
-    try:
+    with contextlib.suppress(OSError):  # another container's files are there (or it is gone already)
         run_dir(container_id).parent.rmdir()
-    except OSError:
-        pass  # another container's files are there (or it is gone already)
 
 
 # >>> sweep-stale

@@ -111,6 +111,17 @@ def shared_network(name: str) -> tuple[str, tuple[str, network.EtcFiles | None]]
     return f"container:{other.name}", (theirs.netns or f"/proc/{state['Pid']}/ns/net", theirs.files)
 
 
+def check_at_start(endpoint: network.Endpoint | None) -> None:
+    """`--network container:ID` at start, as docker checks it: ID must still run (its words), and
+    be the process whose namespace the child was made to join (see sharing.check_at_start)."""
+    if endpoint is None or not endpoint.network.startswith("container:"):
+        return
+    mode, (netns, _) = shared_network(endpoint.network.partition(":")[2])
+    same = lambda a, b: (os.stat(a).st_dev, os.stat(a).st_ino) == (os.stat(b).st_dev, os.stat(b).st_ino)
+    if mode != endpoint.network or not (netns and endpoint.netns and same(netns, endpoint.netns)):
+        raise Conflict(f"container {endpoint.network[10:]} was restarted since this one was created")
+
+
 def of(directory: Path) -> network.Endpoint | None:
     """The endpoint connect() recorded beside the record (None: nothing connected)."""
     try:

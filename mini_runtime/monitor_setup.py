@@ -126,13 +126,18 @@ def setup(container_id: str, channel_fd: int) -> int:
     send(channel, {"Id": container_id})
     waiters: list[int] = []
     clients = attach.Clients(created.config.tty, in_w, created.config.stdin_once)
-    op, starter = wait_for_start(channel, listener, waiters, clients, restart=config is None)
-    if op in ("remove", "abandon"):                     # `rm` of a created container; or the
+    watched = runtime.watched(created)
+    op, starter = wait_for_start(channel, listener, waiters, clients, restart=config is None, watched=watched)
+    for fd in watched:
+        os.close(fd)
+    if op in ("remove", "abandon", "gone"):             # `rm` of a created container; or the
         listener.close()                                # `start -a` of an exited one went away
         clients.close()
         if console is not None:
             console.close()
-        if op == "abandon":
+        if op == "gone":                                # 03 07: what it joins has ended
+            runtime.given_up(created)
+        elif op == "abandon":
             runtime.kill_and_reap(created.child.pid)
             created.group.remove()
             previous = container.load(created.directory)["State"].get("ExitCode", 0)
@@ -211,19 +216,24 @@ def serve_phase(created, out_r: int, err_r: int, in_w: int, listener: socket.soc
 
 
 def wait_for_start(channel: socket.socket, listener: socket.socket, waiters: list[int],
-                   clients: attach.Clients, restart: bool = False) -> tuple[str, socket.socket]:
+                   clients: attach.Clients, restart: bool = False,
+                   watched: list[int] = ()) -> tuple[str, socket.socket | None]:
     """A created container waits for "start": from the `mini` that created it (its channel),
     or from any other on the socket (`mini create`, then `mini start`), or for "remove"; a
     `mini` that went away leaves it created, as docker's does (but an exited container that was
     being started again stays exited: "abandon"). Clients may attach (and set the pty's size)
-    meanwhile. Returns what and who asked."""
-    watched = [listener, channel]
+    meanwhile. Returns what and who asked; "gone" if a process `watched` (pidfds) ended: its
+    child, or the init of a container it joins (sharing.watched)."""
+    socks = [listener, channel]
     while True:
-        for sock in select.select(watched, [], [])[0]:
+        ready = select.select([*socks, *watched], [], [])[0]
+        if set(ready) & set(watched):
+            return "gone", None
+        for sock in ready:
             if sock is channel:
                 asked = receive(channel)
                 if asked is None:
-                    watched.remove(channel)
+                    socks.remove(channel)
                     if restart:
                         return "abandon", channel
                 elif asked.get("op") == "start":

@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 
 from mini_runtime import syscalls
-from mini_runtime.errors import Exercise
+from mini_runtime.errors import Exercise, System
 from mini_runtime.syscalls import (MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                    MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -139,13 +139,54 @@ def mount_cgroup() -> None:
 # <<< mount-cgroup
 
 
+#: How many symlinks a path may go through before it is taken for a loop (moby's limit).
+MAX_LINKS = 255
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """`path` as seen from inside `root`, every symlink followed but kept in: an absolute target
+    starts again at `root`, and `..` stops there (docker's FollowSymlinkInScope; runc's
+    securejoin). Returns an absolute path, relative to `root`, that names no symlink up to its
+    first missing part (the rest is taken as written: nothing there can be a link yet).
+    docker's words for a loop, or for a part that is a file."""
+    done: list[str] = []
+    todo = [part for part in path.split("/") if part not in ("", ".")]
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            done = done[:-1]
+            continue
+        try:
+            target = os.readlink(os.path.join(root, *done, part))
+        except FileNotFoundError:
+            done += [part, *todo]
+            break
+        except OSError as e:
+            if e.errno != errno.EINVAL:             # (EINVAL: there, and not a symlink)
+                raise System(f"lstat {'/'.join(['', *done, part])}: {e.strerror.lower()}") from None
+            done.append(part)
+            continue
+        links += 1
+        if links > MAX_LINKS:
+            raise System(f"evalSymlinksInScope: too many links in {path}")
+        done = [] if target.startswith("/") else done
+        todo = [part for part in target.split("/") if part not in ("", ".")] + todo
+    return os.path.normpath("/" + "/".join(done))
+
+
 def make_workdir(path: str) -> None:
-    """-w: like docker, the working directory is created if it is missing. A file in its way is
-    what chdir(2) would say, ENOTDIR (makedirs says EEXIST: true, but not the cause)."""
+    """-w, or the image's WorkingDir: like docker, the directory is made if it is missing. It is
+    resolved in the container's root first: a symlink of the image (`/work -> /srv/app`, even to
+    a directory that does not exist yet) is followed as chdir(2) will follow it, and what is
+    missing is made where it leads, never outside the root."""
+    where = resolve_in_root("/", path)
     try:
-        os.makedirs(path, exist_ok=True)
-    except FileExistsError:
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+        os.makedirs(where, 0o755, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        if os.path.exists(where) and not os.path.isdir(where):
+            raise System(f"Cannot mkdir: {path} is not a directory") from None
+        raise
 
 
 # >>> remount-readonly

@@ -61,6 +61,7 @@ class Created:
     child: process.Child
     endpoint: network.Endpoint | None = None  # 07: its place on the network
     bindings: tuple = ()                        # 07: the ports to publish at start (-p, -P)
+    shared: sharing.Shared = sharing.Shared()   # 03: the namespaces its child joins
 
 
 @named_tuple
@@ -79,11 +80,11 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
     cgroup_upkeep.warm_up()                         # 04: the first cgroup write's wait, now
     store = store or Store()
     extension_flags(config)                         # exercises 01 02: --ulimit, --tmpfs
-    shared = sharing.resolve(config)                # 03: --pid --ipc --uts: namespaces to join
-    image = store.get(config.image)                 # 01: unknown image -> exit 125
     container_id = container_id or container.new_id()
+    shared = sharing.resolve(config, container_id)  # 03: --pid --ipc --uts: namespaces to join
+    image = store.get(config.image)                 # 01: unknown image -> exit 125
     group = cgroups.Cgroup(container_id)            # 04
-    config = resolve_defaults(config, container_id, group.mode)  # 03 04: kept in the record
+    config = sharing.pinned(resolve_defaults(config, container_id, group.mode))  # 03 04: kept in the record
     try:
         spec = process_spec(config, image.config)   # 01: Entrypoint + Cmd, Env, WorkingDir
     except ValueError as e:
@@ -104,7 +105,7 @@ def create(config: ContainerConfig, store: Store | None = None, container_id: st
         group.remove()                              # 04
         container.finish(directory, None, keep=False)   # 05: it never ran: nothing to keep
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings), shared)
 
 
 def start(created: Created) -> None:
@@ -112,8 +113,12 @@ def start(created: Created) -> None:
     chapter 06's callers leave the container as it was, with the error: not_started)."""
     pid = created.child.pid
     try:
+        sharing.check_at_start(created.config, created.id, created.shared)  # 03: what it joins still
+        endpoints.check_at_start(created.endpoint)  # 07: runs (docker checks again at start)
         held = publish(created)                     # 07: host ports held, DNAT (or NotStarted)
         created.group.add(pid)                      # 04: limited before it runs anything
+        if created.config.ipc == "shareable":
+            sharing.mount_shm(created.id)           # 03: its /dev/shm, for those that join it
         endpoints.serve_localhost(created.id, created.endpoint, held)  # 07: the userland proxy for 127.0.0.1
         process.release(created.child)              # 01: go! (126/127 if execve failed)
         container.mark_running(created.directory, pid, namespace_ids(pid))  # 03: running, its pid
@@ -185,7 +190,7 @@ def recreate(container_id: str, store: Store | None = None, *, again: bool = Fal
         files = overlay.of(directory, store.layers_root, record["GraphDriver"]["Data"]["LowerDir"])
         files.work.mkdir(exist_ok=True)             # (finish removed overlay's scratch space)
         limit(group, config)
-        shared = sharing.resolve(config._replace(hostname=None))  # (what it joins must run again)
+        shared = sharing.resolve(config._replace(hostname=None), container_id)  # (what it joins must run again)
         endpoint, bindings = endpoints.connect(config, directory, image.config)
         with sharing.children_born_in(shared.pid):
             child = process.spawn(spec, root="/", setup=lambda: inside(config, spec, files, endpoint, shared))
@@ -195,7 +200,7 @@ def recreate(container_id: str, store: Store | None = None, *, again: bool = Fal
         container.unstarted(directory, record["State"], str(e) or type(e).__name__,
                             getattr(e, "exit_code", 128))  # as it was: created, or exited
         raise
-    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings))
+    return Created(container_id, directory, config, group, child, endpoint, tuple(bindings), shared)
 
 
 def keep_config(created: Created) -> None:
@@ -237,12 +242,14 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     if endpoint and endpoint.files:                 # 07: mount points for /etc/hosts ... on top
         files = files._replace(lower=[str(files.upper.parent / "init")] + files.lower)
     overlay.mount(files)                            # 05: the image's layers + our upper dir
+    shm = sharing.cloned_shm(shared)                # 03: --ipc: a shared /dev/shm, held by an fd
     if endpoint and endpoint.files:
         network.etcfiles.bind(endpoint.files, files.merged)  # 07: hosts, hostname, resolv.conf
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
     namespaces.mount_mqueue()                       # 03: its IPC namespace's message queues
     if config.ipc == "none":
         namespaces.unmount_shm()                    # 03: --ipc none: no /dev/shm
+    sharing.attach_shm(shm)                         # 03: ... in place of its own
     if config.cgroupns == "private" and v2:
         rootfs.mount_cgroup()                       # 04: /sys/fs/cgroup: its own cgroup, read-only
     if config.tty:                                  # 06: -t: a pty of its own /dev/pts, its
@@ -336,6 +343,24 @@ def not_started(created: Created, error: BaseException) -> None:
                         code=getattr(error, "exit_code", 128), auto_remove=created.config.remove)
 
 
+
+
+def watched(created: Created) -> list[int]:
+    """06: what a created container's monitor watches while it waits for "start" (pidfds): its
+    child, and the inits of the containers it joins (03 07)."""
+    return [syscalls.pidfd_open(created.child.pid), *sharing.watched(created.config)]
+
+
+def given_up(created: Created) -> None:
+    """06: a created container whose child can no longer be started as made: a container it
+    joins has ended (03 07; its child too, if it shared its PID namespace). What create made
+    for the child is undone and the container stays `created`, without a monitor, as after a
+    failed start: `start` makes everything anew then, and checks the targets again (docker's
+    words if they are not running)."""
+    kill_and_reap(created.child.pid)
+    created.group.remove()
+    endpoints.disconnect(created.endpoint, created.directory)
+    container.remove_run_dir(created.id)
 
 
 def namespace_ids(pid: int) -> dict[str, int]:

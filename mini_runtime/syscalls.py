@@ -62,6 +62,13 @@ PR_SET_NAME = 15
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}
 _SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "armv7l": 174, "riscv64": 134}
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "armv7l": 437, "riscv64": 437}  # (one number: 5.6's)
+_SYS_OPEN_TREE = {"x86_64": 428, "aarch64": 428, "armv7l": 428, "riscv64": 428}  # (5.2's, one number)
+_SYS_MOVE_MOUNT = {"x86_64": 429, "aarch64": 429, "armv7l": 429, "riscv64": 429}
+
+# open_tree(2) and move_mount(2) flags, from <linux/mount.h>.
+OPEN_TREE_CLONE = 1
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
 
 # openat2(2)'s `resolve` flags, from <linux/openat2.h>.
 RESOLVE_NO_XDEV = 0x01
@@ -150,6 +157,22 @@ def openat2(dir_fd: int, path: str, flags: int, mode: int = 0, resolve: int = 0)
     return _check(_libc.syscall(ctypes.c_long(number), ctypes.c_int(dir_fd), _bytes(path),
                                 ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
                   "openat2", path)
+
+
+def open_tree(path: str, flags: int = OPEN_TREE_CLONE | AT_RECURSIVE) -> int:
+    """open_tree(2) (Linux 5.2): with OPEN_TREE_CLONE, a copy of the mount at `path`, attached
+    nowhere, held by the fd it returns (close-on-exec). Unlike a path, it outlives a
+    pivot_root: move_mount(2) can attach it inside the new root afterwards."""
+    number = _syscall_number(_SYS_OPEN_TREE, "open_tree")
+    return _check(_libc.syscall(ctypes.c_long(number), ctypes.c_int(-100), _bytes(path),  # AT_FDCWD
+                                ctypes.c_uint(flags | os.O_CLOEXEC)), "open_tree", path)
+
+
+def move_mount(fd: int, target: str) -> None:
+    """move_mount(2): attach the mount held by `fd` (open_tree's) at `target`."""
+    number = _syscall_number(_SYS_MOVE_MOUNT, "move_mount")
+    _check(_libc.syscall(ctypes.c_long(number), ctypes.c_int(fd), b"", ctypes.c_int(-100),
+                         _bytes(target), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount", target)
 
 
 def set_disposition(sig: int, ignore: bool) -> None:

@@ -293,9 +293,10 @@ def host_unchanged(request: pytest.FixtureRequest):
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def image_variant(name: str, drop: tuple[str, ...] = (), add: tuple = ()) -> str:
+def image_variant(name: str, drop: tuple[str, ...] = (), add: tuple = (), config: dict | None = None) -> str:
     """Store a variant of the built-in busybox image: entries named in `drop` left out,
-    `add` = (name, kind, target-or-data) entries appended. Returns the image name."""
+    `add` = (name, kind, target-or-data) entries appended, `config` merged into its config's
+    "config" (WorkingDir, User, ...). Returns the image name."""
     import io
     import tarfile
 
@@ -322,8 +323,9 @@ def image_variant(name: str, drop: tuple[str, ...] = (), add: tuple = ()) -> str
                 info.size, info.mode = len(value), 0o644
                 tar.addfile(info, io.BytesIO(value))
     layer = out.getvalue()
-    config = busybox.image_config(sha256_digest(layer), 0)
-    Store().add_image(name, [layer], config)
+    image_config = busybox.image_config(sha256_digest(layer), 0)
+    image_config["config"].update(config or {})
+    Store().add_image(name, [layer], image_config)
     return name
 
 

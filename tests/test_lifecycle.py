@@ -508,7 +508,7 @@ def test_int_flags_are_go_ints(words, flag, why):
 
 def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
     """`mini run` alone: docker's "requires at least 1 argument" (COMMAND is optional); an
-    empty -h is no -h, as in docker; -w over a file is chdir(2)'s ENOTDIR."""
+    empty -h is no -h, as in docker; -w over a file is docker's "Cannot mkdir"."""
     for words, message in ((["run"], '"mini run" requires at least 1 argument'),
                            (["run", "-it"], '"mini run" requires at least 1 argument'),
                            (["exec", "-it"], '"mini exec" requires at least 2 arguments'),   # (mini: 1)
@@ -519,7 +519,7 @@ def test_cobra_s_words_for_missing_arguments_and_an_empty_hostname():
     cid = mini("create", "-h", "", "busybox", "hostname").stdout.strip()
     assert mini("start", "-a", cid).stdout == cid[:12] + "\n" and mini("rm", cid).returncode == 0
     result = mini("run", "--rm", "-w", "/etc/passwd", "busybox", "pwd")
-    assert (result.returncode, result.stderr) == (125, "mini: container setup failed: /etc/passwd: not a directory\n")
+    assert (result.returncode, result.stderr) == (125, "mini: container setup failed: Cannot mkdir: /etc/passwd is not a directory\n")
 
 
 def test_labels_and_the_other_ps_filters(tmp_path):

@@ -273,7 +273,8 @@ def test_pid_container_sees_the_others_processes_and_ends_with_it():
                     "busybox", "sleep", "301").returncode == 0
         seen = mini("exec", "pid-joiner", "ps", "-o", "pid,args").stdout
         assert "1 sleep 300" in [" ".join(line.split()) for line in seen.splitlines()]
-        assert _inspect("pid-joiner", "{{.HostConfig.PidMode}}") == "container:pid-target"
+        target = _inspect("pid-target", "{{.Id}}")                       # (docker records the id)
+        assert _inspect("pid-joiner", "{{.HostConfig.PidMode}}") == f"container:{target}"
         assert mini("stop", "-t", "1", "pid-target").returncode == 0   # its PID 1 dies ...
         assert mini("wait", "pid-joiner", timeout=15).stdout == "137\n"  # ... and with it the namespace
     finally:
@@ -302,6 +303,75 @@ def test_ipc_container_shares_system_v_objects_of_a_shareable_container_only():
         assert [_inspect(n, "{{.HostConfig.IpcMode}}") for n in ("ipc-private", "ipc-donor")] == ["private", "shareable"]
     finally:
         mini("rm", "-f", "ipc-private", "ipc-donor")
+
+
+def test_ipc_container_shares_the_shareable_containers_dev_shm():
+    """POSIX shared memory lives in /dev/shm, not in the IPC namespace: docker mounts a tmpfs for
+    a shareable container on the host's side and binds it into each container that joins it.
+    What one writes there the other reads; a private container does not see it; the host's
+    mount lasts while the donor runs (a fresh one at each start), and a joiner keeps its copy
+    after the donor is gone; `--ipc host` has the host's. (Before: each had a /dev/shm of its own.)"""
+    assert mini("run", "-d", "--name", "shm-donor", "--ipc", "shareable", "busybox", "sleep", "300").returncode == 0
+    try:
+        donor = _inspect("shm-donor", "{{.Id}}")
+        host_side = lambda: [line.split()[4] for line in open("/proc/self/mountinfo") if donor in line]
+        assert mini("run", "-d", "--name", "shm-joiner", "--ipc", "container:shm-donor",
+                    "busybox", "sleep", "300").returncode == 0
+        assert mini("exec", "shm-joiner", "sh", "-c", "echo from-joiner > /dev/shm/j").returncode == 0
+        assert mini("exec", "shm-donor", "sh", "-c", "echo from-donor > /dev/shm/d").returncode == 0
+        assert mini("exec", "shm-donor", "cat", "/dev/shm/j").stdout == "from-joiner\n"
+        assert mini("exec", "shm-joiner", "cat", "/dev/shm/d").stdout == "from-donor\n"
+        chained = mini("run", "--rm", "--ipc", "container:shm-joiner", "busybox", "cat", "/dev/shm/j")
+        assert chained.stdout == "from-joiner\n"                  # (a joiner's: its donor's, as docker's)
+        assert len(host_side()) == 1 and host_side()[0].endswith(f"/{donor}/shm")
+        mounted = mini("exec", "shm-joiner", "grep", " /dev/shm ", "/proc/self/mountinfo").stdout
+        assert mounted.split(" - ")[1].split()[:2] == ["tmpfs", "shm"] and "size=65536k" in mounted
+        assert mini("run", "--rm", "busybox", "ls", "/dev/shm").stdout == ""
+        assert mini("stop", "-t", "0", "shm-donor").returncode == 0
+        assert host_side() == []                                   # unmounted when it ended,
+        assert mini("exec", "shm-joiner", "cat", "/dev/shm/d").stdout == "from-donor\n"  # kept by the joiner
+        assert mini("start", "shm-donor").returncode == 0 and len(host_side()) == 1
+        assert mini("exec", "shm-donor", "ls", "/dev/shm").stdout == ""   # a fresh one
+    finally:
+        mini("rm", "-f", "shm-joiner", "shm-donor")
+    assert host_side() == []
+    host = os.stat("/dev/shm")                                      # --ipc host: the host's (read only here)
+    inside = mini("run", "--rm", "--ipc", "host", "busybox", "stat", "-c", "%d %i", "/dev/shm").stdout
+    assert inside == f"{host.st_dev} {host.st_ino}\n"
+
+
+def test_the_containers_to_join_are_checked_again_at_start():
+    """docker checks `container:NAME` (--pid, --ipc, --network) at create and again at start, by
+    the id it recorded: a target stopped in between makes `start` fail (1) in its words, the
+    container staying created with the error; once the target runs again (a new init, new
+    namespaces), start joins that one. (Before: the created child had joined the old one; with
+    --pid, it even kept the target's `stop` from ever returning.)"""
+    assert mini("run", "-d", "--name", "again-target", "--ipc", "shareable", "busybox", "sleep", "300").returncode == 0
+    modes = {"pid": "--pid", "ipc": "--ipc", "net": "--network"}
+    try:
+        target = _inspect("again-target", "{{.Id}}")
+        for name, flag in modes.items():
+            made = mini("create", "--name", f"again-{name}", flag, "container:again-target",
+                        "busybox", "readlink", f"/proc/self/ns/{name}")
+            assert made.returncode == 0, made.stderr
+        shown = "{{.HostConfig.PidMode}}|{{.HostConfig.IpcMode}}|{{.HostConfig.NetworkMode}}"
+        assert [_inspect(f"again-{name}", shown).split("|")[i] for i, name in enumerate(modes)] == [f"container:{target}"] * 3
+        assert mini("stop", "-t", "0", "again-target", timeout=20).returncode == 0
+        words = {"pid": f"container {target} is not running",
+                 "ipc": f"can't join IPC of container {target}: container {target} is not running",
+                 "net": f"cannot join network of a non running container: {target}"}
+        for name in modes:
+            result = mini("start", f"again-{name}")
+            assert (result.returncode, result.stderr) == (1, f"Error response from daemon: {words[name]}\n"
+                                                         f"Error: failed to start containers: again-{name}\n")
+            state = _inspect(f"again-{name}", "{{.State.Status}}|{{.State.ExitCode}}|{{.State.Error}}")
+            assert state == f"created|128|{words[name]}"
+        assert mini("start", "again-target").returncode == 0
+        for name in modes:
+            theirs = mini("exec", "again-target", "readlink", f"/proc/self/ns/{name}").stdout
+            assert mini("start", "-a", f"again-{name}").stdout == theirs != ""
+    finally:
+        mini("rm", "-f", *[f"again-{name}" for name in modes], "again-target", timeout=20)
 
 
 def test_ipc_none_has_no_dev_shm():

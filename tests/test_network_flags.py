@@ -24,25 +24,55 @@ pytestmark = [pytest.mark.root, pytest.mark.integration]
 HOST = "# the host's\nnameserver 127.0.0.53\nnameserver 198.51.100.53\ndomain lan\nsearch a.test b.test\noptions edns0\n"
 
 
-# --- resolv.conf as docker builds it (libnetwork's resolvconf.Build) -----------------------------
+# --- resolv.conf as docker 20.10 writes it (libnetwork's setupDNS) -------------------------------
+# Each expected file below is what Debian's docker.io 20.10 wrote into a `--network none`
+# container, byte for byte, with its host file bound to the input (a private dockerd, as
+# tests/peers.py runs one).
 
-@pytest.mark.parametrize("flags, want", [
-    (dict(dns=["192.0.2.1", "2001:db8::1"]), "search a.test b.test\nnameserver 192.0.2.1\nnameserver 2001:db8::1\n"
-                                             "options edns0\n"),
-    (dict(search=["c.test"]), "search c.test\nnameserver 198.51.100.53\noptions edns0\n"),
-    (dict(options=["ndots:2", "timeout:1"]), "search a.test b.test\nnameserver 198.51.100.53\noptions ndots:2 timeout:1\n"),
-    (dict(search=["."]), "nameserver 198.51.100.53\noptions edns0\n"),     # ".": no search line
-    (dict(options=[""]), "search a.test b.test\nnameserver 198.51.100.53\n"),   # (docker's too)
+LOOPBACK_ONLY = "nameserver 127.0.0.1\nnameserver ::1\nsearch host.example\noptions ndots:2\n"
+
+
+@pytest.mark.parametrize("host, flags, want", [
+    (HOST, dict(dns=["192.0.2.1", "2001:db8::1"]), "search a.test b.test\nnameserver 192.0.2.1\n"
+                                                   "nameserver 2001:db8::1\noptions edns0\n"),
+    # --dns-search or --dns-option alone: the host's nameservers *unfiltered*, loopback too
+    (HOST, dict(search=["c.test"]), "search c.test\nnameserver 127.0.0.53\nnameserver 198.51.100.53\noptions edns0\n"),
+    (HOST, dict(options=["ndots:2", "timeout:1"]),
+     "search a.test b.test\nnameserver 127.0.0.53\nnameserver 198.51.100.53\noptions ndots:2 timeout:1\n"),
+    (HOST, dict(search=["."]), "nameserver 127.0.0.53\nnameserver 198.51.100.53\noptions edns0\n"),   # ".": no search line
+    (HOST, dict(options=[""]), "search a.test b.test\nnameserver 127.0.0.53\nnameserver 198.51.100.53\n"),
+    (LOOPBACK_ONLY, dict(search=["x.example"]), "search x.example\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:2\n"),
+    (LOOPBACK_ONLY, dict(search=["x.example"], options=["ndots:5"]),
+     "search x.example\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:5\n"),
+    # no flag: the host's file, loopback and IPv6 nameserver lines cut out (and the blank lines
+    # after them), the rest as it was; docker's defaults appended when none is left
+    (HOST, {}, "# the host's\nnameserver 198.51.100.53\ndomain lan\nsearch a.test b.test\noptions edns0\n"),
+    (LOOPBACK_ONLY, {}, "search host.example\noptions ndots:2\n\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
+    ("nameserver fd00::1\nsearch lan\n", {}, "search lan\n\nnameserver 8.8.8.8\nnameserver 8.8.4.4"),  # (no \n: docker's)
+    ("search x", {}, "search x\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
+    ("", {}, "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
+    ("nameserver 127.0.0.53\n\n\n# after\nnameserver 10.0.0.1 # trailing\n", {},
+     "# after\nnameserver 10.0.0.1 # trailing\n"),
 ])
-def test_resolv_conf_with_dns_flags_is_dockers_three_kinds_of_lines(flags, want):
-    """Each flag replaces its kind; the others come from the host's file; its other lines
-    (comments, `domain`) go, and search comes first, as in docker's file."""
-    assert etcfiles.resolv_conf(HOST, "x", **flags) == want
+def test_resolv_conf_is_docker_s_file(host, flags, want):
+    """Without a flag, docker filters the host's file; with any of --dns, --dns-search,
+    --dns-option it builds a new one of three kinds of lines (resolvconf.Build), each from its
+    flag, else from the host's file as it is. (Before: mini also filtered the nameservers in
+    the second case, and wrote a file of its own with a comment in the first.)"""
+    assert etcfiles.resolv_conf(host, **flags) == want
 
 
-def test_resolv_conf_without_flags_is_the_hosts_as_before():
-    text = etcfiles.resolv_conf(HOST, "x")
-    assert "domain lan\nsearch a.test b.test\noptions edns0\n" in text and "127.0.0.53" not in text
+def test_a_container_s_resolv_conf_with_dns_search_alone(tmp_path):
+    """The same through `mini run`, with a host file of loopback nameservers only (never the
+    machine's; the container only reads its file)."""
+    source = tmp_path / "resolv.conf"
+    source.write_text(LOOPBACK_ONLY)
+    env = dict(os.environ, MINI_RESOLV_CONF=str(source))
+    for flags, want in (([], "search host.example\noptions ndots:2\n\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"),
+                        (["--dns-search", "x.example"],
+                         "search x.example\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:2\n")):
+        result = mini("run", "--rm", "--network", "none", *flags, "busybox", "cat", "/etc/resolv.conf", env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (0, want, "")
 
 
 # --- the client's checks (docker-cli's opts) ---------------------------------------------------

@@ -207,3 +207,33 @@ def test_exec_errors_after_pivot_root():
 def test_read_only_with_a_new_workdir_creates_it_first():
     result = mini("run", "--read-only", "-w", "/made/here", "busybox", "sh", "-c", "pwd; touch x")
     assert result.stdout == "/made/here\n" and "Read-only file system" in result.stderr
+
+
+def test_a_symlinked_working_directory_is_followed_inside_the_root(tmp_path):
+    """An image's WorkingDir through a symlink: followed as docker follows it, inside the
+    container's root (an absolute target starts at its `/`, `..` stops there), and a directory
+    missing where it leads is made there; never on the host, even when the target names a host
+    path. (Before: a link to a missing directory failed, `/dang: not a directory`.)"""
+    links = (("srv", tarfile.DIRTYPE, None), ("srv/app", tarfile.DIRTYPE, None), ("work", tarfile.SYMTYPE, "/srv/app"),
+             ("rel", tarfile.SYMTYPE, "srv/app"), ("up", tarfile.SYMTYPE, "../../.."),
+             ("out", tarfile.SYMTYPE, f"{tmp_path}/abs"),
+             ("esc", tarfile.SYMTYPE, f"../../../../../../../..{tmp_path}/rel"),
+             ("loop", tarfile.SYMTYPE, "/loop"))
+    expected = {"/work": "/srv/app", "/rel/made": "/srv/app/made", "/up/up/x": "/x",
+                "/out": f"{tmp_path}/abs", "/esc/a/../b": f"{tmp_path}/rel/b",
+                "/work/../y": "/y"}                 # (cleaned first, as docker cleans it)
+    for number, (workdir, where) in enumerate(expected.items()):
+        image = image_variant(f"mini-test-workdir-{number}", add=links, config={"WorkingDir": workdir})
+        result = mini("run", "--rm", image, "pwd")
+        assert (result.returncode, result.stdout, result.stderr) == (0, where + "\n", ""), workdir
+    assert os.listdir(tmp_path) == []              # nothing made on the host's side
+    image = image_variant("mini-test-workdir-loop", add=links, config={"WorkingDir": "/loop/x"})
+    result = mini("run", "--rm", image, "pwd")
+    assert (result.returncode, result.stderr) == (
+        125, "mini: container setup failed: evalSymlinksInScope: too many links in /loop/x\n")
+    made = mini("create", "--name", "mini-test-workdir", "-w", "/rel/./q/../q", image, "pwd")
+    try:
+        shown = mini("inspect", "-f", "{{.Config.WorkingDir}}", "mini-test-workdir").stdout
+        assert shown == "/rel/q\n" and mini("start", "-a", "mini-test-workdir").stdout == "/srv/app/q\n"
+    finally:
+        mini("rm", "-f", made.stdout.strip())

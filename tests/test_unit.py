@@ -471,15 +471,15 @@ def test_hosts_file_is_dockers():
     ("", ["nameserver 8.8.8.8"], []),
 ])
 def test_resolv_conf_drops_loopback_nameservers(host, kept, gone):
-    text = etcfiles.resolv_conf(host, "/etc/resolv.conf")
+    text = etcfiles.resolv_conf(host)
     lines = text.splitlines()
     assert all(k in lines for k in kept) and not any(g in text for g in gone)
 
 
 def test_resolv_conf_overrides_and_host_network():
-    text = etcfiles.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", "x", dns=["192.0.2.53"], search=["corp"])
+    text = etcfiles.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", dns=["192.0.2.53"], search=["corp"])
     assert "nameserver 192.0.2.53" in text and "search corp" in text and "search lan" not in text
-    assert "nameserver 127.0.0.53" in etcfiles.resolv_conf("nameserver 127.0.0.53\n", "x", own_network=False)
+    assert "nameserver 127.0.0.53" in etcfiles.resolv_conf("nameserver 127.0.0.53\n", own_network=False)
 
 
 def test_resolved_stub_hosts_use_the_upstream_list(tmp_path):
@@ -773,3 +773,26 @@ def test_a_duration_beyond_int64_nanoseconds_is_invalid_as_in_go(text):
     with pytest.raises(InvalidParameter, match=f'^time: invalid duration "{text}"$'):
         changes.apply({}, [f"HEALTHCHECK --interval={text} CMD true"])
 
+
+
+def test_resolve_in_root_never_leaves_the_root(tmp_path):
+    """rootfs.resolve_in_root, on a directory standing for a container's root: links are
+    followed as inside it (absolute from its `/`, `..` stops there), past a missing part the
+    rest is kept as written, and a loop or a file in the way are docker's errors."""
+    from mini_runtime import rootfs
+    from mini_runtime.errors import System
+
+    root = tmp_path / "root"
+    (root / "srv" / "app").mkdir(parents=True)
+    (root / "srv" / "file").write_text("x")
+    for name, target in (("abs", "/srv/app"), ("rel", "srv/app"), ("up", "../../../.."),
+                         ("hostetc", "../../../../etc"), ("gone", "/no/such"), ("loop", "loop")):
+        (root / name).symlink_to(target)
+    for path, want in (("/abs", "/srv/app"), ("/rel/x", "/srv/app/x"), ("/up/up/srv", "/srv"),
+                       ("/hostetc/passwd", "/etc/passwd"), ("/gone/a/../b", "/no/such/b"),
+                       ("/srv/app/../../abs/..", "/srv"), ("/", "/")):
+        assert rootfs.resolve_in_root(str(root), path) == want, path
+    for path, words in (("/loop/x", "evalSymlinksInScope: too many links in /loop/x"),
+                        ("/srv/file/x", "lstat /srv/file/x: not a directory")):
+        with pytest.raises(System, match=words):
+            rootfs.resolve_in_root(str(root), path)

@@ -9,7 +9,8 @@ follow a symlink the image may have put there.
 
 resolv.conf starts from the host's, minus loopback nameservers: 127.0.0.53 (systemd-resolved)
 on the host is the *container's own* loopback inside, where nothing answers. If no nameserver
-is left, docker's defaults (8.8.8.8, 8.8.4.4) are used. Where the host uses systemd-resolved's
+is left, docker's defaults (8.8.8.8, 8.8.4.4) are used (but --dns-search or --dns-option
+without --dns keep them, as docker 20.10 does: resolv_conf). Where the host uses systemd-resolved's
 stub, its upstream list (/run/systemd/resolve/resolv.conf) is the better source. The source is
 a parameter: tests hand in a file of their own and never read the machine's resolver.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ DEFAULT_HOSTS = (("127.0.0.1", "localhost"), ("::1", "localhost ip6-localhost ip
                  ("fe00::0", "ip6-localnet"), ("ff00::0", "ip6-mcastprefix"),
                  ("ff02::1", "ip6-allnodes"), ("ff02::2", "ip6-allrouters"))
 DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+DEFAULT_NAMESERVERS_IPV6 = ("2001:4860:4860::8888", "2001:4860:4860::8844")
 HOST_RESOLV = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
 RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
@@ -63,43 +66,63 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def is_address(text: str) -> bool:
+    """An IPv4 or IPv6 address (with an IPv6 zone): what resolvconf takes for a nameserver."""
+    try:
+        ipaddress.ip_address(text.split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
 # >>> resolv-conf
-def resolv_conf(text: str, source: str, dns: Iterable[str] = (), search: Iterable[str] = (),
+#: A nameserver line for a loopback address, and one for an IPv6 address, with the line breaks
+#: after it (libnetwork's resolvconf.localhostNSRegexp and nsIPv6Regexp): what is cut out.
+LOOPBACK_LINE = re.compile(r"(?m)^nameserver\s+((127\.([0-9]{1,3}\.){2}[0-9]{1,3})|(::1))\s*\n*")
+IPV6_LINE = re.compile(r"(?m)^nameserver\s+([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{0,4})(%\w+)?\s*\n*")
+
+
+def resolv_conf(text: str, dns: Iterable[str] = (), search: Iterable[str] = (),
                 options: Iterable[str] = (), own_network: bool = True) -> str:
-    """The host's resolv.conf without loopback (and IPv6) nameservers. With --dns, --dns-search
-    or --dns-option, a file of three kinds of lines, as docker builds it (libnetwork's
-    resolvconf.Build): `search`, `nameserver`s, `options`, each from its flag, else from the
-    host's file; `--dns-search .` means no search line. With the host's network
-    (`own_network=False`) a loopback nameserver is the host's own, and stays."""
+    """docker 20.10's file (libnetwork's setupDNS), two ways. Without --dns, --dns-search or
+    --dns-option: the host's file as it is, minus its loopback and IPv6 nameserver lines
+    (FilterResolvDNS; its comments and other lines stay where they are); if no nameserver is
+    left, docker's defaults appended. With any of the three: a new file of three kinds of lines
+    (resolvconf.Build), `search`, `nameserver`s, `options`, each from its flag, else from the
+    host's file *unfiltered*: `--dns-search x` alone keeps a loopback nameserver (docker's
+    quirk, kept: it is the reference); `--dns-search .` means no search line. With the host's
+    network (`own_network=False`) and no flag, the host's file, unchanged."""
     dns, search, options = list(dns), list(search), list(options)
-    nameservers, kept, host_search, host_options = [], [], [], []
+    if dns or search or options:
+        search, options = search or resolv_words(text, "search"), options or resolv_words(text, "options")
+        lines = [f"search {' '.join(search)}"] if search and " ".join(search).strip() != "." else []
+        lines += [f"nameserver {n}" for n in dns or resolv_words(text, "nameserver")]
+        lines += [f"options {' '.join(options)}"] if " ".join(options).strip() else []
+        return "".join(line + "\n" for line in lines)
+    if not own_network:
+        return text
+    # Two passes, as docker's: at the sandbox's creation (loopback lines out; IPv6 assumed on),
+    # then when it joins a network without IPv6 (IPv6 lines out). Defaults if none is left.
+    text = LOOPBACK_LINE.sub("", text)
+    if not resolv_words(text, "nameserver"):
+        text += "\n" + "\n".join(f"nameserver {n}" for n in DEFAULT_NAMESERVERS + DEFAULT_NAMESERVERS_IPV6)
+    text = IPV6_LINE.sub("", text)
+    if not resolv_words(text, "nameserver"):
+        text += "\n" + "\n".join(f"nameserver {n}" for n in DEFAULT_NAMESERVERS)
+    return text
+
+
+def resolv_words(text: str, kind: str) -> list[str]:
+    """What a resolv.conf says of one kind, as resolvconf reads it (comments cut, from `#` or
+    `;`): every nameserver address; the words of the last `search` or `options` line."""
+    found: list[str] = []
     for line in text.splitlines():
-        words = line.split()
-        if not words or words[0].startswith(("#", ";")):
-            continue
-        if words[0] == "nameserver" and len(words) > 1:
-            address = words[1]
-            if not own_network or (not is_loopback(address) and ":" not in address):
-                nameservers.append(address)
-            continue
-        if words[0] == "search":
-            host_search = words[1:]                 # (the resolver reads the last one)
-        elif words[0] == "options":
-            host_options = words[1:]
-        kept.append(" ".join(words))
-    if dns:
-        nameservers, note = dns, "nameservers from --dns"
-    elif nameservers:
-        note = f"from {source}" + (", loopback nameservers removed" if own_network else "")
-    else:
-        nameservers, note = list(DEFAULT_NAMESERVERS), f"no usable nameserver in {source}: defaults"
-    if not (dns or search or options):
-        return "\n".join([f"# Generated by mini ({note})."] + [f"nameserver {n}" for n in nameservers] + kept) + "\n"
-    search, options = search or host_search, options or host_options
-    lines = [f"search {' '.join(search)}"] if search and search != ["."] else []
-    lines += [f"nameserver {n}" for n in nameservers]
-    lines += [f"options {' '.join(options)}"] if " ".join(options).strip() else []
-    return "\n".join(lines) + "\n"
+        words = line.partition("#")[0].partition(";")[0].split()
+        if kind == "nameserver" and words[:1] == [kind] and len(words) == 2 and is_address(words[1]):
+            found.append(words[1])
+        elif kind != "nameserver" and words[:1] == [kind]:
+            found = words[1:]
+    return found
 # <<< resolv-conf
 
 
@@ -158,8 +181,7 @@ def write(directory: Path, hostname: str, ip: str | None, resolv_source: Path,
     copied = None if own_network else host_hosts(extra)
     rewrite(files.hosts, copied if copied is not None else hosts(hostname, ip, extra))
     rewrite(files.hostname, hostname + "\n")
-    rewrite(files.resolv_conf, resolv_conf(source_text, str(resolv_source), dns, search, options,
-                                                  own_network))
+    rewrite(files.resolv_conf, resolv_conf(source_text, dns, search, options, own_network))
     return files
 
 
