@@ -143,7 +143,7 @@ NOT_ON_THE_EXEC_PATH = {"argparse", "typing", "shutil", "subprocess", "threading
                         "locale", "tempfile", "mini_runtime.cli.run", "mini_runtime.cli.netflags",
                         "mini_runtime.cli.limits", "mini_runtime.cli.formatting", "mini_runtime.runtime",
                         "mini_runtime.foreground", "mini_runtime.image.store", "mini_runtime.network.nat",
-                        "mini_runtime.network.networks", "nftables"}
+                        "mini_runtime.network.networks", "nftables", "mini_runtime.logs"}
 
 
 @pytest.mark.parametrize("flags", [[], ["-e", "X=1", "-w", "/tmp", "-u", "nobody"]])
