@@ -367,7 +367,7 @@ def sweep_stale() -> None:
                 keep = False
             finish(directory, 137, keep=keep)
     from mini_runtime import endpoints, network  # chapter 07: what a killed monitor left; the
-    if network.anything_left():                   # record shows it gone (inspect, ps, port)
+    if network.anything_left(owner_alive):        # record shows it gone (inspect, ps, port)
         for container_id in network.sweep(owner_alive):
             endpoints.forget(containers_dir() / container_id)
 # <<< sweep-stale

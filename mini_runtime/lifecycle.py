@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, stopping, syscalls
+from mini_runtime import container, errors, monitor, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
 from mini_runtime.errors import Conflict, ExecError, InvalidParameter, MiniError, NotFound, NotRunning, System
 from mini_runtime.stopping import parse_signal, supported, unsupported
@@ -28,6 +28,8 @@ from mini_runtime.stopping import parse_signal, supported, unsupported
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see tuples.py)
 if TYPE_CHECKING:
     from typing import Any
+
+    from mini_runtime import logs
 
 
 # >>> spawn-monitor
@@ -283,6 +285,8 @@ def rename(directory: Path, new_name: str) -> None:
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,
             since: int | None, until: int | None = None) -> Iterator[logs.Entry]:
+    from mini_runtime import logs  # (the log's reader: not on exec's, stop's ... path)
+
     path = str(directory / f"{directory.name}-json.log")
     if not os.path.exists(path):
         return iter(())

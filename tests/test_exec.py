@@ -139,6 +139,31 @@ def test_exec_env_file_then_e_and_a_missing_file_is_1(box, tmp_path):
         1, "", f"mini: open {tmp_path / 'nosuch.env'}: no such file or directory\n")
 
 
+#: What a plain `mini exec` never needs: run's flags, the pipeline that makes a container, the
+#: image store, the network's netlink and nftables, and the standard library's heavy modules.
+NOT_ON_THE_EXEC_PATH = {"argparse", "typing", "shutil", "subprocess", "threading", "hashlib", "tarfile",
+                        "locale", "tempfile", "mini_runtime.cli.run", "mini_runtime.cli.netflags",
+                        "mini_runtime.cli.limits", "mini_runtime.cli.formatting", "mini_runtime.runtime",
+                        "mini_runtime.foreground", "mini_runtime.image.store", "mini_runtime.network.nat",
+                        "mini_runtime.network.networks", "nftables", "mini_runtime.logs"}
+
+
+@pytest.mark.parametrize("flags", [[], ["-e", "X=1", "-w", "/tmp", "-u", "nobody"]])
+def test_a_plain_exec_imports_nothing_it_does_not_need(box, flags):
+    """As run's (test_run.py): a module imported by the way costs every exec, and `make bench`
+    compares exec with runc's. The flags that run shares with exec (-e, --env-file) are in
+    cli/envfiles.py, not in run's module, which imports run's whole flag set."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-S", "-X", "importtime", *MINI, "exec", *flags, "box", "true"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "imported package" not in line}
+    assert "mini_runtime.nsenter" in imported           # (it did go through exec's path)
+    assert imported & NOT_ON_THE_EXEC_PATH == set()
+
+
 def test_exec_environment_is_dockers_path_hostname_then_home(box):
     lines = mini("exec", "-u", "nobody", "box", "env").stdout.splitlines()
     assert lines == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -349,6 +349,22 @@ def test_sweep_removes_what_a_dead_container_left(container):
     assert bridge.bridge_ports("mini0") == [bridge.host_end(alive.container_id)]
 
 
+@pytest.mark.nat
+def test_anything_left_only_when_an_owner_of_an_address_or_namespace_is_gone(container):
+    """The sweep's cheap question, asked by every exec, ps and inspect: with containers on the
+    bridge, all alive, no sweep (no nftables, no netlink); with one gone, a sweep. A
+    `container:NAME` sharer has nothing but its namespace's name, which is enough."""
+    first, _ = container("first")
+    second, _ = container("second")
+    namespace.create("sharer", first.netns)
+    try:
+        assert network.anything_left(lambda cid: True) is False
+        assert network.anything_left(lambda cid: cid != second.container_id) is True
+        assert network.anything_left(lambda cid: cid != "sharer") is True
+    finally:
+        namespace.remove("sharer")
+
+
 # --- /etc files and user-defined networks ------------------------------------------------------
 
 @pytest.mark.nat

@@ -485,6 +485,30 @@ def test_a_sigkilled_monitors_network_is_swept(test_host):
 
 
 @pytest.mark.nat
+def test_exec_into_a_bridge_container_starts_no_network_sweep_while_nobody_died(test_host):
+    """exec, ps and inspect sweep first (chapter 06). With containers on the bridge, all alive,
+    the network's part must not even start: it imports the NAT and bridge modules and asks
+    nftables for its rules, ~10 ms of every exec (test_a_sigkilled_monitors_network_is_swept
+    shows that a dead one's network still goes)."""
+    import subprocess
+    import sys
+
+    from conftest import MINI
+    web("web")
+    try:
+        done = subprocess.run([sys.executable, "-S", "-X", "importtime", *MINI, "exec", "web", "true"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:") and "imported package" not in line}
+        assert "mini_runtime.nsenter" in imported           # (it did go through exec's path)
+        assert imported & {"mini_runtime.network.nat", "mini_runtime.network.networks", "nftables"} == set()
+    finally:
+        mini("rm", "-f", "web")
+    nothing_of_ours_left()
+
+
+@pytest.mark.nat
 def test_rm_f_while_its_monitor_is_still_creating_the_container(test_host):
     """`rm -f` of a container whose record is there but whose monitor is still making it (no
     socket yet: cgroup, netns, address, veth) waits for the monitor, then removes it whole.

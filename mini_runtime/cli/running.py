@@ -9,9 +9,8 @@ import sys
 from collections.abc import Iterator
 
 from mini_runtime import backend
-from mini_runtime.cli import formatting
+from mini_runtime.cli.envfiles import add_env_file, env_flags
 from mini_runtime.cli.flags import REMAINDER, add_detach_keys
-from mini_runtime.cli.run import add_env_file, env_flags
 from mini_runtime.errors import BadArguments, Conflict, InvalidParameter, MiniError, NotFound, UsageError
 from mini_runtime.units import bytes_size, human_size
 
@@ -231,6 +230,8 @@ def host_port(binding: dict[str, str]) -> str:
 
 def port(args: argparse.Namespace) -> int:
     """docker port: the container's published ports (NetworkSettings.Ports, chapter 07)."""
+    from mini_runtime.cli import formatting
+
     found = backend.connect().container_inspect(args.container)
     ports = (found.get("NetworkSettings") or {}).get("Ports") or {}
     if args.private:
