@@ -428,14 +428,14 @@ def test_an_interrupted_stop_still_ends_the_container_on_time():
     cid = run_d("busybox", "sh", "-c", 'trap "echo term" TERM; echo ready; while true; do sleep 0.1; done')
     try:
         until(lambda: "ready" in mini("logs", cid).stdout, what="the trap to be set")
-        stopping = subprocess.Popen(MINI + ["stop", "-t", "5", cid], stdout=subprocess.PIPE,
+        stopping = subprocess.Popen(MINI + ["stop", "-t", "8", cid], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
         until(lambda: "term" in mini("logs", cid).stdout, what="the stop's SIGTERM")
         stopping.send_signal(signal.SIGINT)
         stopping.communicate(timeout=10)
         assert stopping.returncode == 130
         assert state(cid)["Running"]                            # the grace period is not over
-        assert mini("wait", cid, timeout=15).stdout == "137\n"     # the monitor's SIGKILL
+        assert mini("wait", cid, timeout=20).stdout == "137\n"     # the monitor's SIGKILL
     finally:
         mini("rm", "-f", cid)
 
