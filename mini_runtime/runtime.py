@@ -236,7 +236,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     rootfs.make_mounts_private()                    # 02: nothing we mount reaches the host
     if endpoint and endpoint.files:                 # 07: mount points for /etc/hosts ... on top
         files = files._replace(lower=[str(files.upper.parent / "init")] + files.lower)
-    overlay.mount(files)                            # 05: the image's layers + our upper dir
+    overlay.mount(files._replace(volatile=config.remove))  # 05: layers + upper dir (--rm: never synced)
     if endpoint and endpoint.files:
         network.etcfiles.bind(endpoint.files, files.merged)  # 07: hosts, hostname, resolv.conf
     rootfs.enter(str(files.merged), pivot=config.pivot)  # 02: new root, /proc /dev /sys
