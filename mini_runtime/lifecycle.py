@@ -279,7 +279,7 @@ def rename(directory: Path, new_name: str) -> None:
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,
             since: int | None, until: int | None = None) -> Iterator[logs.Entry]:
-    path = str(directory / f"{directory.name}-json.log")
+    path = logs.path_in(directory)
     if not os.path.exists(path):
         return iter(())
     if not follow:

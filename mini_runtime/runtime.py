@@ -143,11 +143,11 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory),
-                         created.directory) or warning  # 07: links, rules, proxy, netns
     code = None if exited is None else exited.code  # 05: None: it never ran
-    container.finish(created.directory, code, keep=not created.config.remove,
-                     oom=exited is not None and exited.oom)  # 05: kept unless --rm
+    keep = code is not None and not created.config.remove  # 05: kept unless --rm
+    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory), created.directory,
+                                   recorded=keep) or warning  # 07: links, rules, proxy, netns
+    container.finish(created.directory, code, keep=keep, oom=exited is not None and exited.oom)  # 05
     return warning                                  # 04
 
 
