@@ -478,3 +478,33 @@ def test_a_plain_run_writes_its_record_only_when_it_changes(flags, writes):
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("record written\n") == writes, done.stderr
     mini("rm", "counted")
+
+
+#: Tells which of mini's modules call re.compile, one line on stderr each.
+PATTERNS_COMPILED = """
+import re, sys
+compile = re.compile
+def told(*args, **kwargs):
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if caller.startswith("mini_runtime"):
+        sys.stderr.write(f"compiled by {caller}\\n")
+    return compile(*args, **kwargs)
+re.compile = told
+from mini_runtime.cli import command
+sys.argv[0] = "mini"
+command()
+"""
+
+
+def test_a_plain_run_compiles_only_the_patterns_it_uses():
+    """A pattern compiled when its module is imported costs every run (0.1-1 ms each, docker's
+    big ones the most), used or not. Every run parses an image reference and looks up names;
+    other patterns are compiled on first use (re's own cache keeps them), e.g. --dns-search's."""
+    import sys
+
+    assert mini("run", "--rm", "busybox", "true").returncode == 0   # (the first builds the image)
+    done = subprocess.run([sys.executable, "-c", PATTERNS_COMPILED, "run", "--rm", "busybox", "true"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    compiled = {line.removeprefix("compiled by ") for line in done.stderr.splitlines()}
+    assert compiled <= {"mini_runtime.image.reference", "mini_runtime.names"}, done.stderr
