@@ -21,7 +21,7 @@ import os
 from enum import Enum
 from pathlib import Path
 
-from mini_runtime import logs, names, paths, stopping
+from mini_runtime import names, paths, stopping
 from mini_runtime.errors import Conflict, InvalidParameter, NotFound, reworded
 from mini_runtime.units import now_rfc3339
 
@@ -150,7 +150,7 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
             directory.mkdir(parents=True)
             run_dir(container_id).mkdir(parents=True)
             (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
-            save(directory, dict(record, Id=container_id, Name="/" + name, LogPath=logs.path_in(directory)))
+            save(directory, dict(record, Id=container_id, Name="/" + name, LogPath=paths.log_file(directory)))
         except BaseException:
             names.release(name, container_id)
             raise

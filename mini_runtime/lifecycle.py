@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, logs, monitor, stopping, syscalls
+from mini_runtime import container, errors, logs, monitor, paths, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
 from mini_runtime.errors import Conflict, InvalidParameter, MiniError, NotFound, NotRunning, System
 from mini_runtime.stopping import parse_signal
@@ -279,7 +279,7 @@ def rename(directory: Path, new_name: str) -> None:
 
 def logs_of(directory: Path, *, follow: bool, tail: int | None,
             since: int | None, until: int | None = None) -> Iterator[logs.Entry]:
-    path = logs.path_in(directory)
+    path = paths.log_file(directory)
     if not os.path.exists(path):
         return iter(())
     if not follow:

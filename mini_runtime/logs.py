@@ -26,12 +26,6 @@ from collections.abc import Callable, Iterator
 
 from mini_runtime.tuples import named_tuple
 
-def path_in(directory) -> str:
-    """Where a container's log is (its record's LogPath): `<id>-json.log` in its directory, as
-    docker's json-file driver names it. (`directory`: a pathlib.Path.)"""
-    return str(directory / f"{directory.name}-json.log")
-
-
 #: docker's copier buffer: a line that fills it without a newline is logged as a partial entry.
 LINE_LIMIT = 16 * 1024
 STREAMS = ("stdout", "stderr")

@@ -20,7 +20,7 @@ import select
 import socket
 import sys
 
-from mini_runtime import attach, container, logs, monitor, process, runtime
+from mini_runtime import attach, container, logs, monitor, paths, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
@@ -80,7 +80,7 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
         container.save(created.directory, record)
     # Made now: the serve phase opens it after `run -d` may have returned, and a `logs -f`
     # that found no file would have ended at once with nothing.
-    os.close(logs.open_log(logs.path_in(created.directory)))
+    os.close(logs.open_log(paths.log_file(created.directory)))
     dir_fd, path = socket_path(str(container.run_dir(container_id)))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -199,7 +199,7 @@ def serve_phase(created, out_r: int, err_r: int, in_w: int, listener: socket.soc
     for fd in fds:
         os.set_inheritable(fd, True)
     state = {"pid": created.child.pid, "out": out_r, "err": err_r, "in": in_w,
-             "listener": listener.detach(), "log": logs.path_in(created.directory), "waiters": waiters,
+             "listener": listener.detach(), "log": paths.log_file(created.directory), "waiters": waiters,
              "attached": clients.handed_over(), "tty": created.config.tty,
              "once": created.config.stdin_once}
     os.execve(sys.executable, monitor.monitor_argv(container_id, "--serve", json.dumps(state)), monitor_env())
