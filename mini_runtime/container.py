@@ -152,7 +152,7 @@ def create(container_id: str, record: dict[str, Any]) -> Path:
             directory.mkdir(parents=True)
             run_dir(container_id).mkdir(parents=True)
             (run_dir(container_id) / "owner").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
-            save(directory, dict(record, Id=container_id, Name="/" + name))
+            save(directory, dict(record, Id=container_id, Name="/" + name, LogPath=paths.log_file(directory)))
         except BaseException:
             names.release(name, container_id)
             raise

@@ -142,9 +142,11 @@ def serve_localhost(container_id: str, endpoint: network.Endpoint | None, held: 
             ports.release(held)
 
 
-def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None) -> str | None:
+def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None,
+               recorded: bool = True) -> str | None:
     """07: undo connect() and publish(): the proxy, the links, rules and netns; the record
-    shows no address any more. Returns what could not be undone, as a warning."""
+    shows no address any more (unless not `recorded`: it is about to be removed, --rm).
+    Returns what could not be undone, as a warning."""
     if directory is not None:
         pid_file = container.run_dir(directory.name) / PROXY
         if pid_file.exists():
@@ -157,7 +159,7 @@ def disconnect(endpoint: network.Endpoint | None, directory: Path | None = None)
         network.disconnect(endpoint)
     except MiniError as e:
         return str(e)
-    if directory is not None:
+    if directory is not None and recorded:
         forget(directory)
     return None
 

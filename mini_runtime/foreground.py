@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 
-from mini_runtime import monitor, monitor_setup, process, runtime
+from mini_runtime import monitor, monitor_setup, paths, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.tuples import named_tuple
@@ -54,7 +54,7 @@ def wait_here(here: Here) -> dict[str, Any]:
     try:
         with process.forward_signals(created.child.pid):
             status = monitor.serve(created.child.pid, here.out_r, here.err_r, out, err, waiters,
-                                   here.listener, monitor_setup.log_path(created.directory), monitor=False)
+                                   here.listener, paths.log_file(created.directory), monitor=False)
     except BaseException:
         runtime.kill_and_reap(created.child.pid)
         here.listener.close()

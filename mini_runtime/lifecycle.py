@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mini_runtime import container, errors, monitor, stopping, syscalls
+from mini_runtime import container, errors, monitor, paths, stopping, syscalls
 from mini_runtime.config import ProcessSpec, checked, daemon_env
 from mini_runtime.errors import Conflict, ExecError, InvalidParameter, MiniError, NotFound, NotRunning, System
 from mini_runtime.stopping import parse_signal, supported, unsupported
@@ -287,7 +287,7 @@ def logs_of(directory: Path, *, follow: bool, tail: int | None,
             since: int | None, until: int | None = None) -> Iterator[logs.Entry]:
     from mini_runtime import logs  # (the log's reader: not on exec's, stop's ... path)
 
-    path = str(directory / f"{directory.name}-json.log")
+    path = paths.log_file(directory)
     if not os.path.exists(path):
         return iter(())
     if not follow:

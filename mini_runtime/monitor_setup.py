@@ -20,14 +20,10 @@ import select
 import socket
 import sys
 
-from mini_runtime import attach, container, logs, monitor, process, runtime
+from mini_runtime import attach, container, logs, monitor, paths, process, runtime
 from mini_runtime.config import ContainerConfig
 from mini_runtime.errors import InvalidParameter
 from mini_runtime.monitor import monitor_env, receive, send, socket_path
-
-
-def log_path(directory) -> str:
-    return str(directory / f"{directory.name}-json.log")
 
 
 Stdio = tuple[tuple[int, int, int], tuple[int, int, int], list[int], "socket.socket | None"]
@@ -78,13 +74,13 @@ def create_with_pipes(config, container_id: str, again: bool = False):  # -> (Cr
             os.close(saved_fd)
         for fd in after:
             os.close(fd)
-    record = container.load(created.directory)
-    if policy is not None:
+    if policy is not None:                              # (its LogPath is in the record already)
+        record = container.load(created.directory)
         record["HostConfig"]["RestartPolicy"] = {"Name": policy[0], "MaximumRetryCount": policy[1]}
-    container.save(created.directory, dict(record, LogPath=log_path(created.directory)))
+        container.save(created.directory, record)
     # Made now: the serve phase opens it after `run -d` may have returned, and a `logs -f`
     # that found no file would have ended at once with nothing.
-    os.close(logs.open_log(log_path(created.directory)))
+    os.close(logs.open_log(paths.log_file(created.directory)))
     dir_fd, path = socket_path(str(container.run_dir(container_id)))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -208,7 +204,7 @@ def serve_phase(created, out_r: int, err_r: int, in_w: int, listener: socket.soc
     for fd in fds:
         os.set_inheritable(fd, True)
     state = {"pid": created.child.pid, "out": out_r, "err": err_r, "in": in_w,
-             "listener": listener.detach(), "log": log_path(created.directory), "waiters": waiters,
+             "listener": listener.detach(), "log": paths.log_file(created.directory), "waiters": waiters,
              "attached": clients.handed_over(), "tty": created.config.tty,
              "once": created.config.stdin_once}
     os.execve(sys.executable, monitor.monitor_argv(container_id, "--serve", json.dumps(state)), monitor_env())

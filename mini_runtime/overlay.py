@@ -42,6 +42,7 @@ class Overlay:
     upper: Path
     work: Path
     merged: Path
+    volatile: bool = False  # never synced to disk: an upper dir thrown away at the end (--rm)
 
     @property
     def lower_dirs(self) -> list[Path]:
@@ -92,9 +93,11 @@ def prepare(directory: Path, layers_root: Path, lower: list[str]) -> Overlay:
 # >>> overlay-mount
 def mount_options(layout: Overlay) -> str:
     """lowerdir (top layer first, colon-separated), upperdir, workdir, and the options that keep
-    the upper dir plain. Lower paths stay relative: mount() resolves them from layers_root."""
+    the upper dir plain. Lower paths stay relative: mount() resolves them from layers_root.
+    A volatile layout's overlay never syncs its upper dir: not at fsync(2), and not when it is
+    unmounted, which otherwise writes back the whole filesystem the upper dir is on."""
     return (f"lowerdir={':'.join(layout.lower)},upperdir={layout.upper},"
-            f"workdir={layout.work},{PLAIN_UPPER}")
+            f"workdir={layout.work},{PLAIN_UPPER}" + (",volatile" if layout.volatile else ""))
 
 
 def mount(layout: Overlay) -> None:

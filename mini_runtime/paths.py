@@ -30,6 +30,12 @@ def run_root() -> Path:
 DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def log_file(directory: Path) -> str:
+    """A container's log (its record's LogPath, chapter 06): `<id>-json.log` in its directory,
+    as docker's json-file driver names it."""
+    return str(directory / f"{directory.name}-json.log")
+
+
 def remove_tree(path: Path) -> None:
     """`rm -rf path`, as far as it goes: what cannot be removed (a busy mount point) stays."""
     remove_at(None, str(path), ignore_errors=True)

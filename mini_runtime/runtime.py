@@ -148,11 +148,11 @@ def cleanup(created: Created, exited: Exited | None) -> str | None:
         warning = None
     except cgroups.CgroupBusy as e:
         warning = str(e)
-    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory),
-                         created.directory) or warning  # 07: links, rules, proxy, netns
     code = None if exited is None else exited.code  # 05: None: it never ran
-    container.finish(created.directory, code, keep=not created.config.remove,
-                     oom=exited is not None and exited.oom)  # 05: kept unless --rm
+    keep = code is not None and not created.config.remove  # 05: kept unless --rm
+    warning = endpoints.disconnect(created.endpoint or endpoints.of(created.directory), created.directory,
+                                   recorded=keep) or warning  # 07: links, rules, proxy, netns
+    container.finish(created.directory, code, keep=keep, oom=exited is not None and exited.oom)  # 05
     return warning                                  # 04
 
 
@@ -241,7 +241,7 @@ def inside(config: ContainerConfig, spec: ProcessSpec, files: overlay.Overlay,
     rootfs.make_mounts_private()                    # 02: nothing we mount reaches the host
     if endpoint and endpoint.files:                 # 07: mount points for /etc/hosts ... on top
         files = files._replace(lower=[str(files.upper.parent / "init")] + files.lower)
-    overlay.mount(files)                            # 05: the image's layers + our upper dir
+    overlay.mount(files._replace(volatile=config.remove))  # 05: layers + upper dir (--rm: never synced)
     shm = sharing.cloned_shm(shared)                # 03: --ipc: a shared /dev/shm, held by an fd
     if endpoint and endpoint.files:
         network.etcfiles.bind(endpoint.files, files.merged)  # 07: hosts, hostname, resolv.conf

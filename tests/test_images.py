@@ -77,6 +77,21 @@ def test_a_container_is_kept_after_it_exits_unless_rm():
     assert mini("diff", "gone").returncode == 1
 
 
+def test_only_an_rm_containers_overlay_is_volatile():
+    """Unmounting an overlay syncs the whole filesystem of its upper dir (the host's disk), and
+    the container's end waits for it. An `--rm` container's upper dir is thrown away at its end:
+    its overlay is `volatile` (never synced), as podman's is. A kept one's must survive a crash."""
+    show = ["busybox", "sh", "-c", "grep '^overlay / ' /proc/mounts"]
+    removed = mini("run", "--rm", *show)
+    assert removed.returncode == 0, removed.stderr
+    assert "volatile" in removed.stdout       # (the kernel shows `volatile`, or `fsync=volatile`)
+    kept = mini("run", "--name", "synced", *show)
+    assert kept.returncode == 0 and "volatile" not in kept.stdout, kept.stdout
+    again = mini("start", "-a", "synced")                   # (a fresh work dir: it mounts again)
+    assert again.returncode == 0 and again.stdout.startswith("overlay / ") and "volatile" not in again.stdout
+    mini("rm", "synced")
+
+
 def test_copy_on_write_leaves_the_image_and_other_containers_alone(state_root):
     image = Store().get("busybox")
     lower = Store().layers_root / Store().layer_dirs(image)[0]
