@@ -181,7 +181,9 @@ def test_a_wrong_answer_gets_a_one_line_expected_actual(tmp_path):
     broken = source.replace("return 128 + os.WTERMSIG(status)", "return -os.WTERMSIG(status)")
     assert broken != source
     (tmp_path / "process.py").write_text(broken)
-    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / "process.py", seed=4)}
+    # (only the two checks looked at: check i's seed is seed + i whatever else is graded)
+    results = {r.check.number: r for r in grading.grade(chapter, tmp_path / "process.py", seed=4,
+                                                        only=["1.1", "1.3"])}
     assert not results["1.1"].passed and results["1.1"].message.startswith("expected 1")
     assert "\n" not in results["1.1"].message
     assert results["1.3"].passed  # the other functions are still right: partial credit

@@ -131,8 +131,11 @@ def write(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every path of a store with its kind and contents: did anything change?"""
-    found = {}
+    """Every path of a store with its kind and contents: did anything change? (A file's
+    contents are read once per inode: busybox's ~270 applets are hard links of one 2 MB binary,
+    which was hashed again for each of its names, twice a test.)"""
+    found: dict[str, str] = {}
+    digests: dict[tuple[int, int], str] = {}
     for directory, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(directory, name)
@@ -140,7 +143,10 @@ def tree(root: Path) -> dict[str, str]:
             if stat.S_ISLNK(st.st_mode):
                 found[str(path.relative_to(root))] = "-> " + os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
-                found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+                inode = (st.st_dev, st.st_ino)
+                if inode not in digests:
+                    digests[inode] = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[str(path.relative_to(root))] = digests[inode]
             else:  # a directory, or a device (an overlay whiteout), a fifo...
                 found[str(path.relative_to(root))] = f"{st.st_mode:o} {st.st_rdev}"
     return found
