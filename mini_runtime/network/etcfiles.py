@@ -78,8 +78,9 @@ def is_address(text: str) -> bool:
 # >>> resolv-conf
 #: A nameserver line for a loopback address, and one for an IPv6 address, with the line breaks
 #: after it (libnetwork's resolvconf.localhostNSRegexp and nsIPv6Regexp): what is cut out.
-LOOPBACK_LINE = re.compile(r"(?m)^nameserver\s+((127\.([0-9]{1,3}\.){2}[0-9]{1,3})|(::1))\s*\n*")
-IPV6_LINE = re.compile(r"(?m)^nameserver\s+([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{0,4})(%\w+)?\s*\n*")
+#: (Compiled where used, not by every import: `re` caches them.)
+LOOPBACK_LINE = r"(?m)^nameserver\s+((127\.([0-9]{1,3}\.){2}[0-9]{1,3})|(::1))\s*\n*"
+IPV6_LINE = r"(?m)^nameserver\s+([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{0,4})(%\w+)?\s*\n*"
 
 
 def resolv_conf(text: str, dns: Iterable[str] = (), search: Iterable[str] = (),
@@ -103,10 +104,10 @@ def resolv_conf(text: str, dns: Iterable[str] = (), search: Iterable[str] = (),
         return text
     # Two passes, as docker's: at the sandbox's creation (loopback lines out; IPv6 assumed on),
     # then when it joins a network without IPv6 (IPv6 lines out). Defaults if none is left.
-    text = LOOPBACK_LINE.sub("", text)
+    text = re.compile(LOOPBACK_LINE).sub("", text)
     if not resolv_words(text, "nameserver"):
         text += "\n" + "\n".join(f"nameserver {n}" for n in DEFAULT_NAMESERVERS + DEFAULT_NAMESERVERS_IPV6)
-    text = IPV6_LINE.sub("", text)
+    text = re.compile(IPV6_LINE).sub("", text)
     if not resolv_words(text, "nameserver"):
         text += "\n" + "\n".join(f"nameserver {n}" for n in DEFAULT_NAMESERVERS)
     return text
