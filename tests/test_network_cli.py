@@ -936,3 +936,21 @@ def test_network_connect_a_created_container_and_again_at_each_start(test_host):
         mini("rm", "-f", "made")
         mini("network", "rm", "miniconnb")
     nothing_of_ours_left()
+
+
+def test_run_P_of_an_image_exposing_no_port_is_125_and_leaves_nothing(test_host, state_root):
+    """On the bridge, -P publishes every exposed port, so one that is no port is refused before
+    anything is made (docker: 125, "invalid port specification")."""
+    from conftest import image_variant
+
+    image_variant("badports:1", config={"ExposedPorts": {"80/tcp": {}, "notaport": {}}})
+    containers = state_root / "containers"
+    before = set(os.listdir(containers)) if containers.exists() else set()
+    try:
+        result = bridged("run", "--rm", "-P", "badports:1", "true")
+        assert (result.returncode, result.stdout) == (125, "")
+        assert result.stderr.startswith('mini: invalid port specification: "notaport"'), result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert set(os.listdir(containers)) == before
+    finally:
+        assert mini("rmi", "badports:1").returncode == 0
