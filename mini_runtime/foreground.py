@@ -55,6 +55,7 @@ def wait_here(here: Here) -> dict[str, Any]:
         with process.forward_signals(created.child.pid):
             status = monitor.serve(created.child.pid, here.out_r, here.err_r, out, err, waiters,
                                    here.listener, paths.log_file(created.directory), monitor=False)
+            monitor.disarm()
     except BaseException:
         runtime.kill_and_reap(created.child.pid)
         here.listener.close()

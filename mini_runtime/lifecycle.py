@@ -153,9 +153,19 @@ def stop(directory: Path, timeout: float | None = None) -> None:
     # The monitor keeps the time: a `stop` interrupted (ctrl-C) still ends the container, as
     # docker's daemon finishes a stop whose client has gone.
     asked = {"op": "stop", "signal": stop_signal(record), "timeout": timeout}
-    if monitor.request(where, asked, timeout=5) is None:
+    reply = monitor.request(where, asked, timeout=5)
+    if reply is None:
         return                                          # it has ended meanwhile
-    monitor.request(where, {"op": "wait"})
+    if "Error" not in reply:
+        monitor.request(where, {"op": "wait"})
+        return
+    # A monitor that knows only "kill" (exercise 06's answer): this process keeps the time.
+    if monitor.request(where, {"op": "kill", "signal": asked["signal"]}, timeout=5) is None:
+        return
+    forever = timeout < 0 or timeout > 10**9           # (a socket's timeout ends at ~292 years)
+    if monitor.request(where, {"op": "wait"}, None if forever else max(timeout, 0.001)) is None:
+        monitor.request(where, {"op": "kill", "signal": int(signals.SIGKILL)}, timeout=5)
+        monitor.request(where, {"op": "wait"})
 # <<< stop
 
 

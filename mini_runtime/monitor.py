@@ -42,7 +42,6 @@ import sys
 import time
 
 SOCKET = "monitor.sock"
-NEVER = float("inf")        # (a time that never comes: no `stop` is waiting for its SIGKILL)
 
 
 # --- shared by the CLI side and the monitor ------------------------------------------------------
@@ -124,27 +123,24 @@ def serve(pid: int, out_r: int, err_r: int, relay_out: int, relay_err: int, wait
             signal.signal(sig, signal.SIG_IGN)
     streams = {fd: how for fd, how in ((out_r, ("stdout", relay_out)), (err_r, ("stderr", relay_err)))
                if fd >= 0}
-    status, drain_until, kill_at = None, 0.0, NEVER
+    status, drain_until = None, 0.0
     while streams or status is None:
         if status is None:
             done, wait_status = os.waitpid(pid, os.WNOHANG)
             if done:
                 status, drain_until = wait_status, time.monotonic() + 1.0
-            elif time.monotonic() >= kill_at:           # a `stop`'s grace period is over
-                os.kill(pid, signal.SIGKILL)
-                kill_at = NEVER
         if status is not None and (not streams or time.monotonic() > drain_until):
             break                                       # (a grandchild may hold a pipe open)
-        timeout = 0.1 if status is not None else max(kill_at - time.monotonic(), 0)
+        timeout = None if status is None else 0.1
         ready, writable, _ = select.select([wake_r, listener, *streams, *clients.readers()],
-                                           clients.writers(), [], None if timeout == NEVER else timeout)
+                                           clients.writers(), [], timeout)
         if writable:
             clients.flush()
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
             elif fd is listener:
-                kill_at = min(kill_at, answer(listener, pid if status is None else 0, waiters, clients))
+                answer(listener, pid if status is None else 0, waiters, clients)
             elif isinstance(fd, socket.socket):
                 clients.read_from(fd)
             else:
@@ -185,6 +181,7 @@ def serve_then_finish(container_id: str, state: dict) -> None:
     listener, waiters = socket.socket(fileno=state["listener"]), state["waiters"]
     status = serve(state["pid"], state["out"], state["err"], -1, -1, waiters, listener, state["log"],
                    clients=clients)
+    disarm()
     pid = state["pid"]
     for fd in waiters:
         os.set_inheritable(fd, True)
@@ -203,14 +200,14 @@ def relay_all(fd: int, data: bytes) -> bool:
         return False
 
 
-def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> float:
+def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> None:
     """One request on the socket: kill (a signal to the container's init), stop (a signal now,
-    SIGKILL when its grace period is over: the time returned), wait (answered when it has
-    ended, by the finish phase), attach (the connection joins `clients`), resize."""
+    SIGKILL when its grace period is over: `stop_later`), wait (answered when it has ended, by
+    the finish phase), attach (the connection joins `clients`), resize."""
     try:
         conn, _ = listener.accept()
     except OSError:
-        return NEVER
+        return
     conn.settimeout(2)
     try:
         message = receive(conn) or {}
@@ -219,32 +216,54 @@ def answer(listener: socket.socket, pid: int, waiters: list[int], clients) -> fl
     conn.settimeout(None)
     if message.get("op") == "wait":
         waiters.append(conn.detach())
-        return NEVER
+        return
     if message.get("op") == "attach" and pid and clients.asked_streams(message) is not None:
         if send(conn, {"Tty": clients.tty}):
             clients.add(conn, bool(message.get("stdin")), clients.asked_streams(message))
-        return NEVER
-    kill_at = NEVER
+        return
     if message.get("op") == "resize" and pid and clients.tty and clients.stdin >= 0:
         from mini_runtime.attach import resize, window_size
 
         try:
             resize(clients.stdin, *window_size(message))
             send(conn, {"ok": True})
-        except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
+        except (OSError, ValueError) as e:
             send(conn, {"Error": str(e)})
     elif message.get("op") in ("kill", "stop") and pid:
         try:
             grace = float(message.get("timeout", -1)) if message["op"] == "stop" else -1.0
             os.kill(pid, int(message.get("signal", signal.SIGKILL)))
-            kill_at = time.monotonic() + grace if 0 <= grace <= 10**9 else NEVER   # (<0: never)
+            if 0 <= grace <= 10**9:                     # (a negative one: no SIGKILL at all)
+                stop_later(pid, grace)
             send(conn, {"ok": True})
         except (OSError, ValueError, TypeError) as e:     # (TypeError: int() of a list)
             send(conn, {"Error": str(e)})
     else:
         send(conn, {"Error": "is not running" if pid == 0 else "unknown or malformed request"})
     conn.close()
-    return kill_at
+
+
+def stop_later(pid: int, grace: float) -> None:
+    """`stop`'s SIGKILL, `grace` seconds from now, sent by this process whether or not the client
+    that asked is still there. The kernel keeps the time (setitimer(2): SIGALRM, which wakes the
+    serve loop's select like SIGCHLD), and the SIGKILL goes through a pidfd: it cannot reach
+    another process that was given the pid of an init reaped meanwhile (pidfd_send_signal(2)).
+    Disarmed before the finish phase's execve, which would keep the timer (`disarm`)."""
+    pidfd = os.pidfd_open(pid)
+
+    def kill(*_: object) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass                                        # it has ended (and was reaped)
+    signal.signal(signal.SIGALRM, kill)
+    signal.setitimer(signal.ITIMER_REAL, max(grace, 0.001))   # (0 would disarm it)
+
+
+def disarm() -> None:
+    """No `stop` SIGKILL pending any more (its timer would survive an execve, and SIGALRM's
+    default action ends a process)."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def monitor_argv(container_id: str, *args: str) -> list[str]:

@@ -1038,7 +1038,7 @@ def test_a_load_killed_half_way_leaves_nothing_after_the_next_store(tmp_path, st
     import time
 
     Store().ensure_builtin()
-    layers = [tar_of([(f"big{i}", os.urandom(40 << 20))]) for i in range(3)]
+    layers = [tar_of([(f"big{i}", os.urandom(16 << 20))]) for i in range(3)]
     config = _config([sha(layer) for layer in layers])
     config_bytes = dumps(config)
     entries = {f"blobs/sha256/{sha(layer)[7:]}": layer for layer in layers}

@@ -39,7 +39,7 @@ def started(made: list[str], name: str, *flags: str, command: list[str] = LOOP) 
     made.append(name)
     done = mini("run", "-d", "--name", name, *flags, *command)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60                    # (the v2 guest is slow: 40 MB of "a" in sh)
     while "ready" not in mini("logs", name).stdout:
         assert time.monotonic() < deadline, "the container never said ready"
         time.sleep(0.05)
