@@ -15,7 +15,7 @@ log=$(mktemp /var/tmp/mini-v2-guest-log.XXXXXX)
 "$python" scripts/v2_guest.py >"$log" 2>&1 &
 guest=$!
 trap 'kill -TERM "$guest" 2>/dev/null; wait "$guest" 2>/dev/null; rm -f "$log"; exit 130' INT TERM
-"$python" -m pytest "$@"
+"$python" -m pytest --durations=30 "$@"     # (the slowest 30, for the 20-minute budget)
 host=$?
 echo "==> the host's tests ended ($host); the cgroup-v2 guest's tests:"
 wait "$guest"
