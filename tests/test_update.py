@@ -39,7 +39,7 @@ def started(made: list[str], name: str, *flags: str, command: list[str] = LOOP) 
     made.append(name)
     done = mini("run", "-d", "--name", name, *flags, *command)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 60                    # (the v2 guest is slow: 40 MB of "a" in sh)
+    deadline = time.monotonic() + 20
     while "ready" not in mini("logs", name).stdout:
         assert time.monotonic() < deadline, "the container never said ready"
         time.sleep(0.05)
@@ -145,7 +145,6 @@ def test_a_refusal_is_one_line_and_changes_nothing(containers, flags, code, line
     unchanged("upd-refused", container_id, before)
 
 
-@pytest.mark.skipif(V2, reason="cgroup v2 takes a memory limit below the usage: it reclaims, then OOM-kills")
 def test_zero_is_not_set_as_dockers_update_reads_it(containers):
     """docker's client sends 0 for --cpus 0 and -m 0, and its daemon reads 0 as "not given": the
     limits stay, and the command succeeds (the oracle: dockerd 20.10, `update -m 0 --cpus 0`)."""
@@ -156,6 +155,7 @@ def test_zero_is_not_set_as_dockers_update_reads_it(containers):
     unchanged("upd-zero", container_id, before)
 
 
+@pytest.mark.skipif(V2, reason="cgroup v2 takes a memory limit below the usage: it reclaims, then OOM-kills")
 def test_a_memory_limit_the_kernel_refuses_puts_back_what_was_written(containers):
     """v1 answers EBUSY to a memory limit below what the container uses and cannot reclaim (40 MB
     of a shell's variable); memory + swap, lifted before it, goes back, and so does all else."""
